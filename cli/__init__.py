@@ -1,0 +1,1 @@
+"""tidewire.cli: the thin command line. It talks to a running daemon only through its control socket."""

@@ -1,0 +1,1 @@
+"""tidewire.node: the Trio shell (TUN, sockets, timers, SQLite, netlink, nftables)."""

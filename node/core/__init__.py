@@ -1,0 +1,1 @@
+"""tidewire.node.core: sans-IO node logic (cryptokey routing, exit policy, accounting rules)."""

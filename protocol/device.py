@@ -1,0 +1,407 @@
+"""The device: one local static key, its peers, the index table, and the verbs the shell calls.
+
+    receive_datagram(data, addr, *, now, under_load) -> (peer, plaintext) | None
+    encrypt(peer, packet, *, now)                    -> datagram | None (staged)
+    datagrams_to_send()                              -> [(datagram, endpoint)]
+    next_event()                                     -> Event | None
+    get_timer() / handle_timer(*, now)
+
+The receive path turns every refusal into a counted drop (`drops[reason]`):
+nothing from the network raises out of it, and nothing but the counters changes
+before a message has authenticated. Handshake logic and the timer rules follow
+wireguard-go (device/send.go, receive.go, timers.go, peer.go); a responder
+matches an initiation's profile by which mac1 label verifies.
+"""
+
+from collections import Counter, deque
+
+from cryptography.exceptions import InvalidTag
+
+from . import handshake as hs
+from .constants import (
+    INITIATION_SIZE,
+    KEEPALIVE_SIZE,
+    KEEPALIVE_TIMEOUT,
+    MAX_EVENTS,
+    MAX_OUTBOX,
+    MESSAGE_COOKIE_REPLY,
+    MESSAGE_INITIATION,
+    MESSAGE_RESPONSE,
+    MESSAGE_TRANSPORT,
+    REJECT_AFTER_MESSAGES,
+    REJECT_AFTER_TIME,
+    REKEY_AFTER_MESSAGES,
+    REKEY_AFTER_TIME,
+    REKEY_TIMEOUT,
+    REKEY_TIMEOUT_JITTER_MAX_MS,
+    RESPONSE_SIZE,
+    TRANSPORT_HEADER_SIZE,
+)
+from .cookie import CookieChecker
+from .crypto import clamp, nonce, public_key
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import (
+    EndpointChanged,
+    Event,
+    HandshakeCompleted,
+    TimestampSent,
+)
+from .keypair import Keypair
+from .messages import (
+    HEADER,
+    message_type,
+    padded_length,
+    parse_cookie_reply,
+    parse_initiation,
+    parse_response,
+)
+from .peer import Peer, PeerConfig
+from .profile import PROFILES, Mode
+from .tai64n import next_stamp
+from .timers import fire_peer_timers
+from .types import Endpoint, RandomSource
+
+_LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT  # 165 s
+
+
+class Device:
+    def __init__(
+        self,
+        *,
+        private_key: bytes,
+        rng: RandomSource,
+        wall_offset: float = 0.0,
+        mtu: int | None = None,
+    ) -> None:
+        if len(private_key) != 32:
+            raise LocalProtocolError("private_key: a key is 32 bytes")
+        self.private_key = private_key
+        self.public_key = public_key(private_key)
+        self.rng = rng
+        self.wall_offset = wall_offset
+        self.mtu = mtu
+        self.peers: dict[bytes, Peer] = {}
+        self.index: dict[int, Peer | Keypair] = {}
+        self.checkers = {mode: CookieChecker(p, self.public_key) for mode, p in PROFILES.items()}
+        self.drops: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+        self._outbox: deque[tuple[bytes, Endpoint]] = deque()
+        self._events: deque[Event] = deque()
+
+    # -- configuration ------------------------------------------------------
+
+    def add_peer(self, config: PeerConfig) -> Peer:
+        if config.public_key in self.peers:
+            raise LocalProtocolError("public_key: this peer is already configured")
+        if config.public_key == self.public_key:
+            raise LocalProtocolError("public_key: a peer cannot have this device's own key")
+        peer = Peer(config, local_private=self.private_key, local_public=self.public_key)
+        self.peers[config.public_key] = peer
+        return peer
+
+    def remove_peer(self, public_key: bytes) -> None:
+        peer = self.peers.pop(public_key, None)
+        if peer is None:
+            raise LocalProtocolError("public_key: no such peer")
+        peer.zero(self.index)
+
+    def sync_wall_clock(self, *, wall: float, now: float) -> None:
+        """Tell the core the wall-clock time (Unix seconds) that matches monotonic `now`."""
+        self.wall_offset = wall - now
+
+    # -- outputs ------------------------------------------------------------
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Endpoint]]:
+        out = list(self._outbox)
+        self._outbox.clear()
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def _send(self, data: bytes, endpoint: Endpoint) -> None:
+        if len(self._outbox) >= MAX_OUTBOX:
+            self.drops["outbox_full"] += 1
+            return
+        self._outbox.append((data, endpoint))
+
+    def emit(self, event: Event) -> None:
+        if len(self._events) >= MAX_EVENTS:
+            self._events.popleft()
+            self.counters["events_lost"] += 1
+        self._events.append(event)
+
+    def _new_index(self) -> int:
+        while True:
+            idx = int.from_bytes(self.rng(4), "little")
+            if idx and idx not in self.index:
+                return idx
+
+    # -- sending ------------------------------------------------------------
+
+    def encrypt(self, peer: Peer, packet: bytes, *, now: float) -> bytes | None:
+        """Seal one inner packet for `peer`; stage it and start a handshake if no session yet."""
+        kp = peer.usable_keypair(now=now) if not peer.staged else None
+        if kp is None:
+            if not peer.stage(packet):
+                self.drops["staged_overflow"] += 1
+            self._send_staged(peer, now=now)
+            return None
+        return self._seal(peer, kp, packet, now=now)
+
+    def _seal(self, peer: Peer, kp: Keypair, packet: bytes, *, now: float) -> bytes:
+        counter = kp.send_counter
+        kp.send_counter = counter + 1
+        length = len(packet)
+        padded = padded_length(length, self.mtu)
+        if padded != length:
+            packet = packet + bytes(padded - length)
+        out = HEADER.pack(MESSAGE_TRANSPORT, kp.remote_index, counter) + kp.send_aead.encrypt(
+            nonce(counter), packet, None
+        )
+        peer.tx_bytes += len(out)
+        peer.on_any_authenticated_packet_traversal(now=now)
+        peer.on_any_authenticated_packet_sent()
+        if length:
+            peer.on_data_sent(now=now)
+        # keepKeyFreshSending
+        if counter + 1 > REKEY_AFTER_MESSAGES or (
+            kp.is_initiator and now - kp.created > REKEY_AFTER_TIME
+        ):
+            self.send_initiation(peer, now=now, retry=False)
+        return out
+
+    def _send_staged(self, peer: Peer, *, now: float) -> None:
+        kp = peer.usable_keypair(now=now)
+        if kp is None:
+            self.send_initiation(peer, now=now, retry=False)
+            return
+        if peer.endpoint is None:
+            return
+        while peer.staged and peer.usable_keypair(now=now) is kp:
+            self._send(self._seal(peer, kp, peer.staged.popleft(), now=now), peer.endpoint)
+
+    def send_keepalive(self, peer: Peer, *, now: float) -> None:
+        if not peer.staged:
+            peer.staged.append(b"")
+        self._send_staged(peer, now=now)
+
+    def initiate(self, peer: Peer, *, now: float) -> None:
+        """Start a handshake now (rate limited to one per 5 s, as wireguard-go)."""
+        self.send_initiation(peer, now=now, retry=False)
+
+    def send_initiation(self, peer: Peer, *, now: float, retry: bool) -> None:
+        if not retry:
+            peer.handshake_attempts = 0
+        last = peer.handshake.last_sent_initiation
+        if last is not None and now - last < REKEY_TIMEOUT:
+            return
+        if peer.endpoint is None:
+            self.counters["initiation_no_endpoint"] += 1
+            return
+        peer.handshake.last_sent_initiation = now
+        old = peer.handshake.local_index
+        if old and self.index.get(old) is peer:
+            del self.index[old]
+        idx = self._new_index()
+        ts = next_stamp(now + self.wall_offset, peer.last_sent_timestamp)
+        peer.last_sent_timestamp = ts
+        msg = peer.handshake.create_initiation(
+            ephemeral_private=clamp(self.rng(32)), local_index=idx, timestamp=ts
+        )
+        peer.cookie.add_macs(msg, now=now)
+        self.index[idx] = peer
+        self.emit(TimestampSent(peer.public_key, ts))
+        self.counters["initiations_sent"] += 1
+        self._send(bytes(msg), peer.endpoint)
+        peer.on_any_authenticated_packet_traversal(now=now)
+        peer.on_any_authenticated_packet_sent()
+        jitter_ms = int.from_bytes(self.rng(2), "little") % REKEY_TIMEOUT_JITTER_MAX_MS
+        peer.on_handshake_initiated(now=now, jitter=jitter_ms / 1000)
+
+    # -- receiving ----------------------------------------------------------
+
+    def receive_datagram(
+        self, data: bytes, addr: Endpoint, *, now: float, under_load: bool = False
+    ) -> tuple[Peer, bytes] | None:
+        """Process one datagram. Returns (peer, inner packet) for data; None otherwise.
+
+        Never raises for anything the network can send: refusals are counted in
+        `drops` by reason.
+        """
+        try:
+            kind = message_type(data)
+            if kind == MESSAGE_TRANSPORT:
+                return self._receive_transport(data, addr, now=now)
+            if kind == MESSAGE_INITIATION:
+                self._receive_initiation(data, addr, now=now, under_load=under_load)
+            elif kind == MESSAGE_RESPONSE:
+                self._receive_response(data, addr, now=now, under_load=under_load)
+            elif kind == MESSAGE_COOKIE_REPLY:
+                self._receive_cookie_reply(data, now=now)
+            else:
+                raise RemoteProtocolError("unknown_type")
+        except RemoteProtocolError as exc:
+            self.drops[exc.reason] += 1
+        return None
+
+    def _match_mac1(self, data: bytes, size: int, name: str) -> CookieChecker:
+        if len(data) != size:
+            raise RemoteProtocolError(f"{name}_size")
+        for checker in self.checkers.values():
+            if checker.check_mac1(data):
+                return checker
+        raise RemoteProtocolError(f"{name}_mac1")
+
+    def _check_load(
+        self, checker: CookieChecker, data: bytes, sender: int, addr: Endpoint, *, now: float
+    ) -> None:
+        if not checker.check_mac2(data, addr, now=now):
+            self._send(checker.create_reply(data, sender, addr, now=now, rng=self.rng), addr)
+            self.counters["cookie_replies_sent"] += 1
+            raise RemoteProtocolError("under_load_cookie_sent")
+
+    def _receive_initiation(
+        self, data: bytes, addr: Endpoint, *, now: float, under_load: bool
+    ) -> None:
+        checker = self._match_mac1(data, INITIATION_SIZE, "initiation")
+        msg = parse_initiation(data)
+        if under_load:
+            self._check_load(checker, data, msg.sender, addr, now=now)
+        opened = hs.open_initiation(checker.profile, self.private_key, self.public_key, msg)
+        peer = self.peers.get(opened.remote_static)
+        if peer is None:
+            raise RemoteProtocolError("initiation_unknown_peer")
+        if peer.profile is not checker.profile:
+            raise RemoteProtocolError("initiation_wrong_mode")
+        hs.finish_initiation(peer.handshake, opened, now=now)
+        # authenticated from here on
+        self._update_endpoint(peer, addr)
+        peer.on_any_authenticated_packet_traversal(now=now)
+        peer.on_any_authenticated_packet_received()
+        old = peer.handshake.local_index
+        if old and self.index.get(old) is peer:
+            del self.index[old]
+        idx = self._new_index()
+        out, keys = peer.handshake.create_response(
+            ephemeral_private=clamp(self.rng(32)), local_index=idx
+        )
+        peer.cookie.add_macs(out, now=now)
+        kp = Keypair(keys, peer_key=peer.public_key, now=now)
+        peer.begin_responder_session(kp, self.index)
+        peer.on_session_derived(now=now)
+        peer.on_any_authenticated_packet_traversal(now=now)
+        peer.on_any_authenticated_packet_sent()
+        self.counters["responses_sent"] += 1
+        self._send(bytes(out), addr)
+
+    def _receive_response(
+        self, data: bytes, addr: Endpoint, *, now: float, under_load: bool
+    ) -> None:
+        checker = self._match_mac1(data, RESPONSE_SIZE, "response")
+        msg = parse_response(data)
+        if under_load:
+            self._check_load(checker, data, msg.sender, addr, now=now)
+        peer = self.index.get(msg.receiver)
+        if not isinstance(peer, Peer):
+            raise RemoteProtocolError("response_unknown_index")
+        if peer.profile is not checker.profile:
+            raise RemoteProtocolError("response_wrong_mode")
+        keys = peer.handshake.consume_response(msg)
+        # authenticated from here on
+        self._update_endpoint(peer, addr)
+        peer.on_any_authenticated_packet_traversal(now=now)
+        peer.on_any_authenticated_packet_received()
+        kp = Keypair(keys, peer_key=peer.public_key, now=now)
+        self.index[kp.local_index] = kp
+        peer.begin_initiator_session(kp, self.index)
+        peer.on_session_derived(now=now)
+        peer.on_handshake_complete(now=now)
+        self.emit(HandshakeCompleted(peer.public_key, initiator=True))
+        self.send_keepalive(peer, now=now)
+
+    def _receive_cookie_reply(self, data: bytes, *, now: float) -> None:
+        msg = parse_cookie_reply(data)
+        entry = self.index.get(msg.receiver)
+        if entry is None:
+            raise RemoteProtocolError("cookie_unknown_index")
+        peer = entry if isinstance(entry, Peer) else self.peers.get(entry.peer_key)
+        if peer is None:
+            raise RemoteProtocolError("cookie_unknown_index")
+        peer.cookie.consume_reply(msg, now=now)
+        self.counters["cookies_received"] += 1
+
+    def _receive_transport(
+        self, data: bytes, addr: Endpoint, *, now: float
+    ) -> tuple[Peer, bytes] | None:
+        if len(data) < KEEPALIVE_SIZE:
+            raise RemoteProtocolError("transport_short")
+        _, receiver, counter = HEADER.unpack_from(data)
+        kp = self.index.get(receiver)
+        if not isinstance(kp, Keypair):
+            raise RemoteProtocolError("transport_unknown_index")
+        if now - kp.created >= REJECT_AFTER_TIME or counter >= REJECT_AFTER_MESSAGES:
+            raise RemoteProtocolError("transport_expired_keypair")
+        if not kp.replay.check(counter, REJECT_AFTER_MESSAGES):
+            raise RemoteProtocolError("transport_replay")
+        try:
+            plaintext = kp.recv_aead.decrypt(
+                nonce(counter), memoryview(data)[TRANSPORT_HEADER_SIZE:], None
+            )
+        except InvalidTag:
+            raise RemoteProtocolError("transport_decrypt") from None
+        kp.replay.accept(counter, REJECT_AFTER_MESSAGES)
+        peer = self.peers[kp.peer_key]
+        # authenticated from here on
+        if kp is peer.next:
+            peer.promote_next(self.index)
+            peer.on_handshake_complete(now=now)
+            self.emit(HandshakeCompleted(peer.public_key, initiator=False))
+            self._send_staged_if_any(peer, now=now)
+        cur = peer.current
+        if (
+            cur is not None
+            and cur.is_initiator
+            and not peer.sent_last_minute_handshake
+            and now - cur.created > _LAST_MINUTE
+        ):
+            peer.sent_last_minute_handshake = True
+            self.send_initiation(peer, now=now, retry=False)
+        self._update_endpoint(peer, addr)
+        peer.on_any_authenticated_packet_traversal(now=now)
+        peer.on_any_authenticated_packet_received()
+        peer.rx_bytes += len(data)
+        if not plaintext:
+            self.counters["keepalives_received"] += 1
+            return None
+        peer.on_data_received(now=now)
+        return peer, plaintext
+
+    def _send_staged_if_any(self, peer: Peer, *, now: float) -> None:
+        if peer.staged:
+            self._send_staged(peer, now=now)
+
+    def _update_endpoint(self, peer: Peer, addr: Endpoint) -> None:
+        if peer.endpoint != addr:
+            peer.endpoint = addr
+            self.emit(EndpointChanged(peer.public_key, addr))
+
+    # -- timers -------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline over all peers (monotonic seconds), or None."""
+        best: float | None = None
+        for peer in self.peers.values():
+            t = peer.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def handle_timer(self, *, now: float) -> None:
+        for peer in list(self.peers.values()):
+            t = peer.next_deadline()
+            if t is not None and t <= now:
+                fire_peer_timers(self, peer, now=now)
+
+
+__all__ = ["Device", "Mode", "Peer", "PeerConfig"]

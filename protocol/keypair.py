@@ -1,0 +1,40 @@
+"""A transport keypair: one direction's key each way, the send counter, the replay window.
+
+A peer holds up to three (previous, current, next) as wireguard-go does
+(whitepaper section 5.4.6); the AEAD objects are built once per keypair so the
+per-packet calls allocate nothing but their output.
+"""
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from .handshake import SessionKeys
+from .replay import ReplayWindow
+
+
+class Keypair:
+    __slots__ = (
+        "created",
+        "is_initiator",
+        "local_index",
+        "peer_key",
+        "recv_aead",
+        "remote_index",
+        "replay",
+        "send_aead",
+        "send_counter",
+    )
+
+    def __init__(self, keys: SessionKeys, *, peer_key: bytes, now: float) -> None:
+        self.send_aead = ChaCha20Poly1305(keys.send)
+        self.recv_aead = ChaCha20Poly1305(keys.recv)
+        self.send_counter = 0
+        self.replay = ReplayWindow()
+        self.created = now
+        self.is_initiator = keys.is_initiator
+        self.local_index = keys.local_index
+        self.remote_index = keys.remote_index
+        self.peer_key = peer_key
+
+    def __repr__(self) -> str:
+        role = "initiator" if self.is_initiator else "responder"
+        return f"<Keypair {role} local={self.local_index:#x} created={self.created}>"

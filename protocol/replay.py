@@ -1,0 +1,54 @@
+"""Sliding replay window of 8128 counters (RFC 6479, sized as wireguard-go's replay.go).
+
+A ring of 128 blocks of 64 bits. `last` is the highest counter accepted so far;
+moving it forward clears the blocks it passes over. A counter is accepted if it
+is below the limit, not already seen, and no more than 8128 behind `last`.
+Call `accept` only after the packet has authenticated, so forged counters can
+never move the window.
+"""
+
+from .constants import REPLAY_BLOCK_BITS, REPLAY_RING_BLOCKS, REPLAY_WINDOW
+
+_BLOCK_SHIFT = REPLAY_BLOCK_BITS.bit_length() - 1  # 6
+_BIT_MASK = REPLAY_BLOCK_BITS - 1
+_RING_MASK = REPLAY_RING_BLOCKS - 1
+
+
+class ReplayWindow:
+    __slots__ = ("blocks", "last")
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.blocks = [0] * REPLAY_RING_BLOCKS
+
+    def check(self, counter: int, limit: int) -> bool:
+        """Would `counter` be accepted? Changes nothing."""
+        if counter >= limit:
+            return False
+        if counter > self.last:
+            return True
+        if self.last - counter > REPLAY_WINDOW:
+            return False
+        block = (counter >> _BLOCK_SHIFT) & _RING_MASK
+        return not (self.blocks[block] >> (counter & _BIT_MASK)) & 1
+
+    def accept(self, counter: int, limit: int) -> bool:
+        """Record `counter` if it is acceptable; return whether it was."""
+        if counter >= limit:
+            return False
+        block_index = counter >> _BLOCK_SHIFT
+        if counter > self.last:
+            current = self.last >> _BLOCK_SHIFT
+            diff = min(block_index - current, REPLAY_RING_BLOCKS)
+            blocks = self.blocks
+            for i in range(1, diff + 1):
+                blocks[(current + i) & _RING_MASK] = 0
+            self.last = counter
+        elif self.last - counter > REPLAY_WINDOW:
+            return False
+        slot = block_index & _RING_MASK
+        bit = 1 << (counter & _BIT_MASK)
+        if self.blocks[slot] & bit:
+            return False
+        self.blocks[slot] |= bit
+        return True
