@@ -1,1 +1,4 @@
-"""tidewire.cli: the thin command line. It talks to a running daemon only through its control socket."""
+"""tidewire.cli: the thin command line.
+
+It reaches a running daemon only through its control socket.
+"""

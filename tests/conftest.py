@@ -1,0 +1,1 @@
+"""Shared fixtures. Lab tests (marked `lab`) skip themselves when not root."""
