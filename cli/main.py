@@ -1,10 +1,18 @@
-"""The `tidewire` console command: argument parsing and dispatch, one module per command."""
+"""The `tidewire` console command: argument parsing and dispatch, one module per command.
+
+Each command module has `add_parser(subparsers)` and `run(args, env) -> int`. Errors
+go to stderr as one sentence and a non-zero exit status (cli/exit_status.py).
+"""
 
 import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from .status import ExitStatus
+from . import cmd_down, cmd_keys, cmd_peer, cmd_status, cmd_up
+from .env import Environment
+from .exit_status import ExitStatus
+
+COMMANDS = [cmd_keys, cmd_up, cmd_down, cmd_status, cmd_peer]
 
 
 def _version() -> str:
@@ -14,23 +22,30 @@ def _version() -> str:
         return "0+unknown"
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(ExitStatus.USAGE, f"tidewire: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tidewire",
         description="tidewire: a decentralized-bandwidth VPN node (WireGuard-compatible).",
     )
     parser.add_argument("--version", action="version", version=f"tidewire {_version()}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in COMMANDS:
+        module.add_parser(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return ExitStatus.OK
-    return ExitStatus.OK  # pragma: no cover - commands arrive with the daemon
+    return int(args.run(args, env or Environment()))
 
 
 if __name__ == "__main__":

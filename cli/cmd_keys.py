@@ -1,0 +1,60 @@
+"""`tidewire genkey`, `pubkey`, `genpsk`: keys in the base64 format of `wg`.
+
+`genkey` and `genpsk` print to stdout, or write to a file with mode 0600 when
+given `-o FILE`; `pubkey` reads a private key on stdin.
+"""
+
+import argparse
+import os
+from typing import Any
+
+from tidewire.protocol.errors import LocalProtocolError
+from tidewire.protocol.keys import decode_key, derive_public, encode_key, private_from_seed
+
+from .env import Environment
+from .exit_status import ExitStatus
+
+
+def add_parser(sub: Any) -> None:
+    for name, help_text, fn in (
+        ("genkey", "print a new private key", _genkey),
+        ("genpsk", "print a new preshared key", _genpsk),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("-o", "--output", metavar="FILE", help="write the key to FILE (mode 0600)")
+        p.set_defaults(run=fn)
+    p = sub.add_parser("pubkey", help="read a private key on stdin, print its public key")
+    p.set_defaults(run=_pubkey)
+
+
+def _emit(key: str, args: argparse.Namespace, env: Environment) -> int:
+    if args.output:
+        try:
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            env.error(f"cannot write {args.output}: {exc.strerror}")
+            return ExitStatus.ERROR
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(key + "\n")
+    else:
+        print(key, file=env.stdout)
+    return ExitStatus.OK
+
+
+def _genkey(args: argparse.Namespace, env: Environment) -> int:
+    return _emit(encode_key(private_from_seed(os.urandom(32))), args, env)
+
+
+def _genpsk(args: argparse.Namespace, env: Environment) -> int:
+    return _emit(encode_key(os.urandom(32)), args, env)
+
+
+def _pubkey(args: argparse.Namespace, env: Environment) -> int:
+    try:
+        private = decode_key(env.stdin.read(), field="private key on stdin")
+    except LocalProtocolError as exc:
+        env.error(str(exc))
+        return ExitStatus.ERROR
+    print(encode_key(derive_public(private)), file=env.stdout)
+    return ExitStatus.OK

@@ -1,0 +1,68 @@
+"""`tidewire status [IFACE] [--json]`: what `wg show` tells, plus exit-policy and drop counts."""
+
+import argparse
+import json
+import time
+from typing import Any
+
+from .control_client import add_socket_argument, run_call
+from .env import Environment
+from .exit_status import ExitStatus
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("status", help="show a running node's peers and counters")
+    p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
+    p.add_argument("--json", action="store_true", help="stable JSON instead of a table")
+    add_socket_argument(p)
+    p.set_defaults(run=run)
+
+
+def _ago(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    secs = max(0, int(time.time() - ts))
+    return f"{secs} s ago" if secs < 120 else f"{secs // 60} min ago"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def render(st: dict[str, Any]) -> str:
+    lines = [
+        f"interface: {st['interface']}",
+        f"  public key: {st['public_key']}",
+        f"  listening port: {st['listen_port']}",
+    ]
+    ex = st["exit"]
+    if ex["enabled"]:
+        refused = ", ".join(f"{k} {v}" for k, v in sorted(ex["refused"].items())) or "none"
+        lines.append(f"  exit: via {ex['outbound_interface']}; refused: {refused}")
+    drops = ", ".join(f"{k} {v}" for k, v in sorted(st["drops"].items()) if v)
+    lines.append(f"  dropped: {drops or 'none'}")
+    for p in st["peers"]:
+        lines += [
+            "",
+            f"peer: {p['public_key']} ({p['mode']})",
+            f"  endpoint: {p['endpoint'] or '(none)'}",
+            f"  allowed ips: {', '.join(p['allowed_ips']) or '(none)'}",
+            f"  latest handshake: {_ago(p['latest_handshake'])}",
+            f"  transfer: {_bytes(p['rx_bytes'])} received, {_bytes(p['tx_bytes'])} sent",
+        ]
+        if p["persistent_keepalive"]:
+            lines.append(f"  persistent keepalive: every {p['persistent_keepalive']} seconds")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    reply = run_call(args, env, {"cmd": "status"})
+    if reply is None:
+        return ExitStatus.ERROR
+    st = reply["status"]
+    print(json.dumps(st, indent=2, sort_keys=True) if args.json else render(st), file=env.stdout)
+    return ExitStatus.OK

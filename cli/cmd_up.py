@@ -1,0 +1,45 @@
+"""`tidewire up CONFIG [--exit]`: run the node in the foreground, logging to stderr."""
+
+import argparse
+import logging
+from typing import Any
+
+from .env import Environment
+from .exit_status import ExitStatus
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("up", help="run a node in the foreground from a TOML or WireGuard config")
+    p.add_argument("config", metavar="CONFIG", help="tidewire TOML file or wg-quick .conf file")
+    p.add_argument(
+        "--exit", action="store_true", help="act as a provider (exit) for this node's peers"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    from tidewire.node import daemon
+    from tidewire.node.config import ConfigError, load
+    from tidewire.node.errors import NodeError
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=env.stderr,
+    )
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        env.error(str(exc))
+        return ExitStatus.ERROR
+    for warning in cfg.warnings:
+        logging.getLogger("tidewire.config").warning(warning)
+    try:
+        daemon.run(cfg, exit_enabled=True if args.exit else None)
+    except NodeError as exc:
+        env.error(str(exc))
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        pass
+    return ExitStatus.OK

@@ -1,0 +1,64 @@
+"""Finding a daemon's control socket and talking to it, with one-sentence errors."""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from tidewire.node.control import request
+
+from .env import Environment
+
+RUN_DIR = Path("/run/tidewire")
+
+
+class ClientError(Exception):
+    pass
+
+
+def add_socket_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--socket", metavar="PATH", help="control socket (default /run/tidewire/IFACE.sock)"
+    )
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    if getattr(args, "socket", None):
+        return Path(args.socket)
+    iface = getattr(args, "iface", None)
+    if iface:
+        return RUN_DIR / f"{iface}.sock"
+    running = sorted(RUN_DIR.glob("*.sock")) if RUN_DIR.exists() else []
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise ClientError("no tidewire daemon is running (no control socket in /run/tidewire)")
+    names = ", ".join(p.stem for p in running)
+    raise ClientError(f"several daemons are running ({names}); name the interface")
+
+
+def call(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any]:
+    path = socket_path(args)
+    try:
+        reply = request(path, message)
+    except FileNotFoundError:
+        raise ClientError(f"no daemon at {path} (is `tidewire up` running for it?)") from None
+    except PermissionError:
+        raise ClientError(f"no permission to use {path}; run as root") from None
+    except (ConnectionError, OSError) as exc:
+        raise ClientError(f"cannot talk to the daemon at {path}: {exc}") from None
+    except (ValueError, json.JSONDecodeError):
+        raise ClientError(f"the daemon at {path} sent a malformed reply") from None
+    if not reply.get("ok"):
+        raise ClientError(str(reply.get("error", "the daemon refused the request")))
+    return reply
+
+
+def run_call(
+    args: argparse.Namespace, env: Environment, message: dict[str, Any]
+) -> dict[str, Any] | None:
+    try:
+        return call(args, message)
+    except ClientError as exc:
+        env.error(str(exc))
+        return None

@@ -1,0 +1,332 @@
+"""`tidewire up`: the node's lifecycle around the data path.
+
+Start-up, in order: take the per-interface lock (a second daemon for the same
+interface stops here), load persisted timestamps, bind the UDP sockets (IPv4
+and IPv6), create the TUN device, set addresses, MTU and routes, install the
+exit rules if this is a provider, open the control socket, then run the data
+path until SIGTERM, SIGINT or `tidewire down`. Tear-down undoes each step in
+reverse; the TUN interface goes away with its file descriptor even on kill -9,
+and stale rules and firewall tables are removed at the next start.
+"""
+
+import base64
+import fcntl
+import logging
+import os
+import signal
+import socket
+import time
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from tidewire.node import control, firewall, netconf
+from tidewire.node.config import NodeConfig, PeerSpec, parse_endpoint
+from tidewire.node.core.exit_policy import ExitPolicy
+from tidewire.node.datapath import DataPath
+from tidewire.node.errors import NodeError
+from tidewire.node.state import TimestampStore
+from tidewire.node.status import build_status
+from tidewire.node.tun import open_tun
+from tidewire.protocol.device import Device
+from tidewire.protocol.errors import LocalProtocolError
+from tidewire.protocol.peer import Peer, PeerConfig
+
+log = logging.getLogger("tidewire.node")
+
+SOCKET_BUFFER = 4 << 20
+
+
+class Daemon:
+    def __init__(self, cfg: NodeConfig, *, exit_enabled: bool | None = None) -> None:
+        self.cfg = cfg
+        self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
+        self.sockets: dict[int, socket.socket] = {}
+        self.listen_port = 0
+        self.table = 0
+        self.tun_fd = -1
+        self.lock_fd = -1
+        self.forwarding: dict[str, str] = {}
+        self.firewall_installed = False
+        self.outbound_interface: str | None = None
+        self.peer_allowed: dict[bytes, list[Any]] = {}
+        self.peer_specs: dict[bytes, PeerSpec] = {}
+        self.cancel = trio.CancelScope()
+        self.datapath: DataPath | None = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        cfg = self.cfg
+        try:
+            self._lock()
+            store = TimestampStore(cfg.state_dir / cfg.name)
+            device = Device(
+                private_key=cfg.private_key,
+                rng=os.urandom,
+                wall_offset=time.time() - trio.current_time(),
+                mtu=cfg.mtu,
+            )
+            self._bind()
+            self.table = self.listen_port
+            policy = None
+            if self.exit_enabled:
+                policy = ExitPolicy(
+                    allow=cfg.exit.allow,
+                    deny=cfg.exit.deny,
+                    own_addresses=netconf.local_addresses(),
+                )
+            self.tun_fd = open_tun(cfg.name)
+            dp = self.datapath = DataPath(
+                device=device,
+                tun_fd=self.tun_fd,
+                sockets=self.sockets,
+                policy=policy,
+                persist_timestamp=store.put,
+            )
+            netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
+            netconf.remove_rules(self.table)
+            for spec in cfg.peers:
+                await self.add_peer(spec, last_timestamp=store.get(spec.public_key))
+            if self.exit_enabled:
+                self._start_exit(policy)
+            for spec in cfg.peers:
+                peer = device.peers[spec.public_key]
+                if peer.endpoint is not None and spec.persistent_keepalive:
+                    device.send_keepalive(peer, now=trio.current_time())
+            dp.flush()
+            with self.cancel:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(control.serve, cfg.control_socket, self.handle_request)
+                    nursery.start_soon(self._signals)
+                    nursery.start_soon(dp.tun_reader)
+                    nursery.start_soon(dp.timer_task)
+                    for sock in self.sockets.values():
+                        nursery.start_soon(dp.udp_reader, sock)
+                    log.info(
+                        "%s up: public key %s, port %d, %d peers%s",
+                        cfg.name,
+                        base64.b64encode(device.public_key).decode(),
+                        self.listen_port,
+                        len(cfg.peers),
+                        f", exit via {self.outbound_interface}" if self.exit_enabled else "",
+                    )
+                    task_status.started()
+        finally:
+            self._teardown()
+
+    def _lock(self) -> None:
+        assert self.cfg.control_socket is not None
+        lock_path = self.cfg.control_socket.with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise NodeError(
+                f"a tidewire daemon for {self.cfg.name} is already running"
+                + (f" (pid {other})" if other else "")
+                + f"; stop it with `tidewire down {self.cfg.name}`"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.lock_fd = fd
+
+    def _bind(self) -> None:
+        port = self.cfg.listen_port or 0
+        s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s4.bind(("0.0.0.0", port))
+        except OSError as exc:
+            s4.close()
+            raise NodeError(f"cannot listen on UDP port {port}: {exc.strerror}") from None
+        self.listen_port = s4.getsockname()[1]
+        self.sockets[socket.AF_INET] = s4
+        try:
+            s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s6.bind(("::", self.listen_port))
+            self.sockets[socket.AF_INET6] = s6
+        except OSError as exc:
+            log.warning("no IPv6 socket (%s); IPv4 only", exc.strerror)
+        for s in self.sockets.values():
+            s.setblocking(False)
+            for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # *BUFFORCE
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+                except OSError:
+                    s.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.listen_port)
+            except OSError:
+                log.warning(
+                    "cannot mark the UDP sockets; a default route through the tunnel will loop"
+                )
+
+    def _start_exit(self, policy: ExitPolicy | None) -> None:
+        assert policy is not None
+        out = self.cfg.exit.outbound_interface or netconf.default_route_interface()
+        if out is None:
+            raise NodeError(
+                "the exit role needs an outbound interface: set [exit] outbound_interface"
+            )
+        self.outbound_interface = out
+        if firewall.remove(self.cfg.name):
+            log.info("removed stale exit rules of %s from an earlier run", self.cfg.name)
+        self.forwarding = firewall.enable_forwarding()
+        firewall.install(self.cfg.name, out, policy)
+        self.firewall_installed = True
+
+    def _teardown(self) -> None:
+        if self.firewall_installed:
+            firewall.remove(self.cfg.name)
+        if self.forwarding:
+            firewall.restore_forwarding(self.forwarding)
+        if self.table:
+            try:
+                netconf.remove_rules(self.table)
+            except Exception:  # pragma: no cover - best effort on the way out
+                log.exception("removing routing rules")
+        if self.tun_fd >= 0:
+            os.close(self.tun_fd)  # removes the interface, its addresses and routes
+            self.tun_fd = -1
+        for s in self.sockets.values():
+            s.close()
+        self.sockets.clear()
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("%s: stopping (%s)", self.cfg.name, signal.Signals(signum).name)
+                self.cancel.cancel()
+                return
+
+    # -- peers ----------------------------------------------------------------
+
+    async def add_peer(self, spec: PeerSpec, *, last_timestamp: bytes | None = None) -> Peer:
+        assert self.datapath is not None
+        endpoint = None
+        if spec.endpoint:
+            endpoint = await resolve(spec.endpoint)
+        peer = self.datapath.device.add_peer(
+            PeerConfig(
+                public_key=spec.public_key,
+                preshared_key=spec.preshared_key,
+                endpoint=endpoint,
+                persistent_keepalive=spec.persistent_keepalive,
+                mode=spec.mode,
+                last_sent_timestamp=last_timestamp,
+            )
+        )
+        for net in spec.allowed_ips:
+            self.datapath.routes.insert(net, peer)
+        self.peer_allowed[spec.public_key] = list(spec.allowed_ips)
+        self.peer_specs[spec.public_key] = spec
+        netconf.add_routes(self.cfg.name, spec.allowed_ips, table=self.table)
+        return peer
+
+    def remove_peer(self, public_key: bytes) -> None:
+        assert self.datapath is not None
+        peer = self.datapath.device.peers.get(public_key)
+        if peer is None:
+            raise control.RequestError("no peer with that public key")
+        self.datapath.routes.remove(peer)
+        self.datapath.device.remove_peer(public_key)
+        self.peer_allowed.pop(public_key, None)
+        self.peer_specs.pop(public_key, None)
+
+    # -- control requests ---------------------------------------------------
+
+    async def handle_request(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req["cmd"]
+        if cmd == "status":
+            return {"status": build_status(self)}
+        if cmd == "down":
+            self.cancel.cancel()
+            return {}
+        if cmd == "peer_add":
+            spec = peer_spec_from_request(req)
+            if self.datapath and spec.public_key in self.datapath.device.peers:
+                raise control.RequestError("a peer with that public key is already configured")
+            try:
+                await self.add_peer(spec)
+            except (LocalProtocolError, NodeError, OSError) as exc:
+                raise control.RequestError(str(exc)) from None
+            return {}
+        if cmd == "peer_remove":
+            self.remove_peer(_request_key(req, "public_key"))
+            return {}
+        raise control.RequestError(
+            f"unknown command {cmd!r} (known: status, peer_add, peer_remove, down)"
+        )
+
+
+def _request_key(req: dict[str, Any], field: str) -> bytes:
+    from tidewire.protocol.keys import decode_key
+
+    value = req.get(field)
+    if not isinstance(value, str):
+        raise control.RequestError(f"{field}: a base64 key is required")
+    try:
+        return decode_key(value, field=field)
+    except LocalProtocolError as exc:
+        raise control.RequestError(str(exc)) from None
+
+
+def peer_spec_from_request(req: dict[str, Any]) -> PeerSpec:
+    from tidewire.protocol.profile import Mode
+
+    spec = PeerSpec(public_key=_request_key(req, "public_key"))
+    if req.get("preshared_key") is not None:
+        spec.preshared_key = _request_key(req, "preshared_key")
+    endpoint = req.get("endpoint")
+    if endpoint is not None:
+        if not isinstance(endpoint, str):
+            raise control.RequestError("endpoint: must be HOST:PORT")
+        try:
+            parse_endpoint(endpoint)
+        except ValueError as exc:
+            raise control.RequestError(f"endpoint: {exc}") from None
+        spec.endpoint = endpoint
+    ips = req.get("allowed_ips", [])
+    if not isinstance(ips, list) or not all(isinstance(v, str) for v in ips):
+        raise control.RequestError("allowed_ips: must be a list of prefixes")
+    for v in ips:
+        try:
+            spec.allowed_ips.append(ip_network(v, strict=False))
+        except ValueError:
+            raise control.RequestError(f"allowed_ips: {v!r} is not an IP prefix") from None
+    keepalive = req.get("persistent_keepalive", 0)
+    if not isinstance(keepalive, int) or isinstance(keepalive, bool) or not 0 <= keepalive <= 65535:
+        raise control.RequestError("persistent_keepalive: seconds from 0 to 65535")
+    spec.persistent_keepalive = keepalive
+    mode = req.get("mode", "native")
+    if mode not in ("native", "wireguard"):
+        raise control.RequestError('mode: must be "native" or "wireguard"')
+    spec.mode = Mode(mode)
+    return spec
+
+
+async def resolve(endpoint: str) -> tuple[str, int]:
+    host, port = parse_endpoint(endpoint)
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise NodeError(f"endpoint {endpoint}: cannot resolve {host} ({exc.strerror})") from None
+    _family, _, _, _, sockaddr = infos[0]
+    return (str(sockaddr[0]), int(sockaddr[1]))
+
+
+def run(cfg: NodeConfig, *, exit_enabled: bool | None = None) -> None:
+    """Run the daemon in the foreground until it is told to stop."""
+    trio.run(Daemon(cfg, exit_enabled=exit_enabled).run)
+
+
+__all__ = ["Daemon", "NodeError", "Path", "run"]

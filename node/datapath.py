@@ -1,0 +1,210 @@
+"""The packet path between the TUN device and the UDP sockets.
+
+Each reader task waits for readiness once, then drains a batch without
+blocking and calls the synchronous core per packet: no `await` per packet.
+After each batch, the core's events are handled (timestamps persisted first),
+then its queued datagrams are sent, and the timer task is woken so it can see
+any new deadline. Every refusal is counted by reason in `drops`.
+"""
+
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+
+import trio
+
+from tidewire.node.core.allowed_ips import AllowedIPs
+from tidewire.node.core.exit_policy import ExitPolicy
+from tidewire.node.core.packet import inspect
+from tidewire.protocol.device import Device
+from tidewire.protocol.events import (
+    EndpointChanged,
+    HandshakeCompleted,
+    HandshakeGaveUp,
+    KeysZeroed,
+    TimestampSent,
+)
+from tidewire.protocol.peer import Peer
+from tidewire.protocol.types import Endpoint
+
+log = logging.getLogger("tidewire.node")
+
+BATCH = 256
+LOAD_WINDOW = 1.0
+LOAD_THRESHOLD = 128  # handshake messages per second before cookies are demanded
+
+
+class DataPath:
+    def __init__(
+        self,
+        *,
+        device: Device,
+        tun_fd: int,
+        sockets: dict[int, socket.socket],
+        policy: ExitPolicy | None,
+        persist_timestamp: Callable[[bytes, bytes], None],
+    ) -> None:
+        self.device = device
+        self.tun_fd = tun_fd
+        self.sockets = sockets  # by address family
+        self.policy = policy
+        self.persist_timestamp = persist_timestamp
+        self.routes: AllowedIPs[Peer] = AllowedIPs()
+        self.drops: Counter[str] = Counter()
+        self.wake = trio.Event()
+        self._load_window_start = 0.0
+        self._load_count = 0
+        self._under_load_until = 0.0
+
+    # -- outbound: TUN -> peer ----------------------------------------------
+
+    async def tun_reader(self) -> None:
+        fd = self.tun_fd
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            now = trio.current_time()
+            for _ in range(BATCH):
+                try:
+                    packet = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                self.outbound(packet, now=now)
+            self.after_batch()
+
+    def outbound(self, packet: bytes, *, now: float) -> None:
+        inner = inspect(packet)
+        if inner is None:
+            self.drops["tun_malformed"] += 1
+            return
+        peer = (
+            self.routes.lookup_v4(inner.dst)
+            if inner.version == 4
+            else self.routes.lookup_v6(inner.dst)
+        )
+        if peer is None:
+            self.drops["tun_no_route"] += 1
+            return
+        out = self.device.encrypt(peer, packet, now=now)
+        if out is not None and peer.endpoint is not None:
+            self.send(out, peer.endpoint)
+
+    def send(self, data: bytes, endpoint: Endpoint) -> None:
+        sock = self.sockets.get(socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET)
+        if sock is None:
+            self.drops["send_no_socket"] += 1
+            return
+        try:
+            sock.sendto(data, endpoint)
+        except BlockingIOError:
+            self.drops["send_buffer_full"] += 1
+        except OSError:
+            self.drops["send_failed"] += 1
+
+    # -- inbound: socket -> TUN ---------------------------------------------
+
+    async def udp_reader(self, sock: socket.socket) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            now = trio.current_time()
+            for _ in range(BATCH):
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    self.drops["recv_error"] += 1  # e.g. ICMP errors reported on the socket
+                    continue
+                under_load = False
+                if data[:1] in (b"\x01", b"\x02"):
+                    under_load = self._handshake_load(now)
+                res = self.device.receive_datagram(
+                    data, (addr[0], addr[1]), now=now, under_load=under_load
+                )
+                if res is not None:
+                    self.inbound(res[0], res[1])
+            self.after_batch()
+
+    def _handshake_load(self, now: float) -> bool:
+        if now - self._load_window_start > LOAD_WINDOW:
+            self._load_window_start, self._load_count = now, 0
+        self._load_count += 1
+        if self._load_count > LOAD_THRESHOLD:
+            self._under_load_until = now + LOAD_WINDOW
+        return now < self._under_load_until
+
+    def inbound(self, peer: Peer, plaintext: bytes) -> None:
+        inner = inspect(plaintext)
+        if inner is None:
+            self.drops["inner_malformed"] += 1
+            return
+        owner = (
+            self.routes.lookup_v4(inner.src)
+            if inner.version == 4
+            else self.routes.lookup_v6(inner.src)
+        )
+        if owner is not peer:
+            self.drops["inner_source_not_allowed"] += 1
+            return
+        if self.policy is not None:
+            reason = self.policy.check(inner)
+            if reason is not None:
+                self.drops["exit_" + reason] += 1
+                return
+        try:
+            os.write(
+                self.tun_fd,
+                plaintext[: inner.length] if inner.length != len(plaintext) else plaintext,
+            )
+        except BlockingIOError:
+            self.drops["tun_write_full"] += 1
+        except OSError:
+            self.drops["tun_write_failed"] += 1
+
+    # -- timers and the core's outputs ----------------------------------------
+
+    async def timer_task(self) -> None:
+        while True:
+            deadline = self.device.get_timer()
+            with trio.move_on_at(deadline if deadline is not None else float("inf")):
+                await self.wake.wait()
+            self.wake = trio.Event()
+            self.device.handle_timer(now=trio.current_time())
+            self.flush()
+
+    def after_batch(self) -> None:
+        self.flush()
+        self.wake.set()
+
+    def flush(self) -> None:
+        dev = self.device
+        while (event := dev.next_event()) is not None:
+            if isinstance(event, TimestampSent):
+                self.persist_timestamp(event.public_key, event.timestamp)
+            elif isinstance(event, HandshakeCompleted):
+                log.info(
+                    "handshake with %s completed (%s)",
+                    _short(event.public_key),
+                    "we initiated" if event.initiator else "they initiated",
+                )
+            elif isinstance(event, EndpointChanged):
+                log.info("peer %s now at %s:%d", _short(event.public_key), *event.endpoint)
+            elif isinstance(event, HandshakeGaveUp):
+                log.warning(
+                    "peer %s: no handshake response after 90 s; giving up for now",
+                    _short(event.public_key),
+                )
+            elif isinstance(event, KeysZeroed):
+                log.info(
+                    "peer %s: keys erased after 540 s without a new session",
+                    _short(event.public_key),
+                )
+        for data, endpoint in dev.datagrams_to_send():
+            self.send(data, endpoint)
+
+
+def _short(key: bytes) -> str:
+    import base64
+
+    return base64.b64encode(key).decode()[:8] + "…"

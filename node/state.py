@@ -1,0 +1,53 @@
+"""Durable node state in the state directory: written atomically, never half-written.
+
+Each file is replaced by writing a temporary file beside it, fsyncing it,
+renaming it over the old one and fsyncing the directory, so a crash or kill at
+any moment leaves either the old content or the new one.
+
+`timestamps.json` keeps the last TAI64N timestamp sent to each peer, so that a
+restart, or a router without a real-time clock, never sends an older one.
+"""
+
+import base64
+import json
+import os
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class TimestampStore:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = directory / "timestamps.json"
+        self.stamps: dict[str, str] = {}
+        if self.path.exists():
+            try:
+                raw = json.loads(self.path.read_text())
+                self.stamps = {str(k): str(v) for k, v in raw.items()}
+            except (ValueError, AttributeError):
+                # A corrupt file is impossible with atomic writes; if it happens anyway,
+                # move it aside rather than lose it, and start from the wall clock.
+                self.path.rename(self.path.with_suffix(".corrupt"))
+
+    def get(self, public_key: bytes) -> bytes | None:
+        value = self.stamps.get(base64.b64encode(public_key).decode())
+        return bytes.fromhex(value) if value else None
+
+    def put(self, public_key: bytes, timestamp: bytes) -> None:
+        self.stamps[base64.b64encode(public_key).decode()] = timestamp.hex()
+        atomic_write(self.path, json.dumps(self.stamps, indent=1, sort_keys=True).encode())

@@ -1,0 +1,60 @@
+"""The status report of a running node: what `wg show` tells, plus the node's own counters.
+
+The JSON keys are stable (documented in the README): interface, public_key,
+listen_port, exit, drops, peers[] with public_key, endpoint, allowed_ips,
+latest_handshake (Unix seconds or null), rx_bytes, tx_bytes,
+persistent_keepalive (seconds, 0 is off) and mode.
+"""
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tidewire.node.daemon import Daemon
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+def build_status(daemon: "Daemon") -> dict[str, Any]:
+    dp = daemon.datapath
+    assert dp is not None
+    dev = dp.device
+    peers = []
+    for key, peer in dev.peers.items():
+        ep = peer.endpoint
+        endpoint = (
+            None if ep is None else (f"[{ep[0]}]:{ep[1]}" if ":" in ep[0] else f"{ep[0]}:{ep[1]}")
+        )
+        latest = (
+            None if peer.last_handshake is None else round(peer.last_handshake + dev.wall_offset, 3)
+        )
+        peers.append(
+            {
+                "public_key": _b64(key),
+                "endpoint": endpoint,
+                "allowed_ips": [str(n) for n in daemon.peer_allowed.get(key, [])],
+                "latest_handshake": latest,
+                "rx_bytes": peer.rx_bytes,
+                "tx_bytes": peer.tx_bytes,
+                "persistent_keepalive": int(peer.persistent_keepalive),
+                "mode": peer.profile.mode.value,
+            }
+        )
+    exit_refused = {k[5:]: v for k, v in dp.drops.items() if k.startswith("exit_")}
+    return {
+        "interface": daemon.cfg.name,
+        "public_key": _b64(dev.public_key),
+        "listen_port": daemon.listen_port,
+        "exit": {
+            "enabled": daemon.exit_enabled,
+            "outbound_interface": daemon.outbound_interface,
+            "refused": exit_refused,
+        },
+        "drops": {
+            **{f"link_{k}": v for k, v in dev.drops.items()},
+            **{k: v for k, v in dp.drops.items() if not k.startswith("exit_")},
+        },
+        "peers": peers,
+    }

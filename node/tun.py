@@ -1,0 +1,40 @@
+"""A Linux TUN device (Documentation/networking/tuntap.rst): IFF_TUN | IFF_NO_PI, non-blocking.
+
+The interface lives as long as the file descriptor: closing it removes the
+interface with its addresses and routes, which is also what happens if the
+process is killed.
+"""
+
+import errno
+import fcntl
+import os
+import struct
+
+from .errors import NodeError
+
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+
+
+def open_tun(name: str) -> int:
+    try:
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NodeError(
+            "/dev/net/tun is missing: load the tun kernel module (modprobe tun)"
+        ) from None
+    except PermissionError:
+        raise NodeError("opening /dev/net/tun needs root (or CAP_NET_ADMIN)") from None
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno == errno.EPERM:
+            raise NodeError(f"creating interface {name} needs root (or CAP_NET_ADMIN)") from None
+        if exc.errno == errno.EBUSY:
+            raise NodeError(f"interface {name} already exists and is in use") from None
+        if exc.errno == errno.EINVAL:
+            raise NodeError(f"interface {name} exists and is not a TUN device") from None
+        raise NodeError(f"cannot create TUN interface {name}: {exc.strerror}") from None
+    return fd
