@@ -69,7 +69,10 @@ async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 reply = await _handle_line(line, handler)
+                after = reply.pop("after_reply", None)
                 await stream.send_all(json.dumps(reply).encode() + b"\n")
+                if after is not None:
+                    after()  # e.g. `down`: stop only once the caller has its answer
             if len(buf) > MAX_LINE:
                 reply = {"ok": False, "error": f"request longer than {MAX_LINE} bytes"}
                 await stream.send_all(json.dumps(reply).encode() + b"\n")

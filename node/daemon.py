@@ -249,8 +249,8 @@ class Daemon:
         if cmd == "status":
             return {"status": build_status(self)}
         if cmd == "down":
-            self.cancel.cancel()
-            return {}
+            log.info("%s: stopping (tidewire down)", self.cfg.name)
+            return {"after_reply": self.cancel.cancel}
         if cmd == "peer_add":
             spec = peer_spec_from_request(req)
             if self.datapath and spec.public_key in self.datapath.device.peers:

@@ -1,0 +1,258 @@
+"""A small library for network-namespace labs: hosts, links, processes, deadlines, logs.
+
+    with Lab("exit") as lab:
+        client, provider = lab.host("client"), lab.host("provider")
+        lab.link(client, provider, "198.51.100.2/24", "198.51.100.1/24")
+        node = lab.tidewire(provider, config_text)     # runs `tidewire up` in the namespace
+        lab.wait_for(lambda: ..., timeout=10, what="handshake")
+
+Every namespace and process is torn down on exit, whatever happened; every wait
+has a deadline; `lab.logs()` gathers every process's output, and a failure
+inside the `with` block prints it.
+"""
+
+import itertools
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+TIDEWIRE = str(VENV_BIN / "tidewire")
+_counter = itertools.count()
+
+
+class LabError(Exception):
+    pass
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+
+@dataclass
+class Host:
+    lab: "Lab"
+    name: str
+    netns: str
+    addresses: list[str] = field(default_factory=list)
+
+    def run(self, cmd: str | list[str], *, timeout: float = 30, check: bool = True,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.lab.run_in(self, cmd, timeout=timeout, check=check, input=input)
+
+    def spawn(self, cmd: str | list[str], *, name: str | None = None, env: dict[str, str] | None = None) -> Proc:
+        return self.lab.spawn_in(self, cmd, name=name or self.name, env=env)
+
+
+@dataclass
+class Node:
+    """A tidewire daemon in the lab."""
+
+    host: Host
+    name: str
+    config: Path
+    socket: Path
+    proc: Proc
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return self.host.run([TIDEWIRE, *args, "--socket", str(self.socket)], check=check, timeout=timeout)
+
+    def status(self) -> dict[str, Any]:
+        import json
+
+        out = self.cli("status", "--json")
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
+
+
+class Lab:
+    def __init__(self, name: str) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces, TUN, nftables)")
+        self.prefix = f"tw{os.getpid() % 100000}x{next(_counter)}{name[:4]}"
+        self.hosts: list[Host] = []
+        self.procs: list[Proc] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"tidewire-lab-{name}-"))
+
+    # -- context ----------------------------------------------------------------
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            print(f"\n===== lab {self.prefix} failed: node logs =====\n{self.logs()}", file=sys.stderr)
+        self.teardown()
+
+    def teardown(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.alive():
+                proc.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for proc in self.procs:
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(timeout=5)
+        for host in self.hosts:
+            subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True)
+            pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
+        self.hosts.clear()
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {p.name} (exit {p.popen.poll()}) -----\n{p.log()}" for p in self.procs)
+
+    # -- building ---------------------------------------------------------------
+
+    def host(self, name: str) -> Host:
+        host = Host(self, name, f"{self.prefix}-{name}")
+        subprocess.run(["ip", "netns", "add", host.netns], check=True)
+        self.hosts.append(host)
+        host.run("ip link set lo up")
+        host.run("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0")
+        return host
+
+    def link(self, a: Host, b: Host, a_addrs: str | list[str], b_addrs: str | list[str],
+             *, a_if: str = "", b_if: str = "") -> tuple[str, str]:
+        """A veth pair between two hosts, with addresses ("10.0.0.1/24" or a list)."""
+        n = len([h for h in self.hosts])  # distinct names per lab
+        a_if = a_if or f"to-{b.name}"[:15]
+        b_if = b_if or f"to-{a.name}"[:15]
+        tmp_a, tmp_b = f"v{os.getpid() % 10000}a{n}{next(_counter)}", f"v{os.getpid() % 10000}b{n}{next(_counter)}"
+        subprocess.run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b], check=True)
+        subprocess.run(["ip", "link", "set", tmp_a, "netns", a.netns, "name", a_if], check=True)
+        subprocess.run(["ip", "link", "set", tmp_b, "netns", b.netns, "name", b_if], check=True)
+        for host, ifname, addrs in ((a, a_if, a_addrs), (b, b_if, b_addrs)):
+            for addr in [addrs] if isinstance(addrs, str) else addrs:
+                host.run(["ip", "addr", "add", addr, "dev", ifname])
+                host.addresses.append(addr.split("/")[0])
+            host.run(["ip", "link", "set", ifname, "up"])
+        return a_if, b_if
+
+    # -- processes ----------------------------------------------------------------
+
+    def _argv(self, host: Host, cmd: str | list[str]) -> list[str]:
+        argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        return ["ip", "netns", "exec", host.netns, *argv]
+
+    def run_in(self, host: Host, cmd: str | list[str], *, timeout: float, check: bool,
+               input: str | None = None) -> subprocess.CompletedProcess[str]:
+        argv = self._argv(host, cmd)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
+        if check and result.returncode != 0:
+            raise LabError(
+                f"{host.name}: `{shlex.join(argv[4:])}` exited {result.returncode}: "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result
+
+    def spawn_in(self, host: Host, cmd: str | list[str], *, name: str, env: dict[str, str] | None) -> Proc:
+        log_path = self.tmp / f"{name}-{len(self.procs)}.log"
+        log = open(log_path, "wb")
+        popen = subprocess.Popen(
+            self._argv(host, cmd), stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+        log.close()
+        proc = Proc(name, popen, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def tidewire(self, host: Host, name: str, config_text: str, *, args: tuple[str, ...] = (),
+                 conf_name: str | None = None, wait: bool = True) -> Node:
+        """Write a config and run `tidewire up` with it; wait until its control socket answers."""
+        config = self.tmp / (conf_name or f"{name}.toml")
+        config.write_text(config_text)
+        sock = self.tmp / f"{name}.sock"
+        proc = host.spawn([TIDEWIRE, "up", str(config), *args], name=f"tidewire-{name}")
+        node = Node(host, name, config, sock, proc)
+        if wait:
+            self.wait_for(lambda: sock.exists() or not proc.alive(), timeout=15, what=f"{name} to start")
+            if not proc.alive():
+                raise LabError(f"tidewire {name} exited at start:\n{proc.log()}")
+        return node
+
+    # -- waiting ------------------------------------------------------------------
+
+    def wait_for(self, predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise LabError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(interval)
+
+
+def tidewire_toml(*, name: str, private_key: str, address: list[str], lab: Lab, listen_port: int | None = None,
+                  peers: list[dict[str, Any]] = (), exit: dict[str, Any] | None = None, mtu: int = 1420) -> str:  # type: ignore[assignment]
+    """A tidewire TOML config whose control socket and state live in the lab's folder."""
+    lines = [
+        "[interface]",
+        f'name = "{name}"',
+        f'private_key = "{private_key}"',
+        f"address = {list(address)!r}".replace("'", '"'),
+        f"mtu = {mtu}",
+        f'control_socket = "{lab.tmp / (name + ".sock")}"',
+        f'state_dir = "{lab.tmp / "state"}"',
+    ]
+    if listen_port is not None:
+        lines.append(f"listen_port = {listen_port}")
+    for p in peers:
+        lines.append("\n[[peer]]")
+        for k, v in p.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+    if exit is not None:
+        lines.append("\n[exit]")
+        for k, v in exit.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v) + '"'
+
+
+def genkey() -> tuple[str, str]:
+    """(private, public) in wg's base64 format, from tidewire's own CLI code path."""
+    import base64
+
+    from tidewire.protocol.keys import derive_public, private_from_seed
+
+    priv = private_from_seed(os.urandom(32))
+    return base64.b64encode(priv).decode(), base64.b64encode(derive_public(priv)).decode()

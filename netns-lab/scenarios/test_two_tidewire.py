@@ -1,0 +1,62 @@
+"""Two tidewire nodes (native mode) over a veth pair:
+
+    [a] 192.168.241.1 / fd00:241::1 ---- veth ---- 192.168.241.2 / fd00:241::2 [b]
+        tunnel 10.77.0.1 / fd77::1                  tunnel 10.77.0.2 / fd77::2
+"""
+
+import pytest
+from common import handshaken, ping, transfer
+from lab import TIDEWIRE, Lab, genkey, tidewire_toml
+
+
+def build(lab: Lab, outer: str):  # type: ignore[no-untyped-def]
+    a, b = lab.host("a"), lab.host("b")
+    lab.link(a, b, ["192.168.241.1/24", "fd00:241::1/64"], ["192.168.241.2/24", "fd00:241::2/64"])
+    ka, pa = genkey()
+    kb, pb = genkey()
+    endpoint = "192.168.241.2:51821" if outer == "v4" else "[fd00:241::2]:51821"
+    na = lab.tidewire(a, "twa", tidewire_toml(
+        name="twa", private_key=ka, address=["10.77.0.1/24", "fd77::1/64"], lab=lab, listen_port=51820,
+        peers=[{"public_key": pb, "endpoint": endpoint, "allowed_ips": ["10.77.0.2/32", "fd77::2/128"]}]))
+    nb = lab.tidewire(b, "twb", tidewire_toml(
+        name="twb", private_key=kb, address=["10.77.0.2/24", "fd77::2/64"], lab=lab, listen_port=51821,
+        peers=[{"public_key": pa, "allowed_ips": ["10.77.0.1/32", "fd77::1/128"]}]))
+    return a, b, na, nb
+
+
+@pytest.mark.parametrize("outer", ["v4", "v6"])
+def test_ping_both_ways_v4_and_v6_inside(outer: str) -> None:
+    with Lab("two") as lab:
+        a, b, na, nb = build(lab, outer)
+        ping(a, "10.77.0.2")
+        ping(b, "10.77.0.1")
+        ping(a, "fd77::2")
+        ping(b, "fd77::1")
+        assert handshaken(na) and handshaken(nb)
+        peer_b = na.status()["peers"][0]
+        assert peer_b["mode"] == "native" and peer_b["rx_bytes"] > 0 and peer_b["tx_bytes"] > 0
+        expected = "192.168.241.1:51820" if outer == "v4" else "[fd00:241::1]:51820"
+        assert nb.status()["peers"][0]["endpoint"] == expected
+
+
+def test_100_megabytes_over_tcp_arrive_intact() -> None:
+    with Lab("bulk") as lab:
+        a, b, na, nb = build(lab, "v4")
+        ping(a, "10.77.0.2")
+        transfer(lab, a, b, "10.77.0.2", 100 * 1024 * 1024)
+        transfer(lab, b, a, "fd77::1", 20 * 1024 * 1024, port=5002)
+        assert na.proc.alive() and nb.proc.alive()
+
+
+def test_down_removes_the_interface_and_a_second_daemon_is_refused() -> None:
+    with Lab("life") as lab:
+        a, b, na, nb = build(lab, "v4")
+        second = a.run([TIDEWIRE, "up", str(na.config)], check=False, timeout=30)
+        assert second.returncode == 1
+        assert "already running" in second.stderr
+        assert "twa" in a.run("ip -br link").stdout
+        na.cli("down")
+        lab.wait_for(lambda: not na.proc.alive(), timeout=10, what="the daemon to stop")
+        assert na.proc.popen.returncode == 0
+        assert "twa" not in a.run("ip -br link").stdout
+        assert not na.socket.exists()
