@@ -138,6 +138,8 @@ class Lab:
         self.hosts.append(host)
         host.run("ip link set lo up")
         host.run("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0")
+        # an address change (roaming) keeps the secondary address when the primary goes
+        host.run("sysctl -qw net.ipv4.conf.all.promote_secondaries=1 net.ipv4.conf.default.promote_secondaries=1")
         return host
 
     def link(self, a: Host, b: Host, a_addrs: str | list[str], b_addrs: str | list[str],

@@ -1,0 +1,128 @@
+"""tidewire against Debian's wireguard-go, each side configured by a WireGuard config file:
+
+    [tw] tidewire  192.168.242.1 ---- veth ---- 192.168.242.2  wireguard-go (wg-quick) [wg]
+         10.78.0.1 / fd78::1                    10.78.0.2 / fd78::2
+
+Both directions of initiation (only the initiator is given the other's endpoint),
+with and without a preshared key; roaming; a rekey across the 120 s mark (slow).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from common import ping, transfer
+from lab import Lab, genkey
+from wg import wg_conf, wg_latest_handshake, wg_quick_down, wg_quick_up
+
+_n = iter(range(1000))
+
+
+def build(lab: Lab, *, initiator: str, psk: bool):  # type: ignore[no-untyped-def]
+    tw, wg = lab.host("tw"), lab.host("wg")
+    lab.link(tw, wg, ["192.168.242.1/24"], ["192.168.242.2/24"])
+    k_tw, p_tw = genkey()
+    k_wg, p_wg = genkey()
+    shared = {"PresharedKey": genkey()[0]} if psk else {}
+    tw_peer = {"PublicKey": p_wg, **shared, "AllowedIPs": "10.78.0.2/32, fd78::2/128"}
+    wg_peer = {"PublicKey": p_tw, **shared, "AllowedIPs": "10.78.0.1/32, fd78::1/128"}
+    if initiator == "tidewire":
+        tw_peer["Endpoint"] = "192.168.242.2:51821"
+    else:
+        wg_peer["Endpoint"] = "192.168.242.1:51820"
+        wg_peer["PersistentKeepalive"] = "25"
+    n = next(_n)
+    tw_name = f"twg{n}"
+    # tidewire reads the same kind of file, unchanged (its control socket goes in /run/tidewire)
+    node = lab.tidewire(tw, tw_name, wg_conf(
+        private_key=k_tw, address=["10.78.0.1/24", "fd78::1/64"], listen_port=51820, peers=[tw_peer]),
+        conf_name=f"{tw_name}.conf", wait=False)
+    node.socket = Path("/run/tidewire") / f"{tw_name}.sock"
+    lab.wait_for(lambda: node.socket.exists() or not node.proc.alive(), timeout=15, what="tidewire to start")
+    # wireguard-go second: an initiation it sends at start must find tidewire listening
+    wg_name = f"wgo{n}"
+    wg_path = wg_quick_up(lab, wg, wg_name, wg_conf(
+        private_key=k_wg, address=["10.78.0.2/24", "fd78::2/64"], listen_port=51821, peers=[wg_peer]))
+    return tw, wg, node, wg_name, wg_path
+
+
+@pytest.mark.parametrize("psk", [False, True], ids=["no-psk", "psk"])
+@pytest.mark.parametrize("initiator", ["tidewire", "wireguard-go"])
+def test_interop(initiator: str, psk: bool) -> None:
+    with Lab("wgo") as lab:
+        tw, wg, node, wg_name, wg_path = build(lab, initiator=initiator, psk=psk)
+        try:
+            first, second = (tw, wg) if initiator == "tidewire" else (wg, tw)
+            ping(first, "10.78.0.2" if first is tw else "10.78.0.1")
+            ping(second, "10.78.0.2" if second is tw else "10.78.0.1")
+            ping(tw, "fd78::2")
+            assert wg_latest_handshake(wg, wg_name) > 0
+            st = node.status()
+            peer = st["peers"][0]
+            assert peer["mode"] == "wireguard" and peer["latest_handshake"]
+            assert peer["endpoint"] == "192.168.242.2:51821"
+            transfer(lab, wg, tw, "10.78.0.1", 20 * 1024 * 1024)
+            transfer(lab, tw, wg, "fd78::2", 5 * 1024 * 1024, port=5002)
+            assert not any(v for k, v in st["drops"].items() if k.startswith("link_") and "decrypt" in k)
+        finally:
+            wg_quick_down(wg, wg_path)
+
+
+@pytest.mark.parametrize("mover", ["tidewire", "wireguard-go"])
+def test_roaming_client_keeps_its_transfer(mover: str) -> None:
+    """The client's address changes mid-transfer; the other side follows it.
+
+    tidewire lets the kernel pick the source address, so it roams at once.
+    wireguard-go 0.0.20220316 keeps its old source address ("sticky sockets")
+    until its 15 s no-reply timer starts a new handshake, so that case gets a
+    longer transfer and only has to resume before the end.
+    """
+    with Lab("roam") as lab:
+        tw, wg, node, wg_name, wg_path = build(lab, initiator=mover, psk=False)
+        client, server, server_addr = (tw, wg, "10.78.0.2") if mover == "tidewire" else (wg, tw, "10.78.0.1")
+        duration = 8 if mover == "tidewire" else 30
+        try:
+            ping(client, server_addr)
+            srv = server.spawn(["iperf3", "-s", "-1", "-B", server_addr, "--forceflush"], name="iperf3-server")
+            lab.wait_for(lambda: "listening" in srv.log(), timeout=10, what="iperf3 server")
+            cli = client.spawn(
+                ["iperf3", "-c", server_addr, "-t", str(duration), "-i", "1", "-J"], name="iperf3-client"
+            )
+            time.sleep(2.0)
+            dev, old, new = ("to-wg", "192.168.242.1", "192.168.242.4") if mover == "tidewire" else (
+                "to-tw", "192.168.242.2", "192.168.242.3")
+            client.run(f"ip addr add {new}/24 dev {dev}")
+            client.run(f"ip addr del {old}/24 dev {dev}")
+            lab.wait_for(lambda: cli.popen.poll() is not None, timeout=duration + 30, what="iperf3 to finish")
+            assert cli.popen.returncode == 0, cli.log()
+            report = json.loads(cli.log())
+            late = [i["sum"]["bytes"] for i in report["intervals"][-3:]]
+            if mover == "tidewire":
+                assert all(b > 0 for b in late), f"transfer did not resume after the move: {late}"
+            else:  # resumed once wireguard-go re-handshook and TCP's backed-off timer fired
+                assert any(b > 0 for b in late), f"transfer did not resume after the move: {late}"
+            if mover == "tidewire":
+                assert wg.run(["wg", "show", wg_name, "endpoints"]).stdout.split()[1] == f"{new}:51820"
+            else:
+                assert node.status()["peers"][0]["endpoint"] == f"{new}:51821"
+        finally:
+            wg_quick_down(wg, wg_path)
+
+
+@pytest.mark.slow
+def test_rekey_across_the_120_second_mark() -> None:
+    with Lab("rekey") as lab:
+        tw, wg, node, wg_name, wg_path = build(lab, initiator="tidewire", psk=True)
+        try:
+            ping(tw, "10.78.0.2")
+            first = node.status()["peers"][0]["latest_handshake"]
+            result = tw.run(["ping", "-c", "140", "-i", "1", "-W", "1", "10.78.0.2"], check=False, timeout=200)
+            received = int(result.stdout.split(" received")[0].split()[-1])
+            assert received >= 138, result.stdout[-300:]
+            latest = node.status()["peers"][0]["latest_handshake"]
+            assert latest - first >= 120, (first, latest)
+            assert wg_latest_handshake(wg, wg_name) >= int(latest) - 2
+        finally:
+            wg_quick_down(wg, wg_path)
+
