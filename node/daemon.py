@@ -83,15 +83,19 @@ class Daemon:
                 device=device,
                 tun_fd=self.tun_fd,
                 sockets=self.sockets,
-                policy=policy,
+                policy=None,
                 persist_timestamp=store.put,
             )
             netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
+            if self.exit_enabled:  # after the link, so its own addresses are the router's too
+                dp.policy = ExitPolicy(
+                    allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=netconf.local_addresses()
+                )
             netconf.remove_rules(self.table)
             for spec in cfg.peers:
                 await self.add_peer(spec, last_timestamp=store.get(spec.public_key))
             if self.exit_enabled:
-                self._start_exit(policy)
+                self._start_exit(dp.policy)
             for spec in cfg.peers:
                 peer = device.peers[spec.public_key]
                 if peer.endpoint is not None and spec.persistent_keepalive:

@@ -63,11 +63,12 @@ def add_routes(name: str, networks: list[Network], *, table: int) -> None:
                 family=family,
                 table=table,
                 fwmark=table,
+                fwmask=0xFFFFFFFF,
                 flags=FIB_RULE_INVERT,
                 priority=RULE_PRIORITY + 1,
             )
             ipr.rule(
-                "add", family=family, table=254, suppress_prefixlength=0, priority=RULE_PRIORITY
+                "add", family=family, table=254, suppress_prefixlen=0, priority=RULE_PRIORITY
             )
 
 

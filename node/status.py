@@ -56,5 +56,6 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             **{f"link_{k}": v for k, v in dev.drops.items()},
             **{k: v for k, v in dp.drops.items() if not k.startswith("exit_")},
         },
+        "counters": dict(dev.counters),
         "peers": peers,
     }

@@ -1,5 +1,10 @@
-"""TCP transfer with a checksum, for lab tests: `tcpsink.py serve ADDR PORT` prints the SHA-256
-and byte count of what one connection sent; `tcpsink.py send ADDR PORT FILE` sends a file."""
+"""TCP helpers for lab tests.
+
+    tcpsink.py serve ADDR PORT       print SHA-256 and size of what one connection sent
+    tcpsink.py send ADDR PORT FILE   send a file
+    tcpsink.py listen ADDR PORT      answer every connection with one line
+    tcpsink.py check ADDR PORT       exit 0 if ADDR PORT answers within 3 s
+"""
 
 import hashlib
 import socket
@@ -27,8 +32,38 @@ def send(addr: str, port: int, path: str) -> None:
         s.sendfile(f)
 
 
+
+
+def listen(addr: str, port: int) -> None:
+    """Accept connections forever, answer each with one line, close it."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, port))
+        s.listen(16)
+        print("listening", flush=True)
+        while True:
+            conn, _ = s.accept()
+            with conn:
+                conn.sendall(b"hello from the internet\n")
+
+
+def check(addr: str, port: int) -> int:
+    """Exit 0 if a connection to ADDR PORT is answered within 3 s."""
+    try:
+        with socket.create_connection((addr, port), timeout=3) as s:
+            return 0 if s.recv(64).startswith(b"hello") else 1
+    except OSError:
+        return 1
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]))
+    cmd, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if cmd == "serve":
+        serve(addr, port)
+    elif cmd == "listen":
+        listen(addr, port)
+    elif cmd == "check":
+        sys.exit(check(addr, port))
     else:
-        send(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        send(addr, port, sys.argv[4])
