@@ -1,0 +1,69 @@
+"""The main job: a provider, two clients (tidewire and stock wireguard-go), a home LAN and
+"the internet", all in network namespaces on this machine (see topologies.py).
+
+It brings the nodes up, shows `tidewire status`, moves real traffic from each client to
+the internet through the provider, shows what the exit policy refused, and tears down.
+Run it as root: `scripts/demo`.
+"""
+
+import json
+import sys
+import time
+
+from lab import Lab
+from topologies import build_exit_lab, tcp_check
+from wg import wg_quick_down
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title}", flush=True)
+
+
+def show(ok: bool, what: str) -> None:
+    print(f"  {'got through' if ok else 'refused   '}  {what}", flush=True)
+
+
+def main() -> int:
+    with Lab("demo") as lab:
+        step("building the lab: client, wgclient, provider (exit), lan, internet")
+        x = build_exit_lab(lab)
+        try:
+            internet_iperf = x.internet.spawn(["iperf3", "-s", "--forceflush"], name="iperf3-internet")
+            lab.wait_for(lambda: "listening" in internet_iperf.log(), timeout=10, what="iperf3 on the internet host")
+            step("clients reach the internet through the provider")
+            for host in (x.client, x.wgclient):
+                ok = host.run("ping -c 3 -i 0.2 -W 2 203.0.113.2", check=False).returncode == 0
+                show(ok, f"{host.name}: ping 203.0.113.2 (internet)")
+                show(tcp_check(host, "203.0.113.2", 80), f"{host.name}: TCP 203.0.113.2:80 (internet web)")
+            step("iperf3 from the tidewire client to the internet host, 3 s")
+            out = x.client.run(["iperf3", "-c", "203.0.113.2", "-t", "3", "-J"], timeout=60, check=False)
+            if out.returncode == 0:
+                end = json.loads(out.stdout)["end"]
+                print(f"  {end['sum_received']['bits_per_second'] / 1e6:.0f} Mbit/s received by the internet host")
+            else:
+                print(f"  iperf3 failed: {out.stderr.strip() or out.stdout[-300:]}")
+            step("what the exit policy keeps the clients away from")
+            for host in (x.client, x.wgclient):
+                for addr, what in (
+                    ("192.168.77.2", "a host on the provider's home LAN"),
+                    ("192.168.77.1", "the provider's LAN address"),
+                    ("203.0.113.1", "the provider's WAN address"),
+                ):
+                    ok = host.run(f"ping -c 1 -W 1 {addr}", check=False).returncode == 0
+                    show(ok, f"{host.name}: ping {addr} ({what})")
+                show(tcp_check(host, "203.0.113.2", 25), f"{host.name}: TCP 203.0.113.2:25 (SMTP)")
+            time.sleep(0.5)
+            step("tidewire status on the provider")
+            print(x.provider_node.cli("status").stdout)
+            step("tidewire status on the tidewire client")
+            print(x.client_node.cli("status").stdout)
+            refused = x.provider_node.status()["exit"]["refused"]
+            step(f"refused by the exit policy, by reason: {json.dumps(refused, sort_keys=True)}")
+        finally:
+            wg_quick_down(x.wgclient, x.wg_path)
+            step("tearing down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
