@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 
-from lab import Host, Lab, genkey, tidewire_toml  # noqa: E402
-from wg import wg_conf, wg_quick_down, wg_quick_up  # noqa: E402
+from lab import Host, Lab, genkey, tidewire_toml
+from wg import wg_conf, wg_quick_up
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +56,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def iperf(client: Host, addr: str, *, seconds: int, streams: int, reverse: bool) -> tuple[float, int]:
+def iperf(
+    client: Host, addr: str, *, seconds: int, streams: int, reverse: bool
+) -> tuple[float, int]:
     args = ["iperf3", "-c", addr, "-t", str(seconds), "-P", str(streams), "-J"]
     if reverse:
         args.append("-R")
@@ -68,7 +70,9 @@ def iperf(client: Host, addr: str, *, seconds: int, streams: int, reverse: bool)
 
 
 def ping_ms(host: Host, addr: str) -> float:
-    out = host.run(["ping", "-c", "30", "-i", "0.05", "-W", "1", addr], check=False, timeout=30).stdout
+    out = host.run(
+        ["ping", "-c", "30", "-i", "0.05", "-W", "1", addr], check=False, timeout=30
+    ).stdout
     m = re.search(r"= [\d.]+/([\d.]+)/", out)
     return float(m.group(1)) if m else float("nan")
 
@@ -76,51 +80,178 @@ def ping_ms(host: Host, addr: str) -> float:
 def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
     ka, pa = genkey()
     kb, pb = genkey()
-    lab.tidewire(a, "twbench0", tidewire_toml(
-        name="twbench0", private_key=ka, address=["10.250.0.1/24"], lab=lab, listen_port=51820,
-        peers=[{"public_key": pb, "endpoint": "192.168.250.2:51821", "allowed_ips": ["10.250.0.2/32"],
-                "mode": "wireguard"}]))
-    lab.tidewire(b, "twbench1", tidewire_toml(
-        name="twbench1", private_key=kb, address=["10.250.0.2/24"], lab=lab, listen_port=51821,
-        peers=[{"public_key": pa, "allowed_ips": ["10.250.0.1/32"], "mode": "wireguard"}]))
+    lab.tidewire(
+        a,
+        "twbench0",
+        tidewire_toml(
+            name="twbench0",
+            private_key=ka,
+            address=["10.250.0.1/24"],
+            lab=lab,
+            listen_port=51820,
+            peers=[
+                {
+                    "public_key": pb,
+                    "endpoint": "192.168.250.2:51821",
+                    "allowed_ips": ["10.250.0.2/32"],
+                    "mode": "wireguard",
+                }
+            ],
+        ),
+    )
+    lab.tidewire(
+        b,
+        "twbench1",
+        tidewire_toml(
+            name="twbench1",
+            private_key=kb,
+            address=["10.250.0.2/24"],
+            lab=lab,
+            listen_port=51821,
+            peers=[{"public_key": pa, "allowed_ips": ["10.250.0.1/32"], "mode": "wireguard"}],
+        ),
+    )
     return (lambda: None), ("tidewire",)
 
 
 def setup_wireguard_go(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
     ka, pa = genkey()
     kb, pb = genkey()
-    pa_ = wg_quick_up(lab, a, "wgbench0", wg_conf(
-        private_key=ka, address=["10.250.0.1/24"], listen_port=51820,
-        peers=[{"PublicKey": pb, "AllowedIPs": "10.250.0.2/32", "Endpoint": "192.168.250.2:51821"}]))
-    pb_ = wg_quick_up(lab, b, "wgbench1", wg_conf(
-        private_key=kb, address=["10.250.0.2/24"], listen_port=51821,
-        peers=[{"PublicKey": pa, "AllowedIPs": "10.250.0.1/32"}]))
-    return (lambda: (wg_quick_down(a, pa_), wg_quick_down(b, pb_)) and None), ("wireguard-go",)
+    wg_quick_up(
+        lab,
+        a,
+        "wgbench0",
+        wg_conf(
+            private_key=ka,
+            address=["10.250.0.1/24"],
+            listen_port=51820,
+            peers=[
+                {"PublicKey": pb, "AllowedIPs": "10.250.0.2/32", "Endpoint": "192.168.250.2:51821"}
+            ],
+        ),
+    )
+    wg_quick_up(
+        lab,
+        b,
+        "wgbench1",
+        wg_conf(
+            private_key=kb,
+            address=["10.250.0.2/24"],
+            listen_port=51821,
+            peers=[{"PublicKey": pa, "AllowedIPs": "10.250.0.1/32"}],
+        ),
+    )
+    return (lambda: None), ("wireguard-go",)
 
 
 def _cert(lab: Lab, name: str) -> str:
     key, crt = lab.tmp / f"{name}.key", lab.tmp / f"{name}.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-keyout", str(key), "-out", str(crt), "-days", "2", "-nodes", "-subj", f"/CN={name}"],
-                   check=True, capture_output=True)
-    fp = subprocess.run(["openssl", "x509", "-fingerprint", "-sha256", "-noout", "-in", str(crt)],
-                        check=True, capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "2",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    fp = subprocess.run(
+        ["openssl", "x509", "-fingerprint", "-sha256", "-noout", "-in", str(crt)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return fp.strip().split("=", 1)[1]
 
 
 def setup_openvpn(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
     fa, fb = _cert(lab, "ovpn-a"), _cert(lab, "ovpn-b")
-    common = ["openvpn", "--dev-type", "tun", "--proto", "udp", "--data-ciphers", "CHACHA20-POLY1305",
-              "--cipher", "CHACHA20-POLY1305", "--verb", "3", "--ping", "10", "--ping-restart", "60"]
-    a.spawn([*common, "--dev", "ovpnbench0", "--tls-server", "--dh", "none", "--lport", "1194", "--remote", "192.168.250.2",
-             "--rport", "1195", "--ifconfig", "10.250.0.1", "10.250.0.2", "--cert", str(lab.tmp / "ovpn-a.crt"),
-             "--key", str(lab.tmp / "ovpn-a.key"), "--peer-fingerprint", fb], name="openvpn-a")
-    b.spawn([*common, "--dev", "ovpnbench1", "--tls-client", "--lport", "1195", "--remote", "192.168.250.1",
-             "--rport", "1194", "--ifconfig", "10.250.0.2", "10.250.0.1", "--cert", str(lab.tmp / "ovpn-b.crt"),
-             "--key", str(lab.tmp / "ovpn-b.key"), "--peer-fingerprint", fa], name="openvpn-b")
+    common = [
+        "openvpn",
+        "--dev-type",
+        "tun",
+        "--proto",
+        "udp",
+        "--data-ciphers",
+        "CHACHA20-POLY1305",
+        "--cipher",
+        "CHACHA20-POLY1305",
+        "--verb",
+        "3",
+        "--ping",
+        "10",
+        "--ping-restart",
+        "60",
+    ]
+    a.spawn(
+        [
+            *common,
+            "--dev",
+            "ovpnbench0",
+            "--tls-server",
+            "--dh",
+            "none",
+            "--lport",
+            "1194",
+            "--remote",
+            "192.168.250.2",
+            "--rport",
+            "1195",
+            "--ifconfig",
+            "10.250.0.1",
+            "10.250.0.2",
+            "--cert",
+            str(lab.tmp / "ovpn-a.crt"),
+            "--key",
+            str(lab.tmp / "ovpn-a.key"),
+            "--peer-fingerprint",
+            fb,
+        ],
+        name="openvpn-a",
+    )
+    b.spawn(
+        [
+            *common,
+            "--dev",
+            "ovpnbench1",
+            "--tls-client",
+            "--lport",
+            "1195",
+            "--remote",
+            "192.168.250.1",
+            "--rport",
+            "1194",
+            "--ifconfig",
+            "10.250.0.2",
+            "10.250.0.1",
+            "--cert",
+            str(lab.tmp / "ovpn-b.crt"),
+            "--key",
+            str(lab.tmp / "ovpn-b.key"),
+            "--peer-fingerprint",
+            fa,
+        ],
+        name="openvpn-b",
+    )
     procs = lab.procs[-2:]
-    lab.wait_for(lambda: all("Initialization Sequence Completed" in p.log() or not p.alive() for p in procs),
-                 timeout=30, what="OpenVPN to connect")
+    lab.wait_for(
+        lambda: all("Initialization Sequence Completed" in p.log() or not p.alive() for p in procs),
+        timeout=30,
+        what="OpenVPN to connect",
+    )
     if not all(p.alive() for p in procs):
         raise RuntimeError("OpenVPN exited:\n" + lab.logs())
     return (lambda: None), ("openvpn",)
@@ -136,10 +267,16 @@ def measure(name: str, seconds: int) -> dict[str, float]:
         raw_rtt = ping_ms(a, "192.168.250.2")
         teardown, procnames = SYSTEMS[name](lab, a, b)
         try:
-            lab.wait_for(lambda: a.run("ping -c 1 -W 1 10.250.0.2", check=False).returncode == 0,
-                         timeout=30, what=f"{name} tunnel")
+            lab.wait_for(
+                lambda: a.run("ping -c 1 -W 1 10.250.0.2", check=False).returncode == 0,
+                timeout=30,
+                what=f"{name} tunnel",
+            )
             pids = pids_named(a, procnames) + pids_named(b, procnames)
-            result: dict[str, float] = {"raw_rtt_ms": raw_rtt, "tunnel_rtt_ms": ping_ms(a, "10.250.0.2")}
+            result: dict[str, float] = {
+                "raw_rtt_ms": raw_rtt,
+                "tunnel_rtt_ms": ping_ms(a, "10.250.0.2"),
+            }
             result["added_rtt_ms"] = result["tunnel_rtt_ms"] - raw_rtt
             server = b.spawn(["iperf3", "-s", "--forceflush"], name="iperf3")
             lab.wait_for(lambda: "listening" in server.log(), timeout=10, what="iperf3 server")
@@ -148,7 +285,9 @@ def measure(name: str, seconds: int) -> dict[str, float]:
             for streams in (1, 4):
                 for reverse in (False, True):
                     key = f"mbps_{streams}x_{'b_to_a' if reverse else 'a_to_b'}"
-                    result[key], nbytes = iperf(a, "10.250.0.2", seconds=seconds, streams=streams, reverse=reverse)
+                    result[key], nbytes = iperf(
+                        a, "10.250.0.2", seconds=seconds, streams=streams, reverse=reverse
+                    )
                     moved += nbytes
                     time.sleep(0.5)
             cpu = sum(cpu_seconds(p) for p in pids) - cpu0
@@ -161,8 +300,12 @@ def measure(name: str, seconds: int) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10, help="iperf3 duration per test (default 10)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=10, help="iperf3 duration per test (default 10)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--only", nargs="*", choices=list(SYSTEMS), default=list(SYSTEMS))
     args = parser.parse_args()

@@ -28,18 +28,32 @@ def main() -> int:
         step("building the lab: client, wgclient, provider (exit), lan, internet")
         x = build_exit_lab(lab)
         try:
-            internet_iperf = x.internet.spawn(["iperf3", "-s", "--forceflush"], name="iperf3-internet")
-            lab.wait_for(lambda: "listening" in internet_iperf.log(), timeout=10, what="iperf3 on the internet host")
+            internet_iperf = x.internet.spawn(
+                ["iperf3", "-s", "--forceflush"], name="iperf3-internet"
+            )
+            lab.wait_for(
+                lambda: "listening" in internet_iperf.log(),
+                timeout=10,
+                what="iperf3 on the internet host",
+            )
             step("clients reach the internet through the provider")
             for host in (x.client, x.wgclient):
                 ok = host.run("ping -c 3 -i 0.2 -W 2 203.0.113.2", check=False).returncode == 0
                 show(ok, f"{host.name}: ping 203.0.113.2 (internet)")
-                show(tcp_check(host, "203.0.113.2", 80), f"{host.name}: TCP 203.0.113.2:80 (internet web)")
+                show(
+                    tcp_check(host, "203.0.113.2", 80),
+                    f"{host.name}: TCP 203.0.113.2:80 (internet web)",
+                )
             step("iperf3 from the tidewire client to the internet host, 3 s")
-            out = x.client.run(["iperf3", "-c", "203.0.113.2", "-t", "3", "-J"], timeout=60, check=False)
+            out = x.client.run(
+                ["iperf3", "-c", "203.0.113.2", "-t", "3", "-J"], timeout=60, check=False
+            )
             if out.returncode == 0:
                 end = json.loads(out.stdout)["end"]
-                print(f"  {end['sum_received']['bits_per_second'] / 1e6:.0f} Mbit/s received by the internet host")
+                print(
+                    f"  {end['sum_received']['bits_per_second'] / 1e6:.0f} Mbit/s"
+                    " received by the internet host"
+                )
             else:
                 print(f"  iperf3 failed: {out.stderr.strip() or out.stdout[-300:]}")
             step("what the exit policy keeps the clients away from")

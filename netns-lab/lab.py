@@ -11,6 +11,7 @@ has a deadline; `lab.logs()` gathers every process's output, and a failure
 inside the `with` block prints it.
 """
 
+import contextlib
 import itertools
 import os
 import shlex
@@ -57,11 +58,19 @@ class Host:
     netns: str
     addresses: list[str] = field(default_factory=list)
 
-    def run(self, cmd: str | list[str], *, timeout: float = 30, check: bool = True,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        cmd: str | list[str],
+        *,
+        timeout: float = 30,
+        check: bool = True,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         return self.lab.run_in(self, cmd, timeout=timeout, check=check, input=input)
 
-    def spawn(self, cmd: str | list[str], *, name: str | None = None, env: dict[str, str] | None = None) -> Proc:
+    def spawn(
+        self, cmd: str | list[str], *, name: str | None = None, env: dict[str, str] | None = None
+    ) -> Proc:
         return self.lab.spawn_in(self, cmd, name=name or self.name, env=env)
 
 
@@ -75,8 +84,12 @@ class Node:
     socket: Path
     proc: Proc
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return self.host.run([TIDEWIRE, *args, "--socket", str(self.socket)], check=check, timeout=timeout)
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        return self.host.run(
+            [TIDEWIRE, *args, "--socket", str(self.socket)], check=check, timeout=timeout
+        )
 
     def status(self) -> dict[str, Any]:
         import json
@@ -102,7 +115,9 @@ class Lab:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
-            print(f"\n===== lab {self.prefix} failed: node logs =====\n{self.logs()}", file=sys.stderr)
+            print(
+                f"\n===== lab {self.prefix} failed: node logs =====\n{self.logs()}", file=sys.stderr
+            )
         self.teardown()
 
     def teardown(self) -> None:
@@ -118,17 +133,19 @@ class Lab:
                 proc.popen.wait(timeout=5)
         for host in self.hosts:
             subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True)
-            pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True).stdout.split()
+            pids = subprocess.run(
+                ["ip", "netns", "pids", host.netns], capture_output=True, text=True
+            ).stdout.split()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
         self.hosts.clear()
 
     def logs(self) -> str:
-        return "\n".join(f"----- {p.name} (exit {p.popen.poll()}) -----\n{p.log()}" for p in self.procs)
+        return "\n".join(
+            f"----- {p.name} (exit {p.popen.poll()}) -----\n{p.log()}" for p in self.procs
+        )
 
     # -- building ---------------------------------------------------------------
 
@@ -139,17 +156,33 @@ class Lab:
         host.run("ip link set lo up")
         host.run("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0")
         # an address change (roaming) keeps the secondary address when the primary goes
-        host.run("sysctl -qw net.ipv4.conf.all.promote_secondaries=1 net.ipv4.conf.default.promote_secondaries=1")
+        host.run(
+            "sysctl -qw net.ipv4.conf.all.promote_secondaries=1"
+            " net.ipv4.conf.default.promote_secondaries=1"
+        )
         return host
 
-    def link(self, a: Host, b: Host, a_addrs: str | list[str], b_addrs: str | list[str],
-             *, a_if: str = "", b_if: str = "") -> tuple[str, str]:
+    def link(
+        self,
+        a: Host,
+        b: Host,
+        a_addrs: str | list[str],
+        b_addrs: str | list[str],
+        *,
+        a_if: str = "",
+        b_if: str = "",
+    ) -> tuple[str, str]:
         """A veth pair between two hosts, with addresses ("10.0.0.1/24" or a list)."""
         n = len([h for h in self.hosts])  # distinct names per lab
         a_if = a_if or f"to-{b.name}"[:15]
         b_if = b_if or f"to-{a.name}"[:15]
-        tmp_a, tmp_b = f"v{os.getpid() % 10000}a{n}{next(_counter)}", f"v{os.getpid() % 10000}b{n}{next(_counter)}"
-        subprocess.run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b], check=True)
+        tmp_a, tmp_b = (
+            f"v{os.getpid() % 10000}a{n}{next(_counter)}",
+            f"v{os.getpid() % 10000}b{n}{next(_counter)}",
+        )
+        subprocess.run(
+            ["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b], check=True
+        )
         subprocess.run(["ip", "link", "set", tmp_a, "netns", a.netns, "name", a_if], check=True)
         subprocess.run(["ip", "link", "set", tmp_b, "netns", b.netns, "name", b_if], check=True)
         for host, ifname, addrs in ((a, a_if, a_addrs), (b, b_if, b_addrs)):
@@ -165,8 +198,15 @@ class Lab:
         argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
         return ["ip", "netns", "exec", host.netns, *argv]
 
-    def run_in(self, host: Host, cmd: str | list[str], *, timeout: float, check: bool,
-               input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run_in(
+        self,
+        host: Host,
+        cmd: str | list[str],
+        *,
+        timeout: float,
+        check: bool,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         argv = self._argv(host, cmd)
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
         if check and result.returncode != 0:
@@ -176,20 +216,33 @@ class Lab:
             )
         return result
 
-    def spawn_in(self, host: Host, cmd: str | list[str], *, name: str, env: dict[str, str] | None) -> Proc:
+    def spawn_in(
+        self, host: Host, cmd: str | list[str], *, name: str, env: dict[str, str] | None
+    ) -> Proc:
         log_path = self.tmp / f"{name}-{len(self.procs)}.log"
-        log = open(log_path, "wb")
+        log = open(log_path, "wb")  # noqa: SIM115 - handed to the child, closed right after
         popen = subprocess.Popen(
-            self._argv(host, cmd), stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            self._argv(host, cmd),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
         log.close()
         proc = Proc(name, popen, log_path)
         self.procs.append(proc)
         return proc
 
-    def tidewire(self, host: Host, name: str, config_text: str, *, args: tuple[str, ...] = (),
-                 conf_name: str | None = None, wait: bool = True) -> Node:
+    def tidewire(
+        self,
+        host: Host,
+        name: str,
+        config_text: str,
+        *,
+        args: tuple[str, ...] = (),
+        conf_name: str | None = None,
+        wait: bool = True,
+    ) -> Node:
         """Write a config and run `tidewire up` with it; wait until its control socket answers."""
         config = self.tmp / (conf_name or f"{name}.toml")
         config.write_text(config_text)
@@ -197,14 +250,18 @@ class Lab:
         proc = host.spawn([TIDEWIRE, "up", str(config), *args], name=f"tidewire-{name}")
         node = Node(host, name, config, sock, proc)
         if wait:
-            self.wait_for(lambda: sock.exists() or not proc.alive(), timeout=15, what=f"{name} to start")
+            self.wait_for(
+                lambda: sock.exists() or not proc.alive(), timeout=15, what=f"{name} to start"
+            )
             if not proc.alive():
                 raise LabError(f"tidewire {name} exited at start:\n{proc.log()}")
         return node
 
     # -- waiting ------------------------------------------------------------------
 
-    def wait_for(self, predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
+    def wait_for(
+        self, predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -215,8 +272,17 @@ class Lab:
             time.sleep(interval)
 
 
-def tidewire_toml(*, name: str, private_key: str, address: list[str], lab: Lab, listen_port: int | None = None,
-                  peers: list[dict[str, Any]] = (), exit: dict[str, Any] | None = None, mtu: int = 1420) -> str:  # type: ignore[assignment]
+def tidewire_toml(
+    *,
+    name: str,
+    private_key: str,
+    address: list[str],
+    lab: Lab,
+    listen_port: int | None = None,
+    peers: list[dict[str, Any]] = (),
+    exit: dict[str, Any] | None = None,
+    mtu: int = 1420,
+) -> str:  # type: ignore[assignment]
     """A tidewire TOML config whose control socket and state live in the lab's folder."""
     lines = [
         "[interface]",

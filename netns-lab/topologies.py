@@ -18,7 +18,7 @@ from pathlib import Path
 from lab import Host, Lab, Node, genkey, tidewire_toml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
-from wg import wg_conf, wg_quick_up  # noqa: E402
+from wg import wg_conf, wg_quick_up
 
 TOOLS = Path(__file__).resolve().parent / "tools"
 
@@ -48,32 +48,79 @@ def build_exit_lab(lab: Lab, *, with_wireguard_go: bool = True) -> ExitLab:
     wgclient.run("ip route add default via 198.51.101.1")
     lan.run("ip route add default via 192.168.77.1")
     for port in (80, 25):
-        internet.spawn([sys.executable, str(TOOLS / "tcpsink.py"), "listen", "0.0.0.0", str(port)],
-                       name=f"internet-{port}")
+        internet.spawn(
+            [sys.executable, str(TOOLS / "tcpsink.py"), "listen", "0.0.0.0", str(port)],
+            name=f"internet-{port}",
+        )
 
     k_prov, p_prov = genkey()
     k_cli, p_cli = genkey()
     k_wg, p_wg = genkey()
-    provider_node = lab.tidewire(provider, "twexit", tidewire_toml(
-        name="twexit", private_key=k_prov, address=["10.99.0.1/24"], lab=lab, listen_port=51820,
-        peers=[
-            {"public_key": p_cli, "allowed_ips": ["10.99.0.2/32"]},
-            {"public_key": p_wg, "allowed_ips": ["10.99.0.3/32"], "mode": "wireguard"},
-        ],
-        exit={"enabled": True}))
-    client_node = lab.tidewire(client, "twcli", tidewire_toml(
-        name="twcli", private_key=k_cli, address=["10.99.0.2/32"], lab=lab,
-        peers=[{"public_key": p_prov, "endpoint": "198.51.100.1:51820", "allowed_ips": ["0.0.0.0/0"],
-                "provider": True}]))
+    provider_node = lab.tidewire(
+        provider,
+        "twexit",
+        tidewire_toml(
+            name="twexit",
+            private_key=k_prov,
+            address=["10.99.0.1/24"],
+            lab=lab,
+            listen_port=51820,
+            peers=[
+                {"public_key": p_cli, "allowed_ips": ["10.99.0.2/32"]},
+                {"public_key": p_wg, "allowed_ips": ["10.99.0.3/32"], "mode": "wireguard"},
+            ],
+            exit={"enabled": True},
+        ),
+    )
+    client_node = lab.tidewire(
+        client,
+        "twcli",
+        tidewire_toml(
+            name="twcli",
+            private_key=k_cli,
+            address=["10.99.0.2/32"],
+            lab=lab,
+            peers=[
+                {
+                    "public_key": p_prov,
+                    "endpoint": "198.51.100.1:51820",
+                    "allowed_ips": ["0.0.0.0/0"],
+                    "provider": True,
+                }
+            ],
+        ),
+    )
     wg_path = Path()
     wg_iface = "wgexit0"
     if with_wireguard_go:
-        wg_path = wg_quick_up(lab, wgclient, wg_iface, wg_conf(
-            private_key=k_wg, address=["10.99.0.3/32"], listen_port=None,
-            peers=[{"PublicKey": p_prov, "AllowedIPs": "0.0.0.0/0", "Endpoint": "198.51.101.1:51820"}]))
-    return ExitLab(client, wgclient, provider, lan, internet, provider_node, client_node, wg_path, wg_iface)
+        wg_path = wg_quick_up(
+            lab,
+            wgclient,
+            wg_iface,
+            wg_conf(
+                private_key=k_wg,
+                address=["10.99.0.3/32"],
+                listen_port=None,
+                peers=[
+                    {
+                        "PublicKey": p_prov,
+                        "AllowedIPs": "0.0.0.0/0",
+                        "Endpoint": "198.51.101.1:51820",
+                    }
+                ],
+            ),
+        )
+    return ExitLab(
+        client, wgclient, provider, lan, internet, provider_node, client_node, wg_path, wg_iface
+    )
 
 
 def tcp_check(host: Host, addr: str, port: int) -> bool:
-    return host.run([sys.executable, str(TOOLS / "tcpsink.py"), "check", addr, str(port)],
-                    check=False, timeout=20).returncode == 0
+    return (
+        host.run(
+            [sys.executable, str(TOOLS / "tcpsink.py"), "check", addr, str(port)],
+            check=False,
+            timeout=20,
+        ).returncode
+        == 0
+    )

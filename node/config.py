@@ -30,6 +30,7 @@ Interface = IPv4Interface | IPv6Interface
 
 IFNAME = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
 WG_SECTION = re.compile(r"^\s*\[\s*(interface|peer)\s*\]\s*(#.*)?$", re.IGNORECASE | re.MULTILINE)
+TOML_HINT = re.compile(r'^\s*\[\[|^\s*\w+\s*=\s*"', re.MULTILINE)  # [[tables]], "strings"
 WG_IGNORED = {"dns", "table", "preup", "postup", "predown", "postdown", "saveconfig", "fwmark"}
 
 
@@ -91,7 +92,7 @@ def load(path: str | Path) -> NodeConfig:
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError:
-        if WG_SECTION.search(text):
+        if WG_SECTION.search(text) and not TOML_HINT.search(text):
             return _load_wg(p, text)
     return _load_toml(p, text)
 
@@ -216,9 +217,17 @@ def _wg_sections(path: Path, text: str) -> list[Section]:
     return sections
 
 
-def _wg_err(path: Path, section: Section, title: str) -> Err:
+def _wg_err(path: Path, section: Section, title: str, lines: list[str]) -> Err:
     def err(key: str, message: str) -> NoReturn:
         line = section[2].get(key.lower(), ("", section[1], ""))[1]
+        # a repeated key (AllowedIPs twice): point at the line holding the quoted bad value
+        quoted = re.search(r"'([^']+)'", message)
+        if quoted:
+            for n in range(line, min(len(lines), line + 200) + 1):
+                raw = lines[n - 1]
+                if raw.split("=", 1)[0].strip().lower() == key.lower() and quoted.group(1) in raw:
+                    line = n
+                    break
         raise ConfigError(path, line, f"[{title}] {key}", message)
 
     return err
@@ -231,7 +240,8 @@ def _load_wg(path: Path, text: str) -> NodeConfig:
         line = ifaces[1][1] if len(ifaces) > 1 else None
         raise ConfigError(path, line, "[Interface]", "exactly one [Interface] section is required")
     iface = ifaces[0]
-    entries, err = iface[2], _wg_err(path, iface, "Interface")
+    lines = text.splitlines()
+    entries, err = iface[2], _wg_err(path, iface, "Interface", lines)
     warnings: list[str] = []
     for lk, (_, n, k) in entries.items():
         if lk in WG_IGNORED:
@@ -255,13 +265,13 @@ def _load_wg(path: Path, text: str) -> NodeConfig:
         cfg.mtu = _int(entries["mtu"][0], err, "MTU", 576, 65535)
     for section in sections:
         if section[0] == "peer":
-            cfg.peers.append(_wg_peer(path, section))
+            cfg.peers.append(_wg_peer(path, section, lines))
     _check_peers(cfg)
     return cfg
 
 
-def _wg_peer(path: Path, section: Section) -> PeerSpec:
-    entries, err = section[2], _wg_err(path, section, "Peer")
+def _wg_peer(path: Path, section: Section, lines: list[str]) -> PeerSpec:
+    entries, err = section[2], _wg_err(path, section, "Peer", lines)
     known = ("publickey", "presharedkey", "endpoint", "allowedips", "persistentkeepalive")
     for lk, (_, n, k) in entries.items():
         if lk not in known:

@@ -71,9 +71,8 @@ class Daemon:
             )
             self._bind()
             self.table = self.listen_port
-            policy = None
             if self.exit_enabled:
-                policy = ExitPolicy(
+                ExitPolicy(
                     allow=cfg.exit.allow,
                     deny=cfg.exit.deny,
                     own_addresses=netconf.local_addresses(),
@@ -89,7 +88,9 @@ class Daemon:
             netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
             if self.exit_enabled:  # after the link, so its own addresses are the router's too
                 dp.policy = ExitPolicy(
-                    allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=netconf.local_addresses()
+                    allow=cfg.exit.allow,
+                    deny=cfg.exit.deny,
+                    own_addresses=netconf.local_addresses(),
                 )
             netconf.remove_rules(self.table)
             for spec in cfg.peers:

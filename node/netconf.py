@@ -67,9 +67,7 @@ def add_routes(name: str, networks: list[Network], *, table: int) -> None:
                 flags=FIB_RULE_INVERT,
                 priority=RULE_PRIORITY + 1,
             )
-            ipr.rule(
-                "add", family=family, table=254, suppress_prefixlen=0, priority=RULE_PRIORITY
-            )
+            ipr.rule("add", family=family, table=254, suppress_prefixlen=0, priority=RULE_PRIORITY)
 
 
 def remove_rules(table: int) -> None:

@@ -49,9 +49,14 @@ def test_rules_go_away_on_stop_and_stale_rules_after_a_kill() -> None:
         node.proc.popen.wait(timeout=10)
         assert x.provider.run("nft list table inet tidewire_twexit", check=False).returncode == 0
         node = lab.tidewire(x.provider, "twexit", config)
-        lab.wait_for(lambda: "stale exit rules" in node.proc.log(), timeout=10, what="stale rules removed")
+        lab.wait_for(
+            lambda: "stale exit rules" in node.proc.log(), timeout=10, what="stale rules removed"
+        )
         # the client still holds keys the restarted provider forgot; as with WireGuard, it
         # starts a new handshake once 15 s of data go unanswered
-        lab.wait_for(lambda: ping(x.client, "203.0.113.2", count=1, check=False), timeout=40,
-                     what="the client to re-handshake with the restarted provider")
+        lab.wait_for(
+            lambda: ping(x.client, "203.0.113.2", count=1, check=False),
+            timeout=40,
+            what="the client to re-handshake with the restarted provider",
+        )
         assert x.provider.run("nft list table inet tidewire_twexit").stdout.count("masquerade") == 1

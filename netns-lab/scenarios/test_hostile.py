@@ -1,7 +1,7 @@
 """Hostile input at the listening port never stops the node or its other peers.
 
-    [a] tidewire 192.168.241.1 ---- 192.168.241.2 [b] tidewire ---- 192.168.243.1
-                                                     192.168.243.2 [m] attacker, [c] late peer
+[a] tidewire 192.168.241.1 ---- 192.168.241.2 [b] tidewire ---- 192.168.243.1
+                                                 192.168.243.2 [m] attacker, [c] late peer
 """
 
 import json
@@ -21,16 +21,48 @@ def build(lab: Lab):  # type: ignore[no-untyped-def]
     ka, pa = genkey()
     kb, pb = genkey()
     kc, pc = genkey()
-    na = lab.tidewire(a, "twa", tidewire_toml(
-        name="twa", private_key=ka, address=["10.77.0.1/24"], lab=lab, listen_port=51820,
-        peers=[{"public_key": pb, "endpoint": "192.168.241.2:51821", "allowed_ips": ["10.77.0.2/32"]}]))
-    nb = lab.tidewire(b, "twb", tidewire_toml(
-        name="twb", private_key=kb, address=["10.77.0.2/24"], lab=lab, listen_port=51821,
-        peers=[{"public_key": pa, "allowed_ips": ["10.77.0.1/32"]},
-               {"public_key": pc, "allowed_ips": ["10.77.0.3/32"]}]))
+    na = lab.tidewire(
+        a,
+        "twa",
+        tidewire_toml(
+            name="twa",
+            private_key=ka,
+            address=["10.77.0.1/24"],
+            lab=lab,
+            listen_port=51820,
+            peers=[
+                {
+                    "public_key": pb,
+                    "endpoint": "192.168.241.2:51821",
+                    "allowed_ips": ["10.77.0.2/32"],
+                }
+            ],
+        ),
+    )
+    nb = lab.tidewire(
+        b,
+        "twb",
+        tidewire_toml(
+            name="twb",
+            private_key=kb,
+            address=["10.77.0.2/24"],
+            lab=lab,
+            listen_port=51821,
+            peers=[
+                {"public_key": pa, "allowed_ips": ["10.77.0.1/32"]},
+                {"public_key": pc, "allowed_ips": ["10.77.0.3/32"]},
+            ],
+        ),
+    )
     late_peer = tidewire_toml(
-        name="twc", private_key=kc, address=["10.77.0.3/24"], lab=lab,
-        peers=[{"public_key": pb, "endpoint": "192.168.243.1:51821", "allowed_ips": ["10.77.0.2/32"]}])
+        name="twc",
+        private_key=kc,
+        address=["10.77.0.3/24"],
+        lab=lab,
+        peers=[
+            {"public_key": pb, "endpoint": "192.168.243.1:51821", "allowed_ips": ["10.77.0.2/32"]}
+        ],
+    )
     return a, b, m, na, nb, pb, late_peer
 
 
@@ -38,15 +70,23 @@ def test_handshake_flood_engages_cookies_and_traffic_continues() -> None:
     with Lab("flood") as lab:
         a, b, m, na, nb, pb, late_peer = build(lab)
         ping(a, "10.77.0.2")
-        flood = m.spawn([sys.executable, HOSTILE, "flood", "192.168.243.1", "51821", pb, "3000", "12"],
-                        name="flood")
-        lab.wait_for(lambda: nb.status()["counters"].get("cookie_replies_sent", 0) > 100, timeout=10,
-                     what="cookies to engage under the flood")
+        flood = m.spawn(
+            [sys.executable, HOSTILE, "flood", "192.168.243.1", "51821", pb, "3000", "12"],
+            name="flood",
+        )
+        lab.wait_for(
+            lambda: nb.status()["counters"].get("cookie_replies_sent", 0) > 100,
+            timeout=10,
+            what="cookies to engage under the flood",
+        )
         transfer(lab, a, b, "10.77.0.2", 30 * 1024 * 1024)
-        # a peer that first shows up during the flood gets a cookie, retries with mac2, and is let in
+        # a peer that first shows up during the flood gets a cookie, retries with mac2, gets in
         nc = lab.tidewire(m, "twc", late_peer)
-        lab.wait_for(lambda: ping(m, "10.77.0.2", count=1, check=False), timeout=20,
-                     what="a new peer to handshake through the flood")
+        lab.wait_for(
+            lambda: ping(m, "10.77.0.2", count=1, check=False),
+            timeout=20,
+            what="a new peer to handshake through the flood",
+        )
         lab.wait_for(lambda: flood.popen.poll() is not None, timeout=30, what="the flood to end")
         sent = int(flood.log().split()[-1])
         st = nb.status()
@@ -54,15 +94,19 @@ def test_handshake_flood_engages_cookies_and_traffic_continues() -> None:
         assert st["drops"].get("link_under_load_cookie_sent", 0) > 1000
         assert nc.status()["counters"].get("cookies_received", 0) >= 1
         assert nb.proc.alive() and handshaken(na)
-        print(json.dumps({"flood_sent": sent, "b_counters": st["counters"], "b_drops": st["drops"]}))
+        print(
+            json.dumps({"flood_sent": sent, "b_counters": st["counters"], "b_drops": st["drops"]})
+        )
 
 
 def test_garbage_datagrams_are_dropped_and_counted() -> None:
     with Lab("junk") as lab:
-        a, b, m, na, nb, pb, _ = build(lab)
+        a, _b, m, _na, nb, _pb, _ = build(lab)
         ping(a, "10.77.0.2")
         pinger = a.spawn(["ping", "-i", "0.05", "-c", "100", "-W", "1", "10.77.0.2"], name="ping")
-        out = m.run([sys.executable, HOSTILE, "garbage", "192.168.243.1", "51821", "30000"], timeout=120)
+        out = m.run(
+            [sys.executable, HOSTILE, "garbage", "192.168.243.1", "51821", "30000"], timeout=120
+        )
         assert int(out.stdout.split()[-1]) == 30000
         lab.wait_for(lambda: pinger.popen.poll() is not None, timeout=30, what="ping to finish")
         received = int(pinger.log().split(" received")[0].split()[-1])

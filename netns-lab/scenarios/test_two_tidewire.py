@@ -1,7 +1,7 @@
 """Two tidewire nodes (native mode) over a veth pair:
 
-    [a] 192.168.241.1 / fd00:241::1 ---- veth ---- 192.168.241.2 / fd00:241::2 [b]
-        tunnel 10.77.0.1 / fd77::1                  tunnel 10.77.0.2 / fd77::2
+[a] 192.168.241.1 / fd00:241::1 ---- veth ---- 192.168.241.2 / fd00:241::2 [b]
+    tunnel 10.77.0.1 / fd77::1                  tunnel 10.77.0.2 / fd77::2
 """
 
 import pytest
@@ -15,12 +15,36 @@ def build(lab: Lab, outer: str):  # type: ignore[no-untyped-def]
     ka, pa = genkey()
     kb, pb = genkey()
     endpoint = "192.168.241.2:51821" if outer == "v4" else "[fd00:241::2]:51821"
-    na = lab.tidewire(a, "twa", tidewire_toml(
-        name="twa", private_key=ka, address=["10.77.0.1/24", "fd77::1/64"], lab=lab, listen_port=51820,
-        peers=[{"public_key": pb, "endpoint": endpoint, "allowed_ips": ["10.77.0.2/32", "fd77::2/128"]}]))
-    nb = lab.tidewire(b, "twb", tidewire_toml(
-        name="twb", private_key=kb, address=["10.77.0.2/24", "fd77::2/64"], lab=lab, listen_port=51821,
-        peers=[{"public_key": pa, "allowed_ips": ["10.77.0.1/32", "fd77::1/128"]}]))
+    na = lab.tidewire(
+        a,
+        "twa",
+        tidewire_toml(
+            name="twa",
+            private_key=ka,
+            address=["10.77.0.1/24", "fd77::1/64"],
+            lab=lab,
+            listen_port=51820,
+            peers=[
+                {
+                    "public_key": pb,
+                    "endpoint": endpoint,
+                    "allowed_ips": ["10.77.0.2/32", "fd77::2/128"],
+                }
+            ],
+        ),
+    )
+    nb = lab.tidewire(
+        b,
+        "twb",
+        tidewire_toml(
+            name="twb",
+            private_key=kb,
+            address=["10.77.0.2/24", "fd77::2/64"],
+            lab=lab,
+            listen_port=51821,
+            peers=[{"public_key": pa, "allowed_ips": ["10.77.0.1/32", "fd77::1/128"]}],
+        ),
+    )
     return a, b, na, nb
 
 
@@ -50,7 +74,7 @@ def test_100_megabytes_over_tcp_arrive_intact() -> None:
 
 def test_down_removes_the_interface_and_a_second_daemon_is_refused() -> None:
     with Lab("life") as lab:
-        a, b, na, nb = build(lab, "v4")
+        a, _b, na, _nb = build(lab, "v4")
         second = a.run([TIDEWIRE, "up", str(na.config)], check=False, timeout=30)
         assert second.returncode == 1
         assert "already running" in second.stderr

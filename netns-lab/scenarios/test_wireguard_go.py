@@ -35,15 +35,35 @@ def build(lab: Lab, *, initiator: str, psk: bool):  # type: ignore[no-untyped-de
     n = next(_n)
     tw_name = f"twg{n}"
     # tidewire reads the same kind of file, unchanged (its control socket goes in /run/tidewire)
-    node = lab.tidewire(tw, tw_name, wg_conf(
-        private_key=k_tw, address=["10.78.0.1/24", "fd78::1/64"], listen_port=51820, peers=[tw_peer]),
-        conf_name=f"{tw_name}.conf", wait=False)
+    node = lab.tidewire(
+        tw,
+        tw_name,
+        wg_conf(
+            private_key=k_tw,
+            address=["10.78.0.1/24", "fd78::1/64"],
+            listen_port=51820,
+            peers=[tw_peer],
+        ),
+        conf_name=f"{tw_name}.conf",
+        wait=False,
+    )
     node.socket = Path("/run/tidewire") / f"{tw_name}.sock"
-    lab.wait_for(lambda: node.socket.exists() or not node.proc.alive(), timeout=15, what="tidewire to start")
+    lab.wait_for(
+        lambda: node.socket.exists() or not node.proc.alive(), timeout=15, what="tidewire to start"
+    )
     # wireguard-go second: an initiation it sends at start must find tidewire listening
     wg_name = f"wgo{n}"
-    wg_path = wg_quick_up(lab, wg, wg_name, wg_conf(
-        private_key=k_wg, address=["10.78.0.2/24", "fd78::2/64"], listen_port=51821, peers=[wg_peer]))
+    wg_path = wg_quick_up(
+        lab,
+        wg,
+        wg_name,
+        wg_conf(
+            private_key=k_wg,
+            address=["10.78.0.2/24", "fd78::2/64"],
+            listen_port=51821,
+            peers=[wg_peer],
+        ),
+    )
     return tw, wg, node, wg_name, wg_path
 
 
@@ -64,7 +84,9 @@ def test_interop(initiator: str, psk: bool) -> None:
             assert peer["endpoint"] == "192.168.242.2:51821"
             transfer(lab, wg, tw, "10.78.0.1", 20 * 1024 * 1024)
             transfer(lab, tw, wg, "fd78::2", 5 * 1024 * 1024, port=5002)
-            assert not any(v for k, v in st["drops"].items() if k.startswith("link_") and "decrypt" in k)
+            assert not any(
+                v for k, v in st["drops"].items() if k.startswith("link_") and "decrypt" in k
+            )
         finally:
             wg_quick_down(wg, wg_path)
 
@@ -72,12 +94,16 @@ def test_interop(initiator: str, psk: bool) -> None:
 def test_roaming_tidewire_client_keeps_its_transfer() -> None:
     """tidewire (the client) changes address mid-transfer; wireguard-go follows it at once."""
     with Lab("roam") as lab:
-        tw, wg, node, wg_name, wg_path = build(lab, initiator="tidewire", psk=False)
+        tw, wg, _node, wg_name, wg_path = build(lab, initiator="tidewire", psk=False)
         try:
             ping(tw, "10.78.0.2")
-            srv = wg.spawn(["iperf3", "-s", "-1", "-B", "10.78.0.2", "--forceflush"], name="iperf3-server")
+            srv = wg.spawn(
+                ["iperf3", "-s", "-1", "-B", "10.78.0.2", "--forceflush"], name="iperf3-server"
+            )
             lab.wait_for(lambda: "listening" in srv.log(), timeout=10, what="iperf3 server")
-            cli = tw.spawn(["iperf3", "-c", "10.78.0.2", "-t", "8", "-i", "1", "-J"], name="iperf3-client")
+            cli = tw.spawn(
+                ["iperf3", "-c", "10.78.0.2", "-t", "8", "-i", "1", "-J"], name="iperf3-client"
+            )
             time.sleep(2.0)
             tw.run("ip addr add 192.168.242.4/24 dev to-wg")
             tw.run("ip addr del 192.168.242.1/24 dev to-wg")
@@ -85,7 +111,10 @@ def test_roaming_tidewire_client_keeps_its_transfer() -> None:
             assert cli.popen.returncode == 0, cli.log()
             late = [i["sum"]["bytes"] for i in json.loads(cli.log())["intervals"][-4:]]
             assert all(b > 0 for b in late), f"transfer did not continue after the move: {late}"
-            assert wg.run(["wg", "show", wg_name, "endpoints"]).stdout.split()[1] == "192.168.242.4:51820"
+            assert (
+                wg.run(["wg", "show", wg_name, "endpoints"]).stdout.split()[1]
+                == "192.168.242.4:51820"
+            )
         finally:
             wg_quick_down(wg, wg_path)
 
@@ -99,16 +128,22 @@ def test_roaming_wireguard_go_client_is_followed() -> None:
     its own; the test allows for it and checks that every ping after it is answered.
     """
     with Lab("roam2") as lab:
-        tw, wg, node, wg_name, wg_path = build(lab, initiator="wireguard-go", psk=False)
+        _tw, wg, node, _wg_name, wg_path = build(lab, initiator="wireguard-go", psk=False)
         try:
             ping(wg, "10.78.0.1")
-            pinger = wg.spawn(["ping", "-i", "0.2", "-c", "150", "-W", "1", "10.78.0.1"], name="ping")
+            pinger = wg.spawn(
+                ["ping", "-i", "0.2", "-c", "150", "-W", "1", "10.78.0.1"], name="ping"
+            )
             time.sleep(2.0)
             wg.run("ip addr add 192.168.242.3/24 dev to-tw")
             wg.run("ip addr del 192.168.242.2/24 dev to-tw")
             lab.wait_for(lambda: pinger.popen.poll() is not None, timeout=60, what="ping to finish")
-            answered = {int(w.split("=")[1]) for w in pinger.log().split() if w.startswith("icmp_seq=")}
-            assert set(range(125, 151)) <= answered, f"pings after the move unanswered: {sorted(answered)[-10:]}"
+            answered = {
+                int(w.split("=")[1]) for w in pinger.log().split() if w.startswith("icmp_seq=")
+            }
+            assert set(range(125, 151)) <= answered, (
+                f"pings after the move unanswered: {sorted(answered)[-10:]}"
+            )
             assert node.status()["peers"][0]["endpoint"] == "192.168.242.3:51821"
         finally:
             wg_quick_down(wg, wg_path)
@@ -121,7 +156,9 @@ def test_rekey_across_the_120_second_mark() -> None:
         try:
             ping(tw, "10.78.0.2")
             first = node.status()["peers"][0]["latest_handshake"]
-            result = tw.run(["ping", "-c", "140", "-i", "1", "-W", "1", "10.78.0.2"], check=False, timeout=200)
+            result = tw.run(
+                ["ping", "-c", "140", "-i", "1", "-W", "1", "10.78.0.2"], check=False, timeout=200
+            )
             received = int(result.stdout.split(" received")[0].split()[-1])
             assert received >= 138, result.stdout[-300:]
             latest = node.status()["peers"][0]["latest_handshake"]
@@ -129,4 +166,3 @@ def test_rekey_across_the_120_second_mark() -> None:
             assert wg_latest_handshake(wg, wg_name) >= int(latest) - 2
         finally:
             wg_quick_down(wg, wg_path)
-

@@ -10,7 +10,9 @@ WG_ENV = {
 }
 
 
-def wg_conf(*, private_key: str, address: list[str], listen_port: int | None, peers: list[dict[str, str]]) -> str:
+def wg_conf(
+    *, private_key: str, address: list[str], listen_port: int | None, peers: list[dict[str, str]]
+) -> str:
     lines = ["[Interface]", f"PrivateKey = {private_key}", f"Address = {', '.join(address)}"]
     if listen_port:
         lines.append(f"ListenPort = {listen_port}")

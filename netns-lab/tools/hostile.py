@@ -11,6 +11,7 @@ Prints the number of datagrams sent.
 """
 
 import base64
+import contextlib
 import os
 import random
 import socket
@@ -36,10 +37,8 @@ def flood(host: str, port: int, pubkey: str, rate: int, seconds: float, native: 
             continue
         body = struct.pack("<II", 1, random.getrandbits(32)) + os.urandom(108)
         msg = body + mac(key, body) + bytes(16)
-        try:
+        with contextlib.suppress(OSError):
             socks[sent % 16].sendto(msg, (host, port))
-        except OSError:
-            pass
         sent += 1
     return sent
 
@@ -60,10 +59,8 @@ def garbage(host: str, port: int, count: int) -> int:
             data = struct.pack("<I", t) + rnd.randbytes(rnd.randrange(0, 40))
         else:
             data = rnd.randbytes(rnd.randrange(1500, 9000))
-        try:
+        with contextlib.suppress(OSError):
             s.sendto(data, (host, port))
-        except OSError:
-            pass
     return count
 
 

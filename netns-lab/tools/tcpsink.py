@@ -1,9 +1,9 @@
 """TCP helpers for lab tests.
 
-    tcpsink.py serve ADDR PORT       print SHA-256 and size of what one connection sent
-    tcpsink.py send ADDR PORT FILE   send a file
-    tcpsink.py listen ADDR PORT      answer every connection with one line
-    tcpsink.py check ADDR PORT       exit 0 if ADDR PORT answers within 3 s
+tcpsink.py serve ADDR PORT       print SHA-256 and size of what one connection sent
+tcpsink.py send ADDR PORT FILE   send a file
+tcpsink.py listen ADDR PORT      answer every connection with one line
+tcpsink.py check ADDR PORT       exit 0 if ADDR PORT answers within 3 s
 """
 
 import hashlib
@@ -30,8 +30,6 @@ def serve(addr: str, port: int) -> None:
 def send(addr: str, port: int, path: str) -> None:
     with socket.create_connection((addr, port), timeout=60) as s, open(path, "rb") as f:
         s.sendfile(f)
-
-
 
 
 def listen(addr: str, port: int) -> None:
