@@ -62,7 +62,12 @@ class Daemon:
         cfg = self.cfg
         try:
             self._lock()
-            store = TimestampStore(cfg.state_dir / cfg.name)
+            try:
+                store = TimestampStore(cfg.state_dir / cfg.name)
+            except OSError as exc:
+                raise NodeError(
+                    f"cannot use the state directory {cfg.state_dir}: {exc.strerror}"
+                ) from None
             device = Device(
                 private_key=cfg.private_key,
                 rng=os.urandom,
@@ -125,8 +130,13 @@ class Daemon:
     def _lock(self) -> None:
         assert self.cfg.control_socket is not None
         lock_path = self.cfg.control_socket.with_suffix(".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise NodeError(
+                f"cannot create the lock file {lock_path}: {exc.strerror} (run as root?)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -230,11 +240,16 @@ class Daemon:
                 last_sent_timestamp=last_timestamp,
             )
         )
+        try:
+            netconf.add_routes(self.cfg.name, spec.allowed_ips, table=self.table)
+        except Exception:
+            self.datapath.device.remove_peer(spec.public_key)  # a refused add changes nothing
+            netconf.remove_routes(self.cfg.name, spec.allowed_ips, table=self.table)
+            raise
         for net in spec.allowed_ips:
             self.datapath.routes.insert(net, peer)
         self.peer_allowed[spec.public_key] = list(spec.allowed_ips)
         self.peer_specs[spec.public_key] = spec
-        netconf.add_routes(self.cfg.name, spec.allowed_ips, table=self.table)
         return peer
 
     def remove_peer(self, public_key: bytes) -> None:
@@ -244,6 +259,9 @@ class Daemon:
             raise control.RequestError("no peer with that public key")
         self.datapath.routes.remove(peer)
         self.datapath.device.remove_peer(public_key)
+        netconf.remove_routes(
+            self.cfg.name, self.peer_allowed.get(public_key, []), table=self.table
+        )
         self.peer_allowed.pop(public_key, None)
         self.peer_specs.pop(public_key, None)
 

@@ -70,6 +70,20 @@ def add_routes(name: str, networks: list[Network], *, table: int) -> None:
             ipr.rule("add", family=family, table=254, suppress_prefixlen=0, priority=RULE_PRIORITY)
 
 
+def remove_routes(name: str, networks: list[Network], *, table: int) -> None:
+    """Remove a peer's routes (best effort: a route may already be gone with the link)."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            return
+        idx = int(found[0])
+        for net in networks:
+            family = 2 if net.version == 4 else 10
+            kwargs = {"table": table} if net.prefixlen == 0 else {}
+            with contextlib.suppress(NetlinkError):
+                ipr.route("del", dst=str(net), oif=idx, family=family, **kwargs)
+
+
 def remove_rules(table: int) -> None:
     """Remove the policy rules of `table` (ours, now or from a killed run)."""
     with IPRoute() as ipr:

@@ -5,7 +5,7 @@
 """
 
 import pytest
-from common import handshaken, ping, transfer
+from common import handshaken, ping, transfer, unreachable
 from lab import TIDEWIRE, Lab, genkey, tidewire_toml
 
 
@@ -84,3 +84,68 @@ def test_down_removes_the_interface_and_a_second_daemon_is_refused() -> None:
         assert na.proc.popen.returncode == 0
         assert "twa" not in a.run("ip -br link").stdout
         assert not na.socket.exists()
+
+
+def test_peers_added_and_removed_at_runtime_and_bad_adds_change_nothing() -> None:
+    with Lab("peers") as lab:
+        a, b, na, nb = build(lab, "v4")
+        ping(a, "10.77.0.2")
+        pa = na.status()["public_key"]
+        bad_key = nb.cli(
+            "peer", "add", "twb", "garbage", "--allowed-ips", "10.77.0.9/32", check=False
+        )
+        assert bad_key.returncode == 1
+        assert "public_key: a key is 44 characters" in bad_key.stderr
+        new_key = genkey()[1]
+        bad_ip = nb.cli(
+            "peer", "add", "twb", new_key, "--allowed-ips", "10.77.0.300/32", check=False
+        )
+        assert bad_ip.returncode == 1 and "not an IP prefix" in bad_ip.stderr
+        dup = nb.cli("peer", "add", "twb", pa, "--allowed-ips", "10.77.0.1/32", check=False)
+        assert dup.returncode == 1 and "already configured" in dup.stderr
+        assert [p["public_key"] for p in nb.status()["peers"]] == [pa]
+
+        nb.cli("peer", "remove", "twb", pa)
+        assert nb.status()["peers"] == []
+        assert "10.77.0.1" not in b.run("ip route").stdout
+        assert unreachable(a, "10.77.0.2")
+        nb.cli(
+            "peer",
+            "add",
+            "twb",
+            pa,
+            "--allowed-ips",
+            "10.77.0.1/32,fd77::1/128",
+            "--mode",
+            "native",
+        )
+        # a still holds keys b forgot; it re-handshakes after 15 s of unanswered data
+        lab.wait_for(
+            lambda: ping(a, "10.77.0.2", count=1, check=False),
+            timeout=40,
+            what="a to handshake with b again",
+        )
+        assert nb.status()["peers"][0]["allowed_ips"] == ["10.77.0.1/32", "fd77::1/128"]
+
+
+def test_without_cap_net_admin_the_error_is_one_sentence() -> None:
+    with Lab("priv") as lab:
+        a = lab.host("a")
+        cfg = lab.tmp / "tw5.toml"
+        cfg.write_text(tidewire_toml(name="tw5", private_key=genkey()[0], address=[], lab=lab))
+        out = a.run(
+            [
+                "setpriv",
+                "--bounding-set=-net_admin",
+                "--inh-caps=-net_admin",
+                TIDEWIRE,
+                "up",
+                str(cfg),
+            ],
+            check=False,
+        )
+        assert out.returncode == 1
+        assert (
+            out.stderr.strip().splitlines()[-1]
+            == "tidewire: creating interface tw5 needs root (or CAP_NET_ADMIN)"
+        )
