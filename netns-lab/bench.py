@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 
-from lab import Host, Lab, genkey, tidewire_toml
+from lab import Host, Lab, genkey
 from wg import wg_conf, wg_quick_up
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -78,38 +78,14 @@ def ping_ms(host: Host, addr: str) -> float:
 
 
 def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
-    ka, pa = genkey()
-    kb, pb = genkey()
-    lab.tidewire(
+    lab.tidewire_pair(
         a,
-        "twbench0",
-        tidewire_toml(
-            name="twbench0",
-            private_key=ka,
-            address=["10.250.0.1/24"],
-            lab=lab,
-            listen_port=51820,
-            peers=[
-                {
-                    "public_key": pb,
-                    "endpoint": "192.168.250.2:51821",
-                    "allowed_ips": ["10.250.0.2/32"],
-                    "mode": "wireguard",
-                }
-            ],
-        ),
-    )
-    lab.tidewire(
         b,
-        "twbench1",
-        tidewire_toml(
-            name="twbench1",
-            private_key=kb,
-            address=["10.250.0.2/24"],
-            lab=lab,
-            listen_port=51821,
-            peers=[{"public_key": pa, "allowed_ips": ["10.250.0.1/32"], "mode": "wireguard"}],
-        ),
+        endpoint="192.168.250.2:51821",
+        tunnel_a=["10.250.0.1/24"],
+        tunnel_b=["10.250.0.2/24"],
+        mode="wireguard",
+        names=("twbench0", "twbench1"),
     )
     return (lambda: None), ("tidewire",)
 

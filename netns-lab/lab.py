@@ -257,6 +257,61 @@ class Lab:
                 raise LabError(f"tidewire {name} exited at start:\n{proc.log()}")
         return node
 
+    def tidewire_pair(
+        self,
+        a: Host,
+        b: Host,
+        *,
+        endpoint: str,
+        tunnel_a: list[str],
+        tunnel_b: list[str],
+        mode: str = "native",
+        names: tuple[str, str] = ("twa", "twb"),
+        ports: tuple[int, int] = (51820, 51821),
+        b_extra_peers: tuple[dict[str, Any], ...] = (),
+    ) -> tuple[Node, Node]:
+        """Two tidewire nodes; a knows b's endpoint, b learns a's from its handshake.
+
+        Each allows the other's tunnel addresses as host routes (/32, /128).
+        """
+        (ka, pa), (kb, pb) = genkey(), genkey()
+
+        def hosts(addrs: list[str]) -> list[str]:
+            return [a.split("/")[0] + ("/128" if ":" in a else "/32") for a in addrs]
+
+        peer_b = {
+            "public_key": pb,
+            "endpoint": endpoint,
+            "allowed_ips": hosts(tunnel_b),
+            "mode": mode,
+        }
+        peer_a = {"public_key": pa, "allowed_ips": hosts(tunnel_a), "mode": mode}
+        na = self.tidewire(
+            a,
+            names[0],
+            tidewire_toml(
+                name=names[0],
+                private_key=ka,
+                address=tunnel_a,
+                lab=self,
+                listen_port=ports[0],
+                peers=[peer_b],
+            ),
+        )
+        nb = self.tidewire(
+            b,
+            names[1],
+            tidewire_toml(
+                name=names[1],
+                private_key=kb,
+                address=tunnel_b,
+                lab=self,
+                listen_port=ports[1],
+                peers=[peer_a, *b_extra_peers],
+            ),
+        )
+        return na, nb
+
     # -- waiting ------------------------------------------------------------------
 
     def wait_for(

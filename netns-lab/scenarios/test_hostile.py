@@ -18,42 +18,16 @@ def build(lab: Lab):  # type: ignore[no-untyped-def]
     a, b, m = lab.host("a"), lab.host("b"), lab.host("m")
     lab.link(a, b, "192.168.241.1/24", "192.168.241.2/24")
     lab.link(m, b, ["192.168.243.2/24", "192.168.243.3/24"], "192.168.243.1/24")
-    ka, pa = genkey()
-    kb, pb = genkey()
     kc, pc = genkey()
-    na = lab.tidewire(
+    na, nb = lab.tidewire_pair(
         a,
-        "twa",
-        tidewire_toml(
-            name="twa",
-            private_key=ka,
-            address=["10.77.0.1/24"],
-            lab=lab,
-            listen_port=51820,
-            peers=[
-                {
-                    "public_key": pb,
-                    "endpoint": "192.168.241.2:51821",
-                    "allowed_ips": ["10.77.0.2/32"],
-                }
-            ],
-        ),
-    )
-    nb = lab.tidewire(
         b,
-        "twb",
-        tidewire_toml(
-            name="twb",
-            private_key=kb,
-            address=["10.77.0.2/24"],
-            lab=lab,
-            listen_port=51821,
-            peers=[
-                {"public_key": pa, "allowed_ips": ["10.77.0.1/32"]},
-                {"public_key": pc, "allowed_ips": ["10.77.0.3/32"]},
-            ],
-        ),
+        endpoint="192.168.241.2:51821",
+        tunnel_a=["10.77.0.1/24"],
+        tunnel_b=["10.77.0.2/24"],
+        b_extra_peers=({"public_key": pc, "allowed_ips": ["10.77.0.3/32"]},),
     )
+    pb = nb.status()["public_key"]
     late_peer = tidewire_toml(
         name="twc",
         private_key=kc,

@@ -12,38 +12,13 @@ from lab import TIDEWIRE, Lab, genkey, tidewire_toml
 def build(lab: Lab, outer: str):  # type: ignore[no-untyped-def]
     a, b = lab.host("a"), lab.host("b")
     lab.link(a, b, ["192.168.241.1/24", "fd00:241::1/64"], ["192.168.241.2/24", "fd00:241::2/64"])
-    ka, pa = genkey()
-    kb, pb = genkey()
     endpoint = "192.168.241.2:51821" if outer == "v4" else "[fd00:241::2]:51821"
-    na = lab.tidewire(
+    na, nb = lab.tidewire_pair(
         a,
-        "twa",
-        tidewire_toml(
-            name="twa",
-            private_key=ka,
-            address=["10.77.0.1/24", "fd77::1/64"],
-            lab=lab,
-            listen_port=51820,
-            peers=[
-                {
-                    "public_key": pb,
-                    "endpoint": endpoint,
-                    "allowed_ips": ["10.77.0.2/32", "fd77::2/128"],
-                }
-            ],
-        ),
-    )
-    nb = lab.tidewire(
         b,
-        "twb",
-        tidewire_toml(
-            name="twb",
-            private_key=kb,
-            address=["10.77.0.2/24", "fd77::2/64"],
-            lab=lab,
-            listen_port=51821,
-            peers=[{"public_key": pa, "allowed_ips": ["10.77.0.1/32", "fd77::1/128"]}],
-        ),
+        endpoint=endpoint,
+        tunnel_a=["10.77.0.1/24", "fd77::1/64"],
+        tunnel_b=["10.77.0.2/24", "fd77::2/64"],
     )
     return a, b, na, nb
 
