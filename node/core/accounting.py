@@ -1,0 +1,224 @@
+"""Accounting rules, sans I/O: what a provider bills, what a client will sign, and credit.
+
+Both ends count the same thing, inner IP bytes in the data path: `up` is what the
+client sends through the provider, `down` what the provider sends to the client.
+
+Provider (`ServedSession`, one per client session): counts what it serves, sends
+an invoice every `invoice_bytes` or `invoice_interval` of traffic, checks each
+receipt against the invoice it answers and the chain before it, and serves at
+most `window` bytes beyond the last receipt that is safely in the ledger. The
+window starts at `credit_window` and doubles after every 16 receipts in good
+standing, up to `credit_max`. Past it the client's traffic is held back (dropped
+and counted); after `cutoff` seconds of that, the session ends.
+
+Client (`UsedSession`, one per provider): counts what it sends and receives, and
+signs an invoice only if neither direction exceeds its own count by more than
+`tolerance` plus `slack`; otherwise it refuses and stops using the provider.
+"""
+
+from dataclasses import dataclass, field
+
+from nacl.signing import SigningKey
+
+from tidewire.protocol.channel import REFUSED_OVERBILLED, REFUSED_REGRESSED, Invoice, Refusal
+from tidewire.protocol.errors import RemoteProtocolError
+from tidewire.protocol.receipts import ZERO_HASH, Receipt, SignedReceipt, check_successor, sign
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class AccountingConfig:
+    credit_window: int = 4 * MiB
+    credit_max: int = 64 * MiB
+    invoice_bytes: int = 1 * MiB
+    invoice_interval: float = 1.0
+    cutoff: float = 30.0
+    tolerance: float = 0.02
+    slack: int = 1 * MiB
+    max_pending_invoices: int = 64
+
+
+@dataclass
+class ServedSession:
+    """The provider's side of one client session."""
+
+    session_id: bytes
+    peer_key: bytes  # the client's X25519 key (the tunnel peer)
+    client_key: bytes  # the client's Ed25519 key (from its hello)
+    provider_key: bytes  # our Ed25519 key
+    session_start_ms: int
+    config: AccountingConfig
+    served_up: int = 0
+    served_down: int = 0
+    last: SignedReceipt | None = None
+    window: int = 0
+    good_receipts: int = 0
+    next_seq: int = 1
+    pending: dict[int, Invoice] = field(default_factory=dict)
+    invoiced_total: int = 0
+    last_invoice_at: float | None = None
+    over_since: float | None = None
+    cut_off: bool = False
+
+    def __post_init__(self) -> None:
+        self.window = self.window or self.config.credit_window
+        if self.last is not None:
+            self.next_seq = self.last.receipt.seq + 1
+            self.served_up = max(self.served_up, self.last.receipt.bytes_up)
+            self.served_down = max(self.served_down, self.last.receipt.bytes_down)
+            self.invoiced_total = self.last.receipt.total
+
+    @property
+    def receipted(self) -> int:
+        return 0 if self.last is None else self.last.receipt.total
+
+    @property
+    def unreceipted(self) -> int:
+        return self.served_up + self.served_down - self.receipted
+
+    def allowed(self) -> bool:
+        """May one more packet be served? (Checked per packet in the data path.)"""
+        return (
+            not self.cut_off and self.served_up + self.served_down - self.receipted <= self.window
+        )
+
+    def invoice_due(self, *, now: float) -> bool:
+        """Every `invoice_bytes` of new traffic, or `invoice_interval` after the last invoice
+        while anything is new or still unreceipted (so a lost invoice or receipt is replaced)."""
+        total = self.served_up + self.served_down
+        if total - self.invoiced_total >= self.config.invoice_bytes:
+            return True
+        waited = (
+            self.last_invoice_at is None
+            or now - self.last_invoice_at >= self.config.invoice_interval
+        )
+        return waited and (total > self.invoiced_total or total > self.receipted)
+
+    def make_invoice(self, *, now: float, wall_ms: int) -> Invoice:
+        inv = Invoice(
+            session_id=self.session_id,
+            provider_key=self.provider_key,
+            seq=self.next_seq,
+            bytes_up=self.served_up,
+            bytes_down=self.served_down,
+            session_start_ms=self.session_start_ms,
+            time_ms=wall_ms,
+        )
+        self.pending[inv.seq] = inv
+        while len(self.pending) > self.config.max_pending_invoices:
+            del self.pending[min(self.pending)]
+        self.next_seq += 1
+        self.invoiced_total = self.served_up + self.served_down
+        self.last_invoice_at = now
+        return inv
+
+    def check_receipt(self, signed: SignedReceipt) -> None:
+        """Raise RemoteProtocolError unless `signed` answers an invoice of ours and extends
+        the chain."""
+        r = signed.receipt
+        if r.session_id != self.session_id:
+            raise RemoteProtocolError("receipt_foreign", "not this session")
+        if r.provider_key != self.provider_key:
+            raise RemoteProtocolError("receipt_wrong_provider")
+        if r.client_key != self.client_key:
+            raise RemoteProtocolError("receipt_wrong_client")
+        inv = self.pending.get(r.seq)
+        if inv is None:
+            raise RemoteProtocolError("receipt_unexpected", f"no invoice {r.seq} outstanding")
+        if (r.bytes_up, r.bytes_down, r.time_ms, r.session_start_ms) != (
+            inv.bytes_up,
+            inv.bytes_down,
+            inv.time_ms,
+            inv.session_start_ms,
+        ):
+            raise RemoteProtocolError("receipt_mismatch", "does not match its invoice")
+        if self.last is not None and r.seq <= self.last.receipt.seq:
+            raise RemoteProtocolError("receipt_replayed")
+        # Invoices and receipts can be lost, so sequence numbers may skip; where they do not,
+        # the receipt must chain to the previous one by hash.
+        check_successor(self.last, signed, allow_gap=True)
+
+    def commit_receipt(self, signed: SignedReceipt) -> None:
+        """Called once the receipt is durably in the ledger: extend credit."""
+        self.last = signed
+        for seq in [s for s in self.pending if s <= signed.receipt.seq]:
+            del self.pending[seq]
+        self.over_since = None
+        self.good_receipts += 1
+        if self.good_receipts % 16 == 0:
+            self.window = min(self.config.credit_max, self.window * 2)
+
+    def tick(self, *, now: float) -> bool:
+        """Track time over the window; True when the session must end."""
+        if self.cut_off:
+            return False
+        if self.allowed():
+            self.over_since = None
+            return False
+        if self.over_since is None:
+            self.over_since = now
+        if now - self.over_since >= self.config.cutoff:
+            self.cut_off = True
+            return True
+        return False
+
+
+@dataclass
+class UsedSession:
+    """The client's side of its session with one provider."""
+
+    session_id: bytes
+    key: SigningKey
+    config: AccountingConfig
+    own_up: int = 0
+    own_down: int = 0
+    provider_key: bytes | None = None
+    last: SignedReceipt | None = None
+    refused: bool = False
+    refusal_reason: str = ""
+    invoices_seen: int = 0
+
+    @property
+    def client_key(self) -> bytes:
+        return bytes(self.key.verify_key)
+
+    def limit(self, own: int) -> int:
+        return int(own * (1 + self.config.tolerance)) + self.config.slack
+
+    def on_invoice(self, inv: Invoice) -> SignedReceipt | Refusal:
+        """Sign the invoice if it is within tolerance of our own counts; refuse otherwise."""
+        if inv.session_id != self.session_id:
+            raise RemoteProtocolError("invoice_foreign_session")
+        if self.refused:
+            return Refusal(self.session_id, inv.seq, REFUSED_OVERBILLED)
+        if self.provider_key is not None and inv.provider_key != self.provider_key:
+            raise RemoteProtocolError("invoice_provider_changed")
+        self.invoices_seen += 1
+        prev = self.last.receipt if self.last else None
+        if prev is not None and inv.seq <= prev.seq:
+            raise RemoteProtocolError("invoice_stale", f"seq {inv.seq} after {prev.seq}")
+        if prev is not None and (inv.bytes_up < prev.bytes_up or inv.bytes_down < prev.bytes_down):
+            return Refusal(self.session_id, inv.seq, REFUSED_REGRESSED)
+        if inv.bytes_up > self.limit(self.own_up) or inv.bytes_down > self.limit(self.own_down):
+            self.refused = True
+            self.refusal_reason = (
+                f"invoice {inv.seq} bills {inv.bytes_up} up / {inv.bytes_down} down; "
+                f"we counted {self.own_up} / {self.own_down}"
+            )
+            return Refusal(self.session_id, inv.seq, REFUSED_OVERBILLED)
+        self.provider_key = inv.provider_key
+        receipt = Receipt(
+            session_id=self.session_id,
+            provider_key=inv.provider_key,
+            client_key=self.client_key,
+            seq=inv.seq,
+            bytes_up=inv.bytes_up,
+            bytes_down=inv.bytes_down,
+            session_start_ms=inv.session_start_ms,
+            time_ms=inv.time_ms,
+            prev_hash=ZERO_HASH if self.last is None else self.last.hash,
+        )
+        signed = sign(receipt, self.key)
+        self.last = signed
+        return signed

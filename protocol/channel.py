@@ -1,0 +1,114 @@
+"""Messages of the native in-tunnel control channel (DESIGN.md, "Wire protocols").
+
+They travel as UDP datagrams to the peer's overlay address on port 7474 inside
+the encrypted link, so they need no crypto of their own: the link already says
+which peer sent them. Every message starts with b"TW", a version byte and a
+type byte; the whole message is at most 512 bytes. Accounting is the first user:
+
+    HELLO    client -> provider  session id (chosen by the client, new each run)
+                                 and the client's Ed25519 key
+    INVOICE  provider -> client  the provider's counts for the session, its key
+    RECEIPT  client -> provider  the signed cumulative receipt (receipts.py)
+    REFUSAL  client -> provider  the client will not sign this invoice, and why
+"""
+
+from dataclasses import dataclass, fields
+
+from construct import Bytes, Const, ConstructError, Int8ub, Int64ub, Struct
+
+from .errors import RemoteProtocolError
+from .receipts import RECEIPT_SIZE, SIGNATURE_SIZE
+
+CONTROL_PORT = 7474
+VERSION = 1
+MAX_SIZE = 512
+MAGIC = b"TW"
+
+HELLO, INVOICE, RECEIPT, REFUSAL = 1, 2, 3, 4
+
+REFUSED_OVERBILLED = 1
+REFUSED_REGRESSED = 2
+
+_HEADER = Struct("magic" / Const(MAGIC), "version" / Const(VERSION, Int8ub), "type" / Int8ub)
+
+_BODIES = {
+    HELLO: Struct("session_id" / Bytes(16), "client_key" / Bytes(32)),
+    INVOICE: Struct(
+        "session_id" / Bytes(16),
+        "provider_key" / Bytes(32),
+        "seq" / Int64ub,
+        "bytes_up" / Int64ub,
+        "bytes_down" / Int64ub,
+        "session_start_ms" / Int64ub,
+        "time_ms" / Int64ub,
+    ),
+    RECEIPT: Struct("receipt" / Bytes(RECEIPT_SIZE + SIGNATURE_SIZE)),
+    REFUSAL: Struct("session_id" / Bytes(16), "seq" / Int64ub, "reason" / Int8ub),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    session_id: bytes
+    client_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    session_id: bytes
+    provider_key: bytes
+    seq: int
+    bytes_up: int
+    bytes_down: int
+    session_start_ms: int
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptMessage:
+    receipt: bytes  # body and signature, checked by receipts.verify
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    session_id: bytes
+    seq: int
+    reason: int
+
+
+Message = Hello | Invoice | ReceiptMessage | Refusal
+_TYPES: dict[type, int] = {
+    Hello: HELLO,
+    Invoice: INVOICE,
+    ReceiptMessage: RECEIPT,
+    Refusal: REFUSAL,
+}
+_CLASSES: dict[int, type] = {v: k for k, v in _TYPES.items()}
+
+
+def encode(msg: Message) -> bytes:
+    kind = _TYPES[type(msg)]
+    body: bytes = _BODIES[kind].build({f.name: getattr(msg, f.name) for f in fields(msg)})
+    header: bytes = _HEADER.build({"type": kind})
+    return header + body
+
+
+def decode(data: bytes) -> Message:
+    """Parse one control message; raise RemoteProtocolError for anything else."""
+    if len(data) > MAX_SIZE:
+        raise RemoteProtocolError("control_oversized")
+    if len(data) < 4:
+        raise RemoteProtocolError("control_short")
+    try:
+        kind = _HEADER.parse(data[:4])["type"]
+    except ConstructError:
+        raise RemoteProtocolError("control_header") from None
+    fmt = _BODIES.get(kind)
+    if fmt is None:
+        raise RemoteProtocolError("control_unknown_type")
+    if len(data) - 4 != fmt.sizeof():
+        raise RemoteProtocolError("control_size")
+    parsed = fmt.parse(data[4:])
+    cls = _CLASSES[kind]
+    msg: Message = cls(**{f.name: parsed[f.name] for f in fields(cls)})
+    return msg

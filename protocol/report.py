@@ -1,0 +1,213 @@
+"""Epoch reports: a provider's signed account of the bandwidth it served in one epoch.
+
+An epoch is a fixed UTC window: epoch N covers [N * L, (N + 1) * L) Unix seconds
+(L = 86400 by default). For each client session with a receipt in the epoch,
+the report carries the latest receipt in the epoch and the latest one before it
+(the baseline, or none): the epoch's verified bytes for the session are the
+difference, and both are signed by the client. Bytes no receipt covers (stock
+WireGuard peers, service beyond the last receipt) are listed as unverified. A
+Merkle root over the latest receipts lets a single receipt be proven part of the
+report. The provider signs the canonical JSON of everything else with its
+Ed25519 key.
+
+`verify_report` needs nothing but the document: it checks every signature,
+that every receipt names this provider, that baseline and latest form a
+monotonic sequence of the same session inside the right windows, the totals
+and the Merkle root, and returns each failure as one sentence.
+"""
+
+import json
+from typing import Any
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from . import merkle
+from .errors import RemoteProtocolError
+from .receipts import SignedReceipt, check_successor, verify
+
+FORMAT = "tidewire-epoch-report"
+VERSION = 1
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _receipt_json(s: SignedReceipt | None) -> str | None:
+    return None if s is None else s.wire().hex()
+
+
+def build(
+    *,
+    key: SigningKey,
+    epoch: int,
+    epoch_seconds: int,
+    sessions: list[tuple[SignedReceipt | None, SignedReceipt]],
+    unverified: list[dict[str, Any]],
+) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = []
+    verified_up = verified_down = 0
+    for baseline, latest in sessions:
+        b = baseline.receipt if baseline else None
+        r = latest.receipt
+        verified_up += r.bytes_up - (b.bytes_up if b else 0)
+        verified_down += r.bytes_down - (b.bytes_down if b else 0)
+        entries.append(
+            {
+                "session_id": r.session_id.hex(),
+                "client_key": r.client_key.hex(),
+                "baseline": _receipt_json(baseline),
+                "latest": _receipt_json(latest),
+                "bytes_up": r.bytes_up - (b.bytes_up if b else 0),
+                "bytes_down": r.bytes_down - (b.bytes_down if b else 0),
+            }
+        )
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "provider_key": bytes(key.verify_key).hex(),
+        "epoch": epoch,
+        "epoch_seconds": epoch_seconds,
+        "start": epoch * epoch_seconds,
+        "end": (epoch + 1) * epoch_seconds,
+        "sessions": entries,
+        "unverified": unverified,
+        "totals": {
+            "verified_up": verified_up,
+            "verified_down": verified_down,
+            "unverified_up": sum(int(u["bytes_up"]) for u in unverified),
+            "unverified_down": sum(int(u["bytes_down"]) for u in unverified),
+        },
+        "merkle_root": merkle.root([latest.wire() for _, latest in sessions]).hex(),
+    }
+    doc["signature"] = key.sign(canonical(doc)).signature.hex()
+    return doc
+
+
+def _hex(value: Any, size: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("not a hex string")
+    raw = bytes.fromhex(value)
+    if size is not None and len(raw) != size:
+        raise ValueError(f"{len(raw)} bytes, expected {size}")
+    return raw
+
+
+def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
+    """(failures, summary). No failures means the report is valid."""
+    problems: list[str] = []
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        return [f"not a {FORMAT} document"], {}
+    if doc.get("version") != VERSION:
+        return [f"unsupported version {doc.get('version')!r}"], {}
+    try:
+        provider = _hex(doc["provider_key"], 32)
+        signature = _hex(doc["signature"], 64)
+        epoch, length = int(doc["epoch"]), int(doc["epoch_seconds"])
+        sessions, unverified, totals = doc["sessions"], doc["unverified"], doc["totals"]
+        if (
+            not isinstance(sessions, list)
+            or not isinstance(unverified, list)
+            or not isinstance(totals, dict)
+        ):
+            raise TypeError("sessions, unverified and totals have the wrong types")
+    except (KeyError, ValueError, TypeError) as exc:
+        return [f"malformed report ({exc})"], {}
+    try:
+        VerifyKey(provider).verify(canonical(doc), signature)
+    except (BadSignatureError, ValueError):
+        problems.append("the provider's signature does not match the report")
+    if doc.get("start") != epoch * length or doc.get("end") != (epoch + 1) * length:
+        problems.append("start and end are not the epoch's window")
+    start_ms, end_ms = epoch * length * 1000, (epoch + 1) * length * 1000
+    leaves: list[bytes] = []
+    up_total = down_total = 0
+    summary_sessions = []
+    for i, entry in enumerate(sessions):
+        where = f"session {i + 1}"
+        try:
+            latest = verify(_hex(entry["latest"]))
+            baseline = verify(_hex(entry["baseline"])) if entry.get("baseline") else None
+        except (KeyError, ValueError, TypeError):
+            problems.append(f"{where}: receipt is not hex")
+            continue
+        except RemoteProtocolError as exc:
+            problems.append(f"{where}: receipt refused ({exc.reason})")
+            continue
+        leaves.append(latest.wire())
+        r = latest.receipt
+        for s in (latest, baseline):
+            if s is not None and s.receipt.provider_key != provider:
+                problems.append(f"{where}: a receipt names another provider")
+        if (
+            entry.get("session_id") != r.session_id.hex()
+            or entry.get("client_key") != r.client_key.hex()
+        ):
+            problems.append(f"{where}: session or client does not match its receipt")
+        if not start_ms <= r.time_ms < end_ms:
+            problems.append(f"{where}: the latest receipt is not inside the epoch")
+        if baseline is not None:
+            if baseline.receipt.time_ms >= start_ms:
+                problems.append(f"{where}: the baseline receipt is not before the epoch")
+            try:
+                check_successor(baseline, latest, allow_gap=True)
+            except RemoteProtocolError as exc:
+                problems.append(
+                    f"{where}: baseline and latest are not one monotonic sequence ({exc.reason})"
+                )
+        b = baseline.receipt if baseline else None
+        up = r.bytes_up - (b.bytes_up if b else 0)
+        down = r.bytes_down - (b.bytes_down if b else 0)
+        if entry.get("bytes_up") != up or entry.get("bytes_down") != down:
+            problems.append(f"{where}: listed bytes are not latest minus baseline")
+        up_total += up
+        down_total += down
+        summary_sessions.append(
+            {
+                "session_id": r.session_id.hex(),
+                "client_key": r.client_key.hex(),
+                "seq": r.seq,
+                "bytes_up": up,
+                "bytes_down": down,
+            }
+        )
+    if totals.get("verified_up") != up_total or totals.get("verified_down") != down_total:
+        problems.append("totals do not add up to the sessions")
+    try:
+        u_up = sum(int(u["bytes_up"]) for u in unverified)
+        u_down = sum(int(u["bytes_down"]) for u in unverified)
+        if totals.get("unverified_up") != u_up or totals.get("unverified_down") != u_down:
+            problems.append("unverified totals do not add up")
+    except (KeyError, ValueError, TypeError):
+        problems.append("malformed unverified entries")
+    if len(leaves) == len(sessions) and doc.get("merkle_root") != merkle.root(leaves).hex():
+        problems.append("the Merkle root does not match the receipts")
+    summary = {
+        "provider_key": provider.hex(),
+        "epoch": epoch,
+        "epoch_seconds": length,
+        "sessions": summary_sessions,
+        "verified_bytes": up_total + down_total,
+    }
+    return problems, summary
+
+
+def verify_sequence(summaries: list[dict[str, Any]]) -> list[str]:
+    """Across several reports: each session's sequence numbers grow with the epoch."""
+    problems = []
+    seen: dict[tuple[str, str], tuple[int, int]] = {}
+    for s in sorted(summaries, key=lambda s: s["epoch"]):
+        for sess in s["sessions"]:
+            k = (s["provider_key"], sess["session_id"])
+            if k in seen and seen[k][0] == s["epoch"]:
+                problems.append(
+                    f"epoch {s['epoch']}: session {sess['session_id'][:8]} reported twice"
+                )
+            elif k in seen and sess["seq"] <= seen[k][1]:
+                problems.append(
+                    f"epoch {s['epoch']}: session {sess['session_id'][:8]} went back in sequence"
+                )
+            seen[k] = (s["epoch"], sess["seq"])
+    return problems
