@@ -20,6 +20,7 @@ from ipaddress import (
 from pathlib import Path
 from typing import Any, NoReturn
 
+from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import Rule, parse_rule
 from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.keys import decode_key
@@ -75,6 +76,8 @@ class NodeConfig:
     exit: ExitSpec = field(default_factory=ExitSpec)
     warnings: list[str] = field(default_factory=list)
     format: str = "toml"
+    accounting: AccountingConfig = field(default_factory=AccountingConfig)
+    epoch_seconds: int = 86400
 
     def __post_init__(self) -> None:
         if self.control_socket is None:
@@ -369,8 +372,10 @@ def _load_toml(path: Path, text: str) -> NodeConfig:
         raise ConfigError(path, int(m.group(1)) if m else None, "TOML", str(exc)) from None
     top_err = _toml_err(path, text, "interface", 0)
     for k in data:
-        if k not in ("interface", "peer", "exit"):
-            raise ConfigError(path, None, k, "unknown table (known: [interface], [[peer]], [exit])")
+        if k not in ("interface", "peer", "exit", "accounting"):
+            raise ConfigError(
+                path, None, k, "unknown table (known: [interface], [[peer]], [exit], [accounting])"
+            )
     iface = data.get("interface")
     if not isinstance(iface, dict):
         raise ConfigError(path, None, "[interface]", "is required")
@@ -415,6 +420,8 @@ def _load_toml(path: Path, text: str) -> NodeConfig:
         cfg.peers.append(_toml_peer(path, text, i, table))
     if "exit" in data:
         cfg.exit = _toml_exit(path, text, data["exit"])
+    if "accounting" in data:
+        cfg.accounting, cfg.epoch_seconds = _toml_accounting(path, text, data["accounting"])
     _check_peers(cfg)
     return cfg
 
@@ -487,3 +494,33 @@ def _toml_exit(path: Path, text: str, table: Any) -> ExitSpec:
                 err(k, str(exc))
         setattr(spec, k, rules)
     return spec
+
+
+def _toml_accounting(path: Path, text: str, table: Any) -> tuple[AccountingConfig, int]:
+    err = _toml_err(path, text, "accounting", 0)
+    if not isinstance(table, dict):
+        err("accounting", "must be a table")
+    ints = {
+        "credit_window": (1 << 16, 1 << 40),
+        "credit_max": (1 << 16, 1 << 44),
+        "invoice_bytes": (1 << 12, 1 << 36),
+        "slack": (0, 1 << 36),
+        "epoch_seconds": (60, 1 << 32),
+    }
+    floats = {"invoice_interval": (0.05, 3600.0), "cutoff": (1.0, 86400.0), "tolerance": (0.0, 1.0)}
+    _unknown(table, set(ints) | set(floats), err)
+    values: dict[str, Any] = {}
+    for k, (lo, hi) in ints.items():
+        if k in table:
+            values[k] = _int(table[k], err, k, lo, hi)
+    for k, (flo, fhi) in floats.items():
+        if k in table:
+            v = table[k]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not flo <= v <= fhi:
+                err(k, f"must be a number from {flo} to {fhi}")
+            values[k] = float(v)
+    epoch = values.pop("epoch_seconds", 86400)
+    acct = AccountingConfig(**values)
+    if acct.credit_max < acct.credit_window:
+        err("credit_max", "must be at least credit_window")
+    return acct, epoch

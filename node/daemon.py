@@ -23,10 +23,12 @@ from typing import Any
 import trio
 
 from tidewire.node import control, firewall, netconf
+from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig, PeerSpec, parse_endpoint
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
+from tidewire.node.ledger import Ledger, LedgerError
 from tidewire.node.state import TimestampStore
 from tidewire.node.status import build_status
 from tidewire.node.tun import open_tun
@@ -55,6 +57,8 @@ class Daemon:
         self.peer_specs: dict[bytes, PeerSpec] = {}
         self.cancel = trio.CancelScope()
         self.datapath: DataPath | None = None
+        self.accountant: Accountant | None = None
+        self.ledger: Ledger | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -90,6 +94,21 @@ class Daemon:
                 policy=None,
                 persist_timestamp=store.put,
             )
+            if self.exit_enabled:
+                try:
+                    self.ledger = Ledger(cfg.state_dir / cfg.name / "ledger.sqlite")
+                except LedgerError as exc:
+                    raise NodeError(str(exc)) from None
+            self.accountant = dp.accountant = Accountant(
+                public_key=device.public_key,
+                static_private=cfg.private_key,
+                config=cfg.accounting,
+                ledger=self.ledger,
+                epoch_seconds=cfg.epoch_seconds,
+                send_control=dp.send_control,
+                disconnect=self._disconnect,
+                rng=os.urandom,
+            )
             netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
             if self.exit_enabled:  # after the link, so its own addresses are the router's too
                 dp.policy = ExitPolicy(
@@ -111,6 +130,7 @@ class Daemon:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(control.serve, cfg.control_socket, self.handle_request)
                     nursery.start_soon(self._signals)
+                    await nursery.start(self.accountant.run)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timer_task)
                     for sock in self.sockets.values():
@@ -125,6 +145,9 @@ class Daemon:
                     )
                     task_status.started()
         finally:
+            if self.accountant is not None and self.ledger is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self.accountant.flush()  # the counters since the last flush
             self._teardown()
 
     def _lock(self) -> None:
@@ -197,6 +220,8 @@ class Daemon:
         self.firewall_installed = True
 
     def _teardown(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
         if self.firewall_installed:
             firewall.remove(self.cfg.name)
         if self.forwarding:
@@ -248,6 +273,8 @@ class Daemon:
             raise
         for net in spec.allowed_ips:
             self.datapath.routes.insert(net, peer)
+        if self.accountant is not None:
+            self.accountant.set_role(spec.public_key, self._role(spec))
         self.peer_allowed[spec.public_key] = list(spec.allowed_ips)
         self.peer_specs[spec.public_key] = spec
         return peer
@@ -259,11 +286,30 @@ class Daemon:
             raise control.RequestError("no peer with that public key")
         self.datapath.routes.remove(peer)
         self.datapath.device.remove_peer(public_key)
+        if self.accountant is not None:
+            self.accountant.set_role(public_key, None)
         netconf.remove_routes(
             self.cfg.name, self.peer_allowed.get(public_key, []), table=self.table
         )
         self.peer_allowed.pop(public_key, None)
         self.peer_specs.pop(public_key, None)
+
+    def _role(self, spec: PeerSpec) -> str | None:
+        if spec.provider:
+            return "provider"
+        if self.exit_enabled:
+            return "stock" if spec.mode.value == "wireguard" else "client"
+        return None
+
+    def _disconnect(self, peer_key: bytes) -> None:
+        """Stop talking to a peer: erase its session keys and its keepalive."""
+        assert self.datapath is not None
+        peer = self.datapath.device.peers.get(peer_key)
+        if peer is not None:
+            peer.zero(self.datapath.device.index)
+            peer.persistent_keepalive = 0
+            peer.staged.clear()
+            peer.clear_timers()
 
     # -- control requests ---------------------------------------------------
 
@@ -286,8 +332,21 @@ class Daemon:
         if cmd == "peer_remove":
             self.remove_peer(_request_key(req, "public_key"))
             return {}
+        if cmd == "usage":
+            assert self.accountant is not None
+            rows = await trio.to_thread.run_sync(self.ledger.usage) if self.ledger else []
+            return {"usage": {"interface": self.cfg.name, **self.accountant.usage(rows)}}
+        if cmd == "report":
+            assert self.accountant is not None
+            epoch = req.get("epoch")
+            if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+                raise control.RequestError("epoch: a non-negative integer is required")
+            try:
+                return {"report": await self.accountant.report(epoch)}
+            except ValueError as exc:
+                raise control.RequestError(str(exc)) from None
         raise control.RequestError(
-            f"unknown command {cmd!r} (known: status, peer_add, peer_remove, down)"
+            f"unknown command {cmd!r} (known: status, usage, report, peer_add, peer_remove, down)"
         )
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import trio
 
+from tidewire.node.accounting import Accountant
+from tidewire.node.core import overlay
 from tidewire.node.core.allowed_ips import AllowedIPs
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.packet import inspect
@@ -52,6 +54,7 @@ class DataPath:
         self.policy = policy
         self.persist_timestamp = persist_timestamp
         self.routes: AllowedIPs[Peer] = AllowedIPs()
+        self.accountant: Accountant | None = None
         self.drops: Counter[str] = Counter()
         self.wake = trio.Event()
         self._load_window_start = 0.0
@@ -85,6 +88,9 @@ class DataPath:
         )
         if peer is None:
             self.drops["tun_no_route"] += 1
+            return
+        acct = self.accountant
+        if acct is not None and not acct.outbound(peer.public_key, len(packet)):
             return
         out = self.device.encrypt(peer, packet, now=now)
         if out is not None and peer.endpoint is not None:
@@ -123,7 +129,7 @@ class DataPath:
                     data, (addr[0], addr[1]), now=now, under_load=under_load
                 )
                 if res is not None:
-                    self.inbound(res[0], res[1])
+                    self.inbound(res[0], res[1], now=now)
             self.after_batch()
 
     def _handshake_load(self, now: float) -> bool:
@@ -134,10 +140,14 @@ class DataPath:
             self._under_load_until = now + LOAD_WINDOW
         return now < self._under_load_until
 
-    def inbound(self, peer: Peer, plaintext: bytes) -> None:
+    def inbound(self, peer: Peer, plaintext: bytes, *, now: float) -> None:
         inner = inspect(plaintext)
         if inner is None:
             self.drops["inner_malformed"] += 1
+            return
+        acct = self.accountant
+        if acct is not None and inner.version == 6 and acct.is_control(plaintext):
+            acct.on_control(peer.public_key, plaintext[: inner.length], now=now)
             return
         owner = (
             self.routes.lookup_v4(inner.src)
@@ -152,6 +162,8 @@ class DataPath:
             if reason is not None:
                 self.drops["exit_" + reason] += 1
                 return
+        if acct is not None and not acct.inbound(peer.public_key, inner.length):
+            return
         try:
             os.write(
                 self.tun_fd,
@@ -174,8 +186,22 @@ class DataPath:
             self.flush()
 
     def after_batch(self) -> None:
+        if self.accountant is not None:
+            self.accountant.after_batch(now=trio.current_time())
         self.flush()
         self.wake.set()
+
+    def send_control(self, peer_key: bytes, payload: bytes) -> None:
+        """Send a control message to a peer's overlay address, inside the link."""
+        peer = self.device.peers.get(peer_key)
+        if peer is None or self.accountant is None:
+            return
+        packet = overlay.build(
+            self.accountant.local_overlay, overlay.overlay_address(peer_key), payload
+        )
+        out = self.device.encrypt(peer, packet, now=trio.current_time())
+        if out is not None and peer.endpoint is not None:
+            self.send(out, peer.endpoint)
 
     def flush(self) -> None:
         dev = self.device
@@ -183,6 +209,8 @@ class DataPath:
             if isinstance(event, TimestampSent):
                 self.persist_timestamp(event.public_key, event.timestamp)
             elif isinstance(event, HandshakeCompleted):
+                if self.accountant is not None:
+                    self.accountant.handshake_completed(event.public_key, now=trio.current_time())
                 log.info(
                     "handshake with %s completed (%s)",
                     _short(event.public_key),

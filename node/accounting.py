@@ -1,0 +1,451 @@
+"""Accounting in the running node: counts in the data path, the control channel, the ledger.
+
+Roles come from the configuration. On a node with the exit role, native peers
+that are not marked `provider` are clients that owe receipts ("client"); its
+WireGuard-mode peers cannot sign, so their traffic is counted as unverified
+("stock"). A peer marked `provider = true` is a provider this node uses: it
+counts its own traffic and signs receipts for it ("provider").
+
+The per-packet calls (`outbound`, `inbound`) are synchronous and cheap; what
+needs the disk (loading and opening sessions, committing receipts, saving
+counters) goes through a bounded queue to `run`, which does it in a worker
+thread, and credit is extended only after a receipt's commit returns.
+
+Two environment variables exist for the lab only, to build misbehaving nodes:
+TIDEWIRE_LAB_OVERBILL (a factor a provider multiplies its invoices by) and
+TIDEWIRE_LAB_NO_RECEIPTS=1 (a client that never signs).
+"""
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from tidewire.node.core import overlay
+from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedSession
+from tidewire.node.ledger import Ledger
+from tidewire.protocol import channel
+from tidewire.protocol.errors import RemoteProtocolError
+from tidewire.protocol.receipts import SignedReceipt, signing_key_from_static, verify
+from tidewire.protocol.report import build as build_report
+
+log = logging.getLogger("tidewire.accounting")
+
+HELLO_RETRY = 2.0
+FLUSH_INTERVAL = 2.0
+TICK = 0.2
+
+
+def _short(key: bytes) -> str:
+    import base64
+
+    return base64.b64encode(key).decode()[:8] + "…"
+
+
+class Accountant:
+    def __init__(
+        self,
+        *,
+        public_key: bytes,
+        static_private: bytes,
+        config: AccountingConfig,
+        ledger: Ledger | None,
+        epoch_seconds: int,
+        send_control: Callable[[bytes, bytes], None],
+        disconnect: Callable[[bytes], None],
+        rng: Callable[[int], bytes],
+    ) -> None:
+        self.sign_key = signing_key_from_static(static_private)
+        self.sign_public = bytes(self.sign_key.verify_key)
+        self.local_overlay = overlay.overlay_address(public_key)
+        self.config = config
+        self.ledger = ledger
+        self.epoch_seconds = epoch_seconds
+        self.send_control = send_control  # (peer key, control message bytes)
+        self.disconnect = disconnect
+        self.rng = rng
+        self.roles: dict[bytes, str] = {}
+        self.served: dict[bytes, ServedSession] = {}
+        self.used: dict[bytes, UsedSession] = {}
+        self.pre_session: dict[bytes, list[int]] = {}  # native clients before their hello
+        self.unverified: dict[tuple[bytes, str], list[int]] = {}  # not yet flushed
+        self.hello_due: dict[bytes, float] = {}
+        self.drops: dict[str, int] = {}
+        self.overbill = float(os.environ.get("TIDEWIRE_LAB_OVERBILL", "1") or 1)
+        self.no_receipts = os.environ.get("TIDEWIRE_LAB_NO_RECEIPTS") == "1"
+        self.send_queue, self.receive_queue = trio.open_memory_channel[tuple[str, bytes, Any]](1024)
+
+    # -- configuration --------------------------------------------------------
+
+    def set_role(self, peer_key: bytes, role: str | None) -> None:
+        if role is None:
+            self.roles.pop(peer_key, None)
+            self.used.pop(peer_key, None)
+            self.served.pop(peer_key, None)
+            return
+        self.roles[peer_key] = role
+        if role == "provider":
+            self.used[peer_key] = UsedSession(
+                session_id=self.rng(16), key=self.sign_key, config=self.config
+            )
+
+    # -- data path (per packet) -------------------------------------------------
+
+    def _count(self, peer_key: bytes, n: int, up: bool) -> bool:
+        role = self.roles.get(peer_key)
+        if role is None:
+            return True
+        if role == "provider":
+            used = self.used[peer_key]
+            if used.refused:
+                self._drop("provider_refused")
+                return False
+            if up:
+                used.own_up += n
+            else:
+                used.own_down += n
+            return True
+        if role == "client":
+            s = self.served.get(peer_key)
+            if s is None:
+                pre = self.pre_session.setdefault(peer_key, [0, 0])
+                if pre[0] + pre[1] > self.config.credit_window:
+                    self._drop("credit_no_session")
+                    return False
+                pre[0 if up else 1] += n
+                self._unverified(peer_key, "before_session", n, up)
+                return True
+            if not s.allowed():
+                self._drop("credit_exhausted")
+                return False
+            if up:
+                s.served_up += n
+            else:
+                s.served_down += n
+            return True
+        self._unverified(peer_key, "wireguard", n, up)
+        return True
+
+    def outbound(self, peer_key: bytes, n: int) -> bool:
+        """A packet of n inner bytes from the TUN to this peer. False: hold it back."""
+        role = self.roles.get(peer_key)
+        return self._count(peer_key, n, up=role == "provider")
+
+    def inbound(self, peer_key: bytes, n: int) -> bool:
+        """A packet of n inner bytes from this peer to the TUN. False: hold it back."""
+        role = self.roles.get(peer_key)
+        return self._count(peer_key, n, up=role != "provider")
+
+    def _unverified(self, peer_key: bytes, kind: str, n: int, up: bool) -> None:
+        row = self.unverified.setdefault((peer_key, kind), [0, 0])
+        row[0 if up else 1] += n
+
+    def _drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    # -- control channel ------------------------------------------------------
+
+    def is_control(self, packet: bytes) -> bool:
+        return len(packet) >= 48 and packet[24:40] == self.local_overlay
+
+    def on_control(self, peer_key: bytes, packet: bytes, *, now: float) -> None:
+        """A decrypted packet addressed to our overlay address: a control message, or a drop."""
+        parsed = overlay.parse(packet, local=self.local_overlay)
+        if parsed is None or parsed[0] != overlay.overlay_address(peer_key):
+            self._drop("control_malformed")
+            return
+        try:
+            msg = channel.decode(parsed[1])
+            role = self.roles.get(peer_key)
+            if isinstance(msg, channel.Hello) and role == "client":
+                self._queue("hello", peer_key, msg)
+            elif isinstance(msg, channel.Invoice) and role == "provider":
+                self._on_invoice(peer_key, msg)
+            elif isinstance(msg, channel.ReceiptMessage) and role == "client":
+                self._on_receipt(peer_key, msg)
+            elif isinstance(msg, channel.Refusal) and role == "client":
+                log.warning(
+                    "client %s refused invoice %d (reason %d)",
+                    _short(peer_key),
+                    msg.seq,
+                    msg.reason,
+                )
+                self._drop("control_refusal_received")
+            else:
+                self._drop("control_unexpected")
+        except RemoteProtocolError as exc:
+            self._drop("control_" + exc.reason)
+
+    def _queue(self, kind: str, peer_key: bytes, item: Any) -> None:
+        try:
+            self.send_queue.send_nowait((kind, peer_key, item))
+        except trio.WouldBlock:
+            self._drop("control_queue_full")
+
+    def _send(self, peer_key: bytes, msg: channel.Message) -> None:
+        self.send_control(peer_key, channel.encode(msg))
+
+    def _on_invoice(self, peer_key: bytes, inv: channel.Invoice) -> None:
+        used = self.used[peer_key]
+        self.hello_due.pop(peer_key, None)
+        if self.no_receipts:
+            return
+        was_refused = used.refused
+        out = used.on_invoice(inv)
+        if isinstance(out, SignedReceipt):
+            self._send(peer_key, channel.ReceiptMessage(out.wire()))
+            return
+        self._send(peer_key, out)
+        if used.refused and not was_refused:
+            log.error(
+                "provider %s over-billed (%s); refusing and disconnecting",
+                _short(peer_key),
+                used.refusal_reason,
+            )
+            self.disconnect(peer_key)
+
+    def _on_receipt(self, peer_key: bytes, msg: channel.ReceiptMessage) -> None:
+        s = self.served.get(peer_key)
+        if s is None:
+            raise RemoteProtocolError("receipt_no_session")
+        signed = verify(msg.receipt)
+        s.check_receipt(signed)
+        self._queue("receipt", peer_key, signed)
+
+    def handshake_completed(self, peer_key: bytes, *, now: float) -> None:
+        if self.roles.get(peer_key) == "provider":
+            self._send_hello(peer_key, now=now)
+
+    def _send_hello(self, peer_key: bytes, *, now: float) -> None:
+        used = self.used[peer_key]
+        self._send(peer_key, channel.Hello(used.session_id, used.client_key))
+        self.hello_due[peer_key] = now + HELLO_RETRY
+
+    # -- timers and the ledger ---------------------------------------------------
+
+    def after_batch(self, *, now: float) -> None:
+        """Send the invoices that are due (called after every data-path batch)."""
+        wall_ms = int(time.time() * 1000)
+        for peer_key, s in self.served.items():
+            if not s.cut_off and s.invoice_due(now=now):
+                inv = s.make_invoice(now=now, wall_ms=wall_ms)
+                if self.overbill != 1:  # lab only: a dishonest provider
+                    inv = channel.Invoice(
+                        inv.session_id,
+                        inv.provider_key,
+                        inv.seq,
+                        int(inv.bytes_up * self.overbill),
+                        int(inv.bytes_down * self.overbill),
+                        inv.session_start_ms,
+                        inv.time_ms,
+                    )
+                    s.pending[inv.seq] = inv
+                self._send(peer_key, inv)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._consume)
+            task_status.started()
+            next_flush = trio.current_time() + FLUSH_INTERVAL
+            while True:
+                await trio.sleep(TICK)
+                now = trio.current_time()
+                for peer_key, due in list(self.hello_due.items()):
+                    if now >= due:
+                        self._send_hello(peer_key, now=now)
+                for peer_key, s in self.served.items():
+                    if s.tick(now=now):
+                        log.warning(
+                            "client %s: nothing signed for %.0f s past its credit window; "
+                            "session ended",
+                            _short(peer_key),
+                            self.config.cutoff,
+                        )
+                        self.disconnect(peer_key)
+                self.after_batch(now=now)
+                if now >= next_flush:
+                    next_flush = now + FLUSH_INTERVAL
+                    await self.flush()
+
+    async def flush(self) -> None:
+        if self.ledger is None:
+            self.unverified.clear()
+            return
+        ledger = self.ledger
+        epoch = int(time.time()) // self.epoch_seconds
+        rows = [
+            (k, epoch, kind, v[0], v[1]) for (k, kind), v in self.unverified.items() if v[0] or v[1]
+        ]
+        self.unverified.clear()
+        served = [(s.session_id, s.served_up, s.served_down) for s in self.served.values()]
+        now_ms = int(time.time() * 1000)
+        if rows:
+            await trio.to_thread.run_sync(ledger.add_unverified, rows)
+        if served:
+            await trio.to_thread.run_sync(lambda: ledger.save_served(served, now_ms=now_ms))
+
+    async def _consume(self) -> None:
+        async for kind, peer_key, item in self.receive_queue:
+            if kind == "hello":
+                await self._open_session(peer_key, item)
+            elif kind == "receipt":
+                await self._commit(peer_key, item)
+
+    async def _open_session(self, peer_key: bytes, hello: channel.Hello) -> None:
+        current = self.served.get(peer_key)
+        if current is not None and current.session_id == hello.session_id:
+            return
+        stored = None
+        if self.ledger is not None:
+            ledger = self.ledger
+            stored = await trio.to_thread.run_sync(ledger.load_session, hello.session_id)
+        if stored is not None and (
+            stored["peer_key"] != peer_key or stored["client_key"] != hello.client_key
+        ):
+            self._drop("hello_foreign_session")
+            return
+        start_ms = stored["session_start_ms"] if stored else int(time.time() * 1000)
+        s = ServedSession(
+            session_id=hello.session_id,
+            peer_key=peer_key,
+            client_key=hello.client_key,
+            provider_key=self.sign_public,
+            session_start_ms=start_ms,
+            config=self.config,
+            served_up=stored["served_up"] if stored else 0,
+            served_down=stored["served_down"] if stored else 0,
+            last=stored["last"] if stored else None,
+        )
+        if stored is None and self.ledger is not None:
+            ledger = self.ledger
+            await trio.to_thread.run_sync(
+                lambda: ledger.open_session(
+                    hello.session_id,
+                    peer_key=peer_key,
+                    client_key=hello.client_key,
+                    start_ms=start_ms,
+                )
+            )
+        self.served[peer_key] = s
+        self.pre_session.pop(peer_key, None)
+        log.info(
+            "client %s: session %s %s",
+            _short(peer_key),
+            hello.session_id.hex()[:8],
+            "resumed from the ledger" if stored else "opened",
+        )
+
+    async def _commit(self, peer_key: bytes, signed: SignedReceipt) -> None:
+        s = self.served.get(peer_key)
+        if s is None or s.session_id != signed.receipt.session_id:
+            return
+        if s.last is not None and signed.receipt.seq <= s.last.receipt.seq:
+            return  # a duplicate that was queued twice
+        if self.ledger is not None:
+            ledger = self.ledger
+            up, down = s.served_up, s.served_down
+            now_ms = int(time.time() * 1000)
+            await trio.to_thread.run_sync(
+                lambda: ledger.commit_receipt(signed, served_up=up, served_down=down, now_ms=now_ms)
+            )
+        s.commit_receipt(signed)
+
+    # -- reports ------------------------------------------------------------------
+
+    def usage(self, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import base64
+
+        def b64(k: bytes) -> str:
+            return base64.b64encode(k).decode()
+
+        sessions = []
+        for row in ledger_rows:
+            if "session_id" not in row:
+                continue
+            live = self.served.get(row["peer_key"])
+            if live is not None and live.session_id != row["session_id"]:
+                live = None
+            served_up = live.served_up if live else row["served_up"]
+            served_down = live.served_down if live else row["served_down"]
+            last = live.last.receipt if live and live.last else None
+            v_up = last.bytes_up if last else row["verified_up"]
+            v_down = last.bytes_down if last else row["verified_down"]
+            last_ms = last.time_ms if last else row["last_receipt_ms"]
+            sessions.append(
+                {
+                    "client": b64(row["peer_key"]),
+                    "session_id": row["session_id"].hex(),
+                    "verified_up": v_up,
+                    "verified_down": v_down,
+                    "unverified": max(0, served_up + served_down - v_up - v_down),
+                    "last_receipt": None if last_ms is None else last_ms / 1000,
+                    "state": "closed"
+                    if live is None
+                    else ("cut off" if live.cut_off else "active"),
+                }
+            )
+        stock = [
+            {
+                "peer": b64(r["peer_key"]),
+                "kind": r["kind"],
+                "unverified_up": r["unverified_up"],
+                "unverified_down": r["unverified_down"],
+            }
+            for r in ledger_rows
+            if "kind" in r
+        ]
+        using = [
+            {
+                "provider": b64(k),
+                "session_id": u.session_id.hex(),
+                "sent": u.own_up,
+                "received": u.own_down,
+                "signed_up": u.last.receipt.bytes_up if u.last else 0,
+                "signed_down": u.last.receipt.bytes_down if u.last else 0,
+                "receipts": u.last.receipt.seq if u.last else 0,
+                "refused": u.refusal_reason or None,
+            }
+            for k, u in self.used.items()
+        ]
+        return {"sessions": sessions, "unverified_peers": stock, "providers_used": using}
+
+    async def report(self, epoch: int) -> dict[str, Any]:
+        import base64
+
+        if self.ledger is None:
+            raise ValueError("this node keeps no ledger: it is not a provider (exit)")
+        await self.flush()
+        ledger = self.ledger
+        start_ms, end_ms = (
+            epoch * self.epoch_seconds * 1000,
+            (epoch + 1) * self.epoch_seconds * 1000,
+        )
+        data = await trio.to_thread.run_sync(ledger.epoch_data, start_ms, end_ms, epoch)
+        sessions = [(row["baseline"], row["latest"]) for row in data["sessions"]]
+        unverified = [
+            {"peer": base64.b64encode(k).decode(), "kind": kind, "bytes_up": up, "bytes_down": down}
+            for k, kind, up, down in data["unverified"]
+        ]
+        for row in data["sessions"]:
+            latest = row["latest"].receipt
+            beyond_up = max(0, row["served_up"] - latest.bytes_up)
+            beyond_down = max(0, row["served_down"] - latest.bytes_down)
+            if beyond_up or beyond_down:
+                unverified.append(
+                    {
+                        "peer": latest.session_id.hex(),
+                        "kind": "beyond_receipts",
+                        "bytes_up": beyond_up,
+                        "bytes_down": beyond_down,
+                    }
+                )
+        return build_report(
+            key=self.sign_key,
+            epoch=epoch,
+            epoch_seconds=self.epoch_seconds,
+            sessions=sessions,
+            unverified=unverified,
+        )
