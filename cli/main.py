@@ -8,11 +8,31 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from . import cmd_down, cmd_keys, cmd_peer, cmd_status, cmd_up
+from . import (
+    cmd_down,
+    cmd_keys,
+    cmd_peer,
+    cmd_report,
+    cmd_rewards,
+    cmd_status,
+    cmd_up,
+    cmd_usage,
+    cmd_verify,
+)
 from .env import Environment
 from .exit_status import ExitStatus
 
-COMMANDS = [cmd_keys, cmd_up, cmd_down, cmd_status, cmd_peer]
+COMMANDS = [
+    cmd_keys,
+    cmd_up,
+    cmd_down,
+    cmd_status,
+    cmd_peer,
+    cmd_usage,
+    cmd_report,
+    cmd_verify,
+    cmd_rewards,
+]
 
 
 def _version() -> str:

@@ -1,0 +1,59 @@
+"""`tidewire report [IFACE] --epoch N -o FILE`: the provider's signed epoch report."""
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+from .control_client import add_socket_argument, run_call
+from .env import Environment
+from .exit_status import ExitStatus
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("report", help="write the signed usage report of one epoch")
+    p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
+    p.add_argument(
+        "--epoch",
+        required=True,
+        metavar="N",
+        help="epoch number (Unix time // epoch length), or 'current'",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument(
+        "--epoch-seconds", type=int, default=86400, help="epoch length for 'current' (86400)"
+    )
+    add_socket_argument(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    if args.epoch == "current":
+        epoch = int(time.time()) // args.epoch_seconds
+    elif args.epoch.isdigit():
+        epoch = int(args.epoch)
+    else:
+        env.error(f"--epoch: {args.epoch!r} is not a non-negative integer or 'current'")
+        return ExitStatus.USAGE
+    reply = run_call(args, env, {"cmd": "report", "epoch": epoch})
+    if reply is None:
+        return ExitStatus.ERROR
+    data = json.dumps(reply["report"], indent=1, sort_keys=True) + "\n"
+    tmp = f"{args.output}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, args.output)
+    except OSError as exc:
+        env.error(f"cannot write {args.output}: {exc.strerror}")
+        return ExitStatus.ERROR
+    totals = reply["report"]["totals"]
+    print(
+        f"epoch {epoch}: {len(reply['report']['sessions'])} sessions, "
+        f"{totals['verified_up'] + totals['verified_down']} verified bytes -> {args.output}",
+        file=env.stdout,
+    )
+    return ExitStatus.OK

@@ -1,0 +1,62 @@
+"""`tidewire rewards FILE... [--json]`: each provider's reward per epoch, from verified bytes."""
+
+import argparse
+import json
+from typing import Any
+
+from tidewire.node.core.rewards import Schedule, rewards
+
+from .cmd_verify import verify_files
+from .env import Environment
+from .exit_status import ExitStatus
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("rewards", help="compute token rewards from verified epoch reports")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--total-supply", type=float, default=Schedule.total_supply)
+    p.add_argument("--provider-share", type=float, default=Schedule.provider_share)
+    p.add_argument("--halving-days", type=float, default=365)
+    p.add_argument(
+        "--genesis", type=int, default=Schedule.genesis, help="Unix time emission starts"
+    )
+    p.add_argument("--max-client-share", type=float, default=Schedule.max_client_share)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    if (
+        not 0 < args.provider_share <= 1
+        or not 0 < args.max_client_share <= 1
+        or args.halving_days <= 0
+    ):
+        env.error(
+            "--provider-share and --max-client-share must be in (0, 1], --halving-days above 0"
+        )
+        return ExitStatus.USAGE
+    failures, summaries = verify_files(args.files)
+    if failures:
+        for f in failures:
+            env.error(f"not counted: {f}")
+        return ExitStatus.ERROR
+    schedule = Schedule(
+        total_supply=args.total_supply,
+        provider_share=args.provider_share,
+        halving_seconds=int(args.halving_days * 86400),
+        genesis=args.genesis,
+        max_client_share=args.max_client_share,
+    )
+    result = rewards(summaries, schedule)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True), file=env.stdout)
+        return ExitStatus.OK
+    for e in result["epochs"]:
+        print(f"epoch {e['epoch']}: pool {e['pool']:.2f} tokens", file=env.stdout)
+        for p in e["providers"]:
+            print(
+                f"  {p['provider_key'][:16]}…  verified {p['verified_bytes']} B, counted "
+                f"{p['counted_bytes']:.0f} B -> {p['reward']:.4f} tokens",
+                file=env.stdout,
+            )
+    return ExitStatus.OK
