@@ -242,16 +242,17 @@ class Lab:
         args: tuple[str, ...] = (),
         conf_name: str | None = None,
         wait: bool = True,
+        env: dict[str, str] | None = None,
     ) -> Node:
         """Write a config and run `tidewire up` with it; wait until its control socket answers."""
         config = self.tmp / (conf_name or f"{name}.toml")
         config.write_text(config_text)
         sock = self.tmp / f"{name}.sock"
-        proc = host.spawn([TIDEWIRE, "up", str(config), *args], name=f"tidewire-{name}")
+        proc = host.spawn([TIDEWIRE, "up", str(config), *args], name=f"tidewire-{name}", env=env)
         node = Node(host, name, config, sock, proc)
         if wait:
             self.wait_for(
-                lambda: sock.exists() or not proc.alive(), timeout=15, what=f"{name} to start"
+                lambda: _answers(sock) or not proc.alive(), timeout=15, what=f"{name} to start"
             )
             if not proc.alive():
                 raise LabError(f"tidewire {name} exited at start:\n{proc.log()}")
@@ -327,6 +328,18 @@ class Lab:
             time.sleep(interval)
 
 
+def _answers(path: Path) -> bool:
+    """Does a daemon accept connections on this control socket (not just a stale file)?"""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def tidewire_toml(
     *,
     name: str,
@@ -336,6 +349,7 @@ def tidewire_toml(
     listen_port: int | None = None,
     peers: list[dict[str, Any]] = (),
     exit: dict[str, Any] | None = None,
+    accounting: dict[str, Any] | None = None,
     mtu: int = 1420,
 ) -> str:  # type: ignore[assignment]
     """A tidewire TOML config whose control socket and state live in the lab's folder."""
@@ -354,17 +368,17 @@ def tidewire_toml(
         lines.append("\n[[peer]]")
         for k, v in p.items():
             lines.append(f"{k} = {_toml_value(v)}")
-    if exit is not None:
-        lines.append("\n[exit]")
-        for k, v in exit.items():
-            lines.append(f"{k} = {_toml_value(v)}")
+    for table, values in (("exit", exit), ("accounting", accounting)):
+        if values is not None:
+            lines.append(f"\n[{table}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     return "\n".join(lines) + "\n"
 
 
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int):
+    if isinstance(v, int | float):
         return str(v)
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"

@@ -14,6 +14,7 @@ The exit lab:
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lab import Host, Lab, Node, genkey, tidewire_toml
 
@@ -36,7 +37,14 @@ class ExitLab:
     wg_iface: str
 
 
-def build_exit_lab(lab: Lab, *, with_wireguard_go: bool = True) -> ExitLab:
+def build_exit_lab(
+    lab: Lab,
+    *,
+    with_wireguard_go: bool = True,
+    provider_env: dict[str, str] | None = None,
+    client_env: dict[str, str] | None = None,
+    accounting: dict[str, Any] | None = None,
+) -> ExitLab:
     client, wgclient, provider = lab.host("client"), lab.host("wgclient"), lab.host("provider")
     lan, internet = lab.host("lan"), lab.host("internet")
     lab.link(client, provider, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="isp0")
@@ -70,7 +78,9 @@ def build_exit_lab(lab: Lab, *, with_wireguard_go: bool = True) -> ExitLab:
                 {"public_key": p_wg, "allowed_ips": ["10.99.0.3/32"], "mode": "wireguard"},
             ],
             exit={"enabled": True},
+            accounting=accounting,
         ),
+        env=provider_env,
     )
     client_node = lab.tidewire(
         client,
@@ -89,6 +99,7 @@ def build_exit_lab(lab: Lab, *, with_wireguard_go: bool = True) -> ExitLab:
                 }
             ],
         ),
+        env=client_env,
     )
     wg_path = Path()
     wg_iface = "wgexit0"

@@ -29,7 +29,14 @@ from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedS
 from tidewire.node.ledger import Ledger
 from tidewire.protocol import channel
 from tidewire.protocol.errors import RemoteProtocolError
-from tidewire.protocol.receipts import SignedReceipt, signing_key_from_static, verify
+from tidewire.protocol.receipts import (
+    RECEIPT_SIZE,
+    SIGNATURE_SIZE,
+    SignedReceipt,
+    check_successor,
+    signing_key_from_static,
+    verify,
+)
 from tidewire.protocol.report import build as build_report
 
 log = logging.getLogger("tidewire.accounting")
@@ -221,7 +228,8 @@ class Accountant:
 
     def _send_hello(self, peer_key: bytes, *, now: float) -> None:
         used = self.used[peer_key]
-        self._send(peer_key, channel.Hello(used.session_id, used.client_key))
+        last = used.last.wire() if used.last else bytes(RECEIPT_SIZE + SIGNATURE_SIZE)
+        self._send(peer_key, channel.Hello(used.session_id, used.client_key, last))
         self.hello_due[peer_key] = now + HELLO_RETRY
 
     # -- timers and the ledger ---------------------------------------------------
@@ -319,6 +327,7 @@ class Accountant:
             served_down=stored["served_down"] if stored else 0,
             last=stored["last"] if stored else None,
         )
+        await self._adopt_hello_receipt(s, hello)
         if stored is None and self.ledger is not None:
             ledger = self.ledger
             await trio.to_thread.run_sync(
@@ -337,6 +346,39 @@ class Accountant:
             hello.session_id.hex()[:8],
             "resumed from the ledger" if stored else "opened",
         )
+
+    async def _adopt_hello_receipt(self, s: ServedSession, hello: channel.Hello) -> None:
+        """A resumed session: take in the client's last receipt if our ledger lacks it
+        (it was in flight when we were killed). It is the client's own signature over
+        counts in this session, so it can only be evidence, never a forgery."""
+        if not any(hello.last_receipt):
+            return
+        try:
+            signed = verify(hello.last_receipt)
+            r = signed.receipt
+            if (r.session_id, r.provider_key, r.client_key) != (
+                s.session_id,
+                s.provider_key,
+                s.client_key,
+            ):
+                raise RemoteProtocolError("receipt_foreign")
+            if s.last is not None and r.seq <= s.last.receipt.seq:
+                return
+            check_successor(s.last, signed, allow_gap=True)
+        except RemoteProtocolError as exc:
+            self._drop("hello_" + exc.reason)
+            return
+        if self.ledger is not None:
+            ledger = self.ledger
+            up, down = max(s.served_up, r.bytes_up), max(s.served_down, r.bytes_down)
+            now_ms = int(time.time() * 1000)
+            await trio.to_thread.run_sync(
+                lambda: ledger.commit_receipt(signed, served_up=up, served_down=down, now_ms=now_ms)
+            )
+        s.served_up, s.served_down = max(s.served_up, r.bytes_up), max(s.served_down, r.bytes_down)
+        s.last = signed
+        s.next_seq = r.seq + 1
+        s.invoiced_total = r.total
 
     async def _commit(self, peer_key: bytes, signed: SignedReceipt) -> None:
         s = self.served.get(peer_key)

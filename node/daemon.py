@@ -302,9 +302,22 @@ class Daemon:
         return None
 
     def _disconnect(self, peer_key: bytes) -> None:
-        """Stop talking to a peer: erase its session keys and its keepalive."""
+        """Stop talking to a peer. A provider we refused is removed altogether, so it cannot
+        even handshake again; a client that is cut off loses its session keys."""
         assert self.datapath is not None
         peer = self.datapath.device.peers.get(peer_key)
+        if (
+            peer is not None
+            and self.accountant is not None
+            and self.accountant.roles.get(peer_key) == "provider"
+        ):
+            self.datapath.routes.remove(peer)
+            self.datapath.device.remove_peer(peer_key)
+            netconf.remove_routes(
+                self.cfg.name, self.peer_allowed.pop(peer_key, []), table=self.table
+            )
+            self.peer_specs.pop(peer_key, None)
+            return
         if peer is not None:
             peer.zero(self.datapath.device.index)
             peer.persistent_keepalive = 0

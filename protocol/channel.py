@@ -5,8 +5,10 @@ the encrypted link, so they need no crypto of their own: the link already says
 which peer sent them. Every message starts with b"TW", a version byte and a
 type byte; the whole message is at most 512 bytes. Accounting is the first user:
 
-    HELLO    client -> provider  session id (chosen by the client, new each run)
-                                 and the client's Ed25519 key
+    HELLO    client -> provider  session id (chosen by the client, new each run),
+                                 the client's Ed25519 key, and the last receipt it
+                                 signed in the session (zeros if none), so a provider
+                                 restarted from its ledger recovers receipts in flight
     INVOICE  provider -> client  the provider's counts for the session, its key
     RECEIPT  client -> provider  the signed cumulative receipt (receipts.py)
     REFUSAL  client -> provider  the client will not sign this invoice, and why
@@ -32,7 +34,11 @@ REFUSED_REGRESSED = 2
 _HEADER = Struct("magic" / Const(MAGIC), "version" / Const(VERSION, Int8ub), "type" / Int8ub)
 
 _BODIES = {
-    HELLO: Struct("session_id" / Bytes(16), "client_key" / Bytes(32)),
+    HELLO: Struct(
+        "session_id" / Bytes(16),
+        "client_key" / Bytes(32),
+        "last_receipt" / Bytes(RECEIPT_SIZE + SIGNATURE_SIZE),
+    ),
     INVOICE: Struct(
         "session_id" / Bytes(16),
         "provider_key" / Bytes(32),
@@ -51,6 +57,7 @@ _BODIES = {
 class Hello:
     session_id: bytes
     client_key: bytes
+    last_receipt: bytes = bytes(RECEIPT_SIZE + SIGNATURE_SIZE)
 
 
 @dataclass(frozen=True, slots=True)
