@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import time
-from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,16 @@ import trio
 
 from tidewire.node import control, firewall, netconf
 from tidewire.node.accounting import Accountant
-from tidewire.node.config import NodeConfig, PeerSpec, parse_endpoint
+from tidewire.node.config import NodeConfig, PeerSpec
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
 from tidewire.node.ledger import Ledger, LedgerError
+from tidewire.node.requests import peer_spec_from_request, request_key, resolve
 from tidewire.node.state import TimestampStore
 from tidewire.node.status import build_status
 from tidewire.node.tun import open_tun
+from tidewire.node.usage import epoch_report, usage
 from tidewire.protocol.device import Device
 from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.peer import Peer, PeerConfig
@@ -343,80 +344,24 @@ class Daemon:
                 raise control.RequestError(str(exc)) from None
             return {}
         if cmd == "peer_remove":
-            self.remove_peer(_request_key(req, "public_key"))
+            self.remove_peer(request_key(req, "public_key"))
             return {}
         if cmd == "usage":
             assert self.accountant is not None
             rows = await trio.to_thread.run_sync(self.ledger.usage) if self.ledger else []
-            return {"usage": {"interface": self.cfg.name, **self.accountant.usage(rows)}}
+            return {"usage": {"interface": self.cfg.name, **usage(self.accountant, rows)}}
         if cmd == "report":
             assert self.accountant is not None
             epoch = req.get("epoch")
             if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
                 raise control.RequestError("epoch: a non-negative integer is required")
             try:
-                return {"report": await self.accountant.report(epoch)}
+                return {"report": await epoch_report(self.accountant, epoch)}
             except ValueError as exc:
                 raise control.RequestError(str(exc)) from None
         raise control.RequestError(
             f"unknown command {cmd!r} (known: status, usage, report, peer_add, peer_remove, down)"
         )
-
-
-def _request_key(req: dict[str, Any], field: str) -> bytes:
-    from tidewire.protocol.keys import decode_key
-
-    value = req.get(field)
-    if not isinstance(value, str):
-        raise control.RequestError(f"{field}: a base64 key is required")
-    try:
-        return decode_key(value, field=field)
-    except LocalProtocolError as exc:
-        raise control.RequestError(str(exc)) from None
-
-
-def peer_spec_from_request(req: dict[str, Any]) -> PeerSpec:
-    from tidewire.protocol.profile import Mode
-
-    spec = PeerSpec(public_key=_request_key(req, "public_key"))
-    if req.get("preshared_key") is not None:
-        spec.preshared_key = _request_key(req, "preshared_key")
-    endpoint = req.get("endpoint")
-    if endpoint is not None:
-        if not isinstance(endpoint, str):
-            raise control.RequestError("endpoint: must be HOST:PORT")
-        try:
-            parse_endpoint(endpoint)
-        except ValueError as exc:
-            raise control.RequestError(f"endpoint: {exc}") from None
-        spec.endpoint = endpoint
-    ips = req.get("allowed_ips", [])
-    if not isinstance(ips, list) or not all(isinstance(v, str) for v in ips):
-        raise control.RequestError("allowed_ips: must be a list of prefixes")
-    for v in ips:
-        try:
-            spec.allowed_ips.append(ip_network(v, strict=False))
-        except ValueError:
-            raise control.RequestError(f"allowed_ips: {v!r} is not an IP prefix") from None
-    keepalive = req.get("persistent_keepalive", 0)
-    if not isinstance(keepalive, int) or isinstance(keepalive, bool) or not 0 <= keepalive <= 65535:
-        raise control.RequestError("persistent_keepalive: seconds from 0 to 65535")
-    spec.persistent_keepalive = keepalive
-    mode = req.get("mode", "native")
-    if mode not in ("native", "wireguard"):
-        raise control.RequestError('mode: must be "native" or "wireguard"')
-    spec.mode = Mode(mode)
-    return spec
-
-
-async def resolve(endpoint: str) -> tuple[str, int]:
-    host, port = parse_endpoint(endpoint)
-    try:
-        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except socket.gaierror as exc:
-        raise NodeError(f"endpoint {endpoint}: cannot resolve {host} ({exc.strerror})") from None
-    _family, _, _, _, sockaddr = infos[0]
-    return (str(sockaddr[0]), int(sockaddr[1]))
 
 
 def run(cfg: NodeConfig, *, exit_enabled: bool | None = None) -> None:

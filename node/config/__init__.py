@@ -1,0 +1,110 @@
+"""Node configuration: a tidewire TOML file or a WireGuard file exactly as wg-quick reads it.
+
+The two are told apart by content (a WireGuard file is not valid TOML). Both
+produce one `NodeConfig`; every error is a `ConfigError` naming the file, the
+line and the key, in one sentence. The readers live in wg_quick.py and toml.py;
+the checks they share in fields.py.
+"""
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
+from pathlib import Path
+
+from tidewire.node.core.accounting import AccountingConfig
+from tidewire.node.core.exit_policy import Rule
+from tidewire.protocol.profile import Mode
+
+Network = IPv4Network | IPv6Network
+Interface = IPv4Interface | IPv6Interface
+
+IFNAME = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
+WG_SECTION = re.compile(r"^\s*\[\s*(interface|peer)\s*\]\s*(#.*)?$", re.IGNORECASE | re.MULTILINE)
+TOML_HINT = re.compile(r'^\s*\[\[|^\s*\w+\s*=\s*"', re.MULTILINE)  # [[tables]], "strings"
+WG_IGNORED = {"dns", "table", "preup", "postup", "predown", "postdown", "saveconfig", "fwmark"}
+
+
+class ConfigError(Exception):
+    def __init__(self, path: Path | str, line: int | None, key: str, message: str) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {key}: {message}")
+        self.path, self.line, self.key = path, line, key
+
+
+@dataclass
+class PeerSpec:
+    public_key: bytes
+    preshared_key: bytes | None = None
+    endpoint: str | None = None
+    allowed_ips: list[Network] = field(default_factory=list)
+    persistent_keepalive: int = 0
+    mode: Mode = Mode.NATIVE
+    provider: bool = False
+    line: int = 0
+
+
+@dataclass
+class ExitSpec:
+    enabled: bool = False
+    outbound_interface: str | None = None
+    allow: list[Rule] = field(default_factory=list)
+    deny: list[Rule] = field(default_factory=list)
+
+
+@dataclass
+class NodeConfig:
+    path: Path
+    name: str
+    private_key: bytes
+    listen_port: int | None = None
+    addresses: list[Interface] = field(default_factory=list)
+    mtu: int = 1420
+    state_dir: Path = Path("/var/lib/tidewire")
+    control_socket: Path | None = None
+    peers: list[PeerSpec] = field(default_factory=list)
+    exit: ExitSpec = field(default_factory=ExitSpec)
+    warnings: list[str] = field(default_factory=list)
+    format: str = "toml"
+    accounting: AccountingConfig = field(default_factory=AccountingConfig)
+    epoch_seconds: int = 86400
+
+    def __post_init__(self) -> None:
+        if self.control_socket is None:
+            self.control_socket = Path("/run/tidewire") / f"{self.name}.sock"
+
+
+def load(path: str | Path) -> NodeConfig:
+    from .toml import load_toml
+    from .wg_quick import load_wg
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(p, None, "file", f"cannot be read ({exc.strerror})") from None
+    # A WireGuard file is not valid TOML (its values are unquoted); a TOML file may
+    # still look like one to a loose eye, so TOML is tried first.
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        if WG_SECTION.search(text) and not TOML_HINT.search(text):
+            return load_wg(p, text)
+    return load_toml(p, text)
+
+
+def default_name(path: Path) -> str:
+    name = path.name.removesuffix(".conf").removesuffix(".toml")
+    return name
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """Split "host:port", "[v6]:port" or "v4:port"; raise ValueError if malformed."""
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not HOST:PORT (IPv6 as [ADDR]:PORT)")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is not in 1-65535")
+    return host, port

@@ -1,0 +1,229 @@
+"""tidewire's TOML configuration (the schema is in the README)."""
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tidewire.node.core.accounting import AccountingConfig
+from tidewire.node.core.exit_policy import parse_rule
+from tidewire.protocol.profile import Mode
+
+from . import IFNAME, ConfigError, ExitSpec, NodeConfig, PeerSpec, default_name
+from .fields import Err, check_peers, endpoint, integer, interfaces, key, key_file, networks
+
+
+def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
+    """The line of `key` in the `index`-th `[table]`/`[[table]]` (tomllib keeps no positions)."""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\[?\s*" + re.escape(table) + r"\s*\]\]?\s*(#.*)?$")
+    any_header = re.compile(r"^\s*\[")
+    count, start = -1, None
+    for n, line in enumerate(lines, 1):
+        if header.match(line):
+            count += 1
+            if count == index:
+                start = n
+                break
+    if start is None:
+        return None
+    if key is None:
+        return start
+    keyline = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    for n in range(start + 1, len(lines) + 1):
+        if any_header.match(lines[n - 1]):
+            break
+        if keyline.match(lines[n - 1]):
+            return n
+    return start
+
+
+def _toml_err(path: Path, text: str, table: str, index: int) -> Err:
+    label = f"[{table}]" if table != "peer" else f"[[peer]] #{index + 1}"
+
+    def err(key: str, message: str) -> NoReturn:
+        raise ConfigError(path, _toml_line(text, table, index, key), f"{label} {key}", message)
+
+    return err
+
+
+def _str_list(value: Any, err: Err, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        err(key, "must be a list of strings")
+    return list(value)
+
+
+def _bool(value: Any, err: Err, key: str) -> bool:
+    if not isinstance(value, bool):
+        err(key, "must be true or false")
+    return value
+
+
+def _unknown(table: dict[str, Any], known: set[str], err: Err) -> None:
+    for k in table:
+        if k not in known:
+            err(k, f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def load_toml(path: Path, text: str) -> NodeConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(path, int(m.group(1)) if m else None, "TOML", str(exc)) from None
+    top_err = _toml_err(path, text, "interface", 0)
+    for k in data:
+        if k not in ("interface", "peer", "exit", "accounting"):
+            raise ConfigError(
+                path, None, k, "unknown table (known: [interface], [[peer]], [exit], [accounting])"
+            )
+    iface = data.get("interface")
+    if not isinstance(iface, dict):
+        raise ConfigError(path, None, "[interface]", "is required")
+    err = top_err
+    known = {
+        "name",
+        "private_key",
+        "private_key_file",
+        "listen_port",
+        "address",
+        "mtu",
+        "state_dir",
+        "control_socket",
+    }
+    _unknown(iface, known, err)
+    if ("private_key" in iface) == ("private_key_file" in iface):
+        err("private_key", "set exactly one of private_key and private_key_file")
+    private = (
+        key(iface["private_key"], err, "private_key")
+        if "private_key" in iface
+        else key_file(iface["private_key_file"], err, "private_key_file", path.parent)
+    )
+    name = iface.get("name", default_name(path))
+    if not isinstance(name, str) or not IFNAME.match(name):
+        err("name", "must be 1-15 characters of letters, digits and _=+.-")
+    cfg = NodeConfig(path=path, name=name, private_key=private)
+    if "listen_port" in iface:
+        cfg.listen_port = integer(iface["listen_port"], err, "listen_port", 0, 65535)
+    if "address" in iface:
+        cfg.addresses = interfaces(_str_list(iface["address"], err, "address"), err, "address")
+    if "mtu" in iface:
+        cfg.mtu = integer(iface["mtu"], err, "mtu", 576, 65535)
+    for k in ("state_dir", "control_socket"):
+        if k in iface:
+            if not isinstance(iface[k], str) or not iface[k]:
+                err(k, "must be a path")
+            setattr(cfg, k, Path(iface[k]))
+    peers = data.get("peer", [])
+    if not isinstance(peers, list):
+        raise ConfigError(path, _toml_line(text, "peer", 0, None), "peer", "use [[peer]] tables")
+    for i, table in enumerate(peers):
+        cfg.peers.append(_toml_peer(path, text, i, table))
+    if "exit" in data:
+        cfg.exit = _toml_exit(path, text, data["exit"])
+    if "accounting" in data:
+        cfg.accounting, cfg.epoch_seconds = _toml_accounting(path, text, data["accounting"])
+    check_peers(cfg)
+    return cfg
+
+
+def _toml_peer(path: Path, text: str, i: int, table: dict[str, Any]) -> PeerSpec:
+    err = _toml_err(path, text, "peer", i)
+    known = {
+        "public_key",
+        "preshared_key",
+        "preshared_key_file",
+        "endpoint",
+        "allowed_ips",
+        "persistent_keepalive",
+        "mode",
+        "provider",
+    }
+    _unknown(table, known, err)
+    if "public_key" not in table:
+        err("public_key", "is required")
+    peer = PeerSpec(
+        public_key=key(table["public_key"], err, "public_key"),
+        line=_toml_line(text, "peer", i, None) or 0,
+    )
+    if "preshared_key" in table and "preshared_key_file" in table:
+        err("preshared_key", "set at most one of preshared_key and preshared_key_file")
+    if "preshared_key" in table:
+        peer.preshared_key = key(table["preshared_key"], err, "preshared_key")
+    if "preshared_key_file" in table:
+        peer.preshared_key = key_file(
+            table["preshared_key_file"], err, "preshared_key_file", path.parent
+        )
+    if "endpoint" in table:
+        peer.endpoint = endpoint(table["endpoint"], err, "endpoint")
+    if "allowed_ips" in table:
+        peer.allowed_ips = networks(
+            _str_list(table["allowed_ips"], err, "allowed_ips"), err, "allowed_ips"
+        )
+    if "persistent_keepalive" in table:
+        peer.persistent_keepalive = integer(
+            table["persistent_keepalive"], err, "persistent_keepalive", 0, 65535
+        )
+    if "mode" in table:
+        if table["mode"] not in ("native", "wireguard"):
+            err("mode", 'must be "native" or "wireguard"')
+        peer.mode = Mode(table["mode"])
+    if "provider" in table:
+        peer.provider = _bool(table["provider"], err, "provider")
+    return peer
+
+
+def _toml_exit(path: Path, text: str, table: Any) -> ExitSpec:
+    err = _toml_err(path, text, "exit", 0)
+    if not isinstance(table, dict):
+        err("exit", "must be a table")
+    _unknown(table, {"enabled", "outbound_interface", "allow", "deny"}, err)
+    spec = ExitSpec()
+    if "enabled" in table:
+        spec.enabled = _bool(table["enabled"], err, "enabled")
+    if "outbound_interface" in table:
+        v = table["outbound_interface"]
+        if not isinstance(v, str) or not IFNAME.match(v):
+            err("outbound_interface", "must be an interface name")
+        spec.outbound_interface = v
+    for k in ("allow", "deny"):
+        rules = []
+        for item in _str_list(table.get(k, []), err, k):
+            try:
+                rules.append(parse_rule(item))
+            except ValueError as exc:
+                err(k, str(exc))
+        setattr(spec, k, rules)
+    return spec
+
+
+def _toml_accounting(path: Path, text: str, table: Any) -> tuple[AccountingConfig, int]:
+    err = _toml_err(path, text, "accounting", 0)
+    if not isinstance(table, dict):
+        err("accounting", "must be a table")
+    ints = {
+        "credit_window": (1 << 16, 1 << 40),
+        "credit_max": (1 << 16, 1 << 44),
+        "invoice_bytes": (1 << 12, 1 << 36),
+        "slack": (0, 1 << 36),
+        "epoch_seconds": (60, 1 << 32),
+    }
+    floats = {"invoice_interval": (0.05, 3600.0), "cutoff": (1.0, 86400.0), "tolerance": (0.0, 1.0)}
+    _unknown(table, set(ints) | set(floats), err)
+    values: dict[str, Any] = {}
+    for k, (lo, hi) in ints.items():
+        if k in table:
+            values[k] = integer(table[k], err, k, lo, hi)
+    for k, (flo, fhi) in floats.items():
+        if k in table:
+            v = table[k]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not flo <= v <= fhi:
+                err(k, f"must be a number from {flo} to {fhi}")
+            values[k] = float(v)
+    epoch = values.pop("epoch_seconds", 86400)
+    acct = AccountingConfig(**values)
+    if acct.credit_max < acct.credit_window:
+        err("credit_max", "must be at least credit_window")
+    return acct, epoch

@@ -1,0 +1,67 @@
+"""Control-socket requests that change the node, checked field by field before anything
+changes, and endpoint resolution."""
+
+import socket
+from ipaddress import ip_network
+from typing import Any
+
+import trio
+
+from tidewire.node import control
+from tidewire.node.config import PeerSpec, parse_endpoint
+from tidewire.node.errors import NodeError
+from tidewire.protocol.errors import LocalProtocolError
+from tidewire.protocol.keys import decode_key
+from tidewire.protocol.profile import Mode
+
+
+def request_key(req: dict[str, Any], field: str) -> bytes:
+    value = req.get(field)
+    if not isinstance(value, str):
+        raise control.RequestError(f"{field}: a base64 key is required")
+    try:
+        return decode_key(value, field=field)
+    except LocalProtocolError as exc:
+        raise control.RequestError(str(exc)) from None
+
+
+def peer_spec_from_request(req: dict[str, Any]) -> PeerSpec:
+    spec = PeerSpec(public_key=request_key(req, "public_key"))
+    if req.get("preshared_key") is not None:
+        spec.preshared_key = request_key(req, "preshared_key")
+    endpoint = req.get("endpoint")
+    if endpoint is not None:
+        if not isinstance(endpoint, str):
+            raise control.RequestError("endpoint: must be HOST:PORT")
+        try:
+            parse_endpoint(endpoint)
+        except ValueError as exc:
+            raise control.RequestError(f"endpoint: {exc}") from None
+        spec.endpoint = endpoint
+    ips = req.get("allowed_ips", [])
+    if not isinstance(ips, list) or not all(isinstance(v, str) for v in ips):
+        raise control.RequestError("allowed_ips: must be a list of prefixes")
+    for v in ips:
+        try:
+            spec.allowed_ips.append(ip_network(v, strict=False))
+        except ValueError:
+            raise control.RequestError(f"allowed_ips: {v!r} is not an IP prefix") from None
+    keepalive = req.get("persistent_keepalive", 0)
+    if not isinstance(keepalive, int) or isinstance(keepalive, bool) or not 0 <= keepalive <= 65535:
+        raise control.RequestError("persistent_keepalive: seconds from 0 to 65535")
+    spec.persistent_keepalive = keepalive
+    mode = req.get("mode", "native")
+    if mode not in ("native", "wireguard"):
+        raise control.RequestError('mode: must be "native" or "wireguard"')
+    spec.mode = Mode(mode)
+    return spec
+
+
+async def resolve(endpoint: str) -> tuple[str, int]:
+    host, port = parse_endpoint(endpoint)
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise NodeError(f"endpoint {endpoint}: cannot resolve {host} ({exc.strerror})") from None
+    _family, _, _, _, sockaddr = infos[0]
+    return (str(sockaddr[0]), int(sockaddr[1]))
