@@ -2,7 +2,9 @@
 "the internet", all in network namespaces on this machine (see topologies.py).
 
 It brings the nodes up, shows `tidewire status`, moves real traffic from each client to
-the internet through the provider, shows what the exit policy refused, and tears down.
+the internet through the provider, shows what the exit policy refused, shows the usage
+the tidewire client signed receipts for, writes and verifies a signed epoch report, and
+tears down.
 Run it as root: `scripts/demo`.
 """
 
@@ -10,7 +12,7 @@ import json
 import sys
 import time
 
-from lab import Lab
+from lab import TIDEWIRE, Lab
 from topologies import build_exit_lab, tcp_check
 from wg import wg_quick_down
 
@@ -73,6 +75,27 @@ def main() -> int:
             print(x.client_node.cli("status").stdout)
             refused = x.provider_node.status()["exit"]["refused"]
             step(f"refused by the exit policy, by reason: {json.dumps(refused, sort_keys=True)}")
+            time.sleep(2.5)  # the last invoice and receipt, and the ledger's flush
+            step("tidewire usage on the provider: bytes the client signed for, and unverified ones")
+            print(x.provider_node.cli("usage").stdout)
+            step("tidewire usage on the tidewire client")
+            print(x.client_node.cli("usage").stdout)
+            report = lab.tmp / "epoch-report.json"
+            step("tidewire report --epoch current, then tidewire verify (offline)")
+            print(
+                x.provider_node.cli(
+                    "report", "--epoch", "current", "-o", str(report)
+                ).stdout.strip()
+            )
+            print(x.provider.run([TIDEWIRE, "verify", str(report)], check=False).stdout.strip())
+            tampered = lab.tmp / "tampered.json"
+            text = report.read_text()
+            at = text.index('"latest": "') + 200
+            tampered.write_text(text[:at] + ("1" if text[at] == "0" else "0") + text[at + 1 :])
+            step("the same report with one byte changed")
+            print(x.provider.run([TIDEWIRE, "verify", str(tampered)], check=False).stdout.strip())
+            step("tidewire rewards for the report (default schedule)")
+            print(x.provider.run([TIDEWIRE, "rewards", str(report)], check=False).stdout.strip())
         finally:
             wg_quick_down(x.wgclient, x.wg_path)
             step("tearing down")
