@@ -54,9 +54,8 @@ def main() -> None:
             n += 1
         responder.datagrams_to_send()
     elapsed = time.perf_counter() - start
-    print(
-        f"cookie replies under a flood: {responder.counters['cookie_replies_sent'] / elapsed:,.0f} per second"
-    )
+    rate = responder.counters["cookie_replies_sent"] / elapsed
+    print(f"cookie replies under a flood: {rate:,.0f} per second")
     print(f"(of {n} flood initiations: {dict(responder.drops)})")
 
 
