@@ -7,8 +7,10 @@ The exit lab:
     [wgclient] wireguard-go     198.51.101.2 ----+ 198.51.101.1  [provider] tidewire --exit
                                                  | 192.168.77.1 ---- 192.168.77.2 [lan]
                                                  | 203.0.113.1  ---- 203.0.113.2  [internet]
-    tunnel 10.99.0.0/24: provider .1, client .2, wgclient .3; both clients send everything
-    (0.0.0.0/0) through the provider. The internet host answers on TCP 80 and 25.
+    IPv6 too: lan fd77:77::2 (ULA), internet 2001:db8:113::2, provider 2001:db8:113::1.
+    tunnel 10.99.0.0/24 and fd99::/64: provider .1, client .2, wgclient .3; both clients send
+    everything (0.0.0.0/0 and ::/0) through the provider. The internet host answers on TCP 80
+    and 25, IPv4 and IPv6.
 """
 
 import sys
@@ -49,15 +51,30 @@ def build_exit_lab(
     lan, internet = lab.host("lan"), lab.host("internet")
     lab.link(client, provider, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="isp0")
     lab.link(wgclient, provider, "198.51.101.2/24", "198.51.101.1/24", a_if="eth0", b_if="isp1")
-    lab.link(provider, lan, "192.168.77.1/24", "192.168.77.2/24", a_if="lan0", b_if="eth0")
-    lab.link(provider, internet, "203.0.113.1/24", "203.0.113.2/24", a_if="wan0", b_if="eth0")
+    lab.link(
+        provider,
+        lan,
+        ["192.168.77.1/24", "fd77:77::1/64"],
+        ["192.168.77.2/24", "fd77:77::2/64"],
+        a_if="lan0",
+        b_if="eth0",
+    )
+    lab.link(
+        provider,
+        internet,
+        ["203.0.113.1/24", "2001:db8:113::1/64"],
+        ["203.0.113.2/24", "2001:db8:113::2/64"],
+        a_if="wan0",
+        b_if="eth0",
+    )
     provider.run("ip route add default via 203.0.113.2")
+    provider.run("ip -6 route add default via 2001:db8:113::2")
     client.run("ip route add default via 198.51.100.1")
     wgclient.run("ip route add default via 198.51.101.1")
     lan.run("ip route add default via 192.168.77.1")
     for port in (80, 25):
         internet.spawn(
-            [sys.executable, str(TOOLS / "tcpsink.py"), "listen", "0.0.0.0", str(port)],
+            [sys.executable, str(TOOLS / "tcpsink.py"), "listen", "::", str(port)],  # v4 and v6
             name=f"internet-{port}",
         )
 
@@ -70,12 +87,16 @@ def build_exit_lab(
         tidewire_toml(
             name="twexit",
             private_key=k_prov,
-            address=["10.99.0.1/24"],
+            address=["10.99.0.1/24", "fd99::1/64"],
             lab=lab,
             listen_port=51820,
             peers=[
-                {"public_key": p_cli, "allowed_ips": ["10.99.0.2/32"]},
-                {"public_key": p_wg, "allowed_ips": ["10.99.0.3/32"], "mode": "wireguard"},
+                {"public_key": p_cli, "allowed_ips": ["10.99.0.2/32", "fd99::2/128"]},
+                {
+                    "public_key": p_wg,
+                    "allowed_ips": ["10.99.0.3/32", "fd99::3/128"],
+                    "mode": "wireguard",
+                },
             ],
             exit={"enabled": True},
             accounting=accounting,
@@ -88,13 +109,13 @@ def build_exit_lab(
         tidewire_toml(
             name="twcli",
             private_key=k_cli,
-            address=["10.99.0.2/32"],
+            address=["10.99.0.2/32", "fd99::2/128"],
             lab=lab,
             peers=[
                 {
                     "public_key": p_prov,
                     "endpoint": "198.51.100.1:51820",
-                    "allowed_ips": ["0.0.0.0/0"],
+                    "allowed_ips": ["0.0.0.0/0", "::/0"],
                     "provider": True,
                 }
             ],
@@ -110,12 +131,12 @@ def build_exit_lab(
             wg_iface,
             wg_conf(
                 private_key=k_wg,
-                address=["10.99.0.3/32"],
+                address=["10.99.0.3/32", "fd99::3/128"],
                 listen_port=None,
                 peers=[
                     {
                         "PublicKey": p_prov,
-                        "AllowedIPs": "0.0.0.0/0",
+                        "AllowedIPs": "0.0.0.0/0, ::/0",
                         "Endpoint": "198.51.101.1:51820",
                     }
                 ],

@@ -17,13 +17,24 @@ def test_clients_reach_the_internet_and_nothing_else() -> None:
                 assert not tcp_check(client, "203.0.113.2", 25), f"{client.name}: SMTP got out"
                 for addr in ("192.168.77.2", "203.0.113.1", "192.168.77.1", "10.99.0.1"):
                     assert unreachable(client, addr), f"{client.name} reached {addr}"
+                # IPv6 through the exit, with the same policy
+                ping(client, "2001:db8:113::2")
+                assert tcp_check(client, "2001:db8:113::2", 80), (
+                    f"{client.name}: internet v6 TCP 80"
+                )
+                assert not tcp_check(client, "2001:db8:113::2", 25), (
+                    f"{client.name}: v6 SMTP got out"
+                )
+                for addr in ("fd77:77::2", "2001:db8:113::1", "fd99::1"):
+                    assert unreachable(client, addr), f"{client.name} reached {addr}"
             # the internet host saw the provider, not the clients (NAT)
             st = x.provider_node.status()
             refused = st["exit"]["refused"]
             assert st["exit"]["enabled"] and st["exit"]["outbound_interface"] == "wan0"
             assert refused.get("private", 0) > 0 and refused.get("router", 0) > 0
-            assert refused.get("smtp", 0) > 0
+            assert refused.get("smtp", 0) > 0 and refused.get("ula", 0) > 0
             modes = {p["allowed_ips"][0]: p["mode"] for p in st["peers"]}
+            assert "fc00::/7" in x.provider.run("nft list table inet tidewire_twexit").stdout
             assert modes == {"10.99.0.2/32": "native", "10.99.0.3/32": "wireguard"}
             assert all(p["rx_bytes"] > 0 for p in st["peers"])
             # the firewall carries the same policy as a second wall
