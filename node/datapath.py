@@ -20,6 +20,7 @@ from tidewire.node.core import overlay
 from tidewire.node.core.allowed_ips import AllowedIPs
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.packet import inspect
+from tidewire.node.offload import BatchSender
 from tidewire.protocol.device import Device
 from tidewire.protocol.events import (
     EndpointChanged,
@@ -56,6 +57,7 @@ class DataPath:
         self.routes: AllowedIPs[Peer] = AllowedIPs()
         self.accountant: Accountant | None = None
         self.drops: Counter[str] = Counter()
+        self.batch = BatchSender(sockets, self.drops)
         self.wake = trio.Event()
         self._load_window_start = 0.0
         self._load_count = 0
@@ -94,7 +96,7 @@ class DataPath:
             return
         out = self.device.encrypt(peer, packet, now=now)
         if out is not None and peer.endpoint is not None:
-            self.send(out, peer.endpoint)
+            self.batch.add(out, peer.endpoint)  # sent after the batch, with UDP GSO where it can
 
     def send(self, data: bytes, endpoint: Endpoint) -> None:
         sock = self.sockets.get(socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET)
@@ -186,6 +188,7 @@ class DataPath:
             self.flush()
 
     def after_batch(self) -> None:
+        self.batch.flush()
         if self.accountant is not None:
             self.accountant.after_batch(now=trio.current_time())
         self.flush()

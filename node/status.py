@@ -57,5 +57,6 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             **{k: v for k, v in dp.drops.items() if not k.startswith("exit_")},
         },
         "counters": dict(dev.counters),
+        "offloads": {"udp_gso": dp.batch.gso},
         "peers": peers,
     }
