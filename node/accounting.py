@@ -29,6 +29,7 @@ from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedS
 from tidewire.node.ledger import Ledger
 from tidewire.protocol import channel
 from tidewire.protocol.errors import RemoteProtocolError
+from tidewire.protocol.keys import short
 from tidewire.protocol.receipts import (
     RECEIPT_SIZE,
     SIGNATURE_SIZE,
@@ -43,12 +44,6 @@ log = logging.getLogger("tidewire.accounting")
 HELLO_RETRY = 2.0
 FLUSH_INTERVAL = 2.0
 TICK = 0.2
-
-
-def _short(key: bytes) -> str:
-    import base64
-
-    return base64.b64encode(key).decode()[:8] + "…"
 
 
 class Accountant:
@@ -175,7 +170,7 @@ class Accountant:
             elif isinstance(msg, channel.Refusal) and role == "client":
                 log.warning(
                     "client %s refused invoice %d (reason %d)",
-                    _short(peer_key),
+                    short(peer_key),
                     msg.seq,
                     msg.reason,
                 )
@@ -208,7 +203,7 @@ class Accountant:
         if used.refused and not was_refused:
             log.error(
                 "provider %s over-billed (%s); refusing and disconnecting",
-                _short(peer_key),
+                short(peer_key),
                 used.refusal_reason,
             )
             self.disconnect(peer_key)
@@ -268,7 +263,7 @@ class Accountant:
                         log.warning(
                             "client %s: nothing signed for %.0f s past its credit window; "
                             "session ended",
-                            _short(peer_key),
+                            short(peer_key),
                             self.config.cutoff,
                         )
                         self.disconnect(peer_key)
@@ -341,7 +336,7 @@ class Accountant:
         self.pre_session.pop(peer_key, None)
         log.info(
             "client %s: session %s %s",
-            _short(peer_key),
+            short(peer_key),
             hello.session_id.hex()[:8],
             "resumed from the ledger" if stored else "opened",
         )

@@ -29,6 +29,7 @@ from tidewire.protocol.events import (
     KeysZeroed,
     TimestampSent,
 )
+from tidewire.protocol.keys import short
 from tidewire.protocol.peer import Peer
 from tidewire.protocol.types import Endpoint
 
@@ -99,16 +100,8 @@ class DataPath:
             self.batch.add(out, peer.endpoint)  # sent after the batch, with UDP GSO where it can
 
     def send(self, data: bytes, endpoint: Endpoint) -> None:
-        sock = self.sockets.get(socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET)
-        if sock is None:
-            self.drops["send_no_socket"] += 1
-            return
-        try:
-            sock.sendto(data, endpoint)
-        except BlockingIOError:
-            self.drops["send_buffer_full"] += 1
-        except OSError:
-            self.drops["send_failed"] += 1
+        """Send one datagram now (handshakes, control messages, the core's outbox)."""
+        self.batch.send_now(data, endpoint)
 
     # -- inbound: socket -> TUN ---------------------------------------------
 
@@ -216,26 +209,20 @@ class DataPath:
                     self.accountant.handshake_completed(event.public_key, now=trio.current_time())
                 log.info(
                     "handshake with %s completed (%s)",
-                    _short(event.public_key),
+                    short(event.public_key),
                     "we initiated" if event.initiator else "they initiated",
                 )
             elif isinstance(event, EndpointChanged):
-                log.info("peer %s now at %s:%d", _short(event.public_key), *event.endpoint)
+                log.info("peer %s now at %s:%d", short(event.public_key), *event.endpoint)
             elif isinstance(event, HandshakeGaveUp):
                 log.warning(
                     "peer %s: no handshake response after 90 s; giving up for now",
-                    _short(event.public_key),
+                    short(event.public_key),
                 )
             elif isinstance(event, KeysZeroed):
                 log.info(
                     "peer %s: keys erased after 540 s without a new session",
-                    _short(event.public_key),
+                    short(event.public_key),
                 )
         for data, endpoint in dev.datagrams_to_send():
             self.send(data, endpoint)
-
-
-def _short(key: bytes) -> str:
-    import base64
-
-    return base64.b64encode(key).decode()[:8] + "…"

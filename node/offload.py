@@ -38,6 +38,13 @@ class BatchSender:
         else:
             runs.append(data)
 
+    def send_now(self, data: bytes, endpoint: Endpoint) -> None:
+        sock = self.sockets.get(socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET)
+        if sock is None:
+            self.drops["send_no_socket"] += 1
+            return
+        self._send_one(sock, endpoint, data)
+
     def flush(self) -> None:
         if not self.pending:
             return

@@ -6,15 +6,12 @@ latest_handshake (Unix seconds or null), rx_bytes, tx_bytes,
 persistent_keepalive (seconds, 0 is off) and mode.
 """
 
-import base64
 from typing import TYPE_CHECKING, Any
+
+from tidewire.protocol.keys import encode_key
 
 if TYPE_CHECKING:
     from tidewire.node.daemon import Daemon
-
-
-def _b64(key: bytes) -> str:
-    return base64.b64encode(key).decode()
 
 
 def build_status(daemon: "Daemon") -> dict[str, Any]:
@@ -32,7 +29,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         )
         peers.append(
             {
-                "public_key": _b64(key),
+                "public_key": encode_key(key),
                 "endpoint": endpoint,
                 "allowed_ips": [str(n) for n in daemon.peer_allowed.get(key, [])],
                 "latest_handshake": latest,
@@ -45,7 +42,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
     exit_refused = {k[5:]: v for k, v in dp.drops.items() if k.startswith("exit_")}
     return {
         "interface": daemon.cfg.name,
-        "public_key": _b64(dev.public_key),
+        "public_key": encode_key(dev.public_key),
         "listen_port": daemon.listen_port,
         "exit": {
             "enabled": daemon.exit_enabled,

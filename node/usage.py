@@ -6,19 +6,16 @@ epoch and the one before it from the ledger, lists what no receipt covers as
 unverified, and has the provider's key sign it (protocol/report.py).
 """
 
-import base64
 from typing import Any
 
 import trio
 
 from tidewire.node.accounting import Accountant
+from tidewire.protocol.keys import encode_key
 from tidewire.protocol.report import build as build_report
 
 
 def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    def b64(k: bytes) -> str:
-        return base64.b64encode(k).decode()
-
     sessions = []
     for row in ledger_rows:
         if "session_id" not in row:
@@ -34,7 +31,7 @@ def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]
         last_ms = last.time_ms if last else row["last_receipt_ms"]
         sessions.append(
             {
-                "client": b64(row["peer_key"]),
+                "client": encode_key(row["peer_key"]),
                 "session_id": row["session_id"].hex(),
                 "verified_up": v_up,
                 "verified_down": v_down,
@@ -45,7 +42,7 @@ def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]
         )
     stock = [
         {
-            "peer": b64(r["peer_key"]),
+            "peer": encode_key(r["peer_key"]),
             "kind": r["kind"],
             "unverified_up": r["unverified_up"],
             "unverified_down": r["unverified_down"],
@@ -55,7 +52,7 @@ def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]
     ]
     using = [
         {
-            "provider": b64(k),
+            "provider": encode_key(k),
             "session_id": u.session_id.hex(),
             "sent": u.own_up,
             "received": u.own_down,
@@ -81,7 +78,7 @@ async def epoch_report(acct: Accountant, epoch: int) -> dict[str, Any]:
     data = await trio.to_thread.run_sync(ledger.epoch_data, start_ms, end_ms, epoch)
     sessions = [(row["baseline"], row["latest"]) for row in data["sessions"]]
     unverified = [
-        {"peer": base64.b64encode(k).decode(), "kind": kind, "bytes_up": up, "bytes_down": down}
+        {"peer": encode_key(k), "kind": kind, "bytes_up": up, "bytes_down": down}
         for k, kind, up, down in data["unverified"]
     ]
     for row in data["sessions"]:

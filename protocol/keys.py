@@ -46,3 +46,8 @@ def derive_public(private: bytes) -> bytes:
     if len(private) != KEY_SIZE:
         raise LocalProtocolError(f"a private key is {KEY_SIZE} bytes, got {len(private)}")
     return public_key(private)
+
+
+def short(raw: bytes) -> str:
+    """The first 8 characters of a key's base64, for logs ("AbCdEfGh…")."""
+    return base64.b64encode(raw).decode("ascii")[:8] + "…"
