@@ -14,6 +14,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--exit", action="store_true", help="act as a provider (exit) for this node's peers"
     )
+    p.add_argument(
+        "--no-offloads", action="store_true", help="send datagram by datagram (no UDP GSO)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     p.set_defaults(run=run)
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     for warning in cfg.warnings:
         logging.getLogger("tidewire.config").warning(warning)
     try:
-        daemon.run(cfg, exit_enabled=True if args.exit else None)
+        daemon.run(cfg, exit_enabled=True if args.exit else None, offloads=not args.no_offloads)
     except NodeError as exc:
         env.error(str(exc))
         return ExitStatus.ERROR

@@ -43,8 +43,11 @@ SOCKET_BUFFER = 4 << 20
 
 
 class Daemon:
-    def __init__(self, cfg: NodeConfig, *, exit_enabled: bool | None = None) -> None:
+    def __init__(
+        self, cfg: NodeConfig, *, exit_enabled: bool | None = None, offloads: bool = True
+    ) -> None:
         self.cfg = cfg
+        self.offloads = offloads
         self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
         self.sockets: dict[int, socket.socket] = {}
         self.listen_port = 0
@@ -95,6 +98,7 @@ class Daemon:
                 policy=None,
                 persist_timestamp=store.put,
             )
+            dp.batch.gso = self.offloads
             if self.exit_enabled:
                 try:
                     self.ledger = Ledger(cfg.state_dir / cfg.name / "ledger.sqlite")
@@ -364,9 +368,9 @@ class Daemon:
         )
 
 
-def run(cfg: NodeConfig, *, exit_enabled: bool | None = None) -> None:
+def run(cfg: NodeConfig, *, exit_enabled: bool | None = None, offloads: bool = True) -> None:
     """Run the daemon in the foreground until it is told to stop."""
-    trio.run(Daemon(cfg, exit_enabled=exit_enabled).run)
+    trio.run(Daemon(cfg, exit_enabled=exit_enabled, offloads=offloads).run)
 
 
 __all__ = ["Daemon", "NodeError", "Path", "run"]

@@ -19,7 +19,7 @@ from wg import wg_conf, wg_latest_handshake, wg_quick_down, wg_quick_up
 _n = iter(range(1000))
 
 
-def build(lab: Lab, *, initiator: str, psk: bool):  # type: ignore[no-untyped-def]
+def build(lab: Lab, *, initiator: str, psk: bool, offloads: bool = True):  # type: ignore[no-untyped-def]
     tw, wg = lab.host("tw"), lab.host("wg")
     lab.link(tw, wg, ["192.168.242.1/24"], ["192.168.242.2/24"])
     k_tw, p_tw = genkey()
@@ -46,6 +46,7 @@ def build(lab: Lab, *, initiator: str, psk: bool):  # type: ignore[no-untyped-de
         ),
         conf_name=f"{tw_name}.conf",
         wait=False,
+        args=() if offloads else ("--no-offloads",),
     )
     node.socket = Path("/run/tidewire") / f"{tw_name}.sock"
     lab.wait_for(
@@ -67,11 +68,28 @@ def build(lab: Lab, *, initiator: str, psk: bool):  # type: ignore[no-untyped-de
     return tw, wg, node, wg_name, wg_path
 
 
-@pytest.mark.parametrize("psk", [False, True], ids=["no-psk", "psk"])
-@pytest.mark.parametrize("initiator", ["tidewire", "wireguard-go"])
-def test_interop(initiator: str, psk: bool) -> None:
+@pytest.mark.parametrize(
+    ("initiator", "psk", "offloads"),
+    [
+        ("tidewire", False, True),
+        ("tidewire", True, True),
+        ("wireguard-go", False, True),
+        ("wireguard-go", True, True),
+        ("tidewire", True, False),
+        ("wireguard-go", False, False),
+    ],
+    ids=[
+        "tw-init",
+        "tw-init-psk",
+        "wg-init",
+        "wg-init-psk",
+        "tw-init-psk-no-gso",
+        "wg-init-no-gso",
+    ],
+)
+def test_interop(initiator: str, psk: bool, offloads: bool) -> None:
     with Lab("wgo") as lab:
-        tw, wg, node, wg_name, wg_path = build(lab, initiator=initiator, psk=psk)
+        tw, wg, node, wg_name, wg_path = build(lab, initiator=initiator, psk=psk, offloads=offloads)
         try:
             first, second = (tw, wg) if initiator == "tidewire" else (wg, tw)
             ping(first, "10.78.0.2" if first is tw else "10.78.0.1")
@@ -81,6 +99,7 @@ def test_interop(initiator: str, psk: bool) -> None:
             st = node.status()
             peer = st["peers"][0]
             assert peer["mode"] == "wireguard" and peer["latest_handshake"]
+            assert st["offloads"]["udp_gso"] is offloads
             assert peer["endpoint"] == "192.168.242.2:51821"
             transfer(lab, wg, tw, "10.78.0.1", 20 * 1024 * 1024)
             transfer(lab, tw, wg, "fd78::2", 5 * 1024 * 1024, port=5002)
