@@ -90,7 +90,7 @@ class Daemon:
                     deny=cfg.exit.deny,
                     own_addresses=netconf.local_addresses(),
                 )
-            self.tun_fd = open_tun(cfg.name)
+            self.tun_fd = open_tun(cfg.name, vnet_hdr=self.offloads)
             dp = self.datapath = DataPath(
                 device=device,
                 tun_fd=self.tun_fd,
@@ -99,6 +99,7 @@ class Daemon:
                 persist_timestamp=store.put,
             )
             dp.batch.gso = self.offloads
+            dp.tun_gro = self.offloads
             if self.exit_enabled:
                 try:
                     self.ledger = Ledger(cfg.state_dir / cfg.name / "ledger.sqlite")

@@ -19,6 +19,7 @@ from tidewire.node.accounting import Accountant
 from tidewire.node.core import overlay
 from tidewire.node.core.allowed_ips import AllowedIPs
 from tidewire.node.core.exit_policy import ExitPolicy
+from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
 from tidewire.node.core.packet import inspect
 from tidewire.node.offload import BatchSender
 from tidewire.protocol.device import Device
@@ -57,6 +58,8 @@ class DataPath:
         self.persist_timestamp = persist_timestamp
         self.routes: AllowedIPs[Peer] = AllowedIPs()
         self.accountant: Accountant | None = None
+        self.tun_gro = False  # the TUN carries virtio_net_hdr: reads strip it, writes coalesce
+        self.tun_out: list[bytes] = []
         self.drops: Counter[str] = Counter()
         self.batch = BatchSender(sockets, self.drops)
         self.wake = trio.Event()
@@ -76,6 +79,8 @@ class DataPath:
                     packet = os.read(fd, 65536)
                 except BlockingIOError:
                     break
+                if self.tun_gro:
+                    packet = packet[VNET_HDR_LEN:]  # no offloads are enabled for reads
                 self.outbound(packet, now=now)
             self.after_batch()
 
@@ -159,6 +164,11 @@ class DataPath:
                 return
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
             return
+        if self.tun_gro:
+            self.tun_out.append(
+                plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
+            )
+            return
         try:
             os.write(
                 self.tun_fd,
@@ -182,10 +192,24 @@ class DataPath:
 
     def after_batch(self) -> None:
         self.batch.flush()
+        if self.tun_out:
+            self.flush_tun()
         if self.accountant is not None:
             self.accountant.after_batch(now=trio.current_time())
         self.flush()
         self.wake.set()
+
+    def flush_tun(self) -> None:
+        """Write the batch's inner packets, TCP runs coalesced into super-packets."""
+        frames = coalesce(self.tun_out)
+        self.tun_out = []
+        for frame in frames:
+            try:
+                os.write(self.tun_fd, frame)
+            except BlockingIOError:
+                self.drops["tun_write_full"] += 1
+            except OSError:
+                self.drops["tun_write_failed"] += 1
 
     def send_control(self, peer_key: bytes, payload: bytes) -> None:
         """Send a control message to a peer's overlay address, inside the link."""
