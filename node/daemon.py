@@ -28,6 +28,7 @@ from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
 from tidewire.node.ledger import Ledger, LedgerError
+from tidewire.node.offload import enable_gro
 from tidewire.node.requests import peer_spec_from_request, request_key, resolve
 from tidewire.node.state import TimestampStore
 from tidewire.node.status import build_status
@@ -100,6 +101,7 @@ class Daemon:
             )
             dp.batch.gso = self.offloads
             dp.tun_gro = self.offloads
+            dp.udp_gro = self.offloads and enable_gro(list(self.sockets.values()))
             if self.exit_enabled:
                 try:
                     self.ledger = Ledger(cfg.state_dir / cfg.name / "ledger.sqlite")

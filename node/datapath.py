@@ -22,6 +22,7 @@ from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
 from tidewire.node.core.packet import inspect
 from tidewire.node.offload import BatchSender
+from tidewire.node.offload import receive as receive_coalesced
 from tidewire.protocol.device import Device
 from tidewire.protocol.events import (
     EndpointChanged,
@@ -59,6 +60,7 @@ class DataPath:
         self.routes: AllowedIPs[Peer] = AllowedIPs()
         self.accountant: Accountant | None = None
         self.tun_gro = False  # the TUN carries virtio_net_hdr: reads strip it, writes coalesce
+        self.udp_gro = False  # the sockets may hand over several datagrams per receive
         self.tun_out: list[bytes] = []
         self.drops: Counter[str] = Counter()
         self.batch = BatchSender(sockets, self.drops)
@@ -114,22 +116,28 @@ class DataPath:
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
+            gro = self.udp_gro
             for _ in range(BATCH):
                 try:
-                    data, addr = sock.recvfrom(65536)
+                    if gro:
+                        datagrams, endpoint = receive_coalesced(sock)
+                    else:
+                        data, addr = sock.recvfrom(65536)
+                        datagrams, endpoint = [data], (addr[0], addr[1])
                 except BlockingIOError:
                     break
                 except OSError:
                     self.drops["recv_error"] += 1  # e.g. ICMP errors reported on the socket
                     continue
-                under_load = False
-                if data[:1] in (b"\x01", b"\x02"):
-                    under_load = self._handshake_load(now)
-                res = self.device.receive_datagram(
-                    data, (addr[0], addr[1]), now=now, under_load=under_load
-                )
-                if res is not None:
-                    self.inbound(res[0], res[1], now=now)
+                for data in datagrams:
+                    under_load = False
+                    if data[:1] in (b"\x01", b"\x02"):
+                        under_load = self._handshake_load(now)
+                    res = self.device.receive_datagram(
+                        data, endpoint, now=now, under_load=under_load
+                    )
+                    if res is not None:
+                        self.inbound(res[0], res[1], now=now)
             self.after_batch()
 
     def _handshake_load(self, now: float) -> bool:

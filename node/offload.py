@@ -1,4 +1,4 @@
-"""UDP generic segmentation offload (GSO) for the sending side of the data path.
+"""UDP segmentation offload on send (GSO) and receive offload on receive (GRO).
 
 After a TUN batch, the datagrams for one endpoint are grouped into runs of equal
 size (a run may end with one shorter datagram) and each run leaves in one
@@ -7,6 +7,11 @@ kernel cuts it into the original datagrams, so the peer sees exactly what it
 would have seen, one system call instead of up to 64. If the kernel or the
 socket refuses GSO, it is switched off for good at the first refusal (the run is
 resent datagram by datagram), and `tidewire status` shows which is in use.
+
+On receive, a socket with UDP_GRO (option 104) may hand over several datagrams
+from one sender in one buffer, each `gso_size` long but the last, with the size
+in a control message; `receive` splits them again. A sender using GSO (another
+tidewire node) then costs one `recvmsg` per run instead of one per datagram.
 """
 
 import errno
@@ -18,6 +23,8 @@ from tidewire.protocol.types import Endpoint
 
 SOL_UDP = 17
 UDP_SEGMENT = 103
+UDP_GRO = 104
+_GRO_CMSG = socket.CMSG_SPACE(4)
 MAX_SEGMENTS = 64
 MAX_BYTES = 65000
 _GSO_SIZE = struct.Struct("=H")
@@ -101,3 +108,33 @@ class BatchSender:
             self.drops["send_buffer_full"] += 1
         except OSError:
             self.drops["send_failed"] += 1
+
+
+def enable_gro(sockets: list[socket.socket]) -> bool:
+    """Ask the kernel for coalesced datagrams on every socket, or on none: False if any refuses."""
+    done: list[socket.socket] = []
+    for sock in sockets:
+        try:
+            sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+        except OSError:
+            for s in done:
+                s.setsockopt(SOL_UDP, UDP_GRO, 0)
+            return False
+        done.append(sock)
+    return True
+
+
+def receive(sock: socket.socket) -> tuple[list[bytes], tuple[str, int]]:
+    """One `recvmsg` on a UDP_GRO socket: the datagrams it carried, and their sender."""
+    data, ancdata, _, addr = sock.recvmsg(65536, _GRO_CMSG)
+    size = 0
+    for level, kind, value in ancdata:
+        if level == SOL_UDP and kind == UDP_GRO and len(value) >= 2:
+            size = (
+                int.from_bytes(value[:4], "little")
+                if len(value) >= 4
+                else int.from_bytes(value, "little")
+            )
+    if not size or size >= len(data):
+        return [data], (addr[0], addr[1])
+    return [data[i : i + size] for i in range(0, len(data), size)], (addr[0], addr[1])

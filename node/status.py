@@ -54,6 +54,6 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             **{k: v for k, v in dp.drops.items() if not k.startswith("exit_")},
         },
         "counters": dict(dev.counters),
-        "offloads": {"udp_gso": dp.batch.gso, "tun_gro": dp.tun_gro},
+        "offloads": {"udp_gso": dp.batch.gso, "udp_gro": dp.udp_gro, "tun_gro": dp.tun_gro},
         "peers": peers,
     }

@@ -41,3 +41,33 @@ def test_nothing_pending_after_a_flush() -> None:
     sender.add(b"x", ("127.0.0.1", 9))
     sender.flush()
     assert sender.pending == {} and sender.drops["send_no_socket"] == 1
+
+
+def test_gro_receive_splits_what_gso_sent() -> None:
+    from tidewire.node.offload import enable_gro, receive
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    assert enable_gro([rx])
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = BatchSender({socket.AF_INET: tx}, Counter())
+    sent = (
+        [os.urandom(1452) for _ in range(20)]
+        + [os.urandom(700)]
+        + [os.urandom(64) for _ in range(3)]
+    )
+    for d in sent:
+        sender.add(d, rx.getsockname())
+    sender.flush()
+    rx.settimeout(2)
+    got: list[bytes] = []
+    calls = 0
+    while len(got) < len(sent):
+        datagrams, addr = receive(rx)
+        assert addr[1] == tx.getsockname()[1]
+        got += datagrams
+        calls += 1
+    assert got == sent
+    assert calls < len(sent)  # some arrived coalesced
+    rx.close()
+    tx.close()
