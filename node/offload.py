@@ -24,7 +24,8 @@ from tidewire.protocol.types import Endpoint
 SOL_UDP = 17
 UDP_SEGMENT = 103
 UDP_GRO = 104
-_GRO_CMSG = socket.CMSG_SPACE(4)
+_GRO_SIZE = struct.Struct("=i")
+_GRO_CMSG = socket.CMSG_SPACE(_GRO_SIZE.size)
 MAX_SEGMENTS = 64
 MAX_BYTES = 65000
 _GSO_SIZE = struct.Struct("=H")
@@ -129,12 +130,8 @@ def receive(sock: socket.socket) -> tuple[list[bytes], tuple[str, int]]:
     data, ancdata, _, addr = sock.recvmsg(65536, _GRO_CMSG)
     size = 0
     for level, kind, value in ancdata:
-        if level == SOL_UDP and kind == UDP_GRO and len(value) >= 2:
-            size = (
-                int.from_bytes(value[:4], "little")
-                if len(value) >= 4
-                else int.from_bytes(value, "little")
-            )
+        if level == SOL_UDP and kind == UDP_GRO and len(value) >= _GRO_SIZE.size:
+            size = _GRO_SIZE.unpack_from(value)[0]  # the kernel's native-endian int
     if not size or size >= len(data):
         return [data], (addr[0], addr[1])
     return [data[i : i + size] for i in range(0, len(data), size)], (addr[0], addr[1])
