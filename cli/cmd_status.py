@@ -1,13 +1,11 @@
 """`tidewire status [IFACE] [--json]`: what `wg show` tells, plus exit-policy and drop counts."""
 
 import argparse
-import json
 import time
 from typing import Any
 
-from .control_client import add_socket_argument, run_call
+from .control_client import add_socket_argument, show
 from .env import Environment
-from .exit_status import ExitStatus
 
 
 def add_parser(sub: Any) -> None:
@@ -60,9 +58,4 @@ def render(st: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    reply = run_call(args, env, {"cmd": "status"})
-    if reply is None:
-        return ExitStatus.ERROR
-    st = reply["status"]
-    print(json.dumps(st, indent=2, sort_keys=True) if args.json else render(st), file=env.stdout)
-    return ExitStatus.OK
+    return show(args, env, "status", render)

@@ -1,13 +1,11 @@
 """`tidewire usage [IFACE] [--json]`: verified and unverified bytes per session."""
 
 import argparse
-import json
 import time
 from typing import Any
 
-from .control_client import add_socket_argument, run_call
+from .control_client import add_socket_argument, show
 from .env import Environment
-from .exit_status import ExitStatus
 
 
 def add_parser(sub: Any) -> None:
@@ -54,11 +52,4 @@ def render(u: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    reply = run_call(args, env, {"cmd": "usage"})
-    if reply is None:
-        return ExitStatus.ERROR
-    usage = reply["usage"]
-    print(
-        json.dumps(usage, indent=2, sort_keys=True) if args.json else render(usage), file=env.stdout
-    )
-    return ExitStatus.OK
+    return show(args, env, "usage", render)

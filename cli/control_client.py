@@ -2,12 +2,14 @@
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tidewire.node.control import request
 
 from .env import Environment
+from .exit_status import ExitStatus
 
 RUN_DIR = Path("/run/tidewire")
 
@@ -62,3 +64,17 @@ def run_call(
     except ClientError as exc:
         env.error(str(exc))
         return None
+
+
+def show(
+    args: argparse.Namespace, env: Environment, cmd: str, render: Callable[[dict[str, Any]], str]
+) -> int:
+    """Ask the daemon for `cmd` and print its answer: a table, or stable JSON with --json."""
+    reply = run_call(args, env, {"cmd": cmd})
+    if reply is None:
+        return ExitStatus.ERROR
+    data = reply[cmd]
+    print(
+        json.dumps(data, indent=2, sort_keys=True) if args.json else render(data), file=env.stdout
+    )
+    return 0

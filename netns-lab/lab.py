@@ -287,30 +287,16 @@ class Lab:
             "mode": mode,
         }
         peer_a = {"public_key": pa, "allowed_ips": hosts(tunnel_a), "mode": mode}
-        na = self.tidewire(
-            a,
-            names[0],
-            tidewire_toml(
-                name=names[0],
-                private_key=ka,
-                address=tunnel_a,
-                lab=self,
-                listen_port=ports[0],
-                peers=[peer_b],
-            ),
-        )
-        nb = self.tidewire(
-            b,
-            names[1],
-            tidewire_toml(
-                name=names[1],
-                private_key=kb,
-                address=tunnel_b,
-                lab=self,
-                listen_port=ports[1],
-                peers=[peer_a, *b_extra_peers],
-            ),
-        )
+        ends = []
+        for host, name, key, tunnel, port, peers in (
+            (a, names[0], ka, tunnel_a, ports[0], [peer_b]),
+            (b, names[1], kb, tunnel_b, ports[1], [peer_a, *b_extra_peers]),
+        ):
+            config = tidewire_toml(
+                name=name, private_key=key, address=tunnel, lab=self, listen_port=port, peers=peers
+            )
+            ends.append(self.tidewire(host, name, config))
+        na, nb = ends
         return na, nb
 
     # -- waiting ------------------------------------------------------------------
