@@ -6,7 +6,6 @@ go to stderr as one sentence and a non-zero exit status (cli/exit_status.py).
 
 import argparse
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 from . import (
     cmd_down,
@@ -36,10 +35,24 @@ COMMANDS = [
 
 
 def _version() -> str:
+    # imported here: importlib.metadata costs a running daemon 1.6 MiB (issue 5)
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("tidewire")
     except PackageNotFoundError:  # running from a source tree without an install
         return "0+unknown"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(f"tidewire {_version()}")
+        parser.exit(0)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tidewire",
         description="tidewire: a decentralized-bandwidth VPN node (WireGuard-compatible).",
     )
-    parser.add_argument("--version", action="version", version=f"tidewire {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
         module.add_parser(sub)

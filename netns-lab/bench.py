@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 
-from lab import Host, Lab, genkey
+from lab import Host, Lab, genkey, tidewire_toml
 from wg import wg_conf, wg_quick_up
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -69,9 +69,11 @@ def iperf(
     return end["sum_received"]["bits_per_second"] / 1e6, int(end["sum_received"]["bytes"])
 
 
-def ping_ms(host: Host, addr: str) -> float:
+def ping_ms(host: Host, addr: str, *, interval: float = 0.05, count: int = 30) -> float:
+    """Mean ping RTT. At the default 50 ms interval the tunnel process is idle between
+    pings (cold caches on this VM); at 2 ms it stays warm, as on a busy link."""
     out = host.run(
-        ["ping", "-c", "30", "-i", "0.05", "-W", "1", addr], check=False, timeout=30
+        ["ping", "-c", str(count), "-i", str(interval), "-W", "1", addr], check=False, timeout=30
     ).stdout
     m = re.search(r"= [\d.]+/([\d.]+)/", out)
     return float(m.group(1)) if m else float("nan")
@@ -241,6 +243,7 @@ def measure(name: str, seconds: int) -> dict[str, float]:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, b, "192.168.250.1/24", "192.168.250.2/24")
         raw_rtt = ping_ms(a, "192.168.250.2")
+        raw_rtt_busy = ping_ms(a, "192.168.250.2", interval=0.002, count=500)
         teardown, procnames = SYSTEMS[name](lab, a, b)
         try:
             lab.wait_for(
@@ -254,6 +257,8 @@ def measure(name: str, seconds: int) -> dict[str, float]:
                 "tunnel_rtt_ms": ping_ms(a, "10.250.0.2"),
             }
             result["added_rtt_ms"] = result["tunnel_rtt_ms"] - raw_rtt
+            busy = ping_ms(a, "10.250.0.2", interval=0.002, count=500)
+            result["added_rtt_busy_ms"] = busy - raw_rtt_busy
             server = b.spawn(["iperf3", "-s", "--forceflush"], name="iperf3")
             lab.wait_for(lambda: "listening" in server.log(), timeout=10, what="iperf3 server")
             cpu0 = sum(cpu_seconds(p) for p in pids)
@@ -275,6 +280,40 @@ def measure(name: str, seconds: int) -> dict[str, float]:
             teardown()
 
 
+def _peer_ips(n: int) -> list[str]:
+    return [f"10.251.{i // 250}.{i % 250 + 1}/32" for i in range(n)]
+
+
+def memory_with_peers(name: str, n: int) -> float:
+    """Resident MiB of one idle tunnel process with `n` configured peers (no endpoints)."""
+    keys = [genkey()[1] for _ in range(n)]
+    with Lab("mem") as lab:
+        host = lab.host("m")
+        private = genkey()[0]
+        if name == "tidewire":
+            peers = [
+                {"public_key": k, "allowed_ips": [ip]}
+                for k, ip in zip(keys, _peer_ips(n), strict=True)
+            ]
+            text = tidewire_toml(
+                name="twmem0", private_key=private, address=["10.250.0.1/16"], lab=lab, peers=peers
+            )
+            lab.tidewire(host, "twmem0", text)
+            procnames: tuple[str, ...] = ("tidewire",)
+        else:
+            wg_peers = [
+                {"PublicKey": k, "AllowedIPs": ip} for k, ip in zip(keys, _peer_ips(n), strict=True)
+            ]
+            conf = wg_conf(
+                private_key=private, address=["10.250.0.1/16"], listen_port=None, peers=wg_peers
+            )
+            wg_quick_up(lab, host, "wgmem0", conf)
+            procnames = ("wireguard-go",)
+        time.sleep(2)
+        pids = pids_named(host, procnames)
+        return sum(rss_kib(p) for p in pids) / 1024
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,12 +323,20 @@ def main() -> int:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--only", nargs="*", choices=list(SYSTEMS), default=list(SYSTEMS))
+    parser.add_argument(
+        "--peers", type=int, default=1000, help="peers for the memory figure (default 1000)"
+    )
     args = parser.parse_args()
     results = {name: measure(name, args.seconds) for name in args.only}
+    for name in args.only:
+        if name != "openvpn":  # an OpenVPN peer-to-peer tunnel has exactly one peer
+            results[name][f"rss_mib_{args.peers}_peers"] = memory_with_peers(name, args.peers)
     keys = [k for k in results[args.only[0]] if k != "processes"]
     print(f"\n{'figure':<24}" + "".join(f"{n:>14}" for n in args.only) + "   tw/wg-go  tw/ovpn")
     for k in keys:
-        row = f"{k:<24}" + "".join(f"{results[n][k]:>14.2f}" for n in args.only)
+        row = f"{k:<24}" + "".join(
+            f"{results[n][k]:>14.2f}" if k in results[n] else f"{'-':>14}" for n in args.only
+        )
         tw = results.get("tidewire", {}).get(k)
         for ref in ("wireguard-go", "openvpn"):
             r = results.get(ref, {}).get(k)

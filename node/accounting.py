@@ -20,13 +20,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from tidewire.node.core import overlay
 from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedSession
-from tidewire.node.ledger import Ledger
 from tidewire.protocol import channel
 from tidewire.protocol.errors import RemoteProtocolError
 from tidewire.protocol.keys import short
@@ -38,6 +37,9 @@ from tidewire.protocol.receipts import (
     signing_key_from_static,
     verify,
 )
+
+if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
+    from tidewire.node.ledger import Ledger
 
 log = logging.getLogger("tidewire.accounting")
 
@@ -53,7 +55,7 @@ class Accountant:
         public_key: bytes,
         static_private: bytes,
         config: AccountingConfig,
-        ledger: Ledger | None,
+        ledger: "Ledger | None",
         epoch_seconds: int,
         send_control: Callable[[bytes, bytes], None],
         disconnect: Callable[[bytes], None],

@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -27,7 +27,6 @@ from tidewire.node.config import NodeConfig, PeerSpec
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
-from tidewire.node.ledger import Ledger, LedgerError
 from tidewire.node.offload import enable_gro
 from tidewire.node.requests import peer_spec_from_request, request_key, resolve
 from tidewire.node.state import TimestampStore
@@ -37,6 +36,9 @@ from tidewire.node.usage import epoch_report, usage
 from tidewire.protocol.device import Device
 from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.peer import Peer, PeerConfig
+
+if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
+    from tidewire.node.ledger import Ledger
 
 log = logging.getLogger("tidewire.node")
 
@@ -103,6 +105,8 @@ class Daemon:
             dp.tun_gro = self.offloads
             dp.udp_gro = self.offloads and enable_gro(list(self.sockets.values()))
             if self.exit_enabled:
+                from tidewire.node.ledger import Ledger, LedgerError
+
                 try:
                     self.ledger = Ledger(cfg.state_dir / cfg.name / "ledger.sqlite")
                 except LedgerError as exc:

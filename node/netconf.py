@@ -1,4 +1,4 @@
-"""Addresses, MTU, routes and policy rules of the interface, over netlink (pyroute2).
+"""Addresses, MTU, routes and policy rules of the interface, through iproute2's `ip`.
 
 Routes for the peers' allowed IPs go through the interface. A default route
 (0.0.0.0/0 or ::/0) is set up the way wg-quick does it, so the tunnel's own
@@ -8,110 +8,135 @@ firewall mark (which the node sets on its UDP sockets), and a second rule makes
 the main table ignore its own default route. Deleting the TUN interface removes
 its addresses and routes; the rules are removed explicitly, and stale ones from
 a killed run are removed at the next start.
+
+Why `ip` and not a netlink library in the daemon: these are a handful of
+operations at start, at stop and when peers change, and pyroute2 alone cost
+12 MiB of resident memory for the daemon's whole life, a third of a router's
+budget (issue 5). `ip -batch` speaks the same netlink from a short-lived process,
+as wg-quick does, and `ip -json` answers the queries without any text parsing.
 """
 
-import contextlib
+import json
+import subprocess
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import Any
 
 from .errors import NodeError
 
 Network = IPv4Network | IPv6Network
 Interface = IPv4Interface | IPv6Interface
 
-FIB_RULE_INVERT = 0x2
 RULE_PRIORITY = 32000  # below main (32766)
+MAIN_TABLE = 254
 
 
-def configure_link(name: str, *, addresses: list[Interface], mtu: int) -> int:
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
-            raise NodeError(f"interface {name} vanished while being configured")
-        idx = int(found[0])
-        ipr.link("set", index=idx, mtu=mtu)
-        for a in addresses:
-            try:
-                ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen)
-            except NetlinkError as exc:
-                if exc.code != 17:  # EEXIST
-                    raise NodeError(f"cannot add address {a} to {name}: {exc}") from None
-        ipr.link("set", index=idx, state="up")
-        return idx
+def _ip(args: list[str], *, batch: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["ip", *args, *(["-batch", "-"] if batch is not None else [])],
+            input="\n".join(batch) + "\n" if batch is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise NodeError("the ip command is missing: install iproute2") from None
+    except subprocess.TimeoutExpired:
+        raise NodeError(f"ip {' '.join(args)} did not finish within 30 s") from None
+
+
+def _failure(result: subprocess.CompletedProcess[str], batch: list[str]) -> str:
+    """The first error line of a failed batch, and the command it came from."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    reason = lines[0].removeprefix("Error: ").removeprefix("RTNETLINK answers: ") if lines else ""
+    for line in lines:  # "Command failed -:N"
+        if line.startswith("Command failed -:"):
+            n = int(line.rsplit(":", 1)[1])
+            if 1 <= n <= len(batch):
+                return f"ip {batch[n - 1]}: {reason}"
+    return f"ip: {reason or 'failed'}"
+
+
+def _query(args: list[str]) -> list[dict[str, Any]]:
+    result = _ip(["-json", *args])
+    if result.returncode != 0:
+        return []
+    try:
+        answer = json.loads(result.stdout or "[]")
+    except ValueError:
+        return []
+    return [x for x in answer if isinstance(x, dict)] if isinstance(answer, list) else []
+
+
+def configure_link(name: str, *, addresses: list[Interface], mtu: int) -> None:
+    if _ip(["link", "show", "dev", name]).returncode != 0:
+        raise NodeError(f"interface {name} vanished while being configured")
+    batch = [f"link set dev {name} mtu {mtu}"]
+    batch += [f"address replace {a} dev {name}" for a in addresses]
+    batch.append(f"link set dev {name} up")
+    result = _ip([], batch=batch)
+    if result.returncode != 0:
+        raise NodeError(f"cannot configure {name}: {_failure(result, batch)}")
 
 
 def add_routes(name: str, networks: list[Network], *, table: int) -> None:
     """Routes for allowed IPs; default routes go to `table` with wg-quick's two rules."""
-    with IPRoute() as ipr:
-        idx = int(ipr.link_lookup(ifname=name)[0])
-        families = set()
-        for net in networks:
-            family = 2 if net.version == 4 else 10
-            if net.prefixlen == 0:
-                ipr.route("replace", dst=str(net), oif=idx, table=table, family=family)
-                families.add(family)
-            else:
-                try:
-                    ipr.route("replace", dst=str(net), oif=idx, family=family)
-                except NetlinkError as exc:
-                    raise NodeError(f"cannot add route {net} via {name}: {exc}") from None
-        for family in families:
-            ipr.rule(
-                "add",
-                family=family,
-                table=table,
-                fwmark=table,
-                fwmask=0xFFFFFFFF,
-                flags=FIB_RULE_INVERT,
-                priority=RULE_PRIORITY + 1,
-            )
-            ipr.rule("add", family=family, table=254, suppress_prefixlen=0, priority=RULE_PRIORITY)
+    batch = [
+        f"route replace {net} dev {name}" + (f" table {table}" if net.prefixlen == 0 else "")
+        for net in networks
+    ]
+    if batch:
+        result = _ip([], batch=batch)
+        if result.returncode != 0:
+            raise NodeError(f"cannot add a route via {name}: {_failure(result, batch)}")
+    for version in sorted({net.version for net in networks if net.prefixlen == 0}):
+        rules = [
+            f"rule add not fwmark {table}/0xffffffff table {table} priority {RULE_PRIORITY + 1}",
+            f"rule add table main suppress_prefixlen 0 priority {RULE_PRIORITY}",
+        ]
+        result = _ip([f"-{version}"], batch=rules)
+        if result.returncode != 0:
+            raise NodeError(f"cannot add the default-route rules: {_failure(result, rules)}")
 
 
 def remove_routes(name: str, networks: list[Network], *, table: int) -> None:
     """Remove a peer's routes (best effort: a route may already be gone with the link)."""
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
-            return
-        idx = int(found[0])
-        for net in networks:
-            family = 2 if net.version == 4 else 10
-            kwargs = {"table": table} if net.prefixlen == 0 else {}
-            with contextlib.suppress(NetlinkError):
-                ipr.route("del", dst=str(net), oif=idx, family=family, **kwargs)
+    batch = [
+        f"route del {net} dev {name}" + (f" table {table}" if net.prefixlen == 0 else "")
+        for net in networks
+    ]
+    if batch:
+        _ip(["-force"], batch=batch)
 
 
 def remove_rules(table: int) -> None:
     """Remove the policy rules of `table` (ours, now or from a killed run)."""
-    with IPRoute() as ipr:
-        for family in (2, 10):
-            for rule in ipr.get_rules(family=family):
-                prio = rule.get_attr("FRA_PRIORITY")
-                tbl = rule.get_attr("FRA_TABLE")
-                ours = (prio == RULE_PRIORITY + 1 and tbl == table) or (
-                    prio == RULE_PRIORITY and tbl == 254
-                )
-                if ours:
-                    with contextlib.suppress(NetlinkError):
-                        ipr.rule("del", family=family, priority=prio, table=tbl)
+    for version in (4, 6):
+        stale = []
+        for rule in _query([f"-{version}", "rule", "show"]):
+            prio, tbl = rule.get("priority"), str(rule.get("table"))
+            if (prio == RULE_PRIORITY + 1 and tbl == str(table)) or (
+                prio == RULE_PRIORITY and tbl in ("main", str(MAIN_TABLE))
+            ):
+                stale.append(f"rule del priority {prio} table {tbl}")
+        if stale:
+            _ip([f"-{version}", "-force"], batch=stale)
 
 
 def local_addresses() -> list[str]:
     """Every address configured on this host (namespace), IPv4 and IPv6."""
-    with IPRoute() as ipr:
-        return [str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr() if a.get_attr("IFA_ADDRESS")]
+    return [
+        str(info["local"])
+        for link in _query(["address", "show"])
+        for info in link.get("addr_info", [])
+        if isinstance(info, dict) and info.get("local")
+    ]
 
 
 def default_route_interface() -> str | None:
-    with IPRoute() as ipr:
-        for family in (2, 10):
-            for route in ipr.get_default_routes(family=family, table=254):
-                oif = route.get_attr("RTA_OIF")
-                if oif:
-                    links = ipr.get_links(oif)
-                    if links:
-                        return str(links[0].get_attr("IFLA_IFNAME"))
+    for version in (4, 6):
+        for route in _query([f"-{version}", "route", "show", "default", "table", "main"]):
+            if route.get("dev"):
+                return str(route["dev"])
     return None

@@ -125,13 +125,14 @@ def enable_gro(sockets: list[socket.socket]) -> bool:
     return True
 
 
-def receive(sock: socket.socket) -> tuple[list[bytes], tuple[str, int]]:
-    """One `recvmsg` on a UDP_GRO socket: the datagrams it carried, and their sender."""
-    data, ancdata, _, addr = sock.recvmsg(65536, _GRO_CMSG)
+def receive(sock: socket.socket, view: memoryview) -> tuple[list[bytes], tuple[str, int]]:
+    """One `recvmsg` on a UDP_GRO socket into `view` (64 KiB, reused): the datagrams it
+    carried, copied out, and their sender."""
+    n, ancdata, _, addr = sock.recvmsg_into([view], _GRO_CMSG)
     size = 0
     for level, kind, value in ancdata:
         if level == SOL_UDP and kind == UDP_GRO and len(value) >= _GRO_SIZE.size:
             size = _GRO_SIZE.unpack_from(value)[0]  # the kernel's native-endian int
-    if not size or size >= len(data):
-        return [data], (addr[0], addr[1])
-    return [data[i : i + size] for i in range(0, len(data), size)], (addr[0], addr[1])
+    if not size or size >= n:
+        return [bytes(view[:n])], (addr[0], addr[1])
+    return [bytes(view[i : min(i + size, n)]) for i in range(0, n, size)], (addr[0], addr[1])

@@ -40,6 +40,16 @@ def test_clients_reach_the_internet_and_nothing_else() -> None:
             # the firewall carries the same policy as a second wall
             table = x.provider.run("nft list table inet tidewire_twexit").stdout
             assert "masquerade" in table and "192.168.0.0/16" in table and "dport 25" in table
+            # the client's default route came with wg-quick's two policy rules per family,
+            # and a clean stop takes them away again
+            for family in ("-4", "-6"):
+                rules = x.client.run(f"ip {family} rule show").stdout
+                assert "suppress_prefixlength 0" in rules and "not from all fwmark" in rules
+            x.client_node.cli("down")
+            lab.wait_for(lambda: not x.client_node.proc.alive(), timeout=10, what="client to stop")
+            for family in ("-4", "-6"):
+                rules = x.client.run(f"ip {family} rule show").stdout
+                assert "suppress_prefixlength" not in rules and "fwmark" not in rules, rules
         finally:
             wg_quick_down(x.wgclient, x.wg_path)
 
