@@ -15,7 +15,15 @@ def add_parser(sub: Any) -> None:
         "--exit", action="store_true", help="act as a provider (exit) for this node's peers"
     )
     p.add_argument(
-        "--no-offloads", action="store_true", help="send datagram by datagram (no UDP GSO)"
+        "--no-offloads",
+        action="store_true",
+        help="no UDP GSO/GRO and no virtio-net header on the TUN: one packet per system call",
+    )
+    p.add_argument(
+        "--tun-tso",
+        action="store_true",
+        help="take TCP super-packets from the TUN and cut them in the node (TSO); off by"
+        " default: slower than plain reads where the checksums cost more than the reads",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     p.set_defaults(run=run)
@@ -39,7 +47,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     for warning in cfg.warnings:
         logging.getLogger("tidewire.config").warning(warning)
     try:
-        daemon.run(cfg, exit_enabled=True if args.exit else None, offloads=not args.no_offloads)
+        daemon.run(
+            cfg,
+            exit_enabled=True if args.exit else None,
+            offloads=not args.no_offloads,
+            tun_tso=args.tun_tso and not args.no_offloads,
+        )
     except NodeError as exc:
         env.error(str(exc))
         return ExitStatus.ERROR

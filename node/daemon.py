@@ -31,7 +31,7 @@ from tidewire.node.offload import enable_gro
 from tidewire.node.requests import peer_spec_from_request, request_key, resolve
 from tidewire.node.state import TimestampStore
 from tidewire.node.status import build_status
-from tidewire.node.tun import open_tun
+from tidewire.node.tun import enable_tso, open_tun
 from tidewire.node.usage import epoch_report, usage
 from tidewire.protocol.device import Device
 from tidewire.protocol.errors import LocalProtocolError
@@ -47,10 +47,16 @@ SOCKET_BUFFER = 4 << 20
 
 class Daemon:
     def __init__(
-        self, cfg: NodeConfig, *, exit_enabled: bool | None = None, offloads: bool = True
+        self,
+        cfg: NodeConfig,
+        *,
+        exit_enabled: bool | None = None,
+        offloads: bool = True,
+        tun_tso: bool = False,
     ) -> None:
         self.cfg = cfg
         self.offloads = offloads
+        self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
         self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
         self.sockets: dict[int, socket.socket] = {}
         self.listen_port = 0
@@ -103,6 +109,7 @@ class Daemon:
             )
             dp.batch.gso = self.offloads
             dp.tun_gro = self.offloads
+            dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
             dp.udp_gro = self.offloads and enable_gro(list(self.sockets.values()))
             if self.exit_enabled:
                 from tidewire.node.ledger import Ledger, LedgerError
@@ -375,9 +382,15 @@ class Daemon:
         )
 
 
-def run(cfg: NodeConfig, *, exit_enabled: bool | None = None, offloads: bool = True) -> None:
+def run(
+    cfg: NodeConfig,
+    *,
+    exit_enabled: bool | None = None,
+    offloads: bool = True,
+    tun_tso: bool = False,
+) -> None:
     """Run the daemon in the foreground until it is told to stop."""
-    trio.run(Daemon(cfg, exit_enabled=exit_enabled, offloads=offloads).run)
+    trio.run(Daemon(cfg, exit_enabled=exit_enabled, offloads=offloads, tun_tso=tun_tso).run)
 
 
 __all__ = ["Daemon", "NodeError", "Path", "run"]

@@ -20,6 +20,7 @@ from tidewire.node.core import overlay
 from tidewire.node.core.allowed_ips import AllowedIPs
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
+from tidewire.node.core.gso import Malformed, split
 from tidewire.node.core.packet import inspect
 from tidewire.node.offload import BatchSender
 from tidewire.node.offload import receive as receive_coalesced
@@ -60,14 +61,16 @@ class DataPath:
         self.routes: AllowedIPs[Peer] = AllowedIPs()
         self.accountant: Accountant | None = None
         self.tun_gro = False  # the TUN carries virtio_net_hdr: reads strip it, writes coalesce
+        self.tun_tso = False  # reads may be TCP super-packets or unfinished checksums
         self.udp_gro = False  # the sockets may hand over several datagrams per receive
         self.tun_out: list[bytes] = []
         self.drops: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
         self.batch = BatchSender(sockets, self.drops)
         self._timer_scope: trio.CancelScope | None = None
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
         # to the packet's size, fragments the heap and grows the daemon's memory
-        self._tun_buffer = memoryview(bytearray(65536))
+        self._tun_buffer = memoryview(bytearray(VNET_HDR_LEN + 65536))
         self._load_window_start = 0.0
         self._load_count = 0
         self._under_load_until = 0.0
@@ -75,8 +78,8 @@ class DataPath:
     # -- outbound: TUN -> peer ----------------------------------------------
 
     async def tun_reader(self) -> None:
-        fd, view = self.tun_fd, self._tun_buffer
-        skip = VNET_HDR_LEN if self.tun_gro else 0  # no offloads are enabled for reads
+        fd, view, tso = self.tun_fd, self._tun_buffer, self.tun_tso
+        skip = VNET_HDR_LEN if self.tun_gro else 0
         while True:
             await trio.lowlevel.wait_readable(fd)
             now = trio.current_time()
@@ -85,7 +88,18 @@ class DataPath:
                     n = os.readv(fd, [view])
                 except BlockingIOError:
                     break
-                self.outbound(bytes(view[skip:n]), now=now)
+                if not tso:
+                    self.outbound(bytes(view[skip:n]), now=now)
+                    continue
+                try:
+                    packets = split(view[:n])
+                except Malformed as exc:
+                    self.drops[exc.reason] += 1  # one bad frame; its neighbours go on
+                    continue
+                if len(packets) > 1:
+                    self.counters["tun_super_packets"] += 1
+                for packet in packets:
+                    self.outbound(packet, now=now)
             self.after_batch()
 
     def outbound(self, packet: bytes, *, now: float) -> None:

@@ -53,7 +53,12 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             **{f"link_{k}": v for k, v in dev.drops.items()},
             **{k: v for k, v in dp.drops.items() if not k.startswith("exit_")},
         },
-        "counters": dict(dev.counters),
-        "offloads": {"udp_gso": dp.batch.gso, "udp_gro": dp.udp_gro, "tun_gro": dp.tun_gro},
+        "counters": {**dev.counters, **dp.counters},
+        "offloads": {
+            "udp_gso": dp.batch.gso,
+            "udp_gro": dp.udp_gro,
+            "tun_gro": dp.tun_gro,
+            "tun_tso": dp.tun_tso,
+        },
         "peers": peers,
     }

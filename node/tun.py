@@ -16,13 +16,15 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
+TUNSETOFFLOAD = 0x400454D0
+TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
 
 
 def open_tun(name: str, *, vnet_hdr: bool = False) -> int:
     """Open (creating) the TUN interface `name`. With `vnet_hdr`, every read and write
     carries a virtio_net_hdr, which lets the node write coalesced TCP super-packets
-    (node/core/gro.py); no offload is enabled for reads, so packets read arrive whole
-    and with their checksums done."""
+    (node/core/gro.py); reads stay whole packets with finished checksums unless
+    `enable_tso` is called too."""
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -44,3 +46,14 @@ def open_tun(name: str, *, vnet_hdr: bool = False) -> int:
             raise NodeError(f"interface {name} exists and is not a TUN device") from None
         raise NodeError(f"cannot create TUN interface {name}: {exc.strerror}") from None
     return fd
+
+
+def enable_tso(fd: int) -> bool:
+    """Let the kernel hand over TCP super-packets (up to 64 KiB) and unfinished checksums
+    on reads from a TUN opened with `vnet_hdr`; node/core/gso.py finishes the work.
+    False if the kernel refuses, and reads stay as they were."""
+    try:
+        fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+    except OSError:
+        return False
+    return True

@@ -13,6 +13,7 @@ wireguard-go (device/send.go, receive.go, timers.go, peer.go); a responder
 matches an initiation's profile by which mac1 label verifies.
 """
 
+import heapq
 from collections import Counter, deque
 
 from cryptography.exceptions import InvalidTag
@@ -87,6 +88,11 @@ class Device:
         self.counters: Counter[str] = Counter()
         self._outbox: deque[tuple[bytes, Endpoint]] = deque()
         self._events: deque[Event] = deque()
+        # peers by their earliest deadline, with lazy deletion: get_timer and
+        # handle_timer cost O(log peers) per change instead of a scan of every peer
+        self._timer_heap: list[tuple[float, int, Peer]] = []
+        self._timer_seq = 0
+        self._rearmed: list[Peer] = []
 
     # -- configuration ------------------------------------------------------
 
@@ -96,6 +102,7 @@ class Device:
         if config.public_key == self.public_key:
             raise LocalProtocolError("public_key: a peer cannot have this device's own key")
         peer = Peer(config, local_private=self.private_key, local_public=self.public_key)
+        peer.rearmed = self._rearmed
         self.peers[config.public_key] = peer
         return peer
 
@@ -390,18 +397,38 @@ class Device:
 
     def get_timer(self) -> float | None:
         """The earliest deadline over all peers (monotonic seconds), or None."""
-        best: float | None = None
-        for peer in self.peers.values():
-            t = peer.next_deadline()
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        heap = self._timer_heap
+        for peer in self._rearmed:
+            if peer.queued_deadline is not None:
+                self._timer_seq += 1
+                heapq.heappush(heap, (peer.queued_deadline, self._timer_seq, peer))
+        self._rearmed.clear()
+        while heap:
+            t, _, peer = heap[0]
+            if self.peers.get(peer.public_key) is not peer or peer.queued_deadline != t:
+                heapq.heappop(heap)  # a removed peer, or superseded by an earlier entry
+                continue
+            deadline = peer.next_deadline()
+            if deadline == t:
+                return t
+            heapq.heappop(heap)  # its timers moved later or were cleared: queue it anew
+            peer.queued_deadline = deadline
+            if deadline is not None:
+                self._timer_seq += 1
+                heapq.heappush(heap, (deadline, self._timer_seq, peer))
+        return None
 
     def handle_timer(self, *, now: float) -> None:
-        for peer in list(self.peers.values()):
-            t = peer.next_deadline()
-            if t is not None and t <= now:
-                fire_peer_timers(self, peer, now=now)
+        due: list[Peer] = []
+        while (t := self.get_timer()) is not None and t <= now:
+            peer = heapq.heappop(self._timer_heap)[2]
+            peer.queued_deadline = None
+            due.append(peer)
+        for peer in due:
+            fire_peer_timers(self, peer, now=now)
+            deadline = peer.next_deadline()
+            if deadline is not None:
+                peer.arm(deadline)
 
 
 __all__ = ["Device", "Mode", "Peer", "PeerConfig"]

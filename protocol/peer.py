@@ -78,6 +78,10 @@ class Peer:
         self.new_handshake: float | None = None
         self.zero_keys: float | None = None
         self.persistent_keepalive_at: float | None = None
+        # the deadline this peer is queued under in its device's timer heap, and the
+        # device's list of peers to (re)queue; see `arm` and Device.get_timer
+        self.queued_deadline: float | None = None
+        self.rearmed: list[Peer] = []
         self.handshake_attempts = 0
         self.need_another_keepalive = False
         self.sent_last_minute_handshake = False
@@ -125,9 +129,19 @@ class Peer:
                 best = t
         return best
 
+    def arm(self, deadline: float) -> float:
+        """Every timer set to a time goes through here: a deadline earlier than the one the
+        peer is queued under puts the peer on the device's re-queue list. Later deadlines
+        and cleared timers need nothing: the queued entry is re-checked when it comes due."""
+        queued = self.queued_deadline
+        if queued is None or deadline < queued:
+            self.queued_deadline = deadline
+            self.rearmed.append(self)
+        return deadline
+
     def on_any_authenticated_packet_traversal(self, *, now: float) -> None:
         if self.persistent_keepalive > 0:
-            self.persistent_keepalive_at = now + self.persistent_keepalive
+            self.persistent_keepalive_at = self.arm(now + self.persistent_keepalive)
 
     def on_any_authenticated_packet_sent(self) -> None:
         self.send_keepalive = None
@@ -137,16 +151,16 @@ class Peer:
 
     def on_data_sent(self, *, now: float) -> None:
         if self.new_handshake is None:
-            self.new_handshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT
+            self.new_handshake = self.arm(now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT)
 
     def on_data_received(self, *, now: float) -> None:
         if self.send_keepalive is None:
-            self.send_keepalive = now + KEEPALIVE_TIMEOUT
+            self.send_keepalive = self.arm(now + KEEPALIVE_TIMEOUT)
         else:
             self.need_another_keepalive = True
 
     def on_handshake_initiated(self, *, now: float, jitter: float) -> None:
-        self.retransmit = now + REKEY_TIMEOUT + jitter
+        self.retransmit = self.arm(now + REKEY_TIMEOUT + jitter)
 
     def on_handshake_complete(self, *, now: float) -> None:
         self.retransmit = None
@@ -155,7 +169,7 @@ class Peer:
         self.last_handshake = now
 
     def on_session_derived(self, *, now: float) -> None:
-        self.zero_keys = now + ZERO_KEYS_AFTER
+        self.zero_keys = self.arm(now + ZERO_KEYS_AFTER)
 
     def clear_timers(self) -> None:
         self.retransmit = self.send_keepalive = self.new_handshake = None

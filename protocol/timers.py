@@ -26,7 +26,7 @@ def fire_peer_timers(device: "Device", peer: Peer, *, now: float) -> None:
             device.counters["handshakes_gave_up"] += 1
             device.emit(HandshakeGaveUp(peer.public_key))
             if peer.zero_keys is None:
-                peer.zero_keys = now + ZERO_KEYS_AFTER
+                peer.zero_keys = peer.arm(now + ZERO_KEYS_AFTER)
         else:
             peer.handshake_attempts += 1
             device.send_initiation(peer, now=now, retry=True)
@@ -35,7 +35,7 @@ def fire_peer_timers(device: "Device", peer: Peer, *, now: float) -> None:
         device.send_keepalive(peer, now=now)
         if peer.need_another_keepalive:
             peer.need_another_keepalive = False
-            peer.send_keepalive = now + KEEPALIVE_TIMEOUT
+            peer.send_keepalive = peer.arm(now + KEEPALIVE_TIMEOUT)
     if peer.new_handshake is not None and peer.new_handshake <= now:
         peer.new_handshake = None
         device.counters["handshakes_for_silence"] += 1
