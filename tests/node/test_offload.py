@@ -72,3 +72,47 @@ def test_gro_receive_splits_what_gso_sent() -> None:
     assert calls < len(sent)  # some arrived coalesced
     rx.close()
     tx.close()
+
+
+def test_a_forged_datagram_in_a_coalesced_run_costs_only_itself() -> None:
+    """A GSO run with one forged datagram in the middle and a truncated tail: after GRO
+    the receiving core refuses exactly those two, counted, and delivers every other."""
+    from tests.unit.sim import pair
+    from tidewire.node.offload import enable_gro, receive
+
+    sim, a, b = pair()
+    sim.send(a, b, bytes(84))
+    sim.run_until(1.0)  # handshake done
+    packets = [bytes([i]) * 84 for i in range(20)]
+    wire = [a.device.encrypt(a.peer(b), p, now=1.0) for p in packets]
+    assert all(w is not None for w in wire)
+    forged = bytearray(wire[7])  # type: ignore[arg-type]
+    forged[-1] ^= 1
+    wire[7] = bytes(forged)
+    wire.append(wire[19][:20])  # type: ignore[index]  # a truncated copy, shorter: ends the run
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert enable_gro([rx])
+    sender = BatchSender({socket.AF_INET: tx}, Counter())
+    for w in wire:
+        sender.add(w, rx.getsockname())  # type: ignore[arg-type]
+    sender.flush()
+    rx.settimeout(2)
+    buffer = memoryview(bytearray(65536))
+    got: list[bytes] = []
+    received = calls = 0
+    while received < len(wire):
+        datagrams, addr = receive(rx, buffer)
+        received += len(datagrams)
+        calls += 1
+        for d in datagrams:
+            res = b.device.receive_datagram(d, a.addr, now=1.0)
+            if res is not None:
+                got.append(res[1][:84])  # without the padding to 16 bytes
+    assert calls < len(wire)  # the run really came coalesced
+    assert got == packets[:7] + packets[8:]
+    assert b.device.drops["transport_decrypt"] == 1
+    assert b.device.drops["transport_short"] == 1
+    rx.close()
+    tx.close()
