@@ -103,7 +103,7 @@ def test_a_forged_datagram_in_a_coalesced_run_costs_only_itself() -> None:
     got: list[bytes] = []
     received = calls = 0
     while received < len(wire):
-        datagrams, addr = receive(rx, buffer)
+        datagrams, _ = receive(rx, buffer)
         received += len(datagrams)
         calls += 1
         for d in datagrams:
