@@ -39,6 +39,7 @@ from tidewire.protocol.types import Endpoint
 log = logging.getLogger("tidewire.node")
 
 BATCH = 256
+TUN_WRITE_BATCH = 128  # inner packets held for coalescing: bounds the memory of one batch
 LOAD_WINDOW = 1.0
 LOAD_THRESHOLD = 128  # handshake messages per second before cookies are demanded
 
@@ -193,6 +194,8 @@ class DataPath:
             self.tun_out.append(
                 plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
             )
+            if len(self.tun_out) >= TUN_WRITE_BATCH:
+                self.flush_tun()
             return
         try:
             os.write(
