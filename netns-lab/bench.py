@@ -79,6 +79,9 @@ def ping_ms(host: Host, addr: str, *, interval: float = 0.05, count: int = 30) -
     return float(m.group(1)) if m else float("nan")
 
 
+TIDEWIRE_ARGS: list[str] = []  # extra `tidewire up` arguments, e.g. --tun-tso
+
+
 def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
     lab.tidewire_pair(
         a,
@@ -88,6 +91,7 @@ def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tupl
         tunnel_b=["10.250.0.2/24"],
         mode="wireguard",
         names=("twbench0", "twbench1"),
+        args=tuple(TIDEWIRE_ARGS),
     )
     return (lambda: None), ("tidewire",)
 
@@ -326,7 +330,12 @@ def main() -> int:
     parser.add_argument(
         "--peers", type=int, default=1000, help="peers for the memory figure (default 1000)"
     )
+    parser.add_argument(
+        "--tun-tso", action="store_true", help="run tidewire with TSO reads from the TUN"
+    )
     args = parser.parse_args()
+    if args.tun_tso:
+        TIDEWIRE_ARGS.append("--tun-tso")
     results = {name: measure(name, args.seconds) for name in args.only}
     for name in args.only:
         if name != "openvpn":  # an OpenVPN peer-to-peer tunnel has exactly one peer

@@ -270,6 +270,7 @@ class Lab:
         names: tuple[str, str] = ("twa", "twb"),
         ports: tuple[int, int] = (51820, 51821),
         b_extra_peers: tuple[dict[str, Any], ...] = (),
+        args: tuple[str, ...] = (),
     ) -> tuple[Node, Node]:
         """Two tidewire nodes; a knows b's endpoint, b learns a's from its handshake.
 
@@ -295,7 +296,7 @@ class Lab:
             config = tidewire_toml(
                 name=name, private_key=key, address=tunnel, lab=self, listen_port=port, peers=peers
             )
-            ends.append(self.tidewire(host, name, config))
+            ends.append(self.tidewire(host, name, config, args=args))
         na, nb = ends
         return na, nb
 
