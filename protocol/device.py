@@ -13,7 +13,6 @@ wireguard-go (device/send.go, receive.go, timers.go, peer.go); a responder
 matches an initiation's profile by which mac1 label verifies.
 """
 
-import heapq
 from collections import Counter, deque
 
 from cryptography.exceptions import InvalidTag
@@ -59,7 +58,7 @@ from .messages import (
 from .peer import Peer, PeerConfig
 from .profile import PROFILES, Mode
 from .tai64n import next_stamp
-from .timers import fire_peer_timers
+from .timers import TimerQueue, fire_peer_timers
 from .types import Endpoint, RandomSource
 
 _LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT  # 165 s
@@ -88,11 +87,7 @@ class Device:
         self.counters: Counter[str] = Counter()
         self._outbox: deque[tuple[bytes, Endpoint]] = deque()
         self._events: deque[Event] = deque()
-        # peers by their earliest deadline, with lazy deletion: get_timer and
-        # handle_timer cost O(log peers) per change instead of a scan of every peer
-        self._timer_heap: list[tuple[float, int, Peer]] = []
-        self._timer_seq = 0
-        self._rearmed: list[Peer] = []
+        self.timers = TimerQueue()
 
     # -- configuration ------------------------------------------------------
 
@@ -102,7 +97,7 @@ class Device:
         if config.public_key == self.public_key:
             raise LocalProtocolError("public_key: a peer cannot have this device's own key")
         peer = Peer(config, local_private=self.private_key, local_public=self.public_key)
-        peer.rearmed = self._rearmed
+        peer.rearmed = self.timers.rearmed
         self.peers[config.public_key] = peer
         return peer
 
@@ -397,34 +392,10 @@ class Device:
 
     def get_timer(self) -> float | None:
         """The earliest deadline over all peers (monotonic seconds), or None."""
-        heap = self._timer_heap
-        for peer in self._rearmed:
-            if peer.queued_deadline is not None:
-                self._timer_seq += 1
-                heapq.heappush(heap, (peer.queued_deadline, self._timer_seq, peer))
-        self._rearmed.clear()
-        while heap:
-            t, _, peer = heap[0]
-            if self.peers.get(peer.public_key) is not peer or peer.queued_deadline != t:
-                heapq.heappop(heap)  # a removed peer, or superseded by an earlier entry
-                continue
-            deadline = peer.next_deadline()
-            if deadline == t:
-                return t
-            heapq.heappop(heap)  # its timers moved later or were cleared: queue it anew
-            peer.queued_deadline = deadline
-            if deadline is not None:
-                self._timer_seq += 1
-                heapq.heappush(heap, (deadline, self._timer_seq, peer))
-        return None
+        return self.timers.earliest(self.peers)
 
     def handle_timer(self, *, now: float) -> None:
-        due: list[Peer] = []
-        while (t := self.get_timer()) is not None and t <= now:
-            peer = heapq.heappop(self._timer_heap)[2]
-            peer.queued_deadline = None
-            due.append(peer)
-        for peer in due:
+        for peer in self.timers.pop_due(self.peers, now=now):
             fire_peer_timers(self, peer, now=now)
             deadline = peer.next_deadline()
             if deadline is not None:

@@ -8,6 +8,7 @@ zero_keys       540 s after the last session was derived: erase all keys
 persistent      the configured interval after any authenticated packet: keepalive
 """
 
+import heapq
 from typing import TYPE_CHECKING
 
 from .constants import KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, ZERO_KEYS_AFTER
@@ -16,6 +17,56 @@ from .peer import Peer
 
 if TYPE_CHECKING:
     from .device import Device
+
+
+class TimerQueue:
+    """Peers by their earliest deadline, in a heap with lazy deletion, so that finding
+    the next deadline costs O(log peers) per change instead of a scan of every peer.
+
+    Every timer set goes through `Peer.arm`, which appends the peer to `rearmed` when its
+    deadline moved earlier than the one it is queued under. Deadlines that moved later or
+    were cleared are found when their entry reaches the top and is checked again.
+    """
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, Peer]] = []
+        self.seq = 0
+        self.rearmed: list[Peer] = []
+
+    def _push(self, deadline: float, peer: Peer) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (deadline, self.seq, peer))
+
+    def earliest(self, peers: dict[bytes, Peer]) -> float | None:
+        """The earliest deadline of the peers in `peers` (the device's), or None."""
+        heap = self.heap
+        for peer in self.rearmed:
+            if peer.queued_deadline is not None:
+                self._push(peer.queued_deadline, peer)
+        self.rearmed.clear()
+        while heap:
+            t, _, peer = heap[0]
+            if peers.get(peer.public_key) is not peer or peer.queued_deadline != t:
+                heapq.heappop(heap)  # a removed peer, or superseded by an earlier entry
+                continue
+            deadline = peer.next_deadline()
+            if deadline == t:
+                return t
+            heapq.heappop(heap)  # its timers moved later or were cleared: queue it anew
+            peer.queued_deadline = deadline
+            if deadline is not None:
+                self._push(deadline, peer)
+        return None
+
+    def pop_due(self, peers: dict[bytes, Peer], *, now: float) -> list[Peer]:
+        """Take out every peer with a deadline at or before `now`; the caller fires their
+        timers and re-arms what is left (`Peer.arm`)."""
+        due: list[Peer] = []
+        while (t := self.earliest(peers)) is not None and t <= now:
+            peer = heapq.heappop(self.heap)[2]
+            peer.queued_deadline = None
+            due.append(peer)
+        return due
 
 
 def fire_peer_timers(device: "Device", peer: Peer, *, now: float) -> None:
