@@ -19,6 +19,8 @@ empty header. This module does no I/O: bytes in, (header + packet) bytes out.
 
 import struct
 
+from .checksum import checksum, fold, words
+
 VNET_HDR = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR_LEN = VNET_HDR.size
 NEEDS_CSUM = 1
@@ -26,18 +28,6 @@ GSO_NONE, GSO_TCPV4, GSO_TCPV6 = 0, 1, 4
 EMPTY_HEADER = bytes(VNET_HDR_LEN)
 MAX_SUPER = 65535
 ACK, PSH = 0x10, 0x08
-
-
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def _sum16(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    return sum(struct.unpack(f"!{len(data) // 2}H", data))
 
 
 def _flow(pkt: bytes) -> tuple[bytes, int, int, int, int, int] | None:
@@ -141,13 +131,13 @@ def _merge(run: list[bytes], info: tuple[bytes, int, int, int, int, int]) -> byt
     if ip_len == 20:
         head[2:4] = total.to_bytes(2, "big")
         head[10:12] = b"\x00\x00"
-        head[10:12] = (~_fold(_sum16(bytes(head[:20]))) & 0xFFFF).to_bytes(2, "big")
-        pseudo = _sum16(bytes(head[12:20])) + 6 + tcp_total
+        head[10:12] = checksum(head[:20]).to_bytes(2, "big")
+        pseudo = words(head[12:20]) + 6 + tcp_total
         gso_type = GSO_TCPV4
     else:
         head[4:6] = (total - 40).to_bytes(2, "big")
-        pseudo = _sum16(bytes(head[8:40])) + 6 + tcp_total
+        pseudo = words(head[8:40]) + 6 + tcp_total
         gso_type = GSO_TCPV6
-    head[ip_len + 16 : ip_len + 18] = _fold(pseudo).to_bytes(2, "big")
+    head[ip_len + 16 : ip_len + 18] = fold(pseudo).to_bytes(2, "big")
     vnet = VNET_HDR.pack(NEEDS_CSUM, gso_type, hdr_len, gso_size, ip_len, 16)
     return vnet + bytes(head) + payload

@@ -15,13 +15,12 @@ node must do what the hardware would have done before encrypting:
 - NEEDS_CSUM without GSO: the field at csum_start + csum_offset holds the
   pseudo-header sum; finish it over the bytes from csum_start (TCP or UDP).
 
-The internet checksum is computed with one big-integer conversion: a run of
-16-bit big-endian words read as one number is congruent, modulo 0xFFFF, to the
-sum of its words, since 2**16 = 1 (mod 0xFFFF) (RFC 1071's folding, done by C).
+Checksums come from node/core/checksum.py.
 
 Malformed frames raise `Malformed` with a reason; nothing here does I/O.
 """
 
+from .checksum import checksum, complement, words
 from .gro import GSO_NONE, GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, VNET_HDR, VNET_HDR_LEN
 
 GSO_ECN = 0x80
@@ -35,26 +34,6 @@ class Malformed(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _words(data: bytes | bytearray | memoryview) -> int:
-    """A number congruent (mod 0xFFFF) to the sum of the 16-bit words of `data`, an odd
-    length padded with a zero byte."""
-    value = int.from_bytes(data, "big")
-    return value << 8 if len(data) % 2 else value
-
-
-def _complement(total: int) -> int:
-    """The checksum field for a sum of words: the one's complement of its folded sum."""
-    if total == 0:
-        return 0xFFFF
-    return 0xFFFF - ((total - 1) % 0xFFFF + 1)
-
-
-def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
-    """The internet checksum of `data`, with `initial` (a sum of 16-bit words, e.g. a
-    pseudo-header) added in."""
-    return _complement(_words(data) + initial)
 
 
 def split(frame: bytes | bytearray | memoryview) -> list[bytes]:
@@ -97,7 +76,7 @@ def _segment(pkt: bytes, *, v6: bool, mss: int) -> list[bytes]:
         ip_len = 40
         if 40 + ((pkt[4] << 8) | pkt[5]) != n:
             raise Malformed("tun_gso_bad_length")
-        pseudo = _words(pkt[8:40]) % 0xFFFF + 6
+        pseudo = words(pkt[8:40]) + 6
     else:
         ip_len = (pkt[0] & 0x0F) * 4
         if pkt[0] >> 4 != 4 or ip_len < 20 or n < ip_len + 20:
@@ -106,7 +85,7 @@ def _segment(pkt: bytes, *, v6: bool, mss: int) -> list[bytes]:
             raise Malformed("tun_gso_not_tcp")
         if ((pkt[2] << 8) | pkt[3]) != n:
             raise Malformed("tun_gso_bad_length")
-        pseudo = _words(pkt[12:20]) + 6
+        pseudo = words(pkt[12:20]) + 6
     tcp_len = (pkt[ip_len + 12] >> 4) * 4
     hdr_len = ip_len + tcp_len
     if tcp_len < 20 or hdr_len > n:
@@ -138,7 +117,7 @@ def _segment(pkt: bytes, *, v6: bool, mss: int) -> list[bytes]:
         head[ip_len + 16 : ip_len + 18] = b"\x00\x00"
         # the TCP header's length is a multiple of 4, so the sums of header and
         # payload simply add up
-        tcp_sum = _complement(_words(head[ip_len:]) + _words(chunk) + pseudo + total - ip_len)
+        tcp_sum = complement(words(head[ip_len:]) + words(chunk) + pseudo + total - ip_len)
         head[ip_len + 16 : ip_len + 18] = tcp_sum.to_bytes(2, "big")
         out.append(bytes(head) + chunk)
     return out

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
+from tidewire.node.core.checksum import checksum
 from tidewire.node.core.gro import GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, VNET_HDR, coalesce
-from tidewire.node.core.gso import Malformed, checksum, split
+from tidewire.node.core.gso import Malformed, split
 
 NO_OFFLOAD = bytes(VNET_HDR.size)
 
