@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             cfg,
             exit_enabled=True if args.exit else None,
             offloads=not args.no_offloads,
-            tun_tso=args.tun_tso and not args.no_offloads,
+            tun_tso=args.tun_tso,
         )
     except NodeError as exc:
         env.error(str(exc))

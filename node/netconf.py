@@ -69,6 +69,14 @@ def _query(args: list[str]) -> list[dict[str, Any]]:
     return [x for x in answer if isinstance(x, dict)] if isinstance(answer, list) else []
 
 
+def _route_commands(verb: str, name: str, networks: list[Network], *, table: int) -> list[str]:
+    """`ip -batch` lines for the peers' routes; default routes live in `table`."""
+    return [
+        f"route {verb} {net} dev {name}" + (f" table {table}" if net.prefixlen == 0 else "")
+        for net in networks
+    ]
+
+
 def configure_link(name: str, *, addresses: list[Interface], mtu: int) -> None:
     if _ip(["link", "show", "dev", name]).returncode != 0:
         raise NodeError(f"interface {name} vanished while being configured")
@@ -82,10 +90,7 @@ def configure_link(name: str, *, addresses: list[Interface], mtu: int) -> None:
 
 def add_routes(name: str, networks: list[Network], *, table: int) -> None:
     """Routes for allowed IPs; default routes go to `table` with wg-quick's two rules."""
-    batch = [
-        f"route replace {net} dev {name}" + (f" table {table}" if net.prefixlen == 0 else "")
-        for net in networks
-    ]
+    batch = _route_commands("replace", name, networks, table=table)
     if batch:
         result = _ip([], batch=batch)
         if result.returncode != 0:
@@ -102,10 +107,7 @@ def add_routes(name: str, networks: list[Network], *, table: int) -> None:
 
 def remove_routes(name: str, networks: list[Network], *, table: int) -> None:
     """Remove a peer's routes (best effort: a route may already be gone with the link)."""
-    batch = [
-        f"route del {net} dev {name}" + (f" table {table}" if net.prefixlen == 0 else "")
-        for net in networks
-    ]
+    batch = _route_commands("del", name, networks, table=table)
     if batch:
         _ip(["-force"], batch=batch)
 

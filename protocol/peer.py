@@ -79,7 +79,7 @@ class Peer:
         self.zero_keys: float | None = None
         self.persistent_keepalive_at: float | None = None
         # the deadline this peer is queued under in its device's timer heap, and the
-        # device's list of peers to (re)queue; see `arm` and Device.get_timer
+        # device's list of peers to (re)queue; see `arm` and timers.TimerQueue
         self.queued_deadline: float | None = None
         self.rearmed: list[Peer] = []
         self.handshake_attempts = 0
