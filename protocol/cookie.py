@@ -13,11 +13,10 @@ bound to the mac1 it answers.
 `CookieGenerator` is the sender's side (one per peer).
 """
 
-import hmac as _hmac
 import ipaddress
 
 from .constants import COOKIE_NONCE_SIZE, COOKIE_REFRESH_TIME, MAC_SIZE
-from .crypto import mac, xaead_decrypt, xaead_encrypt
+from .crypto import equal, mac, xaead_decrypt, xaead_encrypt
 from .errors import RemoteProtocolError
 from .messages import CookieReply, build_cookie_reply
 from .profile import Profile
@@ -44,13 +43,13 @@ class CookieChecker:
 
     def check_mac1(self, msg: bytes) -> bool:
         expected = mac(self.mac1_key, msg[:-32])
-        return _hmac.compare_digest(expected, msg[-32:-16])
+        return equal(expected, msg[-32:-16])
 
     def check_mac2(self, msg: bytes, addr: Endpoint, *, now: float) -> bool:
         if self.secret is None or now - self.secret_set > COOKIE_REFRESH_TIME:
             return False
         cookie = mac(self.secret, endpoint_bytes(addr))
-        return _hmac.compare_digest(mac(cookie, msg[:-16]), msg[-16:])
+        return equal(mac(cookie, msg[:-16]), msg[-16:])
 
     def create_reply(
         self, msg: bytes, receiver: int, addr: Endpoint, *, now: float, rng: RandomSource

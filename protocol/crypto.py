@@ -7,9 +7,13 @@ little-endian counter (from `cryptography`, the fastest binding measured here);
 XAEAD is XChaCha20-Poly1305 and DH is X25519 (both from libsodium via PyNaCl).
 """
 
-import hashlib
-import hmac as _hmac
 import struct
+
+# `hashlib` and `hmac` load OpenSSL's libcrypto when imported, 3.7 MiB of a router's
+# memory for functions the node does not use (issue 5). These are the C functions they
+# hand out, taken from the modules CPython builds them in.
+from _blake2 import blake2s as blake2s
+from _operator import _compare_digest
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -18,22 +22,34 @@ from nacl.exceptions import CryptoError
 
 from .errors import RemoteProtocolError
 
+equal = _compare_digest  # constant-time, as hmac.compare_digest
+
 _NONCE = struct.Struct("<4xQ")
 _ONE = b"\x01"
 _TWO = b"\x02"
 _THREE = b"\x03"
 
 
+_BLOCK = 64  # BLAKE2s block size in bytes
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
 def hash_(data: bytes) -> bytes:
-    return hashlib.blake2s(data).digest()
+    return blake2s(data).digest()
 
 
 def mac(key: bytes, data: bytes) -> bytes:
-    return hashlib.blake2s(data, key=key, digest_size=16).digest()
+    return blake2s(data, key=key, digest_size=16).digest()
 
 
 def hmac(key: bytes, data: bytes) -> bytes:
-    return _hmac.digest(key, data, "blake2s")
+    """HMAC-BLAKE2s (RFC 2104): H((K ^ opad) || H((K ^ ipad) || data))."""
+    if len(key) > _BLOCK:
+        key = blake2s(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    inner = blake2s(key.translate(_IPAD) + data).digest()
+    return blake2s(key.translate(_OPAD) + inner).digest()
 
 
 def kdf1(key: bytes, data: bytes) -> bytes:

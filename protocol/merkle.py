@@ -6,17 +6,17 @@ nothing. A proof is the list of sibling hashes from the leaf up, each with the s
 it sits on.
 """
 
-import hashlib
+from .crypto import blake2s
 
-EMPTY_ROOT = hashlib.blake2s(b"").digest()
+EMPTY_ROOT = blake2s(b"").digest()
 
 
 def leaf_hash(data: bytes) -> bytes:
-    return hashlib.blake2s(b"\x00" + data).digest()
+    return blake2s(b"\x00" + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.blake2s(b"\x01" + left + right).digest()
+    return blake2s(b"\x01" + left + right).digest()
 
 
 def _split(n: int) -> int:

@@ -13,13 +13,13 @@ Ed25519 comes from libsodium through PyNaCl. A node's signing key is derived
 from its X25519 private key, so it has one secret to keep.
 """
 
-import hashlib
 from dataclasses import dataclass
 
 from construct import Bytes, Const, ConstructError, Int8ub, Int64ub, Struct
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from .crypto import blake2s
 from .errors import LocalProtocolError, RemoteProtocolError
 
 RECEIPT_VERSION = 1
@@ -91,12 +91,12 @@ class SignedReceipt:
 
 
 def receipt_hash(body: bytes, signature: bytes) -> bytes:
-    return hashlib.blake2s(body + signature).digest()
+    return blake2s(body + signature).digest()
 
 
 def signing_key_from_static(x25519_private: bytes) -> SigningKey:
     """The node's Ed25519 key, derived from its X25519 private key (domain-separated)."""
-    seed = hashlib.blake2s(b"tidewire receipt signing key v1", key=x25519_private).digest()
+    seed = blake2s(b"tidewire receipt signing key v1", key=x25519_private).digest()
     return SigningKey(seed)
 
 

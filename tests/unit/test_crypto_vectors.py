@@ -12,7 +12,12 @@ Sources:
 - X25519: RFC 7748 section 6.1 (Alice and Bob).
 """
 
+import hashlib
+import hmac
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tidewire.protocol import crypto, tai64n
 from tidewire.protocol.profile import NATIVE, WIREGUARD
@@ -40,6 +45,21 @@ KDF_VECTORS = [
         "0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e",
     ),
 ]
+
+
+@given(key=st.binary(max_size=200), data=st.binary(max_size=300))
+def test_hmac_blake2s_agrees_with_the_standard_library(key: bytes, data: bytes) -> None:
+    # crypto.hmac is RFC 2104 over BLAKE2s written out (so the node need not import
+    # hmac, which maps libcrypto); keys longer than the 64-byte block are hashed first
+    assert crypto.hmac(key, data) == hmac.digest(key, data, "blake2s")
+
+
+def test_mac_is_keyed_blake2s_128() -> None:
+    key, data = bytes(range(32)), b"message"
+    want = hashlib.blake2s(data, key=key, digest_size=16).digest()
+    assert crypto.mac(key, data) == want
+    assert crypto.equal(crypto.mac(key, data), want)
+    assert not crypto.equal(crypto.mac(key, data), bytes(16))
 
 
 @pytest.mark.parametrize(("key", "data", "t0", "t1", "t2"), KDF_VECTORS)
