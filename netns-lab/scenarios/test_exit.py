@@ -1,6 +1,8 @@
 """The provider (exit) role: clients reach the internet through the provider and nothing
 else. See netns-lab/topologies.py for the diagram."""
 
+from pathlib import Path
+
 from common import ping, unreachable
 from lab import Lab
 from topologies import build_exit_lab, tcp_check
@@ -40,6 +42,11 @@ def test_clients_reach_the_internet_and_nothing_else() -> None:
             # the firewall carries the same policy as a second wall
             table = x.provider.run("nft list table inet tidewire_twexit").stdout
             assert "masquerade" in table and "192.168.0.0/16" in table and "dport 25" in table
+            # after all that, neither node has mapped the system OpenSSL that the standard
+            # library's ssl, hmac and hashlib bring (cli/lazy_modules.py): 4.9 MiB each
+            for node in (x.provider_node, x.client_node):
+                maps = Path(f"/proc/{node.proc.popen.pid}/maps").read_text()
+                assert "libssl.so" not in maps and "libcrypto.so" not in maps, node.name
             # the client's default route came with wg-quick's two policy rules per family,
             # and a clean stop takes them away again
             for family in ("-4", "-6"):

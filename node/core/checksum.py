@@ -1,4 +1,4 @@
-"""The internet checksum (RFC 1071), for the TUN offloads in gro.py and gso.py.
+"""The internet checksum (RFC 1071), for the TUN offloads (gro.py, gso.py) and overlay.py.
 
 A run of 16-bit big-endian words read as one number is congruent, modulo 0xFFFF, to
 the sum of its words, since 2**16 = 1 (mod 0xFFFF): one big-integer conversion and one

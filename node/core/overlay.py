@@ -8,11 +8,12 @@ carried inside the encrypted link and intercepted by the node before the TUN.
 the payload of a control packet addressed to us, or None for anything else.
 """
 
-import hashlib
 import struct
 from ipaddress import IPv6Address
 
+from tidewire.node.core.checksum import checksum
 from tidewire.protocol.channel import CONTROL_PORT, MAX_SIZE
+from tidewire.protocol.crypto import blake2s
 
 PREFIX = bytes.fromhex("fd747700")
 _UDP = struct.Struct("!HHHH")
@@ -20,7 +21,7 @@ _UDP = struct.Struct("!HHHH")
 
 def overlay_address(public_key: bytes) -> bytes:
     """The 16-byte overlay IPv6 address of a node's X25519 public key."""
-    return PREFIX + hashlib.blake2s(b"tidewire overlay v1" + public_key).digest()[:12]
+    return PREFIX + blake2s(b"tidewire overlay v1" + public_key).digest()[:12]
 
 
 def overlay_text(public_key: bytes) -> str:
@@ -29,11 +30,7 @@ def overlay_text(public_key: bytes) -> str:
 
 def _checksum(src: bytes, dst: bytes, udp: bytes) -> int:
     pseudo = src + dst + struct.pack("!I3xB", len(udp), 17)
-    data = pseudo + udp + (b"\x00" if len(udp) % 2 else b"")
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return (~total & 0xFFFF) or 0xFFFF
+    return checksum(pseudo + udp) or 0xFFFF  # UDP sends a computed 0 as 0xFFFF
 
 
 def build(src: bytes, dst: bytes, payload: bytes) -> bytes:
