@@ -25,8 +25,28 @@ def add_parser(sub: Any) -> None:
         help="take TCP super-packets from the TUN and cut them in the node (TSO); off by"
         " default: slower than plain reads where the checksums cost more than the reads",
     )
+    p.add_argument(
+        "--tick-ms",
+        type=_tick_ms,
+        default=10,
+        metavar="MS",
+        help="while packets moved in the last second, wake every MS milliseconds so that"
+        " sparse packets find the node awake (lower idle latency); 0 turns it off"
+        " (default: 10)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     p.set_defaults(run=run)
+
+
+def _tick_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"{text!r} is not a whole number of milliseconds"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (0 to 1000 milliseconds)")
+    return value
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
@@ -52,6 +72,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             exit_enabled=True if args.exit else None,
             offloads=not args.no_offloads,
             tun_tso=args.tun_tso,
+            tick=args.tick_ms / 1000,
         )
     except NodeError as exc:
         env.error(str(exc))

@@ -31,6 +31,7 @@ from tidewire.node.offload import enable_gro
 from tidewire.node.requests import peer_spec_from_request, request_key, resolve
 from tidewire.node.state import TimestampStore
 from tidewire.node.status import build_status
+from tidewire.node.ticker import INTERVAL
 from tidewire.node.tun import enable_tso, open_tun
 from tidewire.node.usage import epoch_report, usage
 from tidewire.protocol.device import Device
@@ -53,9 +54,11 @@ class Daemon:
         exit_enabled: bool | None = None,
         offloads: bool = True,
         tun_tso: bool = False,
+        tick: float = INTERVAL,
     ) -> None:
         self.cfg = cfg
         self.offloads = offloads
+        self.tick = tick  # seconds between wake-ups while the link is in use; 0 is off
         self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
         self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
         self.sockets: dict[int, socket.socket] = {}
@@ -111,6 +114,7 @@ class Daemon:
             dp.tun_gro = self.offloads
             dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
             dp.udp_gro = self.offloads and enable_gro(list(self.sockets.values()))
+            dp.ticker.interval = self.tick
             if self.exit_enabled:
                 from tidewire.node.ledger import Ledger, LedgerError
 
@@ -152,6 +156,7 @@ class Daemon:
                     await nursery.start(self.accountant.run)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timer_task)
+                    nursery.start_soon(dp.ticker.run)
                     for sock in self.sockets.values():
                         nursery.start_soon(dp.udp_reader, sock)
                     log.info(
@@ -388,9 +393,11 @@ def run(
     exit_enabled: bool | None = None,
     offloads: bool = True,
     tun_tso: bool = False,
+    tick: float = INTERVAL,
 ) -> None:
     """Run the daemon in the foreground until it is told to stop."""
-    trio.run(Daemon(cfg, exit_enabled=exit_enabled, offloads=offloads, tun_tso=tun_tso).run)
+    node = Daemon(cfg, exit_enabled=exit_enabled, offloads=offloads, tun_tso=tun_tso, tick=tick)
+    trio.run(node.run)
 
 
 __all__ = ["Daemon", "NodeError", "Path", "run"]

@@ -24,6 +24,7 @@ from tidewire.node.core.gso import Malformed, split
 from tidewire.node.core.packet import inspect
 from tidewire.node.offload import BatchSender
 from tidewire.node.offload import receive as receive_coalesced
+from tidewire.node.ticker import Ticker
 from tidewire.protocol.device import Device
 from tidewire.protocol.events import (
     EndpointChanged,
@@ -68,6 +69,7 @@ class DataPath:
         self.drops: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
         self.batch = BatchSender(sockets, self.drops)
+        self.ticker = Ticker()
         self._timer_scope: trio.CancelScope | None = None
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
         # to the packet's size, fragments the heap and grows the daemon's memory
@@ -235,11 +237,13 @@ class DataPath:
             scope.deadline = deadline
 
     def after_batch(self) -> None:
+        now = trio.current_time()
+        self.ticker.poke(now)
         self.batch.flush()
         if self.tun_out:
             self.flush_tun()
         if self.accountant is not None:
-            self.accountant.after_batch(now=trio.current_time())
+            self.accountant.after_batch(now=now)
         self.flush()
 
     def flush_tun(self) -> None:

@@ -60,5 +60,6 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             "tun_gro": dp.tun_gro,
             "tun_tso": dp.tun_tso,
         },
+        "ticker": {"interval_ms": round(dp.ticker.interval * 1000), "ticks": dp.ticker.ticks},
         "peers": peers,
     }

@@ -64,3 +64,19 @@ def test_up_with_a_bad_config_names_file_and_line(tmp_path: Path) -> None:
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
     code, _, _ = run(argv)
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("ten", "'ten' is not a whole number of milliseconds"),
+        ("-1", "-1 is out of range (0 to 1000 milliseconds)"),
+        ("5000", "5000 is out of range (0 to 1000 milliseconds)"),
+    ],
+)
+def test_up_with_a_bad_tick_is_a_usage_error(
+    value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, _ = run(["up", "node.toml", "--tick-ms", value])
+    assert code == 2
+    assert f"argument --tick-ms: {says}" in capsys.readouterr().err
