@@ -8,13 +8,18 @@
 
 Every namespace and process is torn down on exit, whatever happened; every wait
 has a deadline; `lab.logs()` gathers every process's output, and a failure
-inside the `with` block prints it.
+inside the `with` block prints it. The lab's folder (configs with private keys,
+sockets, logs) is removed after a clean exit and kept, named, after a failure.
+A lab whose process was killed outright cannot tear down: the next lab removes
+its namespaces (named after the dead process) and its folder.
 """
 
 import contextlib
 import itertools
 import os
+import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +34,34 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 TIDEWIRE = str(VENV_BIN / "tidewire")
 _counter = itertools.count()
+_NETNS = re.compile(r"tw(\d+)x\d+")  # a lab namespace's name starts so: the process id
+_FOLDER = "tidewire-lab-"
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def remove_stale() -> None:
+    """Remove the namespaces and folders of labs whose process no longer runs."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in listed.splitlines():
+        name = line.split(" ", 1)[0]
+        match = _NETNS.match(name)
+        if match and not _alive(int(match[1])):
+            _delete_netns(name)
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER}*-*"):
+        owner = folder.name.rsplit("-", 2)[-2]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _delete_netns(name: str) -> None:
+    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
+    for pid in pids.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 class LabError(Exception):
@@ -103,10 +136,12 @@ class Lab:
     def __init__(self, name: str) -> None:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces, TUN, nftables)")
-        self.prefix = f"tw{os.getpid() % 100000}x{next(_counter)}{name[:4]}"
+        remove_stale()
+        self.prefix = f"tw{os.getpid()}x{next(_counter)}{name[:4]}"
         self.hosts: list[Host] = []
         self.procs: list[Proc] = []
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"tidewire-lab-{name}-"))
+        self.failed = False
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{name}-{os.getpid()}-"))
 
     # -- context ----------------------------------------------------------------
 
@@ -115,8 +150,11 @@ class Lab:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
+            self.failed = True
             print(
-                f"\n===== lab {self.prefix} failed: node logs =====\n{self.logs()}", file=sys.stderr
+                f"\n===== lab {self.prefix} failed: node logs =====\n{self.logs()}\n"
+                f"(configs, sockets and logs kept in {self.tmp})",
+                file=sys.stderr,
             )
         self.teardown()
 
@@ -132,15 +170,10 @@ class Lab:
                 proc.popen.kill()
                 proc.popen.wait(timeout=5)
         for host in self.hosts:
-            subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True)
-            pids = subprocess.run(
-                ["ip", "netns", "pids", host.netns], capture_output=True, text=True
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
+            _delete_netns(host.netns)
         self.hosts.clear()
+        if not self.failed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def logs(self) -> str:
         return "\n".join(
