@@ -75,7 +75,7 @@ def build(lab: Lab, *, initiator: str, psk: bool, args: tuple[str, ...] = ()):  
         ("tidewire", True, ()),
         ("wireguard-go", False, ()),
         ("wireguard-go", True, ()),
-        ("tidewire", True, ("--no-offloads",)),
+        ("tidewire", True, ("--no-offloads", "--tick-ms", "0")),
         ("wireguard-go", False, ("--no-offloads",)),
         # segments cut and checksummed by tidewire, checked by the receiving kernel
         ("tidewire", False, ("--tun-tso",)),
@@ -85,7 +85,7 @@ def build(lab: Lab, *, initiator: str, psk: bool, args: tuple[str, ...] = ()):  
         "tw-init-psk",
         "wg-init",
         "wg-init-psk",
-        "tw-init-psk-no-gso",
+        "tw-init-psk-no-gso-no-tick",
         "wg-init-no-gso",
         "tw-init-tso",
     ],
@@ -112,8 +112,13 @@ def test_interop(initiator: str, psk: bool, args: tuple[str, ...]) -> None:
             assert not any(
                 v for k, v in st["drops"].items() if k.startswith("link_") and "decrypt" in k
             )
+            after = node.status()
             if "--tun-tso" in args:  # the transfers above really came as super-packets
-                assert node.status()["counters"].get("tun_super_packets", 0) > 0
+                assert after["counters"].get("tun_super_packets", 0) > 0
+            # the node woke itself while the link was busy, unless told not to
+            ticking = "--tick-ms" not in args
+            assert after["ticker"]["interval_ms"] == (10 if ticking else 0)
+            assert (after["ticker"]["ticks"] > 0) is ticking
         finally:
             wg_quick_down(wg, wg_path)
 
