@@ -30,47 +30,48 @@ MAX_SUPER = 65535
 ACK, PSH = 0x10, 0x08
 
 
-def _flow(pkt: bytes) -> tuple[bytes, int, int, int, int, int] | None:
+# the fields one C call reads for _flow: IPv4 (no options) or IPv6, then the TCP header
+# up to the window; what must match within a run goes into the flow key
+_V4_TCP = struct.Struct("!BBHxxHBBxx8s4sI4sBB2s")  # vihl tos total frag ttl proto addrs
+_V6_TCP = struct.Struct("!4sHBB32s4sI4sBB2s")  # ver/tc/flow plen next hop addrs; then TCP
+
+
+def _flow(pkt: bytes) -> tuple[tuple[object, ...], int, int, int, int, int] | None:
     """(flow key, ip header length, tcp header length, seq, payload length, flags) or None."""
     n = len(pkt)
     if n < 40:
         return None
     version = pkt[0] >> 4
     if version == 4:
-        if pkt[0] != 0x45 or pkt[9] != 6 or (pkt[6] & 0x3F) or pkt[7]:  # options, MF, offset
+        vihl, tos, total, frag, ttl, proto, addrs, ports, seq, ack, doff, flags, window = (
+            _V4_TCP.unpack_from(pkt)
+        )
+        if vihl != 0x45 or proto != 6 or frag & 0x3FFF:  # options, MF, fragment offset
             return None
         ip_len = 20
-        total = (pkt[2] << 8) | pkt[3]
-        key_ip = pkt[1:2] + pkt[8:9] + pkt[12:20]  # tos, ttl, addresses
+        key_ip: tuple[object, ...] = (4, tos, ttl, addrs)
     elif version == 6:
-        if n < 60 or pkt[6] != 6:
+        if n < 60:
+            return None
+        first, plen, proto, hop, addrs, ports, seq, ack, doff, flags, window = _V6_TCP.unpack_from(
+            pkt
+        )
+        if proto != 6:
             return None
         ip_len = 40
-        total = 40 + ((pkt[4] << 8) | pkt[5])
-        key_ip = (
-            pkt[0:4] + pkt[7:8] + pkt[8:40]
-        )  # traffic class and flow label, hop limit, addresses
+        total = 40 + plen
+        key_ip = (6, first, hop, addrs)  # traffic class and flow label, hop limit, addresses
     else:
         return None
     if total != n:
         return None
-    tcp_len = (pkt[ip_len + 12] >> 4) * 4
+    tcp_len = (doff >> 4) * 4
     if tcp_len < 20 or ip_len + tcp_len > n:
         return None
-    flags = pkt[ip_len + 13]
     if flags & ~(ACK | PSH) or not flags & ACK:
         return None
-    seq = int.from_bytes(pkt[ip_len + 4 : ip_len + 8], "big")
     # ports, ack number, data offset, window and the options must all match
-    key = (
-        bytes([version])
-        + key_ip
-        + pkt[ip_len : ip_len + 4]
-        + pkt[ip_len + 8 : ip_len + 12]
-        + pkt[ip_len + 12 : ip_len + 13]
-        + pkt[ip_len + 14 : ip_len + 16]
-        + pkt[ip_len + 20 : ip_len + tcp_len]
-    )
+    key = (*key_ip, ports, ack, doff, window, pkt[ip_len + 20 : ip_len + tcp_len])
     return key, ip_len, tcp_len, seq, n - ip_len - tcp_len, flags
 
 
@@ -79,7 +80,7 @@ def coalesce(packets: list[bytes]) -> list[bytes]:
     merging runs of consecutive segments of the same TCP flow. Order within a flow is kept."""
     out: list[bytes] = []
     run: list[bytes] = []
-    run_info: tuple[bytes, int, int, int, int, int] | None = None
+    run_info: tuple[tuple[object, ...], int, int, int, int, int] | None = None
     next_seq = 0
     run_bytes = 0
 
@@ -118,7 +119,7 @@ def coalesce(packets: list[bytes]) -> list[bytes]:
     return out
 
 
-def _merge(run: list[bytes], info: tuple[bytes, int, int, int, int, int]) -> bytes:
+def _merge(run: list[bytes], info: tuple[tuple[object, ...], int, int, int, int, int]) -> bytes:
     _, ip_len, tcp_len, _, gso_size, _ = info
     hdr_len = ip_len + tcp_len
     first = run[0]

@@ -3,6 +3,7 @@ whose headers, lengths and checksums the kernel accepts; anything else passes un
 
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
@@ -112,6 +113,55 @@ def test_what_must_not_merge_is_written_as_it_came() -> None:
     assert len(coalesce(psh)) == 2  # PSH ends a run; the next run merges
     assert len(coalesce(short_middle)) == 2  # a short segment can only end a run
     assert coalesce(udp) == [EMPTY_HEADER + udp[0]]
+
+
+def _second(v6: bool, **fields: object) -> bytes:
+    # the segment that would follow segments(1, v6=v6)[0], with some fields changed
+    ip_fields = {k[3:]: v for k, v in fields.items() if k.startswith("ip_")}
+    tcp_fields = {k: v for k, v in fields.items() if not k.startswith("ip_")}
+    base: dict[str, object] = (
+        {"src": "fd00::2", "dst": "fd00::1"} if v6 else {"src": "10.0.0.2", "dst": "10.0.0.1"}
+    )
+    if not v6:
+        base["flags"] = "DF"
+    ip = IPv6(**{**base, **ip_fields}) if v6 else IP(**{**base, **ip_fields})
+    tcp = {"sport": 40000, "dport": 5201, "seq": 2000, "ack": 77, "flags": "A", "window": 500}
+    return bytes(ip / TCP(**{**tcp, **tcp_fields}) / (b"\x01" * 1000))
+
+
+@pytest.mark.parametrize(
+    ("v6", "change"),
+    [
+        (False, {}),
+        (True, {}),
+        (False, {"ip_ttl": 63}),
+        (False, {"ip_tos": 4}),
+        (False, {"ip_dst": "10.0.0.9"}),
+        (False, {"ip_src": "10.0.0.9"}),
+        (False, {"ip_flags": "DF+MF"}),
+        (False, {"ip_frag": 125}),
+        (False, {"ip_options": [b"\x01\x01\x01\x00"]}),
+        (False, {"dport": 5202}),
+        (False, {"ack": 78}),
+        (False, {"window": 501}),
+        (False, {"options": [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]}),
+        (False, {"flags": "SA"}),
+        (False, {"flags": "FA"}),
+        (False, {"flags": "PA"}),  # PSH may end a run: it merges (checked below)
+        (True, {"ip_hlim": 63}),
+        (True, {"ip_tc": 4}),
+        (True, {"ip_fl": 5}),
+        (True, {"ip_dst": "fd00::9"}),
+        (True, {"ack": 78}),
+    ],
+)
+def test_every_field_of_the_flow_key_keeps_segments_apart(
+    v6: bool, change: dict[str, object]
+) -> None:
+    first = segments(1, v6=v6)[0]
+    frames = coalesce([first, _second(v6, **change)])
+    merges = not change or change == {"flags": "PA"}
+    assert len(frames) == (1 if merges else 2), change
 
 
 def test_never_more_than_64_kib() -> None:
