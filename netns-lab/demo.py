@@ -9,8 +9,11 @@ Run it as root: `scripts/demo`.
 """
 
 import json
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from lab import TIDEWIRE, Lab
 from topologies import build_exit_lab, tcp_check
@@ -96,6 +99,10 @@ def main() -> int:
             print(x.provider.run([TIDEWIRE, "verify", str(tampered)], check=False).stdout.strip())
             step("tidewire rewards for the report (default schedule)")
             print(x.provider.run([TIDEWIRE, "rewards", str(report)], check=False).stdout.strip())
+            # the lab's folder goes with the lab (it holds the nodes' keys); the report stays
+            kept = Path(tempfile.gettempdir()) / "tidewire-demo-epoch-report.json"
+            shutil.copyfile(report, kept)
+            print(f"\n(the signed epoch report is kept in {kept})")
         finally:
             wg_quick_down(x.wgclient, x.wg_path)
             step("tearing down")
