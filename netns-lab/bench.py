@@ -160,74 +160,29 @@ def _cert(lab: Lab, name: str) -> str:
 
 
 def setup_openvpn(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
-    fa, fb = _cert(lab, "ovpn-a"), _cert(lab, "ovpn-b")
-    common = [
-        "openvpn",
-        "--dev-type",
-        "tun",
-        "--proto",
-        "udp",
-        "--data-ciphers",
-        "CHACHA20-POLY1305",
-        "--cipher",
-        "CHACHA20-POLY1305",
-        "--verb",
-        "3",
-        "--ping",
-        "10",
-        "--ping-restart",
-        "60",
+    fingerprints = {"a": _cert(lab, "ovpn-a"), "b": _cert(lab, "ovpn-b")}
+    # (host, this end, the other end, role flags, ports, tunnel addresses)
+    ends = [
+        (a, "a", "b", ["--tls-server", "--dh", "none"], ("1194", "1195"), ("1", "2")),
+        (b, "b", "a", ["--tls-client"], ("1195", "1194"), ("2", "1")),
     ]
-    a.spawn(
-        [
-            *common,
-            "--dev",
-            "ovpnbench0",
-            "--tls-server",
-            "--dh",
-            "none",
-            "--lport",
-            "1194",
-            "--remote",
-            "192.168.250.2",
-            "--rport",
-            "1195",
-            "--ifconfig",
-            "10.250.0.1",
-            "10.250.0.2",
-            "--cert",
-            str(lab.tmp / "ovpn-a.crt"),
-            "--key",
-            str(lab.tmp / "ovpn-a.key"),
-            "--peer-fingerprint",
-            fb,
-        ],
-        name="openvpn-a",
-    )
-    b.spawn(
-        [
-            *common,
-            "--dev",
-            "ovpnbench1",
-            "--tls-client",
-            "--lport",
-            "1195",
-            "--remote",
-            "192.168.250.1",
-            "--rport",
-            "1194",
-            "--ifconfig",
-            "10.250.0.2",
-            "10.250.0.1",
-            "--cert",
-            str(lab.tmp / "ovpn-b.crt"),
-            "--key",
-            str(lab.tmp / "ovpn-b.key"),
-            "--peer-fingerprint",
-            fa,
-        ],
-        name="openvpn-b",
-    )
+    for host, me, peer, role, (lport, rport), (local, remote) in ends:
+        host.spawn(
+            [
+                "openvpn",
+                *["--dev-type", "tun", "--dev", f"ovpnbench{ord(me) - ord('a')}"],
+                *["--proto", "udp", "--lport", lport, "--rport", rport],
+                *["--remote", f"192.168.250.{remote}"],
+                *["--data-ciphers", "CHACHA20-POLY1305", "--cipher", "CHACHA20-POLY1305"],
+                *["--verb", "3", "--ping", "10", "--ping-restart", "60"],
+                *role,
+                *["--ifconfig", f"10.250.0.{local}", f"10.250.0.{remote}"],
+                *["--cert", str(lab.tmp / f"ovpn-{me}.crt")],
+                *["--key", str(lab.tmp / f"ovpn-{me}.key")],
+                *["--peer-fingerprint", fingerprints[peer]],
+            ],
+            name=f"openvpn-{me}",
+        )
     procs = lab.procs[-2:]
     lab.wait_for(
         lambda: all("Initialization Sequence Completed" in p.log() or not p.alive() for p in procs),
