@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,11 +367,11 @@ def tidewire_toml(
     address: list[str],
     lab: Lab,
     listen_port: int | None = None,
-    peers: list[dict[str, Any]] = (),
+    peers: Sequence[dict[str, Any]] = (),
     exit: dict[str, Any] | None = None,
     accounting: dict[str, Any] | None = None,
     mtu: int = 1420,
-) -> str:  # type: ignore[assignment]
+) -> str:
     """A tidewire TOML config whose control socket and state live in the lab's folder."""
     lines = [
         "[interface]",

@@ -5,17 +5,18 @@ an over-billing provider is refused; a client that stops signing is cut off."""
 import json
 import signal
 import time
+from typing import Any
 
 from common import ping
-from lab import TIDEWIRE, Lab
-from topologies import build_exit_lab
+from lab import TIDEWIRE, Lab, Node
+from topologies import ExitLab, build_exit_lab
 
 MiB = 1 << 20
 
 
 def iperf_up(
-    lab: Lab, x, *, size: str | None = None, seconds: int | None = None, check: bool = True
-):  # type: ignore[no-untyped-def]
+    lab: Lab, x: ExitLab, *, size: str | None = None, seconds: int = 0, check: bool = True
+) -> dict[str, Any]:
     server = x.internet.spawn(["iperf3", "-s", "--forceflush"], name="iperf3-server")
     lab.wait_for(lambda: "listening" in server.log(), timeout=10, what="iperf3 server")
     limit = 120 if size else seconds + 8  # iperf3 waits long for a peer that went away
@@ -27,8 +28,9 @@ def iperf_up(
     return json.loads(out.stdout) if out.stdout.strip().startswith("{") else {}
 
 
-def usage(node) -> dict:  # type: ignore[no-untyped-def]
-    return json.loads(node.cli("usage", "--json").stdout)
+def usage(node: Node) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(node.cli("usage", "--json").stdout)
+    return result
 
 
 def test_receipts_cover_what_iperf_moved_and_the_report_verifies() -> None:
