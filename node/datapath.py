@@ -137,6 +137,7 @@ class DataPath:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
             gro = self.udp_gro
+            delivered = False
             for _ in range(BATCH):
                 try:
                     if gro:
@@ -158,7 +159,8 @@ class DataPath:
                     )
                     if res is not None:
                         self.inbound(res[0], res[1], now=now)
-            self.after_batch()
+                        delivered = True
+            self.after_batch(data=delivered)
 
     def _handshake_load(self, now: float) -> bool:
         if now - self._load_window_start > LOAD_WINDOW:
@@ -236,9 +238,12 @@ class DataPath:
         if deadline is not None and deadline < scope.deadline:
             scope.deadline = deadline
 
-    def after_batch(self) -> None:
+    def after_batch(self, *, data: bool = True) -> None:
+        """After a batch of reads; `data` if inner packets moved (not only handshakes,
+        keepalives or refused datagrams, which do not keep the ticker going)."""
         now = trio.current_time()
-        self.ticker.poke(now)
+        if data:
+            self.ticker.poke(now)
         self.batch.flush()
         if self.tun_out:
             self.flush_tun()

@@ -3,13 +3,15 @@
 A process that has slept for tens of milliseconds comes back to a CPU that was halted
 and to cold caches. On the benchmark VM the core then takes 40-150 µs to decrypt one
 transport message instead of 3 (netns-lab/bench_cold.py), and a ping through the
-tunnel crosses four such wake-ups. While packets have moved in the last second, the
-node wakes itself every `interval` seconds (10 ms by default) and does nothing else:
+tunnel crosses four such wake-ups. While inner packets have moved in the last second,
+the node wakes itself every `interval` seconds (10 ms by default) and does nothing else:
 that is enough to keep the CPU out of its deep sleep and the interpreter's working set
 in cache, and it cut the added idle ping RTT by about a quarter (BENCHMARKS.md).
 
 The cost is about 100 wake-ups per second while the link is in use, some 0.3% of a
-CPU, and nothing while it is idle. `tidewire up --tick-ms 0` turns it off.
+CPU, and nothing while it is idle. Handshakes, keepalives and refused datagrams do not
+count as use: persistent keepalives do not keep it ticking, nor can a flood of forged
+datagrams. `tidewire up --tick-ms 0` turns it off.
 """
 
 import trio
@@ -27,7 +29,7 @@ class Ticker:
         self._active = trio.Event()
 
     def poke(self, now: float) -> None:
-        """Packets moved at `now` (called after every data-path batch)."""
+        """Inner packets moved at `now` (called after each data-path batch that moved any)."""
         self.last_activity = now
         if not self._active.is_set():
             self._active.set()

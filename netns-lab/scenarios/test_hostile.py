@@ -6,6 +6,7 @@
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from common import handshaken, ping, transfer
@@ -89,4 +90,11 @@ def test_garbage_datagrams_are_dropped_and_counted() -> None:
         link_drops = sum(v for k, v in drops.items() if k.startswith("link_"))
         assert link_drops > 20_000, drops
         assert nb.proc.alive()
+        # refused datagrams do not keep the node waking itself (node/ticker.py): once a
+        # second has passed since the last ping, garbage alone adds no tick
+        time.sleep(1.5)
+        ticks = nb.status()["ticker"]["ticks"]
+        m.run([sys.executable, HOSTILE, "garbage", "192.168.243.1", "51821", "5000"], timeout=60)
+        time.sleep(0.3)
+        assert nb.status()["ticker"]["ticks"] == ticks
         ping(a, "10.77.0.2")
