@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> None:
         type=_tick_ms,
         default=10,
         metavar="MS",
-        help="while packets moved in the last second, wake every MS milliseconds so that"
+        help="while traffic moved through the tunnel in the last second, wake every MS ms so that"
         " sparse packets find the node awake (lower idle latency); 0 turns it off"
         " (default: 10)",
     )
