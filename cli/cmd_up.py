@@ -50,8 +50,10 @@ def _tick_ms(text: str) -> int:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    from tidewire.node import daemon
+    import trio
+
     from tidewire.node.config import ConfigError, load
+    from tidewire.node.daemon import Daemon
     from tidewire.node.errors import NodeError
 
     logging.basicConfig(
@@ -67,13 +69,14 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     for warning in cfg.warnings:
         logging.getLogger("tidewire.config").warning(warning)
     try:
-        daemon.run(
+        node = Daemon(
             cfg,
             exit_enabled=True if args.exit else None,
             offloads=not args.no_offloads,
             tun_tso=args.tun_tso,
             tick=args.tick_ms / 1000,
         )
+        trio.run(node.run)  # in the foreground until it is told to stop
     except NodeError as exc:
         env.error(str(exc))
         return ExitStatus.ERROR

@@ -387,17 +387,4 @@ class Daemon:
         )
 
 
-def run(
-    cfg: NodeConfig,
-    *,
-    exit_enabled: bool | None = None,
-    offloads: bool = True,
-    tun_tso: bool = False,
-    tick: float = INTERVAL,
-) -> None:
-    """Run the daemon in the foreground until it is told to stop."""
-    node = Daemon(cfg, exit_enabled=exit_enabled, offloads=offloads, tun_tso=tun_tso, tick=tick)
-    trio.run(node.run)
-
-
-__all__ = ["Daemon", "NodeError", "Path", "run"]
+__all__ = ["Daemon", "NodeError", "Path"]
