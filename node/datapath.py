@@ -194,22 +194,13 @@ class DataPath:
                 return
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
             return
-        if self.tun_gro:
-            self.tun_out.append(
-                plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
-            )
-            if len(self.tun_out) >= TUN_WRITE_BATCH:
-                self.flush_tun()
+        packet = plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
+        if not self.tun_gro:
+            self._write_tun(packet)
             return
-        try:
-            os.write(
-                self.tun_fd,
-                plaintext[: inner.length] if inner.length != len(plaintext) else plaintext,
-            )
-        except BlockingIOError:
-            self.drops["tun_write_full"] += 1
-        except OSError:
-            self.drops["tun_write_failed"] += 1
+        self.tun_out.append(packet)
+        if len(self.tun_out) >= TUN_WRITE_BATCH:
+            self.flush_tun()
 
     # -- timers and the core's outputs ----------------------------------------
 
@@ -256,12 +247,15 @@ class DataPath:
         frames = coalesce(self.tun_out)
         self.tun_out = []
         for frame in frames:
-            try:
-                os.write(self.tun_fd, frame)
-            except BlockingIOError:
-                self.drops["tun_write_full"] += 1
-            except OSError:
-                self.drops["tun_write_failed"] += 1
+            self._write_tun(frame)
+
+    def _write_tun(self, frame: bytes) -> None:
+        try:
+            os.write(self.tun_fd, frame)
+        except BlockingIOError:
+            self.drops["tun_write_full"] += 1
+        except OSError:
+            self.drops["tun_write_failed"] += 1
 
     def send_control(self, peer_key: bytes, payload: bytes) -> None:
         """Send a control message to a peer's overlay address, inside the link."""
