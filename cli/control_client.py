@@ -77,4 +77,4 @@ def show(
     print(
         json.dumps(data, indent=2, sort_keys=True) if args.json else render(data), file=env.stdout
     )
-    return 0
+    return ExitStatus.OK
