@@ -28,3 +28,10 @@ def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """The internet checksum of `data`, with `initial` (a sum of 16-bit words, e.g. a
     pseudo-header) added in."""
     return complement(words(data) + initial)
+
+
+def set_ipv4_header_checksum(header: bytearray, ip_len: int = 20) -> None:
+    """Recompute the header checksum (bytes 10-11) of the IPv4 header at the start of
+    `header`, `ip_len` bytes long, in place."""
+    header[10:12] = b"\x00\x00"
+    header[10:12] = checksum(header[:ip_len]).to_bytes(2, "big")

@@ -19,7 +19,7 @@ empty header. This module does no I/O: bytes in, (header + packet) bytes out.
 
 import struct
 
-from .checksum import checksum, fold, words
+from .checksum import fold, set_ipv4_header_checksum, words
 
 VNET_HDR = struct.Struct("=BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR_LEN = VNET_HDR.size
@@ -131,8 +131,7 @@ def _merge(run: list[bytes], info: tuple[tuple[object, ...], int, int, int, int,
         head[ip_len + 13] |= PSH
     if ip_len == 20:
         head[2:4] = total.to_bytes(2, "big")
-        head[10:12] = b"\x00\x00"
-        head[10:12] = checksum(head[:20]).to_bytes(2, "big")
+        set_ipv4_header_checksum(head)
         pseudo = words(head[12:20]) + 6 + tcp_total
         gso_type = GSO_TCPV4
     else:

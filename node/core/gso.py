@@ -20,7 +20,7 @@ Checksums come from node/core/checksum.py.
 Malformed frames raise `Malformed` with a reason; nothing here does I/O.
 """
 
-from .checksum import checksum, complement, words
+from .checksum import checksum, complement, set_ipv4_header_checksum, words
 from .gro import GSO_NONE, GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, VNET_HDR, VNET_HDR_LEN
 
 GSO_ECN = 0x80
@@ -112,8 +112,7 @@ def _segment(pkt: bytes, *, v6: bool, mss: int) -> list[bytes]:
         else:
             head[2:4] = total.to_bytes(2, "big")
             head[4:6] = ((ip_id0 + i) & 0xFFFF).to_bytes(2, "big")
-            head[10:12] = b"\x00\x00"
-            head[10:12] = checksum(head[:ip_len]).to_bytes(2, "big")
+            set_ipv4_header_checksum(head, ip_len)
         head[ip_len + 16 : ip_len + 18] = b"\x00\x00"
         # the TCP header's length is a multiple of 4, so the sums of header and
         # payload simply add up
