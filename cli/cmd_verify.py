@@ -4,7 +4,7 @@ import argparse
 import json
 from typing import Any
 
-from tidewire.protocol.report import verify_report, verify_sequence
+from tidewire.protocol.accounting.report import verify_report, verify_sequence
 
 from .env import Environment
 from .exit_status import ExitStatus

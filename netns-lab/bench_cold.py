@@ -12,9 +12,9 @@ import os
 import statistics
 import time
 
-from tidewire.protocol.crypto import clamp, public_key
-from tidewire.protocol.device import Device
-from tidewire.protocol.peer import PeerConfig
+from tidewire.protocol.link.crypto import clamp, public_key
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.peer import PeerConfig
 
 PACKET = bytes.fromhex("4500005400004000400100000a0000010a000002") + bytes(64)
 A_ADDR, B_ADDR = ("192.0.2.1", 51820), ("198.51.100.2", 51820)

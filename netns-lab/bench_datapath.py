@@ -18,9 +18,9 @@ import struct
 import time
 
 from tidewire.node.datapath import DataPath
-from tidewire.protocol.crypto import clamp, public_key
-from tidewire.protocol.device import Device
-from tidewire.protocol.peer import PeerConfig
+from tidewire.protocol.link.crypto import clamp, public_key
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.peer import PeerConfig
 
 A_ADDR, B_ADDR = ("192.0.2.1", 51820), ("198.51.100.2", 51820)
 BATCH, ROUNDS, PAYLOAD = 256, 200, 1340

@@ -12,9 +12,9 @@
 import os
 import time
 
-from tidewire.protocol.crypto import clamp, mac, public_key
-from tidewire.protocol.device import Device
-from tidewire.protocol.peer import PeerConfig
+from tidewire.protocol.link.crypto import clamp, mac, public_key
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.peer import PeerConfig
 
 PEERS = 500
 

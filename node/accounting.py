@@ -26,10 +26,7 @@ import trio
 
 from tidewire.node.core import overlay
 from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedSession
-from tidewire.protocol import channel
-from tidewire.protocol.errors import RemoteProtocolError
-from tidewire.protocol.keys import short
-from tidewire.protocol.receipts import (
+from tidewire.protocol.accounting.receipts import (
     RECEIPT_SIZE,
     SIGNATURE_SIZE,
     SignedReceipt,
@@ -37,6 +34,9 @@ from tidewire.protocol.receipts import (
     signing_key_from_static,
     verify,
 )
+from tidewire.protocol.control import channel
+from tidewire.protocol.errors import RemoteProtocolError
+from tidewire.protocol.keys import short
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.ledger import Ledger

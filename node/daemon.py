@@ -27,16 +27,16 @@ from tidewire.node.config import NodeConfig, PeerSpec
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
-from tidewire.node.offload import enable_gro
 from tidewire.node.requests import peer_spec_from_request, request_key, resolve
 from tidewire.node.state import TimestampStore
 from tidewire.node.status import build_status
 from tidewire.node.ticker import INTERVAL
+from tidewire.node.transports.udp import enable_gro
 from tidewire.node.tun import enable_tso, open_tun
 from tidewire.node.usage import epoch_report, usage
-from tidewire.protocol.device import Device
 from tidewire.protocol.errors import LocalProtocolError
-from tidewire.protocol.peer import Peer, PeerConfig
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.peer import Peer, PeerConfig
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.ledger import Ledger

@@ -17,24 +17,24 @@ import trio
 
 from tidewire.node.accounting import Accountant
 from tidewire.node.core import overlay
-from tidewire.node.core.allowed_ips import AllowedIPs
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
 from tidewire.node.core.gso import Malformed, split
 from tidewire.node.core.packet import inspect
-from tidewire.node.offload import BatchSender
-from tidewire.node.offload import receive as receive_coalesced
+from tidewire.node.core.routing.allowed_ips import AllowedIPs
 from tidewire.node.ticker import Ticker
-from tidewire.protocol.device import Device
-from tidewire.protocol.events import (
+from tidewire.node.transports.udp import BatchSender
+from tidewire.node.transports.udp import receive as receive_coalesced
+from tidewire.protocol.keys import short
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.events import (
     EndpointChanged,
     HandshakeCompleted,
     HandshakeGaveUp,
     KeysZeroed,
     TimestampSent,
 )
-from tidewire.protocol.keys import short
-from tidewire.protocol.peer import Peer
+from tidewire.protocol.link.peer import Peer
 from tidewire.protocol.types import Endpoint
 
 log = logging.getLogger("tidewire.node")

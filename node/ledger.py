@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tidewire.protocol.receipts import RECEIPT_SIZE, SignedReceipt, verify
+from tidewire.protocol.accounting.receipts import RECEIPT_SIZE, SignedReceipt, verify
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (

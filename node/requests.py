@@ -12,7 +12,7 @@ from tidewire.node.config import PeerSpec, parse_endpoint
 from tidewire.node.errors import NodeError
 from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.keys import decode_key
-from tidewire.protocol.profile import Mode
+from tidewire.protocol.link.profile import Mode
 
 
 def request_key(req: dict[str, Any], field: str) -> bytes:

@@ -3,7 +3,7 @@
 Usage merges the ledger (every session, its last receipt) with the live counters
 of the sessions in memory. A report takes, per session, the latest receipt in the
 epoch and the one before it from the ledger, lists what no receipt covers as
-unverified, and has the provider's key sign it (protocol/report.py).
+unverified, and has the provider's key sign it (protocol/accounting/report.py).
 """
 
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 import trio
 
 from tidewire.node.accounting import Accountant
+from tidewire.protocol.accounting.report import build as build_report
 from tidewire.protocol.keys import encode_key
-from tidewire.protocol.report import build as build_report
 
 
 def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,9 +7,9 @@ CLI errors can say exactly what is wrong.
 import base64
 import binascii
 
-from .constants import KEY_SIZE
-from .crypto import clamp, public_key
 from .errors import LocalProtocolError
+from .link.constants import KEY_SIZE
+from .link.crypto import clamp, public_key
 
 
 def decode_key(text: str, *, field: str) -> bytes:

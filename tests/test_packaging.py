@@ -22,7 +22,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"tidewire"}
-    assert "tidewire/protocol/device.py" in names and "tidewire/cli/main.py" in names
+    assert "tidewire/protocol/link/device.py" in names and "tidewire/cli/main.py" in names
     assert not any(n.startswith("tidewire/tests") for n in names)
 
     env_dir = tmp_path / "venv"
@@ -33,7 +33,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
         [str(env_dir / "bin" / "tidewire"), "--help"], capture_output=True, text=True, timeout=60
     )
     assert help_out.returncode == 0 and "usage: tidewire" in help_out.stdout
-    code = "import tidewire.protocol.device, tidewire.node.core; print('ok')"
+    code = "import tidewire.protocol.link.device, tidewire.node.core; print('ok')"
     imported = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=60)
     assert imported.stdout.strip() == "ok", imported.stderr
 

@@ -19,8 +19,8 @@ import struct
 import sys
 import time
 
-from tidewire.protocol.crypto import mac
-from tidewire.protocol.profile import NATIVE, WIREGUARD
+from tidewire.protocol.link.crypto import mac
+from tidewire.protocol.link.profile import NATIVE, WIREGUARD
 
 
 def _sock(host: str) -> socket.socket:

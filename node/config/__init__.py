@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import Rule
-from tidewire.protocol.profile import Mode
+from tidewire.protocol.link.profile import Mode
 
 Network = IPv4Network | IPv6Network
 Interface = IPv4Interface | IPv6Interface

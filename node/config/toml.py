@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import parse_rule
-from tidewire.protocol.profile import Mode
+from tidewire.protocol.link.profile import Mode
 
 from . import IFNAME, ConfigError, ExitSpec, NodeConfig, PeerSpec, default_name
 from .fields import Err, check_peers, endpoint, integer, interfaces, key, key_file, networks

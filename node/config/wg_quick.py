@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 from typing import NoReturn
 
-from tidewire.protocol.profile import Mode
+from tidewire.protocol.link.profile import Mode
 
 from . import WG_IGNORED, ConfigError, NodeConfig, PeerSpec, default_name
 from .fields import Err, check_peers, endpoint, integer, interfaces, key, networks, split

@@ -20,9 +20,20 @@ from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
 
-from tidewire.protocol.channel import REFUSED_OVERBILLED, REFUSED_REGRESSED, Invoice, Refusal
+from tidewire.protocol.accounting.receipts import (
+    ZERO_HASH,
+    Receipt,
+    SignedReceipt,
+    check_successor,
+    sign,
+)
+from tidewire.protocol.control.channel import (
+    REFUSED_OVERBILLED,
+    REFUSED_REGRESSED,
+    Invoice,
+    Refusal,
+)
 from tidewire.protocol.errors import RemoteProtocolError
-from tidewire.protocol.receipts import ZERO_HASH, Receipt, SignedReceipt, check_successor, sign
 
 MiB = 1 << 20
 

@@ -12,8 +12,8 @@ import struct
 from ipaddress import IPv6Address
 
 from tidewire.node.core.checksum import checksum
-from tidewire.protocol.channel import CONTROL_PORT, MAX_SIZE
-from tidewire.protocol.crypto import blake2s
+from tidewire.protocol.control.channel import CONTROL_PORT, MAX_SIZE
+from tidewire.protocol.link.crypto import blake2s
 
 PREFIX = bytes.fromhex("fd747700")
 _UDP = struct.Struct("!HHHH")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tidewire.node.config import ConfigError, load
-from tidewire.protocol.profile import Mode
+from tidewire.protocol.link.profile import Mode
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 KEY2 = base64.b64encode(bytes(range(1, 33))).decode()

@@ -12,7 +12,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from tidewire.node.ledger import Ledger, LedgerError
-from tidewire.protocol.receipts import ZERO_HASH, Receipt, sign
+from tidewire.protocol.accounting.receipts import ZERO_HASH, Receipt, sign
 
 CLIENT = SigningKey(bytes(range(32)))
 SESSION = bytes(range(16))
@@ -68,7 +68,7 @@ import sys
 from pathlib import Path
 from nacl.signing import SigningKey
 from tidewire.node.ledger import Ledger
-from tidewire.protocol.receipts import ZERO_HASH, Receipt, sign
+from tidewire.protocol.accounting.receipts import ZERO_HASH, Receipt, sign
 key = SigningKey(bytes(range(32)))
 ledger = Ledger(Path(sys.argv[1]))
 sid = bytes(range(16))

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tidewire.node.offload import BatchSender
+from tidewire.node.transports.udp import BatchSender
 
 
 def receive_all(sock: socket.socket, n: int) -> list[bytes]:
@@ -44,7 +44,7 @@ def test_nothing_pending_after_a_flush() -> None:
 
 
 def test_gro_receive_splits_what_gso_sent() -> None:
-    from tidewire.node.offload import enable_gro, receive
+    from tidewire.node.transports.udp import enable_gro, receive
 
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
@@ -78,7 +78,7 @@ def test_a_forged_datagram_in_a_coalesced_run_costs_only_itself() -> None:
     """A GSO run with one forged datagram in the middle and a truncated tail: after GRO
     the receiving core refuses exactly those two, counted, and delivers every other."""
     from tests.unit.sim import pair
-    from tidewire.node.offload import enable_gro, receive
+    from tidewire.node.transports.udp import enable_gro, receive
 
     sim, a, b = pair()
     sim.send(a, b, bytes(84))

@@ -2,7 +2,7 @@
 
 import hashlib
 
-from tidewire.protocol.crypto import clamp, public_key
+from tidewire.protocol.link.crypto import clamp, public_key
 
 
 class SeededRandom:

@@ -12,11 +12,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tidewire.protocol.device import Device
-from tidewire.protocol.events import Event
-from tidewire.protocol.messages import message_type
-from tidewire.protocol.peer import Peer, PeerConfig
-from tidewire.protocol.profile import Mode
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.events import Event
+from tidewire.protocol.link.messages import message_type
+from tidewire.protocol.link.peer import Peer, PeerConfig
+from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import Endpoint
 
 from .helpers import SeededRandom, keypair

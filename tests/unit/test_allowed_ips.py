@@ -5,7 +5,7 @@ from ipaddress import ip_address, ip_network
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidewire.node.core.allowed_ips import AllowedIPs
+from tidewire.node.core.routing.allowed_ips import AllowedIPs
 
 
 def test_longest_prefix_wins() -> None:

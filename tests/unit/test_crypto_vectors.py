@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidewire.protocol import crypto, tai64n
-from tidewire.protocol.profile import NATIVE, WIREGUARD
+from tidewire.protocol.link import crypto, tai64n
+from tidewire.protocol.link.profile import NATIVE, WIREGUARD
 
 KDF_VECTORS = [
     (

@@ -10,9 +10,9 @@ bytes on the wire by the wireguard-go lab tests; this test pins the whole messag
 layout so any change to it is seen.
 """
 
-from tidewire.protocol.crypto import public_key
-from tidewire.protocol.device import Device
-from tidewire.protocol.peer import PeerConfig
+from tidewire.protocol.link.crypto import public_key
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.peer import PeerConfig
 
 from .helpers import SeededRandom
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tidewire.protocol import messages
-from tidewire.protocol.device import Device
 from tidewire.protocol.errors import RemoteProtocolError
-from tidewire.protocol.peer import Peer
+from tidewire.protocol.link import messages
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.peer import Peer
 
 from .sim import pair
 

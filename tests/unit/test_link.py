@@ -9,20 +9,20 @@ import itertools
 
 import pytest
 
-from tidewire.protocol.constants import (
+from tidewire.protocol.link.constants import (
     COOKIE_REPLY_SIZE,
     MESSAGE_COOKIE_REPLY,
     MESSAGE_INITIATION,
     MESSAGE_RESPONSE,
     MESSAGE_TRANSPORT,
 )
-from tidewire.protocol.events import (
+from tidewire.protocol.link.events import (
     EndpointChanged,
     HandshakeCompleted,
     HandshakeGaveUp,
     KeysZeroed,
 )
-from tidewire.protocol.profile import Mode
+from tidewire.protocol.link.profile import Mode
 
 from .sim import Sent, Sim, pair
 
@@ -309,7 +309,7 @@ def test_native_and_wireguard_peers_never_accept_each_other() -> None:
     b = sim.node("bob", ("192.0.2.2", 2))
     sim.connect(a, b, mode=Mode.NATIVE)
     b.device.remove_peer(a.device.public_key)
-    from tidewire.protocol.peer import PeerConfig
+    from tidewire.protocol.link.peer import PeerConfig
 
     b.device.add_peer(PeerConfig(public_key=a.device.public_key, mode=Mode.WIREGUARD))
     sim.send(a, b, pkt(1))
@@ -344,8 +344,8 @@ def test_replayed_initiation_is_refused_and_changes_nothing() -> None:
 
 
 def test_timestamps_never_go_backwards_after_a_restart_with_a_clock_in_the_past() -> None:
-    from tidewire.protocol import tai64n
-    from tidewire.protocol.events import TimestampSent
+    from tidewire.protocol.link import tai64n
+    from tidewire.protocol.link.events import TimestampSent
 
     sim, a, b = pair()
     persisted = tai64n.stamp(1_900_000_000.0)  # the router's clock was ahead before reboot

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidewire.protocol import messages
 from tidewire.protocol.errors import RemoteProtocolError
+from tidewire.protocol.link import messages
 
 
 def test_sizes_of_the_whitepaper() -> None:

@@ -9,8 +9,8 @@ vector's prologue and payloads are arbitrary, which is why the pattern code
 takes them as arguments.
 """
 
-from tidewire.protocol import crypto, noise
-from tidewire.protocol.profile import CONSTRUCTION
+from tidewire.protocol.link import crypto, noise
+from tidewire.protocol.link.profile import CONSTRUCTION
 
 H = bytes.fromhex
 PROLOGUE = H("4a6f686e2047616c74")

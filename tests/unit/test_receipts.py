@@ -16,9 +16,8 @@ from nacl.signing import SigningKey
 
 from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedSession
 from tidewire.node.core.rewards import YEAR, Schedule, counted_bytes, rewards
-from tidewire.protocol import channel, merkle
-from tidewire.protocol.errors import RemoteProtocolError
-from tidewire.protocol.receipts import (
+from tidewire.protocol.accounting import merkle
+from tidewire.protocol.accounting.receipts import (
     RECEIPT_SIZE,
     ZERO_HASH,
     Receipt,
@@ -27,7 +26,9 @@ from tidewire.protocol.receipts import (
     signing_key_from_static,
     verify,
 )
-from tidewire.protocol.report import build, verify_report, verify_sequence
+from tidewire.protocol.accounting.report import build, verify_report, verify_sequence
+from tidewire.protocol.control import channel
+from tidewire.protocol.errors import RemoteProtocolError
 
 MiB = 1 << 20
 CLIENT = SigningKey(bytes(range(32)))

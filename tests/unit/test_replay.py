@@ -5,8 +5,8 @@ than 8128 behind the highest counter accepted so far)."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidewire.protocol.constants import REPLAY_WINDOW
-from tidewire.protocol.replay import ReplayWindow
+from tidewire.protocol.link.constants import REPLAY_WINDOW
+from tidewire.protocol.link.replay import ReplayWindow
 
 
 class Model:

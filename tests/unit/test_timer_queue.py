@@ -9,7 +9,7 @@ after every step compare the heap's answer with the brute-force minimum.
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidewire.protocol.peer import PeerConfig
+from tidewire.protocol.link.peer import PeerConfig
 
 from .sim import Node, Sim
 

@@ -22,8 +22,8 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from ..errors import RemoteProtocolError
 from . import merkle
-from .errors import RemoteProtocolError
 from .receipts import SignedReceipt, check_successor, verify
 
 FORMAT = "tidewire-epoch-report"

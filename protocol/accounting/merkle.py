@@ -6,7 +6,7 @@ nothing. A proof is the list of sibling hashes from the leaf up, each with the s
 it sits on.
 """
 
-from .crypto import blake2s
+from ..link.crypto import blake2s
 
 EMPTY_ROOT = blake2s(b"").digest()
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from construct import Bytes, Const, ConstructError, Int32ul, Int64ul, Struct
 
+from ..errors import RemoteProtocolError
 from .constants import (
     COOKIE_REPLY_SIZE,
     INITIATION_SIZE,
@@ -24,7 +25,6 @@ from .constants import (
     RESPONSE_SIZE,
     TRANSPORT_HEADER_SIZE,
 )
-from .errors import RemoteProtocolError
 
 INITIATION = Struct(
     "type" / Const(MESSAGE_INITIATION, Int32ul),

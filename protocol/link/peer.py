@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import LocalProtocolError
+from ..types import Endpoint
 from .constants import (
     KEEPALIVE_TIMEOUT,
     KEY_SIZE,
@@ -21,11 +23,9 @@ from .constants import (
     ZERO_KEYS_AFTER,
 )
 from .cookie import CookieGenerator
-from .errors import LocalProtocolError
 from .handshake import Handshake
 from .keypair import Keypair
 from .profile import PROFILES, Mode
-from .types import Endpoint
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from .types import Endpoint
+from ..types import Endpoint
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from collections import Counter, deque
 
 from cryptography.exceptions import InvalidTag
 
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..types import Endpoint, RandomSource
 from . import handshake as hs
 from .constants import (
     INITIATION_SIZE,
@@ -39,7 +41,6 @@ from .constants import (
 )
 from .cookie import CookieChecker
 from .crypto import clamp, nonce, public_key
-from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
     EndpointChanged,
     Event,
@@ -59,7 +60,6 @@ from .peer import Peer, PeerConfig
 from .profile import PROFILES, Mode
 from .tai64n import next_stamp
 from .timers import TimerQueue, fire_peer_timers
-from .types import Endpoint, RandomSource
 
 _LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT  # 165 s
 

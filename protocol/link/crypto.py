@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from nacl import bindings as _sodium
 from nacl.exceptions import CryptoError
 
-from .errors import RemoteProtocolError
+from ..errors import RemoteProtocolError
 
 equal = _compare_digest  # constant-time, as hmac.compare_digest
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, fields
 
 from construct import Bytes, Const, ConstructError, Int8ub, Int64ub, Struct
 
-from .errors import RemoteProtocolError
-from .receipts import RECEIPT_SIZE, SIGNATURE_SIZE
+from ..accounting.receipts import RECEIPT_SIZE, SIGNATURE_SIZE
+from ..errors import RemoteProtocolError
 
 CONTROL_PORT = 7474
 VERSION = 1

@@ -19,8 +19,8 @@ from construct import Bytes, Const, ConstructError, Int8ub, Int64ub, Struct
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from .crypto import blake2s
-from .errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..link.crypto import blake2s
 
 RECEIPT_VERSION = 1
 ZERO_HASH = bytes(32)

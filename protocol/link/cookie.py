@@ -15,12 +15,12 @@ bound to the mac1 it answers.
 
 import ipaddress
 
+from ..errors import RemoteProtocolError
+from ..types import Endpoint, RandomSource
 from .constants import COOKIE_NONCE_SIZE, COOKIE_REFRESH_TIME, MAC_SIZE
 from .crypto import equal, mac, xaead_decrypt, xaead_encrypt
-from .errors import RemoteProtocolError
 from .messages import CookieReply, build_cookie_reply
 from .profile import Profile
-from .types import Endpoint, RandomSource
 
 _ZERO_MAC = bytes(MAC_SIZE)
 

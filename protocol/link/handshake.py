@@ -10,10 +10,10 @@ success, so a forged message leaves no trace but a drop counter.
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
+from ..errors import LocalProtocolError, RemoteProtocolError
 from . import noise
 from .constants import HANDSHAKE_INITIATION_RATE, KEY_SIZE, RESPONSE_SIZE, TIMESTAMP_SIZE
 from .crypto import dh, public_key
-from .errors import LocalProtocolError, RemoteProtocolError
 from .messages import (
     Initiation,
     Response,
