@@ -15,6 +15,7 @@ import time
 from tidewire.protocol.link.crypto import clamp, public_key
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
+from tidewire.protocol.types import UDP, Path
 
 PACKET = bytes.fromhex("4500005400004000400100000a0000010a000002") + bytes(64)
 A_ADDR, B_ADDR = ("192.0.2.1", 51820), ("198.51.100.2", 51820)
@@ -28,13 +29,13 @@ def main() -> None:
     b.add_peer(PeerConfig(public_key=public_key(ka)))
     a.encrypt(pa, PACKET, now=0.0)  # staged; starts the handshake
     for data, _ in a.datagrams_to_send():
-        b.receive_datagram(data, A_ADDR, now=0.0)
+        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)
     for data, _ in b.datagrams_to_send():
-        a.receive_datagram(data, B_ADDR, now=0.0)
+        a.receive_datagram(data, Path(UDP, B_ADDR), now=0.0)
     messages = [d for d, _ in a.datagrams_to_send()]
     messages += [a.encrypt(pa, PACKET, now=0.0) or b"" for _ in range(400)]
     for data in messages[:-400]:
-        b.receive_datagram(data, A_ADDR, now=0.0)  # the staged packet: confirms the session
+        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)  # the staged packet: confirms it
     it = iter(messages[-400:])
     for gap in (0.0, 0.001, 0.01, 0.05):
         times = []
@@ -42,7 +43,7 @@ def main() -> None:
             if gap:
                 time.sleep(gap)
             start = time.perf_counter_ns()
-            got = b.receive_datagram(next(it), A_ADDR, now=0.0)
+            got = b.receive_datagram(next(it), Path(UDP, A_ADDR), now=0.0)
             times.append(time.perf_counter_ns() - start)
             assert got is not None
         median = statistics.median(times) / 1000

@@ -21,6 +21,7 @@ from tidewire.node.datapath import DataPath
 from tidewire.protocol.link.crypto import clamp, public_key
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
+from tidewire.protocol.types import UDP, Path
 
 A_ADDR, B_ADDR = ("192.0.2.1", 51820), ("198.51.100.2", 51820)
 BATCH, ROUNDS, PAYLOAD = 256, 200, 1340
@@ -41,11 +42,11 @@ def main() -> None:
     pb = b.add_peer(PeerConfig(public_key=public_key(ka)))
     a.encrypt(pa, segment(0), now=0.0)  # staged; starts the handshake
     for data, _ in a.datagrams_to_send():
-        b.receive_datagram(data, A_ADDR, now=0.0)
+        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)
     for data, _ in b.datagrams_to_send():
-        a.receive_datagram(data, B_ADDR, now=0.0)
+        a.receive_datagram(data, Path(UDP, B_ADDR), now=0.0)
     for data, _ in a.datagrams_to_send():
-        b.receive_datagram(data, A_ADDR, now=0.0)  # the staged packet confirms the session
+        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)  # the staged packet confirms it
 
     null = os.open(os.devnull, os.O_WRONLY)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -76,7 +77,7 @@ def main() -> None:
     start = time.perf_counter()
     for i in range(0, n, BATCH):
         for data in datagrams[i : i + BATCH]:
-            res = b.receive_datagram(data, A_ADDR, now=1.0)
+            res = b.receive_datagram(data, Path(UDP, A_ADDR), now=1.0)
             if res is not None:
                 inn.inbound(res[0], res[1], now=1.0)
         inn.flush_tun()

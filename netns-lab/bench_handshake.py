@@ -15,6 +15,7 @@ import time
 from tidewire.protocol.link.crypto import clamp, mac, public_key
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
+from tidewire.protocol.types import UDP, Path
 
 PEERS = 500
 
@@ -34,7 +35,7 @@ def main() -> None:
         initiators.append(dev.datagrams_to_send()[0][0])
     start = time.perf_counter()
     for i, msg in enumerate(initiators):
-        responder.receive_datagram(msg, ("198.51.100.9", 1000 + i), now=1.0)
+        responder.receive_datagram(msg, Path(UDP, ("198.51.100.9", 1000 + i)), now=1.0)
     elapsed = time.perf_counter() - start
     sent = responder.counters["responses_sent"]
     assert sent == PEERS, responder.drops
@@ -50,7 +51,8 @@ def main() -> None:
     n = 0
     for _ in range(20):
         for i, m in enumerate(flood):
-            responder.receive_datagram(bytes(m), ("203.0.113.9", i), now=2.0, under_load=True)
+            path = Path(UDP, ("203.0.113.9", i))
+            responder.receive_datagram(bytes(m), path, now=2.0, under_load=True)
             n += 1
         responder.datagrams_to_send()
     elapsed = time.perf_counter() - start

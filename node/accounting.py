@@ -1,10 +1,10 @@
 """Accounting in the running node: counts in the data path, the control channel, the ledger.
 
-Roles come from the configuration. On a node with the exit role, native peers
-that are not marked `provider` are clients that owe receipts ("client"); its
-WireGuard-mode peers cannot sign, so their traffic is counted as unverified
-("stock"). A peer marked `provider = true` is a provider this node uses: it
-counts its own traffic and signs receipts for it ("provider").
+Roles (node/core/roles.py) come from the configuration. Control messages reach the
+accountant through the control plane (node/core/control_plane.py), where it registers
+a handler per message type; a message that does not fit the peer's role is refused.
+Its deadlines (hello retries, invoices by time, the cut-off, ledger flushes) are
+served by the node's one timer task through `get_timer` / `handle_timer`.
 
 The per-packet calls (`outbound`, `inbound`) are synchronous and cheap; what
 needs the disk (loading and opening sessions, committing receipts, saving
@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node.core import overlay
 from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedSession
+from tidewire.node.core.control_plane import ControlPlane
+from tidewire.node.core.roles import Role
 from tidewire.protocol.accounting.receipts import (
     RECEIPT_SIZE,
     SIGNATURE_SIZE,
@@ -45,7 +46,7 @@ log = logging.getLogger("tidewire.accounting")
 
 HELLO_RETRY = 2.0
 FLUSH_INTERVAL = 2.0
-TICK = 0.2
+TICK = 0.2  # housekeeping (invoices by time, the cut-off) while any session is counted
 
 
 class Accountant:
@@ -57,20 +58,19 @@ class Accountant:
         config: AccountingConfig,
         ledger: "Ledger | None",
         epoch_seconds: int,
-        send_control: Callable[[bytes, bytes], None],
+        control: ControlPlane,
         disconnect: Callable[[bytes], None],
         rng: Callable[[int], bytes],
     ) -> None:
         self.sign_key = signing_key_from_static(static_private)
         self.sign_public = bytes(self.sign_key.verify_key)
-        self.local_overlay = overlay.overlay_address(public_key)
         self.config = config
         self.ledger = ledger
         self.epoch_seconds = epoch_seconds
-        self.send_control = send_control  # (peer key, control message bytes)
+        self.control = control
         self.disconnect = disconnect
         self.rng = rng
-        self.roles: dict[bytes, str] = {}
+        self.roles: dict[bytes, Role] = {}
         self.served: dict[bytes, ServedSession] = {}
         self.used: dict[bytes, UsedSession] = {}
         self.pre_session: dict[bytes, list[int]] = {}  # native clients before their hello
@@ -80,17 +80,23 @@ class Accountant:
         self.overbill = float(os.environ.get("TIDEWIRE_LAB_OVERBILL", "1") or 1)
         self.no_receipts = os.environ.get("TIDEWIRE_LAB_NO_RECEIPTS") == "1"
         self.send_queue, self.receive_queue = trio.open_memory_channel[tuple[str, bytes, Any]](1024)
+        self.next_tick: float | None = None
+        self.next_flush: float | None = None
+        control.register(channel.Hello, self._on_hello)
+        control.register(channel.Invoice, self._on_invoice)
+        control.register(channel.ReceiptMessage, self._on_receipt)
+        control.register(channel.Refusal, self._on_refusal)
 
     # -- configuration --------------------------------------------------------
 
-    def set_role(self, peer_key: bytes, role: str | None) -> None:
+    def set_role(self, peer_key: bytes, role: Role | None) -> None:
         if role is None:
             self.roles.pop(peer_key, None)
             self.used.pop(peer_key, None)
             self.served.pop(peer_key, None)
             return
         self.roles[peer_key] = role
-        if role == "provider":
+        if role is Role.PROVIDER:
             self.used[peer_key] = UsedSession(
                 session_id=self.rng(16), key=self.sign_key, config=self.config
             )
@@ -101,7 +107,7 @@ class Accountant:
         role = self.roles.get(peer_key)
         if role is None:
             return True
-        if role == "provider":
+        if role is Role.PROVIDER:
             used = self.used[peer_key]
             if used.refused:
                 self._drop("provider_refused")
@@ -111,7 +117,7 @@ class Accountant:
             else:
                 used.own_down += n
             return True
-        if role == "client":
+        if role is Role.CLIENT:
             s = self.served.get(peer_key)
             if s is None:
                 pre = self.pre_session.setdefault(peer_key, [0, 0])
@@ -135,12 +141,12 @@ class Accountant:
     def outbound(self, peer_key: bytes, n: int) -> bool:
         """A packet of n inner bytes from the TUN to this peer. False: hold it back."""
         role = self.roles.get(peer_key)
-        return self._count(peer_key, n, up=role == "provider")
+        return self._count(peer_key, n, up=role is Role.PROVIDER)
 
     def inbound(self, peer_key: bytes, n: int) -> bool:
         """A packet of n inner bytes from this peer to the TUN. False: hold it back."""
         role = self.roles.get(peer_key)
-        return self._count(peer_key, n, up=role != "provider")
+        return self._count(peer_key, n, up=role is not Role.PROVIDER)
 
     def _unverified(self, peer_key: bytes, kind: str, n: int, up: bool) -> None:
         row = self.unverified.setdefault((peer_key, kind), [0, 0])
@@ -151,36 +157,20 @@ class Accountant:
 
     # -- control channel ------------------------------------------------------
 
-    def is_control(self, packet: bytes) -> bool:
-        return len(packet) >= 48 and packet[24:40] == self.local_overlay
+    def _expect(self, peer_key: bytes, role: Role) -> None:
+        if self.roles.get(peer_key) is not role:
+            raise RemoteProtocolError("unexpected", "this message does not fit the peer's role")
 
-    def on_control(self, peer_key: bytes, packet: bytes, *, now: float) -> None:
-        """A decrypted packet addressed to our overlay address: a control message, or a drop."""
-        parsed = overlay.parse(packet, local=self.local_overlay)
-        if parsed is None or parsed[0] != overlay.overlay_address(peer_key):
-            self._drop("control_malformed")
-            return
-        try:
-            msg = channel.decode(parsed[1])
-            role = self.roles.get(peer_key)
-            if isinstance(msg, channel.Hello) and role == "client":
-                self._queue("hello", peer_key, msg)
-            elif isinstance(msg, channel.Invoice) and role == "provider":
-                self._on_invoice(peer_key, msg)
-            elif isinstance(msg, channel.ReceiptMessage) and role == "client":
-                self._on_receipt(peer_key, msg)
-            elif isinstance(msg, channel.Refusal) and role == "client":
-                log.warning(
-                    "client %s refused invoice %d (reason %d)",
-                    short(peer_key),
-                    msg.seq,
-                    msg.reason,
-                )
-                self._drop("control_refusal_received")
-            else:
-                self._drop("control_unexpected")
-        except RemoteProtocolError as exc:
-            self._drop("control_" + exc.reason)
+    def _on_hello(self, peer_key: bytes, msg: channel.Hello, *, now: float) -> None:
+        self._expect(peer_key, Role.CLIENT)
+        self._queue("hello", peer_key, msg)
+
+    def _on_refusal(self, peer_key: bytes, msg: channel.Refusal, *, now: float) -> None:
+        self._expect(peer_key, Role.CLIENT)
+        log.warning(
+            "client %s refused invoice %d (reason %d)", short(peer_key), msg.seq, msg.reason
+        )
+        self._drop("control_refusal_received")
 
     def _queue(self, kind: str, peer_key: bytes, item: Any) -> None:
         try:
@@ -189,9 +179,10 @@ class Accountant:
             self._drop("control_queue_full")
 
     def _send(self, peer_key: bytes, msg: channel.Message) -> None:
-        self.send_control(peer_key, channel.encode(msg))
+        self.control.send(peer_key, msg)
 
-    def _on_invoice(self, peer_key: bytes, inv: channel.Invoice) -> None:
+    def _on_invoice(self, peer_key: bytes, inv: channel.Invoice, *, now: float) -> None:
+        self._expect(peer_key, Role.PROVIDER)
         used = self.used[peer_key]
         self.hello_due.pop(peer_key, None)
         if self.no_receipts:
@@ -210,7 +201,8 @@ class Accountant:
             )
             self.disconnect(peer_key)
 
-    def _on_receipt(self, peer_key: bytes, msg: channel.ReceiptMessage) -> None:
+    def _on_receipt(self, peer_key: bytes, msg: channel.ReceiptMessage, *, now: float) -> None:
+        self._expect(peer_key, Role.CLIENT)
         s = self.served.get(peer_key)
         if s is None:
             raise RemoteProtocolError("receipt_no_session")
@@ -219,7 +211,7 @@ class Accountant:
         self._queue("receipt", peer_key, signed)
 
     def handshake_completed(self, peer_key: bytes, *, now: float) -> None:
-        if self.roles.get(peer_key) == "provider":
+        if self.roles.get(peer_key) is Role.PROVIDER:
             self._send_hello(peer_key, now=now)
 
     def _send_hello(self, peer_key: bytes, *, now: float) -> None:
@@ -232,6 +224,7 @@ class Accountant:
 
     def after_batch(self, *, now: float) -> None:
         """Send the invoices that are due (called after every data-path batch)."""
+        self._arm(now)
         wall_ms = int(time.time() * 1000)
         for peer_key, s in self.served.items():
             if not s.cut_off and s.invoice_due(now=now):
@@ -249,30 +242,47 @@ class Accountant:
                     s.pending[inv.seq] = inv
                 self._send(peer_key, inv)
 
+    def get_timer(self) -> float | None:
+        """The next deadline: housekeeping while anything is counted, hello retries, and
+        the ledger flush; None on a node that counts nothing."""
+        best = None
+        for due in (self.next_tick, self.next_flush, *self.hello_due.values()):
+            if due is not None and (best is None or due < best):
+                best = due
+        return best
+
+    def handle_timer(self, *, now: float) -> None:
+        for peer_key, due in list(self.hello_due.items()):
+            if now >= due:
+                self._send_hello(peer_key, now=now)
+        if self.next_tick is not None and now >= self.next_tick:
+            self.next_tick = None
+            for peer_key, s in list(self.served.items()):
+                if s.tick(now=now):
+                    log.warning(
+                        "client %s: nothing signed for %.0f s past its credit window; "
+                        "session ended",
+                        short(peer_key),
+                        self.config.cutoff,
+                    )
+                    self.disconnect(peer_key)
+            self.after_batch(now=now)
+        if self.next_flush is not None and now >= self.next_flush:
+            self.next_flush = None
+            self._queue("flush", b"", None)
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        if self.next_tick is None and (self.served or self.used or self.pre_session):
+            self.next_tick = now + TICK
+        if self.next_flush is None and (self.served or self.unverified):
+            self.next_flush = now + FLUSH_INTERVAL
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._consume)
-            task_status.started()
-            next_flush = trio.current_time() + FLUSH_INTERVAL
-            while True:
-                await trio.sleep(TICK)
-                now = trio.current_time()
-                for peer_key, due in list(self.hello_due.items()):
-                    if now >= due:
-                        self._send_hello(peer_key, now=now)
-                for peer_key, s in self.served.items():
-                    if s.tick(now=now):
-                        log.warning(
-                            "client %s: nothing signed for %.0f s past its credit window; "
-                            "session ended",
-                            short(peer_key),
-                            self.config.cutoff,
-                        )
-                        self.disconnect(peer_key)
-                self.after_batch(now=now)
-                if now >= next_flush:
-                    next_flush = now + FLUSH_INTERVAL
-                    await self.flush()
+        """The disk side: sessions opened, receipts committed, counters flushed, one at a
+        time in a worker thread, in the order they were queued."""
+        task_status.started()
+        await self._consume()
 
     async def flush(self) -> None:
         if self.ledger is None:
@@ -297,6 +307,8 @@ class Accountant:
                 await self._open_session(peer_key, item)
             elif kind == "receipt":
                 await self._commit(peer_key, item)
+            elif kind == "flush":
+                await self.flush()
 
     async def _open_session(self, peer_key: bytes, hello: channel.Hello) -> None:
         current = self.served.get(peer_key)

@@ -1,12 +1,14 @@
-"""`tidewire up`: the node's lifecycle around the data path.
+"""`tidewire up`: the node's lifecycle, and nothing else.
 
 Start-up, in order: take the per-interface lock (a second daemon for the same
-interface stops here), load persisted timestamps, bind the UDP sockets (IPv4
-and IPv6), create the TUN device, set addresses, MTU and routes, install the
-exit rules if this is a provider, open the control socket, then run the data
-path until SIGTERM, SIGINT or `tidewire down`. Tear-down undoes each step in
-reverse; the TUN interface goes away with its file descriptor even on kill -9,
-and stale rules and firewall tables are removed at the next start.
+interface stops here), load persisted timestamps, bind the transports, create the TUN
+device, set addresses, MTU and routes, install the exit rules if this is a provider,
+open the control socket, then run the data path until SIGTERM, SIGINT, SIGHUP or
+`tidewire down`. Tear-down undoes each step in reverse; the TUN interface goes away
+with its file descriptor even on kill -9, and stale rules and firewall tables are
+removed at the next start. Peers live in peers.py, control requests in handlers.py,
+the packet path in datapath.py; nothing here runs `ip` or `nft` on the event loop
+itself (they go to a worker thread).
 """
 
 import base64
@@ -14,8 +16,8 @@ import fcntl
 import logging
 import os
 import signal
-import socket
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,27 +25,30 @@ import trio
 
 from tidewire.node import control, firewall, netconf
 from tidewire.node.accounting import Accountant
-from tidewire.node.config import NodeConfig, PeerSpec
+from tidewire.node.config import NodeConfig
 from tidewire.node.core.exit_policy import ExitPolicy
+from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
-from tidewire.node.requests import peer_spec_from_request, request_key, resolve
+from tidewire.node.handlers import Handlers
+from tidewire.node.peers import Peers
 from tidewire.node.state import TimestampStore
-from tidewire.node.status import build_status
-from tidewire.node.ticker import INTERVAL
-from tidewire.node.transports.udp import enable_gro
+from tidewire.node.timestamps import TimestampWriter
+from tidewire.node.transports.udp import UdpTransport
 from tidewire.node.tun import enable_tso, open_tun
-from tidewire.node.usage import epoch_report, usage
-from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.link.device import Device
-from tidewire.protocol.link.peer import Peer, PeerConfig
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.ledger import Ledger
 
 log = logging.getLogger("tidewire.node")
 
-SOCKET_BUFFER = 4 << 20
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: until reload exists
+
+
+async def off_loop(fn: Any, *args: Any) -> Any:
+    """Run a blocking call (`ip`, `nft`, sysctl files) in a worker thread."""
+    return await trio.to_thread.run_sync(fn, *args)
 
 
 class Daemon:
@@ -61,7 +66,7 @@ class Daemon:
         self.tick = tick  # seconds between wake-ups while the link is in use; 0 is off
         self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
         self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
-        self.sockets: dict[int, socket.socket] = {}
+        self.udp = UdpTransport(Counter())
         self.listen_port = 0
         self.table = 0
         self.tun_fd = -1
@@ -69,12 +74,12 @@ class Daemon:
         self.forwarding: dict[str, str] = {}
         self.firewall_installed = False
         self.outbound_interface: str | None = None
-        self.peer_allowed: dict[bytes, list[Any]] = {}
-        self.peer_specs: dict[bytes, PeerSpec] = {}
         self.cancel = trio.CancelScope()
         self.datapath: DataPath | None = None
+        self.peers: Peers | None = None
         self.accountant: Accountant | None = None
         self.ledger: Ledger | None = None
+        self.timestamps: TimestampWriter | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -88,77 +93,83 @@ class Daemon:
                 raise NodeError(
                     f"cannot use the state directory {cfg.state_dir}: {exc.strerror}"
                 ) from None
+            writer = self.timestamps = TimestampWriter(store)
             device = Device(
                 private_key=cfg.private_key,
                 rng=os.urandom,
                 wall_offset=time.time() - trio.current_time(),
                 mtu=cfg.mtu,
             )
-            self._bind()
+            self.listen_port = self.udp.bind(cfg.listen_port or 0)
             self.table = self.listen_port
-            if self.exit_enabled:
-                ExitPolicy(
-                    allow=cfg.exit.allow,
-                    deny=cfg.exit.deny,
-                    own_addresses=netconf.local_addresses(),
-                )
+            own = await off_loop(netconf.local_addresses)
+            if self.exit_enabled:  # a policy that cannot be built stops us before the TUN
+                ExitPolicy(allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=own)
             self.tun_fd = open_tun(cfg.name, vnet_hdr=self.offloads)
             dp = self.datapath = DataPath(
                 device=device,
                 tun_fd=self.tun_fd,
-                sockets=self.sockets,
+                transports={self.udp.name: self.udp},
                 policy=None,
-                persist_timestamp=store.put,
+                persist_timestamp=writer.put,
             )
-            dp.batch.gso = self.offloads
+            self.udp.drops = self.udp.batch.drops = dp.drops
+            self.udp.enable_offloads(gso=self.offloads, gro=self.offloads)
             dp.tun_gro = self.offloads
             dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
-            dp.udp_gro = self.offloads and enable_gro(list(self.sockets.values()))
             dp.ticker.interval = self.tick
+            peers = self.peers = Peers(
+                name=cfg.name, table=self.table, datapath=dp, exit_enabled=self.exit_enabled
+            )
             if self.exit_enabled:
                 from tidewire.node.ledger import Ledger, LedgerError
 
                 try:
-                    self.ledger = Ledger(cfg.state_dir / cfg.name / "ledger.sqlite")
+                    self.ledger = await off_loop(
+                        Ledger, cfg.state_dir / cfg.name / "ledger.sqlite"
+                    )
                 except LedgerError as exc:
                     raise NodeError(str(exc)) from None
-            self.accountant = dp.accountant = Accountant(
+            self.accountant = dp.accountant = peers.accountant = Accountant(
                 public_key=device.public_key,
                 static_private=cfg.private_key,
                 config=cfg.accounting,
                 ledger=self.ledger,
                 epoch_seconds=cfg.epoch_seconds,
-                send_control=dp.send_control,
-                disconnect=self._disconnect,
+                control=dp.control,
+                disconnect=peers.disconnect,
                 rng=os.urandom,
             )
-            netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
+            dp.timers.add(self.accountant)
+            await off_loop(
+                lambda: netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
+            )
             if self.exit_enabled:  # after the link, so its own addresses are the router's too
                 dp.policy = ExitPolicy(
                     allow=cfg.exit.allow,
                     deny=cfg.exit.deny,
-                    own_addresses=netconf.local_addresses(),
+                    own_addresses=await off_loop(netconf.local_addresses),
                 )
-            netconf.remove_rules(self.table)
+            await off_loop(netconf.remove_rules, self.table)
             for spec in cfg.peers:
-                await self.add_peer(spec, last_timestamp=store.get(spec.public_key))
+                await peers.add(spec, last_timestamp=store.get(spec.public_key))
             if self.exit_enabled:
-                self._start_exit(dp.policy)
+                await self._start_exit(dp.policy)
             for spec in cfg.peers:
                 peer = device.peers[spec.public_key]
-                if peer.endpoint is not None and spec.persistent_keepalive:
+                if peer.path is not None and spec.persistent_keepalive:
                     device.send_keepalive(peer, now=trio.current_time())
             dp.flush()
             with self.cancel:
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(control.serve, cfg.control_socket, self.handle_request)
+                    await nursery.start(writer.run)
+                    await nursery.start(peers.run)
+                    await nursery.start(control.serve, cfg.control_socket, Handlers(self))
                     nursery.start_soon(self._signals)
                     await nursery.start(self.accountant.run)
                     nursery.start_soon(dp.tun_reader)
-                    nursery.start_soon(dp.timer_task)
-                    nursery.start_soon(dp.ticker.run)
-                    for sock in self.sockets.values():
-                        nursery.start_soon(dp.udp_reader, sock)
+                    nursery.start_soon(dp.timers.run)
+                    nursery.start_soon(self.udp.serve, dp)
                     log.info(
                         "%s up: public key %s, port %d, %d peers%s",
                         cfg.name,
@@ -169,10 +180,14 @@ class Daemon:
                     )
                     task_status.started()
         finally:
-            if self.accountant is not None and self.ledger is not None:
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await self.accountant.flush()  # the counters since the last flush
-            self._teardown()
+            with trio.CancelScope(shield=True):
+                if self.accountant is not None and self.ledger is not None:
+                    with trio.move_on_after(5):
+                        await self.accountant.flush()  # the counters since the last flush
+                if self.timestamps is not None:
+                    with trio.move_on_after(5):
+                        await self.timestamps.drain()
+                await off_loop(self._teardown)
 
     def _lock(self) -> None:
         assert self.cfg.control_socket is not None
@@ -198,52 +213,22 @@ class Daemon:
         os.write(fd, str(os.getpid()).encode())
         self.lock_fd = fd
 
-    def _bind(self) -> None:
-        port = self.cfg.listen_port or 0
-        s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s4.bind(("0.0.0.0", port))
-        except OSError as exc:
-            s4.close()
-            raise NodeError(f"cannot listen on UDP port {port}: {exc.strerror}") from None
-        self.listen_port = s4.getsockname()[1]
-        self.sockets[socket.AF_INET] = s4
-        try:
-            s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            s6.bind(("::", self.listen_port))
-            self.sockets[socket.AF_INET6] = s6
-        except OSError as exc:
-            log.warning("no IPv6 socket (%s); IPv4 only", exc.strerror)
-        for s in self.sockets.values():
-            s.setblocking(False)
-            for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # *BUFFORCE
-                try:
-                    s.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
-                except OSError:
-                    s.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-            try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.listen_port)
-            except OSError:
-                log.warning(
-                    "cannot mark the UDP sockets; a default route through the tunnel will loop"
-                )
-
-    def _start_exit(self, policy: ExitPolicy | None) -> None:
+    async def _start_exit(self, policy: ExitPolicy | None) -> None:
         assert policy is not None
-        out = self.cfg.exit.outbound_interface or netconf.default_route_interface()
+        out = self.cfg.exit.outbound_interface or await off_loop(netconf.default_route_interface)
         if out is None:
             raise NodeError(
                 "the exit role needs an outbound interface: set [exit] outbound_interface"
             )
         self.outbound_interface = out
-        if firewall.remove(self.cfg.name):
+        if await off_loop(firewall.remove, self.cfg.name):
             log.info("removed stale exit rules of %s from an earlier run", self.cfg.name)
-        self.forwarding = firewall.enable_forwarding()
-        firewall.install(self.cfg.name, out, policy)
+        self.forwarding = await off_loop(firewall.enable_forwarding)
+        await off_loop(firewall.install, self.cfg.name, out, policy)
         self.firewall_installed = True
 
     def _teardown(self) -> None:
+        """Undo start-up (in a worker thread: it runs `nft` and `ip`)."""
         if self.ledger is not None:
             self.ledger.close()
         if self.firewall_installed:
@@ -258,133 +243,17 @@ class Daemon:
         if self.tun_fd >= 0:
             os.close(self.tun_fd)  # removes the interface, its addresses and routes
             self.tun_fd = -1
-        for s in self.sockets.values():
-            s.close()
-        self.sockets.clear()
+        self.udp.close()
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
             self.lock_fd = -1
 
     async def _signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async for signum in signals:
                 log.info("%s: stopping (%s)", self.cfg.name, signal.Signals(signum).name)
                 self.cancel.cancel()
                 return
-
-    # -- peers ----------------------------------------------------------------
-
-    async def add_peer(self, spec: PeerSpec, *, last_timestamp: bytes | None = None) -> Peer:
-        assert self.datapath is not None
-        endpoint = None
-        if spec.endpoint:
-            endpoint = await resolve(spec.endpoint)
-        peer = self.datapath.device.add_peer(
-            PeerConfig(
-                public_key=spec.public_key,
-                preshared_key=spec.preshared_key,
-                endpoint=endpoint,
-                persistent_keepalive=spec.persistent_keepalive,
-                mode=spec.mode,
-                last_sent_timestamp=last_timestamp,
-            )
-        )
-        try:
-            netconf.add_routes(self.cfg.name, spec.allowed_ips, table=self.table)
-        except Exception:
-            self.datapath.device.remove_peer(spec.public_key)  # a refused add changes nothing
-            netconf.remove_routes(self.cfg.name, spec.allowed_ips, table=self.table)
-            raise
-        for net in spec.allowed_ips:
-            self.datapath.routes.insert(net, peer)
-        if self.accountant is not None:
-            self.accountant.set_role(spec.public_key, self._role(spec))
-        self.peer_allowed[spec.public_key] = list(spec.allowed_ips)
-        self.peer_specs[spec.public_key] = spec
-        return peer
-
-    def remove_peer(self, public_key: bytes) -> None:
-        assert self.datapath is not None
-        peer = self.datapath.device.peers.get(public_key)
-        if peer is None:
-            raise control.RequestError("no peer with that public key")
-        self.datapath.routes.remove(peer)
-        self.datapath.device.remove_peer(public_key)
-        if self.accountant is not None:
-            self.accountant.set_role(public_key, None)
-        netconf.remove_routes(
-            self.cfg.name, self.peer_allowed.get(public_key, []), table=self.table
-        )
-        self.peer_allowed.pop(public_key, None)
-        self.peer_specs.pop(public_key, None)
-
-    def _role(self, spec: PeerSpec) -> str | None:
-        if spec.provider:
-            return "provider"
-        if self.exit_enabled:
-            return "stock" if spec.mode.value == "wireguard" else "client"
-        return None
-
-    def _disconnect(self, peer_key: bytes) -> None:
-        """Stop talking to a peer. A provider we refused is removed altogether, so it cannot
-        even handshake again; a client that is cut off loses its session keys."""
-        assert self.datapath is not None
-        peer = self.datapath.device.peers.get(peer_key)
-        if (
-            peer is not None
-            and self.accountant is not None
-            and self.accountant.roles.get(peer_key) == "provider"
-        ):
-            self.datapath.routes.remove(peer)
-            self.datapath.device.remove_peer(peer_key)
-            netconf.remove_routes(
-                self.cfg.name, self.peer_allowed.pop(peer_key, []), table=self.table
-            )
-            self.peer_specs.pop(peer_key, None)
-            return
-        if peer is not None:
-            peer.zero(self.datapath.device.index)
-            peer.persistent_keepalive = 0
-            peer.staged.clear()
-            peer.clear_timers()
-
-    # -- control requests ---------------------------------------------------
-
-    async def handle_request(self, req: dict[str, Any]) -> dict[str, Any]:
-        cmd = req["cmd"]
-        if cmd == "status":
-            return {"status": build_status(self)}
-        if cmd == "down":
-            log.info("%s: stopping (tidewire down)", self.cfg.name)
-            return {"after_reply": self.cancel.cancel}
-        if cmd == "peer_add":
-            spec = peer_spec_from_request(req)
-            if self.datapath and spec.public_key in self.datapath.device.peers:
-                raise control.RequestError("a peer with that public key is already configured")
-            try:
-                await self.add_peer(spec)
-            except (LocalProtocolError, NodeError, OSError) as exc:
-                raise control.RequestError(str(exc)) from None
-            return {}
-        if cmd == "peer_remove":
-            self.remove_peer(request_key(req, "public_key"))
-            return {}
-        if cmd == "usage":
-            assert self.accountant is not None
-            rows = await trio.to_thread.run_sync(self.ledger.usage) if self.ledger else []
-            return {"usage": {"interface": self.cfg.name, **usage(self.accountant, rows)}}
-        if cmd == "report":
-            assert self.accountant is not None
-            epoch = req.get("epoch")
-            if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-                raise control.RequestError("epoch: a non-negative integer is required")
-            try:
-                return {"report": await epoch_report(self.accountant, epoch)}
-            except ValueError as exc:
-                raise control.RequestError(str(exc)) from None
-        raise control.RequestError(
-            f"unknown command {cmd!r} (known: status, usage, report, peer_add, peer_remove, down)"
-        )
 
 
 __all__ = ["Daemon", "NodeError", "Path"]

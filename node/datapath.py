@@ -1,48 +1,57 @@
-"""The packet path between the TUN device and the UDP sockets.
+"""The packet path between the TUN device and the transports.
 
-Each reader task waits for readiness once, then drains a batch without
-blocking and calls the synchronous core per packet: no `await` per packet.
-After each batch, the core's events are handled (timestamps persisted first),
-then its queued datagrams are sent, and the timer task's sleep is shortened if
-the core now has an earlier deadline. Every refusal is counted by reason in `drops`.
+Outbound (TUN -> peer): parse the inner header, look up the peer by destination
+(cryptokey routing), ask accounting for credit, put the packet in the outbound queue
+slot; what the queue delivers is sealed and handed to the peer's path's transport,
+which sends it after the batch (UDP GSO where it can).
+
+Inbound (transport -> TUN): the link opens the datagram; a packet to our overlay
+address goes to the control plane; otherwise the inner source must belong to the
+peer (cryptokey routing), the exit policy must allow it, accounting must have credit
+for it; then the inbound queue slot, then the TUN (TCP runs coalesced).
+
+Each reader waits for readiness once, drains a batch without blocking and calls the
+synchronous core per packet: no `await` per packet. After each batch, the queues
+release what may leave, the transports and the TUN are flushed, the core's events are
+handled and its datagrams sent, and the one timer task is re-armed if a deadline
+moved earlier. Every refusal is counted by reason in `drops`.
 """
 
 import logging
 import os
-import socket
 from collections import Counter
 from collections.abc import Callable
 
 import trio
 
 from tidewire.node.accounting import Accountant
-from tidewire.node.core import overlay
+from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
 from tidewire.node.core.gso import Malformed, split
 from tidewire.node.core.packet import inspect
+from tidewire.node.core.queues.base import Queue
+from tidewire.node.core.queues.passthrough import PassThrough
 from tidewire.node.core.routing.allowed_ips import AllowedIPs
-from tidewire.node.ticker import Ticker
-from tidewire.node.transports.udp import BatchSender
-from tidewire.node.transports.udp import receive as receive_coalesced
+from tidewire.node.core.ticker import Ticker
+from tidewire.node.timers import TimerTask
+from tidewire.node.transports.base import Transport
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.events import (
-    EndpointChanged,
     HandshakeCompleted,
     HandshakeGaveUp,
     KeysZeroed,
+    PathChanged,
     TimestampSent,
 )
 from tidewire.protocol.link.peer import Peer
-from tidewire.protocol.types import Endpoint
+from tidewire.protocol.types import Path
 
 log = logging.getLogger("tidewire.node")
 
 BATCH = 256
 TUN_WRITE_BATCH = 128  # inner packets held for coalescing: bounds the memory of one batch
-LOAD_WINDOW = 1.0
-LOAD_THRESHOLD = 128  # handshake messages per second before cookies are demanded
 
 
 class DataPath:
@@ -51,32 +60,32 @@ class DataPath:
         *,
         device: Device,
         tun_fd: int,
-        sockets: dict[int, socket.socket],
+        transports: dict[str, Transport],
         policy: ExitPolicy | None,
         persist_timestamp: Callable[[bytes, bytes], None],
     ) -> None:
         self.device = device
         self.tun_fd = tun_fd
-        self.sockets = sockets  # by address family
+        self.transports = transports  # by name, as in Path.transport
         self.policy = policy
         self.persist_timestamp = persist_timestamp
         self.routes: AllowedIPs[Peer] = AllowedIPs()
         self.accountant: Accountant | None = None
+        self.control = ControlPlane(public_key=device.public_key, transmit=self.send_control)
         self.tun_gro = False  # the TUN carries virtio_net_hdr: reads strip it, writes coalesce
         self.tun_tso = False  # reads may be TCP super-packets or unfinished checksums
-        self.udp_gro = False  # the sockets may hand over several datagrams per receive
         self.tun_out: list[bytes] = []
         self.drops: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
-        self.batch = BatchSender(sockets, self.drops)
+        self.out_queue: Queue[tuple[Peer, bytes]] = PassThrough(self._seal)
+        self.in_queue: Queue[bytes] = PassThrough(self._to_tun)
         self.ticker = Ticker()
-        self._timer_scope: trio.CancelScope | None = None
+        self.timers = TimerTask(after=self.flush)
+        for component in (device, self.ticker, self.out_queue, self.in_queue):
+            self.timers.add(component)
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
         # to the packet's size, fragments the heap and grows the daemon's memory
         self._tun_buffer = memoryview(bytearray(VNET_HDR_LEN + 65536))
-        self._load_window_start = 0.0
-        self._load_count = 0
-        self._under_load_until = 0.0
 
     # -- outbound: TUN -> peer ----------------------------------------------
 
@@ -121,63 +130,45 @@ class DataPath:
         acct = self.accountant
         if acct is not None and not acct.outbound(peer.public_key, len(packet)):
             return
+        self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
+
+    def _seal(self, item: tuple[Peer, bytes], now: float) -> None:
+        """What the outbound queue lets go: seal it and queue it on the peer's path."""
+        peer, packet = item
         out = self.device.encrypt(peer, packet, now=now)
-        if out is not None and peer.endpoint is not None:
-            self.batch.add(out, peer.endpoint)  # sent after the batch, with UDP GSO where it can
+        path = peer.path
+        if out is not None and path is not None:
+            transport = self.transports.get(path.transport)
+            if transport is None:
+                self.drops["send_no_transport"] += 1
+                return
+            transport.add(out, path.address)  # sent after the batch
 
-    def send(self, data: bytes, endpoint: Endpoint) -> None:
+    def send(self, data: bytes, path: Path) -> None:
         """Send one datagram now (handshakes, control messages, the core's outbox)."""
-        self.batch.send_now(data, endpoint)
+        transport = self.transports.get(path.transport)
+        if transport is None:
+            self.drops["send_no_transport"] += 1
+            return
+        transport.send_now(data, path.address)
 
-    # -- inbound: socket -> TUN ---------------------------------------------
+    # -- inbound: transport -> TUN --------------------------------------------
 
-    async def udp_reader(self, sock: socket.socket) -> None:
-        view = memoryview(bytearray(65536))
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            now = trio.current_time()
-            gro = self.udp_gro
-            delivered = False
-            for _ in range(BATCH):
-                try:
-                    if gro:
-                        datagrams, endpoint = receive_coalesced(sock, view)
-                    else:
-                        n, addr = sock.recvfrom_into(view)
-                        datagrams, endpoint = [bytes(view[:n])], (addr[0], addr[1])
-                except BlockingIOError:
-                    break
-                except OSError:
-                    self.drops["recv_error"] += 1  # e.g. ICMP errors reported on the socket
-                    continue
-                for data in datagrams:
-                    under_load = False
-                    if data[:1] in (b"\x01", b"\x02"):
-                        under_load = self._handshake_load(now)
-                    res = self.device.receive_datagram(
-                        data, endpoint, now=now, under_load=under_load
-                    )
-                    if res is not None:
-                        self.inbound(res[0], res[1], now=now)
-                        delivered = True
-            self.after_batch(data=delivered)
-
-    def _handshake_load(self, now: float) -> bool:
-        if now - self._load_window_start > LOAD_WINDOW:
-            self._load_window_start, self._load_count = now, 0
-        self._load_count += 1
-        if self._load_count > LOAD_THRESHOLD:
-            self._under_load_until = now + LOAD_WINDOW
-        return now < self._under_load_until
+    def receive(self, data: bytes, path: Path, *, now: float) -> bool:
+        """One datagram from a transport; True if it carried inner data."""
+        res = self.device.receive_datagram(data, path, now=now)
+        if res is None:
+            return False
+        self.inbound(res[0], res[1], now=now)
+        return True
 
     def inbound(self, peer: Peer, plaintext: bytes, *, now: float) -> None:
         inner = inspect(plaintext)
         if inner is None:
             self.drops["inner_malformed"] += 1
             return
-        acct = self.accountant
-        if acct is not None and inner.version == 6 and acct.is_control(plaintext):
-            acct.on_control(peer.public_key, plaintext[: inner.length], now=now)
+        if inner.version == 6 and self.control.is_control(plaintext):
+            self.control.receive(peer.public_key, plaintext[: inner.length], now=now)
             return
         owner = (
             self.routes.lookup_v4(inner.src)
@@ -192,9 +183,13 @@ class DataPath:
             if reason is not None:
                 self.drops["exit_" + reason] += 1
                 return
+        acct = self.accountant
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
             return
         packet = plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
+        self.in_queue.enqueue(packet, peer.public_key, inner.length, now)
+
+    def _to_tun(self, packet: bytes, now: float) -> None:
         if not self.tun_gro:
             self._write_tun(packet)
             return
@@ -202,32 +197,7 @@ class DataPath:
         if len(self.tun_out) >= TUN_WRITE_BATCH:
             self.flush_tun()
 
-    # -- timers and the core's outputs ----------------------------------------
-
-    async def timer_task(self) -> None:
-        """Sleep until the core's earliest deadline, fire what is due, repeat.
-
-        Other tasks never wake this one: after their work, `flush` only moves the
-        sleep's deadline earlier when the core's deadline moved earlier, which costs
-        no task switch on the packet path. A deadline that moved later just makes
-        one early, harmless wake-up.
-        """
-        while True:
-            with trio.CancelScope() as scope:
-                self._timer_scope = scope
-                self._rearm()
-                await trio.sleep_forever()
-            self._timer_scope = None
-            self.device.handle_timer(now=trio.current_time())
-            self.flush()
-
-    def _rearm(self) -> None:
-        scope = self._timer_scope
-        if scope is None:
-            return
-        deadline = self.device.get_timer()
-        if deadline is not None and deadline < scope.deadline:
-            scope.deadline = deadline
+    # -- after a batch: the queues, the core's outputs, the timer -----------------
 
     def after_batch(self, *, data: bool = True) -> None:
         """After a batch of reads; `data` if inner packets moved (not only handshakes,
@@ -235,7 +205,10 @@ class DataPath:
         now = trio.current_time()
         if data:
             self.ticker.poke(now)
-        self.batch.flush()
+        self.out_queue.release(now=now)
+        self.in_queue.release(now=now)
+        for transport in self.transports.values():
+            transport.flush()
         if self.tun_out:
             self.flush_tun()
         if self.accountant is not None:
@@ -257,17 +230,14 @@ class DataPath:
         except OSError:
             self.drops["tun_write_failed"] += 1
 
-    def send_control(self, peer_key: bytes, payload: bytes) -> None:
-        """Send a control message to a peer's overlay address, inside the link."""
+    def send_control(self, peer_key: bytes, packet: bytes) -> None:
+        """Seal a control packet (overlay IPv6/UDP) for a peer and send it now."""
         peer = self.device.peers.get(peer_key)
-        if peer is None or self.accountant is None:
+        if peer is None:
             return
-        packet = overlay.build(
-            self.accountant.local_overlay, overlay.overlay_address(peer_key), payload
-        )
         out = self.device.encrypt(peer, packet, now=trio.current_time())
-        if out is not None and peer.endpoint is not None:
-            self.send(out, peer.endpoint)
+        if out is not None and peer.path is not None:
+            self.send(out, peer.path)
 
     def flush(self) -> None:
         dev = self.device
@@ -282,8 +252,8 @@ class DataPath:
                     short(event.public_key),
                     "we initiated" if event.initiator else "they initiated",
                 )
-            elif isinstance(event, EndpointChanged):
-                log.info("peer %s now at %s:%d", short(event.public_key), *event.endpoint)
+            elif isinstance(event, PathChanged):
+                log.info("peer %s now at %s", short(event.public_key), event.path)
             elif isinstance(event, HandshakeGaveUp):
                 log.warning(
                     "peer %s: no handshake response after 90 s; giving up for now",
@@ -294,6 +264,6 @@ class DataPath:
                     "peer %s: keys erased after 540 s without a new session",
                     short(event.public_key),
                 )
-        for data, endpoint in dev.datagrams_to_send():
-            self.send(data, endpoint)
-        self._rearm()
+        for data, path in dev.datagrams_to_send():
+            self.send(data, path)
+        self.timers.rearm()

@@ -49,5 +49,10 @@ class TimestampStore:
         return bytes.fromhex(value) if value else None
 
     def put(self, public_key: bytes, timestamp: bytes) -> None:
-        self.stamps[base64.b64encode(public_key).decode()] = timestamp.hex()
+        self.put_many({public_key: timestamp})
+
+    def put_many(self, stamps: dict[bytes, bytes]) -> None:
+        """Record several peers' stamps in one atomic write (blocking: call it off the loop)."""
+        for public_key, timestamp in stamps.items():
+            self.stamps[base64.b64encode(public_key).decode()] = timestamp.hex()
         atomic_write(self.path, json.dumps(self.stamps, indent=1, sort_keys=True).encode())

@@ -6,7 +6,10 @@ latest_handshake (Unix seconds or null), rx_bytes, tx_bytes,
 persistent_keepalive (seconds, 0 is off) and mode.
 """
 
+import time
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from tidewire.protocol.keys import encode_key
 
@@ -18,20 +21,17 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
     dp = daemon.datapath
     assert dp is not None
     dev = dp.device
+    # the wall clock now, not at start: a router without a real-time clock sets it later
+    wall = time.time() - trio.current_time()
     peers = []
     for key, peer in dev.peers.items():
-        ep = peer.endpoint
-        endpoint = (
-            None if ep is None else (f"[{ep[0]}]:{ep[1]}" if ":" in ep[0] else f"{ep[0]}:{ep[1]}")
-        )
-        latest = (
-            None if peer.last_handshake is None else round(peer.last_handshake + dev.wall_offset, 3)
-        )
+        endpoint = None if peer.path is None else str(peer.path)
+        latest = None if peer.last_handshake is None else round(peer.last_handshake + wall, 3)
         peers.append(
             {
                 "public_key": encode_key(key),
                 "endpoint": endpoint,
-                "allowed_ips": [str(n) for n in daemon.peer_allowed.get(key, [])],
+                "allowed_ips": [str(n) for n in (daemon.peers.allowed.get(key, []) if daemon.peers else [])],
                 "latest_handshake": latest,
                 "rx_bytes": peer.rx_bytes,
                 "tx_bytes": peer.tx_bytes,
@@ -55,8 +55,8 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         },
         "counters": {**dev.counters, **dp.counters},
         "offloads": {
-            "udp_gso": dp.batch.gso,
-            "udp_gro": dp.udp_gro,
+            "udp_gso": daemon.udp.batch.gso,
+            "udp_gro": daemon.udp.gro,
             "tun_gro": dp.tun_gro,
             "tun_tso": dp.tun_tso,
         },

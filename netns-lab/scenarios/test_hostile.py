@@ -90,7 +90,7 @@ def test_garbage_datagrams_are_dropped_and_counted() -> None:
         link_drops = sum(v for k, v in drops.items() if k.startswith("link_"))
         assert link_drops > 20_000, drops
         assert nb.proc.alive()
-        # refused datagrams do not keep the node waking itself (node/ticker.py): once a
+        # refused datagrams do not keep the node waking itself (node/core/ticker.py): once a
         # second has passed since the last ping, garbage alone adds no tick
         time.sleep(1.5)
         ticks = nb.status()["ticker"]["ticks"]

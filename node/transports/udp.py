@@ -1,4 +1,12 @@
-"""UDP segmentation offload on send (GSO) and receive offload on receive (GRO).
+"""The UDP transport: its sockets, segmentation offload on send (GSO), receive offload (GRO).
+
+`UdpTransport` binds one IPv4 and (where it can) one IPv6 socket on the listen port,
+marks them so a default route through the tunnel does not loop, and runs one reader
+task per socket: wait for readiness once, drain a batch without blocking, hand each
+datagram to the data path with its `Path`. The socket for a destination is the one of
+its address family.
+
+UDP segmentation offload on send (GSO) and receive offload on receive (GRO).
 
 After a TUN batch, the datagrams for one endpoint are grouped into runs of equal
 size (a run may end with one shorter datagram) and each run leaves in one
@@ -15,11 +23,21 @@ tidewire node) then costs one `recvmsg` per run instead of one per datagram.
 """
 
 import errno
+import logging
 import socket
 import struct
 from collections import Counter
 
-from tidewire.protocol.types import Endpoint
+import trio
+
+from tidewire.node.errors import NodeError
+from tidewire.node.transports.base import Receiver
+from tidewire.protocol.types import UDP, Endpoint, Path
+
+log = logging.getLogger("tidewire.node")
+
+SOCKET_BUFFER = 4 << 20
+BATCH = 256  # datagrams read per wake-up before the batch's output is flushed
 
 SOL_UDP = 17
 UDP_SEGMENT = 103
@@ -30,6 +48,12 @@ MAX_SEGMENTS = 64
 MAX_BYTES = 65000
 _GSO_SIZE = struct.Struct("=H")
 _UNSUPPORTED = {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT}
+
+
+def family(address: Endpoint) -> int:
+    """The address family of a socket-style address: hosts are the address strings the
+    sockets themselves report, so only an IPv6 one contains a colon."""
+    return socket.AF_INET6 if ":" in address[0] else socket.AF_INET
 
 
 class BatchSender:
@@ -47,7 +71,7 @@ class BatchSender:
             runs.append(data)
 
     def send_now(self, data: bytes, endpoint: Endpoint) -> None:
-        sock = self.sockets.get(socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET)
+        sock = self.sockets.get(family(endpoint))
         if sock is None:
             self.drops["send_no_socket"] += 1
             return
@@ -61,7 +85,7 @@ class BatchSender:
         self.pending.clear()
 
     def _send_all(self, endpoint: Endpoint, datagrams: list[bytes]) -> None:
-        sock = self.sockets.get(socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET)
+        sock = self.sockets.get(family(endpoint))
         if sock is None:
             self.drops["send_no_socket"] += len(datagrams)
             return
@@ -136,3 +160,98 @@ def receive(sock: socket.socket, view: memoryview) -> tuple[list[bytes], tuple[s
     if not size or size >= n:
         return [bytes(view[:n])], (addr[0], addr[1])
     return [bytes(view[i : min(i + size, n)]) for i in range(0, n, size)], (addr[0], addr[1])
+
+
+class UdpTransport:
+    """WireGuard framing on plain UDP: the transport of every stock WireGuard peer."""
+
+    name = UDP
+
+    def __init__(self, drops: Counter[str]) -> None:
+        self.sockets: dict[int, socket.socket] = {}  # by address family
+        self.drops = drops
+        self.batch = BatchSender(self.sockets, drops)
+        self.gro = False  # the sockets may hand over several datagrams per receive
+        self.port = 0
+
+    def bind(self, port: int) -> int:
+        """Listen on `port` (0: a free one) for IPv4 and, where possible, IPv6; mark both
+        sockets with the port so policy routing can tell our own datagrams apart."""
+        s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s4.bind(("0.0.0.0", port))
+        except OSError as exc:
+            s4.close()
+            raise NodeError(f"cannot listen on UDP port {port}: {exc.strerror}") from None
+        self.port = s4.getsockname()[1]
+        self.sockets[socket.AF_INET] = s4
+        try:
+            s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s6.bind(("::", self.port))
+            self.sockets[socket.AF_INET6] = s6
+        except OSError as exc:
+            log.warning("no IPv6 socket (%s); IPv4 only", exc.strerror)
+        for s in self.sockets.values():
+            s.setblocking(False)
+            for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # *BUFFORCE
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+                except OSError:
+                    s.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.port)
+            except OSError:
+                log.warning(
+                    "cannot mark the UDP sockets; a default route through the tunnel will loop"
+                )
+        return self.port
+
+    def enable_offloads(self, *, gso: bool, gro: bool) -> None:
+        self.batch.gso = gso
+        self.gro = gro and enable_gro(list(self.sockets.values()))
+
+    def add(self, data: bytes, address: Endpoint) -> None:
+        self.batch.add(data, address)
+
+    def send_now(self, data: bytes, address: Endpoint) -> None:
+        self.batch.send_now(data, address)
+
+    def flush(self) -> None:
+        self.batch.flush()
+
+    async def serve(self, receiver: Receiver) -> None:
+        async with trio.open_nursery() as nursery:
+            for sock in self.sockets.values():
+                nursery.start_soon(self._reader, sock, receiver)
+
+    async def _reader(self, sock: socket.socket, receiver: Receiver) -> None:
+        view = memoryview(bytearray(65536))
+        deliver = receiver.receive
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            now = trio.current_time()
+            gro = self.gro
+            delivered = False
+            for _ in range(BATCH):
+                try:
+                    if gro:
+                        datagrams, address = receive(sock, view)
+                    else:
+                        n, addr = sock.recvfrom_into(view)
+                        datagrams, address = [bytes(view[:n])], (addr[0], addr[1])
+                except BlockingIOError:
+                    break
+                except OSError:
+                    self.drops["recv_error"] += 1  # e.g. ICMP errors reported on the socket
+                    continue
+                path = Path(UDP, address)
+                for data in datagrams:
+                    if deliver(data, path, now=now):
+                        delivered = True
+            receiver.after_batch(data=delivered)
+
+    def close(self) -> None:
+        for s in self.sockets.values():
+            s.close()
+        self.sockets.clear()

@@ -1,8 +1,8 @@
 """The device: one local static key, its peers, the index table, and the verbs the shell calls.
 
-    receive_datagram(data, addr, *, now, under_load) -> (peer, plaintext) | None
+    receive_datagram(data, path, *, now, under_load) -> (peer, plaintext) | None
     encrypt(peer, packet, *, now)                    -> datagram | None (staged)
-    datagrams_to_send()                              -> [(datagram, endpoint)]
+    datagrams_to_send()                              -> [(datagram, path)]
     next_event()                                     -> Event | None
     get_timer() / handle_timer(*, now)
 
@@ -18,7 +18,7 @@ from collections import Counter, deque
 from cryptography.exceptions import InvalidTag
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..types import Endpoint, RandomSource
+from ..types import Path, RandomSource
 from . import handshake as hs
 from .constants import (
     INITIATION_SIZE,
@@ -38,16 +38,20 @@ from .constants import (
     REKEY_TIMEOUT_JITTER_MAX_MS,
     RESPONSE_SIZE,
     TRANSPORT_HEADER_SIZE,
+    ZERO_KEYS_AFTER,
 )
 from .cookie import CookieChecker
 from .crypto import clamp, nonce, public_key
 from .events import (
-    EndpointChanged,
     Event,
     HandshakeCompleted,
+    HandshakeGaveUp,
+    KeysZeroed,
+    PathChanged,
     TimestampSent,
 )
 from .keypair import Keypair
+from .load import HandshakeLoad
 from .messages import (
     HEADER,
     message_type,
@@ -59,7 +63,7 @@ from .messages import (
 from .peer import Peer, PeerConfig
 from .profile import PROFILES, Mode
 from .tai64n import next_stamp
-from .timers import TimerQueue, fire_peer_timers
+from .timers import Expired, TimerQueue, expire
 
 _LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT  # 165 s
 
@@ -85,9 +89,10 @@ class Device:
         self.checkers = {mode: CookieChecker(p, self.public_key) for mode, p in PROFILES.items()}
         self.drops: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
-        self._outbox: deque[tuple[bytes, Endpoint]] = deque()
+        self._outbox: deque[tuple[bytes, Path]] = deque()
         self._events: deque[Event] = deque()
         self.timers = TimerQueue()
+        self.load = HandshakeLoad()
 
     # -- configuration ------------------------------------------------------
 
@@ -107,13 +112,21 @@ class Device:
             raise LocalProtocolError("public_key: no such peer")
         peer.zero(self.index)
 
-    def sync_wall_clock(self, *, wall: float, now: float) -> None:
-        """Tell the core the wall-clock time (Unix seconds) that matches monotonic `now`."""
-        self.wall_offset = wall - now
+    def cut_off(self, public_key: bytes) -> None:
+        """Stop talking to a peer without forgetting it (a client past its credit): every key
+        erased, staged packets and timers cleared, persistent keepalives off. It can still
+        handshake again; what it may then send is for the caller to decide."""
+        peer = self.peers.get(public_key)
+        if peer is None:
+            raise LocalProtocolError("public_key: no such peer")
+        peer.zero(self.index)
+        peer.persistent_keepalive = 0
+        peer.staged.clear()
+        peer.clear_timers()
 
     # -- outputs ------------------------------------------------------------
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Endpoint]]:
+    def datagrams_to_send(self) -> list[tuple[bytes, Path]]:
         out = list(self._outbox)
         self._outbox.clear()
         return out
@@ -121,11 +134,11 @@ class Device:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
-    def _send(self, data: bytes, endpoint: Endpoint) -> None:
+    def _send(self, data: bytes, path: Path) -> None:
         if len(self._outbox) >= MAX_OUTBOX:
             self.drops["outbox_full"] += 1
             return
-        self._outbox.append((data, endpoint))
+        self._outbox.append((data, path))
 
     def emit(self, event: Event) -> None:
         if len(self._events) >= MAX_EVENTS:
@@ -178,10 +191,10 @@ class Device:
         if kp is None:
             self.send_initiation(peer, now=now, retry=False)
             return
-        if peer.endpoint is None:
+        if peer.path is None:
             return
         while peer.staged and peer.usable_keypair(now=now) is kp:
-            self._send(self._seal(peer, kp, peer.staged.popleft(), now=now), peer.endpoint)
+            self._send(self._seal(peer, kp, peer.staged.popleft(), now=now), peer.path)
 
     def send_keepalive(self, peer: Peer, *, now: float) -> None:
         if not peer.staged:
@@ -198,7 +211,7 @@ class Device:
         last = peer.handshake.last_sent_initiation
         if last is not None and now - last < REKEY_TIMEOUT:
             return
-        if peer.endpoint is None:
+        if peer.path is None:
             self.counters["initiation_no_endpoint"] += 1
             return
         peer.handshake.last_sent_initiation = now
@@ -215,7 +228,7 @@ class Device:
         self.index[idx] = peer
         self.emit(TimestampSent(peer.public_key, ts))
         self.counters["initiations_sent"] += 1
-        self._send(bytes(msg), peer.endpoint)
+        self._send(bytes(msg), peer.path)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_sent()
         jitter_ms = int.from_bytes(self.rng(2), "little") % REKEY_TIMEOUT_JITTER_MAX_MS
@@ -224,21 +237,24 @@ class Device:
     # -- receiving ----------------------------------------------------------
 
     def receive_datagram(
-        self, data: bytes, addr: Endpoint, *, now: float, under_load: bool = False
+        self, data: bytes, path: Path, *, now: float, under_load: bool = False
     ) -> tuple[Peer, bytes] | None:
         """Process one datagram. Returns (peer, inner packet) for data; None otherwise.
 
         Never raises for anything the network can send: refusals are counted in
-        `drops` by reason.
+        `drops` by reason. Handshake messages count towards the device's load (load.py);
+        `under_load` forces it (tests and benchmarks).
         """
         try:
             kind = message_type(data)
             if kind == MESSAGE_TRANSPORT:
-                return self._receive_transport(data, addr, now=now)
+                return self._receive_transport(data, path, now=now)
             if kind == MESSAGE_INITIATION:
-                self._receive_initiation(data, addr, now=now, under_load=under_load)
+                loaded = self.load.count(now=now) or under_load
+                self._receive_initiation(data, path, now=now, under_load=loaded)
             elif kind == MESSAGE_RESPONSE:
-                self._receive_response(data, addr, now=now, under_load=under_load)
+                loaded = self.load.count(now=now) or under_load
+                self._receive_response(data, path, now=now, under_load=loaded)
             elif kind == MESSAGE_COOKIE_REPLY:
                 self._receive_cookie_reply(data, now=now)
             else:
@@ -256,20 +272,21 @@ class Device:
         raise RemoteProtocolError(f"{name}_mac1")
 
     def _check_load(
-        self, checker: CookieChecker, data: bytes, sender: int, addr: Endpoint, *, now: float
+        self, checker: CookieChecker, data: bytes, sender: int, path: Path, *, now: float
     ) -> None:
+        addr = path.address  # cookies bind the source address, whatever the transport
         if not checker.check_mac2(data, addr, now=now):
-            self._send(checker.create_reply(data, sender, addr, now=now, rng=self.rng), addr)
+            self._send(checker.create_reply(data, sender, addr, now=now, rng=self.rng), path)
             self.counters["cookie_replies_sent"] += 1
             raise RemoteProtocolError("under_load_cookie_sent")
 
     def _receive_initiation(
-        self, data: bytes, addr: Endpoint, *, now: float, under_load: bool
+        self, data: bytes, path: Path, *, now: float, under_load: bool
     ) -> None:
         checker = self._match_mac1(data, INITIATION_SIZE, "initiation")
         msg = parse_initiation(data)
         if under_load:
-            self._check_load(checker, data, msg.sender, addr, now=now)
+            self._check_load(checker, data, msg.sender, path, now=now)
         opened = hs.open_initiation(checker.profile, self.private_key, self.public_key, msg)
         peer = self.peers.get(opened.remote_static)
         if peer is None:
@@ -278,7 +295,7 @@ class Device:
             raise RemoteProtocolError("initiation_wrong_mode")
         hs.finish_initiation(peer.handshake, opened, now=now)
         # authenticated from here on
-        self._update_endpoint(peer, addr)
+        self._update_path(peer, path)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
         old = peer.handshake.local_index
@@ -295,15 +312,15 @@ class Device:
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_sent()
         self.counters["responses_sent"] += 1
-        self._send(bytes(out), addr)
+        self._send(bytes(out), path)
 
     def _receive_response(
-        self, data: bytes, addr: Endpoint, *, now: float, under_load: bool
+        self, data: bytes, path: Path, *, now: float, under_load: bool
     ) -> None:
         checker = self._match_mac1(data, RESPONSE_SIZE, "response")
         msg = parse_response(data)
         if under_load:
-            self._check_load(checker, data, msg.sender, addr, now=now)
+            self._check_load(checker, data, msg.sender, path, now=now)
         peer = self.index.get(msg.receiver)
         if not isinstance(peer, Peer):
             raise RemoteProtocolError("response_unknown_index")
@@ -311,7 +328,7 @@ class Device:
             raise RemoteProtocolError("response_wrong_mode")
         keys = peer.handshake.consume_response(msg)
         # authenticated from here on
-        self._update_endpoint(peer, addr)
+        self._update_path(peer, path)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
         kp = Keypair(keys, peer_key=peer.public_key, now=now)
@@ -334,7 +351,7 @@ class Device:
         self.counters["cookies_received"] += 1
 
     def _receive_transport(
-        self, data: bytes, addr: Endpoint, *, now: float
+        self, data: bytes, path: Path, *, now: float
     ) -> tuple[Peer, bytes] | None:
         if len(data) < KEEPALIVE_SIZE:
             raise RemoteProtocolError("transport_short")
@@ -369,7 +386,7 @@ class Device:
         ):
             peer.sent_last_minute_handshake = True
             self.send_initiation(peer, now=now, retry=False)
-        self._update_endpoint(peer, addr)
+        self._update_path(peer, path)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
         peer.rx_bytes += len(data)
@@ -383,10 +400,12 @@ class Device:
         if peer.staged:
             self._send_staged(peer, now=now)
 
-    def _update_endpoint(self, peer: Peer, addr: Endpoint) -> None:
-        if peer.endpoint != addr:
-            peer.endpoint = addr
-            self.emit(EndpointChanged(peer.public_key, addr))
+    def _update_path(self, peer: Peer, path: Path) -> None:
+        """Roaming (WireGuard's endpoint update), only ever on an authenticated packet: the
+        peer's datagrams go back the way its latest authenticated one came."""
+        if peer.path != path:
+            peer.path = path
+            self.emit(PathChanged(peer.public_key, path))
 
     # -- timers -------------------------------------------------------------
 
@@ -396,10 +415,35 @@ class Device:
 
     def handle_timer(self, *, now: float) -> None:
         for peer in self.timers.pop_due(self.peers, now=now):
-            fire_peer_timers(self, peer, now=now)
+            self._fire(peer, now=now)
             deadline = peer.next_deadline()
             if deadline is not None:
                 peer.arm(deadline)
+
+    def _fire(self, peer: Peer, *, now: float) -> None:
+        """Carry out what the peer's expired timers ask for (timers.expire)."""
+        for action in expire(peer, now=now):
+            if action is Expired.RETRANSMIT:
+                self.send_initiation(peer, now=now, retry=True)
+            elif action is Expired.GAVE_UP:
+                peer.staged.clear()
+                self.counters["handshakes_gave_up"] += 1
+                self.emit(HandshakeGaveUp(peer.public_key))
+                if peer.zero_keys is None:
+                    peer.zero_keys = peer.arm(now + ZERO_KEYS_AFTER)
+            elif action is Expired.KEEPALIVE:
+                self.send_keepalive(peer, now=now)
+                if peer.need_another_keepalive:
+                    peer.need_another_keepalive = False
+                    peer.send_keepalive = peer.arm(now + KEEPALIVE_TIMEOUT)
+            elif action is Expired.NEW_HANDSHAKE:
+                self.counters["handshakes_for_silence"] += 1
+                self.send_initiation(peer, now=now, retry=False)
+            elif action is Expired.ZERO_KEYS:
+                peer.zero(self.index)
+                self.emit(KeysZeroed(peer.public_key))
+            elif action is Expired.PERSISTENT_KEEPALIVE:
+                self.send_keepalive(peer, now=now)
 
 
 __all__ = ["Device", "Mode", "Peer", "PeerConfig"]

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ..types import Endpoint
+from ..types import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +28,12 @@ class KeysZeroed:
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointChanged:
-    """An authenticated packet came from a new address (roaming)."""
+class PathChanged:
+    """The device now sends to this peer over another path: an authenticated packet came
+    from a new address (roaming), or the path policy chose another candidate."""
 
     public_key: bytes
-    endpoint: Endpoint
+    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,4 +44,4 @@ class TimestampSent:
     timestamp: bytes
 
 
-Event = HandshakeCompleted | HandshakeGaveUp | KeysZeroed | EndpointChanged | TimestampSent
+Event = HandshakeCompleted | HandshakeGaveUp | KeysZeroed | PathChanged | TimestampSent

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LocalProtocolError
-from ..types import Endpoint
+from ..types import UDP, Endpoint, Path
 from .constants import (
     KEEPALIVE_TIMEOUT,
     KEY_SIZE,
@@ -46,15 +46,13 @@ class PeerConfig:
             raise LocalProtocolError("persistent_keepalive: seconds from 0 (off) to 65535")
 
 
-TIMER_NAMES = ("retransmit", "send_keepalive", "new_handshake", "zero_keys", "persistent_keepalive")
-
-
 class Peer:
     def __init__(self, config: PeerConfig, *, local_private: bytes, local_public: bytes) -> None:
         self.config = config
         self.public_key = config.public_key
         self.profile = PROFILES[config.mode]
-        self.endpoint: Endpoint | None = config.endpoint
+        # where datagrams for this peer go: chosen by the device's path policy (roaming)
+        self.path: Path | None = None if config.endpoint is None else Path(UDP, config.endpoint)
         self.persistent_keepalive = float(config.persistent_keepalive)
         self.handshake = Handshake(
             profile=self.profile,
@@ -88,7 +86,7 @@ class Peer:
 
     def __repr__(self) -> str:
         return (
-            f"<Peer {self.public_key.hex()[:8]} {self.profile.mode.value} endpoint={self.endpoint}>"
+            f"<Peer {self.public_key.hex()[:8]} {self.profile.mode.value} path={self.path}>"
         )
 
     # -- keypairs -----------------------------------------------------------

@@ -50,13 +50,7 @@ def next_stamp(wall: float, last: bytes | None) -> bytes:
     return ts
 
 
-def is_after(ts: bytes, last: bytes | None) -> bool:
-    """Big-endian fixed width, so byte order is time order."""
-    return last is None or ts > last
-
-
-def to_unix(ts: bytes) -> float:
-    secs: int
-    nanos: int
+def plus_seconds(ts: bytes, seconds: int) -> bytes:
+    """The stamp `seconds` whole seconds after `ts` (for reserving stamps ahead)."""
     secs, nanos = _TAI.unpack(ts)
-    return float(secs - BASE) + nanos / 1e9
+    return _TAI.pack(secs + seconds, nanos)

@@ -9,14 +9,10 @@ persistent      the configured interval after any authenticated packet: keepaliv
 """
 
 import heapq
-from typing import TYPE_CHECKING
+from enum import Enum
 
-from .constants import KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, ZERO_KEYS_AFTER
-from .events import HandshakeGaveUp, KeysZeroed
+from .constants import MAX_TIMER_HANDSHAKES
 from .peer import Peer
-
-if TYPE_CHECKING:
-    from .device import Device
 
 
 class TimerQueue:
@@ -69,33 +65,39 @@ class TimerQueue:
         return due
 
 
-def fire_peer_timers(device: "Device", peer: Peer, *, now: float) -> None:
+class Expired(Enum):
+    """What an expired timer asks the device to do."""
+
+    RETRANSMIT = "retransmit"  # send the initiation again
+    GAVE_UP = "gave_up"  # 18 retries without a response: drop staged packets
+    KEEPALIVE = "keepalive"  # a passive keepalive
+    NEW_HANDSHAKE = "new_handshake"  # silence after data sent: a new handshake
+    ZERO_KEYS = "zero_keys"  # erase every key
+    PERSISTENT_KEEPALIVE = "persistent_keepalive"
+
+
+def expire(peer: Peer, *, now: float) -> list[Expired]:
+    """Clear the peer's timers that are due at `now` and return what each asks for, in
+    wireguard-go's order; the device carries the actions out (Device.handle_timer)."""
+    due: list[Expired] = []
     if peer.retransmit is not None and peer.retransmit <= now:
         peer.retransmit = None
         if peer.handshake_attempts > MAX_TIMER_HANDSHAKES:
-            peer.staged.clear()
-            device.counters["handshakes_gave_up"] += 1
-            device.emit(HandshakeGaveUp(peer.public_key))
-            if peer.zero_keys is None:
-                peer.zero_keys = peer.arm(now + ZERO_KEYS_AFTER)
+            due.append(Expired.GAVE_UP)
         else:
             peer.handshake_attempts += 1
-            device.send_initiation(peer, now=now, retry=True)
+            due.append(Expired.RETRANSMIT)
     if peer.send_keepalive is not None and peer.send_keepalive <= now:
         peer.send_keepalive = None
-        device.send_keepalive(peer, now=now)
-        if peer.need_another_keepalive:
-            peer.need_another_keepalive = False
-            peer.send_keepalive = peer.arm(now + KEEPALIVE_TIMEOUT)
+        due.append(Expired.KEEPALIVE)
     if peer.new_handshake is not None and peer.new_handshake <= now:
         peer.new_handshake = None
-        device.counters["handshakes_for_silence"] += 1
-        device.send_initiation(peer, now=now, retry=False)
+        due.append(Expired.NEW_HANDSHAKE)
     if peer.zero_keys is not None and peer.zero_keys <= now:
         peer.zero_keys = None
-        peer.zero(device.index)
-        device.emit(KeysZeroed(peer.public_key))
+        due.append(Expired.ZERO_KEYS)
     if peer.persistent_keepalive_at is not None and peer.persistent_keepalive_at <= now:
         peer.persistent_keepalive_at = None
         if peer.persistent_keepalive > 0:
-            device.send_keepalive(peer, now=now)
+            due.append(Expired.PERSISTENT_KEEPALIVE)
+    return due

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from tidewire.node.transports.udp import BatchSender
+from tidewire.protocol.types import UDP, Path
 
 
 def receive_all(sock: socket.socket, n: int) -> list[bytes]:
@@ -107,7 +108,7 @@ def test_a_forged_datagram_in_a_coalesced_run_costs_only_itself() -> None:
         received += len(datagrams)
         calls += 1
         for d in datagrams:
-            res = b.device.receive_datagram(d, a.addr, now=1.0)
+            res = b.device.receive_datagram(d, Path(UDP, a.addr), now=1.0)
             if res is not None:
                 got.append(res[1][:84])  # without the padding to 16 bytes
     assert calls < len(wire)  # the run really came coalesced

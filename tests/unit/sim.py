@@ -17,7 +17,7 @@ from tidewire.protocol.link.events import Event
 from tidewire.protocol.link.messages import message_type
 from tidewire.protocol.link.peer import Peer, PeerConfig
 from tidewire.protocol.link.profile import Mode
-from tidewire.protocol.types import Endpoint
+from tidewire.protocol.types import UDP, Endpoint, Path
 
 from .helpers import SeededRandom, keypair
 
@@ -121,8 +121,8 @@ class Sim:
     def send(self, src: Node, dst: Node, packet: bytes) -> None:
         peer = src.peer(dst)
         out = src.device.encrypt(peer, packet, now=self.now)
-        if out is not None and peer.endpoint is not None:
-            self.transmit(src.addr, peer.endpoint, out)
+        if out is not None and peer.path is not None:
+            self.transmit(src.addr, peer.path.address, out)
         self.flush(src)
 
     def inject(self, src: Endpoint, dst: Endpoint, data: bytes) -> None:
@@ -143,8 +143,8 @@ class Sim:
             heapq.heappush(self.queue, (at, self.seq, src, dst, data))
 
     def flush(self, node: Node) -> None:
-        for data, endpoint in node.device.datagrams_to_send():
-            self.transmit(node.addr, endpoint, data)
+        for data, path in node.device.datagrams_to_send():
+            self.transmit(node.addr, path.address, data)
         while (event := node.device.next_event()) is not None:
             node.events.append((self.now, event))
 
@@ -167,7 +167,7 @@ class Sim:
                 if node is None:
                     continue
                 res = node.device.receive_datagram(
-                    data, src, now=self.now, under_load=node.under_load
+                    data, Path(UDP, src), now=self.now, under_load=node.under_load
                 )
                 if res is not None:
                     node.received.append((self.now, res[1]))

@@ -13,6 +13,7 @@ layout so any change to it is seen.
 from tidewire.protocol.link.crypto import public_key
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
+from tidewire.protocol.types import UDP, Path
 
 from .helpers import SeededRandom
 
@@ -48,13 +49,13 @@ def test_fixed_keys_and_randomness_give_fixed_bytes() -> None:
     pb = b.add_peer(PeerConfig(public_key=public_key(ALICE), preshared_key=psk))
     assert a.encrypt(pa, bytes(range(64)), now=0.0) is None  # staged until the handshake
     [(init, to)] = a.datagrams_to_send()
-    assert to == ("192.0.2.2", 51820)
+    assert to == Path(UDP, ("192.0.2.2", 51820))
     assert init.hex() == INITIATION
-    assert b.receive_datagram(init, ("192.0.2.1", 51820), now=0.01) is None
+    assert b.receive_datagram(init, Path(UDP, ("192.0.2.1", 51820)), now=0.01) is None
     [(resp, _)] = b.datagrams_to_send()
     assert resp.hex() == RESPONSE
-    assert a.receive_datagram(resp, ("192.0.2.2", 51820), now=0.02) is None
+    assert a.receive_datagram(resp, Path(UDP, ("192.0.2.2", 51820)), now=0.02) is None
     [(data, _)] = a.datagrams_to_send()
     assert data.hex() == TRANSPORT
-    got = b.receive_datagram(data, ("192.0.2.1", 51820), now=0.03)
+    got = b.receive_datagram(data, Path(UDP, ("192.0.2.1", 51820)), now=0.03)
     assert got is not None and got[0] is pb and got[1] == bytes(range(64))

@@ -17,12 +17,13 @@ from tidewire.protocol.link.constants import (
     MESSAGE_TRANSPORT,
 )
 from tidewire.protocol.link.events import (
-    EndpointChanged,
     HandshakeCompleted,
     HandshakeGaveUp,
     KeysZeroed,
+    PathChanged,
 )
 from tidewire.protocol.link.profile import Mode
+from tidewire.protocol.types import UDP, Path
 
 from .sim import Sent, Sim, pair
 
@@ -160,7 +161,7 @@ def test_keys_are_refused_after_180_seconds() -> None:
     assert a.device.encrypt(a.peer(b), pkt(2), now=sim.now) is None
     assert len(a.peer(b).staged) == 1
     # and b refuses traffic on it (the replayed packet is dropped before the window)
-    b.device.receive_datagram(old, a.addr, now=sim.now)
+    b.device.receive_datagram(old, Path(UDP, a.addr), now=sim.now)
     assert b.device.drops["transport_expired_keypair"] == 1
 
 
@@ -278,7 +279,7 @@ def test_roaming_moves_the_endpoint_only_on_authenticated_packets() -> None:
     sim, a, b = pair()
     sim.send(a, b, pkt(1))
     sim.run_until(1.0)
-    assert b.peer(a).endpoint == a.addr
+    assert b.peer(a).path == Path(UDP, a.addr)
     # a forged transport packet from elsewhere, using a live receiver index
     kp = b.peer(a).current or b.peer(a).next
     assert kp is not None
@@ -290,14 +291,14 @@ def test_roaming_moves_the_endpoint_only_on_authenticated_packets() -> None:
     )
     sim.inject(("203.0.113.66", 6666), b.addr, forged)
     sim.run_until(2.0)
-    assert b.peer(a).endpoint == a.addr
+    assert b.peer(a).path == Path(UDP, a.addr)
     assert b.device.drops["transport_decrypt"] == 1
     # a really moves (new NAT mapping) and keeps sending
     sim.move(a, ("203.0.113.7", 40000))
     sim.send(a, b, pkt(2))
     sim.run_until(3.0)
-    assert b.peer(a).endpoint == ("203.0.113.7", 40000)
-    assert any(isinstance(e, EndpointChanged) for _, e in b.events)
+    assert b.peer(a).path == Path(UDP, ("203.0.113.7", 40000))
+    assert any(isinstance(e, PathChanged) for _, e in b.events)
     sim.send(b, a, pkt(3))
     sim.run_until(4.0)
     assert payloads(a.received)[-1] == pkt(3)

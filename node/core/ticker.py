@@ -14,32 +14,33 @@ count as use: persistent keepalives do not keep it ticking, nor can a flood of f
 datagrams. `tidewire up --tick-ms 0` turns it off.
 """
 
-import trio
-
 INTERVAL = 0.010
 WINDOW = 1.0  # seconds of silence after which the ticks stop
 
 
 class Ticker:
+    """A timer component (get_timer / handle_timer) of the node's one timer task: its
+    deadline exists only while inner packets moved within the last `window` seconds."""
+
     def __init__(self, interval: float = INTERVAL, window: float = WINDOW) -> None:
         self.interval = interval
         self.window = window
         self.last_activity = float("-inf")
         self.ticks = 0
-        self._active = trio.Event()
+        self._next: float | None = None
 
     def poke(self, now: float) -> None:
         """Inner packets moved at `now` (called after each data-path batch that moved any)."""
         self.last_activity = now
-        if not self._active.is_set():
-            self._active.set()
+        if self._next is None and self.interval > 0:
+            self._next = now + self.interval
 
-    async def run(self) -> None:
-        if self.interval <= 0:
+    def get_timer(self) -> float | None:
+        return self._next
+
+    def handle_timer(self, *, now: float) -> None:
+        due = self._next
+        if due is None or now < due:
             return
-        while True:
-            await self._active.wait()
-            while trio.current_time() - self.last_activity < self.window:
-                await trio.sleep(self.interval)
-                self.ticks += 1
-            self._active = trio.Event()  # no await since the check: no poke is lost
+        self.ticks += 1
+        self._next = now + self.interval if now - self.last_activity < self.window else None

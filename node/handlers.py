@@ -1,0 +1,110 @@
+"""What the daemon answers on its control socket: one function per command.
+
+Requests are checked field by field (requests.py) before anything changes; a refusal
+is a `control.RequestError` whose message is the reply's one sentence.
+"""
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from tidewire.node import control
+from tidewire.node.errors import NodeError
+from tidewire.node.peers import PeerError
+from tidewire.node.requests import peer_spec_from_request, request_key
+from tidewire.node.status import build_status
+from tidewire.node.usage import epoch_report, usage
+from tidewire.protocol.errors import LocalProtocolError
+
+if TYPE_CHECKING:
+    from tidewire.node.daemon import Daemon
+
+log = logging.getLogger("tidewire.node")
+
+MAX_EPOCH = 1 << 40  # far beyond any real epoch number; bounds what a request can ask for
+
+
+class Handlers:
+    def __init__(self, daemon: "Daemon") -> None:
+        self.daemon = daemon
+        self.commands = {
+            "status": self.status,
+            "down": self.down,
+            "peer_add": self.peer_add,
+            "peer_remove": self.peer_remove,
+            "usage": self.usage,
+            "report": self.report,
+        }
+
+    async def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req["cmd"]
+        handler = self.commands.get(cmd)
+        if handler is None:
+            raise control.RequestError(
+                f"unknown command {cmd!r} (known: {', '.join(sorted(self.commands))})"
+            )
+        return await handler(req)
+
+    async def status(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"status": build_status(self.daemon)}
+
+    async def down(self, req: dict[str, Any]) -> dict[str, Any]:
+        log.info("%s: stopping (tidewire down)", self.daemon.cfg.name)
+        return {"after_reply": self.daemon.cancel.cancel}
+
+    async def peer_add(self, req: dict[str, Any]) -> dict[str, Any]:
+        peers = self.daemon.peers
+        assert peers is not None
+        spec = peer_spec_from_request(req)
+        move = req.get("move", False)
+        if not isinstance(move, bool):
+            raise control.RequestError("move: true or false")
+        if spec.public_key in peers.datapath.device.peers:
+            raise control.RequestError("a peer with that public key is already configured")
+        try:
+            await peers.add(spec, move=move)
+        except (PeerError, LocalProtocolError, NodeError, OSError) as exc:
+            raise control.RequestError(str(exc)) from None
+        return {}
+
+    async def peer_remove(self, req: dict[str, Any]) -> dict[str, Any]:
+        peers = self.daemon.peers
+        assert peers is not None
+        try:
+            await peers.remove(request_key(req, "public_key"))
+        except PeerError as exc:
+            raise control.RequestError(str(exc)) from None
+        return {}
+
+    async def usage(self, req: dict[str, Any]) -> dict[str, Any]:
+        d = self.daemon
+        assert d.accountant is not None
+        ledger = d.ledger
+        rows = await trio.to_thread.run_sync(ledger.usage) if ledger else []
+        return {"usage": {"interface": d.cfg.name, **usage(d.accountant, rows)}}
+
+    async def report(self, req: dict[str, Any]) -> dict[str, Any]:
+        acct = self.daemon.accountant
+        assert acct is not None
+        epoch = req.get("epoch")
+        if epoch == "current":
+            epoch = current_epoch(acct.epoch_seconds)
+        if (
+            not isinstance(epoch, int)
+            or isinstance(epoch, bool)
+            or not 0 <= epoch <= MAX_EPOCH
+        ):
+            raise control.RequestError(
+                f'epoch: an integer from 0 to {MAX_EPOCH}, or "current", is required'
+            )
+        try:
+            return {"report": await epoch_report(acct, epoch)}
+        except ValueError as exc:
+            raise control.RequestError(str(exc)) from None
+
+
+def current_epoch(epoch_seconds: int) -> int:
+    """The node's current epoch: a fixed UTC window of its configured length."""
+    return int(time.time()) // epoch_seconds

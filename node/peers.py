@@ -1,0 +1,158 @@
+"""The node's peers: adding, removing and cutting them off, with their routes and roles.
+
+A peer is configured in three places that must agree: the link (`Device`), the
+cryptokey routes of the data path (its allowed IPs, looked up per packet) and the
+kernel's routes through the TUN (`ip`, run in a worker thread so the event loop never
+waits on it). An allowed IP another peer already holds is refused, unless the caller
+asks to move it, as `wg set` would silently do and leave the first peer broken.
+Every change is logged.
+"""
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from tidewire.node import netconf
+from tidewire.node.config import Network, PeerSpec
+from tidewire.node.core.roles import Role
+from tidewire.node.errors import NodeError
+from tidewire.node.requests import resolve
+from tidewire.protocol.keys import short
+from tidewire.protocol.link.peer import Peer, PeerConfig
+
+if TYPE_CHECKING:
+    from tidewire.node.accounting import Accountant
+    from tidewire.node.datapath import DataPath
+
+log = logging.getLogger("tidewire.node")
+
+
+class PeerError(Exception):
+    """A peer change the node refuses; the message says why."""
+
+
+class Peers:
+    def __init__(
+        self, *, name: str, table: int, datapath: "DataPath", exit_enabled: bool
+    ) -> None:
+        self.name = name  # the interface
+        self.table = table  # the routing table of default routes through the tunnel
+        self.datapath = datapath
+        self.exit_enabled = exit_enabled
+        self.accountant: Accountant | None = None
+        self.allowed: dict[bytes, list[Network]] = {}
+        self.specs: dict[bytes, PeerSpec] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold a nursery for the route removals of peers cut off from the packet path."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def owner_of(self, net: Network) -> bytes | None:
+        for key, nets in self.allowed.items():
+            if net in nets:
+                return key
+        return None
+
+    async def add(
+        self, spec: PeerSpec, *, last_timestamp: bytes | None = None, move: bool = False
+    ) -> Peer:
+        dp = self.datapath
+        for net in spec.allowed_ips:
+            owner = self.owner_of(net)
+            if owner is not None and owner != spec.public_key and not move:
+                raise PeerError(
+                    f"allowed IP {net} belongs to peer {short(owner)}; remove it there first"
+                )
+        endpoint = await resolve(spec.endpoint) if spec.endpoint else None
+        peer = dp.device.add_peer(
+            PeerConfig(
+                public_key=spec.public_key,
+                preshared_key=spec.preshared_key,
+                endpoint=endpoint,
+                persistent_keepalive=spec.persistent_keepalive,
+                mode=spec.mode,
+                last_sent_timestamp=last_timestamp,
+            )
+        )
+        try:
+            await trio.to_thread.run_sync(
+                lambda: netconf.add_routes(self.name, spec.allowed_ips, table=self.table)
+            )
+        except Exception:
+            dp.device.remove_peer(spec.public_key)  # a refused add changes nothing
+            await trio.to_thread.run_sync(
+                lambda: netconf.remove_routes(self.name, spec.allowed_ips, table=self.table)
+            )
+            raise
+        for net in spec.allowed_ips:
+            owner = self.owner_of(net)
+            if owner is not None and owner != spec.public_key:  # moved: the old one loses it
+                self.allowed[owner].remove(net)
+                log.info("allowed IP %s moved from peer %s", net, short(owner))
+            dp.routes.insert(net, peer)
+        if self.accountant is not None:
+            self.accountant.set_role(spec.public_key, self.role(spec))
+        self.allowed[spec.public_key] = list(spec.allowed_ips)
+        self.specs[spec.public_key] = spec
+        log.info(
+            "peer %s added (%s mode, allowed IPs %s)",
+            short(spec.public_key),
+            spec.mode.value,
+            ", ".join(map(str, spec.allowed_ips)) or "none",
+        )
+        return peer
+
+    async def remove(self, public_key: bytes) -> None:
+        if public_key not in self.datapath.device.peers:
+            raise PeerError("no peer with that public key")
+        nets = self._forget(public_key)
+        await trio.to_thread.run_sync(
+            lambda: netconf.remove_routes(self.name, nets, table=self.table)
+        )
+        log.info("peer %s removed", short(public_key))
+
+    def _forget(self, public_key: bytes) -> list[Network]:
+        dp = self.datapath
+        peer = dp.device.peers[public_key]
+        dp.routes.remove(peer)
+        dp.device.remove_peer(public_key)
+        dp.control.forget(public_key)
+        if self.accountant is not None:
+            self.accountant.set_role(public_key, None)
+        self.specs.pop(public_key, None)
+        return self.allowed.pop(public_key, [])
+
+    def role(self, spec: PeerSpec) -> Role | None:
+        if spec.provider:
+            return Role.PROVIDER
+        if self.exit_enabled:
+            return Role.STOCK if spec.mode.value == "wireguard" else Role.CLIENT
+        return None
+
+    def disconnect(self, peer_key: bytes) -> None:
+        """Stop talking to a peer (called from the packet path and timers: never waits). A
+        provider we refused is removed altogether, so it cannot even handshake again; a
+        client that is cut off loses its session keys."""
+        dp = self.datapath
+        if peer_key not in dp.device.peers:
+            return
+        if self.accountant is not None and self.accountant.roles.get(peer_key) is Role.PROVIDER:
+            nets = self._forget(peer_key)
+            log.info("peer %s removed (refused as a provider)", short(peer_key))
+            if self._nursery is not None and nets:
+                self._nursery.start_soon(self._remove_routes, nets)
+            return
+        dp.device.cut_off(peer_key)
+
+    async def _remove_routes(self, nets: list[Network]) -> None:
+        try:
+            await trio.to_thread.run_sync(
+                lambda: netconf.remove_routes(self.name, nets, table=self.table)
+            )
+        except NodeError as exc:
+            log.warning("%s", exc)

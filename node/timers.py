@@ -1,0 +1,58 @@
+"""The node's one timer task: it sleeps until the earliest deadline of every component.
+
+A component is anything with `get_timer() -> float | None` (monotonic seconds) and
+`handle_timer(*, now)`, the sans-IO habit of aioquic: the link's device, the
+accountant, the ticker, and later the queues, the pacer and the path logic. When it
+wakes, every component is offered the time (each fires only what is due to it), then
+`after` flushes what they produced (events, datagrams).
+
+Other tasks never wake this one: after their work, `rearm` only moves the sleep's
+deadline earlier when some component's deadline moved earlier, which costs no task
+switch on the packet path. A deadline that moved later just makes one early, harmless
+wake-up.
+"""
+
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+
+class TimerComponent(Protocol):
+    def get_timer(self) -> float | None: ...
+
+    def handle_timer(self, *, now: float) -> None: ...
+
+
+class TimerTask:
+    def __init__(self, *, after: Callable[[], None]) -> None:
+        self.components: list[TimerComponent] = []
+        self.after = after
+        self.wakeups = 0
+        self._scope: trio.CancelScope | None = None
+
+    def add(self, component: TimerComponent) -> None:
+        self.components.append(component)
+        self.rearm()
+
+    def rearm(self) -> None:
+        scope = self._scope
+        if scope is None:
+            return
+        for component in self.components:
+            deadline = component.get_timer()
+            if deadline is not None and deadline < scope.deadline:
+                scope.deadline = deadline
+
+    async def run(self) -> None:
+        while True:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                self.rearm()
+                await trio.sleep_forever()
+            self._scope = None
+            self.wakeups += 1
+            now = trio.current_time()
+            for component in self.components:
+                component.handle_timer(now=now)
+            self.after()
