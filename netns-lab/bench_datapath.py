@@ -16,8 +16,10 @@ import os
 import socket
 import struct
 import time
+from collections import Counter
 
 from tidewire.node.datapath import DataPath
+from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.link.crypto import clamp, public_key
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
@@ -51,11 +53,13 @@ def main() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     paths = []
+    udp = UdpTransport(Counter())
+    udp.sockets[socket.AF_INET] = sock
     for dev, peer, dst in ((a, pa, "10.0.0.2/32"), (b, pb, "10.0.0.1/32")):
         dp = DataPath(
             device=dev,
             tun_fd=null,
-            sockets={socket.AF_INET: sock},
+            transports={UDP: udp},
             policy=None,
             persist_timestamp=lambda key, stamp: None,
         )
@@ -71,15 +75,13 @@ def main() -> None:
         for packet in batch:
             out.outbound(packet, now=1.0)
     outbound = (time.perf_counter() - start) / n
-    datagrams = [d for runs in out.batch.pending.values() for d in runs]
-    out.batch.pending.clear()
+    datagrams = [d for runs in udp.batch.pending.values() for d in runs]
+    udp.batch.pending.clear()
 
     start = time.perf_counter()
     for i in range(0, n, BATCH):
         for data in datagrams[i : i + BATCH]:
-            res = b.receive_datagram(data, Path(UDP, A_ADDR), now=1.0)
-            if res is not None:
-                inn.inbound(res[0], res[1], now=1.0)
+            inn.receive(data, Path(UDP, A_ADDR), now=1.0)
         inn.flush_tun()
     inbound = (time.perf_counter() - start) / n
     assert not inn.drops and not b.drops, (inn.drops, b.drops)

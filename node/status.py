@@ -23,6 +23,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
     dev = dp.device
     # the wall clock now, not at start: a router without a real-time clock sets it later
     wall = time.time() - trio.current_time()
+    allowed = daemon.peers.allowed if daemon.peers is not None else {}
     peers = []
     for key, peer in dev.peers.items():
         endpoint = None if peer.path is None else str(peer.path)
@@ -31,7 +32,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             {
                 "public_key": encode_key(key),
                 "endpoint": endpoint,
-                "allowed_ips": [str(n) for n in (daemon.peers.allowed.get(key, []) if daemon.peers else [])],
+                "allowed_ips": [str(n) for n in allowed.get(key, [])],
                 "latest_handshake": latest,
                 "rx_bytes": peer.rx_bytes,
                 "tx_bytes": peer.tx_bytes,
