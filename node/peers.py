@@ -116,13 +116,13 @@ class Peers:
         )
         log.info("peer %s removed", short(public_key))
 
-    def _forget(self, public_key: bytes) -> list[Network]:
+    def _forget(self, public_key: bytes, *, keep_accounting: bool = False) -> list[Network]:
         dp = self.datapath
         peer = dp.device.peers[public_key]
         dp.routes.remove(peer)
         dp.device.remove_peer(public_key)
         dp.control.forget(public_key)
-        if self.accountant is not None:
+        if self.accountant is not None and not keep_accounting:
             self.accountant.set_role(public_key, None)
         self.specs.pop(public_key, None)
         return self.allowed.pop(public_key, [])
@@ -142,7 +142,7 @@ class Peers:
         if peer_key not in dp.device.peers:
             return
         if self.accountant is not None and self.accountant.roles.get(peer_key) is Role.PROVIDER:
-            nets = self._forget(peer_key)
+            nets = self._forget(peer_key, keep_accounting=True)  # `usage` still shows why
             log.info("peer %s removed (refused as a provider)", short(peer_key))
             if self._nursery is not None and nets:
                 self._nursery.start_soon(self._remove_routes, nets)
