@@ -8,10 +8,10 @@ root-only, yet one bad client must not stop the daemon or grow its memory, so:
 - a line is at most MAX_LINE bytes, read into one bytearray per connection that never
   holds more (each receive asks only for the room left), and nested at most MAX_DEPTH
   deep, checked on the raw bytes before json.loads can recurse;
-- a request has REQUEST_DEADLINE from its first byte to its last and again, from
-  then, for the reply to be taken (the handler itself is not cut short: cancelling
-  it could leave a peer half-added); a connection with no request under way is
-  closed after IDLE_TIMEOUT;
+- a request has REQUEST_DEADLINE from its first byte to the end of its reply; the
+  handler itself is not cut short (cancelling it could leave a peer half-added), but
+  if it overran, its reply gets only _GRACE to be taken. A connection with no
+  request under way is closed after IDLE_TIMEOUT;
 - whatever goes wrong on one connection (a hang-up, a reset, a bug in the handler,
   which is answered "internal error" and logged in one line) ends that connection
   only; running out of file descriptors or buffers on accept is logged once and
@@ -37,7 +37,7 @@ log = logging.getLogger("tidewire.control")
 MAX_LINE = 64 * 1024  # bytes in one request line, without its newline
 MAX_DEPTH = 32  # nested arrays and objects in one request; the commands need 3
 MAX_CONNECTIONS = 32  # the CLI uses one at a time; a handful of scripts fit
-REQUEST_DEADLINE = 10.0  # seconds to send a request line, and again to read the reply
+REQUEST_DEADLINE = 10.0  # seconds from a request's first byte to the end of its reply
 IDLE_TIMEOUT = 30.0  # seconds a connection may wait with no request under way
 ACCEPT_BACKOFF = 0.1  # seconds to wait when accept() finds no descriptors or memory
 _GRACE = 1.0  # seconds to hand over a last line: an error, or a reply the handler was slow with
