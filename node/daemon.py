@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node import control, firewall, netconf
+from tidewire.node import control, firewall, netconf, status
 from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig
 from tidewire.node.core.exit_policy import ExitPolicy
@@ -31,6 +31,7 @@ from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
+from tidewire.node.metrics import Registry
 from tidewire.node.peers import Peers
 from tidewire.node.state import TimestampStore
 from tidewire.node.timestamps import TimestampWriter
@@ -80,6 +81,7 @@ class Daemon:
         self.accountant: Accountant | None = None
         self.ledger: Ledger | None = None
         self.timestamps: TimestampWriter | None = None
+        self.metrics = Registry()
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -141,6 +143,7 @@ class Daemon:
                 rng=os.urandom,
             )
             dp.timers.add(self.accountant)
+            status.register(self.metrics, self)
             await off_loop(
                 lambda: netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
             )

@@ -36,6 +36,7 @@ class Handlers:
             "peer_remove": self.peer_remove,
             "usage": self.usage,
             "report": self.report,
+            "metrics": self.metrics,
         }
 
     async def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +50,10 @@ class Handlers:
 
     async def status(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"status": build_status(self.daemon)}
+
+    async def metrics(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Every counter of the registry in the Prometheus text format."""
+        return {"metrics": self.daemon.metrics.render()}
 
     async def down(self, req: dict[str, Any]) -> dict[str, Any]:
         log.info("%s: stopping (tidewire down)", self.daemon.cfg.name)

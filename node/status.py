@@ -1,4 +1,5 @@
-"""The status report of a running node: what `wg show` tells, plus the node's own counters.
+"""The status report of a running node (what `wg show` tells, plus the counters of the
+metrics registry), and the registration of those counters.
 
 The JSON keys are stable (documented in the README): interface, public_key,
 listen_port, exit, drops, peers[] with public_key, endpoint, allowed_ips,
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from tidewire.node.metrics import Registry
 from tidewire.protocol.keys import encode_key
 
 if TYPE_CHECKING:
@@ -40,7 +42,8 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
                 "mode": peer.profile.mode.value,
             }
         )
-    exit_refused = {k[5:]: v for k, v in dp.drops.items() if k.startswith("exit_")}
+    reg = daemon.metrics
+    exit_refused = reg.collect("tidewire_exit_refused_total")
     return {
         "interface": daemon.cfg.name,
         "public_key": encode_key(dev.public_key),
@@ -51,16 +54,96 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             "refused": exit_refused,
         },
         "drops": {
-            **{f"link_{k}": v for k, v in dev.drops.items()},
-            **{k: v for k, v in dp.drops.items() if not k.startswith("exit_")},
+            **{f"link_{k}": v for k, v in reg.collect("tidewire_link_drops_total").items()},
+            **reg.collect("tidewire_node_drops_total"),
         },
-        "counters": {**dev.counters, **dp.counters},
+        "counters": {
+            **reg.collect("tidewire_link_events_total"),
+            **reg.collect("tidewire_node_events_total"),
+        },
         "offloads": {
             "udp_gso": daemon.udp.batch.gso,
             "udp_gro": daemon.udp.gro,
             "tun_gro": dp.tun_gro,
             "tun_tso": dp.tun_tso,
         },
-        "ticker": {"interval_ms": round(dp.ticker.interval * 1000), "ticks": dp.ticker.ticks},
+        "ticker": {
+            "interval_ms": round(dp.ticker.interval * 1000),
+            "ticks": int(reg.collect("tidewire_ticker_ticks_total")[""]),
+        },
         "peers": peers,
     }
+
+
+def register(reg: Registry, daemon: "Daemon") -> None:
+    """Register every counter of a running node (called once the data path exists)."""
+    dp = daemon.datapath
+    assert dp is not None
+    dev = dp.device
+    acct = daemon.accountant
+
+    def node_drops() -> list[tuple[str, float]]:
+        rows: list[tuple[str, float]] = [
+            (k, v) for k, v in dp.drops.items() if not k.startswith("exit_")
+        ]
+        rows += list(dp.control.drops.items())
+        if acct is not None:
+            rows += list(acct.drops.items())
+        return rows
+
+    reg.counters(
+        "tidewire_link_drops_total",
+        "Datagrams the link refused, by reason.",
+        label="reason",
+        source=dev.drops,
+    )
+    reg.counters(
+        "tidewire_link_events_total",
+        "Handshake and cookie events of the link.",
+        label="event",
+        source=dev.counters,
+    )
+    reg.labelled(
+        "tidewire_node_drops_total",
+        "Packets the node refused (data path, control plane, accounting), by reason.",
+        label="reason",
+        read=node_drops,
+    )
+    reg.counters(
+        "tidewire_exit_refused_total",
+        "Packets the exit policy refused, by reason.",
+        label="reason",
+        source=dp.drops,
+        prefix="exit_",
+    )
+    reg.counters(
+        "tidewire_node_events_total",
+        "Data-path events (TUN super-packets and the like).",
+        label="event",
+        source=dp.counters,
+    )
+    reg.value(
+        "tidewire_ticker_ticks_total",
+        "Wake-ups the ticker made while the link was in use.",
+        lambda: dp.ticker.ticks,
+        kind="counter",
+    )
+    reg.value(
+        "tidewire_timer_wakeups_total",
+        "Wake-ups of the node's one timer task.",
+        lambda: dp.timers.wakeups,
+        kind="counter",
+    )
+    reg.value("tidewire_peers", "Configured peers.", lambda: len(dev.peers), kind="gauge")
+    reg.labelled(
+        "tidewire_peer_rx_bytes_total",
+        "Bytes received from each peer on the wire.",
+        label="peer",
+        read=lambda: [(encode_key(k), p.rx_bytes) for k, p in dev.peers.items()],
+    )
+    reg.labelled(
+        "tidewire_peer_tx_bytes_total",
+        "Bytes sent to each peer on the wire.",
+        label="peer",
+        read=lambda: [(encode_key(k), p.tx_bytes) for k, p in dev.peers.items()],
+    )

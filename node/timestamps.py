@@ -31,8 +31,6 @@ class TimestampWriter:
         self.pending: dict[bytes, bytes] = {}  # to be written
         self.writes = 0
         self._wake = trio.Event()
-        self._idle = trio.Event()
-        self._idle.set()
 
     def put(self, public_key: bytes, timestamp: bytes) -> None:
         """The link sent `timestamp` to this peer (called on the packet path: never waits)."""
@@ -40,7 +38,6 @@ class TimestampWriter:
         if reserved is not None and timestamp < plus_seconds(reserved, -(LEASE // 2)):
             return
         self.pending[public_key] = plus_seconds(timestamp, LEASE)
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
         self._wake.set()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -53,10 +50,15 @@ class TimestampWriter:
     async def _write(self) -> None:
         while self.pending:
             batch, self.pending = self.pending, {}
-            await trio.to_thread.run_sync(self.store.put_many, batch)
+            try:
+                await trio.to_thread.run_sync(self.store.put_many, batch)
+            except BaseException:  # cancelled (at shutdown) or failed: keep it for drain()
+                for key, value in batch.items():
+                    if self.pending.get(key, b"") < value:
+                        self.pending[key] = value
+                raise
             self.reserved.update(batch)
             self.writes += 1
-        self._idle.set()
 
     async def drain(self) -> None:
         """Write whatever is pending (at shutdown)."""
