@@ -163,9 +163,10 @@ class Sim:
             self.now = max(self.now, nxt)
             while self.queue and self.queue[0][0] <= self.now:
                 _, _, src, dst, data = heapq.heappop(self.queue)
-                node = self.nodes.get(dst)
-                if node is None:
+                target = self.nodes.get(dst)
+                if target is None:
                     continue
+                node = target
                 res = node.device.receive_datagram(
                     data, Path(UDP, src), now=self.now, under_load=node.under_load
                 )

@@ -15,7 +15,10 @@ def test_longest_prefix_wins() -> None:
     t.insert("10.1.0.0/16", "ten-one")
     t.insert("10.1.2.3/32", "host")
     t.insert("fd00::/8", "ula")
-    look = lambda a: t.lookup_v4(int(ip_address(a)))  # noqa: E731
+
+    def look(a: str) -> str | None:
+        return t.lookup_v4(int(ip_address(a)))
+
     assert look("10.1.2.3") == "host"
     assert look("10.1.2.4") == "ten-one"
     assert look("10.2.0.1") == "ten"

@@ -15,7 +15,7 @@ def reference(data: bytes, initial: int = 0) -> int:
     total = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)
 
 
 def test_rfc_1071_example() -> None:

@@ -2,6 +2,7 @@
 whose headers, lengths and checksums the kernel accepts; anything else passes unchanged."""
 
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -117,15 +118,22 @@ def test_what_must_not_merge_is_written_as_it_came() -> None:
 
 def _second(v6: bool, **fields: object) -> bytes:
     # the segment that would follow segments(1, v6=v6)[0], with some fields changed
-    ip_fields = {k[3:]: v for k, v in fields.items() if k.startswith("ip_")}
-    tcp_fields = {k: v for k, v in fields.items() if not k.startswith("ip_")}
-    base: dict[str, object] = (
+    ip_fields: dict[str, Any] = {k[3:]: v for k, v in fields.items() if k.startswith("ip_")}
+    tcp_fields: dict[str, Any] = {k: v for k, v in fields.items() if not k.startswith("ip_")}
+    base: dict[str, Any] = (
         {"src": "fd00::2", "dst": "fd00::1"} if v6 else {"src": "10.0.0.2", "dst": "10.0.0.1"}
     )
     if not v6:
         base["flags"] = "DF"
     ip = IPv6(**{**base, **ip_fields}) if v6 else IP(**{**base, **ip_fields})
-    tcp = {"sport": 40000, "dport": 5201, "seq": 2000, "ack": 77, "flags": "A", "window": 500}
+    tcp: dict[str, Any] = {
+        "sport": 40000,
+        "dport": 5201,
+        "seq": 2000,
+        "ack": 77,
+        "flags": "A",
+        "window": 500,
+    }
     return bytes(ip / TCP(**{**tcp, **tcp_fields}) / (b"\x01" * 1000))
 
 
