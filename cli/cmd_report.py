@@ -1,4 +1,9 @@
-"""`tidewire report [IFACE] --epoch N -o FILE`: the provider's signed epoch report."""
+"""`tidewire report [IFACE] --epoch N -o FILE`: the provider's signed epoch report.
+
+`--epoch current` is the node's current epoch: the CLI asks the daemon for its
+epoch length (`[accounting] epoch_seconds`, in its usage answer) and divides the
+clock by it, so the report covers the window the node is counting.
+"""
 
 import argparse
 import json
@@ -21,17 +26,22 @@ def add_parser(sub: Any) -> None:
         help="epoch number (Unix time // epoch length), or 'current'",
     )
     p.add_argument("-o", "--output", required=True, metavar="FILE")
-    p.add_argument(
-        "--epoch-seconds", type=int, default=86400, help="epoch length for 'current' (86400)"
-    )
     add_socket_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
     if args.epoch == "current":
-        epoch = int(time.time()) // args.epoch_seconds
-    elif args.epoch.isdigit():
+        usage = run_call(args, env, {"cmd": "usage"})
+        if usage is None:
+            return ExitStatus.ERROR
+        answer = usage.get("usage")
+        length = answer.get("epoch_seconds") if isinstance(answer, dict) else None
+        if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+            env.error("the daemon does not tell its epoch length; give --epoch N")
+            return ExitStatus.ERROR
+        epoch = int(time.time()) // length
+    elif args.epoch.isascii() and args.epoch.isdigit() and len(args.epoch) <= 18:
         epoch = int(args.epoch)
     else:
         env.error(f"--epoch: {args.epoch!r} is not a non-negative integer or 'current'")

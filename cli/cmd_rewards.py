@@ -1,10 +1,16 @@
-"""`tidewire rewards FILE... [--json]`: each provider's reward per epoch, from verified bytes."""
+"""`tidewire rewards FILE... [--json]`: each provider's reward per epoch, from verified bytes.
+
+Only reports of the network's epoch length (`--epoch-seconds`, 86400) count; one of
+any other length is refused with a sentence, as is a provider with two different
+reports for one epoch (node/core/rewards.py says why).
+"""
 
 import argparse
 import json
+import math
 from typing import Any
 
-from tidewire.node.core.rewards import Schedule, rewards
+from tidewire.node.core.rewards import DAY, RewardsError, Schedule, rewards
 
 from .cmd_verify import verify_files
 from .env import Environment
@@ -22,6 +28,12 @@ def add_parser(sub: Any) -> None:
         "--genesis", type=int, default=Schedule.genesis, help="Unix time emission starts"
     )
     p.add_argument("--max-client-share", type=float, default=Schedule.max_client_share)
+    p.add_argument(
+        "--epoch-seconds",
+        type=int,
+        default=DAY,
+        help="the network's epoch length; reports of any other are refused (86400)",
+    )
     p.set_defaults(run=run)
 
 
@@ -29,10 +41,14 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if (
         not 0 < args.provider_share <= 1
         or not 0 < args.max_client_share <= 1
-        or args.halving_days <= 0
+        or not 1 / DAY <= args.halving_days <= 1e6
+        or not 0 <= args.total_supply < math.inf
+        or not 0 < args.epoch_seconds <= 1 << 32
     ):
         env.error(
-            "--provider-share and --max-client-share must be in (0, 1], --halving-days above 0"
+            "--provider-share and --max-client-share must be in (0, 1], --halving-days from"
+            " one second to a million days, --total-supply a finite number, --epoch-seconds"
+            " from 1 to 2**32"
         )
         return ExitStatus.USAGE
     failures, summaries = verify_files(args.files)
@@ -46,8 +62,21 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         halving_seconds=int(args.halving_days * 86400),
         genesis=args.genesis,
         max_client_share=args.max_client_share,
+        epoch_seconds=args.epoch_seconds,
     )
-    result = rewards(summaries, schedule)
+    wrong = [s for s in summaries if s["epoch_seconds"] != args.epoch_seconds]
+    for s in wrong:
+        env.error(
+            f"not counted: {s['file']}: its epochs are {s['epoch_seconds']} seconds long; the"
+            f" network's are {args.epoch_seconds} (--epoch-seconds)"
+        )
+    if wrong:
+        return ExitStatus.ERROR
+    try:
+        result = rewards(summaries, schedule)
+    except RewardsError as exc:  # verify_files already refused what this could be
+        env.error(f"not counted: {exc}")
+        return ExitStatus.ERROR
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True), file=env.stdout)
         return ExitStatus.OK

@@ -1,7 +1,15 @@
-"""`tidewire up CONFIG [--exit]`: run the node in the foreground, logging to stderr."""
+"""`tidewire up CONFIG [--exit]`: run the node in the foreground, logging to stderr.
+
+Before the daemon starts, the config is checked against this machine (the exit's
+outbound interface exists, every endpoint resolves), so those errors name the file
+and line too. An error the running node stops on (a NodeError or an OSError, alone
+or inside the ExceptionGroup of a nursery) becomes one sentence and exit status 1.
+"""
 
 import argparse
 import logging
+import socket
+from pathlib import Path
 from typing import Any
 
 from .env import Environment
@@ -53,16 +61,23 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     import trio
 
     from tidewire.node.config import ConfigError, load
+    from tidewire.node.config.system import check_system
     from tidewire.node.daemon import Daemon
-    from tidewire.node.errors import NodeError
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=env.stderr,
     )
+    exit_enabled = True if args.exit else None
     try:
         cfg = load(args.config)
+        check_system(
+            cfg,
+            exit_enabled=bool(exit_enabled or cfg.exit.enabled),
+            interface_exists=_interface_exists,
+            resolve=_resolve,
+        )
     except ConfigError as exc:
         env.error(str(exc))
         return ExitStatus.ERROR
@@ -71,15 +86,52 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     try:
         node = Daemon(
             cfg,
-            exit_enabled=True if args.exit else None,
+            exit_enabled=exit_enabled,
             offloads=not args.no_offloads,
             tun_tso=args.tun_tso,
             tick=args.tick_ms / 1000,
         )
         trio.run(node.run)  # in the foreground until it is told to stop
-    except NodeError as exc:
-        env.error(str(exc))
+    except (Exception, KeyboardInterrupt) as exc:
+        if _only(exc, KeyboardInterrupt):
+            return ExitStatus.OK
+        sentence = _sentence(exc)
+        if sentence is None:
+            raise  # a bug: its traceback is the useful report
+        env.error(sentence)
         return ExitStatus.ERROR
-    except KeyboardInterrupt:
-        pass
     return ExitStatus.OK
+
+
+def _interface_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()  # the loader checked `name` is a plain name
+
+
+def _resolve(host: str, port: int) -> tuple[str, int]:
+    _family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    return str(sockaddr[0]), int(sockaddr[1])
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
+
+
+def _only(exc: BaseException, kind: type[BaseException]) -> bool:
+    return all(isinstance(leaf, kind) for leaf in _leaves(exc))
+
+
+def _sentence(exc: BaseException) -> str | None:
+    """One sentence for an operator's error (NodeError, OSError), None for anything else."""
+    from tidewire.node.errors import NodeError
+
+    leaves = [leaf for leaf in _leaves(exc) if not isinstance(leaf, KeyboardInterrupt)]
+    if not leaves or not all(isinstance(leaf, NodeError | OSError) for leaf in leaves):
+        return None
+    first = leaves[0]  # the one that stopped the node; the rest were cancelled with it
+    if isinstance(first, NodeError):
+        return str(first)
+    assert isinstance(first, OSError)
+    where = f" ({first.filename})" if first.filename else ""
+    return f"the node stopped: {first.strerror or first}{where}"

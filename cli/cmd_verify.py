@@ -1,4 +1,10 @@
-"""`tidewire verify FILE...`: check epoch reports offline; OK, or each failure with its reason."""
+"""`tidewire verify FILE...`: check epoch reports offline; OK, or each failure with its reason.
+
+Every file that is not a valid report, whatever it holds, is one FAIL line naming
+the file and the reason. The same report given twice (the same provider, epoch and
+signature) counts once; a second, different report of a provider for an epoch it
+already reported is a failure, since only one of them can be the provider's word.
+"""
 
 import argparse
 import json
@@ -18,16 +24,20 @@ def add_parser(sub: Any) -> None:
 
 def load(path: str) -> tuple[Any, str | None]:
     try:
-        with open(path) as f:
-            return json.load(f), None
+        with open(path, "rb") as f:
+            return json.loads(f.read()), None
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror})"
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"is not JSON ({exc})"
+    except RecursionError:
+        return None, "is not a report (JSON nested too deeply)"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        return None, f"is not JSON ({str(exc)[:200]})"
 
 
 def verify_files(paths: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    failures, summaries = [], []
+    failures: list[str] = []
+    summaries: list[dict[str, Any]] = []
+    first: dict[tuple[str, int], tuple[str, str]] = {}  # (provider, epoch) -> (path, signature)
     for path in paths:
         doc, error = load(path)
         if error:
@@ -35,8 +45,19 @@ def verify_files(paths: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
             continue
         problems, summary = verify_report(doc)
         failures += [f"{path}: {p}" for p in problems]
-        if not problems:
-            summaries.append(summary)
+        if problems:
+            continue
+        key = (summary["provider_key"], summary["epoch"])
+        if key in first:
+            other, signature = first[key]
+            if signature != summary["signature"]:
+                failures.append(
+                    f"{path}: provider {key[0][:16]} already reported epoch {key[1]} "
+                    f"differently in {other}"
+                )
+            continue  # an exact copy counts once
+        first[key] = (path, summary["signature"])
+        summaries.append({**summary, "file": path})
     failures += verify_sequence(summaries)
     return failures, summaries
 

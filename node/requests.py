@@ -58,10 +58,14 @@ def peer_spec_from_request(req: dict[str, Any]) -> PeerSpec:
 
 
 async def resolve(endpoint: str) -> tuple[str, int]:
-    host, port = parse_endpoint(endpoint)
     try:
+        host, port = parse_endpoint(endpoint)
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except ValueError as exc:
+        raise NodeError(f"endpoint {endpoint}: {exc}") from None
     except socket.gaierror as exc:
         raise NodeError(f"endpoint {endpoint}: cannot resolve {host} ({exc.strerror})") from None
+    except UnicodeError:  # the idna codec: a label longer than 63 characters
+        raise NodeError(f"endpoint {endpoint}: {host!r} is not a valid host name") from None
     _family, _, _, _, sockaddr = infos[0]
     return (str(sockaddr[0]), int(sockaddr[1]))

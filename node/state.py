@@ -5,13 +5,22 @@ renaming it over the old one and fsyncing the directory, so a crash or kill at
 any moment leaves either the old content or the new one.
 
 `timestamps.json` keeps the last TAI64N timestamp sent to each peer, so that a
-restart, or a router without a real-time clock, never sends an older one.
+restart, or a router without a real-time clock, never sends an older one. It is
+checked whole when loaded (an object of base64 keys to 12-byte hex stamps); a file
+that is not is moved aside with a warning, and the node starts from the wall clock.
 """
 
 import base64
+import binascii
 import json
+import logging
 import os
 from pathlib import Path
+from typing import Any
+
+from tidewire.protocol.link.constants import KEY_SIZE, TIMESTAMP_SIZE
+
+log = logging.getLogger("tidewire.state")
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -37,12 +46,13 @@ class TimestampStore:
         self.stamps: dict[str, str] = {}
         if self.path.exists():
             try:
-                raw = json.loads(self.path.read_text())
-                self.stamps = {str(k): str(v) for k, v in raw.items()}
-            except (ValueError, AttributeError):
+                self.stamps = _parse(self.path.read_bytes())
+            except ValueError as exc:
                 # A corrupt file is impossible with atomic writes; if it happens anyway,
                 # move it aside rather than lose it, and start from the wall clock.
-                self.path.rename(self.path.with_suffix(".corrupt"))
+                aside = self.path.with_suffix(".corrupt")
+                self.path.rename(aside)
+                log.warning("%s is corrupt (%s); moved to %s", self.path, exc, aside.name)
 
     def get(self, public_key: bytes) -> bytes | None:
         value = self.stamps.get(base64.b64encode(public_key).decode())
@@ -56,3 +66,27 @@ class TimestampStore:
         for public_key, timestamp in stamps.items():
             self.stamps[base64.b64encode(public_key).decode()] = timestamp.hex()
         atomic_write(self.path, json.dumps(self.stamps, indent=1, sort_keys=True).encode())
+
+
+def _parse(data: bytes) -> dict[str, str]:
+    """The stamps of a timestamps.json file; ValueError saying what is wrong with it."""
+    try:
+        raw: Any = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        raise ValueError("not JSON") from None
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    for k, v in raw.items():
+        try:
+            good_key = len(base64.b64decode(k, validate=True)) == KEY_SIZE
+        except (binascii.Error, ValueError):
+            good_key = False
+        if not good_key:
+            raise ValueError(f"{k[:60]!r} is not a base64 public key")
+        try:
+            good_stamp = isinstance(v, str) and len(bytes.fromhex(v)) == TIMESTAMP_SIZE
+        except ValueError:
+            good_stamp = False
+        if not good_stamp:
+            raise ValueError(f"the timestamp of {k} is not {TIMESTAMP_SIZE} bytes of hex")
+    return dict(raw)

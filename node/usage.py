@@ -63,7 +63,12 @@ def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]
         }
         for k, u in acct.used.items()
     ]
-    return {"sessions": sessions, "unverified_peers": stock, "providers_used": using}
+    return {
+        "sessions": sessions,
+        "unverified_peers": stock,
+        "providers_used": using,
+        "epoch_seconds": acct.epoch_seconds,  # `tidewire report --epoch current` needs it
+    }
 
 
 async def epoch_report(acct: Accountant, epoch: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ the checks they share in fields.py.
 import re
 import tomllib
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network, ip_address
 from pathlib import Path
 
 from tidewire.node.core.accounting import AccountingConfig
@@ -19,10 +19,27 @@ from tidewire.protocol.link.profile import Mode
 Network = IPv4Network | IPv6Network
 Interface = IPv4Interface | IPv6Interface
 
-IFNAME = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
+IFNAME = re.compile(r"[A-Za-z0-9_=+.-]{1,15}")
+IFNAME_RULE = "must be 1-15 characters of letters, digits and _=+.-, and not . or .."
 WG_SECTION = re.compile(r"^\s*\[\s*(interface|peer)\s*\]\s*(#.*)?$", re.IGNORECASE | re.MULTILINE)
 TOML_HINT = re.compile(r'^\s*\[\[|^\s*\w+\s*=\s*"', re.MULTILINE)  # [[tables]], "strings"
 WG_IGNORED = {"dns", "table", "preup", "postup", "predown", "postdown", "saveconfig", "fwmark"}
+
+
+def ifname_problem(name: object) -> str | None:
+    """Why `name` is not a Linux interface name (dev_valid_name in net/core/dev.c), or None.
+
+    The one check of both readers, for the node's own name and [exit]
+    outbound_interface: a longer name would be cut by the TUN ioctl, and the name is
+    written into the nftables script.
+    """
+    if not isinstance(name, str) or not IFNAME.fullmatch(name) or name in (".", ".."):
+        return IFNAME_RULE
+    return None
+
+
+# Where a field was read, for errors found after loading: (line, "[[peer]] #1 endpoint").
+Where = tuple[int | None, str]
 
 
 class ConfigError(Exception):
@@ -42,6 +59,7 @@ class PeerSpec:
     mode: Mode = Mode.NATIVE
     provider: bool = False
     line: int = 0
+    where: dict[str, Where] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +68,7 @@ class ExitSpec:
     outbound_interface: str | None = None
     allow: list[Rule] = field(default_factory=list)
     deny: list[Rule] = field(default_factory=list)
+    where: dict[str, Where] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,9 +99,14 @@ def load(path: str | Path) -> NodeConfig:
 
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode()
     except OSError as exc:
         raise ConfigError(p, None, "file", f"cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(p, line, "file", f"is not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:  # a NUL in the path given on the command line
+        raise ConfigError(repr(str(p)), None, "file", f"cannot be read ({exc})") from None
     # A WireGuard file is not valid TOML (its values are unquoted); a TOML file may
     # still look like one to a loose eye, so TOML is tried first.
     try:
@@ -104,7 +128,21 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     if not m:
         raise ValueError(f"{text!r} is not HOST:PORT (IPv6 as [ADDR]:PORT)")
     host = m.group(1) or m.group(3)
-    port = int(m.group(2) or m.group(4))
+    digits = m.group(2) or m.group(4)
+    if not digits.isascii():
+        raise ValueError(f"port {digits!r} is not a number")
+    port = int(digits)
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is not in 1-65535")
+    try:
+        ip_address(host)
+    except ValueError:
+        if any(ch.isspace() or not ch.isprintable() for ch in host) or len(host) > 253:
+            raise ValueError(f"{host!r} is not a host name") from None
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise ValueError(
+                f"{host!r} is not a host name (each label is 1-63 characters)"
+            ) from None
     return host, port

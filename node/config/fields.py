@@ -1,15 +1,20 @@
 """Field checks shared by both config readers; each reports through an `Err` callback
 that knows the file, the line and the key."""
 
+import os
 from collections.abc import Callable
 from ipaddress import ip_interface, ip_network
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tidewire.protocol.errors import LocalProtocolError
+from tidewire.protocol.errors import LocalProtocolError, RemoteProtocolError
 from tidewire.protocol.keys import decode_key
+from tidewire.protocol.link.crypto import dh
 
-from . import ConfigError, Interface, Network, NodeConfig, parse_endpoint
+from . import ConfigError, Interface, Network, NodeConfig, ifname_problem, parse_endpoint
+
+# sun_path of a Unix socket address is 108 bytes with the terminating NUL (unix(7))
+MAX_SOCKET_PATH = 107
 
 Err = Callable[[str, str], NoReturn]
 
@@ -23,20 +28,71 @@ def key(value: Any, err: Err, name: str) -> bytes:
         err(name, str(exc).split(": ", 1)[1])
 
 
-def key_file(value: Any, err: Err, name: str, base: Path) -> bytes:
-    if not isinstance(value, str):
-        err(name, "must be a file path")
-    path = Path(value) if Path(value).is_absolute() else base / value
+def peer_key(value: Any, err: Err, name: str, own_private: bytes, own_public: bytes) -> bytes:
+    """A peer's public key: not the node's own, and not a low-order point.
+
+    A low-order (small-subgroup) point makes X25519 give all zeros with any private
+    key (RFC 7748 section 6.1; the list is in Bernstein's "Curve25519: new
+    Diffie-Hellman speed records", cr.yp.to/ecdh.html), so testing the node's own
+    shared secret finds every such key without a list.
+    """
+    public = key(value, err, name)
+    if public == own_public:
+        err(name, "is this node's own public key (the peer's key is needed here)")
     try:
-        text = path.read_text()
+        dh(own_private, public)
+    except RemoteProtocolError:
+        err(name, "is a low-order point that no real key has (X25519 gives all zeros)")
+    return public
+
+
+def key_file(value: Any, err: Err, name: str, base: Path) -> bytes:
+    path = Path(file_path(value, err, name))
+    path = path if path.is_absolute() else base / path
+    try:
+        text = path.read_bytes().decode()
     except OSError as exc:
         err(name, f"{path} cannot be read ({exc.strerror})")
+    except UnicodeDecodeError:
+        err(name, f"{path} is not a base64 key (it is not even text)")
     return key(text, err, name)
 
 
+def file_path(value: Any, err: Err, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        err(name, "must be a file path")
+    if "\0" in value:
+        err(name, "a path cannot hold a NUL character")
+    return value
+
+
+def socket_path(value: Any, err: Err, name: str) -> Path:
+    text = file_path(value, err, name)
+    path = Path(text)
+    if text.endswith("/") or path.name in ("", ".", ".."):
+        err(name, f"{text!r} names a directory, not a socket file")
+    try:
+        size = len(os.fsencode(text))
+    except UnicodeError:
+        err(name, "must be a file path")
+    if size > MAX_SOCKET_PATH:
+        err(name, f"is {size} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}")
+    return path
+
+
+def interface_name(value: Any, err: Err, name: str) -> str:
+    problem = ifname_problem(value)
+    if problem:
+        err(name, f"{problem} (got {value!r})")
+    return str(value)
+
+
 def integer(value: Any, err: Err, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 20:
+            err(name, f"must be an integer from {lo} to {hi}")
+        value = int(text)
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         err(name, f"must be an integer from {lo} to {hi}")
     return int(value)

@@ -7,10 +7,24 @@ from typing import Any, NoReturn
 
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import parse_rule
+from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
 
-from . import IFNAME, ConfigError, ExitSpec, NodeConfig, PeerSpec, default_name
-from .fields import Err, check_peers, endpoint, integer, interfaces, key, key_file, networks
+from . import ConfigError, ExitSpec, NodeConfig, PeerSpec, default_name
+from .fields import (
+    Err,
+    check_peers,
+    endpoint,
+    file_path,
+    integer,
+    interface_name,
+    interfaces,
+    key,
+    key_file,
+    networks,
+    peer_key,
+    socket_path,
+)
 
 
 def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
@@ -101,9 +115,11 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         if "private_key" in iface
         else key_file(iface["private_key_file"], err, "private_key_file", path.parent)
     )
-    name = iface.get("name", default_name(path))
-    if not isinstance(name, str) or not IFNAME.match(name):
-        err("name", "must be 1-15 characters of letters, digits and _=+.-")
+    if "name" in iface:
+        name = interface_name(iface["name"], err, "name")
+    else:
+        name = default_name(path)
+        interface_name(name, _file_name_err(path), "name")
     cfg = NodeConfig(path=path, name=name, private_key=private)
     if "listen_port" in iface:
         cfg.listen_port = integer(iface["listen_port"], err, "listen_port", 0, 65535)
@@ -111,16 +127,16 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.addresses = interfaces(_str_list(iface["address"], err, "address"), err, "address")
     if "mtu" in iface:
         cfg.mtu = integer(iface["mtu"], err, "mtu", 576, 65535)
-    for k in ("state_dir", "control_socket"):
-        if k in iface:
-            if not isinstance(iface[k], str) or not iface[k]:
-                err(k, "must be a path")
-            setattr(cfg, k, Path(iface[k]))
+    if "state_dir" in iface:
+        cfg.state_dir = Path(file_path(iface["state_dir"], err, "state_dir"))
+    if "control_socket" in iface:
+        cfg.control_socket = socket_path(iface["control_socket"], err, "control_socket")
     peers = data.get("peer", [])
-    if not isinstance(peers, list):
+    if not isinstance(peers, list) or not all(isinstance(t, dict) for t in peers):
         raise ConfigError(path, _toml_line(text, "peer", 0, None), "peer", "use [[peer]] tables")
+    own_public = derive_public(private)
     for i, table in enumerate(peers):
-        cfg.peers.append(_toml_peer(path, text, i, table))
+        cfg.peers.append(_toml_peer(path, text, i, table, (private, own_public)))
     if "exit" in data:
         cfg.exit = _toml_exit(path, text, data["exit"])
     if "accounting" in data:
@@ -129,7 +145,16 @@ def load_toml(path: Path, text: str) -> NodeConfig:
     return cfg
 
 
-def _toml_peer(path: Path, text: str, i: int, table: dict[str, Any]) -> PeerSpec:
+def _file_name_err(path: Path) -> Err:
+    def err(key: str, message: str) -> NoReturn:
+        raise ConfigError(path, None, "interface name (the file name)", message)
+
+    return err
+
+
+def _toml_peer(
+    path: Path, text: str, i: int, table: dict[str, Any], own: tuple[bytes, bytes]
+) -> PeerSpec:
     err = _toml_err(path, text, "peer", i)
     known = {
         "public_key",
@@ -145,7 +170,7 @@ def _toml_peer(path: Path, text: str, i: int, table: dict[str, Any]) -> PeerSpec
     if "public_key" not in table:
         err("public_key", "is required")
     peer = PeerSpec(
-        public_key=key(table["public_key"], err, "public_key"),
+        public_key=peer_key(table["public_key"], err, "public_key", *own),
         line=_toml_line(text, "peer", i, None) or 0,
     )
     if "preshared_key" in table and "preshared_key_file" in table:
@@ -158,6 +183,10 @@ def _toml_peer(path: Path, text: str, i: int, table: dict[str, Any]) -> PeerSpec
         )
     if "endpoint" in table:
         peer.endpoint = endpoint(table["endpoint"], err, "endpoint")
+        peer.where["endpoint"] = (
+            _toml_line(text, "peer", i, "endpoint"),
+            f"[[peer]] #{i + 1} endpoint",
+        )
     if "allowed_ips" in table:
         peer.allowed_ips = networks(
             _str_list(table["allowed_ips"], err, "allowed_ips"), err, "allowed_ips"
@@ -184,10 +213,13 @@ def _toml_exit(path: Path, text: str, table: Any) -> ExitSpec:
     if "enabled" in table:
         spec.enabled = _bool(table["enabled"], err, "enabled")
     if "outbound_interface" in table:
-        v = table["outbound_interface"]
-        if not isinstance(v, str) or not IFNAME.match(v):
-            err("outbound_interface", "must be an interface name")
-        spec.outbound_interface = v
+        spec.outbound_interface = interface_name(
+            table["outbound_interface"], err, "outbound_interface"
+        )
+        spec.where["outbound_interface"] = (
+            _toml_line(text, "exit", 0, "outbound_interface"),
+            "[exit] outbound_interface",
+        )
     for k in ("allow", "deny"):
         rules = []
         for item in _str_list(table.get(k, []), err, k):

@@ -4,10 +4,11 @@ import re
 from pathlib import Path
 from typing import NoReturn
 
+from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
 
-from . import WG_IGNORED, ConfigError, NodeConfig, PeerSpec, default_name
-from .fields import Err, check_peers, endpoint, integer, interfaces, key, networks, split
+from . import WG_IGNORED, ConfigError, NodeConfig, PeerSpec, default_name, ifname_problem
+from .fields import Err, check_peers, endpoint, integer, interfaces, key, networks, peer_key, split
 
 Section = tuple[
     str, int, dict[str, tuple[str, int, str]]
@@ -76,10 +77,17 @@ def load_wg(path: Path, text: str) -> NodeConfig:
             raise ConfigError(path, n, f"[Interface] {k}", "unknown key")
     if "privatekey" not in entries:
         err("PrivateKey", "is required")
+    name = default_name(path)
+    problem = ifname_problem(name)
+    if problem:  # wg-quick takes the interface name from the file name
+        raise ConfigError(
+            path, None, "interface name", f"{problem} (got {name!r}, the file name without .conf)"
+        )
+    private = key(entries["privatekey"][0], err, "PrivateKey")
     cfg = NodeConfig(
         path=path,
-        name=default_name(path),
-        private_key=key(entries["privatekey"][0], err, "PrivateKey"),
+        name=name,
+        private_key=private,
         format="wg-quick",
         warnings=warnings,
     )
@@ -89,14 +97,15 @@ def load_wg(path: Path, text: str) -> NodeConfig:
         cfg.addresses = interfaces(split(entries["address"][0]), err, "Address")
     if "mtu" in entries:
         cfg.mtu = integer(entries["mtu"][0], err, "MTU", 576, 65535)
+    own = (private, derive_public(private))
     for section in sections:
         if section[0] == "peer":
-            cfg.peers.append(_wg_peer(path, section, lines))
+            cfg.peers.append(_wg_peer(path, section, lines, own))
     check_peers(cfg)
     return cfg
 
 
-def _wg_peer(path: Path, section: Section, lines: list[str]) -> PeerSpec:
+def _wg_peer(path: Path, section: Section, lines: list[str], own: tuple[bytes, bytes]) -> PeerSpec:
     entries, err = section[2], _wg_err(path, section, "Peer", lines)
     known = ("publickey", "presharedkey", "endpoint", "allowedips", "persistentkeepalive")
     for lk, (_, n, k) in entries.items():
@@ -105,7 +114,7 @@ def _wg_peer(path: Path, section: Section, lines: list[str]) -> PeerSpec:
     if "publickey" not in entries:
         err("PublicKey", "is required")
     peer = PeerSpec(
-        public_key=key(entries["publickey"][0], err, "PublicKey"),
+        public_key=peer_key(entries["publickey"][0], err, "PublicKey", *own),
         mode=Mode.WIREGUARD,
         line=section[1],
     )
@@ -113,6 +122,7 @@ def _wg_peer(path: Path, section: Section, lines: list[str]) -> PeerSpec:
         peer.preshared_key = key(entries["presharedkey"][0], err, "PresharedKey")
     if "endpoint" in entries:
         peer.endpoint = endpoint(entries["endpoint"][0], err, "Endpoint")
+        peer.where["endpoint"] = (entries["endpoint"][1], "[Peer] Endpoint")
     if "allowedips" in entries:
         peer.allowed_ips = networks(split(entries["allowedips"][0]), err, "AllowedIPs")
     if "persistentkeepalive" in entries:

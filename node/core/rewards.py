@@ -7,16 +7,29 @@ is the emission over its window. Providers share the pool pro rata by verified
 bytes, after a per-client cap: no one client key can make up more than
 `max_client_share` of a provider's counted bytes.
 
+Epochs are the network's, not each report's: a report counts only if its
+`epoch_seconds` is the schedule's, so the emission of any time window is paid
+once whatever lengths reports choose (a report of a one-second-longer epoch would
+otherwise open a pool of its own). A provider has at most one report per epoch;
+the caller drops exact copies, and a second, different one is an error, so the
+result never depends on the order of the reports.
+
 What this prevents: a provider inflating its own counts (only client-signed bytes
 count) and one client key carrying a provider. What it does not: a provider
 running many fake clients of its own, each signing receipts for traffic it sends
 itself; that needs client identity or stake, which the protocol does not have.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 YEAR = 365 * 86400
+DAY = 86400
+
+
+class RewardsError(ValueError):
+    """The reports cannot be paid as given: the sentence says which and why."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,7 @@ class Schedule:
     halving_seconds: int = YEAR
     genesis: int = 1_767_225_600  # 2026-01-01T00:00:00Z
     max_client_share: float = 0.25
+    epoch_seconds: int = DAY
 
     @property
     def first_period_emission(self) -> float:
@@ -40,7 +54,9 @@ class Schedule:
             period = int((t - self.genesis) // self.halving_seconds)
             boundary = self.genesis + (period + 1) * self.halving_seconds
             upto = min(end, boundary)
-            rate = self.first_period_emission / (2**period) / self.halving_seconds
+            if period > 1100:  # the rate is below the smallest float: nothing more is emitted
+                break
+            rate = math.ldexp(self.first_period_emission, -period) / self.halving_seconds
             total += rate * (upto - t)
             t = upto
         return total
@@ -58,13 +74,28 @@ def counted_bytes(sessions: list[dict[str, Any]], cap: float) -> float:
 
 
 def rewards(summaries: list[dict[str, Any]], schedule: Schedule) -> dict[str, Any]:
-    """Rewards per epoch and provider from verified report summaries."""
-    by_epoch: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    """Rewards per epoch and provider from verified report summaries.
+
+    Raises RewardsError for a report of another epoch length than the schedule's,
+    or two reports of one provider for one epoch.
+    """
+    length = schedule.epoch_seconds
+    by_epoch: dict[int, list[dict[str, Any]]] = {}
     for s in summaries:
-        by_epoch.setdefault((s["epoch"], s["epoch_seconds"]), []).append(s)
+        if s["epoch_seconds"] != length:
+            raise RewardsError(
+                f"the report of provider {s['provider_key'][:16]} for epoch {s['epoch']} has "
+                f"{s['epoch_seconds']}-second epochs; the network's are {length} seconds"
+            )
+        reports = by_epoch.setdefault(s["epoch"], [])
+        if any(r["provider_key"] == s["provider_key"] for r in reports):
+            raise RewardsError(
+                f"provider {s['provider_key'][:16]} has two reports for epoch {s['epoch']}"
+            )
+        reports.append(s)
     epochs = []
     totals: dict[str, float] = {}
-    for (epoch, length), reports in sorted(by_epoch.items()):
+    for epoch, reports in sorted(by_epoch.items()):
         pool = schedule.emitted(epoch * length, (epoch + 1) * length)
         counted = {
             r["provider_key"]: counted_bytes(r["sessions"], schedule.max_client_share)

@@ -13,7 +13,10 @@ Ed25519 key.
 `verify_report` needs nothing but the document: it checks every signature,
 that every receipt names this provider, that baseline and latest form a
 monotonic sequence of the same session inside the right windows, the totals
-and the Merkle root, and returns each failure as one sentence.
+and the Merkle root, and returns each failure as one sentence. Whatever the
+document holds (floats where integers belong, 1e999, nesting thousands deep), it
+returns failures and never raises: numbers must be JSON integers, an epoch's
+window must fit the receipts' 64-bit millisecond times, counts must fit 64 bits.
 """
 
 import json
@@ -28,6 +31,8 @@ from .receipts import SignedReceipt, check_successor, verify
 
 FORMAT = "tidewire-epoch-report"
 VERSION = 1
+MAX_DEPTH = 8  # a report nests 3 deep (document, list, entry); anything deeper is not one
+MAX_U64 = (1 << 64) - 1
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
@@ -95,17 +100,45 @@ def _hex(value: Any, size: int | None = None) -> bytes:
     return raw
 
 
+def _u64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_U64
+
+
+def _too_deep(doc: Any) -> bool:
+    """Whether `doc` nests deeper than MAX_DEPTH (walked without recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((c, depth + 1) for c in children)
+    return False
+
+
+def _window(doc: dict[str, Any]) -> tuple[int, int]:
+    epoch, length = doc["epoch"], doc["epoch_seconds"]
+    if not _u64(epoch) or not _u64(length) or length == 0:
+        raise ValueError("epoch and epoch_seconds must be whole numbers, epoch_seconds above 0")
+    if (epoch + 1) * length * 1000 > MAX_U64:
+        raise ValueError(f"epoch {epoch} ends after the last time a receipt can hold")
+    return epoch, length
+
+
 def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
     """(failures, summary). No failures means the report is valid."""
     problems: list[str] = []
+    if _too_deep(doc):
+        return [f"malformed report (nested deeper than {MAX_DEPTH} levels)"], {}
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return [f"not a {FORMAT} document"], {}
     if doc.get("version") != VERSION:
-        return [f"unsupported version {doc.get('version')!r}"], {}
+        return [f"unsupported version {str(doc.get('version'))[:40]!r}"], {}
     try:
         provider = _hex(doc["provider_key"], 32)
         signature = _hex(doc["signature"], 64)
-        epoch, length = int(doc["epoch"]), int(doc["epoch_seconds"])
+        epoch, length = _window(doc)
         sessions, unverified, totals = doc["sessions"], doc["unverified"], doc["totals"]
         if (
             not isinstance(sessions, list)
@@ -175,13 +208,16 @@ def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
         )
     if totals.get("verified_up") != up_total or totals.get("verified_down") != down_total:
         problems.append("totals do not add up to the sessions")
-    try:
-        u_up = sum(int(u["bytes_up"]) for u in unverified)
-        u_down = sum(int(u["bytes_down"]) for u in unverified)
+    if all(
+        isinstance(u, dict) and _u64(u.get("bytes_up")) and _u64(u.get("bytes_down"))
+        for u in unverified
+    ):
+        u_up = sum(u["bytes_up"] for u in unverified)
+        u_down = sum(u["bytes_down"] for u in unverified)
         if totals.get("unverified_up") != u_up or totals.get("unverified_down") != u_down:
             problems.append("unverified totals do not add up")
-    except (KeyError, ValueError, TypeError):
-        problems.append("malformed unverified entries")
+    else:
+        problems.append("malformed unverified entries (bytes must be whole numbers below 2**64)")
     if len(leaves) == len(sessions) and doc.get("merkle_root") != merkle.root(leaves).hex():
         problems.append("the Merkle root does not match the receipts")
     summary = {
@@ -190,6 +226,7 @@ def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
         "epoch_seconds": length,
         "sessions": summary_sessions,
         "verified_bytes": up_total + down_total,
+        "signature": signature.hex(),  # one per signed content: tells a copy from a rival
     }
     return problems, summary
 

@@ -1,0 +1,43 @@
+"""Checks of a loaded config against the machine it starts on: does the exit's outbound
+interface exist, does every peer's endpoint resolve.
+
+The readers stay pure (they read only the config and its key files); `tidewire up`
+calls `check_system` with the two questions as callables, so tests answer them
+without a network. Errors are `ConfigError`s naming the file, the line and the field
+the loader recorded in `where`. A resolved endpoint replaces the name in the spec, so
+the daemon does not ask DNS a second time and cannot get another answer.
+"""
+
+from collections.abc import Callable
+
+from . import ConfigError, NodeConfig, Where, parse_endpoint
+
+InterfaceExists = Callable[[str], bool]
+Resolve = Callable[[str, int], tuple[str, int]]  # raises OSError or UnicodeError
+
+
+def check_system(
+    cfg: NodeConfig, *, exit_enabled: bool, interface_exists: InterfaceExists, resolve: Resolve
+) -> None:
+    name = cfg.exit.outbound_interface
+    if exit_enabled and name is not None and not interface_exists(name):
+        line, field = _where(cfg.exit.where, "outbound_interface", "[exit] outbound_interface")
+        raise ConfigError(cfg.path, line, field, f"there is no network interface {name!r}")
+    for i, peer in enumerate(cfg.peers):
+        if peer.endpoint is None:
+            continue
+        line, field = _where(peer.where, "endpoint", f"peer #{i + 1} endpoint")
+        try:
+            host, port = parse_endpoint(peer.endpoint)
+        except ValueError as exc:  # the loaders check this; a spec built by hand may not
+            raise ConfigError(cfg.path, line, field, str(exc)) from None
+        try:
+            addr, port = resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(cfg.path, line, field, f"cannot resolve {host} ({reason})") from None
+        peer.endpoint = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _where(where: dict[str, Where], key: str, default: str) -> Where:
+    return where.get(key, (None, default))
