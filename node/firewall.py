@@ -157,18 +157,18 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 @contextmanager
 def _locked(run_dir: Path) -> Iterator[Path]:
-    """Hold the namespace's forwarding lock; yield the state file's path."""
-    base = run_dir / f"forwarding-{_netns_id()}"
+    """Hold the forwarding lock (one for every namespace: it is held for a few writes);
+    yield the path of this namespace's state file."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-        fd = os.open(base.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(run_dir / "forwarding.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise NodeError(
             f"cannot record the forwarding state in {run_dir}: {exc.strerror} (run as root?)"
         ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield base.with_suffix(".json")
+        yield run_dir / f"forwarding-{_netns_id()}.json"
     finally:
         os.close(fd)  # releases the lock
 
