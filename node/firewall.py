@@ -1,20 +1,43 @@
 """nftables rules of the exit role: NAT out of the outbound interface, and the exit policy.
 
-One table per interface, `inet tidewire_<iface>`, replaced as a whole: refused
-destinations are dropped (and counted by nftables) in the forward and input
-hooks for packets that come in from the tunnel; what may go out is masqueraded.
-The node enforces the same policy in its own forwarding path first; these
-rules are the second wall. The table is deleted on exit, and a stale one from
-a killed run is deleted at the next start.
+One table per interface, `inet tidewire_<iface>`, replaced as a whole. For packets
+that come in from the tunnel: in the forward hook, what conntrack finds invalid
+(bad checksums, a fragment it cannot place: it would leave without NAT) and
+refused destinations are dropped and counted; in the input hook everything not
+allowed is dropped, since any packet for the router itself (its addresses, present
+or added later, its broadcasts and anycast) is refused. What goes out is
+masqueraded. The node enforces the same policy in its own forwarding path first;
+these rules are the second wall. The table is deleted on exit, and a stale one
+from a killed run is deleted at the next start.
+
+Forwarding is a switch of the whole network namespace, which several exit daemons
+may share: a state file per namespace in /run/tidewire (under an flock) records
+the values from before the first holder and the live holders (pid and start
+time). The last holder to stop restores the values; holders killed outright are
+noticed, at the next start or stop, by their pid no longer naming them.
 """
 
+import fcntl
+import json
+import logging
+import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
 
 from .core.exit_policy import ExitPolicy, Rule
 from .errors import NodeError
+from .state import atomic_write
+
+log = logging.getLogger("tidewire.node")
 
 TCP, UDP = 6, 17
+SYSCTL_ROOT = Path("/proc/sys")
+FORWARDING_SYSCTLS = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding")
+RUN_DIR = Path("/run/tidewire")  # shared by every daemon on the host, whatever its namespace
 
 
 def table_name(iface: str) -> str:
@@ -35,16 +58,22 @@ def _match(rule: Rule) -> str:
 def ruleset(iface: str, outbound: str, policy: ExitPolicy) -> str:
     name = table_name(iface)
     allow = [f'    iifname "{iface}" {_match(r)} accept' for r in policy.allow]
-    deny = [f'    iifname "{iface}" {_match(r)} counter drop' for r in policy.deny]
-    chain_body = "\n".join(allow + deny)
+    deny = [
+        f'    iifname "{iface}" {_match(r)} counter drop'
+        for r in [*policy.deny, *policy.embedded_rules()]
+    ]
+    forward = "\n".join([f'    iifname "{iface}" ct state invalid counter drop', *allow, *deny])
+    # whatever comes in from the tunnel for the router itself (any of its addresses, now
+    # or later, broadcasts, anycast) is the router, which the policy refuses
+    local = "\n".join([*allow, f'    iifname "{iface}" counter drop'])
     return f"""table inet {name} {{
   chain forward {{
     type filter hook forward priority filter; policy accept;
-{chain_body}
+{forward}
   }}
   chain input {{
     type filter hook input priority filter; policy accept;
-{chain_body}
+{local}
   }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
@@ -78,27 +107,141 @@ def install(iface: str, outbound: str, policy: ExitPolicy) -> None:
         raise NodeError(f"nft refused the exit rules: {result.stderr.strip()}")
 
 
-def enable_forwarding() -> dict[str, str]:
-    """Turn on IPv4 and IPv6 forwarding; return the old values for `restore_forwarding`."""
-    old = {}
-    for path in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"):
-        try:
-            with open(path) as f:
-                old[path] = f.read().strip()
-            with open(path, "w") as f:
-                f.write("1")
-        except OSError as exc:
-            raise NodeError(f"cannot enable forwarding ({path}: {exc.strerror})") from None
-    return old
+def _netns_id() -> str:
+    """This network namespace's identity: the forwarding switches are per namespace."""
+    try:
+        st = os.stat("/proc/self/ns/net")
+    except OSError:
+        return "0"
+    return f"{st.st_dev}-{st.st_ino}"
 
 
-def restore_forwarding(old: dict[str, str]) -> None:
-    for path, value in old.items():
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-        except OSError:
-            pass
+def _start_time(pid: int) -> str | None:
+    """The start time of a live process (field 22 of /proc/PID/stat), None if it is gone.
+    With the pid it names one process: a pid reused after a kill -9 has another."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _holder_alive(holder: object) -> bool:
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+        return False
+    start = _start_time(holder["pid"])
+    return start is not None and start == holder.get("start")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the unreadable forwarding state %s: %s", path, exc)
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("original"), dict):
+        log.warning("ignoring the malformed forwarding state %s", path)
+        return None
+    if not isinstance(state.get("holders"), list):
+        state["holders"] = []
+    return state
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    """Replace the state file atomically and durably: it must outlive a crash or kill -9."""
+    atomic_write(path, json.dumps(state, indent=1).encode(), mode=0o644)
+
+
+@contextmanager
+def _locked(run_dir: Path) -> Iterator[Path]:
+    """Hold the forwarding lock (one for every namespace: it is held for a few writes);
+    yield the path of this namespace's state file."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(run_dir / "forwarding.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise NodeError(
+            f"cannot record the forwarding state in {run_dir}: {exc.strerror} (run as root?)"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield run_dir / f"forwarding-{_netns_id()}.json"
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_sysctl(root: Path, name: str, value: str) -> None:
+    with open(root / name, "w") as f:
+        f.write(value)
+
+
+def enable_forwarding(
+    *, sysctl_root: Path = SYSCTL_ROOT, run_dir: Path = RUN_DIR, pid: int | None = None
+) -> dict[str, str]:
+    """Turn on IPv4 and IPv6 forwarding for as long as this process holds it.
+
+    The namespace's state file records the values from before the first holder, and the
+    live holders; it is written before a switch moves, so a killed holder leaves behind
+    what to restore. Holders that died (a kill -9) are dropped here and at every stop.
+    Returns the token `restore_forwarding` takes.
+    """
+    pid = os.getpid() if pid is None else pid
+    me = {"pid": pid, "start": _start_time(pid)}
+    with _locked(run_dir) as path:
+        state = _load(path)
+        if state is None:
+            original = {}
+            for name in FORWARDING_SYSCTLS:
+                try:
+                    original[name] = (sysctl_root / name).read_text().strip()
+                except OSError as exc:
+                    raise NodeError(f"cannot read {sysctl_root / name}: {exc.strerror}") from None
+            state = {"original": original, "holders": []}
+        live = [h for h in state["holders"] if _holder_alive(h) and h.get("pid") != pid]
+        state["holders"] = [*live, me]
+        _save(path, state)
+        token = {"sysctl_root": str(sysctl_root), "run_dir": str(run_dir), "pid": str(pid)}
+        for name in FORWARDING_SYSCTLS:
+            try:
+                _write_sysctl(sysctl_root, name, "1")
+            except OSError as exc:
+                _release(path, state, sysctl_root=sysctl_root, pid=pid)
+                raise NodeError(
+                    f"cannot enable forwarding ({sysctl_root / name}: {exc.strerror})"
+                ) from None
+    return token
+
+
+def restore_forwarding(token: dict[str, str]) -> None:
+    """Give up this process's hold on forwarding; the last live holder restores the
+    values from before the first. Best effort: it runs on the way out."""
+    run_dir, sysctl_root = Path(token["run_dir"]), Path(token["sysctl_root"])
+    try:
+        with _locked(run_dir) as path:
+            state = _load(path)
+            if state is not None:
+                _release(path, state, sysctl_root=sysctl_root, pid=int(token["pid"]))
+    except (NodeError, OSError) as exc:
+        log.warning("cannot restore the forwarding switches: %s", exc)
+
+
+def _release(path: Path, state: dict[str, Any], *, sysctl_root: Path, pid: int) -> None:
+    """Drop `pid` and dead holders; restore and forget the originals if none is left."""
+    live = [h for h in state["holders"] if _holder_alive(h) and h.get("pid") != pid]
+    if live:
+        state["holders"] = live
+        _save(path, state)
+        return
+    for name, value in state["original"].items():
+        if name in FORWARDING_SYSCTLS and isinstance(value, str):
+            try:
+                _write_sysctl(sysctl_root, name, value)
+            except OSError as exc:
+                log.warning("cannot restore %s: %s", sysctl_root / name, exc.strerror)
+    path.unlink(missing_ok=True)
 
 
 def is_ip(text: str) -> bool:

@@ -127,9 +127,10 @@ def remove_rules(table: int) -> None:
 
 
 def local_addresses() -> list[str]:
-    """Every address configured on this host (namespace), IPv4 and IPv6."""
+    """Every address configured on this host (namespace), IPv4 and IPv6, as ADDR/PREFIXLEN
+    (the exit policy derives the subnets' broadcast and anycast addresses from it)."""
     return [
-        str(info["local"])
+        f"{info['local']}/{info['prefixlen']}" if "prefixlen" in info else str(info["local"])
         for link in _query(["address", "show"])
         for info in link.get("addr_info", [])
         if isinstance(info, dict) and info.get("local")

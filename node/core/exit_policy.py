@@ -3,18 +3,23 @@
 By default a client may reach the internet and nothing else: loopback, RFC 1918,
 CGNAT 100.64.0.0/10, link-local (with the 169.254.169.254 cloud metadata
 address), ULA fc00::/7, fe80::/10, multicast, reserved and unspecified ranges,
-every address of the router itself, and TCP port 25 are refused. The operator's
-`allow` rules are consulted first and win; `deny` rules add to the defaults.
+every address of the router itself (with the directed broadcasts of its IPv4
+subnets and the subnet-router anycast of its IPv6 prefixes; `set_own_addresses`
+follows changes), and TCP port 25 are refused. An IPv6 destination that embeds an
+IPv4 address (NAT64, 6to4, Teredo) is refused if that IPv4 address would be, and
+so is a fragment whose port cannot be checked. The operator's `allow` rules are
+consulted first and win; `deny` rules add to the defaults.
 
 A rule is a prefix with an optional port: "192.168.1.10/32", "0.0.0.0/0 tcp:25",
 "2001:db8::/32 udp:53", "10.0.0.0/8 443" (any of TCP and UDP). `check` returns the
 reason a packet is refused (the drop counter's key), or None if it may go out.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_interface, ip_network
 
-from .packet import TCP, UDP, Inner
+from .packet import FRAG_LATER, TCP, UDP, Inner
 
 Network = IPv4Network | IPv6Network
 
@@ -90,6 +95,63 @@ def parse_rule(text: str, *, reason: str = "denied") -> Rule:
     return Rule(network, proto, port, reason)
 
 
+# IPv6 prefixes that carry an IPv4 address, which a relay or gateway on the path turns
+# back into IPv4: what they embed is refused as the IPv4 address itself would be.
+NAT64_WKP = 0x0064_FF9B_0000_0000_0000_0000  # 64:ff9b::/96, top 96 bits (RFC 6052 2.1)
+SIX_TO_FOUR = 0x2002  # 2002::/16, IPv4 in bits 16-47 (RFC 3056 section 2)
+TEREDO = 0x2001_0000  # 2001::/32: server IPv4 in bits 32-63, client IPv4 in bits 96-127
+#                       XORed with 0xffffffff (RFC 4380 section 4)
+_V4_MASK = 0xFFFF_FFFF
+
+# (shift, prefix value, proto, port, reason): a Rule compiled for the per-packet scan
+_Compiled = tuple[int, int, int | None, int | None, str]
+
+
+def _compile(rules: list[Rule]) -> dict[int, list[_Compiled]]:
+    out: dict[int, list[_Compiled]] = {4: [], 6: []}
+    for r in rules:
+        shift = r.network.max_prefixlen - r.network.prefixlen
+        value = int(r.network.network_address) >> shift
+        out[r.network.version].append((shift, value, r.proto, r.port, r.reason))
+    return out
+
+
+def _first(rules: list[_Compiled], addr: int, proto: int, dport: int) -> str | None:
+    """The reason of the first rule that matches, or None."""
+    for shift, value, rproto, rport, reason in rules:
+        if addr >> shift != value:
+            continue
+        if rport is None:
+            return reason
+        if dport == rport and (proto in (TCP, UDP) if rproto is None else proto == rproto):
+            return reason
+    return None
+
+
+def own_destinations(addresses: Iterable[str]) -> dict[int, dict[int, str]]:
+    """The router's own destinations by IP version: address -> refusal reason.
+
+    Each entry is "ADDR" or "ADDR/PREFIXLEN" (an interface address). With a prefix, the
+    IPv4 subnet's directed broadcast (and its all-zero address, the broadcast of old
+    BSD stacks) are the router's too, and so is the IPv6 subnet-router anycast address
+    (the all-zero host part, RFC 4291 2.6.1), which the kernel answers once forwarding
+    is on. Point-to-point prefixes (/31, /32 and /127, /128; RFC 3021, RFC 6164) have
+    neither. Raises ValueError on an entry that is not an address.
+    """
+    own: dict[int, dict[int, str]] = {4: {}, 6: {}}
+    for text in addresses:
+        iface = ip_interface(text)
+        table = own[iface.version]
+        table[int(iface.ip)] = "router"
+        net = iface.network
+        if iface.version == 4 and net.prefixlen <= 30:
+            table.setdefault(int(net.broadcast_address), "broadcast")
+            table.setdefault(int(net.network_address), "broadcast")
+        elif iface.version == 6 and net.prefixlen <= 126:
+            table.setdefault(int(net.network_address), "router")
+    return own
+
+
 class ExitPolicy:
     def __init__(
         self,
@@ -101,22 +163,78 @@ class ExitPolicy:
     ) -> None:
         self.allow = list(allow or [])
         rules = [Rule(ip_network(p), reason=r) for p, r in DEFAULT_DENY]
-        for addr in own_addresses or []:
-            a = ip_address(addr)
-            rules.append(Rule(ip_network(f"{a}/{a.max_prefixlen}"), reason="router"))
         if block_smtp:
             rules.append(Rule(ip_network("0.0.0.0/0"), TCP, 25, "smtp"))
             rules.append(Rule(ip_network("::/0"), TCP, 25, "smtp"))
         rules.extend(Rule(r.network, r.proto, r.port, "operator") for r in deny or [])
         self.deny = rules
+        self._allow = _compile(self.allow)
+        self._deny = _compile(self.deny)
+        self._own = own_destinations(own_addresses or [])
+
+    def set_own_addresses(self, addresses: Iterable[str]) -> None:
+        """Replace the router's own addresses ("ADDR" or "ADDR/PREFIXLEN", see
+        `own_destinations`); the address watcher calls this when they change."""
+        self._own = own_destinations(addresses)  # one assignment: check sees old or new
+
+    @property
+    def own_addresses(self) -> dict[int, dict[int, str]]:
+        return self._own
 
     def check(self, inner: Inner) -> str | None:
         """None if the packet may leave through the exit, else the reason it may not."""
         v, dst, proto, dport = inner.version, inner.dst, inner.proto, inner.dport
-        for rule in self.allow:
-            if rule.matches(v, dst, proto, dport):
-                return None
-        for rule in self.deny:
-            if rule.matches(v, dst, proto, dport):
-                return rule.reason
+        reason = self._verdict(v, dst, proto, dport)
+        if reason is not None:
+            return reason or None
+        if v == 6:
+            for embedded in _embedded_v4(dst):
+                reason = self._verdict(4, embedded, proto, dport)
+                if reason:
+                    return reason
+        # Fragments. The policy needs the port, which only a first fragment carries, and a
+        # later fragment cannot be tied to its first without state. A real exit reassembles
+        # (bounded memory and time, overlaps refused as in RFC 5722), or remembers which
+        # (src, dst, id) first fragments it let out and passes only their later fragments,
+        # as the kernel's conntrack defragmentation does for the nftables wall. This node
+        # does neither: it checks the port of a first fragment that carries the whole TCP
+        # or UDP header, refuses a first fragment that does not, and refuses every later
+        # fragment. Clients lose only IP fragmentation through the exit (path MTU discovery
+        # and the tunnel's MSS clamping keep TCP unfragmented); an operator's allow rule
+        # without a port still lets fragments to that prefix out.
+        if inner.frag and (inner.frag == FRAG_LATER or (proto in (TCP, UDP) and dport < 0)):
+            return "fragment"
         return None
+
+    def _verdict(self, version: int, addr: int, proto: int, dport: int) -> str | None:
+        """ "" if an allow rule lets `addr` out, the reason if it is refused, else None."""
+        if self.allow and _first(self._allow[version], addr, proto, dport) is not None:
+            return ""
+        return self._own[version].get(addr) or _first(self._deny[version], addr, proto, dport)
+
+    def embedded_rules(self) -> list[Rule]:
+        """The IPv4 deny rules as the IPv6 prefixes that embed them, for the nftables wall:
+        NAT64 (RFC 6052), 6to4 (RFC 3056) and the Teredo server (RFC 4380). The Teredo
+        client address is XORed into the low bits and is left to the node's own check."""
+        out: list[Rule] = []
+        for r in self.deny:
+            net = r.network
+            if net.version != 4:
+                continue
+            v4, n = int(net.network_address), net.prefixlen
+            for base, at in ((NAT64_WKP << 32, 0), (SIX_TO_FOUR << 112, 80), (TEREDO << 96, 64)):
+                prefixlen = 128 - at - 32 + n
+                network = IPv6Network((base | (v4 << at), prefixlen))
+                out.append(Rule(network, r.proto, r.port, r.reason))
+        return out
+
+
+def _embedded_v4(dst: int) -> tuple[int, ...]:
+    """The IPv4 addresses an IPv6 destination embeds (RFC 6052, RFC 3056, RFC 4380)."""
+    if dst >> 32 == NAT64_WKP:
+        return (dst & _V4_MASK,)
+    if dst >> 112 == SIX_TO_FOUR:
+        return ((dst >> 80) & _V4_MASK,)
+    if dst >> 96 == TEREDO:
+        return ((dst >> 64) & _V4_MASK, (dst & _V4_MASK) ^ _V4_MASK)
+    return ()

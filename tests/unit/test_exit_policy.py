@@ -5,7 +5,7 @@ from ipaddress import ip_address
 import pytest
 
 from tidewire.node.core.exit_policy import ExitPolicy, parse_rule
-from tidewire.node.core.packet import TCP, UDP, Inner
+from tidewire.node.core.packet import FRAG_FIRST, FRAG_LATER, ICMP, TCP, UDP, Inner
 
 
 def pkt(dst: str, proto: int = TCP, dport: int = 443) -> Inner:
@@ -63,3 +63,80 @@ def test_bad_rules_are_one_sentence(text: str) -> None:
     with pytest.raises(ValueError) as err:
         parse_rule(text)
     assert str(err.value) and "\n" not in str(err.value)
+
+
+def test_directed_broadcast_and_subnet_router_anycast_are_the_router() -> None:
+    policy = ExitPolicy(own_addresses=["203.0.113.1/24", "2001:db8:113::1/64", "10.9.9.1/31"])
+    assert policy.check(pkt("203.0.113.255", UDP, 53)) == "broadcast"
+    assert policy.check(pkt("203.0.113.0", UDP, 9999)) == "broadcast"
+    assert policy.check(pkt("203.0.113.1")) == "router"
+    assert policy.check(pkt("2001:db8:113::", UDP, 53)) == "router"
+    assert policy.check(pkt("2001:db8:113::1")) == "router"
+    assert policy.check(pkt("203.0.113.2")) is None  # a neighbour on the WAN: the internet
+    assert policy.check(pkt("2001:db8:113::2")) is None
+    assert policy.check(pkt("10.9.9.0")) == "private"  # /31: no broadcast, a private peer
+
+
+def test_own_addresses_can_be_replaced() -> None:
+    policy = ExitPolicy(own_addresses=["198.51.100.1/24"])
+    assert policy.check(pkt("198.51.100.1")) == "router"
+    policy.set_own_addresses(["198.51.100.1/24", "198.51.102.7/24", "2001:db8:5::9/64"])
+    assert policy.check(pkt("198.51.102.7")) == "router"
+    assert policy.check(pkt("198.51.102.255")) == "broadcast"
+    assert policy.check(pkt("2001:db8:5::")) == "router"
+    policy.set_own_addresses(["198.51.102.7/24"])
+    assert policy.check(pkt("198.51.100.1")) is None
+    assert policy.check(pkt("198.51.100.255")) is None
+
+
+@pytest.mark.parametrize(
+    ("dst", "reason"),
+    [
+        ("64:ff9b::192.168.1.1", "private"),  # NAT64 well-known prefix, RFC 6052
+        ("64:ff9b::7f00:1", "loopback"),
+        ("64:ff9b::a9fe:a9fe", "link_local"),  # 169.254.169.254, the cloud metadata
+        ("64:ff9b::cb00:7101", "router"),  # 203.0.113.1, the router itself
+        ("2002:c0a8:0101::1", "private"),  # 6to4 of 192.168.1.1, RFC 3056
+        ("2002:0a00:0001:5::1", "private"),  # 6to4 of 10.0.0.1
+        ("2001:0:c0a8:0101::1", "private"),  # Teredo server 192.168.1.1, RFC 4380
+        ("2001:0:cb00:7102:0:0:3f57:fefe", "private"),  # Teredo client 192.168.1.1 (XOR)
+        ("2001:0:cb00:7102:0:0:9bbf:fefe", "cgnat"),  # Teredo client 100.64.1.1
+    ],
+)
+def test_embedded_ipv4_is_refused_like_the_address_itself(dst: str, reason: str) -> None:
+    policy = ExitPolicy(own_addresses=["203.0.113.1"])
+    assert policy.check(pkt(dst)) == reason
+
+
+def test_embedded_public_ipv4_goes_out_but_not_smtp() -> None:
+    policy = ExitPolicy(deny=[parse_rule("198.51.100.0/24")])
+    assert policy.check(pkt("64:ff9b::cb00:7102")) is None  # 203.0.113.2
+    assert policy.check(pkt("2002:cb00:7102::1")) is None
+    assert policy.check(pkt("2001:0:cb00:7102:0:0:34ff:fefd")) is None  # client 203.0.1.2
+    assert policy.check(pkt("64:ff9b::cb00:7102", TCP, 25)) == "smtp"
+    assert policy.check(pkt("64:ff9b::c633:6409")) == "operator"  # 198.51.100.9
+
+
+def test_fragments_without_a_port_are_refused() -> None:
+    policy = ExitPolicy()
+    for dst in ("203.0.113.2", "2001:db8::1"):
+        a = ip_address(dst)
+        first = Inner(a.version, 60, 1, int(a), TCP, 25, FRAG_FIRST)
+        assert policy.check(first) == "smtp"
+        assert policy.check(first._replace(dport=443)) is None
+        assert policy.check(first._replace(dport=-1)) == "fragment"  # header cut short
+        later = Inner(a.version, 60, 1, int(a), TCP, -1, FRAG_LATER)
+        assert policy.check(later) == "fragment"
+        assert policy.check(later._replace(proto=ICMP)) == "fragment"
+    later = Inner(4, 60, 1, int(ip_address("192.168.1.1")), UDP, -1, FRAG_LATER)
+    assert policy.check(later) == "private"
+    allowed = ExitPolicy(allow=[parse_rule("203.0.113.0/24")])
+    assert allowed.check(Inner(4, 60, 1, int(ip_address("203.0.113.2")), TCP, -1, 2)) is None
+
+
+def test_embedded_rules_for_the_firewall() -> None:
+    rules = {(str(r.network), r.reason) for r in ExitPolicy().embedded_rules()}
+    assert ("64:ff9b::c0a8:0/112", "private") in rules
+    assert ("2002:c0a8::/32", "private") in rules
+    assert ("2001:0:c0a8::/48", "private") in rules
+    assert ("64:ff9b::a00:0/104", "private") in rules
