@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node import control, firewall, netconf, status
+from tidewire.node import addresses, control, firewall, netconf, status
 from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig
 from tidewire.node.core.exit_policy import ExitPolicy
@@ -166,6 +166,7 @@ class Daemon:
             with self.cancel:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(writer.run)
+                    await nursery.start(addresses.watch_addresses, dp.policy)
                     await nursery.start(peers.run)
                     await nursery.start(control.serve, cfg.control_socket, Handlers(self))
                     nursery.start_soon(self._signals)

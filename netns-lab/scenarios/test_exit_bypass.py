@@ -10,7 +10,6 @@ internet host 203.0.113.2 and 2001:db8:113::2.
 from collections import Counter
 from typing import Any
 
-import pytest
 from common import PY, TOOLS, ping, unreachable
 from lab import Host, Lab, Node, Proc, genkey, tidewire_toml
 from scapy.layers.inet import IP, TCP, UDP
@@ -63,7 +62,6 @@ def test_broadcast_anycast_and_new_addresses_do_not_reach_the_provider() -> None
         assert after["router"] - before["router"] >= 3, after  # anycast UDP and two pings
 
 
-@pytest.mark.xfail(strict=True, reason="watcher not yet wired")
 def test_the_node_follows_addresses_added_after_start() -> None:
     with Lab("newaddr") as lab:
         x = build_exit_lab(lab, with_wireguard_go=False)

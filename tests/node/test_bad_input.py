@@ -318,7 +318,7 @@ def test_report_current_uses_the_nodes_epoch_length(
         return {"ok": True, "report": {"sessions": [], "totals": totals}}
 
     monkeypatch.setattr(cmd_report, "run_call", fake_call)
-    monkeypatch.setattr(cmd_report.time, "time", lambda: 7200.0 * 1000 + 5)
+    monkeypatch.setattr("tidewire.cli.cmd_report.time.time", lambda: 7200.0 * 1000 + 5)
     code, _, _ = run(["report", "--epoch", "current", "-o", str(tmp_path / "r.json")])
     assert code == 0
     assert asked[-1] == {"cmd": "report", "epoch": 2000}  # 7,200,005 s // 3600 s
