@@ -33,7 +33,7 @@ from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
 from tidewire.node.peers import Peers
-from tidewire.node.state import TimestampStore
+from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.node.tun import enable_tso, open_tun
@@ -153,7 +153,7 @@ class Daemon:
                     deny=cfg.exit.deny,
                     own_addresses=await off_loop(netconf.local_addresses),
                 )
-            await off_loop(netconf.remove_rules, self.table)
+            await off_loop(self._clear_stale_rules)
             for spec in cfg.peers:
                 await peers.add(spec, last_timestamp=store.get(spec.public_key))
             if self.exit_enabled:
@@ -230,6 +230,20 @@ class Daemon:
         self.forwarding = await off_loop(firewall.enable_forwarding)
         await off_loop(firewall.install, self.cfg.name, out, policy)
         self.firewall_installed = True
+
+    def _clear_stale_rules(self) -> None:
+        """Remove the policy rules of this interface's last run, whatever its port was, and
+        record this run's table before any rule of it exists (a node with a random listen
+        port gets a new table every start, and a kill -9 leaves the old rules behind)."""
+        record = self.cfg.state_dir / self.cfg.name / "rules.table"
+        try:
+            stale = int(record.read_text().strip() or 0)
+        except (OSError, ValueError):
+            stale = 0
+        if stale and stale != self.table:
+            netconf.remove_rules(stale)
+        netconf.remove_rules(self.table)
+        atomic_write(record, f"{self.table}\n".encode())
 
     def _teardown(self) -> None:
         """Undo start-up (in a worker thread: it runs `nft` and `ip`)."""

@@ -21,6 +21,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
+from logging import INFO, WARNING
 
 import trio
 
@@ -34,6 +35,7 @@ from tidewire.node.core.queues.base import Queue
 from tidewire.node.core.queues.passthrough import PassThrough
 from tidewire.node.core.routing.allowed_ips import AllowedIPs
 from tidewire.node.core.ticker import Ticker
+from tidewire.node.logs import PacketPathLog
 from tidewire.node.timers import TimerTask
 from tidewire.node.transports.base import Transport
 from tidewire.protocol.keys import short
@@ -81,6 +83,7 @@ class DataPath:
         self.in_queue: Queue[bytes] = PassThrough(self._to_tun)
         self.ticker = Ticker()
         self.timers = TimerTask(after=self.flush)
+        self.log = PacketPathLog(log)
         for component in (device, self.ticker, self.out_queue, self.in_queue):
             self.timers.add(component)
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
@@ -241,28 +244,44 @@ class DataPath:
 
     def flush(self) -> None:
         dev = self.device
+        now = trio.current_time()
+        say = self.log.log
         while (event := dev.next_event()) is not None:
+            key = event.public_key
             if isinstance(event, TimestampSent):
-                self.persist_timestamp(event.public_key, event.timestamp)
+                self.persist_timestamp(key, event.timestamp)
             elif isinstance(event, HandshakeCompleted):
                 if self.accountant is not None:
-                    self.accountant.handshake_completed(event.public_key, now=trio.current_time())
-                log.info(
+                    self.accountant.handshake_completed(key, now=now)
+                how = "we initiated" if event.initiator else "they initiated"
+                say(
+                    INFO,
+                    "handshake",
+                    key,
                     "handshake with %s completed (%s)",
-                    short(event.public_key),
-                    "we initiated" if event.initiator else "they initiated",
+                    short(key),
+                    how,
+                    now=now,
                 )
             elif isinstance(event, PathChanged):
-                log.info("peer %s now at %s", short(event.public_key), event.path)
+                say(INFO, "path", key, "peer %s now at %s", short(key), event.path, now=now)
             elif isinstance(event, HandshakeGaveUp):
-                log.warning(
+                say(
+                    WARNING,
+                    "gave_up",
+                    key,
                     "peer %s: no handshake response after 90 s; giving up for now",
-                    short(event.public_key),
+                    short(key),
+                    now=now,
                 )
             elif isinstance(event, KeysZeroed):
-                log.info(
+                say(
+                    INFO,
+                    "zeroed",
+                    key,
                     "peer %s: keys erased after 540 s without a new session",
-                    short(event.public_key),
+                    short(key),
+                    now=now,
                 )
         for data, path in dev.datagrams_to_send():
             self.send(data, path)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidewire.node")
 
 
-class PeerError(Exception):
+class PeerError(NodeError):
     """A peer change the node refuses; the message says why."""
 
 
