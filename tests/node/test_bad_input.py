@@ -339,3 +339,10 @@ def test_report_current_uses_the_nodes_epoch_length(
 def test_report_epoch_with_unicode_digits_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = run(["report", "--epoch", "²", "-o", str(tmp_path / "r.json")])
     assert code == 2 and "is not a non-negative integer" in err
+
+
+def test_resolve_of_a_bad_host_name_is_a_node_error() -> None:
+    from tidewire.node.requests import resolve
+
+    with pytest.raises(NodeError, match="is not a host name"):
+        trio.run(resolve, "a" * 64 + ".net:51820")
