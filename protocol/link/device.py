@@ -41,7 +41,7 @@ from .constants import (
     ZERO_KEYS_AFTER,
 )
 from .cookie import CookieChecker
-from .crypto import clamp, nonce, public_key
+from .crypto import clamp, dh, nonce, public_key
 from .events import (
     Event,
     HandshakeCompleted,
@@ -101,6 +101,12 @@ class Device:
             raise LocalProtocolError("public_key: this peer is already configured")
         if config.public_key == self.public_key:
             raise LocalProtocolError("public_key: a peer cannot have this device's own key")
+        try:
+            dh(self.private_key, config.public_key)
+        except RemoteProtocolError:  # RFC 7748 section 6.1: X25519 with it gives all zeros
+            raise LocalProtocolError(
+                "public_key: a low-order point that no real key has (X25519 gives all zeros)"
+            ) from None
         peer = Peer(config, local_private=self.private_key, local_public=self.public_key)
         peer.rearmed = self.timers.rearmed
         self.peers[config.public_key] = peer

@@ -9,6 +9,7 @@ import itertools
 
 import pytest
 
+from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.link.constants import (
     COOKIE_REPLY_SIZE,
     MESSAGE_COOKIE_REPLY,
@@ -16,15 +17,18 @@ from tidewire.protocol.link.constants import (
     MESSAGE_RESPONSE,
     MESSAGE_TRANSPORT,
 )
+from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.events import (
     HandshakeCompleted,
     HandshakeGaveUp,
     KeysZeroed,
     PathChanged,
 )
+from tidewire.protocol.link.peer import PeerConfig
 from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import UDP, Path
 
+from .helpers import SeededRandom, keypair
 from .sim import Sent, Sim, pair
 
 
@@ -356,3 +360,12 @@ def test_timestamps_never_go_backwards_after_a_restart_with_a_clock_in_the_past(
     sent = [e.timestamp for _, e in a.events if isinstance(e, TimestampSent)]
     assert sent and sent[0] > persisted
     assert payloads(b.received) == [pkt(1)]
+
+
+def test_a_low_order_peer_key_is_refused_at_add() -> None:
+    # the all-zero point and 1 are of order 1 and 4 on Curve25519 (RFC 7748 section 6.1)
+    dev = Device(private_key=keypair("low")[0], rng=SeededRandom("low"))
+    for point in (bytes(32), (1).to_bytes(32, "little")):
+        with pytest.raises(LocalProtocolError, match="low-order"):
+            dev.add_peer(PeerConfig(public_key=point))
+    assert dev.peers == {}
