@@ -141,7 +141,7 @@ def test_provider_and_client_agree_and_credit_is_extended() -> None:
     assert not isinstance(out, channel.Refusal)
     p.check_receipt(out)
     p.commit_receipt(out)
-    assert p.receipted == 4 * MiB and p.unreceipted == 0 and p.allowed()
+    assert p.receipted == 4 * MiB and p.unreceipted == 0
 
 
 def test_provider_refuses_wrong_provider_replays_and_unsolicited_receipts() -> None:
@@ -182,29 +182,6 @@ def test_slack_covers_small_sessions() -> None:
     c.own_up = 1000
     inv = channel.Invoice(SESSION, bytes(32), 1, 1000 + MiB, 0, 1, 2)
     assert not isinstance(c.on_invoice(inv), channel.Refusal)
-
-
-def test_credit_window_and_cutoff_in_virtual_time() -> None:
-    p = served(credit_window=4 * MiB, cutoff=30.0)
-    p.served_down = 4 * MiB
-    assert p.allowed()
-    p.served_down += 1
-    assert not p.allowed()
-    assert p.tick(now=100.0) is False  # over the window from 100 s
-    assert p.tick(now=129.999) is False
-    assert p.tick(now=130.0) is True and p.cut_off
-    assert not p.allowed()
-
-
-def test_window_grows_with_good_standing() -> None:
-    p, c = served(credit_window=4 * MiB, credit_max=16 * MiB), used()
-    for i in range(40):
-        p.served_up = c.own_up = (i + 1) * MiB
-        out = c.on_invoice(p.make_invoice(now=float(i), wall_ms=1_000_000 + i))
-        assert not isinstance(out, channel.Refusal)
-        p.check_receipt(out)
-        p.commit_receipt(out)
-    assert p.window == 16 * MiB
 
 
 def test_lost_invoices_and_receipts_do_not_stall() -> None:
