@@ -302,3 +302,16 @@ def test_signing_key_is_derived_and_stable() -> None:
     b = signing_key_from_static(bytes(range(32)))
     assert bytes(a.verify_key) == bytes(b.verify_key)
     assert bytes(signing_key_from_static(bytes(32)).verify_key) != bytes(a.verify_key)
+
+
+def test_signing_key_known_answer() -> None:
+    """Construction from protocol/accounting/receipts.py's docstring: the Ed25519 seed is
+    BLAKE2s-256(key=x25519_private, "tidewire receipt signing key v1"). The literals were
+    computed with hashlib.blake2s and nacl.signing.SigningKey(seed), not this module."""
+    key = signing_key_from_static(bytes(range(32)))
+    assert bytes(key) == bytes.fromhex(
+        "4b0417ddf8228a7b44ab5ab013b1be3fd4390cae5eeccdc346f0106640048a38"
+    )
+    assert bytes(key.verify_key) == bytes.fromhex(
+        "10798d51da1eee6bbe3710445313d390143d86afa4cde6ceb51a4e46375c243c"
+    )
