@@ -1,6 +1,8 @@
 """Verifiable usage accounting in the exit lab (topologies.py): a tidewire client signs
 receipts for what a tidewire provider carries; the provider's ledger survives kill -9;
-an over-billing provider is refused; a client that stops signing is cut off."""
+an over-billing provider is refused; a client that stops signing is cut off, and so is
+one that opens a fresh session every half second instead. The cheating nodes run
+through tools/misbehave.py (lab.tidewire's `misbehave`)."""
 
 import json
 import signal
@@ -104,7 +106,7 @@ def test_provider_killed_mid_transfer_keeps_its_receipts() -> None:
 def test_an_over_billing_provider_is_refused_and_disconnected() -> None:
     with Lab("overbill") as lab:
         x = build_exit_lab(
-            lab, with_wireguard_go=False, provider_env={"TIDEWIRE_LAB_OVERBILL": "1.10"}
+            lab, with_wireguard_go=False, provider_misbehave=("overbill", "1.10")
         )
         ping(x.client, "203.0.113.2")
         iperf_up(lab, x, seconds=6, check=False)
@@ -127,7 +129,7 @@ def test_a_client_that_stops_signing_is_cut_off() -> None:
         x = build_exit_lab(
             lab,
             with_wireguard_go=False,
-            client_env={"TIDEWIRE_LAB_NO_RECEIPTS": "1"},
+            client_misbehave=("silent",),
             accounting={"credit_window": 4 * MiB, "cutoff": 3.0},
         )
         ping(x.client, "203.0.113.2")
@@ -143,3 +145,30 @@ def test_a_client_that_stops_signing_is_cut_off() -> None:
         assert not ping(x.client, "203.0.113.2", count=2, check=False)
         assert usage(x.provider_node)["sessions"][0]["verified_up"] == 0
         assert st["peers"][0]["tx_bytes"] < 12 * MiB
+
+
+def test_a_client_rotating_sessions_without_signing_is_cut_off_after_one_window() -> None:
+    window = 4 * MiB
+    with Lab("rotate") as lab:
+        x = build_exit_lab(
+            lab,
+            with_wireguard_go=False,
+            client_misbehave=("rotate", "0.5"),
+            accounting={"credit_window": window, "cutoff": 3.0},
+        )
+        ping(x.client, "203.0.113.2")
+        result = iperf_up(lab, x, seconds=10, check=False)
+        moved = result.get("end", {}).get("sum_received", {}).get("bytes", 0) if result else 0
+        assert moved < window + MiB, f"{moved} bytes got through without receipts"
+        time.sleep(2.5)  # one flush interval: every session's counts are in the ledger
+        u = usage(x.provider_node)
+        sessions = u["sessions"]
+        served = sum(s["unverified"] + s["verified_up"] + s["verified_down"] for s in sessions)
+        served += sum(p["unverified_up"] + p["unverified_down"] for p in u["unverified_peers"])
+        assert all(s["verified_up"] == 0 for s in sessions)
+        assert served <= window + 2 * MiB, served  # one window, a packet, pings and acks
+        # what got through to the internet is in the ledger (inner bytes: payload plus
+        # IP and TCP headers), within one receipt interval (invoice_bytes, 1 MiB)
+        assert moved <= served <= moved * 1.06 + MiB, (moved, served)
+        assert len(sessions) <= 3 + 12 // 5 + 1, len(sessions)  # a burst, then one per 5 s
+        assert not ping(x.client, "203.0.113.2", count=2, check=False)
