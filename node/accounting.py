@@ -109,7 +109,9 @@ class Accountant:
             self.retired += [_row(s) for s in credit.sessions.values()]
         if role is None:
             self.roles.pop(peer_key, None)
-            self.used.pop(peer_key, None)
+            used = self.used.get(peer_key)
+            if used is None or not used.refused:  # a refusal stays on record for `usage`
+                self.used.pop(peer_key, None)
             return
         self.roles[peer_key] = role
         if role is Role.CLIENT and credit is None:
