@@ -276,12 +276,18 @@ class Lab:
         conf_name: str | None = None,
         wait: bool = True,
         env: dict[str, str] | None = None,
+        misbehave: tuple[str, ...] = (),
     ) -> Node:
-        """Write a config and run `tidewire up` with it; wait until its control socket answers."""
+        """Write a config and run `tidewire up` with it; wait until its control socket answers.
+        `misbehave` (e.g. ("silent",), ("overbill", "1.10"), ("rotate", "0.5")) runs it
+        through tools/misbehave.py instead, as a node that cheats at accounting."""
         config = self.tmp / (conf_name or f"{name}.toml")
         config.write_text(config_text)
         sock = self.tmp / f"{name}.sock"
-        proc = host.spawn([TIDEWIRE, "up", str(config), *args], name=f"tidewire-{name}", env=env)
+        cmd = [TIDEWIRE]
+        if misbehave:
+            cmd = [sys.executable, str(REPO / "netns-lab" / "tools" / "misbehave.py"), *misbehave]
+        proc = host.spawn([*cmd, "up", str(config), *args], name=f"tidewire-{name}", env=env)
         node = Node(host, name, config, sock, proc)
         if wait:
             self.wait_for(

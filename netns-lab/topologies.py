@@ -43,8 +43,8 @@ def build_exit_lab(
     lab: Lab,
     *,
     with_wireguard_go: bool = True,
-    provider_env: dict[str, str] | None = None,
-    client_env: dict[str, str] | None = None,
+    provider_misbehave: tuple[str, ...] = (),
+    client_misbehave: tuple[str, ...] = (),
     accounting: dict[str, Any] | None = None,
 ) -> ExitLab:
     client, wgclient, provider = lab.host("client"), lab.host("wgclient"), lab.host("provider")
@@ -101,7 +101,7 @@ def build_exit_lab(
             exit={"enabled": True},
             accounting=accounting,
         ),
-        env=provider_env,
+        misbehave=provider_misbehave,
     )
     client_node = lab.tidewire(
         client,
@@ -120,7 +120,7 @@ def build_exit_lab(
                 }
             ],
         ),
-        env=client_env,
+        misbehave=client_misbehave,
     )
     wg_path = Path()
     wg_iface = "wgexit0"

@@ -11,20 +11,26 @@ needs the disk (loading and opening sessions, committing receipts, saving
 counters) goes through a bounded queue to `run`, which does it in a worker
 thread, and credit is extended only after a receipt's commit returns.
 
-Two environment variables exist for the lab only, to build misbehaving nodes:
-TIDEWIRE_LAB_OVERBILL (a factor a provider multiplies its invoices by) and
-TIDEWIRE_LAB_NO_RECEIPTS=1 (a client that never signs).
+Credit is per client (`ClientCredit`, keyed by the tunnel peer key): a client that
+opens new sessions instead of paying stays in debt; a replaced session's counts are
+saved when it is replaced, and a closed one's at the next flush, so every served byte
+reaches the ledger. Misbehaving nodes for the lab subclass this class (the hooks are
+`make_invoice` and `answer_invoice`); production code has no switch for them.
 """
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node.core.accounting import AccountingConfig, ServedSession, UsedSession
+from tidewire.node.core.accounting import (
+    AccountingConfig,
+    ClientCredit,
+    ServedSession,
+    UsedSession,
+)
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.roles import Role
 from tidewire.protocol.accounting.receipts import (
@@ -71,14 +77,12 @@ class Accountant:
         self.disconnect = disconnect
         self.rng = rng
         self.roles: dict[bytes, Role] = {}
-        self.served: dict[bytes, ServedSession] = {}
+        self.credits: dict[bytes, ClientCredit] = {}
         self.used: dict[bytes, UsedSession] = {}
-        self.pre_session: dict[bytes, list[int]] = {}  # native clients before their hello
+        self.retired: list[tuple[bytes, int, int]] = []  # closed sessions' counts, not yet saved
         self.unverified: dict[tuple[bytes, str], list[int]] = {}  # not yet flushed
         self.hello_due: dict[bytes, float] = {}
         self.drops: dict[str, int] = {}
-        self.overbill = float(os.environ.get("TIDEWIRE_LAB_OVERBILL", "1") or 1)
-        self.no_receipts = os.environ.get("TIDEWIRE_LAB_NO_RECEIPTS") == "1"
         self.send_queue, self.receive_queue = trio.open_memory_channel[tuple[str, bytes, Any]](1024)
         self.next_tick: float | None = None
         self.next_flush: float | None = None
@@ -89,13 +93,29 @@ class Accountant:
 
     # -- configuration --------------------------------------------------------
 
+    @property
+    def served(self) -> dict[bytes, ServedSession]:
+        """The current session of every client that has one."""
+        return {k: c.current for k, c in self.credits.items() if c.current is not None}
+
+    def open_sessions(self, peer_key: bytes) -> dict[bytes, ServedSession]:
+        credit = self.credits.get(peer_key)
+        return {} if credit is None else credit.sessions
+
     def set_role(self, peer_key: bytes, role: Role | None) -> None:
+        credit = self.credits.get(peer_key)
+        if credit is not None and role is not Role.CLIENT:
+            self.credits.pop(peer_key)
+            self.retired += [_row(s) for s in credit.sessions.values()]
         if role is None:
             self.roles.pop(peer_key, None)
-            self.used.pop(peer_key, None)
-            self.served.pop(peer_key, None)
+            used = self.used.get(peer_key)
+            if used is None or not used.refused:  # a refusal stays on record for `usage`
+                self.used.pop(peer_key, None)
             return
         self.roles[peer_key] = role
+        if role is Role.CLIENT and credit is None:
+            self.credits[peer_key] = ClientCredit(config=self.config)
         if role is Role.PROVIDER:
             self.used[peer_key] = UsedSession(
                 session_id=self.rng(16), key=self.sign_key, config=self.config
@@ -118,22 +138,12 @@ class Accountant:
                 used.own_down += n
             return True
         if role is Role.CLIENT:
-            s = self.served.get(peer_key)
-            if s is None:
-                pre = self.pre_session.setdefault(peer_key, [0, 0])
-                if pre[0] + pre[1] > self.config.credit_window:
-                    self._drop("credit_no_session")
-                    return False
-                pre[0 if up else 1] += n
-                self._unverified(peer_key, "before_session", n, up)
-                return True
-            if not s.allowed():
-                self._drop("credit_exhausted")
+            credit = self.credits[peer_key]
+            if not credit.count(n, up=up):
+                self._drop("credit_exhausted" if credit.current else "credit_no_session")
                 return False
-            if up:
-                s.served_up += n
-            else:
-                s.served_down += n
+            if credit.current is None:
+                self._unverified(peer_key, "before_session", n, up)
             return True
         self._unverified(peer_key, "wireguard", n, up)
         return True
@@ -163,7 +173,11 @@ class Accountant:
 
     def _on_hello(self, peer_key: bytes, msg: channel.Hello, *, now: float) -> None:
         self._expect(peer_key, Role.CLIENT)
-        self._queue("hello", peer_key, msg)
+        credit = self.credits[peer_key]
+        if not credit.admit(msg.session_id, now=now):
+            raise RemoteProtocolError("hello_rate_limited", "new sessions too fast")
+        if not self._queue("hello", peer_key, msg):
+            credit.refuse(msg.session_id)
 
     def _on_refusal(self, peer_key: bytes, msg: channel.Refusal, *, now: float) -> None:
         self._expect(peer_key, Role.CLIENT)
@@ -172,11 +186,13 @@ class Accountant:
         )
         self._drop("control_refusal_received")
 
-    def _queue(self, kind: str, peer_key: bytes, item: Any) -> None:
+    def _queue(self, kind: str, peer_key: bytes, item: Any) -> bool:
         try:
             self.send_queue.send_nowait((kind, peer_key, item))
         except trio.WouldBlock:
             self._drop("control_queue_full")
+            return False
+        return True
 
     def _send(self, peer_key: bytes, msg: channel.Message) -> None:
         self.control.send(peer_key, msg)
@@ -185,10 +201,10 @@ class Accountant:
         self._expect(peer_key, Role.PROVIDER)
         used = self.used[peer_key]
         self.hello_due.pop(peer_key, None)
-        if self.no_receipts:
-            return
         was_refused = used.refused
-        out = used.on_invoice(inv)
+        out = self.answer_invoice(used, inv)
+        if out is None:
+            return
         if isinstance(out, SignedReceipt):
             self._send(peer_key, channel.ReceiptMessage(out.wire()))
             return
@@ -201,12 +217,22 @@ class Accountant:
             )
             self.disconnect(peer_key)
 
+    def answer_invoice(
+        self, used: UsedSession, inv: channel.Invoice
+    ) -> SignedReceipt | channel.Refusal | None:
+        """What a client answers to an invoice (None: nothing; the lab's silent client)."""
+        return used.on_invoice(inv)
+
+    def make_invoice(self, s: ServedSession, *, now: float, wall_ms: int) -> channel.Invoice:
+        """The provider's next invoice for `s` (the lab's over-billing provider changes it)."""
+        return s.make_invoice(now=now, wall_ms=wall_ms)
+
     def _on_receipt(self, peer_key: bytes, msg: channel.ReceiptMessage, *, now: float) -> None:
         self._expect(peer_key, Role.CLIENT)
-        s = self.served.get(peer_key)
+        signed = verify(msg.receipt)
+        s = self.open_sessions(peer_key).get(signed.receipt.session_id)
         if s is None:
             raise RemoteProtocolError("receipt_no_session")
-        signed = verify(msg.receipt)
         s.check_receipt(signed)
         self._queue("receipt", peer_key, signed)
 
@@ -227,20 +253,8 @@ class Accountant:
         self._arm(now)
         wall_ms = int(time.time() * 1000)
         for peer_key, s in self.served.items():
-            if not s.cut_off and s.invoice_due(now=now):
-                inv = s.make_invoice(now=now, wall_ms=wall_ms)
-                if self.overbill != 1:  # lab only: a dishonest provider
-                    inv = channel.Invoice(
-                        inv.session_id,
-                        inv.provider_key,
-                        inv.seq,
-                        int(inv.bytes_up * self.overbill),
-                        int(inv.bytes_down * self.overbill),
-                        inv.session_start_ms,
-                        inv.time_ms,
-                    )
-                    s.pending[inv.seq] = inv
-                self._send(peer_key, inv)
+            if s.invoice_due(now=now):
+                self._send(peer_key, self.make_invoice(s, now=now, wall_ms=wall_ms))
 
     def get_timer(self) -> float | None:
         """The next deadline: housekeeping while anything is counted, hello retries, and
@@ -257,11 +271,10 @@ class Accountant:
                 self._send_hello(peer_key, now=now)
         if self.next_tick is not None and now >= self.next_tick:
             self.next_tick = None
-            for peer_key, s in list(self.served.items()):
-                if s.tick(now=now):
+            for peer_key, credit in list(self.credits.items()):
+                if credit.tick(now=now):
                     log.warning(
-                        "client %s: nothing signed for %.0f s past its credit window; "
-                        "session ended",
+                        "client %s: nothing signed for %.0f s past its credit window; cut off",
                         short(peer_key),
                         self.config.cutoff,
                     )
@@ -273,9 +286,9 @@ class Accountant:
         self._arm(now)
 
     def _arm(self, now: float) -> None:
-        if self.next_tick is None and (self.served or self.used or self.pre_session):
+        if self.next_tick is None and (self.credits or self.used):
             self.next_tick = now + TICK
-        if self.next_flush is None and (self.served or self.unverified):
+        if self.next_flush is None and (self.credits or self.unverified or self.retired):
             self.next_flush = now + FLUSH_INTERVAL
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -287,6 +300,7 @@ class Accountant:
     async def flush(self) -> None:
         if self.ledger is None:
             self.unverified.clear()
+            self.retired = []
             return
         ledger = self.ledger
         epoch = int(time.time()) // self.epoch_seconds
@@ -294,7 +308,10 @@ class Accountant:
             (k, epoch, kind, v[0], v[1]) for (k, kind), v in self.unverified.items() if v[0] or v[1]
         ]
         self.unverified.clear()
-        served = [(s.session_id, s.served_up, s.served_down) for s in self.served.values()]
+        served = self.retired + [
+            _row(s) for c in self.credits.values() for s in c.sessions.values()
+        ]
+        self.retired = []
         now_ms = int(time.time() * 1000)
         if rows:
             await trio.to_thread.run_sync(ledger.add_unverified, rows)
@@ -303,17 +320,64 @@ class Accountant:
 
     async def _consume(self) -> None:
         async for kind, peer_key, item in self.receive_queue:
-            if kind == "hello":
-                await self._open_session(peer_key, item)
-            elif kind == "receipt":
-                await self._commit(peer_key, item)
-            elif kind == "flush":
-                await self.flush()
+            await self.handle(kind, peer_key, item)
+
+    async def handle(self, kind: str, peer_key: bytes, item: Any) -> None:
+        """One queued piece of disk work (tests drain the queue through this)."""
+        if kind == "hello":
+            await self._open_session(peer_key, item)
+        elif kind == "receipt":
+            await self._commit(peer_key, item)
+        elif kind == "flush":
+            await self.flush()
 
     async def _open_session(self, peer_key: bytes, hello: channel.Hello) -> None:
-        current = self.served.get(peer_key)
-        if current is not None and current.session_id == hello.session_id:
+        credit = self.credits.get(peer_key)
+        if credit is None:
+            return  # no longer a client
+        replaced = credit.current
+        if replaced is not None and replaced.session_id == hello.session_id:
+            credit.refuse(hello.session_id)
             return
+        known = credit.sessions.get(hello.session_id)
+        if known is not None:  # back to a session still open
+            await self._save_replaced(replaced, credit.adopt(known))
+            return
+        try:
+            s = await self._load_session(peer_key, hello)
+        finally:
+            credit.refuse(hello.session_id)  # no longer opening; adopt() below if it worked
+        if s is None or self.credits.get(peer_key) is not credit:
+            return
+        await self._save_replaced(replaced, credit.adopt(s))
+        log.info(
+            "client %s: session %s %s",
+            short(peer_key),
+            hello.session_id.hex()[:8],
+            "resumed" if s.served_up or s.served_down else "opened",
+        )
+
+    async def _save_replaced(
+        self, replaced: ServedSession | None, closed: list[ServedSession]
+    ) -> None:
+        """Save the counts of the session just replaced and of those closed, at once: a
+        client switching sessions between flushes must not take its bytes with it."""
+        rows = [_row(s) for s in closed]
+        if replaced is not None and all(replaced is not s for s in closed):
+            rows.append(_row(replaced))
+        if not rows:
+            return
+        if self.ledger is None:
+            return
+        ledger = self.ledger
+        now_ms = int(time.time() * 1000)
+        try:
+            await trio.to_thread.run_sync(lambda: ledger.save_served(rows, now_ms=now_ms))
+        except Exception as exc:  # the next flush writes them: open ones are saved anyway
+            log.warning("saving served counts failed: %s", exc)
+            self.retired += [_row(s) for s in closed]
+
+    async def _load_session(self, peer_key: bytes, hello: channel.Hello) -> ServedSession | None:
         stored = None
         if self.ledger is not None:
             ledger = self.ledger
@@ -322,7 +386,7 @@ class Accountant:
             stored["peer_key"] != peer_key or stored["client_key"] != hello.client_key
         ):
             self._drop("hello_foreign_session")
-            return
+            return None
         start_ms = stored["session_start_ms"] if stored else int(time.time() * 1000)
         s = ServedSession(
             session_id=hello.session_id,
@@ -346,14 +410,7 @@ class Accountant:
                     start_ms=start_ms,
                 )
             )
-        self.served[peer_key] = s
-        self.pre_session.pop(peer_key, None)
-        log.info(
-            "client %s: session %s %s",
-            short(peer_key),
-            hello.session_id.hex()[:8],
-            "resumed from the ledger" if stored else "opened",
-        )
+        return s
 
     async def _adopt_hello_receipt(self, s: ServedSession, hello: channel.Hello) -> None:
         """A resumed session: take in the client's last receipt if our ledger lacks it
@@ -389,8 +446,9 @@ class Accountant:
         s.invoiced_total = r.total
 
     async def _commit(self, peer_key: bytes, signed: SignedReceipt) -> None:
-        s = self.served.get(peer_key)
-        if s is None or s.session_id != signed.receipt.session_id:
+        credit = self.credits.get(peer_key)
+        s = None if credit is None else credit.sessions.get(signed.receipt.session_id)
+        if credit is None or s is None:
             return
         if s.last is not None and signed.receipt.seq <= s.last.receipt.seq:
             return  # a duplicate that was queued twice
@@ -401,4 +459,8 @@ class Accountant:
             await trio.to_thread.run_sync(
                 lambda: ledger.commit_receipt(signed, served_up=up, served_down=down, now_ms=now_ms)
             )
-        s.commit_receipt(signed)
+        credit.commit_receipt(s, signed)
+
+
+def _row(s: ServedSession) -> tuple[bytes, int, int]:
+    return (s.session_id, s.served_up, s.served_down)

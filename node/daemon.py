@@ -53,6 +53,8 @@ async def off_loop(fn: Any, *args: Any) -> Any:
 
 
 class Daemon:
+    accountant_class: type[Accountant] = Accountant  # the lab's misbehaving nodes replace it
+
     def __init__(
         self,
         cfg: NodeConfig,
@@ -132,7 +134,7 @@ class Daemon:
                     )
                 except LedgerError as exc:
                     raise NodeError(str(exc)) from None
-            self.accountant = dp.accountant = peers.accountant = Accountant(
+            self.accountant = dp.accountant = peers.accountant = self.accountant_class(
                 public_key=device.public_key,
                 static_private=cfg.private_key,
                 config=cfg.accounting,

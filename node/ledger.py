@@ -11,8 +11,11 @@ body and signature as signed), unverified (bytes per peer and epoch that no
 receipt covers: stock WireGuard peers, and native clients before their hello).
 """
 
+import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,8 @@ class Ledger:
         self.lock = threading.Lock()
         existed = path.exists()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.chmod(0o700)  # it may have existed with a looser mode
+        old_umask = os.umask(0o077)  # the database, -wal and -shm are created 0600
         try:
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             if existed:
@@ -69,6 +74,8 @@ class Ledger:
                 if result != "ok":
                     raise LedgerError(result)
             self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL: every commit (each receipt) is fsynced before credit is extended; NORMAL
+            # in WAL mode may lose the last commits on power loss, i.e. receipts already paid.
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
         except (sqlite3.DatabaseError, LedgerError) as exc:
@@ -77,11 +84,27 @@ class Ledger:
                 f"Stop here and keep a copy; restore it from a backup, or move it aside "
                 f"(mv {path} {path}.bad) to start an empty ledger"
             ) from None
-        if not existed:
-            path.chmod(0o600)
+        finally:
+            os.umask(old_umask)
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if p.exists():  # files an older version created with the default umask
+                p.chmod(0o600)
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, so one failure never
+        leaves a transaction open for every later BEGIN to fail on."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
     # -- sessions -----------------------------------------------------------
 
@@ -122,47 +145,38 @@ class Ledger:
     ) -> None:
         """Store a receipt and the session's counters in one durable transaction."""
         r = signed.receipt
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.execute(
-                    "INSERT INTO receipts (session_id, seq, receipt, hash, time_ms, bytes_up, bytes_down) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        r.session_id,
-                        r.seq,
-                        signed.wire(),
-                        signed.hash,
-                        r.time_ms,
-                        r.bytes_up,
-                        r.bytes_down,
-                    ),
-                )
-                self.db.execute(
-                    "UPDATE sessions SET served_up = MAX(served_up, ?), served_down = MAX(served_down, ?), "
-                    "updated_ms = ? WHERE session_id = ?",
-                    (served_up, served_down, now_ms, r.session_id),
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self.lock, self._transaction():
+            self.db.execute(
+                "INSERT INTO receipts (session_id, seq, receipt, hash, time_ms, bytes_up, bytes_down) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.session_id,
+                    r.seq,
+                    signed.wire(),
+                    signed.hash,
+                    r.time_ms,
+                    r.bytes_up,
+                    r.bytes_down,
+                ),
+            )
+            self.db.execute(
+                "UPDATE sessions SET served_up = MAX(served_up, ?), served_down = MAX(served_down, ?), "
+                "updated_ms = ? WHERE session_id = ?",
+                (served_up, served_down, now_ms, r.session_id),
+            )
 
     def save_served(self, rows: list[tuple[bytes, int, int]], *, now_ms: int) -> None:
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.lock, self._transaction():
             for session_id, up, down in rows:
                 self.db.execute(
                     "UPDATE sessions SET served_up = MAX(served_up, ?), served_down = MAX(served_down, ?), "
                     "updated_ms = ? WHERE session_id = ?",
                     (up, down, now_ms, session_id),
                 )
-            self.db.execute("COMMIT")
 
     def add_unverified(self, rows: list[tuple[bytes, int, str, int, int]]) -> None:
         """Add (peer_key, epoch, kind, up, down) to the unverified counters."""
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.lock, self._transaction():
             for peer_key, epoch, kind, up, down in rows:
                 self.db.execute(
                     "INSERT INTO unverified (peer_key, epoch, kind, bytes_up, bytes_down) VALUES (?, ?, ?, ?, ?) "
@@ -170,7 +184,6 @@ class Ledger:
                     "bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down",
                     (peer_key, epoch, kind, up, down),
                 )
-            self.db.execute("COMMIT")
 
     # -- reading ------------------------------------------------------------
 

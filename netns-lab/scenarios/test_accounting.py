@@ -1,6 +1,8 @@
 """Verifiable usage accounting in the exit lab (topologies.py): a tidewire client signs
 receipts for what a tidewire provider carries; the provider's ledger survives kill -9;
-an over-billing provider is refused; a client that stops signing is cut off."""
+an over-billing provider is refused; a client that stops signing is cut off, and so is
+one that opens a fresh session every half second instead. The cheating nodes run
+through tools/misbehave.py (lab.tidewire's `misbehave`)."""
 
 import json
 import signal
@@ -103,9 +105,7 @@ def test_provider_killed_mid_transfer_keeps_its_receipts() -> None:
 
 def test_an_over_billing_provider_is_refused_and_disconnected() -> None:
     with Lab("overbill") as lab:
-        x = build_exit_lab(
-            lab, with_wireguard_go=False, provider_env={"TIDEWIRE_LAB_OVERBILL": "1.10"}
-        )
+        x = build_exit_lab(lab, with_wireguard_go=False, provider_misbehave=("overbill", "1.10"))
         ping(x.client, "203.0.113.2")
         iperf_up(lab, x, seconds=6, check=False)
         lab.wait_for(
@@ -127,7 +127,7 @@ def test_a_client_that_stops_signing_is_cut_off() -> None:
         x = build_exit_lab(
             lab,
             with_wireguard_go=False,
-            client_env={"TIDEWIRE_LAB_NO_RECEIPTS": "1"},
+            client_misbehave=("silent",),
             accounting={"credit_window": 4 * MiB, "cutoff": 3.0},
         )
         ping(x.client, "203.0.113.2")
@@ -143,3 +143,38 @@ def test_a_client_that_stops_signing_is_cut_off() -> None:
         assert not ping(x.client, "203.0.113.2", count=2, check=False)
         assert usage(x.provider_node)["sessions"][0]["verified_up"] == 0
         assert st["peers"][0]["tx_bytes"] < 12 * MiB
+
+
+def wire_bytes(node_host: Any, dev: str) -> int:
+    """Bytes through `dev` both ways (ip -s -j link)."""
+    [link] = json.loads(node_host.run(["ip", "-s", "-j", "link", "show", "dev", dev]).stdout)
+    stats = link["stats64"]
+    return int(stats["rx"]["bytes"]) + int(stats["tx"]["bytes"])
+
+
+def test_a_client_rotating_sessions_without_signing_is_cut_off_after_one_window() -> None:
+    window = 4 * MiB
+    with Lab("rotate") as lab:
+        x = build_exit_lab(
+            lab,
+            with_wireguard_go=False,
+            client_misbehave=("rotate", "0.5"),
+            accounting={"credit_window": window, "cutoff": 3.0},
+        )
+        ping(x.client, "203.0.113.2")
+        before = wire_bytes(x.internet, "eth0")
+        iperf_up(lab, x, seconds=10, check=False)  # killed by `timeout` once it stalls
+        through = wire_bytes(x.internet, "eth0") - before  # what the provider let out and in
+        time.sleep(2.5)  # one flush interval: every session's counts are in the ledger
+        u = usage(x.provider_node)
+        sessions = u["sessions"]
+        served = sum(s["unverified"] + s["verified_up"] + s["verified_down"] for s in sessions)
+        served += sum(p["unverified_up"] + p["unverified_down"] for p in u["unverified_peers"])
+        assert all(s["verified_up"] == 0 for s in sessions)
+        assert through <= window + 2 * MiB, f"{through} bytes got through without receipts"
+        assert served <= window + 2 * MiB, served  # one window, a packet, pings and acks
+        # the ledger has what got through (inner IP bytes; the wire adds 14 per frame),
+        # within one receipt interval (invoice_bytes, 1 MiB)
+        assert abs(through - served) <= MiB, (through, served)
+        assert len(sessions) <= 3 + 20 // 5 + 1, len(sessions)  # a burst, then one per 5 s
+        assert not ping(x.client, "203.0.113.2", count=2, check=False)

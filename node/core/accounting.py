@@ -4,12 +4,20 @@ Both ends count the same thing, inner IP bytes in the data path: `up` is what th
 client sends through the provider, `down` what the provider sends to the client.
 
 Provider (`ServedSession`, one per client session): counts what it serves, sends
-an invoice every `invoice_bytes` or `invoice_interval` of traffic, checks each
-receipt against the invoice it answers and the chain before it, and serves at
-most `window` bytes beyond the last receipt that is safely in the ledger. The
-window starts at `credit_window` and doubles after every 16 receipts in good
-standing, up to `credit_max`. Past it the client's traffic is held back (dropped
-and counted); after `cutoff` seconds of that, the session ends.
+an invoice every `invoice_bytes` or `invoice_interval` of traffic, and checks each
+receipt against the invoice it answers and the chain before it.
+
+Credit belongs to the client, not to a session (`ClientCredit`, one per tunnel peer
+key, which the link authenticates): what it owes is its bytes before any hello, plus
+the unreceipted bytes of every session it opened (the last `max_sessions` open in
+memory, older ones closed with their debt kept), and it is served only while that
+is at most `window` beyond what receipts safely in the ledger cover. Opening a new
+session never resets the debt; new sessions are rate-limited (a bucket of
+`session_burst`, one more every `session_interval` seconds). The window starts at
+`credit_window` and doubles after every 16 receipts in good standing, up to
+`credit_max`. Past it the client's traffic is held back (dropped and counted); after
+`cutoff` seconds of that, the client is cut off (and again every `cutoff` while it
+stays over).
 
 Client (`UsedSession`, one per provider): counts what it sends and receives, and
 signs an invoice only if neither direction exceeds its own count by more than
@@ -48,6 +56,9 @@ class AccountingConfig:
     tolerance: float = 0.02
     slack: int = 1 * MiB
     max_pending_invoices: int = 64
+    max_sessions: int = 4  # open sessions kept in memory per client
+    session_burst: int = 3  # new sessions a client may open at once
+    session_interval: float = 5.0  # then one more new session per this many seconds
 
 
 @dataclass
@@ -63,17 +74,13 @@ class ServedSession:
     served_up: int = 0
     served_down: int = 0
     last: SignedReceipt | None = None
-    window: int = 0
-    good_receipts: int = 0
     next_seq: int = 1
     pending: dict[int, Invoice] = field(default_factory=dict)
     invoiced_total: int = 0
     last_invoice_at: float | None = None
-    over_since: float | None = None
-    cut_off: bool = False
+    cut_off: bool = False  # its client was cut off while this was its session (for display)
 
     def __post_init__(self) -> None:
-        self.window = self.window or self.config.credit_window
         if self.last is not None:
             self.next_seq = self.last.receipt.seq + 1
             self.served_up = max(self.served_up, self.last.receipt.bytes_up)
@@ -87,12 +94,6 @@ class ServedSession:
     @property
     def unreceipted(self) -> int:
         return self.served_up + self.served_down - self.receipted
-
-    def allowed(self) -> bool:
-        """May one more packet be served? (Checked per packet in the data path.)"""
-        return (
-            not self.cut_off and self.served_up + self.served_down - self.receipted <= self.window
-        )
 
     def invoice_due(self, *, now: float) -> bool:
         """Every `invoice_bytes` of new traffic, or `invoice_interval` after the last invoice
@@ -151,26 +152,137 @@ class ServedSession:
         check_successor(self.last, signed, allow_gap=True)
 
     def commit_receipt(self, signed: SignedReceipt) -> None:
-        """Called once the receipt is durably in the ledger: extend credit."""
+        """Called once the receipt is durably in the ledger (through ClientCredit)."""
         self.last = signed
         for seq in [s for s in self.pending if s <= signed.receipt.seq]:
             del self.pending[seq]
-        self.over_since = None
+
+
+CLOSED_REMEMBERED = 16  # closed sessions whose debt is remembered by id (a reopen moves it back)
+
+
+@dataclass
+class ClientCredit:
+    """The provider's credit for one client (its tunnel peer key), across all its sessions."""
+
+    config: AccountingConfig
+    sessions: dict[bytes, ServedSession] = field(default_factory=dict)  # open, oldest first
+    current: ServedSession | None = None  # the session new traffic is counted in
+    pre_hello: int = 0  # bytes served before any hello: never covered by a receipt
+    closed_unpaid: int = 0  # unreceipted bytes of sessions closed for good
+    closed: dict[bytes, int] = field(default_factory=dict)  # recent closed id -> its debt
+    window: int = 0
+    good_receipts: int = 0
+    tokens: float = -1.0
+    tokens_at: float | None = None
+    opening: set[bytes] = field(default_factory=set)  # admitted, not yet adopted
+    over_since: float | None = None
+    cut_off: bool = False
+    _others: int = 0  # unreceipted bytes of the open sessions other than `current`
+
+    def __post_init__(self) -> None:
+        self.window = self.window or self.config.credit_window
+        if self.tokens < 0:
+            self.tokens = float(self.config.session_burst)
+
+    @property
+    def owed(self) -> int:
+        """Bytes served to this client that no receipt in the ledger covers."""
+        current = self.current.unreceipted if self.current is not None else 0
+        return self.pre_hello + self.closed_unpaid + self._others + current
+
+    def allowed(self) -> bool:
+        """May one more packet be served? (Checked per packet in the data path.)"""
+        return self.owed <= self.window
+
+    def count(self, n: int, *, up: bool) -> bool:
+        """Count a packet of n bytes if credit allows it; False: hold it back."""
+        if not self.allowed():
+            return False
+        s = self.current
+        if s is None:
+            self.pre_hello += n
+        elif up:
+            s.served_up += n
+        else:
+            s.served_down += n
+        return True
+
+    def admit(self, session_id: bytes, *, now: float) -> bool:
+        """A hello for `session_id`: True if it may be opened (or is already open). A new
+        session takes a token from the client's bucket; without one the hello is refused."""
+        if session_id in self.sessions or session_id in self.opening:
+            return True
+        if self.tokens_at is not None:
+            refill = max(0.0, now - self.tokens_at) / self.config.session_interval
+            self.tokens = min(float(self.config.session_burst), self.tokens + refill)
+        self.tokens_at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        self.opening.add(session_id)
+        return True
+
+    def adopt(self, s: ServedSession) -> list[ServedSession]:
+        """Make `s` the current session (opened, resumed, or switched back to). Returns the
+        sessions closed to keep at most `max_sessions` open; their debt stays."""
+        self.opening.discard(s.session_id)
+        known = self.sessions.pop(s.session_id, None)
+        if known is not None:
+            s = known
+        else:
+            self.closed_unpaid -= self.closed.pop(s.session_id, 0)  # reopened: counted in s now
+        self.sessions[s.session_id] = s
+        self.current = s
+        s.cut_off = self.cut_off
+        closed = []
+        while len(self.sessions) > self.config.max_sessions:
+            old = self.sessions.pop(next(iter(self.sessions)))
+            debt = max(0, old.unreceipted)
+            self.closed_unpaid += debt
+            self.closed[old.session_id] = debt
+            while len(self.closed) > CLOSED_REMEMBERED:
+                del self.closed[next(iter(self.closed))]
+            closed.append(old)
+        self._recount()
+        return closed
+
+    def refuse(self, session_id: bytes) -> None:
+        """An admitted session that could not be opened."""
+        self.opening.discard(session_id)
+
+    def commit_receipt(self, s: ServedSession, signed: SignedReceipt) -> None:
+        """Called once the receipt is durably in the ledger: extend credit."""
+        s.commit_receipt(signed)
+        self._recount()
         self.good_receipts += 1
         if self.good_receipts % 16 == 0:
             self.window = min(self.config.credit_max, self.window * 2)
-
-    def tick(self, *, now: float) -> bool:
-        """Track time over the window; True when the session must end."""
-        if self.cut_off:
-            return False
         if self.allowed():
             self.over_since = None
+
+    def _recount(self) -> None:
+        self._others = sum(
+            max(0, s.unreceipted) for s in self.sessions.values() if s is not self.current
+        )
+
+    def tick(self, *, now: float) -> bool:
+        """Track time over the window; True when the client must be cut off (once per
+        `cutoff` while it stays over)."""
+        if self.allowed():
+            self.over_since = None
+            if self.cut_off:
+                self.cut_off = False
+                for s in self.sessions.values():
+                    s.cut_off = False
             return False
         if self.over_since is None:
             self.over_since = now
         if now - self.over_since >= self.config.cutoff:
+            self.over_since = now
             self.cut_off = True
+            if self.current is not None:
+                self.current.cut_off = True
             return True
         return False
 

@@ -10,7 +10,9 @@ receipt chains to and the Merkle tree of a report takes as a leaf, is BLAKE2s
 of body and signature.
 
 Ed25519 comes from libsodium through PyNaCl. A node's signing key is derived
-from its X25519 private key, so it has one secret to keep.
+from its X25519 private key, so it has one secret to keep: the Ed25519 seed
+(RFC 8032 section 5.1.5) is BLAKE2s-256 keyed with the X25519 private key over
+the ASCII string "tidewire receipt signing key v1".
 """
 
 from dataclasses import dataclass

@@ -108,3 +108,40 @@ def test_kill_minus_9_at_random_moments_loses_no_committed_receipt(tmp_path: Pat
         ledger.close()
     assert committed > 10
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_failed_call_is_rolled_back_and_later_calls_succeed(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.open_session(SESSION, peer_key=b"p" * 32, client_key=b"c" * 32, start_ms=1)
+    bad_row = (b"p" * 32, 1, "wireguard", {"not": "bindable"}, 0)
+    with pytest.raises(sqlite3.Error):
+        ledger.add_unverified([(b"p" * 32, 1, "wireguard", 5, 0), bad_row])  # type: ignore[list-item]
+    with pytest.raises(sqlite3.Error):
+        ledger.save_served([(SESSION, {"x": 1}, 0)], now_ms=2)  # type: ignore[list-item]
+    assert not ledger.db.in_transaction
+    ledger.add_unverified([(b"p" * 32, 1, "wireguard", 7, 0)])
+    ledger.save_served([(SESSION, 900, 80)], now_ms=3)
+    rows = ledger.usage()
+    assert [r["unverified_up"] for r in rows if "kind" in r] == [7]  # the failed 5 rolled back
+    assert [r["served_up"] for r in rows if "session_id" in r] == [900]
+
+
+def test_ledger_files_are_0600_and_the_directory_0700(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    ledger = Ledger(state / "ledger.sqlite")
+    ledger.add_unverified([(b"p" * 32, 1, "wireguard", 7, 0)])  # the -wal and -shm exist now
+    names = ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"]
+    modes = {n: (state / n).stat().st_mode & 0o777 for n in names}
+    assert modes == dict.fromkeys(names, 0o600)
+    assert state.stat().st_mode & 0o777 == 0o700
+
+
+def test_commits_are_durable_wal_with_full_sync(tmp_path: Path) -> None:
+    """kill -9 keeps the page cache, so durability against power loss is checked by the
+    settings themselves, read back from the connection: WAL, and synchronous=FULL (2) so
+    every receipt's commit is fsynced before credit is extended."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert ledger.db.execute("PRAGMA synchronous").fetchone()[0] == 2

@@ -31,3 +31,12 @@ def test_packet_is_valid_ipv6_udp() -> None:
 def test_random_bytes_are_not_control_packets(data: bytes) -> None:
     local = overlay.overlay_address(b"x" * 32)
     assert overlay.parse(data, local=local) is None or len(data) >= 48
+
+
+def test_overlay_address_known_answer() -> None:
+    """Construction from node/core/overlay.py's docstring: fd74:7700::/32, then the first
+    96 bits of BLAKE2s-256("tidewire overlay v1" || key). The literals were computed with
+    hashlib.blake2s, not this module."""
+    assert overlay.overlay_address(bytes(32)).hex() == "fd74770011b4a5f944b98f6a486e3260"
+    assert overlay.overlay_address(bytes(range(32))).hex() == "fd7477004100cc8cb84d7f419a1d5b02"
+    assert overlay.overlay_text(bytes(32)) == "fd74:7700:11b4:a5f9:44b9:8f6a:486e:3260"

@@ -141,7 +141,7 @@ def test_provider_and_client_agree_and_credit_is_extended() -> None:
     assert not isinstance(out, channel.Refusal)
     p.check_receipt(out)
     p.commit_receipt(out)
-    assert p.receipted == 4 * MiB and p.unreceipted == 0 and p.allowed()
+    assert p.receipted == 4 * MiB and p.unreceipted == 0
 
 
 def test_provider_refuses_wrong_provider_replays_and_unsolicited_receipts() -> None:
@@ -182,29 +182,6 @@ def test_slack_covers_small_sessions() -> None:
     c.own_up = 1000
     inv = channel.Invoice(SESSION, bytes(32), 1, 1000 + MiB, 0, 1, 2)
     assert not isinstance(c.on_invoice(inv), channel.Refusal)
-
-
-def test_credit_window_and_cutoff_in_virtual_time() -> None:
-    p = served(credit_window=4 * MiB, cutoff=30.0)
-    p.served_down = 4 * MiB
-    assert p.allowed()
-    p.served_down += 1
-    assert not p.allowed()
-    assert p.tick(now=100.0) is False  # over the window from 100 s
-    assert p.tick(now=129.999) is False
-    assert p.tick(now=130.0) is True and p.cut_off
-    assert not p.allowed()
-
-
-def test_window_grows_with_good_standing() -> None:
-    p, c = served(credit_window=4 * MiB, credit_max=16 * MiB), used()
-    for i in range(40):
-        p.served_up = c.own_up = (i + 1) * MiB
-        out = c.on_invoice(p.make_invoice(now=float(i), wall_ms=1_000_000 + i))
-        assert not isinstance(out, channel.Refusal)
-        p.check_receipt(out)
-        p.commit_receipt(out)
-    assert p.window == 16 * MiB
 
 
 def test_lost_invoices_and_receipts_do_not_stall() -> None:
@@ -325,3 +302,16 @@ def test_signing_key_is_derived_and_stable() -> None:
     b = signing_key_from_static(bytes(range(32)))
     assert bytes(a.verify_key) == bytes(b.verify_key)
     assert bytes(signing_key_from_static(bytes(32)).verify_key) != bytes(a.verify_key)
+
+
+def test_signing_key_known_answer() -> None:
+    """Construction from protocol/accounting/receipts.py's docstring: the Ed25519 seed is
+    BLAKE2s-256(key=x25519_private, "tidewire receipt signing key v1"). The literals were
+    computed with hashlib.blake2s and nacl.signing.SigningKey(seed), not this module."""
+    key = signing_key_from_static(bytes(range(32)))
+    assert bytes(key) == bytes.fromhex(
+        "4b0417ddf8228a7b44ab5ab013b1be3fd4390cae5eeccdc346f0106640048a38"
+    )
+    assert bytes(key.verify_key) == bytes.fromhex(
+        "10798d51da1eee6bbe3710445313d390143d86afa4cde6ceb51a4e46375c243c"
+    )

@@ -1,0 +1,162 @@
+"""The Accountant without root: control messages through a ControlPlane whose transmit is
+a list, a ledger in tmp_path, a fake disconnect, and literal `now`s. A client that rotates
+sessions without paying is cut off after one credit window in total; receipts restore
+credit; a hello from a peer that is not a client is a counted drop; no served byte is lost
+when a session is replaced."""
+
+from pathlib import Path
+
+import trio
+from nacl.signing import SigningKey
+
+from tidewire.node.accounting import Accountant
+from tidewire.node.core import overlay
+from tidewire.node.core.accounting import AccountingConfig, UsedSession
+from tidewire.node.core.control_plane import ControlPlane
+from tidewire.node.core.roles import Role
+from tidewire.node.ledger import Ledger
+from tidewire.protocol.accounting.receipts import SignedReceipt
+from tidewire.protocol.control import channel
+
+MiB = 1 << 20
+PROVIDER_X25519 = bytes(range(32, 64))
+CLIENT_PEER = bytes(range(1, 33))  # the client's tunnel key
+STOCK_PEER = bytes(range(2, 34))
+CLIENT_SIGNING = SigningKey(bytes(range(3, 35)))
+PACKET = 1400
+
+
+class Rig:
+    def __init__(self, ledger: Ledger | None, config: AccountingConfig) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+        self.cut: list[bytes] = []
+        self.control = ControlPlane(
+            public_key=b"P" * 32, transmit=lambda k, pkt: self.sent.append((k, pkt))
+        )
+        self.acct = Accountant(
+            public_key=b"P" * 32,
+            static_private=PROVIDER_X25519,
+            config=config,
+            ledger=ledger,
+            epoch_seconds=86400,
+            control=self.control,
+            disconnect=self.cut.append,
+            rng=lambda n: bytes(n),
+        )
+        self.acct.set_role(CLIENT_PEER, Role.CLIENT)
+        self.acct.set_role(STOCK_PEER, Role.STOCK)
+
+    def deliver(self, peer: bytes, msg: channel.Message, *, now: float) -> None:
+        packet = overlay.build(
+            overlay.overlay_address(peer), self.control.local_overlay, channel.encode(msg)
+        )
+        self.control.receive(peer, packet, now=now)
+
+    async def drain(self) -> None:
+        while True:
+            try:
+                kind, peer, item = self.acct.receive_queue.receive_nowait()
+            except trio.WouldBlock:
+                return
+            await self.acct.handle(kind, peer, item)
+
+    def serve(self, n: int) -> int:
+        """Offer n packets from the internet to the client; how many bytes got through."""
+        return sum(PACKET for _ in range(n) if self.acct.outbound(CLIENT_PEER, PACKET))
+
+    def invoices(self) -> list[channel.Invoice]:
+        out = []
+        for _, pkt in self.sent:
+            parsed = overlay.parse(pkt, local=overlay.overlay_address(CLIENT_PEER))
+            if parsed is not None:
+                msg = channel.decode(parsed[1])
+                if isinstance(msg, channel.Invoice):
+                    out.append(msg)
+        self.sent.clear()
+        return out
+
+
+def hello(n: int) -> channel.Hello:
+    return channel.Hello(bytes([n]) * 16, bytes(CLIENT_SIGNING.verify_key))
+
+
+async def test_rotating_sessions_without_receipts_is_cut_off_after_one_window(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    cfg = AccountingConfig(credit_window=4 * MiB, session_burst=100, cutoff=3.0)
+    rig = Rig(ledger, cfg)
+    got = rig.serve(100)  # before any hello
+    for n in range(1, 60):  # a fresh session every 0.5 s, never a receipt
+        now = n * 0.5
+        rig.deliver(CLIENT_PEER, hello(n), now=now)
+        await rig.drain()
+        got += rig.serve(400)
+        rig.acct.after_batch(now=now)
+        rig.acct.handle_timer(now=now)
+    assert got <= 4 * MiB + PACKET, got
+    assert len(rig.acct.open_sessions(CLIENT_PEER)) == 4
+    assert rig.cut and set(rig.cut) == {CLIENT_PEER}
+    assert rig.acct.drops["credit_exhausted"] > 0
+    await rig.acct.flush()
+    # every byte it got is in the ledger: served in sessions, or unverified before a hello
+    rows = ledger.usage()
+    served = sum(r["served_up"] + r["served_down"] for r in rows if "session_id" in r)
+    before = sum(r["unverified_up"] + r["unverified_down"] for r in rows if "kind" in r)
+    assert served + before == got
+    assert sum(r["verified_up"] + r["verified_down"] for r in rows if "session_id" in r) == 0
+
+
+async def test_new_sessions_are_rate_limited_and_refusals_counted() -> None:
+    rig = Rig(None, AccountingConfig(session_burst=3, session_interval=5.0))
+    for n in range(1, 7):
+        rig.deliver(CLIENT_PEER, hello(n), now=10.0)
+        await rig.drain()
+    assert rig.control.drops["control_hello_rate_limited"] == 3
+    assert len(rig.acct.open_sessions(CLIENT_PEER)) == 3
+    rig.deliver(CLIENT_PEER, hello(7), now=15.0)
+    await rig.drain()
+    assert hello(7).session_id in rig.acct.open_sessions(CLIENT_PEER)
+
+
+async def test_receipts_restore_credit(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    rig = Rig(ledger, AccountingConfig(credit_window=4 * MiB))
+    rig.deliver(CLIENT_PEER, hello(1), now=0.0)
+    await rig.drain()
+    client = UsedSession(session_id=hello(1).session_id, key=CLIENT_SIGNING, config=rig.acct.config)
+    got = rig.serve(10_000)
+    assert got <= 4 * MiB + PACKET and rig.serve(1) == 0
+    client.own_down = got
+    rig.acct.after_batch(now=1.0)
+    [inv] = rig.invoices()
+    signed = client.on_invoice(inv)
+    assert isinstance(signed, SignedReceipt)
+    rig.deliver(CLIENT_PEER, channel.ReceiptMessage(signed.wire()), now=1.1)
+    assert rig.serve(1) == 0  # not before the receipt is in the ledger
+    await rig.drain()
+    assert rig.serve(1) == PACKET
+    [row] = [r for r in ledger.usage() if "session_id" in r]
+    assert row["verified_down"] == got
+
+
+async def test_a_replaced_session_keeps_its_served_bytes(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    rig = Rig(ledger, AccountingConfig(credit_window=64 * MiB, session_burst=10))
+    total = 0
+    for n in range(1, 8):  # replaced well within one flush interval; no flush runs
+        rig.deliver(CLIENT_PEER, hello(n), now=0.1 * n)
+        await rig.drain()
+        total += rig.serve(10)
+    rows = [r for r in ledger.usage() if "session_id" in r]
+    saved = sum(r["served_down"] for r in rows)
+    assert len(rows) == 7 and saved == total - 10 * PACKET  # all but the current one, at once
+
+
+async def test_a_hello_from_a_peer_that_is_not_a_client_is_a_counted_drop() -> None:
+    rig = Rig(None, AccountingConfig())
+    rig.deliver(STOCK_PEER, hello(1), now=0.0)
+    rig.deliver(b"\x09" * 32, hello(2), now=0.0)  # no role at all
+    await rig.drain()
+    assert rig.control.drops["control_unexpected"] == 2
+    assert rig.acct.open_sessions(STOCK_PEER) == {} and rig.acct.served == {}
