@@ -20,6 +20,11 @@ def add_parser(sub: Any) -> None:
     add.add_argument("--preshared-key-file", metavar="FILE")
     add.add_argument("--keepalive", metavar="SECONDS", type=int, default=0)
     add.add_argument("--mode", choices=["native", "wireguard"], default="native")
+    add.add_argument(
+        "--move",
+        action="store_true",
+        help="take allowed IPs that another peer holds (without it, that is refused)",
+    )
     add_socket_argument(add)
     add.set_defaults(run=_add)
     rm = psub.add_parser("remove", help="remove a peer")
@@ -37,6 +42,7 @@ def _add(args: argparse.Namespace, env: Environment) -> int:
         "allowed_ips": [s.strip() for s in args.allowed_ips.split(",") if s.strip()],
         "persistent_keepalive": args.keepalive,
         "mode": args.mode,
+        "move": args.move,
     }
     if args.preshared_key_file:
         try:

@@ -10,6 +10,7 @@ import sys
 from . import (
     cmd_down,
     cmd_keys,
+    cmd_metrics,
     cmd_peer,
     cmd_report,
     cmd_rewards,
@@ -26,6 +27,7 @@ COMMANDS = [
     cmd_up,
     cmd_down,
     cmd_status,
+    cmd_metrics,
     cmd_peer,
     cmd_usage,
     cmd_report,

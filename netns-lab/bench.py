@@ -8,7 +8,11 @@ processes, and CPU seconds per gigabyte moved. Ratios are against wireguard-go a
 OpenVPN measured in the same invocation. Figures on a shared machine are noisy:
 compare ratios from one run, not absolute numbers across runs.
 
-    sudo .venv/bin/python netns-lab/bench.py [--seconds 10] [--json FILE]
+    sudo .venv/bin/python netns-lab/bench.py [--seconds 10] [--json FILE] [--baseline TIDEWIRE]
+
+`--baseline` also measures another build of tidewire (e.g. a worktree of an older
+commit with its own .venv: `--baseline ../old/.venv/bin/tidewire`), so a change's
+cost is a ratio from one run (`tw/base`).
 """
 
 import argparse
@@ -24,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 
-from lab import Host, Lab, genkey, tidewire_toml
+from lab import TIDEWIRE, Host, Lab, genkey, tidewire_toml
 from wg import wg_conf, wg_quick_up
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -80,6 +84,7 @@ def ping_ms(host: Host, addr: str, *, interval: float = 0.05, count: int = 30) -
 
 
 TIDEWIRE_ARGS: list[str] = []  # extra `tidewire up` arguments, e.g. --tun-tso
+BASELINE: list[str] = []  # the `tidewire` command of another build, for --baseline
 
 
 def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
@@ -92,6 +97,22 @@ def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tupl
         mode="wireguard",
         names=("twbench0", "twbench1"),
         args=tuple(TIDEWIRE_ARGS),
+    )
+    return (lambda: None), ("tidewire",)
+
+
+def setup_baseline(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
+    """The same tunnel, run by another build of tidewire (`--baseline PATH`)."""
+    lab.tidewire_pair(
+        a,
+        b,
+        endpoint="192.168.250.2:51821",
+        tunnel_a=["10.250.0.1/24"],
+        tunnel_b=["10.250.0.2/24"],
+        mode="wireguard",
+        names=("twbase0", "twbase1"),
+        args=tuple(TIDEWIRE_ARGS),
+        binary=BASELINE[0],
     )
     return (lambda: None), ("tidewire",)
 
@@ -194,7 +215,12 @@ def setup_openvpn(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple
     return (lambda: None), ("openvpn",)
 
 
-SYSTEMS = {"tidewire": setup_tidewire, "wireguard-go": setup_wireguard_go, "openvpn": setup_openvpn}
+SYSTEMS = {
+    "tidewire": setup_tidewire,
+    "baseline": setup_baseline,
+    "wireguard-go": setup_wireguard_go,
+    "openvpn": setup_openvpn,
+}
 
 
 def measure(name: str, seconds: int) -> dict[str, float]:
@@ -249,7 +275,7 @@ def memory_with_peers(name: str, n: int) -> float:
     with Lab("mem") as lab:
         host = lab.host("m")
         private = genkey()[0]
-        if name == "tidewire":
+        if name in ("tidewire", "baseline"):
             peers = [
                 {"public_key": k, "allowed_ips": [ip]}
                 for k, ip in zip(keys, _peer_ips(n), strict=True)
@@ -257,7 +283,8 @@ def memory_with_peers(name: str, n: int) -> float:
             text = tidewire_toml(
                 name="twmem0", private_key=private, address=["10.250.0.1/16"], lab=lab, peers=peers
             )
-            lab.tidewire(host, "twmem0", text)
+            binary = BASELINE[0] if name == "baseline" else TIDEWIRE
+            lab.tidewire(host, "twmem0", text, binary=binary)
             procnames: tuple[str, ...] = ("tidewire",)
         else:
             wg_peers = [
@@ -281,7 +308,17 @@ def main() -> int:
         "--seconds", type=int, default=10, help="iperf3 duration per test (default 10)"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    parser.add_argument("--only", nargs="*", choices=list(SYSTEMS), default=list(SYSTEMS))
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=list(SYSTEMS),
+        default=[s for s in SYSTEMS if s != "baseline"],
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="TIDEWIRE",
+        help="also measure this `tidewire` command (another build) as 'baseline'",
+    )
     parser.add_argument(
         "--peers", type=int, default=1000, help="peers for the memory figure (default 1000)"
     )
@@ -291,18 +328,23 @@ def main() -> int:
     args = parser.parse_args()
     if args.tun_tso:
         TIDEWIRE_ARGS.append("--tun-tso")
+    if args.baseline:
+        BASELINE.append(args.baseline)
+        if "baseline" not in args.only:
+            args.only.insert(1, "baseline")
     results = {name: measure(name, args.seconds) for name in args.only}
     for name in args.only:
         if name != "openvpn":  # an OpenVPN peer-to-peer tunnel has exactly one peer
             results[name][f"rss_mib_{args.peers}_peers"] = memory_with_peers(name, args.peers)
     keys = [k for k in results[args.only[0]] if k != "processes"]
-    print(f"\n{'figure':<24}" + "".join(f"{n:>14}" for n in args.only) + "   tw/wg-go  tw/ovpn")
+    header = "".join(f"{n:>14}" for n in args.only)
+    print(f"\n{'figure':<24}{header}   tw/wg-go  tw/ovpn  tw/base")
     for k in keys:
         row = f"{k:<24}" + "".join(
             f"{results[n][k]:>14.2f}" if k in results[n] else f"{'-':>14}" for n in args.only
         )
         tw = results.get("tidewire", {}).get(k)
-        for ref in ("wireguard-go", "openvpn"):
+        for ref in ("wireguard-go", "openvpn", "baseline"):
             r = results.get(ref, {}).get(k)
             row += f"  {tw / r:>7.2f}x" if tw is not None and r else "        -"
         print(row)

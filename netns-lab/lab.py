@@ -277,14 +277,16 @@ class Lab:
         wait: bool = True,
         env: dict[str, str] | None = None,
         misbehave: tuple[str, ...] = (),
+        binary: str = TIDEWIRE,
     ) -> Node:
         """Write a config and run `tidewire up` with it; wait until its control socket answers.
         `misbehave` (e.g. ("silent",), ("overbill", "1.10"), ("rotate", "0.5")) runs it
-        through tools/misbehave.py instead, as a node that cheats at accounting."""
+        through tools/misbehave.py instead, as a node that cheats at accounting. `binary`
+        runs another build of tidewire (a benchmark's baseline)."""
         config = self.tmp / (conf_name or f"{name}.toml")
         config.write_text(config_text)
         sock = self.tmp / f"{name}.sock"
-        cmd = [TIDEWIRE]
+        cmd = [binary]
         if misbehave:
             cmd = [sys.executable, str(REPO / "netns-lab" / "tools" / "misbehave.py"), *misbehave]
         proc = host.spawn([*cmd, "up", str(config), *args], name=f"tidewire-{name}", env=env)
@@ -310,6 +312,7 @@ class Lab:
         ports: tuple[int, int] = (51820, 51821),
         b_extra_peers: tuple[dict[str, Any], ...] = (),
         args: tuple[str, ...] = (),
+        binary: str = TIDEWIRE,
     ) -> tuple[Node, Node]:
         """Two tidewire nodes; a knows b's endpoint, b learns a's from its handshake.
 
@@ -335,7 +338,7 @@ class Lab:
             config = tidewire_toml(
                 name=name, private_key=key, address=tunnel, lab=self, listen_port=port, peers=peers
             )
-            ends.append(self.tidewire(host, name, config, args=args))
+            ends.append(self.tidewire(host, name, config, args=args, binary=binary))
         na, nb = ends
         return na, nb
 

@@ -49,4 +49,16 @@ def test_an_allowed_ip_of_another_peer_is_refused() -> None:
         keys = [p["public_key"] for p in x.provider_node.status()["peers"]]
         assert thief not in keys
         ping(x.client, "203.0.113.2")  # the first peer's traffic still flows
-        assert "peer" in x.provider_node.proc.log() and "added" in x.provider_node.proc.log()
+        # asked to, the new peer takes the prefix over, and the old one no longer has it
+        x.provider_node.cli(
+            "peer", "add", "twexit", thief, "--allowed-ips", "10.99.0.2/32", "--move"
+        )
+        held = {p["public_key"]: p["allowed_ips"] for p in x.provider_node.status()["peers"]}
+        assert held[thief] == ["10.99.0.2/32"]
+        assert sum("10.99.0.2/32" in ips for ips in held.values()) == 1
+        log = x.provider_node.proc.log()
+        assert "allowed IP 10.99.0.2/32 moved from peer" in log and "added" in log
+        # the registry behind status, as Prometheus text
+        metrics = x.provider_node.cli("metrics", "twexit").stdout
+        assert "# TYPE tidewire_peers gauge\ntidewire_peers 3\n" in metrics
+        assert 'tidewire_peer_rx_bytes_total{peer="' in metrics
