@@ -69,6 +69,11 @@ from .timers import Expired, TimerQueue, expire
 _LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT  # 165 s
 
 
+def _sender(data: bytes) -> int:
+    """The sender index of a handshake message (bytes 4-8, little-endian; messages.py)."""
+    return int.from_bytes(data[4:8], "little")
+
+
 class Device:
     def __init__(
         self,
@@ -293,9 +298,9 @@ class Device:
 
     def _receive_initiation(self, data: bytes, path: Path, *, now: float, under_load: bool) -> None:
         checker = self._match_mac1(data, INITIATION_SIZE, "initiation")
+        if under_load:  # before parsing too: a flood's refusals should cost only the macs
+            self._check_load(checker, data, _sender(data), path, now=now, name="initiation")
         msg = parse_initiation(data)
-        if under_load:
-            self._check_load(checker, data, msg.sender, path, now=now, name="initiation")
         self.counters["handshake_dh"] += 1  # what a flood can make us spend
         opened = hs.open_initiation(checker.profile, self.private_key, self.public_key, msg)
         peer = self.peers.get(opened.remote_static)
@@ -326,9 +331,9 @@ class Device:
 
     def _receive_response(self, data: bytes, path: Path, *, now: float, under_load: bool) -> None:
         checker = self._match_mac1(data, RESPONSE_SIZE, "response")
-        msg = parse_response(data)
         if under_load:
-            self._check_load(checker, data, msg.sender, path, now=now, name="response")
+            self._check_load(checker, data, _sender(data), path, now=now, name="response")
+        msg = parse_response(data)
         peer = self.index.get(msg.receiver)
         if not isinstance(peer, Peer):
             raise RemoteProtocolError("response_unknown_index")
