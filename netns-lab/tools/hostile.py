@@ -16,6 +16,7 @@ Prints the number of datagrams sent.
 """
 
 import base64
+import collections
 import contextlib
 import os
 import random
@@ -58,22 +59,29 @@ def _initiation() -> bytearray:
 
 def get_cookie(sock: socket.socket, dest: tuple[str, int], gen: CookieGenerator) -> None:
     """Push the node under load with mac1-only initiations until one is answered with a
-    cookie reply that decrypts (the reply is bound to the latest mac1 sent)."""
+    cookie reply; the reply is bound to the mac1 it answers, so try each one sent lately."""
     deadline = time.monotonic() + 30
-    sock.settimeout(0.05)
+    sock.setblocking(False)
+    sent_mac1s: collections.deque[bytes | None] = collections.deque(maxlen=4000)
     while time.monotonic() < deadline:
-        for _ in range(200):
+        # a steady 2-4k a second: spread out, so the node's reader sheds none of them and
+        # the node sees its load
+        for _ in range(2):
             msg = _initiation()
             gen.add_macs(msg, now=0.0)
+            sent_mac1s.append(gen.last_mac1)
             with contextlib.suppress(OSError):
                 sock.sendto(bytes(msg), dest)
+        time.sleep(0.0005)
         try:
-            reply = sock.recv(2048)
-        except (TimeoutError, OSError):
+            reply = parse_cookie_reply(sock.recv(2048))
+        except Exception:  # nothing yet, or not a cookie reply
             continue
-        with contextlib.suppress(Exception):
-            gen.consume_reply(parse_cookie_reply(reply), now=0.0)
-            return
+        for mac1 in reversed(sent_mac1s):
+            gen.last_mac1 = mac1
+            with contextlib.suppress(Exception):
+                gen.consume_reply(reply, now=0.0)
+                return
     raise SystemExit("no cookie reply in 30 s")
 
 
