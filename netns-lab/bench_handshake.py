@@ -4,7 +4,10 @@
   answered with a response (two X25519 per initiation plus one per response, all the
   Noise hashing, the replay and flood checks);
 - cookie replies per second under load: initiations with a valid mac1 and random
-  contents, as a flood sends them, answered with cookie replies and no Diffie-Hellman.
+  contents, as a flood sends them, answered with cookie replies and no Diffie-Hellman
+  (from many source addresses, so the per-source cookie limiter lets them all through);
+- refusals per second under load: initiations with a valid mac2 from one address, as a
+  flood from an attacker holding a cookie sends them, past its rate limit (ratelimiter.py).
 
     .venv/bin/python netns-lab/bench_handshake.py
 """
@@ -12,9 +15,13 @@
 import os
 import time
 
+from tidewire.protocol.link.cookie import CookieGenerator
 from tidewire.protocol.link.crypto import clamp, mac, public_key
 from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.load import HandshakeLoad
+from tidewire.protocol.link.messages import parse_cookie_reply
 from tidewire.protocol.link.peer import PeerConfig
+from tidewire.protocol.link.profile import WIREGUARD
 from tidewire.protocol.types import UDP, Path
 
 PEERS = 500
@@ -23,6 +30,7 @@ PEERS = 500
 def main() -> None:
     responder_key = clamp(os.urandom(32))
     responder = Device(private_key=responder_key, rng=os.urandom, wall_offset=time.time())
+    responder.load = HandshakeLoad(threshold=10**9)  # the DH cost alone, never under load
     initiators = []
     for _ in range(PEERS):
         k = clamp(os.urandom(32))
@@ -49,9 +57,9 @@ def main() -> None:
         )
     start = time.perf_counter()
     n = 0
-    for _ in range(20):
+    for r in range(20):
         for i, m in enumerate(flood):
-            path = Path(UDP, ("203.0.113.9", i))
+            path = Path(UDP, (f"10.{r}.{i // 250}.{i % 250}", 1000))
             responder.receive_datagram(bytes(m), path, now=2.0, under_load=True)
             n += 1
         responder.datagrams_to_send()
@@ -59,6 +67,24 @@ def main() -> None:
     rate = responder.counters["cookie_replies_sent"] / elapsed
     print(f"cookie replies under a flood: {rate:,.0f} per second")
     print(f"(of {n} flood initiations: {dict(responder.drops)})")
+
+    attacker = Path(UDP, ("198.18.0.7", 40000))
+    gen = CookieGenerator(WIREGUARD, public_key(responder_key))
+    first = bytearray(flood[0])
+    gen.add_macs(first, now=3.0)
+    responder.receive_datagram(bytes(first), attacker, now=3.0, under_load=True)
+    gen.consume_reply(parse_cookie_reply(responder.datagrams_to_send()[0][0]), now=3.0)
+    for m in flood:
+        gen.add_macs(m, now=3.0)  # a valid mac2 on every one
+    responder.drops.clear()
+    start = time.perf_counter()
+    for _ in range(20):
+        for m in flood:
+            responder.receive_datagram(bytes(m), attacker, now=3.0, under_load=True)
+    elapsed = time.perf_counter() - start
+    limited = responder.drops["initiation_rate_limited"]
+    print(f"valid-mac2 flood refused by the rate limiter: {n / elapsed:,.0f} per second")
+    print(f"(of {n}: {limited} refused, {n - limited} on to the Diffie-Hellman)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,14 @@ would have seen, one system call instead of up to 64. If the kernel or the
 socket refuses GSO, it is switched off for good at the first refusal (the run is
 resent datagram by datagram), and `tidewire status` shows which is in use.
 
+Handshake shedding: a handshake message costs the link far more than a transport
+datagram (mac checks, maybe a Diffie-Hellman), so a flood of them must not take the
+batch. Per batch, at most HANDSHAKE_BUDGET handshake messages (first byte 1 or 2, a
+pre-filter: the link checks the rest) reach the link, and at most HANDSHAKE_PER_SOURCE
+from one source address, so one flooding address cannot crowd out another peer's
+handshake; the rest are counted (`handshake_shed`) and dropped unread. Transport data
+pays one slice comparison for it.
+
 On receive, a socket with UDP_GRO (option 104) may hand over several datagrams
 from one sender in one buffer, each `gso_size` long but the last, with the size
 in a control message; `receive` splits them again. A sender using GSO (another
@@ -38,6 +46,8 @@ log = logging.getLogger("tidewire.node")
 
 SOCKET_BUFFER = 4 << 20
 BATCH = 256  # datagrams read per wake-up before the batch's output is flushed
+HANDSHAKE_BUDGET = 32  # handshake messages per batch handed to the link
+HANDSHAKE_PER_SOURCE = 2  # of them, from one source address
 
 SOL_UDP = 17
 UDP_SEGMENT = 103
@@ -233,6 +243,8 @@ class UdpTransport:
             now = trio.current_time()
             gro = self.gro
             delivered = False
+            budget = HANDSHAKE_BUDGET
+            sources: dict[str, int] = {}
             for _ in range(BATCH):
                 try:
                     if gro:
@@ -247,6 +259,14 @@ class UdpTransport:
                     continue
                 path = Path(UDP, address)
                 for data in datagrams:
+                    if b"\x00" < data[:1] < b"\x03":  # an initiation or a response
+                        host = address[0]
+                        seen = sources.get(host, 0)
+                        if budget <= 0 or seen >= HANDSHAKE_PER_SOURCE:
+                            self.drops["handshake_shed"] += 1
+                            continue
+                        budget -= 1
+                        sources[host] = seen + 1
                     if deliver(data, path, now=now):
                         delivered = True
             receiver.after_batch(data=delivered)

@@ -62,10 +62,16 @@ from .messages import (
 )
 from .peer import Peer, PeerConfig
 from .profile import PROFILES, Mode
+from .ratelimiter import RateLimiter
 from .tai64n import next_stamp
 from .timers import Expired, TimerQueue, expire
 
 _LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT  # 165 s
+
+
+def _sender(data: bytes) -> int:
+    """The sender index of a handshake message (bytes 4-8, little-endian; messages.py)."""
+    return int.from_bytes(data[4:8], "little")
 
 
 class Device:
@@ -93,6 +99,9 @@ class Device:
         self._events: deque[Event] = deque()
         self.timers = TimerQueue()
         self.load = HandshakeLoad()
+        # under load: one bucket per source for the Diffie-Hellman, one for cookie replies
+        self.ratelimiter = RateLimiter()
+        self.cookie_ratelimiter = RateLimiter()
 
     # -- configuration ------------------------------------------------------
 
@@ -278,21 +287,27 @@ class Device:
         raise RemoteProtocolError(f"{name}_mac1")
 
     def _check_load(
-        self, checker: CookieChecker, data: bytes, sender: int, path: Path, *, now: float
+        self, checker: CookieChecker, data: bytes, sender: int, path: Path, *, now: float, name: str
     ) -> None:
+        """Under load (wireguard-go RoutineHandshake): without a valid mac2 a message gets
+        a cookie reply, if its source's cookie bucket allows one; with a valid mac2 it goes
+        on to the Diffie-Hellman only if its source's bucket allows it."""
         addr = path.address  # cookies bind the source address, whatever the transport
         if not checker.check_mac2(data, addr, now=now):
+            if not self.cookie_ratelimiter.allow(addr[0], now=now):
+                raise RemoteProtocolError(f"{name}_cookie_rate_limited")
             self._send(checker.create_reply(data, sender, addr, now=now, rng=self.rng), path)
             self.counters["cookie_replies_sent"] += 1
             raise RemoteProtocolError("under_load_cookie_sent")
+        if not self.ratelimiter.allow(addr[0], now=now):
+            raise RemoteProtocolError(f"{name}_rate_limited")
 
-    def _receive_initiation(
-        self, data: bytes, path: Path, *, now: float, under_load: bool
-    ) -> None:
+    def _receive_initiation(self, data: bytes, path: Path, *, now: float, under_load: bool) -> None:
         checker = self._match_mac1(data, INITIATION_SIZE, "initiation")
+        if under_load:  # before parsing too: a flood's refusals should cost only the macs
+            self._check_load(checker, data, _sender(data), path, now=now, name="initiation")
         msg = parse_initiation(data)
-        if under_load:
-            self._check_load(checker, data, msg.sender, path, now=now)
+        self.counters["handshake_dh"] += 1  # what a flood can make us spend
         opened = hs.open_initiation(checker.profile, self.private_key, self.public_key, msg)
         peer = self.peers.get(opened.remote_static)
         if peer is None:
@@ -320,18 +335,17 @@ class Device:
         self.counters["responses_sent"] += 1
         self._send(bytes(out), path)
 
-    def _receive_response(
-        self, data: bytes, path: Path, *, now: float, under_load: bool
-    ) -> None:
+    def _receive_response(self, data: bytes, path: Path, *, now: float, under_load: bool) -> None:
         checker = self._match_mac1(data, RESPONSE_SIZE, "response")
-        msg = parse_response(data)
         if under_load:
-            self._check_load(checker, data, msg.sender, path, now=now)
+            self._check_load(checker, data, _sender(data), path, now=now, name="response")
+        msg = parse_response(data)
         peer = self.index.get(msg.receiver)
         if not isinstance(peer, Peer):
             raise RemoteProtocolError("response_unknown_index")
         if peer.profile is not checker.profile:
             raise RemoteProtocolError("response_wrong_mode")
+        self.counters["handshake_dh"] += 1
         keys = peer.handshake.consume_response(msg)
         # authenticated from here on
         self._update_path(peer, path)

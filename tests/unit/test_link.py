@@ -6,17 +6,21 @@ arrives can be compared exactly.
 """
 
 import itertools
+import random
+import struct
 
 import pytest
 
 from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.link.constants import (
     COOKIE_REPLY_SIZE,
+    INITIATION_SIZE,
     MESSAGE_COOKIE_REPLY,
     MESSAGE_INITIATION,
     MESSAGE_RESPONSE,
     MESSAGE_TRANSPORT,
 )
+from tidewire.protocol.link.cookie import CookieGenerator
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.events import (
     HandshakeCompleted,
@@ -24,8 +28,10 @@ from tidewire.protocol.link.events import (
     KeysZeroed,
     PathChanged,
 )
+from tidewire.protocol.link.load import LOAD_THRESHOLD
+from tidewire.protocol.link.messages import parse_cookie_reply
 from tidewire.protocol.link.peer import PeerConfig
-from tidewire.protocol.link.profile import Mode
+from tidewire.protocol.link.profile import WIREGUARD, Mode
 from tidewire.protocol.types import UDP, Path
 
 from .helpers import SeededRandom, keypair
@@ -369,3 +375,71 @@ def test_a_low_order_peer_key_is_refused_at_add() -> None:
         with pytest.raises(LocalProtocolError, match="low-order"):
             dev.add_peer(PeerConfig(public_key=point))
     assert dev.peers == {}
+
+
+def _cookie_holding_attacker(b_public: bytes, reply: bytes, first: bytearray, now: float):  # type: ignore[no-untyped-def]
+    """An attacker at a real address: it decrypts the cookie reply to its first initiation,
+    as any client can, and from then on puts a valid mac2 on every initiation."""
+    gen = CookieGenerator(WIREGUARD, b_public)
+    gen.add_macs(first, now=now)  # remembers the mac1 the reply is bound to
+    gen.consume_reply(parse_cookie_reply(reply), now=now)
+    return gen
+
+
+def test_a_valid_mac2_flood_from_one_address_is_rate_limited_and_others_get_in() -> None:
+    sim, a, b = pair()
+    attacker = ("203.0.113.7", 40000)
+    rand = random.Random(5)
+
+    def initiation() -> bytearray:
+        return bytearray(struct.pack("<II", MESSAGE_INITIATION, rand.getrandbits(32))) + bytearray(
+            rand.randbytes(INITIATION_SIZE - 8)
+        )
+
+    # the attacker asks for a cookie: b is under load, so it gets a reply and no DH
+    first = initiation()
+    CookieGenerator(WIREGUARD, b.device.public_key).add_macs(first, now=0.0)
+    b.device.receive_datagram(bytes(first), Path(UDP, attacker), now=0.0, under_load=True)
+    [(reply, _)] = b.device.datagrams_to_send()
+    gen = _cookie_holding_attacker(b.device.public_key, reply, first, 0.0)
+    assert b.device.counters["handshake_dh"] == 0
+
+    # 500 valid-mac2 initiations a second for 6 s; alice (elsewhere) connects at 1 s, gets
+    # a cookie (b is under load by then) and gets in with her retry 5 s later
+    dh_at = {}
+    for i in range(3000):
+        now = 0.002 + i / 500
+        msg = initiation()
+        gen.add_macs(msg, now=now)
+        assert msg[-16:] != bytes(16)
+        sim.run_until(now)
+        sim.inject(attacker, b.addr, bytes(msg))
+        if i in (500, 2500):
+            dh_at[i] = b.device.drops["decrypt"]  # the flood's DHs: each fails to decrypt
+        if i == 500:
+            sim.send(a, b, pkt(1))
+    sim.run_until(6.5)
+    dh = b.device.drops["decrypt"]
+    # until the device is under load (128 messages in a second, load.py) nothing is limited;
+    # from then on the attacker's source has a burst of 5 and 20 a second
+    assert dh <= LOAD_THRESHOLD + 5 + 20 * 6
+    assert dh_at[2500] - dh_at[500] <= 20 * 4  # 4 s of flood
+    assert b.device.drops["initiation_rate_limited"] >= 3000 - dh
+    assert payloads(b.received) == [pkt(1)]  # alice got in during the flood
+    assert b.device.drops["under_load_cookie_sent"] == 2  # the attacker's first and alice's
+    assert b.device.counters["handshake_dh"] == dh + 1  # the flood's and alice's
+
+
+def test_cookie_replies_are_rate_limited_per_source() -> None:
+    _, _, b = pair()
+    gen = CookieGenerator(WIREGUARD, b.device.public_key)
+    for i in range(100):  # 100 mac1-valid initiations in one second, no mac2
+        msg = bytearray(struct.pack("<II", MESSAGE_INITIATION, i)) + bytearray(INITIATION_SIZE - 8)
+        gen.add_macs(msg, now=0.0)
+        b.device.receive_datagram(
+            bytes(msg), Path(UDP, ("203.0.113.7", 1000 + i)), now=i / 100, under_load=True
+        )
+    sent = len(b.device.datagrams_to_send())
+    assert sent == b.device.counters["cookie_replies_sent"]
+    assert sent == 5 + 19  # the burst, then one every 1/20 s up to 0.99 s
+    assert b.device.drops["initiation_cookie_rate_limited"] == 100 - sent

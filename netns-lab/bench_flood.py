@@ -1,0 +1,143 @@
+"""Benchmark: an established tidewire pair under a flood of valid-mac2 handshake initiations.
+
+    [a] tidewire 192.168.241.1 ---- 192.168.241.2 [b] tidewire 192.168.243.1 ---- [m]
+                                         192.168.243.3 attacker, 192.168.243.2 late peer [c]
+
+iperf3 TCP from a to b through the tunnel for SECONDS with no flood, then while one
+attacker (tools/hostile.py flood-mac2: it decrypts its cookie reply, as any client can,
+and puts a valid mac2 on every initiation) floods b at 10k a second, then as fast as one
+process can send. During the fastest flood a new peer [c] starts and the time until its
+first ping through the tunnel answers is measured. Prints JSON: throughput and its ratio
+to the unflooded run, flood rates, and b's refusal counters.
+
+    sudo flock /tmp/tidewire-lab.lock .venv/bin/python netns-lab/bench_flood.py [--seconds 20]
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
+
+from lab import Host, Lab, Node, Proc, genkey, tidewire_toml
+
+HOSTILE = str(Path(__file__).resolve().parent / "tools" / "hostile.py")
+
+
+def iperf_mbps(client: Host, addr: str, seconds: int) -> float:
+    out = client.run(["iperf3", "-c", addr, "-t", str(seconds), "-J"], timeout=seconds + 60)
+    end = json.loads(out.stdout)["end"]
+    return float(end["sum_received"]["bits_per_second"]) / 1e6
+
+
+def snapshot(node: Node) -> dict[str, int]:
+    """Every drop and counter of the node, flattened."""
+    st = node.status()
+    return {k: int(v) for k, v in {**st["drops"], **st["counters"]}.items()}
+
+
+def engaged(node: Node, before: dict[str, int]) -> bool:
+    key = "link_under_load_cookie_sent"
+    return snapshot(node).get(key, 0) > before.get(key, 0)
+
+
+def start_flood(m: Host, pb: str, rate: int, seconds: int) -> Proc:
+    cmd = [sys.executable, HOSTILE, "flood-mac2", "192.168.243.1", "51821", pb, str(rate)]
+    return m.spawn([*cmd, str(seconds), "192.168.243.3"], name=f"flood-{rate}")
+
+
+def flood_result(lab: Lab, flood: Proc) -> dict[str, float]:
+    lab.wait_for(lambda: flood.popen.poll() is not None, timeout=60, what="the flood to end")
+    words = flood.log().split()
+    return {"flood_sent": int(words[-1]), "flood_per_s": float(words[-4])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=20, help="iperf3 duration per phase")
+    seconds = ap.parse_args().seconds
+    result: dict[str, Any] = {}
+    with Lab("bflood") as lab:
+        a, b, m = lab.host("a"), lab.host("b"), lab.host("m")
+        lab.link(a, b, "192.168.241.1/24", "192.168.241.2/24")
+        lab.link(m, b, ["192.168.243.2/24", "192.168.243.3/24"], "192.168.243.1/24")
+        kc, pc = genkey()
+        _na, nb = lab.tidewire_pair(
+            a,
+            b,
+            endpoint="192.168.241.2:51821",
+            tunnel_a=["10.77.0.1/24"],
+            tunnel_b=["10.77.0.2/24"],
+            b_extra_peers=({"public_key": pc, "allowed_ips": ["10.77.0.3/32"]},),
+        )
+        pb = nb.status()["public_key"]
+        lab.wait_for(
+            lambda: a.run("ping -c 1 -W 1 10.77.0.2", check=False).returncode == 0,
+            timeout=30,
+            what="the tunnel",
+        )
+        server = b.spawn(["iperf3", "-s", "--forceflush"], name="iperf3")
+        lab.wait_for(lambda: "listening" in server.log(), timeout=10, what="iperf3 server")
+
+        result["mbps_no_flood"] = iperf_mbps(a, "10.77.0.2", seconds)
+        for label, rate in (("10k", 10_000), ("full", 0)):
+            before = snapshot(nb)
+            flood = start_flood(m, pb, rate, seconds + 8)
+            lab.wait_for(
+                lambda b0=before: engaged(nb, b0),  # type: ignore[misc]
+                timeout=30,
+                what="the flood to get its cookie",
+            )
+            time.sleep(1.0)
+            phase: dict[str, Any] = {}
+            if label == "full":
+                t0 = time.monotonic()
+                start_late_peer(lab, m, pb, kc)
+                mbps = iperf_with_late_peer(lab, a, m, seconds, phase, t0)
+            else:
+                mbps = iperf_mbps(a, "10.77.0.2", seconds)
+            after = snapshot(nb)
+            phase.update(flood_result(lab, flood))
+            phase["mbps"] = mbps
+            phase["throughput_ratio"] = mbps / result["mbps_no_flood"]
+            phase["b"] = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k)}
+            result[f"flood_{label}"] = phase
+    print(json.dumps(result, indent=2))
+
+
+def start_late_peer(lab: Lab, m: Host, pb: str, kc: str) -> Node:
+    text = tidewire_toml(
+        name="twc",
+        private_key=kc,
+        address=["10.77.0.3/24"],
+        lab=lab,
+        peers=[
+            {"public_key": pb, "endpoint": "192.168.243.1:51821", "allowed_ips": ["10.77.0.2/32"]}
+        ],
+    )
+    return lab.tidewire(m, "twc", text)
+
+
+def iperf_with_late_peer(
+    lab: Lab, a: Host, m: Host, seconds: int, phase: dict[str, Any], t0: float
+) -> float:
+    """iperf3 in the background while the late peer pings until it gets through."""
+    client = a.spawn(["iperf3", "-c", "10.77.0.2", "-t", str(seconds), "-J"], name="iperf3-c")
+    deadline = t0 + seconds + 30
+    phase["late_peer_s"] = None
+    while time.monotonic() < deadline:
+        if m.run("ping -c 1 -W 1 10.77.0.2", check=False).returncode == 0:
+            phase["late_peer_s"] = round(time.monotonic() - t0, 2)
+            break
+    lab.wait_for(lambda: client.popen.poll() is not None, timeout=seconds + 60, what="iperf3")
+    log = client.log()
+    end = json.loads(log[log.index("{") :])["end"]
+    return float(end["sum_received"]["bits_per_second"]) / 1e6
+
+
+if __name__ == "__main__":
+    main()
