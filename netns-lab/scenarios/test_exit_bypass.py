@@ -35,6 +35,11 @@ def refused(node: Node) -> Counter[str]:
     return Counter(node.status()["exit"]["refused"])
 
 
+def forwarding(host: Host) -> tuple[str, str]:
+    out = host.run("sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding").stdout.split()
+    return out[0], out[1]
+
+
 def src(dst: str) -> Any:
     return IP(src=V4, dst=dst) if ":" not in dst else IPv6(src=V6, dst=dst)
 
@@ -54,8 +59,8 @@ def test_broadcast_anycast_and_new_addresses_do_not_reach_the_provider() -> None
         lab.wait_for(
             lambda: control.log().count("got") == 2, timeout=10, what="the internet to hear both"
         )
-        assert unreachable(x.client, "2001:db8:113::"), "the subnet-router anycast answered"
         assert "got" not in heard.log(), f"the provider's own socket heard:\n{heard.log()}"
+        assert unreachable(x.client, "2001:db8:113::"), "the subnet-router anycast answered"
         after = refused(x.provider_node)
         # the node's own check, not only the nftables wall, refused those it knew at start
         assert after["broadcast"] - before["broadcast"] >= 1, after
@@ -123,15 +128,9 @@ def test_packets_conntrack_finds_invalid_do_not_leave_without_nat() -> None:
         assert any(line.startswith("203.0.113.1 ") for line in seen), seen  # NAT, as ever
 
 
-def test_two_exits_in_one_namespace_share_forwarding_and_survive_a_kill() -> None:
+def test_two_exits_in_one_namespace_share_forwarding() -> None:
     with Lab("fwd2") as lab:
         x = build_exit_lab(lab, with_wireguard_go=False)
-
-        def forwarding() -> tuple[str, str]:
-            out = x.provider.run(
-                "sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding"
-            ).stdout.split()
-            return out[0], out[1]
 
         # a new namespace may inherit forwarding from the host: start from known values
         config = x.provider_node.config.read_text()
@@ -151,14 +150,30 @@ def test_two_exits_in_one_namespace_share_forwarding_and_survive_a_kill() -> Non
                 exit={"enabled": True},
             ),
         )
-        assert forwarding() == ("1", "1")
+        assert forwarding(x.provider) == ("1", "1")
         first.cli("down")
         lab.wait_for(lambda: not first.proc.alive(), timeout=10, what="the first to stop")
-        assert forwarding() == ("1", "1"), "the second exit still serves"
-        second.proc.popen.kill()  # kill -9: it restores nothing
+        assert forwarding(x.provider) == ("1", "1"), "the second exit still serves"
+        second.proc.popen.kill()  # kill -9 of the last holder: nothing restores at once
         second.proc.popen.wait(timeout=10)
         node = lab.tidewire(x.provider, "twexit", config)
-        assert forwarding() == ("1", "1")
         node.cli("down")
         lab.wait_for(lambda: not node.proc.alive(), timeout=10, what="the restarted exit to stop")
-        assert forwarding() == ("0", "0"), "the values from before the first exit"
+        assert forwarding(x.provider) == ("0", "0"), "the values from before the first exit"
+
+
+def test_after_a_kill_the_next_exit_restores_the_original_forwarding() -> None:
+    with Lab("fwdkill") as lab:
+        x = build_exit_lab(lab, with_wireguard_go=False)
+        config = x.provider_node.config.read_text()
+        x.provider_node.cli("down")
+        lab.wait_for(lambda: not x.provider_node.proc.alive(), timeout=10, what="exit to stop")
+        x.provider.run("sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0")
+        killed = lab.tidewire(x.provider, "twexit", config)
+        killed.proc.popen.kill()  # kill -9: it restores nothing
+        killed.proc.popen.wait(timeout=10)
+        assert forwarding(x.provider) == ("1", "1")
+        node = lab.tidewire(x.provider, "twexit", config)
+        node.cli("down")
+        lab.wait_for(lambda: not node.proc.alive(), timeout=10, what="the restarted exit to stop")
+        assert forwarding(x.provider) == ("0", "0"), "the values from before the killed exit"

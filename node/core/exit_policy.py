@@ -177,10 +177,6 @@ class ExitPolicy:
         `own_destinations`); the address watcher calls this when they change."""
         self._own = own_destinations(addresses)  # one assignment: check sees old or new
 
-    @property
-    def own_addresses(self) -> dict[int, dict[int, str]]:
-        return self._own
-
     def check(self, inner: Inner) -> str | None:
         """None if the packet may leave through the exit, else the reason it may not."""
         v, dst, proto, dport = inner.version, inner.dst, inner.proto, inner.dport

@@ -14,6 +14,7 @@ from scapy.layers.inet6 import (
 from scapy.layers.ipsec import AH
 
 from tidewire.node.core.packet import (
+    EXTENSION_HEADERS,
     FRAG_FIRST,
     FRAG_LATER,
     FRAG_NONE,
@@ -104,3 +105,13 @@ def test_extension_header_chains_that_cannot_be_checked_are_refused() -> None:
     assert inspect(bytes(long)) is None
     two_frags = base / IPv6ExtHdrFragment(m=1) / IPv6ExtHdrFragment() / TCP(dport=25)
     assert inspect(bytes(two_frags)) is None
+
+
+@given(
+    nh=st.sampled_from(sorted(EXTENSION_HEADERS)),
+    body=st.binary(min_size=0, max_size=120),
+)
+def test_random_extension_header_chains_never_raise(nh: int, body: bytes) -> None:
+    header = bytes([0x60, 0, 0, 0]) + len(body).to_bytes(2, "big") + bytes([nh, 64]) + bytes(32)
+    got = inspect(header + body)
+    assert got is None or (got.length == 40 + len(body) and got.proto not in EXTENSION_HEADERS)
