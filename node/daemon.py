@@ -76,6 +76,7 @@ class Daemon:
         self.lock_fd = -1
         self.forwarding: dict[str, str] = {}
         self.firewall_installed = False
+        self.guard_installed = False
         self.outbound_interface: str | None = None
         self.cancel = trio.CancelScope()
         self.datapath: DataPath | None = None
@@ -106,6 +107,10 @@ class Daemon:
             )
             self.listen_port = self.udp.bind(cfg.listen_port or 0)
             self.table = self.listen_port
+            why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
+            self.guard_installed = why is None
+            if why is not None:
+                log.warning("no kernel-side handshake limit (%s); the node's own limit holds", why)
             own = await off_loop(netconf.local_addresses)
             if self.exit_enabled:  # a policy that cannot be built stops us before the TUN
                 ExitPolicy(allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=own)
@@ -253,6 +258,8 @@ class Daemon:
             self.ledger.close()
         if self.firewall_installed:
             firewall.remove(self.cfg.name)
+        if self.guard_installed:
+            firewall.remove_guard(self.cfg.name)
         if self.forwarding:
             firewall.restore_forwarding(self.forwarding)
         if self.table:

@@ -165,6 +165,10 @@ class DataPath:
         self.inbound(res[0], res[1], now=now)
         return True
 
+    def shed(self, *, now: float) -> None:
+        """A handshake message the transport shed: it counts towards the link's load."""
+        self.device.load.count(now=now)
+
     def inbound(self, peer: Peer, plaintext: bytes, *, now: float) -> None:
         inner = inspect(plaintext)
         if inner is None:

@@ -1,4 +1,7 @@
-"""nftables rules of the exit role: NAT out of the outbound interface, and the exit policy.
+"""nftables rules: the handshake guard of every node, and the exit role's NAT and policy.
+
+Every node (where nftables exists) installs `inet tidewire_guard_<iface>`: per-source
+meters that drop handshake floods before they reach the socket (`_handshake_meters`).
 
 One table per interface, `inet tidewire_<iface>`, replaced as a whole. For packets
 that come in from the tunnel: in the forward hook, what conntrack finds invalid
@@ -18,6 +21,7 @@ noticed, at the next start or stop, by their pid no longer naming them.
 """
 
 import fcntl
+import contextlib
 import json
 import logging
 import os
@@ -53,6 +57,65 @@ def _match(rule: Rule) -> str:
         else:
             m += f" {'tcp' if rule.proto == TCP else 'udp'} dport {rule.port}"
     return m
+
+
+HANDSHAKE_RATE = 100  # initiations or responses per second from one source, beyond a burst
+HANDSHAKE_BURST = 50
+
+
+def _handshake_meters(port: int) -> str:
+    """Drop handshake messages beyond a per-source rate before they reach the socket.
+
+    One sender can send a quarter of a million initiations a second; the node reads about
+    half of them in Python, and the socket's queue overflows with the established peers'
+    datagrams in it. The node's own limiter (protocol/link/ratelimiter.py) then comes too
+    late, so the kernel drops what no honest peer sends: more than HANDSHAKE_RATE
+    initiations (type 1, 148 bytes) or responses (type 2, 92 bytes) a second from one IPv4
+    address or one IPv6 /64. An honest peer sends one every few seconds at most.
+    """
+    lines = []
+    for kind, length in (("init", 148 + 8), ("resp", 92 + 8)):
+        word = "0x01000000" if kind == "init" else "0x02000000"
+        match = f"udp dport {port} udp length {length} @th,64,32 {word}"
+        limit = f"limit rate over {HANDSHAKE_RATE}/second burst {HANDSHAKE_BURST} packets"
+        lines.append(
+            f"    {match} meter tw_{kind}4 size 65536 {{ ip saddr {limit} }} counter drop"
+        )
+        lines.append(
+            f"    {match} meter tw_{kind}6 size 65536"
+            f" {{ ip6 saddr & ffff:ffff:ffff:ffff:: {limit} }} counter drop"
+        )
+    return "\n".join(lines)
+
+
+def guard_table(iface: str) -> str:
+    return "tidewire_guard_" + "".join(c if c.isalnum() else "_" for c in iface)
+
+
+def guard_ruleset(iface: str, listen_port: int) -> str:
+    """The table every node installs where nftables exists, whatever its role."""
+    return f"""table inet {guard_table(iface)} {{
+  chain handshakes {{
+    type filter hook input priority filter - 10; policy accept;
+{_handshake_meters(listen_port)}
+  }}
+}}
+"""
+
+
+def install_guard(iface: str, listen_port: int) -> str | None:
+    """Install the handshake meters; None if done, else why not (the node runs without)."""
+    try:
+        _nft(f"delete table inet {guard_table(iface)}\n")
+        result = _nft(guard_ruleset(iface, listen_port))
+    except NodeError as exc:
+        return str(exc)
+    return None if result.returncode == 0 else result.stderr.strip() or "nft failed"
+
+
+def remove_guard(iface: str) -> None:
+    with contextlib.suppress(NodeError):
+        _nft(f"delete table inet {guard_table(iface)}\n")
 
 
 def ruleset(iface: str, outbound: str, policy: ExitPolicy) -> str:

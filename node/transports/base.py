@@ -21,6 +21,11 @@ class Receiver(Protocol):
         keepalive or anything refused)."""
         ...
 
+    def shed(self, *, now: float) -> None:
+        """A handshake message the transport dropped unread (its per-batch budget was
+        spent): not delivered, but load on the link all the same."""
+        ...
+
     def after_batch(self, *, data: bool) -> None:
         """A batch of reads is done: flush what it produced."""
         ...

@@ -21,8 +21,9 @@ datagram (mac checks, maybe a Diffie-Hellman), so a flood of them must not take 
 batch. Per batch, at most HANDSHAKE_BUDGET handshake messages (first byte 1 or 2, a
 pre-filter: the link checks the rest) reach the link, and at most HANDSHAKE_PER_SOURCE
 from one source address, so one flooding address cannot crowd out another peer's
-handshake; the rest are counted (`handshake_shed`) and dropped unread. Transport data
-pays one slice comparison for it.
+handshake; the rest are counted (`handshake_shed`) and dropped unread, though still
+counted as load (`Receiver.shed`), so a shed flood still makes the link demand cookies
+and apply its rate limiter. Transport data pays one slice comparison for it.
 
 On receive, a socket with UDP_GRO (option 104) may hand over several datagrams
 from one sender in one buffer, each `gso_size` long but the last, with the size
@@ -264,6 +265,7 @@ class UdpTransport:
                         seen = sources.get(host, 0)
                         if budget <= 0 or seen >= HANDSHAKE_PER_SOURCE:
                             self.drops["handshake_shed"] += 1
+                            receiver.shed(now=now)  # unread, but it is load all the same
                             continue
                         budget -= 1
                         sources[host] = seen + 1

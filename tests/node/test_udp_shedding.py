@@ -14,10 +14,14 @@ from tidewire.protocol.types import Path
 class Recorder:
     def __init__(self) -> None:
         self.got: list[tuple[int, str]] = []
+        self.shed_count = 0
 
     def receive(self, data: bytes, path: Path, *, now: float) -> bool:
         self.got.append((data[0] if data else -1, path.address[0]))
         return data[:1] == b"\x04"
+
+    def shed(self, *, now: float) -> None:
+        self.shed_count += 1
 
     def after_batch(self, *, data: bool) -> None:
         pass
@@ -51,3 +55,4 @@ async def test_a_flood_from_one_address_is_shed_and_the_rest_gets_through() -> N
     assert kinds[(1, "127.0.0.1")] == 2
     assert kinds[(-1, "127.0.0.2")] == 1
     assert drops["handshake_shed"] == 198
+    assert rec.shed_count == 198  # what was shed still counts as load on the link

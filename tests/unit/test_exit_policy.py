@@ -140,3 +140,14 @@ def test_embedded_rules_for_the_firewall() -> None:
     assert ("2002:c0a8::/32", "private") in rules
     assert ("2001:0:c0a8::/48", "private") in rules
     assert ("64:ff9b::a00:0/104", "private") in rules
+
+
+def test_the_guard_table_limits_handshakes_per_source_before_the_socket() -> None:
+    from tidewire.node.firewall import guard_ruleset
+
+    text = guard_ruleset("tw0", 51820)
+    init = "udp dport 51820 udp length 156 @th,64,32 0x01000000"
+    assert "table inet tidewire_guard_tw0" in text
+    assert f"{init} meter tw_init4 size 65536 {{ ip saddr limit rate over 100/second" in text
+    assert "ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 100/second" in text
+    assert "udp length 100 @th,64,32 0x02000000" in text  # responses too
