@@ -131,8 +131,19 @@ class Uapi:
         assert d.datapath is not None and d.peers is not None
         dp, peers = d.datapath, d.peers
         now = trio.current_time()
-        for key in plan.remove:
-            await peers.remove(key)
+        # adds, then updates, then removals: a prefix that moves is taken before it is let go
+        for st in plan.add:
+            spec = PeerSpec(
+                public_key=st.public_key,
+                preshared_key=st.preshared_key,
+                endpoint=_endpoint_text(st.endpoint) if st.endpoint else None,
+                allowed_ips=list(st.allowed_ips),
+                persistent_keepalive=st.persistent_keepalive,
+                mode=Mode.WIREGUARD,  # the stock tools speak WireGuard
+            )
+            peer = await peers.add(spec, move=True)
+            if st.persistent_keepalive and peer.path is not None:
+                dp.device.send_keepalive(peer, now=trio.current_time())
         for st in plan.update:
             peer = dp.device.peers[st.public_key]
             was_off = peer.persistent_keepalive == 0
@@ -159,18 +170,8 @@ class Uapi:
             log.info("peer %s updated through the wg API", short(st.public_key))
             if was_off and st.persistent_keepalive and peer.path is not None:
                 dp.device.send_keepalive(peer, now=now)
-        for st in plan.add:
-            spec = PeerSpec(
-                public_key=st.public_key,
-                preshared_key=st.preshared_key,
-                endpoint=_endpoint_text(st.endpoint) if st.endpoint else None,
-                allowed_ips=list(st.allowed_ips),
-                persistent_keepalive=st.persistent_keepalive,
-                mode=Mode.WIREGUARD,  # the stock tools speak WireGuard
-            )
-            peer = await peers.add(spec, move=True)
-            if st.persistent_keepalive and peer.path is not None:
-                dp.device.send_keepalive(peer, now=trio.current_time())
+        for key in plan.remove:  # last: a prefix that moved away keeps its route
+            await peers.remove(key)
         dp.flush()
 
 

@@ -303,16 +303,24 @@ def format_get(snap: Snapshot) -> bytes:
         if p.endpoint is not None:
             host, port = p.endpoint
             out.append(f"endpoint=[{host}]:{port}" if ":" in host else f"endpoint={host}:{port}")
-        nsec = 0 if p.last_handshake is None else max(0, round(p.last_handshake * 1e9))
+        sec, nsec = _split_seconds(p.last_handshake)
         out += [
-            f"last_handshake_time_sec={nsec // 10**9}",
-            f"last_handshake_time_nsec={nsec % 10**9}",
+            f"last_handshake_time_sec={sec}",
+            f"last_handshake_time_nsec={nsec}",
             f"tx_bytes={p.tx_bytes}",
             f"rx_bytes={p.rx_bytes}",
             f"persistent_keepalive_interval={p.persistent_keepalive}",
         ]
         out += [f"allowed_ip={net}" for net in p.allowed_ips]
     return "\n".join(out).encode() + b"\n" + format_errno(0)
+
+
+def _split_seconds(t: float | None) -> tuple[int, int]:
+    """Whole seconds and nanoseconds of a wall-clock time (0, 0 for never)."""
+    if t is None or t <= 0:
+        return 0, 0
+    sec = int(t)
+    return sec, min(999_999_999, round((t - sec) * 1e9))
 
 
 def format_errno(code: int) -> bytes:
