@@ -158,11 +158,11 @@ class Uapi:
             )
             if st.endpoint is not None:
                 peer.path = LinkPath(UDP, st.endpoint)
-            spec = peers.specs.get(st.public_key)
-            if spec is not None:
-                spec.preshared_key = st.preshared_key
-                spec.persistent_keepalive = st.persistent_keepalive
-                spec.endpoint = _endpoint_text(st.endpoint) if st.endpoint else spec.endpoint
+            known = peers.specs.get(st.public_key)
+            if known is not None:
+                known.preshared_key = st.preshared_key
+                known.persistent_keepalive = st.persistent_keepalive
+                known.endpoint = _endpoint_text(st.endpoint) if st.endpoint else known.endpoint
             if sorted(map(str, peers.allowed.get(st.public_key, []))) != sorted(
                 map(str, st.allowed_ips)
             ):

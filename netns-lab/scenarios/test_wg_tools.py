@@ -15,6 +15,7 @@ import base64
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from common import ping
 from lab import Host, Lab, Node, genkey, tidewire_toml
@@ -44,12 +45,12 @@ def dump(host: Host) -> dict[str, dict[str, str]]:
     return out
 
 
-def status_peers(node: Node) -> dict[str, dict[str, object]]:
+def status_peers(node: Node) -> dict[str, dict[str, Any]]:
     return {p["public_key"]: p for p in node.status()["peers"]}
 
 
 def allowed(node: Node) -> dict[str, set[str]]:
-    return {k: set(p["allowed_ips"]) for k, p in status_peers(node).items()}  # type: ignore[arg-type]
+    return {k: set(p["allowed_ips"]) for k, p in status_peers(node).items()}
 
 
 def routes(host: Host) -> str:
@@ -112,7 +113,7 @@ def test_wg_tools_drive_a_tidewire_node() -> None:
                "endpoint", "192.168.243.2:51831", "persistent-keepalive", "25")
             peer = status_peers(node)[p_wg]
             assert peer["mode"] == "wireguard" and peer["endpoint"] == "192.168.243.2:51831"
-            assert set(peer["allowed_ips"]) == {"10.79.0.2/32", "10.79.5.0/24"}  # type: ignore[arg-type]
+            assert set(peer["allowed_ips"]) == {"10.79.0.2/32", "10.79.5.0/24"}
             assert peer["persistent_keepalive"] == 25
             ping(tw, "10.79.0.2")
             d, st = dump(tw), status_peers(node)
