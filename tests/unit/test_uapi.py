@@ -115,6 +115,11 @@ def test_replace_allowed_ips_and_removal_of_one() -> None:
     assert p.update[0].allowed_ips == [NET("10.5.0.0/16")] and not p.add and not p.remove
     p = plan(f"set=1\npublic_key={A.hex()}\nallowed_ip=-10.9.0.0/16\n\n", cur)
     assert p.update[0].allowed_ips == [NET("10.0.0.0/24")]
+    # a replace drops what came before it in its own block too, as wireguard-go applies lines
+    req = parse(
+        f"set=1\npublic_key={B.hex()}\nallowed_ip=10.1.0.0/16\nreplace_allowed_ips=true\n\n"
+    )
+    assert isinstance(req, uapi.SetRequest) and req.peers[0].allowed_ips == []
 
 
 def test_remove_update_only_own_key_and_replace_peers() -> None:
@@ -224,6 +229,8 @@ def test_random_requests_never_raise_and_a_refusal_changes_nothing(raw: bytes) -
         return
     if isinstance(req, uapi.SetRequest):
         p = uapi.plan(req, cur, own_public=OWN)
-        owners = [n for s in [*p.add, *p.update] for n in s.allowed_ips]
+        changed = {s.public_key for s in [*p.add, *p.update]} | set(p.remove)
+        final = [*p.add, *p.update, *(s for s in cur if s.public_key not in changed)]
+        owners = [n for s in final for n in s.allowed_ips]
         assert len(owners) == len(set(owners))  # a prefix still belongs to one peer
     assert repr(cur) == before  # planning never touches the current peers
