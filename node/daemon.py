@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node import addresses, control, firewall, netconf, status
+from tidewire.node import addresses, control, firewall, netconf, status, uapi_server
 from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig
 from tidewire.node.core.exit_policy import ExitPolicy
@@ -176,6 +176,8 @@ class Daemon:
                     await nursery.start(addresses.watch_addresses, dp.policy)
                     await nursery.start(peers.run)
                     await nursery.start(control.serve, cfg.control_socket, Handlers(self))
+                    uapi = uapi_server.Uapi(self)
+                    await nursery.start(uapi_server.serve, uapi_server.socket_path(cfg.name), uapi)
                     nursery.start_soon(self._signals)
                     await nursery.start(self.accountant.run)
                     nursery.start_soon(dp.tun_reader)

@@ -107,6 +107,39 @@ class Peers:
         )
         return peer
 
+    async def set_allowed(self, public_key: bytes, nets: list[Network]) -> None:
+        """Give a peer exactly `nets` in place (its session stays); a prefix another peer
+        holds moves here, as `wg set` moves it."""
+        dp = self.datapath
+        peer = dp.device.peers.get(public_key)
+        if peer is None:
+            raise PeerError("no peer with that public key")
+        old = self.allowed.get(public_key, [])
+        new = [n for n in nets if n not in old]
+        await trio.to_thread.run_sync(
+            lambda: netconf.add_routes(self.name, new, table=self.table)
+        )
+        for net in new:
+            owner = self.owner_of(net)
+            if owner is not None and owner != public_key:
+                self.allowed[owner].remove(net)
+                log.info("allowed IP %s moved from peer %s", net, short(owner))
+        dp.routes.remove(peer)
+        for net in nets:
+            dp.routes.insert(net, peer)
+        self.allowed[public_key] = list(nets)
+        if public_key in self.specs:
+            self.specs[public_key].allowed_ips = list(nets)
+        gone = [n for n in old if n not in nets and self.owner_of(n) is None]
+        await trio.to_thread.run_sync(
+            lambda: netconf.remove_routes(self.name, gone, table=self.table)
+        )
+        log.info(
+            "peer %s allowed IPs now %s",
+            short(public_key),
+            ", ".join(map(str, nets)) or "none",
+        )
+
     async def remove(self, public_key: bytes) -> None:
         if public_key not in self.datapath.device.peers:
             raise PeerError("no peer with that public key")
