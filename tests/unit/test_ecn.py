@@ -40,7 +40,7 @@ def test_field_bits_rfc3168() -> None:
 
 # RFC 6040 section 4.2, Figure 4: rows are the arriving inner header, columns the arriving
 # outer header; each cell the departing inner header ("drop" where the figure says <drop>).
-RFC6040_FIGURE_4 = {
+RFC6040_FIGURE_4: dict[int, dict[int, int | None]] = {
     NOT_ECT: {NOT_ECT: NOT_ECT, ECT_0: NOT_ECT, ECT_1: NOT_ECT, CE: DROP},
     ECT_0: {NOT_ECT: ECT_0, ECT_0: ECT_0, ECT_1: ECT_1, CE: CE},
     ECT_1: {NOT_ECT: ECT_1, ECT_0: ECT_1, ECT_1: ECT_1, CE: CE},
