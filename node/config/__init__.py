@@ -16,6 +16,8 @@ from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import Rule
 from tidewire.protocol.link.profile import Mode
 
+from .share import ShareConfig
+
 Network = IPv4Network | IPv6Network
 Interface = IPv4Interface | IPv6Interface
 
@@ -87,6 +89,7 @@ class NodeConfig:
     format: str = "toml"
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
     epoch_seconds: int = 86400
+    share: ShareConfig = field(default_factory=ShareConfig)
 
     def __post_init__(self) -> None:
         if self.control_socket is None:

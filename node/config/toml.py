@@ -25,6 +25,16 @@ from .fields import (
     peer_key,
     socket_path,
 )
+from .share import (
+    Rate,
+    ShareConfig,
+    Window,
+    describe,
+    overlap,
+    parse_quota,
+    parse_rate,
+    parse_time,
+)
 
 
 def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
@@ -89,9 +99,12 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         raise ConfigError(path, int(m.group(1)) if m else None, "TOML", str(exc)) from None
     top_err = _toml_err(path, text, "interface", 0)
     for k in data:
-        if k not in ("interface", "peer", "exit", "accounting"):
+        if k not in ("interface", "peer", "exit", "accounting", "share"):
             raise ConfigError(
-                path, None, k, "unknown table (known: [interface], [[peer]], [exit], [accounting])"
+                path,
+                None,
+                k,
+                "unknown table (known: [interface], [[peer]], [exit], [accounting], [share])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -141,6 +154,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.exit = _toml_exit(path, text, data["exit"])
     if "accounting" in data:
         cfg.accounting, cfg.epoch_seconds = _toml_accounting(path, text, data["accounting"])
+    if "share" in data:
+        cfg.share = _toml_share(path, text, data["share"])
     check_peers(cfg)
     return cfg
 
@@ -259,3 +274,82 @@ def _toml_accounting(path: Path, text: str, table: Any) -> tuple[AccountingConfi
     if acct.credit_max < acct.credit_window:
         err("credit_max", "must be at least credit_window")
     return acct, epoch
+
+
+def _rate(value: Any, err: Err, key: str) -> Rate:
+    if not isinstance(value, str):
+        err(key, 'must be a rate in quotes, like "50 Mbit/s"')
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        err(key, str(exc))
+
+
+def _toml_share(path: Path, text: str, table: Any) -> ShareConfig:
+    err = _toml_err(path, text, "share", 0)
+    if not isinstance(table, dict):
+        err("share", "must be a table")
+    _unknown(table, {"download", "upload", "per_client", "max_clients", "quota", "schedule"}, err)
+    rates = {k: _rate(table[k], err, k) for k in ("download", "upload", "per_client") if k in table}
+    max_clients = None
+    if "max_clients" in table:
+        max_clients = integer(table["max_clients"], err, "max_clients", 1, 1 << 32)
+    quota = None
+    if "quota" in table:
+        if not isinstance(table["quota"], str):
+            err("quota", 'must be a quota in quotes, like "500 GB/month"')
+        try:
+            quota = parse_quota(table["quota"])
+        except ValueError as exc:
+            err("quota", str(exc))
+    base = (rates.get("download"), rates.get("upload"))
+    schedule = _toml_schedule(table.get("schedule", []), err, base)
+    return ShareConfig(
+        download=base[0],
+        upload=base[1],
+        per_client=rates.get("per_client"),
+        max_clients=max_clients,
+        quota=quota,
+        schedule=schedule,
+    )
+
+
+def _time(window: dict[str, Any], key: str, err: Err) -> int:
+    if key not in window:
+        err(key, "is required")
+    if not isinstance(window[key], str):
+        err(key, 'must be a time of day in quotes, "HH:MM"')
+    try:
+        return parse_time(window[key])
+    except ValueError as exc:
+        err(key, str(exc))
+
+
+def _toml_schedule(value: Any, err: Err, base: tuple[Rate, Rate]) -> tuple[Window, ...]:
+    key = "schedule"
+    if not isinstance(value, list) or not all(isinstance(w, dict) for w in value):
+        err(key, 'must be a list of windows like { from = "00:00", to = "07:00", download = ... }')
+    windows: list[Window] = []
+    for n, item in enumerate(value, 1):
+        label = f"window #{n}"
+
+        def werr(k: str, message: str, label: str = label) -> NoReturn:
+            err(key, f"{label} {k}: {message}")
+
+        _unknown(item, {"from", "to", "download", "upload"}, werr)
+        start, end = (_time(item, k, werr) for k in ("from", "to"))
+        if start == end:
+            werr("to", "is the same time as from (an empty window)")
+        if "download" not in item and "upload" not in item:
+            werr("download", "set download, upload or both")
+        window = Window(
+            start,
+            end,
+            _rate(item["download"], werr, "download") if "download" in item else base[0],
+            _rate(item["upload"], werr, "upload") if "upload" in item else base[1],
+        )
+        for m, other in enumerate(windows, 1):
+            if overlap(window, other):
+                err(key, f"{label} ({describe(window)}) overlaps window #{m} ({describe(other)})")
+        windows.append(window)
+    return tuple(windows)

@@ -35,3 +35,15 @@ def set_ipv4_header_checksum(header: bytearray, ip_len: int = 20) -> None:
     `header`, `ip_len` bytes long, in place."""
     header[10:12] = b"\x00\x00"
     header[10:12] = checksum(header[:ip_len]).to_bytes(2, "big")
+
+
+def update(
+    field: int, old: bytes | bytearray | memoryview, new: bytes | bytearray | memoryview
+) -> int:
+    """A checksum field after `old` became `new` in the data it covers (RFC 1624 eqn. 3,
+    HC' = ~(~HC + ~m + m')); both runs start on a word boundary and are equally long.
+
+    Done modulo 0xFFFF like the rest of this module: a covered sum is never zero
+    (each covered header holds a non-zero word), so a multiple of 0xFFFF is -0 and
+    the field is 0, as a full recomputation with `checksum` gives."""
+    return (field + words(old) - words(new)) % 0xFFFF
