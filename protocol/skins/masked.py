@@ -146,9 +146,11 @@ class PaddingSizes:
 class MaskedSkin:
     """Wraps and unwraps link datagrams for the peer whose responder key is `responder_public`.
 
-    Both ends of a path use the responder's key: the initiator because it knows its
-    peer's key, the responder because it is its own. A node that is responder to some
-    peers and initiator to others holds one skin per responder key.
+    "Responder" means the node that listens on the path (the provider), not the side
+    that happens to start a given Noise handshake: WireGuard rekeys from either side,
+    and both directions of a path keep this one key. The dialling side knows it from
+    the listener's node record; the listener uses its own. A node that dials some peers
+    holds one skin per listener key.
     """
 
     __slots__ = ("_hp", "_hs_key", "sizes")

@@ -16,7 +16,7 @@ read at the 2-byte position of the frame (block counter = position / 64), so a f
 nonce per connection gives fresh masks and no two frames of a direction share one.
 
 The prefix is there for the first-packet rules of Wu et al., "How the Great Firewall of
-China Detects and Blocks Fully Encrypted Traffic" (USENIX Security 2023, section 4.1):
+China Detects and Blocks Fully Encrypted Traffic" (USENIX Security 2023, exemptions Ex1-Ex5):
 a first packet is exempt from blocking if any of Ex1-Ex5 holds, and six printable bytes
 up front satisfy Ex2. `looks_fully_encrypted` implements the published rules so a test
 can check the first flight. What this does NOT hide: a printable token followed by
@@ -248,7 +248,7 @@ _HTTP_METHODS = (b"GET ", b"PUT ", b"POST", b"HEAD")
 
 
 def looks_fully_encrypted(first_packet: bytes) -> bool:
-    """True if the GFW's published rules (Wu et al. 2023, section 4.1, Algorithm 1) would
+    """True if the GFW's published rules (Wu et al. 2023, exemptions Ex1-Ex5) would
     treat this first data packet of a TCP flow as fully encrypted, i.e. no exemption holds:
 
     Ex1 popcount per byte <= 3.4 or >= 4.6; Ex2 the first six bytes printable; Ex3 more

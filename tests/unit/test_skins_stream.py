@@ -124,7 +124,7 @@ def test_a_server_frames_only_after_the_preamble() -> None:
             client.frame(bytes(size))
 
 
-# -- the first-packet rules (Wu et al. 2023, section 4.1) -----------------------------
+# -- the first-packet rules (Wu et al., USENIX Security 2023) ----------------------------
 
 
 def test_the_rules_flag_random_bytes_and_exempt_each_case() -> None:
