@@ -20,8 +20,8 @@ time). The last holder to stop restores the values; holders killed outright are
 noticed, at the next start or stop, by their pid no longer naming them.
 """
 
-import fcntl
 import contextlib
+import fcntl
 import json
 import logging
 import os
