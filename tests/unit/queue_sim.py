@@ -92,6 +92,11 @@ def cbr(
     return out
 
 
+def constant(item: Any) -> Callable[[float], Any]:
+    """An item maker for `cbr` that gives the same item at every time."""
+    return lambda t: item
+
+
 class Driver:
     """Plays arrivals into a queue in time order, firing its timer in between."""
 

@@ -18,7 +18,7 @@ def header_sum_ok(packet: bytes) -> bool:
     total = sum(struct.unpack(f"!{ihl // 2}H", packet[:ihl]))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return total == 0xFFFF
+    return bool(total == 0xFFFF)
 
 
 def fq(**kwargs: object) -> FqCoDel[bytes]:
@@ -47,7 +47,7 @@ def test_classification_by_the_inner_5_tuple() -> None:
 def test_a_new_flow_is_served_before_old_ones() -> None:
     q = fq()
     bulk = ipv4(sport=1)
-    for n in range(100):
+    for _ in range(100):
         q.enqueue(bulk, bulk, 1500, 0.0)
     for _ in range(3):
         assert q.dequeue(0.001) is not None  # the bulk flow is now old
@@ -113,9 +113,9 @@ def test_over_the_limit_the_fattest_flow_loses() -> None:
     q = fq(limit=30_000)
     fat = ipv4(sport=1)
     thin = ipv4(sport=2)
-    for n in range(5):
+    for _ in range(5):
         q.enqueue(thin, thin, 1500, 0.0)
-    for n in range(1000):
+    for _ in range(1000):
         q.enqueue(fat, fat, 1500, 0.0)
         assert q.backlog <= 30_000
     assert q.drops == q.overlimit == 1005 - q.packets

@@ -1,11 +1,13 @@
 """The pacer of node/core/queues/shaper.py: rate, overhead, burst and rate changes in virtual
 time, driven as the node's timer task drives it."""
 
+from itertools import pairwise
+
 import pytest
 
 from tidewire.node.core.queues import Shaper, Share, TokenBucket
 
-from .queue_sim import Driver, cbr, ipv4
+from .queue_sim import Arrival, Driver, cbr, constant, ipv4
 
 RATE = 1_250_000.0  # bytes per second: 10 Mbit/s
 KEY = b"k" * 32
@@ -24,7 +26,7 @@ def test_the_shaper_delivers_the_rate_within_1_percent_over_10_s(overhead: int) 
     assert sent == pytest.approx(RATE * 10, rel=0.01)
     assert shaper.drops > 0  # it was saturated and its buffer bounded
     # paced, not bursty: after the first burst, gaps are one packet's time
-    gaps = [b[0] - a[0] for a, b in zip(log[10:], log[11:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in pairwise(log[10:])]
     assert min(gaps) == pytest.approx((1500 + overhead) / RATE)
 
 
@@ -38,11 +40,11 @@ def test_the_share_delivers_the_rate_within_1_percent_over_10_s() -> None:
         seed=1,
         per_packet_overhead=60,
     )
-    arrivals = []
+    arrivals: list[Arrival] = []
     for n in range(3):
         key = bytes([n]) * 32
-        packet = ipv4(sport=1000 + n)
-        arrivals += cbr(start=0.0, stop=10.0, rate=RATE, size=1500, key=key, item=lambda t: ("x", packet))
+        item = ("x", ipv4(sport=1000 + n))
+        arrivals += cbr(start=0.0, stop=10.0, rate=RATE, size=1500, key=key, item=constant(item))
     Driver(share).run(arrivals, until=10.0)
     sent = sum(len(item[1]) + 60 for now, item in log if now < 10.0)
     assert sent == pytest.approx(RATE * 10, rel=0.01)

@@ -40,14 +40,20 @@ def share(sink: Sink, **kwargs: Any) -> Share[Item]:
     return Share(
         sink,
         packet_of=lambda item: item[1],
-        with_packet=lambda item, packet: (item[0], bytes(packet)),
+        with_packet=lambda item, packet: (item[0], packet),
         seed=3,
         **{"rate": RATE, "per_packet_overhead": OVERHEAD, **kwargs},
     )
 
 
 def flow(
-    name: str, key: bytes, *, sport: int, rate: float, size: int = 1500, start: float = 0.0,
+    name: str,
+    key: bytes,
+    *,
+    sport: int,
+    rate: float,
+    size: int = 1500,
+    start: float = 0.0,
     stop: float = 5.0,
 ) -> list[Arrival]:
     packet = ipv4(sport=sport, size=size)
@@ -107,10 +113,10 @@ def test_the_byte_limit_holds_under_a_burst() -> None:
     limit = 64_000
     q = share(sink, limit=limit)
     small = ipv4(sport=9, size=200)
-    for n in range(10):
+    for _ in range(10):
         q.enqueue((("b", 0.0), small), B, 200, 0.0)
     packet = ipv4(sport=1)
-    for n in range(10_000):  # one batch from one client, far more than the limit
+    for _ in range(10_000):  # one batch from one client, far more than the limit
         q.enqueue((("a", 0.0), packet), A, 1500, 0.0)
         assert q.backlog <= limit
     q.release(now=0.0)

@@ -30,14 +30,14 @@ def ecn_of(packet: bytes | bytearray | memoryview) -> int | None:
     return None
 
 
-def set_ce(packet: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview | None:
-    """The packet marked CE (a new bytes object, or `packet` itself if already CE), or None
-    if it cannot be marked: Not-ECT, or not an IPv4/IPv6 packet."""
+def set_ce(packet: bytes | bytearray | memoryview) -> bytes | None:
+    """The packet marked CE as bytes (`packet` itself if it is bytes and already CE), or
+    None if it cannot be marked: Not-ECT, or not an IPv4/IPv6 packet."""
     ecn = ecn_of(packet)
     if not ecn:
         return None
     if ecn == CE:
-        return packet
+        return packet if isinstance(packet, bytes) else bytes(packet)
     out = bytearray(packet)
     if packet[0] >> 4 == 4:
         old = out[0] << 8 | out[1]

@@ -78,7 +78,7 @@ class Share(QueueBase[T]):
         deliver: Callable[[T, float], None],
         *,
         packet_of: Callable[[T], Packet],
-        with_packet: Callable[[T, Packet], T] | None,
+        with_packet: Callable[[T, bytes], T] | None,
         rate: float | None,
         seed: int,
         hash: FlowHash = flow_hash,
