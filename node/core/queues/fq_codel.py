@@ -198,6 +198,25 @@ class FqCoDel(Generic[T]):
                 head.popleft()
                 old_flows.append(flow)
                 continue
+            queue = flow.packets
+            if queue:
+                # codel_should_drop's common case inlined: a sojourn under target (or no
+                # more than an MTU behind) resets the state and the packet leaves
+                entry = queue[0]
+                size = entry[1]
+                sojourn = now - entry[0]
+                if sojourn < self.target or self.backlog - size <= self.mtu:
+                    queue.popleft()
+                    flow.bytes -= size
+                    self.backlog -= size
+                    self.packets -= 1
+                    state = flow.codel
+                    state.ldelay = sojourn
+                    state.first_above_time = 0.0
+                    state.dropping = False
+                    flow.deficit -= size
+                    self.sojourn = sojourn
+                    return entry
             entry = flow.codel.dequeue(flow, now, self.target, self.interval, self.mtu)
             if entry is None:
                 head.popleft()
