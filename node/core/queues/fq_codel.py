@@ -217,8 +217,8 @@ class FqCoDel(Generic[T]):
                     flow.deficit -= size
                     self.sojourn = sojourn
                     return entry
-            entry = flow.codel.dequeue(flow, now, self.target, self.interval, self.mtu)
-            if entry is None:
+            got = flow.codel.dequeue(flow, now, self.target, self.interval, self.mtu)
+            if got is None:
                 head.popleft()
                 if head is new_flows and old_flows:
                     old_flows.append(flow)
@@ -227,9 +227,9 @@ class FqCoDel(Generic[T]):
                     if flow.codel.is_idle(now, self.interval):
                         del self.flows[flow.index]
                 continue
-            flow.deficit -= entry[1]
-            self.sojourn = now - entry[0]
-            return entry
+            flow.deficit -= got[1]
+            self.sojourn = now - got[0]
+            return got
 
     def drop_fattest(self) -> int:
         """Drop from the head of the queue holding most bytes: half its bytes or DROP_BATCH
