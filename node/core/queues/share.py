@@ -1,0 +1,299 @@
+"""The provider's queue in one direction: clients share a paced rate fairly, flows within each.
+
+    enqueue -> client by key -> that client's FQ-CoDel (fq_codel.py, per inner flow)
+    release / handle_timer -> deficit round robin over active clients -> shaper -> deliver
+
+Behind the tunnel every client is one outer 5-tuple, so fairness among clients is done
+on the key the data path schedules by (the client's public key): deficit round robin
+(Shreedhar and Varghese, 1995; CAKE's per-host isolation, Hoiland-Jorgensen et al.
+2018 section 3.2) with a quantum of one MTU, charged the bytes the shaper charges (size
+plus per-packet overhead), so each backlogged client gets an equal share of the rate
+however many flows it opens. Within a client, FQ-CoDel isolates its flows and keeps
+their queues short. One TokenBucket (shaper.py) paces what leaves to `rate`; a client
+may also have its own cap (`cap` for every client, or `set_cap`), a bucket of its own:
+a capped client that must wait is set aside (`throttled`) until its bucket allows it.
+
+Memory is bounded by `limit` bytes for the whole direction: past it, packets go from
+the fattest client's fattest flow (fq_codel.FqCoDel.drop_fattest), counted in `drops`
+and per client; enqueue never blocks and never refuses.
+
+Items are opaque: `packet_of(item)` gives the packet bytes for the flow hash (out_queue
+items are `(peer, packet)`, in_queue items the packet), and `with_packet(item, packet)`
+rebuilds an item around its CE-marked packet; without `with_packet`, ECN is off and
+CoDel drops every packet it would mark.
+
+When nothing is queued and the buckets allow it, a packet is delivered at once from
+`enqueue`: the queue costs an idle or unshaped link a few lookups per packet.
+"""
+
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from . import codel
+from .base import QueueBase
+from .ecn import set_ce
+from .fq_codel import FlowHash, FqCoDel, flow_hash
+from .shaper import TokenBucket
+
+T = TypeVar("T")
+
+MTU = 1500
+QUANTUM = MTU  # bytes of deficit a client gets per round
+LIMIT = 1 << 22  # bytes held per direction, all clients together
+
+Packet = bytes | bytearray | memoryview
+
+
+class Client(Generic[T]):
+    __slots__ = ("active", "cap", "deficit", "fq", "key", "sent_bytes", "sent_packets")
+
+    def __init__(self, key: bytes, fq: FqCoDel[T], cap: TokenBucket | None) -> None:
+        self.key = key
+        self.fq = fq
+        self.deficit = 0
+        self.active = False  # on the round robin (or throttled by its cap)
+        self.cap = cap
+        self.sent_bytes = 0
+        self.sent_packets = 0
+
+    def stats(self) -> dict[str, float | int]:
+        fq = self.fq
+        return {
+            "delay": fq.sojourn,  # seconds the last packet sent had waited
+            "backlog_bytes": fq.backlog,
+            "backlog_packets": fq.packets,
+            "drops": fq.drops,
+            "overlimit_drops": fq.overlimit,
+            "marks": fq.marks,
+            "sent_bytes": self.sent_bytes,
+            "sent_packets": self.sent_packets,
+            "cap": -1 if self.cap is None or self.cap.rate is None else self.cap.rate,  # B/s
+        }
+
+
+class Share(QueueBase[T]):
+    def __init__(
+        self,
+        deliver: Callable[[T, float], None],
+        *,
+        packet_of: Callable[[T], Packet],
+        with_packet: Callable[[T, bytes], T] | None,
+        rate: float | None,
+        seed: int,
+        hash: FlowHash = flow_hash,
+        per_packet_overhead: int = 0,
+        cap: float | None = None,
+        limit: int = LIMIT,
+        mtu: int = MTU,
+        quantum: int = QUANTUM,
+        target: float = codel.TARGET,
+        interval: float = codel.INTERVAL,
+    ) -> None:
+        super().__init__(deliver)
+        self.packet_of = packet_of
+        self.with_packet = with_packet
+        self.bucket = TokenBucket(rate, per_packet_overhead=per_packet_overhead, mtu=mtu)
+        self.seed = seed
+        self.hash = hash
+        self.overhead = per_packet_overhead
+        self.cap = cap
+        self.limit = limit
+        self.mtu = mtu
+        self.quantum = quantum
+        self.target = target
+        self.interval = interval
+        self.clients: dict[bytes, Client[T]] = {}
+        self.active: deque[Client[T]] = deque()
+        self.throttled: list[Client[T]] = []
+        self.backlog = 0  # bytes held, all clients
+        self.packets = 0
+        self.overlimit = 0  # of drops: those the byte limit made
+        self._now = float("-inf")  # the last time seen
+
+    # -- configuration -----------------------------------------------------------
+
+    def set_rate(self, rate: float | None, *, now: float) -> None:
+        self.bucket.set_rate(rate, now=now)
+
+    def set_cap(self, key: bytes, rate: float | None, *, now: float) -> None:
+        """Cap one client's rate (None: uncapped, but still one share among the others)."""
+        client = self._client(key)
+        if rate is None:
+            client.cap = None
+        elif client.cap is None:
+            client.cap = TokenBucket(rate, per_packet_overhead=self.overhead, mtu=self.mtu)
+        else:
+            client.cap.set_rate(rate, now=now)
+
+    def forget(self, key: bytes) -> None:
+        """A peer removed: its queued packets are dropped and its state let go."""
+        client = self.clients.pop(key, None)
+        if client is None:
+            return
+        fq = client.fq
+        self.backlog -= fq.backlog
+        self.packets -= fq.packets
+        self.drops += fq.packets
+        if client in self.active:
+            self.active.remove(client)
+        if client in self.throttled:
+            self.throttled.remove(client)
+
+    def _client(self, key: bytes) -> Client[T]:
+        client = self.clients.get(key)
+        if client is None:
+            fq: FqCoDel[T] = FqCoDel(
+                seed=self.seed,
+                hash=self.hash,
+                mark=None if self.with_packet is None else self._mark,
+                quantum=self.mtu,
+                limit=None,  # the direction's limit is enforced here, across clients
+                target=self.target,
+                interval=self.interval,
+                mtu=self.mtu,
+            )
+            cap = None
+            if self.cap is not None:
+                cap = TokenBucket(self.cap, per_packet_overhead=self.overhead, mtu=self.mtu)
+            client = self.clients[key] = Client(key, fq, cap)
+        return client
+
+    def _mark(self, item: T) -> T | None:
+        packet = set_ce(self.packet_of(item))
+        if packet is None or self.with_packet is None:
+            return None
+        return self.with_packet(item, packet)
+
+    # -- the packet path ---------------------------------------------------------
+
+    def enqueue(self, item: T, key: bytes, size: int, now: float, /) -> None:
+        client = self.clients.get(key)
+        if client is None:
+            client = self._client(key)
+        fq = client.fq
+        if not self.active and not fq.packets:
+            bucket = self.bucket
+            cap = client.cap
+            if (bucket.rate is None or now >= bucket.next_at) and (
+                cap is None or now >= cap.next_at
+            ):
+                bucket.consume(size, now)
+                if cap is not None:
+                    cap.consume(size, now)
+                fq.sojourn = 0.0
+                client.sent_bytes += size
+                client.sent_packets += 1
+                self.deliver(item, now)
+                return
+        fq.enqueue(item, self.packet_of(item), size, now)
+        self._now = now
+        self.backlog += size
+        self.packets += 1
+        if not client.active:
+            client.active = True
+            client.deficit = self.quantum
+            self.active.append(client)
+        if self.backlog > self.limit:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        while self.backlog > self.limit:
+            fattest = max(self.clients.values(), key=lambda client: client.fq.backlog)
+            fq = fattest.fq
+            before = fq.backlog
+            dropped = fq.drop_fattest()
+            self.backlog -= before - fq.backlog
+            self.packets -= dropped
+            self.drops += dropped
+            self.overlimit += dropped
+
+    def _drain(self, now: float) -> None:
+        self._now = now
+        if self.throttled:
+            self._wake(now)
+        active = self.active
+        bucket = self.bucket
+        overhead = self.overhead
+        deliver = self.deliver
+        while active:
+            if bucket.rate is not None and now < bucket.next_at:
+                return
+            client = active[0]
+            if client.deficit <= 0:
+                client.deficit += self.quantum
+                active.rotate(-1)
+                continue
+            cap = client.cap
+            if cap is not None and now < cap.next_at:
+                active.popleft()
+                self.throttled.append(client)
+                continue
+            fq = client.fq
+            before = fq.backlog, fq.packets
+            entry = fq.dequeue(now)
+            self.backlog -= before[0] - fq.backlog
+            gone = before[1] - fq.packets
+            self.packets -= gone
+            if entry is None:
+                self.drops += gone
+                active.popleft()
+                client.active = False
+                continue
+            self.drops += gone - 1
+            size = entry[1]
+            client.deficit -= size + overhead
+            bucket.consume(size, now)
+            if cap is not None:
+                cap.consume(size, now)
+            client.sent_bytes += size
+            client.sent_packets += 1
+            deliver(entry[2], now)
+
+    def _wake(self, now: float) -> None:
+        waiting = []
+        for client in self.throttled:
+            cap = client.cap
+            if cap is None or now >= cap.next_at:
+                self.active.append(client)
+            else:
+                waiting.append(client)
+        self.throttled = waiting
+
+    def release(self, *, now: float) -> None:
+        if self.active or self.throttled:
+            self._drain(now)
+
+    def get_timer(self) -> float | None:
+        bucket = self.bucket
+        paced = bucket.next_at if bucket.rate is not None else float("-inf")
+        if self.active:
+            return max(paced, self._now)
+        if self.throttled:
+            wake = min(c.cap.next_at for c in self.throttled if c.cap is not None)
+            return max(paced, wake)
+        return None
+
+    def handle_timer(self, *, now: float) -> None:
+        if self.active or self.throttled:
+            self._drain(now)
+
+    def __len__(self) -> int:
+        return self.packets
+
+    # -- status and metrics ------------------------------------------------------
+
+    def client_stats(self) -> dict[bytes, dict[str, float | int]]:
+        """Per client key: delay, backlog, drops, marks, bytes sent, cap."""
+        return {key: client.stats() for key, client in self.clients.items()}
+
+    def stats(self) -> dict[str, float | int]:
+        return {
+            "rate": -1 if self.bucket.rate is None else self.bucket.rate,
+            "backlog_bytes": self.backlog,
+            "backlog_packets": self.packets,
+            "drops": self.drops,
+            "overlimit_drops": self.overlimit,
+            "marks": sum(client.fq.marks for client in self.clients.values()),
+            "clients": len(self.clients),
+        }
