@@ -19,10 +19,8 @@ root-only, yet one bad client must not stop the daemon or grow its memory, so:
 """
 
 import contextlib
-import errno
 import json
 import logging
-import os
 import re
 import socket
 from collections.abc import Awaitable, Callable
@@ -32,6 +30,8 @@ from typing import Any
 
 import trio
 
+from tidewire.node import unix_server
+
 log = logging.getLogger("tidewire.control")
 
 MAX_LINE = 64 * 1024  # bytes in one request line, without its newline
@@ -39,9 +39,7 @@ MAX_DEPTH = 32  # nested arrays and objects in one request; the commands need 3
 MAX_CONNECTIONS = 32  # the CLI uses one at a time; a handful of scripts fit
 REQUEST_DEADLINE = 10.0  # seconds from a request's first byte to the end of its reply
 IDLE_TIMEOUT = 30.0  # seconds a connection may wait with no request under way
-ACCEPT_BACKOFF = 0.1  # seconds to wait when accept() finds no descriptors or memory
 _GRACE = 1.0  # seconds to hand over a last line: an error, or a reply the handler was slow with
-_ACCEPT_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _LOGGED = 60  # characters of a command name or exception message that reach the log
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -58,59 +56,19 @@ class _Refused(Exception):
 async def serve(
     path: Path, handler: Handler, *, task_status: Any = trio.TASK_STATUS_IGNORED
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     if path.exists() or path.is_symlink():
         path.unlink()  # stale: the daemon lock is ours, so no live daemon owns it
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        await sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    sock.listen(MAX_CONNECTIONS)
-    listener = trio.SocketListener(sock)
+    listener = await unix_server.bind(path, backlog=MAX_CONNECTIONS)
     task_status.started()
-    try:
-        async with trio.open_nursery() as nursery:
-            await _accept_loop(listener, handler, nursery)
-    finally:
-        with trio.CancelScope(shield=True):
-            await listener.aclose()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-async def _accept_loop(
-    listener: trio.SocketListener, handler: Handler, nursery: trio.Nursery
-) -> None:
-    open_connections = 0
-    exhausted = False  # logged once for each run of failed accepts
-
-    async def connection(stream: trio.SocketStream) -> None:
-        nonlocal open_connections
-        try:
-            await _connection(stream, handler)
-        finally:
-            open_connections -= 1
-
-    while True:
-        try:
-            stream = await listener.accept()
-        except OSError as exc:
-            if exc.errno not in _ACCEPT_EXHAUSTED:
-                raise
-            if not exhausted:
-                log.warning("control socket: accept failed (%s); retrying", exc.strerror)
-                exhausted = True
-            await trio.sleep(ACCEPT_BACKOFF)
-            continue
-        exhausted = False
-        if open_connections >= MAX_CONNECTIONS:
-            await _refuse(stream)
-            continue
-        open_connections += 1
-        nursery.start_soon(connection, stream)
+    loop = unix_server.accept_loop(
+        listener,
+        name="control socket",
+        max_connections=MAX_CONNECTIONS,
+        serve=lambda stream: _connection(stream, handler),
+        refuse=_refuse,
+        log=log,
+    )
+    await unix_server.serve_until_cancelled(path, listener, loop)
 
 
 async def _refuse(stream: trio.SocketStream) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from tidewire.node import unix_server
 from tidewire.node.config import PeerSpec
 from tidewire.node.core import uapi
 from tidewire.node.errors import NodeError
@@ -44,9 +45,7 @@ SOCKET_DIR = Path("/var/run/wireguard")  # where `wg` looks (wireguard-tools' RU
 MAX_CONNECTIONS = 8  # `wg` opens one per command
 REQUEST_DEADLINE = 10.0  # seconds from a request's first byte to the end of its answer
 IDLE_TIMEOUT = 30.0  # seconds a connection may wait with no request under way
-ACCEPT_BACKOFF = 0.1  # seconds to wait when accept() finds no descriptors or memory
 _GRACE = 1.0  # seconds to hand over a last answer
-_ACCEPT_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def socket_path(name: str) -> Path:
@@ -136,7 +135,7 @@ class Uapi:
             spec = PeerSpec(
                 public_key=st.public_key,
                 preshared_key=st.preshared_key,
-                endpoint=_endpoint_text(st.endpoint) if st.endpoint else None,
+                endpoint=str(LinkPath(UDP, st.endpoint)) if st.endpoint else None,
                 allowed_ips=list(st.allowed_ips),
                 persistent_keepalive=st.persistent_keepalive,
                 mode=Mode.WIREGUARD,  # the stock tools speak WireGuard
@@ -162,7 +161,7 @@ class Uapi:
             if known is not None:
                 known.preshared_key = st.preshared_key
                 known.persistent_keepalive = st.persistent_keepalive
-                known.endpoint = _endpoint_text(st.endpoint) if st.endpoint else known.endpoint
+                known.endpoint = str(LinkPath(UDP, st.endpoint)) if st.endpoint else known.endpoint
             if sorted(map(str, peers.allowed.get(st.public_key, []))) != sorted(
                 map(str, st.allowed_ips)
             ):
@@ -175,37 +174,38 @@ class Uapi:
         dp.flush()
 
 
-def _endpoint_text(endpoint: tuple[str, int]) -> str:
-    host, port = endpoint
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 async def serve(
     path: Path, api: Uapi, *, task_status: Any = trio.TASK_STATUS_IGNORED
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     if not await _clear_stale(path):  # the node runs on; only the stock tools cannot reach it
         log.warning("%s answers already (another WireGuard?); no wg API for this node", path)
         task_status.started()
         return
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        await sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
-    sock.listen(MAX_CONNECTIONS)
-    listener = trio.SocketListener(sock)
+    listener = await unix_server.bind(path, backlog=MAX_CONNECTIONS)
     task_status.started()
-    try:
-        async with trio.open_nursery() as nursery:
-            await _accept_loop(listener, api, nursery)
-    finally:
-        with trio.CancelScope(shield=True):
-            await listener.aclose()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+
+    async def connection(stream: trio.SocketStream) -> None:
+        try:
+            async with stream:
+                await _requests(stream, api)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.debug("wg connection dropped: %s", exc)
+        except Exception as exc:  # a bug here must end this connection, not the daemon
+            log.error("wg connection failed: %s: %.60s", type(exc).__name__, exc)
+            log.debug("wg connection failed", exc_info=True)
+
+    async def refuse(stream: trio.SocketStream) -> None:
+        await _last_word(stream, uapi.format_errno(errno.EBUSY))
+
+    loop = unix_server.accept_loop(
+        listener,
+        name="wg socket",
+        max_connections=MAX_CONNECTIONS,
+        serve=connection,
+        refuse=refuse,
+        log=log,
+    )
+    await unix_server.serve_until_cancelled(path, listener, loop)
 
 
 async def _clear_stale(path: Path) -> bool:
@@ -223,42 +223,6 @@ async def _clear_stale(path: Path) -> bool:
         probe.close()
     path.unlink()
     return True
-
-
-async def _accept_loop(listener: trio.SocketListener, api: Uapi, nursery: trio.Nursery) -> None:
-    open_connections = 0
-    exhausted = False
-
-    async def connection(stream: trio.SocketStream) -> None:
-        nonlocal open_connections
-        try:
-            async with stream:
-                await _requests(stream, api)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("wg connection dropped: %s", exc)
-        except Exception as exc:  # a bug here must end this connection, not the daemon
-            log.error("wg connection failed: %s: %.60s", type(exc).__name__, exc)
-            log.debug("wg connection failed", exc_info=True)
-        finally:
-            open_connections -= 1
-
-    while True:
-        try:
-            stream = await listener.accept()
-        except OSError as exc:
-            if exc.errno not in _ACCEPT_EXHAUSTED:
-                raise
-            if not exhausted:
-                log.warning("wg socket: accept failed (%s); retrying", exc.strerror)
-                exhausted = True
-            await trio.sleep(ACCEPT_BACKOFF)
-            continue
-        exhausted = False
-        if open_connections >= MAX_CONNECTIONS:
-            nursery.start_soon(_last_word, stream, uapi.format_errno(errno.EBUSY))
-            continue
-        open_connections += 1
-        nursery.start_soon(connection, stream)
 
 
 async def _last_word(stream: trio.SocketStream, answer: bytes) -> None:

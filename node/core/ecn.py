@@ -54,12 +54,13 @@ def with_ecn(packet: Packet, ecn: int) -> Packet:
 
 
 def mark_ce(packet: Packet) -> Packet | None:
-    """Mark an ECN-capable packet CE (RFC 3168 section 5). A Not-ECT packet cannot be
-    marked, so None: the caller drops it instead. Not IP: unchanged."""
+    """Mark an ECN-capable packet CE (RFC 3168 section 5), for an AQM that would drop it.
+    A Not-ECT packet, or anything that is not IP, cannot be marked, so None: the caller
+    drops it instead. One already CE is returned as it is (it counts as marked)."""
     ecn = ecn_of(packet)
-    if ecn == NOT_ECT:
+    if ecn is None or ecn == NOT_ECT:
         return None
-    if ecn is None or ecn == CE:
+    if ecn == CE:
         return packet
     return with_ecn(packet, CE)
 

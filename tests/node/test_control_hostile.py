@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from tidewire.node import control
+from tidewire.node import control, unix_server
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -217,7 +217,7 @@ async def test_accept_out_of_descriptors_or_memory_is_survived(
     start = trio.current_time()
     async with serving(tmp_path) as path:
         assert await ask(path, b'{"cmd": "echo", "x": 6}\n') == {"ok": True, "echo": 6}
-        assert trio.current_time() - start == pytest.approx(3 * control.ACCEPT_BACKOFF)
+        assert trio.current_time() - start == pytest.approx(3 * unix_server.ACCEPT_BACKOFF)
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in warnings] == [
         "control socket: accept failed (no room); retrying"

@@ -104,10 +104,10 @@ def test_ipv6_keeps_flow_label_and_dscp() -> None:
     assert parsed.tc == (0x2E << 2) | CE and parsed.fl == 0xABCDE
 
 
-def test_not_ip_is_unchanged() -> None:
+def test_not_ip_is_unchanged_and_cannot_be_marked() -> None:
     for junk in (b"", b"\x45" * 19, b"\x60" * 39, b"\x44" + bytes(30), b"\x00" * 60):
         assert ecn_of(junk) is None
-        assert decapsulate(CE, junk) is junk and mark_ce(junk) is junk
+        assert decapsulate(CE, junk) is junk and mark_ce(junk) is None
         assert encapsulate_ecn(junk) == NOT_ECT
 
 

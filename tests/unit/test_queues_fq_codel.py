@@ -4,7 +4,7 @@ packets with the IPv4 checksum still valid, the byte limit taken from the fattes
 
 import struct
 
-from tidewire.node.core.queues.ecn import set_ce
+from tidewire.node.core.ecn import mark_ce
 from tidewire.node.core.queues.fq_codel import FLOWS, FqCoDel
 
 from .queue_sim import ipv4, ipv6
@@ -71,7 +71,7 @@ def overload(q: FqCoDel[bytes], packet: bytes, *, stop: float = 2.0) -> list[byt
 
 def test_ect_packets_are_marked_ce_with_a_valid_checksum_instead_of_dropped() -> None:
     for tos in (0x02, 0x01, 0xB8 | 0x02):  # ECT(0), ECT(1), ECT(0) with DSCP EF
-        q = fq(mark=set_ce)
+        q = fq(mark=mark_ce)
         packet = ipv4(tos=tos)
         assert header_sum_ok(packet)
         out = overload(q, packet)
@@ -85,7 +85,7 @@ def test_ect_packets_are_marked_ce_with_a_valid_checksum_instead_of_dropped() ->
 
 
 def test_ipv6_ect_is_marked_in_the_traffic_class() -> None:
-    q = fq(mark=set_ce)
+    q = fq(mark=mark_ce)
     packet = ipv6(tclass=0x01)
     out = overload(q, packet)
     assert q.marks > 0 and q.drops == 0
@@ -94,7 +94,7 @@ def test_ipv6_ect_is_marked_in_the_traffic_class() -> None:
 
 
 def test_not_ect_is_dropped_and_ecn_off_drops_ect() -> None:
-    q = fq(mark=set_ce)
+    q = fq(mark=mark_ce)
     overload(q, ipv4(tos=0))
     assert q.drops > 0 and q.marks == 0
     q = fq()  # no mark function: ECN off
@@ -104,9 +104,9 @@ def test_not_ect_is_dropped_and_ecn_off_drops_ect() -> None:
 
 def test_already_ce_counts_as_marked_and_is_left_alone() -> None:
     packet = ipv4(tos=3)
-    assert set_ce(packet) is packet
-    assert set_ce(ipv4(tos=0)) is None
-    assert set_ce(b"\x45" + bytes(10)) is None
+    assert mark_ce(packet) is packet
+    assert mark_ce(ipv4(tos=0)) is None
+    assert mark_ce(b"\x45" + bytes(10)) is None
 
 
 def test_over_the_limit_the_fattest_flow_loses() -> None:

@@ -7,9 +7,10 @@ fq_codel.FqCoDel          flow queueing with CoDel per flow (RFC 8290)
 codel.CoDel               the CoDel control law of one queue (RFC 8289)
 """
 
+from tidewire.node.core.ecn import mark_ce
+
 from .base import Queue, QueueBase
 from .codel import CoDel
-from .ecn import set_ce
 from .fq_codel import FqCoDel, flow_hash
 from .passthrough import PassThrough
 from .shaper import Shaper, TokenBucket
@@ -25,5 +26,5 @@ __all__ = [
     "Share",
     "TokenBucket",
     "flow_hash",
-    "set_ce",
+    "mark_ce",
 ]

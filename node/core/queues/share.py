@@ -30,9 +30,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from tidewire.node.core.ecn import mark_ce
+
 from . import codel
 from .base import QueueBase
-from .ecn import set_ce
 from .fq_codel import FlowHash, FqCoDel, flow_hash
 from .shaper import TokenBucket
 
@@ -160,7 +161,7 @@ class Share(QueueBase[T]):
         return client
 
     def _mark(self, item: T) -> T | None:
-        packet = set_ce(self.packet_of(item))
+        packet = mark_ce(self.packet_of(item))
         if packet is None or self.with_packet is None:
             return None
         return self.with_packet(item, packet)
