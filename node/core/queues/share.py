@@ -164,7 +164,7 @@ class Share(QueueBase[T]):
         packet = mark_ce(self.packet_of(item))
         if packet is None or self.with_packet is None:
             return None
-        return self.with_packet(item, packet)
+        return self.with_packet(item, bytes(packet))
 
     # -- the packet path ---------------------------------------------------------
 
