@@ -195,7 +195,11 @@ def test_random_bytes_never_raise_and_never_exceed_the_limit(
 @settings(max_examples=200, deadline=None)
 @given(st.lists(packets, max_size=40))
 def test_random_bytes_through_fq_codel_never_raise(junk: list[bytes]) -> None:
-    q: FqCoDel[bytes] = FqCoDel(seed=5, mark=mark_ce, limit=10_000)
+    def mark(packet: bytes) -> bytes | None:
+        marked = mark_ce(packet)
+        return None if marked is None else bytes(marked)
+
+    q: FqCoDel[bytes] = FqCoDel(seed=5, mark=mark, limit=10_000)
     for n, packet in enumerate(junk):
         q.enqueue(packet, packet, 1500, n * 0.01)
         assert q.backlog <= 10_000
