@@ -46,6 +46,7 @@ def build_exit_lab(
     provider_misbehave: tuple[str, ...] = (),
     client_misbehave: tuple[str, ...] = (),
     accounting: dict[str, Any] | None = None,
+    share: dict[str, Any] | None = None,
 ) -> ExitLab:
     client, wgclient, provider = lab.host("client"), lab.host("wgclient"), lab.host("provider")
     lan, internet = lab.host("lan"), lab.host("internet")
@@ -100,6 +101,7 @@ def build_exit_lab(
             ],
             exit={"enabled": True},
             accounting=accounting,
+            share=share,
         ),
         misbehave=provider_misbehave,
     )

@@ -33,6 +33,7 @@ from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
 from tidewire.node.peers import Peers
+from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
 from tidewire.node.transports.udp import UdpTransport
@@ -84,6 +85,7 @@ class Daemon:
         self.accountant: Accountant | None = None
         self.ledger: Ledger | None = None
         self.timestamps: TimestampWriter | None = None
+        self.sharing: Sharing | None = None
         self.metrics = Registry()
 
     # -- lifecycle ----------------------------------------------------------
@@ -150,6 +152,9 @@ class Daemon:
                 rng=os.urandom,
             )
             dp.timers.add(self.accountant)
+            self.sharing = Sharing(
+                dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
+            )
             status.register(self.metrics, self)
             await off_loop(
                 lambda: netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
@@ -180,6 +185,7 @@ class Daemon:
                     await nursery.start(uapi_server.serve, uapi_server.socket_path(cfg.name), uapi)
                     nursery.start_soon(self._signals)
                     await nursery.start(self.accountant.run)
+                    await nursery.start(self.sharing.run)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timers.run)
                     nursery.start_soon(self.udp.serve, dp)
@@ -200,6 +206,8 @@ class Daemon:
                 if self.timestamps is not None:
                     with trio.move_on_after(5):
                         await self.timestamps.drain()
+                if self.sharing is not None and self.sharing.quota is not None:
+                    await off_loop(self.sharing.save)
                 await off_loop(self._teardown)
 
     def _lock(self) -> None:

@@ -26,6 +26,7 @@ from logging import INFO, WARNING
 import trio
 
 from tidewire.node.accounting import Accountant
+from tidewire.node.core.capacity import QuotaMeter
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
@@ -81,6 +82,7 @@ class DataPath:
         self.counters: Counter[str] = Counter()
         self.out_queue: Queue[tuple[Peer, bytes]] = PassThrough(self._seal)
         self.in_queue: Queue[bytes] = PassThrough(self._to_tun)
+        self.quota: QuotaMeter | None = None  # a provider's [share] quota, all clients together
         self.ticker = Ticker()
         self.timers = TimerTask(after=self.flush)
         self.log = PacketPathLog(log)
@@ -89,6 +91,14 @@ class DataPath:
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
         # to the packet's size, fragments the heap and grows the daemon's memory
         self._tun_buffer = memoryview(bytearray(VNET_HDR_LEN + 65536))
+
+    def set_queues(self, out_queue: "Queue[tuple[Peer, bytes]]", in_queue: "Queue[bytes]") -> None:
+        """Put other queues in the two slots (the [share] settings), timers included."""
+        comps = self.timers.components
+        comps[comps.index(self.out_queue)] = out_queue
+        comps[comps.index(self.in_queue)] = in_queue
+        self.out_queue, self.in_queue = out_queue, in_queue
+        self.timers.rearm()
 
     # -- outbound: TUN -> peer ----------------------------------------------
 
@@ -132,6 +142,10 @@ class DataPath:
             return
         acct = self.accountant
         if acct is not None and not acct.outbound(peer.public_key, len(packet)):
+            return
+        quota = self.quota
+        if quota is not None and not quota.take(len(packet)):
+            self.drops["quota_exhausted"] += 1
             return
         self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
 
@@ -192,6 +206,10 @@ class DataPath:
                 return
         acct = self.accountant
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
+            return
+        quota = self.quota
+        if quota is not None and not quota.take(inner.length):
+            self.drops["quota_exhausted"] += 1
             return
         packet = plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
         self.in_queue.enqueue(packet, peer.public_key, inner.length, now)

@@ -155,6 +155,8 @@ class Peers:
         dp.routes.remove(peer)
         dp.device.remove_peer(public_key)
         dp.control.forget(public_key)
+        dp.out_queue.forget(public_key)
+        dp.in_queue.forget(public_key)
         if self.accountant is not None and not keep_accounting:
             self.accountant.set_role(public_key, None)
         self.specs.pop(public_key, None)

@@ -72,7 +72,51 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
             "ticks": int(reg.collect("tidewire_ticker_ticks_total")[""]),
         },
         "peers": peers,
+        "share": daemon.sharing.status() if daemon.sharing is not None else None,
     }
+
+
+def _register_share(reg: Registry, daemon: "Daemon") -> None:
+    sharing = daemon.sharing
+    if sharing is None:
+        return
+    for direction, queue in (("download", sharing.out_queue), ("upload", sharing.in_queue)):
+        if queue is None:
+            continue
+        for stat, kind, unit in (
+            ("delay", "gauge", "seconds"),
+            ("backlog_bytes", "gauge", ""),
+            ("drops", "counter", "total"),
+            ("marks", "counter", "total"),
+        ):
+            name = f"tidewire_share_{direction}_{stat}" + (f"_{unit}" if unit else "")
+
+            def read(q: Any = queue, s: str = stat) -> list[tuple[str, float]]:
+                return [(encode_key(k), st[s]) for k, st in q.client_stats().items()]
+
+            reg.labelled(
+                name,
+                f"Per client, {direction}: {stat.replace('_', ' ')} of its queue.",
+                label="client",
+                read=read,
+                kind=kind,
+            )
+    if sharing.quota is not None:
+        q = sharing.quota
+        reg.value(
+            "tidewire_share_quota_used_bytes",
+            "Bytes of the quota used.",
+            lambda: q.used,
+            kind="gauge",
+        )
+    if sharing.admission is not None:
+        a = sharing.admission
+        reg.value(
+            "tidewire_share_capacity_refused_total",
+            "Handshakes refused: max_clients reached.",
+            lambda: a.refused,
+            kind="counter",
+        )
 
 
 def register(reg: Registry, daemon: "Daemon") -> None:
@@ -135,6 +179,7 @@ def register(reg: Registry, daemon: "Daemon") -> None:
         kind="counter",
     )
     reg.value("tidewire_peers", "Configured peers.", lambda: len(dev.peers), kind="gauge")
+    _register_share(reg, daemon)
     reg.labelled(
         "tidewire_peer_rx_bytes_total",
         "Bytes received from each peer on the wire.",

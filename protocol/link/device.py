@@ -14,6 +14,7 @@ matches an initiation's profile by which mac1 label verifies.
 """
 
 from collections import Counter, deque
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 
@@ -99,6 +100,9 @@ class Device:
         self._events: deque[Event] = deque()
         self.timers = TimerQueue()
         self.load = HandshakeLoad()
+        # admission of a peer whose initiation authenticated: (peer, now) -> may it in?
+        # (a provider's capacity, node/core/capacity.py); None admits every peer
+        self.admit: Callable[[Peer, float], bool] | None = None
         # under load: one bucket per source for the Diffie-Hellman, one for cookie replies
         self.ratelimiter = RateLimiter()
         self.cookie_ratelimiter = RateLimiter()
@@ -314,6 +318,8 @@ class Device:
             raise RemoteProtocolError("initiation_unknown_peer")
         if peer.profile is not checker.profile:
             raise RemoteProtocolError("initiation_wrong_mode")
+        if self.admit is not None and not self.admit(peer, now):
+            raise RemoteProtocolError("initiation_capacity")  # before any state changes
         hs.finish_initiation(peer.handshake, opened, now=now)
         # authenticated from here on
         self._update_path(peer, path)

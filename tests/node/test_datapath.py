@@ -207,6 +207,9 @@ async def test_the_outbound_queue_slot_sees_every_routed_packet(pair: Pair) -> N
         def __len__(self) -> int:
             return len(held)
 
+        def forget(self, key: bytes) -> None:
+            pass
+
     pair.dp.out_queue = Holding()
     pair.pb.path = Path(UDP, A_ADDR)
     packet = udp4("203.0.113.9", "10.0.0.1", 5353)

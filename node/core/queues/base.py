@@ -37,6 +37,10 @@ class Queue(Protocol[T_contra]):
         """Packets held."""
         ...
 
+    def forget(self, key: bytes) -> None:
+        """A peer is gone: drop what it has queued and its state."""
+        ...
+
 
 class QueueBase(Generic[T]):
     def __init__(self, deliver: Callable[[T, float], None]) -> None:

@@ -30,3 +30,6 @@ class PassThrough(QueueBase[T]):
 
     def __len__(self) -> int:
         return 0
+
+    def forget(self, key: bytes) -> None:
+        pass
