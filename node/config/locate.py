@@ -16,9 +16,7 @@ CONFIG_DIRS = (Path("/etc/tidewire"), Path("/etc/wireguard"))
 def is_bare_name(text: str) -> bool:
     """True for "wg0": no folder, no suffix, a valid interface name (wg-quick's own test)."""
     return (
-        "/" not in text
-        and not text.endswith((".toml", ".conf"))
-        and ifname_problem(text) is None
+        "/" not in text and not text.endswith((".toml", ".conf")) and ifname_problem(text) is None
     )
 
 
