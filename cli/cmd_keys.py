@@ -1,15 +1,12 @@
 """`tidewire genkey`, `pubkey`, `genpsk`: keys in the base64 format of `wg`.
 
 `genkey` and `genpsk` print to stdout, or write to a file with mode 0600 when
-given `-o FILE`; `pubkey` reads a private key on stdin. `-o` never writes through
-a symbolic link (O_NOFOLLOW: someone who can plant one must not get the key
-written where they choose) and only into a regular file.
+given `-o FILE` (cli/private_file.py: never through a symbolic link, only into a
+regular file); `pubkey` reads a private key on stdin.
 """
 
 import argparse
-import errno
 import os
-import stat
 from typing import Any
 
 from tidewire.protocol.errors import LocalProtocolError
@@ -17,6 +14,7 @@ from tidewire.protocol.keys import decode_key, derive_public, encode_key, privat
 
 from .env import Environment
 from .exit_status import ExitStatus
+from .private_file import write_private
 
 
 def add_parser(sub: Any) -> None:
@@ -33,25 +31,10 @@ def add_parser(sub: Any) -> None:
 
 def _emit(key: str, args: argparse.Namespace, env: Environment) -> int:
     if args.output:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        try:
-            fd = os.open(args.output, flags, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                env.error(f"{args.output} is a symbolic link; refusing to write a key through it")
-            else:
-                env.error(f"cannot write {args.output}: {exc.strerror}")
+        problem = write_private(args.output, (key + "\n").encode())
+        if problem:
+            env.error(problem.replace("a secret", "a key"))
             return ExitStatus.ERROR
-        except ValueError:  # a NUL in the name
-            env.error(f"cannot write {args.output!r}: not a file name")
-            return ExitStatus.ERROR
-        with os.fdopen(fd, "w") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                env.error(f"cannot write {args.output}: not a regular file")
-                return ExitStatus.ERROR
-            os.fchmod(fd, 0o600)  # before the key is in it, if the file existed
-            os.ftruncate(fd, 0)
-            f.write(key + "\n")
     else:
         print(key, file=env.stdout)
     return ExitStatus.OK

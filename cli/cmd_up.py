@@ -1,5 +1,8 @@
 """`tidewire up CONFIG [--exit]`: run the node in the foreground, logging to stderr.
 
+CONFIG is a path, or a bare name (`tidewire up wg0`) looked up as wg-quick does:
+/etc/tidewire/wg0.toml, then /etc/wireguard/wg0.conf (node/config/locate.py).
+
 Before the daemon starts, the config is checked against this machine (the exit's
 outbound interface exists, every endpoint resolves), so those errors name the file
 and line too. An error the running node stops on (a NodeError or an OSError, alone
@@ -18,7 +21,12 @@ from .exit_status import ExitStatus
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("up", help="run a node in the foreground from a TOML or WireGuard config")
-    p.add_argument("config", metavar="CONFIG", help="tidewire TOML file or wg-quick .conf file")
+    p.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="tidewire TOML file or wg-quick .conf file, or a NAME: /etc/tidewire/NAME.toml"
+        " or else /etc/wireguard/NAME.conf",
+    )
     p.add_argument(
         "--exit", action="store_true", help="act as a provider (exit) for this node's peers"
     )
@@ -61,6 +69,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     import trio
 
     from tidewire.node.config import ConfigError, load
+    from tidewire.node.config.locate import find_config
     from tidewire.node.config.system import check_system
     from tidewire.node.daemon import Daemon
 
@@ -71,7 +80,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     )
     exit_enabled = True if args.exit else None
     try:
-        cfg = load(args.config)
+        cfg = load(find_config(args.config, env.config_dirs))
         check_system(
             cfg,
             exit_enabled=bool(exit_enabled or cfg.exit.enabled),

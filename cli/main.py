@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from . import (
+    cmd_client,
     cmd_down,
     cmd_keys,
     cmd_metrics,
@@ -29,6 +30,7 @@ COMMANDS = [
     cmd_status,
     cmd_metrics,
     cmd_peer,
+    cmd_client,
     cmd_usage,
     cmd_report,
     cmd_verify,

@@ -74,6 +74,14 @@ class ExitSpec:
 
 
 @dataclass
+class ClientDefaults:
+    """[client]: what `tidewire client add` writes into the configs it prints."""
+
+    endpoint: str | None = None  # the node's public "host:port", as its clients reach it
+    dns: list[str] = field(default_factory=list)
+
+
+@dataclass
 class NodeConfig:
     path: Path
     name: str
@@ -90,6 +98,7 @@ class NodeConfig:
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
     epoch_seconds: int = 86400
     share: ShareConfig = field(default_factory=ShareConfig)
+    client: ClientDefaults = field(default_factory=lambda: ClientDefaults())
 
     def __post_init__(self) -> None:
         if self.control_socket is None:

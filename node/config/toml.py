@@ -2,6 +2,7 @@
 
 import re
 import tomllib
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -10,7 +11,15 @@ from tidewire.node.core.exit_policy import parse_rule
 from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
 
-from . import ConfigError, ExitSpec, NodeConfig, PeerSpec, default_name
+from . import (
+    ClientDefaults,
+    ConfigError,
+    ExitSpec,
+    NodeConfig,
+    PeerSpec,
+    default_name,
+    parse_endpoint,
+)
 from .fields import (
     Err,
     check_peers,
@@ -99,12 +108,13 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         raise ConfigError(path, int(m.group(1)) if m else None, "TOML", str(exc)) from None
     top_err = _toml_err(path, text, "interface", 0)
     for k in data:
-        if k not in ("interface", "peer", "exit", "accounting", "share"):
+        if k not in ("interface", "peer", "exit", "accounting", "share", "client"):
             raise ConfigError(
                 path,
                 None,
                 k,
-                "unknown table (known: [interface], [[peer]], [exit], [accounting], [share])",
+                "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
+                " [client])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -156,6 +166,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.accounting, cfg.epoch_seconds = _toml_accounting(path, text, data["accounting"])
     if "share" in data:
         cfg.share = _toml_share(path, text, data["share"])
+    if "client" in data:
+        cfg.client = _toml_client(path, text, data["client"])
     check_peers(cfg)
     return cfg
 
@@ -217,6 +229,30 @@ def _toml_peer(
     if "provider" in table:
         peer.provider = _bool(table["provider"], err, "provider")
     return peer
+
+
+def _toml_client(path: Path, text: str, table: Any) -> ClientDefaults:
+    err = _toml_err(path, text, "client", 0)
+    if not isinstance(table, dict):
+        err("client", "must be a table")
+    _unknown(table, {"endpoint", "dns"}, err)
+    spec = ClientDefaults()
+    if "endpoint" in table:
+        value = table["endpoint"]
+        if not isinstance(value, str):
+            err("endpoint", 'must be "host:port" in quotes (this node as its clients reach it)')
+        try:
+            parse_endpoint(value)
+        except ValueError as exc:
+            err("endpoint", str(exc))
+        spec.endpoint = value
+    if "dns" in table:
+        for item in _str_list(table["dns"], err, "dns"):
+            try:
+                spec.dns.append(str(ip_address(item)))
+            except ValueError:
+                err("dns", f"{item!r} is not an IP address")
+    return spec
 
 
 def _toml_exit(path: Path, text: str, table: Any) -> ExitSpec:
