@@ -140,6 +140,13 @@ class DataPath:
         if peer is None:
             self.drops["tun_no_route"] += 1
             return
+        self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
+
+    def _seal(self, item: tuple[Peer, bytes], now: float) -> None:
+        """What the outbound queue lets go: counted, then sealed and queued on the peer's
+        path. Counted here and not before the queue: a client signs for what it received,
+        so a provider must not bill what its queue dropped."""
+        peer, packet = item
         acct = self.accountant
         if acct is not None and not acct.outbound(peer.public_key, len(packet)):
             return
@@ -147,11 +154,6 @@ class DataPath:
         if quota is not None and not quota.take(len(packet)):
             self.drops["quota_exhausted"] += 1
             return
-        self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
-
-    def _seal(self, item: tuple[Peer, bytes], now: float) -> None:
-        """What the outbound queue lets go: seal it and queue it on the peer's path."""
-        peer, packet = item
         out = self.device.encrypt(peer, packet, now=now)
         path = peer.path
         if out is not None and path is not None:
