@@ -90,6 +90,7 @@ class NodeConfig:
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
     epoch_seconds: int = 86400
     share: ShareConfig = field(default_factory=ShareConfig)
+    metrics_listen: tuple[str, int] | None = None  # [metrics] listen: host and port, or off
 
     def __post_init__(self) -> None:
         if self.control_socket is None:
