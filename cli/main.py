@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from . import (
+    cmd_dashboard,
     cmd_down,
     cmd_keys,
     cmd_metrics,
@@ -28,6 +29,7 @@ COMMANDS = [
     cmd_down,
     cmd_status,
     cmd_metrics,
+    cmd_dashboard,
     cmd_peer,
     cmd_usage,
     cmd_report,
