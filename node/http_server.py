@@ -8,7 +8,7 @@ client can cost is bounded:
   one bytearray that never holds more; a body is not read (only GET and HEAD are
   served, so a request with one is refused with 413);
 - a connection has DEADLINE seconds from accept to the end of its reply;
-- at most `max_connections` at once; one more gets 503 and is closed at once.
+- at most `max_connections` at once; one more gets 503 and is closed within LINGER.
 
 Routing is the caller's: `handler(request)` returns a `Response`; an exception in it is
 logged in one line and answered 500, and ends that connection only.
@@ -87,8 +87,9 @@ async def serve(
 
     async def connection(stream: trio.SocketStream) -> None:
         if active[0] >= max_connections:
-            with trio.move_on_after(0.5), contextlib.suppress(trio.BrokenResourceError, OSError):
+            with trio.move_on_after(LINGER), contextlib.suppress(trio.BrokenResourceError, OSError):
                 await stream.send_all(_encode(text(503, "too many connections"), head=False))
+                await _linger(stream)  # bounded by LINGER in all
             await stream.aclose()
             return
         active[0] += 1

@@ -90,7 +90,12 @@ async def test_one_connection_too_many_gets_503() -> None:
     async with trio.open_nursery() as nursery:
         port, _ = await start(nursery, max_connections=2)
         idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
-        await trio.sleep(0.05)  # let the server accept both
+        # under load the server may not have taken both yet: ask until it has (2 s at most)
+        with trio.move_on_after(2):
+            while not (await exchange(port, b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(
+                b"HTTP/1.1 503"
+            ):
+                await trio.sleep(0.05)
         refused = await exchange(port, b"GET /metrics HTTP/1.1\r\n\r\n")
         assert refused.startswith(b"HTTP/1.1 503")
         for s in idle:
