@@ -9,6 +9,7 @@ import sys
 
 from . import (
     cmd_client,
+    cmd_dashboard,
     cmd_down,
     cmd_keys,
     cmd_metrics,
@@ -29,6 +30,7 @@ COMMANDS = [
     cmd_down,
     cmd_status,
     cmd_metrics,
+    cmd_dashboard,
     cmd_peer,
     cmd_client,
     cmd_usage,

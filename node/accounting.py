@@ -83,6 +83,8 @@ class Accountant:
         self.unverified: dict[tuple[bytes, str], list[int]] = {}  # not yet flushed
         self.hello_due: dict[bytes, float] = {}
         self.drops: dict[str, int] = {}
+        self.receipts = 0  # receipts committed since start (the metrics)
+        self.unverified_total: dict[str, int] = {}  # bytes no receipt can cover, by kind
         self.send_queue, self.receive_queue = trio.open_memory_channel[tuple[str, bytes, Any]](1024)
         self.next_tick: float | None = None
         self.next_flush: float | None = None
@@ -161,6 +163,7 @@ class Accountant:
     def _unverified(self, peer_key: bytes, kind: str, n: int, up: bool) -> None:
         row = self.unverified.setdefault((peer_key, kind), [0, 0])
         row[0 if up else 1] += n
+        self.unverified_total[kind] = self.unverified_total.get(kind, 0) + n
 
     def _drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -460,6 +463,7 @@ class Accountant:
                 lambda: ledger.commit_receipt(signed, served_up=up, served_down=down, now_ms=now_ms)
             )
         credit.commit_receipt(s, signed)
+        self.receipts += 1
 
 
 def _row(s: ServedSession) -> tuple[bytes, int, int]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node import addresses, control, firewall, netconf, status, uapi_server
+from tidewire.node import addresses, control, firewall, metrics_http, netconf, status, uapi_server
 from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig
 from tidewire.node.core.exit_policy import ExitPolicy
@@ -87,11 +87,13 @@ class Daemon:
         self.timestamps: TimestampWriter | None = None
         self.sharing: Sharing | None = None
         self.metrics = Registry()
+        self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
 
     # -- lifecycle ----------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.cfg
+        self.started_at = trio.current_time()
         try:
             self._lock()
             try:
@@ -186,6 +188,8 @@ class Daemon:
                     nursery.start_soon(self._signals)
                     await nursery.start(self.accountant.run)
                     await nursery.start(self.sharing.run)
+                    if cfg.metrics_listen is not None:
+                        await self._start_metrics(nursery, *cfg.metrics_listen)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timers.run)
                     nursery.start_soon(self.udp.serve, dp)
@@ -247,6 +251,16 @@ class Daemon:
         self.forwarding = await off_loop(firewall.enable_forwarding)
         await off_loop(firewall.install, self.cfg.name, out, policy)
         self.firewall_installed = True
+
+    async def _start_metrics(self, nursery: trio.Nursery, host: str, port: int) -> None:
+        try:
+            await nursery.start(metrics_http.serve, host, port, self.metrics.render)
+        except OSError as exc:
+            raise NodeError(
+                f"[metrics] listen: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            ) from None
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        log.info("%s: metrics at http://%s/metrics", self.cfg.name, where)
 
     def _clear_stale_rules(self) -> None:
         """Remove the policy rules of this interface's last run, whatever its port was, and

@@ -7,11 +7,14 @@ latest_handshake (Unix seconds or null), rx_bytes, tx_bytes,
 persistent_keepalive (seconds, 0 is off) and mode.
 """
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from tidewire.node import accounting_metrics
+from tidewire.node.core.roles import Role
 from tidewire.node.metrics import Registry
 from tidewire.protocol.keys import encode_key
 
@@ -48,6 +51,8 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "interface": daemon.cfg.name,
         "public_key": encode_key(dev.public_key),
         "listen_port": daemon.listen_port,
+        "roles": roles(daemon),
+        "uptime": round(trio.current_time() - daemon.started_at, 1),
         "exit": {
             "enabled": daemon.exit_enabled,
             "outbound_interface": daemon.outbound_interface,
@@ -119,6 +124,27 @@ def _register_share(reg: Registry, daemon: "Daemon") -> None:
         )
 
 
+def roles(daemon: "Daemon") -> list[str]:
+    """What this node is to its peers: "exit" (a provider), "client" (uses a provider)."""
+    out = ["exit"] if daemon.exit_enabled else []
+    acct = daemon.accountant
+    if acct is not None and Role.PROVIDER in acct.roles.values():
+        out.append("client")
+    return out
+
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_memory() -> float:
+    """The process's resident set in bytes (the second field of /proc/self/statm)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def register(reg: Registry, daemon: "Daemon") -> None:
     """Register every counter of a running node (called once the data path exists)."""
     dp = daemon.datapath
@@ -180,6 +206,20 @@ def register(reg: Registry, daemon: "Daemon") -> None:
     )
     reg.value("tidewire_peers", "Configured peers.", lambda: len(dev.peers), kind="gauge")
     _register_share(reg, daemon)
+    reg.labelled(
+        "tidewire_peer_handshakes_total",
+        "Handshakes completed with each peer.",
+        label="peer",
+        read=lambda: [(encode_key(k), p.handshakes) for k, p in dev.peers.items()],
+    )
+    reg.value(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        resident_memory,
+        kind="gauge",
+    )
+    if acct is not None:
+        accounting_metrics.register(reg, acct)
     reg.labelled(
         "tidewire_peer_rx_bytes_total",
         "Bytes received from each peer on the wire.",

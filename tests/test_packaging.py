@@ -24,6 +24,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     assert top == {"tidewire"}
     assert "tidewire/protocol/link/device.py" in names and "tidewire/cli/main.py" in names
     assert not any(n.startswith("tidewire/tests") for n in names)
+    for asset in ("index.html", "app.js", "style.css"):  # the dashboard ships its page
+        assert f"tidewire/cli/dashboard/{asset}" in names
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

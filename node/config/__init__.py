@@ -99,6 +99,7 @@ class NodeConfig:
     epoch_seconds: int = 86400
     share: ShareConfig = field(default_factory=ShareConfig)
     client: ClientDefaults = field(default_factory=lambda: ClientDefaults())
+    metrics_listen: tuple[str, int] | None = None  # [metrics] listen: host and port, or off
 
     def __post_init__(self) -> None:
         if self.control_socket is None:

@@ -3,7 +3,7 @@ that knows the file, the line and the key."""
 
 import os
 from collections.abc import Callable
-from ipaddress import ip_interface, ip_network
+from ipaddress import ip_address, ip_interface, ip_network
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -138,3 +138,31 @@ def check_peers(cfg: NodeConfig) -> None:
         if peer.public_key in seen:
             raise ConfigError(cfg.path, peer.line, "public key", "this peer appears twice")
         seen.add(peer.public_key)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """An IP literal and a port, "127.0.0.1:9586" or "[::1]:9586" (no host names: what to
+    bind must not depend on a resolver); port 0 asks the kernel for a free one."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f'{value!r} is not ADDRESS:PORT (like "127.0.0.1:9586")')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{value!r}: write an IPv6 address in brackets, like [::1]:9586")
+    try:
+        address = ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{port!r} is not a port from 0 to 65535")
+    return str(address), int(port)
+
+
+def listen_address(value: Any, err: Err, name: str) -> tuple[str, int]:
+    if not isinstance(value, str):
+        err(name, 'must be an address and port in quotes, like "127.0.0.1:9586"')
+    try:
+        return parse_listen(value)
+    except ValueError as exc:
+        err(name, str(exc))

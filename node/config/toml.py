@@ -30,6 +30,7 @@ from .fields import (
     interfaces,
     key,
     key_file,
+    listen_address,
     networks,
     peer_key,
     socket_path,
@@ -108,13 +109,13 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         raise ConfigError(path, int(m.group(1)) if m else None, "TOML", str(exc)) from None
     top_err = _toml_err(path, text, "interface", 0)
     for k in data:
-        if k not in ("interface", "peer", "exit", "accounting", "share", "client"):
+        if k not in ("interface", "peer", "exit", "accounting", "share", "client", "metrics"):
             raise ConfigError(
                 path,
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client])",
+                " [client], [metrics])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -168,8 +169,30 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.share = _toml_share(path, text, data["share"])
     if "client" in data:
         cfg.client = _toml_client(path, text, data["client"])
+    if "metrics" in data:
+        cfg.metrics_listen = _toml_metrics(path, text, data["metrics"], cfg.warnings)
     check_peers(cfg)
     return cfg
+
+
+def _toml_metrics(path: Path, text: str, table: Any, warnings: list[str]) -> tuple[str, int]:
+    """[metrics] listen = "127.0.0.1:9586": where the Prometheus endpoint listens."""
+    err = _toml_err(path, text, "metrics", 0)
+    if not isinstance(table, dict):
+        err("metrics", "must be a table")
+    _unknown(table, {"listen"}, err)
+    if "listen" not in table:
+        err("listen", 'is required (an address and port, like "127.0.0.1:9586")')
+    host, port = listen_address(table["listen"], err, "listen")
+    if port == 0:
+        err("listen", "needs a port from 1 to 65535 (a scraper must know where to look)")
+    if not ip_address(host).is_loopback:
+        line = _toml_line(text, "metrics", 0, "listen")
+        warnings.append(
+            f"{path}:{line}: [metrics] listen: {host} is not a loopback address;"
+            " the counters are readable from the network"
+        )
+    return host, port
 
 
 def _file_name_err(path: Path) -> Err:

@@ -81,6 +81,7 @@ class Peer:
         self.queued_deadline: float | None = None
         self.rearmed: list[Peer] = []
         self.handshake_attempts = 0
+        self.handshakes = 0  # completed, either side initiating (for the metrics)
         self.need_another_keepalive = False
         self.sent_last_minute_handshake = False
 
@@ -165,6 +166,7 @@ class Peer:
         self.handshake_attempts = 0
         self.sent_last_minute_handshake = False
         self.last_handshake = now
+        self.handshakes += 1
 
     def on_session_derived(self, *, now: float) -> None:
         self.zero_keys = self.arm(now + ZERO_KEYS_AFTER)
