@@ -10,10 +10,11 @@ from tidewire.node.core.exit_policy import parse_rule
 from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
 
-from . import ConfigError, ExitSpec, NodeConfig, PeerSpec, default_name
+from . import ConfigError, DnsSpec, ExitSpec, NodeConfig, PeerSpec, default_name
 from .fields import (
     Err,
     check_peers,
+    dns_entries,
     endpoint,
     file_path,
     integer,
@@ -24,6 +25,7 @@ from .fields import (
     networks,
     peer_key,
     socket_path,
+    upstreams,
 )
 from .share import (
     Rate,
@@ -99,12 +101,13 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         raise ConfigError(path, int(m.group(1)) if m else None, "TOML", str(exc)) from None
     top_err = _toml_err(path, text, "interface", 0)
     for k in data:
-        if k not in ("interface", "peer", "exit", "accounting", "share"):
+        if k not in ("interface", "peer", "exit", "accounting", "share", "dns"):
             raise ConfigError(
                 path,
                 None,
                 k,
-                "unknown table (known: [interface], [[peer]], [exit], [accounting], [share])",
+                "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
+                " [dns])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -119,6 +122,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         "mtu",
         "state_dir",
         "control_socket",
+        "dns",
     }
     _unknown(iface, known, err)
     if ("private_key" in iface) == ("private_key_file" in iface):
@@ -144,6 +148,10 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.state_dir = Path(file_path(iface["state_dir"], err, "state_dir"))
     if "control_socket" in iface:
         cfg.control_socket = socket_path(iface["control_socket"], err, "control_socket")
+    if "dns" in iface:
+        cfg.dns.servers, cfg.dns.search = dns_entries(
+            _str_list(iface["dns"], err, "dns"), err, "dns"
+        )
     peers = data.get("peer", [])
     if not isinstance(peers, list) or not all(isinstance(t, dict) for t in peers):
         raise ConfigError(path, _toml_line(text, "peer", 0, None), "peer", "use [[peer]] tables")
@@ -156,6 +164,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.accounting, cfg.epoch_seconds = _toml_accounting(path, text, data["accounting"])
     if "share" in data:
         cfg.share = _toml_share(path, text, data["share"])
+    if "dns" in data:
+        _toml_dns(path, text, data["dns"], cfg.dns)
     check_peers(cfg)
     return cfg
 
@@ -244,6 +254,18 @@ def _toml_exit(path: Path, text: str, table: Any) -> ExitSpec:
                 err(k, str(exc))
         setattr(spec, k, rules)
     return spec
+
+
+def _toml_dns(path: Path, text: str, table: Any, spec: DnsSpec) -> None:
+    """[dns]: a provider's resolver for its clients (a client's own servers are
+    [interface] dns)."""
+    err = _toml_err(path, text, "dns", 0)
+    if not isinstance(table, dict):
+        err("dns", "must be a table")
+    _unknown(table, {"resolver", "upstream"}, err)
+    spec.resolver = _bool(table.get("resolver", False), err, "resolver")
+    if "upstream" in table:
+        spec.upstream = upstreams(_str_list(table["upstream"], err, "upstream"), err, "upstream")
 
 
 def _toml_accounting(path: Path, text: str, table: Any) -> tuple[AccountingConfig, int]:
