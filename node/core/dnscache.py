@@ -26,9 +26,7 @@ Key = tuple[bytes, int, int]
 class AnswerCache:
     def __init__(self, *, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Key, tuple[bytes, tuple[int, ...], float, float]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[Key, tuple[bytes, tuple[int, ...], float, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)

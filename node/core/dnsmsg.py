@@ -173,8 +173,10 @@ def error_response(data: bytes, query: Query, rcode: int) -> bytes:
 
 def build_query(qid: int, name: str, qtype: int, *, qclass: int = 1, rd: bool = True) -> bytes:
     """A query for `name` (tests and the lab's stub use it); ValueError on a bad name."""
-    return HEADER.pack(qid, RD if rd else 0, 1, 0, 0, 0) + encode_name(name) + struct.pack(
-        "!HH", qtype, qclass
+    return (
+        HEADER.pack(qid, RD if rd else 0, 1, 0, 0, 0)
+        + encode_name(name)
+        + struct.pack("!HH", qtype, qclass)
     )
 
 
