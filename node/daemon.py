@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node import addresses, control, firewall, metrics_http, netconf, status, uapi_server
+from tidewire.node import (
+    addresses,
+    control,
+    dns,
+    firewall,
+    metrics_http,
+    netconf,
+    status,
+    uapi_server,
+)
 from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig
 from tidewire.node.core.exit_policy import ExitPolicy
@@ -88,6 +97,7 @@ class Daemon:
         self.sharing: Sharing | None = None
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
+        self.dns_record: Path | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -138,9 +148,7 @@ class Daemon:
                 from tidewire.node.ledger import Ledger, LedgerError
 
                 try:
-                    self.ledger = await off_loop(
-                        Ledger, cfg.state_dir / cfg.name / "ledger.sqlite"
-                    )
+                    self.ledger = await off_loop(Ledger, cfg.state_dir / cfg.name / "ledger.sqlite")
                 except LedgerError as exc:
                     raise NodeError(str(exc)) from None
             self.accountant = dp.accountant = peers.accountant = self.accountant_class(
@@ -166,6 +174,7 @@ class Daemon:
                     allow=cfg.exit.allow,
                     deny=cfg.exit.deny,
                     own_addresses=await off_loop(netconf.local_addresses),
+                    resolver=[str(a.ip) for a in cfg.addresses] if cfg.dns.resolver else (),
                 )
             await off_loop(self._clear_stale_rules)
             for spec in cfg.peers:
@@ -177,6 +186,13 @@ class Daemon:
                 if peer.path is not None and spec.persistent_keepalive:
                     device.send_keepalive(peer, now=trio.current_time())
             dp.flush()
+            if cfg.dns.servers:  # after the routes: the servers are reached through the tunnel
+                settings = dns.DnsSettings(cfg.dns.servers, cfg.dns.search)
+                self.dns_record = await off_loop(
+                    lambda: dns.apply(settings, iface=cfg.name, state_dir=cfg.state_dir / cfg.name)
+                )
+            else:  # a killed run's DNS, even if this one sets none
+                await off_loop(dns.recover, cfg.state_dir / cfg.name)
             with self.cancel:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(writer.run)
@@ -193,6 +209,15 @@ class Daemon:
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timers.run)
                     nursery.start_soon(self.udp.serve, dp)
+                    if cfg.dns.resolver:
+                        from tidewire.node.resolver import Resolver, system_upstreams
+
+                        await nursery.start(
+                            Resolver(
+                                addresses=[str(a.ip) for a in cfg.addresses],
+                                upstreams=cfg.dns.upstream or await off_loop(system_upstreams),
+                            ).serve
+                        )
                     log.info(
                         "%s up: public key %s, port %d, %d peers%s",
                         cfg.name,
@@ -280,6 +305,8 @@ class Daemon:
         """Undo start-up (in a worker thread: it runs `nft` and `ip`)."""
         if self.ledger is not None:
             self.ledger.close()
+        if self.dns_record is not None:
+            dns.restore(self.dns_record)
         if self.firewall_installed:
             firewall.remove(self.cfg.name)
         if self.guard_installed:

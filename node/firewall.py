@@ -32,7 +32,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from .core.exit_policy import ExitPolicy, Rule
+from .core.exit_policy import DNS_PORT, ExitPolicy, Rule
 from .errors import NodeError
 from .state import atomic_write
 
@@ -127,8 +127,14 @@ def ruleset(iface: str, outbound: str, policy: ExitPolicy) -> str:
     ]
     forward = "\n".join([f'    iifname "{iface}" ct state invalid counter drop', *allow, *deny])
     # whatever comes in from the tunnel for the router itself (any of its addresses, now
-    # or later, broadcasts, anycast) is the router, which the policy refuses
-    local = "\n".join([*allow, f'    iifname "{iface}" counter drop'])
+    # or later, broadcasts, anycast) is the router, which the policy refuses, but for
+    # the clients' resolver: exactly its addresses, UDP and TCP port 53
+    resolver = [
+        f'    iifname "{iface}" {"ip" if a.version == 4 else "ip6"} daddr {a}'
+        f" meta l4proto {{ tcp, udp }} th dport {DNS_PORT} accept"
+        for a in policy.resolver
+    ]
+    local = "\n".join([*allow, *resolver, f'    iifname "{iface}" counter drop'])
     return f"""table inet {name} {{
   chain forward {{
     type filter hook forward priority filter; policy accept;

@@ -30,6 +30,7 @@ _tidewire_words() {
         "down") words="--socket" ;;
         "status") words="--json --socket" ;;
         "metrics") words="--socket" ;;
+        "dashboard") words="--listen --socket" ;;
         "peer add") words="--allowed-ips --endpoint --keepalive --mode --move --preshared-key-file --socket" ;;
         "peer remove") words="--socket" ;;
         "peer") words="add remove" ;;
@@ -41,7 +42,7 @@ _tidewire_words() {
         "report") words="--epoch --output --socket -o" ;;
         "verify") words="" ;;
         "rewards") words="--epoch-seconds --genesis --halving-days --json --max-client-share --provider-share --total-supply" ;;
-        "") words="client down genkey genpsk metrics peer pubkey report rewards status up usage verify --version" ;;
+        "") words="client dashboard down genkey genpsk metrics peer pubkey report rewards status up usage verify --version" ;;
     esac
     echo "$words"
 }

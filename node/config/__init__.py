@@ -25,7 +25,7 @@ IFNAME = re.compile(r"[A-Za-z0-9_=+.-]{1,15}")
 IFNAME_RULE = "must be 1-15 characters of letters, digits and _=+.-, and not . or .."
 WG_SECTION = re.compile(r"^\s*\[\s*(interface|peer)\s*\]\s*(#.*)?$", re.IGNORECASE | re.MULTILINE)
 TOML_HINT = re.compile(r'^\s*\[\[|^\s*\w+\s*=\s*"', re.MULTILINE)  # [[tables]], "strings"
-WG_IGNORED = {"dns", "table", "preup", "postup", "predown", "postdown", "saveconfig", "fwmark"}
+WG_IGNORED = {"table", "preup", "postup", "predown", "postdown", "saveconfig", "fwmark"}
 
 
 def ifname_problem(name: object) -> str | None:
@@ -82,6 +82,14 @@ class ClientDefaults:
 
 
 @dataclass
+class DnsSpec:
+    servers: list[str] = field(default_factory=list)  # a client's resolvers while up
+    search: list[str] = field(default_factory=list)  # its search domains
+    resolver: bool = False  # a provider answers its clients on its tunnel addresses
+    upstream: list[tuple[str, int]] = field(default_factory=list)  # empty: resolv.conf's
+
+
+@dataclass
 class NodeConfig:
     path: Path
     name: str
@@ -100,6 +108,7 @@ class NodeConfig:
     share: ShareConfig = field(default_factory=ShareConfig)
     client: ClientDefaults = field(default_factory=lambda: ClientDefaults())
     metrics_listen: tuple[str, int] | None = None  # [metrics] listen: host and port, or off
+    dns: DnsSpec = field(default_factory=DnsSpec)
 
     def __post_init__(self) -> None:
         if self.control_socket is None:

@@ -2,6 +2,7 @@
 that knows the file, the line and the key."""
 
 import os
+import re
 from collections.abc import Callable
 from ipaddress import ip_address, ip_interface, ip_network
 from pathlib import Path
@@ -126,6 +127,44 @@ def endpoint(value: Any, err: Err, name: str) -> str:
     except ValueError as exc:
         err(name, str(exc))
     return value.strip()
+
+
+DOMAIN = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+
+
+def dns_entries(values: list[str], err: Err, name: str) -> tuple[list[str], list[str]]:
+    """wg-quick's DNS list: IP addresses are servers, anything else a search domain."""
+    servers: list[str] = []
+    search: list[str] = []
+    for v in (v.strip() for v in values):
+        try:
+            servers.append(str(ip_address(v)))
+            continue
+        except ValueError:
+            pass
+        if not DOMAIN.fullmatch(v) or len(v.rstrip(".")) > 253 or v.replace(".", "").isdigit():
+            err(name, f"{v!r} is neither an IP address nor a search domain (like example.com)")
+        search.append(v)
+    if search and not servers:
+        err(name, "lists search domains but no server address")
+    return servers, search
+
+
+def upstreams(values: list[str], err: Err, name: str) -> list[tuple[str, int]]:
+    """Resolver addresses, "ADDR" or "ADDR:PORT" ("[V6]:PORT")."""
+    out = []
+    for v in (v.strip() for v in values):
+        try:
+            out.append((str(ip_address(v)), 53))
+            continue
+        except ValueError:
+            pass
+        try:
+            host, port = parse_endpoint(v)
+            out.append((str(ip_address(host)), port))
+        except ValueError:
+            err(name, f"{v!r} is not a resolver address (like 9.9.9.9 or [2620:fe::fe]:53)")
+    return out
 
 
 def split(value: str) -> list[str]:

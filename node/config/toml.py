@@ -14,6 +14,7 @@ from tidewire.protocol.link.profile import Mode
 from . import (
     ClientDefaults,
     ConfigError,
+    DnsSpec,
     ExitSpec,
     NodeConfig,
     PeerSpec,
@@ -23,6 +24,7 @@ from . import (
 from .fields import (
     Err,
     check_peers,
+    dns_entries,
     endpoint,
     file_path,
     integer,
@@ -34,6 +36,7 @@ from .fields import (
     networks,
     peer_key,
     socket_path,
+    upstreams,
 )
 from .share import (
     Rate,
@@ -46,6 +49,7 @@ from .share import (
     parse_time,
 )
 
+TABLES = ("interface", "peer", "exit", "accounting", "share", "client", "metrics", "dns")
 
 def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
     """The line of `key` in the `index`-th `[table]`/`[[table]]` (tomllib keeps no positions)."""
@@ -109,13 +113,13 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         raise ConfigError(path, int(m.group(1)) if m else None, "TOML", str(exc)) from None
     top_err = _toml_err(path, text, "interface", 0)
     for k in data:
-        if k not in ("interface", "peer", "exit", "accounting", "share", "client", "metrics"):
+        if k not in TABLES:
             raise ConfigError(
                 path,
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics])",
+                " [client], [metrics], [dns])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -130,6 +134,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         "mtu",
         "state_dir",
         "control_socket",
+        "dns",
     }
     _unknown(iface, known, err)
     if ("private_key" in iface) == ("private_key_file" in iface):
@@ -155,6 +160,10 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.state_dir = Path(file_path(iface["state_dir"], err, "state_dir"))
     if "control_socket" in iface:
         cfg.control_socket = socket_path(iface["control_socket"], err, "control_socket")
+    if "dns" in iface:
+        cfg.dns.servers, cfg.dns.search = dns_entries(
+            _str_list(iface["dns"], err, "dns"), err, "dns"
+        )
     peers = data.get("peer", [])
     if not isinstance(peers, list) or not all(isinstance(t, dict) for t in peers):
         raise ConfigError(path, _toml_line(text, "peer", 0, None), "peer", "use [[peer]] tables")
@@ -171,6 +180,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.client = _toml_client(path, text, data["client"])
     if "metrics" in data:
         cfg.metrics_listen = _toml_metrics(path, text, data["metrics"], cfg.warnings)
+    if "dns" in data:
+        _toml_dns(path, text, data["dns"], cfg.dns)
     check_peers(cfg)
     return cfg
 
@@ -303,6 +314,18 @@ def _toml_exit(path: Path, text: str, table: Any) -> ExitSpec:
                 err(k, str(exc))
         setattr(spec, k, rules)
     return spec
+
+
+def _toml_dns(path: Path, text: str, table: Any, spec: DnsSpec) -> None:
+    """[dns]: a provider's resolver for its clients (a client's own servers are
+    [interface] dns)."""
+    err = _toml_err(path, text, "dns", 0)
+    if not isinstance(table, dict):
+        err("dns", "must be a table")
+    _unknown(table, {"resolver", "upstream"}, err)
+    spec.resolver = _bool(table.get("resolver", False), err, "resolver")
+    if "upstream" in table:
+        spec.upstream = upstreams(_str_list(table["upstream"], err, "upstream"), err, "upstream")
 
 
 def _toml_accounting(path: Path, text: str, table: Any) -> tuple[AccountingConfig, int]:

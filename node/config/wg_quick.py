@@ -8,7 +8,18 @@ from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
 
 from . import WG_IGNORED, ConfigError, NodeConfig, PeerSpec, default_name, ifname_problem
-from .fields import Err, check_peers, endpoint, integer, interfaces, key, networks, peer_key, split
+from .fields import (
+    Err,
+    check_peers,
+    dns_entries,
+    endpoint,
+    integer,
+    interfaces,
+    key,
+    networks,
+    peer_key,
+    split,
+)
 
 Section = tuple[
     str, int, dict[str, tuple[str, int, str]]
@@ -73,7 +84,7 @@ def load_wg(path: Path, text: str) -> NodeConfig:
     for lk, (_, n, k) in entries.items():
         if lk in WG_IGNORED:
             warnings.append(f"{path}:{n}: [Interface] {k} is a wg-quick setting tidewire ignores")
-        elif lk not in ("privatekey", "listenport", "address", "mtu"):
+        elif lk not in ("privatekey", "listenport", "address", "mtu", "dns"):
             raise ConfigError(path, n, f"[Interface] {k}", "unknown key")
     if "privatekey" not in entries:
         err("PrivateKey", "is required")
@@ -97,6 +108,8 @@ def load_wg(path: Path, text: str) -> NodeConfig:
         cfg.addresses = interfaces(split(entries["address"][0]), err, "Address")
     if "mtu" in entries:
         cfg.mtu = integer(entries["mtu"][0], err, "MTU", 576, 65535)
+    if "dns" in entries:
+        cfg.dns.servers, cfg.dns.search = dns_entries(split(entries["dns"][0]), err, "DNS")
     own = (private, derive_public(private))
     for section in sections:
         if section[0] == "peer":

@@ -13,6 +13,12 @@ consulted first and win; `deny` rules add to the defaults.
 A rule is a prefix with an optional port: "192.168.1.10/32", "0.0.0.0/0 tcp:25",
 "2001:db8::/32 udp:53", "10.0.0.0/8 443" (any of TCP and UDP). `check` returns the
 reason a packet is refused (the drop counter's key), or None if it may go out.
+
+One exception to the router's own addresses: a provider that runs the resolver for
+its clients (node/resolver.py) names its `resolver` addresses, and clients may
+reach exactly those, UDP and TCP port 53, unfragmented, and nothing else of the
+router (not an embedded address either: the exception is the router's, not a
+NAT64 gateway's).
 """
 
 from collections.abc import Iterable
@@ -102,6 +108,7 @@ SIX_TO_FOUR = 0x2002  # 2002::/16, IPv4 in bits 16-47 (RFC 3056 section 2)
 TEREDO = 0x2001_0000  # 2001::/32: server IPv4 in bits 32-63, client IPv4 in bits 96-127
 #                       XORed with 0xffffffff (RFC 4380 section 4)
 _V4_MASK = 0xFFFF_FFFF
+DNS_PORT = 53
 
 # (shift, prefix value, proto, port, reason): a Rule compiled for the per-packet scan
 _Compiled = tuple[int, int, int | None, int | None, str]
@@ -160,8 +167,13 @@ class ExitPolicy:
         deny: list[Rule] | None = None,
         own_addresses: list[str] | None = None,
         block_smtp: bool = True,
+        resolver: Iterable[str] = (),
     ) -> None:
         self.allow = list(allow or [])
+        self.resolver = [ip_interface(a).ip for a in resolver]
+        self._resolver: dict[int, set[int]] = {4: set(), 6: set()}
+        for ip in self.resolver:
+            self._resolver[ip.version].add(int(ip))
         rules = [Rule(ip_network(p), reason=r) for p, r in DEFAULT_DENY]
         if block_smtp:
             rules.append(Rule(ip_network("0.0.0.0/0"), TCP, 25, "smtp"))
@@ -180,6 +192,8 @@ class ExitPolicy:
     def check(self, inner: Inner) -> str | None:
         """None if the packet may leave through the exit, else the reason it may not."""
         v, dst, proto, dport = inner.version, inner.dst, inner.proto, inner.dport
+        if dport == DNS_PORT and dst in self._resolver[v] and proto in (TCP, UDP):
+            return None if not inner.frag else "fragment"
         reason = self._verdict(v, dst, proto, dport)
         if reason is not None:
             return reason or None

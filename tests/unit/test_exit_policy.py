@@ -151,3 +151,43 @@ def test_the_guard_table_limits_handshakes_per_source_before_the_socket() -> Non
     assert f"{init} meter tw_init4 size 65536 {{ ip saddr limit rate over 100/second" in text
     assert "ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 100/second" in text
     assert "udp length 100 @th,64,32 0x02000000" in text  # responses too
+
+
+def test_resolver_exception_is_exactly_its_address_and_port_53() -> None:
+    """The provider's resolver for its clients: the router's tunnel address is reachable
+    on UDP and TCP 53 and nothing else, and no other router address gains anything."""
+    policy = ExitPolicy(own_addresses=["10.99.0.1/24", "203.0.113.1/24"], resolver=["10.99.0.1"])
+    assert policy.check(pkt("10.99.0.1", UDP, 53)) is None
+    assert policy.check(pkt("10.99.0.1", TCP, 53)) is None
+    assert policy.check(pkt("10.99.0.1", UDP, 5353)) == "router"
+    assert policy.check(pkt("10.99.0.1", TCP, 22)) == "router"
+    assert policy.check(pkt("10.99.0.1", ICMP, -1)) == "router"
+    assert policy.check(pkt("203.0.113.1", UDP, 53)) == "router"
+    assert policy.check(pkt("10.99.0.255", UDP, 53)) == "broadcast"
+    assert policy.check(pkt("10.99.0.7", UDP, 53)) == "private"
+    later = Inner(4, 60, 1, int(ip_address("10.99.0.1")), UDP, -1, FRAG_LATER)
+    assert policy.check(later) == "router"
+    first = Inner(4, 60, 1, int(ip_address("10.99.0.1")), UDP, 53, FRAG_FIRST)
+    assert policy.check(first) == "fragment"
+    # NAT64 embedding the resolver's address gains nothing from the exception
+    assert policy.check(pkt("64:ff9b::a63:1", UDP, 53)) == "router"
+    # without a resolver the router's address stays closed on port 53
+    assert ExitPolicy(own_addresses=["10.99.0.1/24"]).check(pkt("10.99.0.1", UDP, 53)) == "router"
+
+
+def test_firewall_accepts_exactly_the_resolver_before_the_router_drop() -> None:
+    from tidewire.node.firewall import ruleset
+
+    policy = ExitPolicy(own_addresses=["10.99.0.1/24"], resolver=["10.99.0.1", "fd99::1"])
+    text = ruleset("tw0", "wan0", policy)
+    chain = text.split("chain input {")[1].split("chain postrouting")[0]
+    lines = [ln.strip() for ln in chain.splitlines() if "iifname" in ln]
+    assert lines == [
+        'iifname "tw0" ip daddr 10.99.0.1 meta l4proto { tcp, udp } th dport 53 accept',
+        'iifname "tw0" ip6 daddr fd99::1 meta l4proto { tcp, udp } th dport 53 accept',
+        'iifname "tw0" counter drop',
+    ], chain
+    forward = text.split("chain forward {")[1].split("chain input")[0]
+    assert "dport 53 accept" not in forward
+    plain = ruleset("tw0", "wan0", ExitPolicy(own_addresses=["10.99.0.1/24"]))
+    assert "dport 53" not in plain
