@@ -133,6 +133,8 @@ def interfaces(values: list[str], err: Err, name: str) -> list[Interface]:
 def endpoint(value: Any, err: Err, name: str) -> str:
     if not isinstance(value, str):
         err(name, "must be HOST:PORT")
+    if "://" in value:
+        err(name, f"{value!r}: endpoint is one HOST:PORT on udp; put URLs in endpoints = [...]")
     try:
         parse_endpoint(value)
     except ValueError as exc:

@@ -76,6 +76,7 @@ def test_the_first_candidate_resolves_and_keeps_its_scheme(tmp_path: Path) -> No
         ('endpoints = ["ftp://1.2.3.4:5"]', "unknown scheme 'ftp://'"),
         ('endpoints = ["masked://1.2.3.4"]', "is not HOST:PORT"),
         ("endpoints = []", "at least one"),
+        ('endpoints = ["masked://1.2.3.4:5", 7]', "must be a list of strings"),
         ('endpoint = "1.2.3.4:5"\nendpoints = ["1.2.3.4:5"]', "not both"),
         ('mode = "wireguard"\nendpoints = ["masked://1.2.3.4:5"]', "can only use udp://"),
     ],
@@ -96,3 +97,8 @@ def test_peer_add_takes_a_masked_endpoint_but_not_for_a_wireguard_peer() -> None
         peer_spec_from_request({**req, "mode": "wireguard"})
     with pytest.raises(control.RequestError, match="unknown scheme"):
         peer_spec_from_request({**req, "endpoint": "tcp://198.51.100.1:8443"})
+
+
+def test_endpoint_stays_one_udp_host_port(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="#1 endpoint: .*put URLs in endpoints"):
+        load(toml(tmp_path, peer='endpoint = "masked://1.2.3.4:5"'))
