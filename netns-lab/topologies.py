@@ -214,41 +214,26 @@ def build_censored_exit_lab(lab: Lab) -> CensoredLab:
             exit={"enabled": True, "outbound_interface": "wan0"},
         ),
     )
-    client_node = lab.tidewire(
-        client,
-        "twcli",
-        tidewire_toml(
-            name="twcli",
-            private_key=k_cli,
-            address=["10.99.0.2/32"],
+    def dialler(host: Host, name: str, key: str, address: str, peer: dict[str, Any]) -> Node:
+        text = tidewire_toml(
+            name=name,
+            private_key=key,
+            address=[address],
             lab=lab,
-            peers=[
-                {
-                    "public_key": p_prov,
-                    "endpoints": ["masked://198.51.102.2:8443", "udp://198.51.102.2:51820"],
-                    "allowed_ips": ["0.0.0.0/0"],
-                    "provider": True,
-                }
-            ],
-        ),
+            peers=[{"public_key": p_prov, "allowed_ips": ["0.0.0.0/0"], **peer}],
+        )
+        return lab.tidewire(host, name, text)
+
+    skins = ["masked://198.51.102.2:8443", "udp://198.51.102.2:51820"]
+    client_node = dialler(
+        client, "twcli", k_cli, "10.99.0.2/32", {"endpoints": skins, "provider": True}
     )
-    wg_node = lab.tidewire(
+    wg_node = dialler(
         wgclient,
         "twwg",
-        tidewire_toml(
-            name="twwg",
-            private_key=k_wg,
-            address=["10.99.0.3/32"],
-            lab=lab,
-            peers=[
-                {
-                    "public_key": p_prov,
-                    "endpoint": "198.51.102.2:51820",
-                    "allowed_ips": ["0.0.0.0/0"],
-                    "mode": "wireguard",
-                }
-            ],
-        ),
+        k_wg,
+        "10.99.0.3/32",
+        {"endpoint": "198.51.102.2:51820", "mode": "wireguard"},
     )
     return CensoredLab(
         client, wgclient, censor, provider, internet, provider_node, client_node, wg_node

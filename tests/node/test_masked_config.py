@@ -100,5 +100,5 @@ def test_peer_add_takes_a_masked_endpoint_but_not_for_a_wireguard_peer() -> None
 
 
 def test_endpoint_stays_one_udp_host_port(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="#1 endpoint: .*put URLs in endpoints"):
+    with pytest.raises(ConfigError, match=r"#1 endpoint: .*put URLs in endpoints"):
         load(toml(tmp_path, peer='endpoint = "masked://1.2.3.4:5"'))

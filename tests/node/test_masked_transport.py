@@ -116,12 +116,16 @@ async def test_what_does_not_unwrap_is_counted_and_never_delivered() -> None:
     assert drops["masked_unwrap_failed"] + drops["masked_decoys"] == 8
     rec = await serve_briefly(dialler)
     assert rec.got == [] and dialler.drops["masked_unwrap_failed"] == 6
+    dialler.send_now(RESPONSE, probe.getsockname())  # not a listener: no key for it
+    dialler.add(KEEPALIVE, probe.getsockname())
+    dialler.flush()
+    assert dialler.drops["masked_no_key"] == 2
     probe.settimeout(0.2)
     try:
         reply = probe.recv(65536)
     except TimeoutError:
         reply = b""
-    assert reply == b""  # no answer to anything
+    assert reply == b""  # no answer to anything, and nothing sent without a key
     for t in (server, dialler, wrong):
         t.close()
     probe.close()
