@@ -313,10 +313,12 @@ class Lab:
         b_extra_peers: tuple[dict[str, Any], ...] = (),
         args: tuple[str, ...] = (),
         binary: str = TIDEWIRE,
+        b_listen: list[str] | None = None,
     ) -> tuple[Node, Node]:
         """Two tidewire nodes; a knows b's endpoint, b learns a's from its handshake.
 
-        Each allows the other's tunnel addresses as host routes (/32, /128).
+        Each allows the other's tunnel addresses as host routes (/32, /128). `b_listen`
+        (URLs, e.g. a masked:// listener) replaces b's listen port.
         """
         (ka, pa), (kb, pb) = genkey(), genkey()
 
@@ -325,7 +327,7 @@ class Lab:
 
         peer_b = {
             "public_key": pb,
-            "endpoint": endpoint,
+            "endpoints" if "://" in endpoint else "endpoint": endpoint,
             "allowed_ips": hosts(tunnel_b),
             "mode": mode,
         }
@@ -335,8 +337,15 @@ class Lab:
             (a, names[0], ka, tunnel_a, ports[0], [peer_b]),
             (b, names[1], kb, tunnel_b, ports[1], [peer_a, *b_extra_peers]),
         ):
+            listen = b_listen if host is b else None
             config = tidewire_toml(
-                name=name, private_key=key, address=tunnel, lab=self, listen_port=port, peers=peers
+                name=name,
+                private_key=key,
+                address=tunnel,
+                lab=self,
+                listen_port=None if listen else port,
+                listen=listen,
+                peers=peers,
             )
             ends.append(self.tidewire(host, name, config, args=args, binary=binary))
         na, nb = ends
@@ -376,6 +385,7 @@ def tidewire_toml(
     address: list[str],
     lab: Lab,
     listen_port: int | None = None,
+    listen: list[str] | None = None,
     peers: Sequence[dict[str, Any]] = (),
     exit: dict[str, Any] | None = None,
     accounting: dict[str, Any] | None = None,
@@ -394,6 +404,8 @@ def tidewire_toml(
     ]
     if listen_port is not None:
         lines.append(f"listen_port = {listen_port}")
+    if listen is not None:
+        lines.append(f"listen = {_toml_value(listen)}")
     for p in peers:
         lines.append("\n[[peer]]")
         for k, v in p.items():

@@ -45,6 +45,7 @@ from tidewire.node.peers import Peers
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
+from tidewire.node.transports.masked import MaskedTransport
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.node.tun import enable_tso, open_tun
 from tidewire.protocol.link.device import Device
@@ -80,6 +81,7 @@ class Daemon:
         self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
         self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
         self.udp = UdpTransport(Counter())
+        self.masked: MaskedTransport | None = None  # made once the node's key is known
         self.listen_port = 0
         self.table = 0
         self.tun_fd = -1
@@ -121,6 +123,11 @@ class Daemon:
             )
             self.listen_port = self.udp.bind(cfg.listen_port or 0)
             self.table = self.listen_port
+            masked = self.masked = MaskedTransport(Counter(), own_public=device.public_key)
+            if cfg.masked_port is not None:  # a listener: clients may dial us masked
+                masked.listen(cfg.masked_port, mark=self.table)
+            else:  # a socket of our own for dialling masked listeners
+                masked.bind(0, mark=self.table)
             why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
             self.guard_installed = why is None
             if why is not None:
@@ -132,12 +139,13 @@ class Daemon:
             dp = self.datapath = DataPath(
                 device=device,
                 tun_fd=self.tun_fd,
-                transports={self.udp.name: self.udp},
+                transports={self.udp.name: self.udp, masked.name: masked},
                 policy=None,
                 persist_timestamp=writer.put,
             )
-            self.udp.drops = self.udp.batch.drops = dp.drops
-            self.udp.enable_offloads(gso=self.offloads, gro=self.offloads)
+            for transport in (self.udp, masked):
+                transport.drops = transport.batch.drops = dp.drops
+                transport.enable_offloads(gso=self.offloads, gro=self.offloads)
             dp.tun_gro = self.offloads
             dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
             dp.ticker.interval = self.tick
@@ -218,11 +226,12 @@ class Daemon:
                                 upstreams=cfg.dns.upstream or await off_loop(system_upstreams),
                             ).serve
                         )
+                    nursery.start_soon(masked.serve, dp)
                     log.info(
-                        "%s up: public key %s, port %d, %d peers%s",
+                        "%s up: public key %s, listening on %s, %d peers%s",
                         cfg.name,
                         base64.b64encode(device.public_key).decode(),
-                        self.listen_port,
+                        ", ".join(self.listening()),
                         len(cfg.peers),
                         f", exit via {self.outbound_interface}" if self.exit_enabled else "",
                     )
@@ -238,6 +247,13 @@ class Daemon:
                 if self.sharing is not None and self.sharing.quota is not None:
                     await off_loop(self.sharing.save)
                 await off_loop(self._teardown)
+
+    def listening(self) -> list[str]:
+        """What the node listens on, as URLs (the masked dialling socket is not a listener)."""
+        out = [f"udp://0.0.0.0:{self.listen_port}"]
+        if self.masked is not None and self.masked.listening:
+            out.append(f"masked://0.0.0.0:{self.masked.port}")
+        return out
 
     def _lock(self) -> None:
         assert self.cfg.control_socket is not None
@@ -322,6 +338,8 @@ class Daemon:
             os.close(self.tun_fd)  # removes the interface, its addresses and routes
             self.tun_fd = -1
         self.udp.close()
+        if self.masked is not None:
+            self.masked.close()
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
             self.lock_fd = -1

@@ -18,8 +18,10 @@ from tidewire.node.config import Network, PeerSpec
 from tidewire.node.core.roles import Role
 from tidewire.node.errors import NodeError
 from tidewire.node.requests import resolve
+from tidewire.node.transports.masked import MaskedTransport
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.peer import Peer, PeerConfig
+from tidewire.protocol.types import MASKED, UDP, Path
 
 if TYPE_CHECKING:
     from tidewire.node.accounting import Accountant
@@ -43,6 +45,7 @@ class Peers:
         self.accountant: Accountant | None = None
         self.allowed: dict[bytes, list[Network]] = {}
         self.specs: dict[bytes, PeerSpec] = {}
+        self.masked_paths: dict[bytes, Path] = {}  # the listeners registered with `masked`
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -68,12 +71,18 @@ class Peers:
                 raise PeerError(
                     f"allowed IP {net} belongs to peer {short(owner)}; remove it there first"
                 )
-        endpoint = await resolve(spec.endpoint) if spec.endpoint else None
+        path = await resolve(spec.endpoint) if spec.endpoint else None
+        masked = dp.transports.get(MASKED)
+        if path is not None and path.transport == MASKED:
+            if not isinstance(masked, MaskedTransport):
+                raise PeerError(f"endpoint {spec.endpoint}: this node has no masked transport")
+            masked.register(path.address, spec.public_key)  # we dial it: it is the listener
         peer = dp.device.add_peer(
             PeerConfig(
                 public_key=spec.public_key,
                 preshared_key=spec.preshared_key,
-                endpoint=endpoint,
+                endpoint=path.address if path is not None and path.transport == UDP else None,
+                path=path,
                 persistent_keepalive=spec.persistent_keepalive,
                 mode=spec.mode,
                 last_sent_timestamp=last_timestamp,
@@ -85,6 +94,7 @@ class Peers:
             )
         except Exception:
             dp.device.remove_peer(spec.public_key)  # a refused add changes nothing
+            self._unregister(path)
             await trio.to_thread.run_sync(
                 lambda: netconf.remove_routes(self.name, spec.allowed_ips, table=self.table)
             )
@@ -99,6 +109,8 @@ class Peers:
             self.accountant.set_role(spec.public_key, self.role(spec))
         self.allowed[spec.public_key] = list(spec.allowed_ips)
         self.specs[spec.public_key] = spec
+        if path is not None and path.transport == MASKED:
+            self.masked_paths[spec.public_key] = path
         log.info(
             "peer %s added (%s mode, allowed IPs %s)",
             short(spec.public_key),
@@ -160,7 +172,13 @@ class Peers:
         if self.accountant is not None and not keep_accounting:
             self.accountant.set_role(public_key, None)
         self.specs.pop(public_key, None)
+        self._unregister(self.masked_paths.pop(public_key, None))
         return self.allowed.pop(public_key, [])
+
+    def _unregister(self, path: Path | None) -> None:
+        masked = self.datapath.transports.get(MASKED)
+        if path is not None and isinstance(masked, MaskedTransport):
+            masked.forget(path.address)
 
     def role(self, spec: PeerSpec) -> Role | None:
         if spec.provider:

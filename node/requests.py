@@ -1,5 +1,5 @@
 """Control-socket requests that change the node, checked field by field before anything
-changes, and endpoint resolution."""
+changes, and endpoint resolution (an endpoint is a path: "host:port" or "masked://host:port")."""
 
 import socket
 from ipaddress import ip_network
@@ -8,11 +8,12 @@ from typing import Any
 import trio
 
 from tidewire.node import control
-from tidewire.node.config import PeerSpec, parse_endpoint
+from tidewire.node.config import PeerSpec, format_path, parse_path
 from tidewire.node.errors import NodeError
 from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.keys import decode_key
 from tidewire.protocol.link.profile import Mode
+from tidewire.protocol.types import UDP, Path
 
 
 def request_key(req: dict[str, Any], field: str) -> bytes:
@@ -29,15 +30,24 @@ def peer_spec_from_request(req: dict[str, Any]) -> PeerSpec:
     spec = PeerSpec(public_key=request_key(req, "public_key"))
     if req.get("preshared_key") is not None:
         spec.preshared_key = request_key(req, "preshared_key")
+    mode = req.get("mode", "native")
+    if mode not in ("native", "wireguard"):
+        raise control.RequestError('mode: must be "native" or "wireguard"')
+    spec.mode = Mode(mode)
     endpoint = req.get("endpoint")
     if endpoint is not None:
         if not isinstance(endpoint, str):
-            raise control.RequestError("endpoint: must be HOST:PORT")
+            raise control.RequestError("endpoint: must be HOST:PORT or masked://HOST:PORT")
         try:
-            parse_endpoint(endpoint)
+            transport, host, port = parse_path(endpoint)
         except ValueError as exc:
             raise control.RequestError(f"endpoint: {exc}") from None
-        spec.endpoint = endpoint
+        if transport != UDP and spec.mode is Mode.WIREGUARD:
+            raise control.RequestError(
+                "endpoint: a wireguard-mode peer can only use udp:// (stock WireGuard knows"
+                " no skins)"
+            )
+        spec.endpoint = format_path(transport, host, port)
     ips = req.get("allowed_ips", [])
     if not isinstance(ips, list) or not all(isinstance(v, str) for v in ips):
         raise control.RequestError("allowed_ips: must be a list of prefixes")
@@ -50,16 +60,14 @@ def peer_spec_from_request(req: dict[str, Any]) -> PeerSpec:
     if not isinstance(keepalive, int) or isinstance(keepalive, bool) or not 0 <= keepalive <= 65535:
         raise control.RequestError("persistent_keepalive: seconds from 0 to 65535")
     spec.persistent_keepalive = keepalive
-    mode = req.get("mode", "native")
-    if mode not in ("native", "wireguard"):
-        raise control.RequestError('mode: must be "native" or "wireguard"')
-    spec.mode = Mode(mode)
     return spec
 
 
-async def resolve(endpoint: str) -> tuple[str, int]:
+async def resolve(endpoint: str) -> Path:
+    """The path of a peer's endpoint text ("host:port" or "scheme://host:port"), its host
+    resolved (the first address DNS gives)."""
     try:
-        host, port = parse_endpoint(endpoint)
+        transport, host, port = parse_path(endpoint)
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except ValueError as exc:
         raise NodeError(f"endpoint {endpoint}: {exc}") from None
@@ -68,4 +76,4 @@ async def resolve(endpoint: str) -> tuple[str, int]:
     except UnicodeError:  # the idna codec: a label longer than 63 characters
         raise NodeError(f"endpoint {endpoint}: {host!r} is not a valid host name") from None
     _family, _, _, _, sockaddr = infos[0]
-    return (str(sockaddr[0]), int(sockaddr[1]))
+    return Path(transport, (str(sockaddr[0]), int(sockaddr[1])))

@@ -2,7 +2,8 @@
 metrics registry), and the registration of those counters.
 
 The JSON keys are stable (documented in the README): interface, public_key,
-listen_port, exit, drops, peers[] with public_key, endpoint, allowed_ips,
+listen_port, listen (URLs: udp:// and, on a masked listener, masked://), exit, drops,
+peers[] with public_key, endpoint (a path: "host:port" or "masked://host:port"), allowed_ips,
 latest_handshake (Unix seconds or null), rx_bytes, tx_bytes,
 persistent_keepalive (seconds, 0 is off) and mode.
 """
@@ -53,6 +54,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "listen_port": daemon.listen_port,
         "roles": roles(daemon),
         "uptime": round(trio.current_time() - daemon.started_at, 1),
+        "listen": daemon.listening(),
         "exit": {
             "enabled": daemon.exit_enabled,
             "outbound_interface": daemon.outbound_interface,

@@ -7,6 +7,7 @@ from typing import NamedTuple
 Endpoint = tuple[str, int]
 
 UDP = "udp"  # the transport of WireGuard framing on plain UDP; the only one of stock peers
+MASKED = "masked"  # the masked skin on UDP (protocol/skins/masked.py): native peers only
 
 
 class Path(NamedTuple):

@@ -15,6 +15,7 @@ from pathlib import Path
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import Rule
 from tidewire.protocol.link.profile import Mode
+from tidewire.protocol.types import Path as LinkPath
 
 from .share import ShareConfig
 
@@ -55,7 +56,9 @@ class ConfigError(Exception):
 class PeerSpec:
     public_key: bytes
     preshared_key: bytes | None = None
+    # the path the node uses, as str(Path) prints it: "host:port" (udp) or "masked://host:port"
     endpoint: str | None = None
+    fallbacks: list[str] = field(default_factory=list)  # the other `endpoints`, in order
     allowed_ips: list[Network] = field(default_factory=list)
     persistent_keepalive: int = 0
     mode: Mode = Mode.NATIVE
@@ -94,7 +97,8 @@ class NodeConfig:
     path: Path
     name: str
     private_key: bytes
-    listen_port: int | None = None
+    listen_port: int | None = None  # the udp:// listener (None: a free port)
+    masked_port: int | None = None  # the masked:// listener (None: not listening on it)
     addresses: list[Interface] = field(default_factory=list)
     mtu: int = 1420
     state_dir: Path = Path("/var/lib/tidewire")
@@ -168,3 +172,26 @@ def parse_endpoint(text: str) -> tuple[str, int]:
                 f"{host!r} is not a host name (each label is 1-63 characters)"
             ) from None
     return host, port
+
+
+SCHEMES = ("udp", "masked")  # the transports a URL may name (protocol/types.py UDP, MASKED)
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def parse_path(text: str) -> tuple[str, str, int]:
+    """Split "scheme://host:port" (scheme udp or masked) or a bare "host:port" (udp) into
+    (transport, host, port); raise ValueError naming what is wrong."""
+    text = text.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "udp", text
+    elif scheme not in SCHEMES:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
+        raise ValueError(f"{text!r}: unknown scheme {scheme + '://'!r} (known: {known})")
+    host, port = parse_endpoint(rest)
+    return scheme, host, port
+
+
+def format_path(transport: str, host: str, port: int) -> str:
+    """The canonical text of a path, as `str(Path)` prints it ("host:port" for udp)."""
+    return str(LinkPath(transport, (host, port)))

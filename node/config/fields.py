@@ -11,8 +11,20 @@ from typing import Any, NoReturn
 from tidewire.protocol.errors import LocalProtocolError, RemoteProtocolError
 from tidewire.protocol.keys import decode_key
 from tidewire.protocol.link.crypto import dh
+from tidewire.protocol.link.profile import Mode
+from tidewire.protocol.types import UDP
 
-from . import ConfigError, Interface, Network, NodeConfig, ifname_problem, parse_endpoint
+from . import (
+    WILDCARDS,
+    ConfigError,
+    Interface,
+    Network,
+    NodeConfig,
+    format_path,
+    ifname_problem,
+    parse_endpoint,
+    parse_path,
+)
 
 # sun_path of a Unix socket address is 108 bytes with the terminating NUL (unix(7))
 MAX_SOCKET_PATH = 107
@@ -122,6 +134,8 @@ def interfaces(values: list[str], err: Err, name: str) -> list[Interface]:
 def endpoint(value: Any, err: Err, name: str) -> str:
     if not isinstance(value, str):
         err(name, "must be HOST:PORT")
+    if "://" in value:
+        err(name, f"{value!r}: endpoint is one HOST:PORT on udp; put URLs in endpoints = [...]")
     try:
         parse_endpoint(value)
     except ValueError as exc:
@@ -164,6 +178,44 @@ def upstreams(values: list[str], err: Err, name: str) -> list[tuple[str, int]]:
             out.append((str(ip_address(host)), port))
         except ValueError:
             err(name, f"{v!r} is not a resolver address (like 9.9.9.9 or [2620:fe::fe]:53)")
+    return out
+
+
+def endpoints(values: list[str], err: Err, name: str, mode: Mode) -> list[str]:
+    """An ordered list of candidate paths ("masked://host:port", "udp://host:port" or a
+    bare "host:port"), in canonical text; a wireguard-mode peer may only have udp://."""
+    if not values:
+        err(name, "must list at least one endpoint")
+    out = []
+    for v in values:
+        try:
+            transport, host, port = parse_path(v)
+        except ValueError as exc:
+            err(name, str(exc))
+        if transport != UDP and mode is Mode.WIREGUARD:
+            err(name, f"{v.strip()!r}: a wireguard-mode peer can only use udp:// (stock"
+                " WireGuard knows no skins)")
+        out.append(format_path(transport, host, port))
+    return out
+
+
+def listen(values: list[str], err: Err, name: str) -> dict[str, int]:
+    """The listeners: at most one udp:// and one masked:// URL on a wildcard address, each
+    with its port; transport name -> port."""
+    out: dict[str, int] = {}
+    for v in values:
+        if "://" not in v:
+            err(name, f"{v.strip()!r} needs a scheme (udp://0.0.0.0:PORT or masked://...)")
+        try:
+            transport, host, port = parse_path(v)
+        except ValueError as exc:
+            err(name, str(exc))
+        if host not in WILDCARDS:
+            err(name, f"{v.strip()!r}: only 0.0.0.0 or [::] (the node listens on both"
+                " address families)")
+        if transport in out:
+            err(name, f"{v.strip()!r}: a second {transport}:// listener (at most one each)")
+        out[transport] = port
     return out
 
 

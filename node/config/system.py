@@ -1,5 +1,5 @@
 """Checks of a loaded config against the machine it starts on: does the exit's outbound
-interface exist, does every peer's endpoint resolve.
+interface exist, does every peer's endpoint (its first candidate path) resolve.
 
 The readers stay pure (they read only the config and its key files); `tidewire up`
 calls `check_system` with the two questions as callables, so tests answer them
@@ -10,7 +10,7 @@ the daemon does not ask DNS a second time and cannot get another answer.
 
 from collections.abc import Callable
 
-from . import ConfigError, NodeConfig, Where, parse_endpoint
+from . import ConfigError, NodeConfig, Where, format_path, parse_path
 
 InterfaceExists = Callable[[str], bool]
 Resolve = Callable[[str, int], tuple[str, int]]  # raises OSError or UnicodeError
@@ -28,7 +28,7 @@ def check_system(
             continue
         line, field = _where(peer.where, "endpoint", f"peer #{i + 1} endpoint")
         try:
-            host, port = parse_endpoint(peer.endpoint)
+            transport, host, port = parse_path(peer.endpoint)
         except ValueError as exc:  # the loaders check this; a spec built by hand may not
             raise ConfigError(cfg.path, line, field, str(exc)) from None
         try:
@@ -36,7 +36,7 @@ def check_system(
         except (OSError, UnicodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise ConfigError(cfg.path, line, field, f"cannot resolve {host} ({reason})") from None
-        peer.endpoint = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+        peer.endpoint = format_path(transport, addr, port)
 
 
 def _where(where: dict[str, Where], key: str, default: str) -> Where:

@@ -10,6 +10,7 @@ from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import parse_rule
 from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
+from tidewire.protocol.types import MASKED, UDP
 
 from . import (
     ClientDefaults,
@@ -26,12 +27,14 @@ from .fields import (
     check_peers,
     dns_entries,
     endpoint,
+    endpoints,
     file_path,
     integer,
     interface_name,
     interfaces,
     key,
     key_file,
+    listen,
     listen_address,
     networks,
     peer_key,
@@ -130,6 +133,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         "private_key",
         "private_key_file",
         "listen_port",
+        "listen",
         "address",
         "mtu",
         "state_dir",
@@ -150,8 +154,13 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         name = default_name(path)
         interface_name(name, _file_name_err(path), "name")
     cfg = NodeConfig(path=path, name=name, private_key=private)
+    if "listen_port" in iface and "listen" in iface:
+        err("listen", "set listen or listen_port, not both (listen_port is one udp:// entry)")
     if "listen_port" in iface:
         cfg.listen_port = integer(iface["listen_port"], err, "listen_port", 0, 65535)
+    if "listen" in iface:
+        ports = listen(_str_list(iface["listen"], err, "listen"), err, "listen")
+        cfg.listen_port, cfg.masked_port = ports.get(UDP), ports.get(MASKED)
     if "address" in iface:
         cfg.addresses = interfaces(_str_list(iface["address"], err, "address"), err, "address")
     if "mtu" in iface:
@@ -222,6 +231,7 @@ def _toml_peer(
         "preshared_key",
         "preshared_key_file",
         "endpoint",
+        "endpoints",
         "allowed_ips",
         "persistent_keepalive",
         "mode",
@@ -242,12 +252,8 @@ def _toml_peer(
         peer.preshared_key = key_file(
             table["preshared_key_file"], err, "preshared_key_file", path.parent
         )
-    if "endpoint" in table:
-        peer.endpoint = endpoint(table["endpoint"], err, "endpoint")
-        peer.where["endpoint"] = (
-            _toml_line(text, "peer", i, "endpoint"),
-            f"[[peer]] #{i + 1} endpoint",
-        )
+    if "endpoint" in table and "endpoints" in table:
+        err("endpoints", "set endpoint or endpoints, not both (endpoint is one udp:// entry)")
     if "allowed_ips" in table:
         peer.allowed_ips = networks(
             _str_list(table["allowed_ips"], err, "allowed_ips"), err, "allowed_ips"
@@ -262,6 +268,15 @@ def _toml_peer(
         peer.mode = Mode(table["mode"])
     if "provider" in table:
         peer.provider = _bool(table["provider"], err, "provider")
+    if "endpoint" in table:
+        peer.endpoint = endpoint(table["endpoint"], err, "endpoint")
+    if "endpoints" in table:  # after mode: a wireguard-mode peer may only have udp://
+        listed = _str_list(table["endpoints"], err, "endpoints")
+        found = endpoints(listed, err, "endpoints", peer.mode)
+        peer.endpoint, peer.fallbacks = found[0], found[1:]
+    for k in ("endpoint", "endpoints"):
+        if k in table:
+            peer.where["endpoint"] = (_toml_line(text, "peer", i, k), f"[[peer]] #{i + 1} {k}")
     return peer
 
 

@@ -36,6 +36,7 @@ import logging
 import socket
 import struct
 from collections import Counter
+from collections.abc import Callable
 
 import trio
 
@@ -185,15 +186,18 @@ class UdpTransport:
         self.gro = False  # the sockets may hand over several datagrams per receive
         self.port = 0
 
-    def bind(self, port: int) -> int:
+    def bind(self, port: int, *, mark: int | None = None) -> int:
         """Listen on `port` (0: a free one) for IPv4 and, where possible, IPv6; mark both
-        sockets with the port so policy routing can tell our own datagrams apart."""
+        sockets (with the port itself unless `mark` is given: another transport uses the
+        UDP transport's mark) so policy routing can tell our own datagrams apart."""
         s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s4.bind(("0.0.0.0", port))
         except OSError as exc:
             s4.close()
-            raise NodeError(f"cannot listen on UDP port {port}: {exc.strerror}") from None
+            raise NodeError(
+                f"cannot listen on {self.name} port {port}: {exc.strerror}"
+            ) from None
         self.port = s4.getsockname()[1]
         self.sockets[socket.AF_INET] = s4
         try:
@@ -211,10 +215,11 @@ class UdpTransport:
                 except OSError:
                     s.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
             try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.port)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.port if mark is None else mark)
             except OSError:
                 log.warning(
-                    "cannot mark the UDP sockets; a default route through the tunnel will loop"
+                    "cannot mark the %s sockets; a default route through the tunnel will loop",
+                    self.name,
                 )
         return self.port
 
@@ -236,9 +241,16 @@ class UdpTransport:
             for sock in self.sockets.values():
                 nursery.start_soon(self._reader, sock, receiver)
 
+    def opener(self) -> Callable[[bytes, Endpoint], bytes | None] | None:
+        """How the reader turns a wire datagram into a link datagram (None if it is not
+        one: the opener counts it); None here: plain UDP carries link datagrams as they are."""
+        return None
+
     async def _reader(self, sock: socket.socket, receiver: Receiver) -> None:
         view = memoryview(bytearray(65536))
         deliver = receiver.receive
+        open_ = self.opener()
+        name = self.name
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
@@ -258,8 +270,15 @@ class UdpTransport:
                 except OSError:
                     self.drops["recv_error"] += 1  # e.g. ICMP errors reported on the socket
                     continue
-                path = Path(UDP, address)
-                for data in datagrams:
+                path = Path(name, address)
+                for wire in datagrams:
+                    if open_ is None:
+                        data = wire
+                    else:
+                        opened = open_(wire, address)
+                        if opened is None:
+                            continue
+                        data = opened
                     if b"\x00" < data[:1] < b"\x03":  # an initiation or a response
                         host = address[0]
                         seen = sources.get(host, 0)

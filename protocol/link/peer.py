@@ -32,7 +32,8 @@ from .profile import PROFILES, Mode
 class PeerConfig:
     public_key: bytes
     preshared_key: bytes | None = None
-    endpoint: Endpoint | None = None
+    endpoint: Endpoint | None = None  # a plain UDP endpoint: Path(UDP, endpoint)
+    path: Path | None = None  # any transport's path (a skin's); wins over `endpoint`
     persistent_keepalive: int = 0  # seconds; 0 is off
     mode: Mode = Mode.WIREGUARD
     last_sent_timestamp: bytes | None = None  # the persisted TAI64N, if any
@@ -52,7 +53,9 @@ class Peer:
         self.public_key = config.public_key
         self.profile = PROFILES[config.mode]
         # where datagrams for this peer go: chosen by the device's path policy (roaming)
-        self.path: Path | None = None if config.endpoint is None else Path(UDP, config.endpoint)
+        self.path: Path | None = config.path
+        if self.path is None and config.endpoint is not None:
+            self.path = Path(UDP, config.endpoint)
         self.persistent_keepalive = float(config.persistent_keepalive)
         self.handshake = Handshake(
             profile=self.profile,

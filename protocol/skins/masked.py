@@ -207,6 +207,16 @@ class MaskedSkin:
         masked = plain ^ self._mask(body[HEADER_SIZE : HEADER_SIZE + SAMPLE_SIZE])
         return masked.to_bytes(HEADER_SIZE, "little") + body[HEADER_SIZE:]
 
+    def is_decoy(self, data: bytes) -> bool:
+        """Whether `data` unmasks to a decoy's type byte (for counting what `unwrap` refused:
+        random bytes pass this one time in 256)."""
+        if len(data) < MIN_WIRE_SIZE:
+            return False
+        plain = int.from_bytes(data[:HEADER_SIZE], "little") ^ self._mask(
+            data[HEADER_SIZE : HEADER_SIZE + SAMPLE_SIZE]
+        )
+        return plain & 0xFF == TYPE_DECOY
+
     def unwrap(self, data: bytes) -> bytes | None:
         """The link datagram in `data`, or None. Never raises on network input.
 

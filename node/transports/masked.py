@@ -1,0 +1,124 @@
+"""The masked transport: the `masked` skin (protocol/skins/masked.py) on its own UDP sockets.
+
+It is the UDP transport (sockets, marks, GSO runs, GRO, the batched readers, handshake
+shedding) with one step added each way: `wrap` before a datagram is queued or sent, and
+`unwrap` before the reader hands it to the data path, so the link and the data path see
+link datagrams and `Path("masked", address)` and nothing else changes for them.
+
+Keys. The skin's key is always the listening node's public key, in both directions of
+a path. A node keeps:
+- `listeners`: remote address -> the skin of the listener there, registered when a peer
+  with a masked endpoint is added (we dial it: its key wraps what we send and unwraps
+  its replies);
+- `own`: the skin of its own key, for everything else when it listens itself (clients
+  that dialled us). A node that does not listen on masked:// opens an ephemeral socket
+  for dialling and refuses any datagram from an address it did not register.
+
+A datagram that unwraps under no key is counted (`masked_unwrap_failed`, or
+`masked_decoys` for a decoy) and dropped: nothing ever answers it, so an active prober
+hears nothing. Decoys: before the first initiation to a listener, `decoys` datagrams
+(DECOYS by default) that the listener drops; they blur the first flight's count and
+sizes (the canonical one-out, one-in exchange) for two small datagrams per listener and
+run, and are never sent on a listener's replies.
+"""
+
+import os
+from collections import Counter
+from collections.abc import Callable
+
+from tidewire.node.transports.udp import UdpTransport
+from tidewire.protocol.link.constants import MESSAGE_INITIATION
+from tidewire.protocol.skins.masked import MaskedSkin
+from tidewire.protocol.types import MASKED, Endpoint, RandomSource
+
+DECOYS = 2  # per listener, before our first initiation to it (see the module comment)
+_INITIATION = bytes((MESSAGE_INITIATION,))
+
+
+class MaskedTransport(UdpTransport):
+    """WireGuard datagrams under the masked skin, for native peers."""
+
+    name = MASKED
+
+    def __init__(
+        self,
+        drops: Counter[str],
+        *,
+        own_public: bytes,
+        rng: RandomSource = os.urandom,
+        decoys: int = DECOYS,
+    ) -> None:
+        super().__init__(drops)
+        self.own = MaskedSkin(own_public)
+        self.listening = False  # bound to a configured masked:// port: clients may dial us
+        self.listeners: dict[Endpoint, MaskedSkin] = {}
+        self._skins: dict[bytes, MaskedSkin] = {}  # by listener key: one skin per key
+        self._greeted: set[Endpoint] = set()  # listeners that had their decoys
+        self.rng = rng
+        self.decoys = decoys
+
+    def listen(self, port: int, *, mark: int) -> int:
+        """Bind the configured masked:// port: datagrams from unregistered addresses are
+        clients of ours, keyed by our own public key."""
+        self.listening = True
+        return self.bind(port, mark=mark)
+
+    def register(self, address: Endpoint, listener_public: bytes) -> None:
+        """Datagrams to and from `address` use the skin of the listener key there."""
+        skin = self._skins.get(listener_public)
+        if skin is None:
+            skin = self._skins[listener_public] = MaskedSkin(listener_public)
+        self.listeners[address] = skin
+
+    def forget(self, address: Endpoint) -> None:
+        self.listeners.pop(address, None)
+        self._greeted.discard(address)
+
+    def _skin(self, address: Endpoint) -> MaskedSkin | None:
+        skin = self.listeners.get(address)
+        if skin is None and self.listening:
+            return self.own
+        if skin is None:
+            self.drops["masked_no_key"] += 1
+        return skin
+
+    def add(self, data: bytes, address: Endpoint) -> None:
+        skin = self._skin(address)
+        if skin is not None:
+            self.batch.add(skin.wrap(data, rng=self.rng), address)
+
+    def send_now(self, data: bytes, address: Endpoint) -> None:
+        skin = self._skin(address)
+        if skin is None:
+            return
+        first = data[:1] == _INITIATION and address not in self._greeted
+        if first and address in self.listeners:
+            self._greeted.add(address)
+            for _ in range(self.decoys):
+                self.batch.send_now(skin.decoy(rng=self.rng), address)
+        self.batch.send_now(skin.wrap(data, rng=self.rng), address)
+
+    def opener(self) -> Callable[[bytes, Endpoint], bytes | None]:
+        listeners, drops = self.listeners, self.drops
+        own = self.own
+
+        def open_(data: bytes, address: Endpoint) -> bytes | None:
+            skin = listeners.get(address)
+            if skin is not None:
+                out = skin.unwrap(data)
+                if out is not None:
+                    return out
+            if self.listening:
+                out = own.unwrap(data)
+                if out is not None:
+                    return out
+                if own.is_decoy(data):
+                    drops["masked_decoys"] += 1
+                    return None
+            elif skin is not None and skin.is_decoy(data):
+                drops["masked_decoys"] += 1
+                return None
+            drops["masked_unwrap_failed"] += 1
+            return None
+
+        return open_
