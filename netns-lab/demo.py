@@ -30,8 +30,11 @@ def show(ok: bool, what: str) -> None:
 
 def main() -> int:
     with Lab("demo") as lab:
-        step("building the lab: client, wgclient, provider (exit), lan, internet")
-        x = build_exit_lab(lab)
+        step(
+            "building the lab: client, wgclient, provider (exit, sharing 200 Mbit/s down), "
+            "lan, internet"
+        )
+        x = build_exit_lab(lab, share={"download": "200 Mbit/s", "max_clients": 8})
         try:
             internet_iperf = x.internet.spawn(
                 ["iperf3", "-s", "--forceflush"], name="iperf3-internet"
@@ -61,6 +64,32 @@ def main() -> int:
                 )
             else:
                 print(f"  iperf3 failed: {out.stderr.strip() or out.stdout[-300:]}")
+            step("the tidewire client pulls from the internet: the provider shares 200 Mbit/s")
+            pull = x.client.run(
+                ["iperf3", "-c", "203.0.113.2", "-R", "-t", "3", "-J"], timeout=60, check=False
+            )
+            try:
+                end = json.loads(pull.stdout)["end"]
+                print(
+                    f"  {end['sum_received']['bits_per_second'] / 1e6:.0f} Mbit/s to the"
+                    " tidewire client (the provider paces what it sends to 200 Mbit/s)"
+                )
+            except (ValueError, KeyError):
+                print("  iperf3 failed")
+            share = x.provider_node.status()["share"]
+            for key, dirs in share["clients"].items():
+                st = dirs.get("download", {})
+                print(
+                    f"  client {key[:8]}...: queue delay {st.get('delay', 0) * 1000:.1f} ms,"
+                    f" {st.get('drops', 0)} dropped, {st.get('marks', 0)} ECN-marked"
+                )
+            step("the stock `wg` tool reads the provider (WireGuard's userspace API)")
+            print(x.provider.run(["wg", "show", "twexit"], check=False).stdout.rstrip())
+            step("a few of the provider's metrics (tidewire metrics, Prometheus text)")
+            metrics = x.provider_node.cli("metrics", "twexit").stdout.splitlines()
+            for line in metrics:
+                if line.startswith(("tidewire_peers ", "tidewire_link_events_total", "process_")):
+                    print(f"  {line}")
             step("what the exit policy keeps the clients away from")
             for host in (x.client, x.wgclient):
                 for addr, what in (

@@ -82,6 +82,9 @@ class DataPath:
         self.counters: Counter[str] = Counter()
         self.out_queue: Queue[tuple[Peer, bytes]] = PassThrough(self._seal)
         self.in_queue: Queue[bytes] = PassThrough(self._to_tun)
+        # while a slot holds the pass-through queue, packets skip it (a call and a tuple
+        # fewer per packet); `set_queues` turns that off for the slot it fills
+        self._out_direct = self._in_direct = True
         self.quota: QuotaMeter | None = None  # a provider's [share] quota, all clients together
         self.ticker = Ticker()
         self.timers = TimerTask(after=self.flush)
@@ -98,6 +101,8 @@ class DataPath:
         comps[comps.index(self.out_queue)] = out_queue
         comps[comps.index(self.in_queue)] = in_queue
         self.out_queue, self.in_queue = out_queue, in_queue
+        self._out_direct = isinstance(out_queue, PassThrough)
+        self._in_direct = isinstance(in_queue, PassThrough)
         self.timers.rearm()
 
     # -- outbound: TUN -> peer ----------------------------------------------
@@ -140,13 +145,19 @@ class DataPath:
         if peer is None:
             self.drops["tun_no_route"] += 1
             return
-        self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
+        if self._out_direct:
+            self._send_packet(peer, packet, now)
+        else:
+            self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
 
     def _seal(self, item: tuple[Peer, bytes], now: float) -> None:
-        """What the outbound queue lets go: counted, then sealed and queued on the peer's
-        path. Counted here and not before the queue: a client signs for what it received,
-        so a provider must not bill what its queue dropped."""
-        peer, packet = item
+        """What the outbound queue lets go."""
+        self._send_packet(item[0], item[1], now)
+
+    def _send_packet(self, peer: Peer, packet: bytes, now: float) -> None:
+        """Count, seal and queue one packet on the peer's path. Counted here and not before
+        the queue: a client signs for what it received, so a provider must not bill what
+        its queue dropped."""
         acct = self.accountant
         if acct is not None and not acct.outbound(peer.public_key, len(packet)):
             return
@@ -214,7 +225,14 @@ class DataPath:
             self.drops["quota_exhausted"] += 1
             return
         packet = plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
-        self.in_queue.enqueue(packet, peer.public_key, inner.length, now)
+        if not self._in_direct:
+            self.in_queue.enqueue(packet, peer.public_key, inner.length, now)
+        elif not self.tun_gro:  # _to_tun, inlined: this is the per-packet path
+            self._write_tun(packet)
+        else:
+            self.tun_out.append(packet)
+            if len(self.tun_out) >= TUN_WRITE_BATCH:
+                self.flush_tun()
 
     def _to_tun(self, packet: bytes, now: float) -> None:
         if not self.tun_gro:

@@ -25,11 +25,11 @@ import trio
 
 from tidewire.node.config.share import QuotaPeriod, ShareConfig, next_change, rates_at
 from tidewire.node.core.capacity import Admission, QuotaMeter
-from tidewire.node.core.queues.share import Share
 from tidewire.node.state import atomic_write
 from tidewire.protocol.keys import encode_key
 
 if TYPE_CHECKING:
+    from tidewire.node.core.queues.share import Share
     from tidewire.node.datapath import DataPath
     from tidewire.protocol.link.peer import Peer
 
@@ -65,8 +65,11 @@ class Sharing:
         self.quota: QuotaMeter | None = None
         seed = int.from_bytes(os.urandom(8), "little")  # flow hashes an attacker cannot aim
         shaped = share.download or share.upload or share.per_client or share.schedule
+        if shaped or (not provider and share.upload):
+            # loaded only by a node that shapes: every module costs a router's memory
+            from tidewire.node.core.queues.share import Share as Queue
         if provider and shaped:
-            self.out_queue = Share(
+            self.out_queue = Queue(
                 dp._seal,
                 packet_of=itemgetter(1),
                 with_packet=_with_packet,
@@ -75,7 +78,7 @@ class Sharing:
                 per_packet_overhead=OVERHEAD,
                 cap=share.per_client,
             )
-            self.in_queue = Share(
+            self.in_queue = Queue(
                 dp._to_tun,
                 packet_of=_same,
                 with_packet=_replace,
@@ -86,7 +89,7 @@ class Sharing:
             )
             dp.set_queues(self.out_queue, self.in_queue)
         elif not provider and (share.upload or share.schedule):
-            self.out_queue = Share(
+            self.out_queue = Queue(
                 dp._seal,
                 packet_of=itemgetter(1),
                 with_packet=_with_packet,

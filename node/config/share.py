@@ -15,10 +15,8 @@ Parsing here raises ValueError with the reason; toml.py adds the file, line and 
 Nothing here reads a clock: the node passes the minute of the day and the date.
 """
 
-import calendar
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import Enum
 
 MINUTES_PER_DAY = 1440
@@ -41,6 +39,8 @@ class QuotaPeriod(Enum):
     def bounds(self, year: int, month: int, day: int) -> tuple[int, int]:
         """The UTC period holding the date: (start, end) in Unix seconds, end excluded.
         Raises ValueError for a date that does not exist."""
+        import calendar  # here: a running node loads it only with a quota
+
         if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
             raise ValueError(f"{year:04d}-{month:02d}-{day:02d} is not a date")
         if self is QuotaPeriod.DAY:
@@ -92,6 +92,8 @@ def parse_rate(text: str) -> Rate:
         raise ValueError(f"{text!r} is not {RATE_EXAMPLE}")
     number, prefix, unit, _ = m.groups()
     bits = unit in ("bit", "b")
+    from decimal import Decimal  # here: only configs with rates pay for the C module
+
     rate = int(Decimal(number) * _DECIMAL[prefix.lower()] / (8 if bits else 1))
     if rate <= 0:
         raise ValueError(f"{text!r} is less than one byte per second")
@@ -107,6 +109,8 @@ def parse_size(text: str) -> int:
     if binary and not prefix:
         raise ValueError(f"{text!r} is not a size like \"500 GB\" or \"20 GiB\"")
     scale = _BINARY[prefix.lower()] if binary else _DECIMAL[prefix.lower()]
+    from decimal import Decimal
+
     return int(Decimal(number) * scale)
 
 

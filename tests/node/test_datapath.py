@@ -210,7 +210,7 @@ async def test_the_outbound_queue_slot_sees_every_routed_packet(pair: Pair) -> N
         def forget(self, key: bytes) -> None:
             pass
 
-    pair.dp.out_queue = Holding()
+    pair.dp.set_queues(Holding(), pair.dp.in_queue)
     pair.pb.path = Path(UDP, A_ADDR)
     packet = udp4("203.0.113.9", "10.0.0.1", 5353)
     pair.dp.outbound(packet, now=1.0)

@@ -7,24 +7,32 @@ fq_codel.FqCoDel          flow queueing with CoDel per flow (RFC 8290)
 codel.CoDel               the CoDel control law of one queue (RFC 8289)
 """
 
-from tidewire.node.core.ecn import mark_ce
+from importlib import import_module
+from typing import Any
 
-from .base import Queue, QueueBase
-from .codel import CoDel
-from .fq_codel import FqCoDel, flow_hash
-from .passthrough import PassThrough
-from .shaper import Shaper, TokenBucket
-from .share import Share
+# Names from the submodules, loaded when first asked for (PEP 562): a node without
+# [share] imports only base and passthrough, and a router's memory is not spent on the rest.
+_WHERE = {
+    "CoDel": ".codel",
+    "FqCoDel": ".fq_codel",
+    "flow_hash": ".fq_codel",
+    "PassThrough": ".passthrough",
+    "Queue": ".base",
+    "QueueBase": ".base",
+    "Shaper": ".shaper",
+    "TokenBucket": ".shaper",
+    "Share": ".share",
+}
 
-__all__ = [
-    "CoDel",
-    "FqCoDel",
-    "PassThrough",
-    "Queue",
-    "QueueBase",
-    "Shaper",
-    "Share",
-    "TokenBucket",
-    "flow_hash",
-    "mark_ce",
-]
+
+def __getattr__(name: str) -> Any:
+    if name == "mark_ce":
+        from tidewire.node.core.ecn import mark_ce
+
+        return mark_ce
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name], __name__), name)
+
+
+__all__ = [*_WHERE, "mark_ce"]
