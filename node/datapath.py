@@ -97,9 +97,8 @@ class DataPath:
 
     def set_queues(self, out_queue: "Queue[tuple[Peer, bytes]]", in_queue: "Queue[bytes]") -> None:
         """Put other queues in the two slots (the [share] settings), timers included."""
-        comps = self.timers.components
-        comps[comps.index(self.out_queue)] = out_queue
-        comps[comps.index(self.in_queue)] = in_queue
+        self.timers.replace(self.out_queue, out_queue)
+        self.timers.replace(self.in_queue, in_queue)
         self.out_queue, self.in_queue = out_queue, in_queue
         self._out_direct = isinstance(out_queue, PassThrough)
         self._in_direct = isinstance(in_queue, PassThrough)
@@ -250,8 +249,10 @@ class DataPath:
         now = trio.current_time()
         if data:
             self.ticker.poke(now)
-        self.out_queue.release(now=now)
-        self.in_queue.release(now=now)
+        if not self._out_direct:
+            self.out_queue.release(now=now)
+        if not self._in_direct:
+            self.in_queue.release(now=now)
         for transport in self.transports.values():
             transport.flush()
         if self.tun_out:

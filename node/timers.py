@@ -30,19 +30,36 @@ class TimerTask:
         self.after = after
         self.wakeups = 0
         self._scope: trio.CancelScope | None = None
+        self._bound: list[Callable[[], float | None]] | None = None
 
     def add(self, component: TimerComponent) -> None:
         self.components.append(component)
+        self._bound = None
+        self.rearm()
+
+    def replace(self, old: TimerComponent, new: TimerComponent) -> None:
+        self.components[self.components.index(old)] = new
+        self._bound = None
         self.rearm()
 
     def rearm(self) -> None:
         scope = self._scope
         if scope is None:
             return
-        for component in self.components:
-            deadline = component.get_timer()
-            if deadline is not None and deadline < scope.deadline:
-                scope.deadline = deadline
+        current = scope.deadline
+        for get in self._getters:
+            deadline = get()
+            if deadline is not None and deadline < current:
+                current = deadline
+        if current < scope.deadline:
+            scope.deadline = current
+
+    @property
+    def _getters(self) -> list[Callable[[], float | None]]:
+        """The components' get_timer methods, bound once (rearm runs after every batch)."""
+        if self._bound is None:
+            self._bound = [c.get_timer for c in self.components]
+        return self._bound
 
     async def run(self) -> None:
         while True:
