@@ -59,7 +59,9 @@ def test_receipts_cover_what_iperf_moved_and_the_report_verifies() -> None:
         ok = x.provider.run([TIDEWIRE, "verify", str(report)], check=False)
         assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
         doc = json.loads(report.read_text())
-        assert doc["totals"]["verified_up"] == s["verified_up"]
+        # a late receipt (the transfer's last acks and FINs) may land between the two reads
+        later = usage(x.provider_node)["sessions"][0]["verified_up"]
+        assert s["verified_up"] <= doc["totals"]["verified_up"] <= later, (s, later)
         # flip one byte anywhere in a receipt: verify names the failure
         body = report.read_text()
         receipt_hex = doc["sessions"][0]["latest"]
