@@ -23,7 +23,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 
-from lab import Host, Lab, Node, Proc, genkey, tidewire_toml
+from lab import Host, Lab, Node, Proc
+from topologies import build_flood_lab
 
 HOSTILE = str(Path(__file__).resolve().parent / "tools" / "hostile.py")
 
@@ -62,19 +63,8 @@ def main() -> None:
     seconds = ap.parse_args().seconds
     result: dict[str, Any] = {}
     with Lab("bflood") as lab:
-        a, b, m = lab.host("a"), lab.host("b"), lab.host("m")
-        lab.link(a, b, "192.168.241.1/24", "192.168.241.2/24")
-        lab.link(m, b, ["192.168.243.2/24", "192.168.243.3/24"], "192.168.243.1/24")
-        kc, pc = genkey()
-        _na, nb = lab.tidewire_pair(
-            a,
-            b,
-            endpoint="192.168.241.2:51821",
-            tunnel_a=["10.77.0.1/24"],
-            tunnel_b=["10.77.0.2/24"],
-            b_extra_peers=({"public_key": pc, "allowed_ips": ["10.77.0.3/32"]},),
-        )
-        pb = nb.status()["public_key"]
+        x = build_flood_lab(lab)
+        a, b, m, nb, pb = x.a, x.b, x.m, x.nb, x.pb
         lab.wait_for(
             lambda: a.run("ping -c 1 -W 1 10.77.0.2", check=False).returncode == 0,
             timeout=30,
@@ -97,7 +87,7 @@ def main() -> None:
             phase: dict[str, Any] = {}
             if label == "full":
                 t0 = time.monotonic()
-                start_late_peer(lab, m, pb, kc)
+                lab.tidewire(m, "twc", x.late_peer)
                 mbps = iperf_with_late_peer(lab, a, m, seconds, phase, t0)
             else:
                 mbps = iperf_mbps(a, "10.77.0.2", seconds)
@@ -109,19 +99,6 @@ def main() -> None:
             phase["b"] = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k)}
             result[f"flood_{label}"] = phase
     print(json.dumps(result, indent=2))
-
-
-def start_late_peer(lab: Lab, m: Host, pb: str, kc: str) -> Node:
-    text = tidewire_toml(
-        name="twc",
-        private_key=kc,
-        address=["10.77.0.3/24"],
-        lab=lab,
-        peers=[
-            {"public_key": pb, "endpoint": "192.168.243.1:51821", "allowed_ips": ["10.77.0.2/32"]}
-        ],
-    )
-    return lab.tidewire(m, "twc", text)
 
 
 def iperf_with_late_peer(

@@ -240,3 +240,48 @@ def build_censored_exit_lab(lab: Lab) -> CensoredLab:
     return CensoredLab(
         client, wgclient, censor, provider, internet, provider_node, client_node, wg_node
     )
+
+
+@dataclass
+class FloodLab:
+    """The flood lab:
+
+        [a] tidewire 192.168.241.1 ---- 192.168.241.2 [b] tidewire 192.168.243.1 ---- [m]
+                                             m: 192.168.243.2 late peer, 192.168.243.3 attacker
+
+    a and b are an established pair (tunnel 10.77.0.1 and .2); b also knows a late peer
+    (10.77.0.3) that m starts with `late_peer` while it floods b."""
+
+    a: Host
+    b: Host
+    m: Host
+    na: Node
+    nb: Node
+    pb: str  # b's public key
+    late_peer: str  # the late peer's config (run it on m as "twc")
+
+
+def build_flood_lab(lab: Lab) -> FloodLab:
+    a, b, m = lab.host("a"), lab.host("b"), lab.host("m")
+    lab.link(a, b, "192.168.241.1/24", "192.168.241.2/24")
+    lab.link(m, b, ["192.168.243.2/24", "192.168.243.3/24"], "192.168.243.1/24")
+    kc, pc = genkey()
+    na, nb = lab.tidewire_pair(
+        a,
+        b,
+        endpoint="192.168.241.2:51821",
+        tunnel_a=["10.77.0.1/24"],
+        tunnel_b=["10.77.0.2/24"],
+        b_extra_peers=({"public_key": pc, "allowed_ips": ["10.77.0.3/32"]},),
+    )
+    pb = nb.status()["public_key"]
+    late_peer = tidewire_toml(
+        name="twc",
+        private_key=kc,
+        address=["10.77.0.3/24"],
+        lab=lab,
+        peers=[
+            {"public_key": pb, "endpoint": "192.168.243.1:51821", "allowed_ips": ["10.77.0.2/32"]}
+        ],
+    )
+    return FloodLab(a, b, m, na, nb, pb, late_peer)

@@ -65,38 +65,12 @@ class Sharing:
         self.quota: QuotaMeter | None = None
         seed = int.from_bytes(os.urandom(8), "little")  # flow hashes an attacker cannot aim
         shaped = share.download or share.upload or share.per_client or share.schedule
-        if shaped or (not provider and share.upload):
-            # loaded only by a node that shapes: every module costs a router's memory
-            from tidewire.node.core.queues.share import Share as Queue
         if provider and shaped:
-            self.out_queue = Queue(
-                dp._seal,
-                packet_of=itemgetter(1),
-                with_packet=_with_packet,
-                rate=share.download,
-                seed=seed,
-                per_packet_overhead=OVERHEAD,
-                cap=share.per_client,
-            )
-            self.in_queue = Queue(
-                dp._to_tun,
-                packet_of=_same,
-                with_packet=_replace,
-                rate=share.upload,
-                seed=seed ^ 0x5A5A,
-                per_packet_overhead=OVERHEAD,
-                cap=share.per_client,
-            )
+            self.out_queue = _outbound(dp, share.download, seed=seed, cap=share.per_client)
+            self.in_queue = _inbound(dp, share.upload, seed=seed ^ 0x5A5A, cap=share.per_client)
             dp.set_queues(self.out_queue, self.in_queue)
         elif not provider and (share.upload or share.schedule):
-            self.out_queue = Queue(
-                dp._seal,
-                packet_of=itemgetter(1),
-                with_packet=_with_packet,
-                rate=share.upload,
-                seed=seed,
-                per_packet_overhead=OVERHEAD,
-            )
+            self.out_queue = _outbound(dp, share.upload, seed=seed, cap=None)
             dp.set_queues(self.out_queue, dp.in_queue)
         if provider and share.max_clients is not None:
             self.admission = Admission(dp.device.peers.values(), max_clients=share.max_clients)
@@ -104,9 +78,7 @@ class Sharing:
         if provider and share.quota is not None:
             start, end = _period(share.quota.period, time.time())
             used = self._load(start)
-            self.quota = dp.quota = QuotaMeter(
-                share.quota.bytes, start=start, end=end, used=used
-            )
+            self.quota = dp.quota = QuotaMeter(share.quota.bytes, start=start, end=end, used=used)
 
     def _load(self, start: int) -> int:
         try:
@@ -193,6 +165,37 @@ class Sharing:
             for key, st in queue.client_stats().items():
                 out["clients"].setdefault(encode_key(key), {})[direction] = st
         return out
+
+
+def _outbound(dp: "DataPath", rate: float | None, *, seed: int, cap: float | None) -> "Share[Any]":
+    """The queue before sealing: items are (peer, packet)."""
+    # loaded only by a node that shapes: every module costs a router's memory
+    from tidewire.node.core.queues.share import Share as Queue
+
+    return Queue(
+        dp._seal,
+        packet_of=itemgetter(1),
+        with_packet=_with_packet,
+        rate=rate,
+        seed=seed,
+        per_packet_overhead=OVERHEAD,
+        cap=cap,
+    )
+
+
+def _inbound(dp: "DataPath", rate: float | None, *, seed: int, cap: float | None) -> "Share[Any]":
+    """The queue before the TUN: items are packets."""
+    from tidewire.node.core.queues.share import Share as Queue
+
+    return Queue(
+        dp._to_tun,
+        packet_of=_same,
+        with_packet=_replace,
+        rate=rate,
+        seed=seed,
+        per_packet_overhead=OVERHEAD,
+        cap=cap,
+    )
 
 
 def _period(period: QuotaPeriod, wall: float) -> tuple[int, int]:

@@ -11,35 +11,15 @@ import time
 from pathlib import Path
 
 from common import handshaken, ping, transfer
-from lab import Lab, genkey, tidewire_toml
+from lab import Lab
+from topologies import build_flood_lab
 
 HOSTILE = str(Path(__file__).resolve().parents[1] / "tools" / "hostile.py")
 
 
 def build(lab: Lab):  # type: ignore[no-untyped-def]
-    a, b, m = lab.host("a"), lab.host("b"), lab.host("m")
-    lab.link(a, b, "192.168.241.1/24", "192.168.241.2/24")
-    lab.link(m, b, ["192.168.243.2/24", "192.168.243.3/24"], "192.168.243.1/24")
-    kc, pc = genkey()
-    na, nb = lab.tidewire_pair(
-        a,
-        b,
-        endpoint="192.168.241.2:51821",
-        tunnel_a=["10.77.0.1/24"],
-        tunnel_b=["10.77.0.2/24"],
-        b_extra_peers=({"public_key": pc, "allowed_ips": ["10.77.0.3/32"]},),
-    )
-    pb = nb.status()["public_key"]
-    late_peer = tidewire_toml(
-        name="twc",
-        private_key=kc,
-        address=["10.77.0.3/24"],
-        lab=lab,
-        peers=[
-            {"public_key": pb, "endpoint": "192.168.243.1:51821", "allowed_ips": ["10.77.0.2/32"]}
-        ],
-    )
-    return a, b, m, na, nb, pb, late_peer
+    x = build_flood_lab(lab)
+    return x.a, x.b, x.m, x.na, x.nb, x.pb, x.late_peer
 
 
 def guard_drops(host) -> int:  # type: ignore[no-untyped-def]
