@@ -89,7 +89,14 @@ TIDEWIRE_ARGS: list[str] = []  # extra `tidewire up` arguments, e.g. --tun-tso
 BASELINE: list[str] = []  # the `tidewire` command of another build, for --baseline
 
 
-def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
+def setup_tidewire(
+    lab: Lab,
+    a: Host,
+    b: Host,
+    *,
+    binary: str = TIDEWIRE,
+    names: tuple[str, str] = ("twbench0", "twbench1"),
+) -> tuple[Callable[[], None], tuple[str, ...]]:
     lab.tidewire_pair(
         a,
         b,
@@ -97,15 +104,14 @@ def setup_tidewire(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tupl
         tunnel_a=["10.250.0.1/24"],
         tunnel_b=["10.250.0.2/24"],
         mode="wireguard",
-        names=("twbench0", "twbench1"),
+        names=names,
         args=tuple(TIDEWIRE_ARGS),
+        binary=binary,
     )
     return (lambda: None), ("tidewire",)
 
 
-def setup_tidewire_masked(
-    lab: Lab, a: Host, b: Host
-) -> tuple[Callable[[], None], tuple[str, ...]]:
+def setup_tidewire_masked(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
     """The same pair in native mode under the masked skin (b listens on masked://)."""
     lab.tidewire_pair(
         a,
@@ -122,18 +128,7 @@ def setup_tidewire_masked(
 
 def setup_baseline(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
     """The same tunnel, run by another build of tidewire (`--baseline PATH`)."""
-    lab.tidewire_pair(
-        a,
-        b,
-        endpoint="192.168.250.2:51821",
-        tunnel_a=["10.250.0.1/24"],
-        tunnel_b=["10.250.0.2/24"],
-        mode="wireguard",
-        names=("twbase0", "twbase1"),
-        args=tuple(TIDEWIRE_ARGS),
-        binary=BASELINE[0],
-    )
-    return (lambda: None), ("tidewire",)
+    return setup_tidewire(lab, a, b, binary=BASELINE[0], names=("twbase0", "twbase1"))
 
 
 def setup_wireguard_go(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:

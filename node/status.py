@@ -10,6 +10,7 @@ persistent_keepalive (seconds, 0 is off) and mode.
 
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -18,6 +19,7 @@ from tidewire.node import accounting_metrics
 from tidewire.node.core.roles import Role
 from tidewire.node.metrics import Registry
 from tidewire.protocol.keys import encode_key
+from tidewire.protocol.link.peer import Peer
 
 if TYPE_CHECKING:
     from tidewire.node.daemon import Daemon
@@ -208,11 +210,15 @@ def register(reg: Registry, daemon: "Daemon") -> None:
     )
     reg.value("tidewire_peers", "Configured peers.", lambda: len(dev.peers), kind="gauge")
     _register_share(reg, daemon)
+
+    def per_peer(read: Callable[[Peer], float]) -> Callable[[], list[tuple[str, float]]]:
+        return lambda: [(encode_key(k), read(p)) for k, p in dev.peers.items()]
+
     reg.labelled(
         "tidewire_peer_handshakes_total",
         "Handshakes completed with each peer.",
         label="peer",
-        read=lambda: [(encode_key(k), p.handshakes) for k, p in dev.peers.items()],
+        read=per_peer(lambda p: p.handshakes),
     )
     reg.value(
         "process_resident_memory_bytes",
@@ -226,11 +232,11 @@ def register(reg: Registry, daemon: "Daemon") -> None:
         "tidewire_peer_rx_bytes_total",
         "Bytes received from each peer on the wire.",
         label="peer",
-        read=lambda: [(encode_key(k), p.rx_bytes) for k, p in dev.peers.items()],
+        read=per_peer(lambda p: p.rx_bytes),
     )
     reg.labelled(
         "tidewire_peer_tx_bytes_total",
         "Bytes sent to each peer on the wire.",
         label="peer",
-        read=lambda: [(encode_key(k), p.tx_bytes) for k, p in dev.peers.items()],
+        read=per_peer(lambda p: p.tx_bytes),
     )
