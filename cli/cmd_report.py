@@ -1,14 +1,13 @@
 """`tidewire report [IFACE] --epoch N -o FILE`: the provider's signed epoch report.
 
-`--epoch current` is the node's current epoch: the CLI asks the daemon for its
-epoch length (`[accounting] epoch_seconds`, in its usage answer) and divides the
-clock by it, so the report covers the window the node is counting.
+`--epoch current` is the node's current epoch: the daemon resolves it with its own
+epoch length (`[accounting] epoch_seconds`) and clock, so the report covers the
+window the node is counting; the report says which epoch that was.
 """
 
 import argparse
 import json
 import os
-import time
 from typing import Any
 
 from .control_client import add_socket_argument, run_call
@@ -31,16 +30,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
+    epoch: int | str
     if args.epoch == "current":
-        usage = run_call(args, env, {"cmd": "usage"})
-        if usage is None:
-            return ExitStatus.ERROR
-        answer = usage.get("usage")
-        length = answer.get("epoch_seconds") if isinstance(answer, dict) else None
-        if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
-            env.error("the daemon does not tell its epoch length; give --epoch N")
-            return ExitStatus.ERROR
-        epoch = int(time.time()) // length
+        epoch = "current"
     elif args.epoch.isascii() and args.epoch.isdigit() and len(args.epoch) <= 18:
         epoch = int(args.epoch)
     else:
@@ -60,9 +52,10 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     except OSError as exc:
         env.error(f"cannot write {args.output}: {exc.strerror}")
         return ExitStatus.ERROR
-    totals = reply["report"]["totals"]
+    report = reply["report"]
+    totals = report["totals"]
     print(
-        f"epoch {epoch}: {len(reply['report']['sessions'])} sessions, "
+        f"epoch {report.get('epoch', epoch)}: {len(report['sessions'])} sessions, "
         f"{totals['verified_up'] + totals['verified_down']} verified bytes -> {args.output}",
         file=env.stdout,
     )

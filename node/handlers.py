@@ -16,6 +16,7 @@ from tidewire.node.peers import PeerError
 from tidewire.node.requests import peer_spec_from_request, request_key
 from tidewire.node.status import build_status
 from tidewire.node.usage import epoch_report, usage
+from tidewire.protocol.accounting.report import epoch_at
 from tidewire.protocol.errors import LocalProtocolError
 
 if TYPE_CHECKING:
@@ -95,12 +96,8 @@ class Handlers:
         assert acct is not None
         epoch = req.get("epoch")
         if epoch == "current":
-            epoch = current_epoch(acct.epoch_seconds)
-        if (
-            not isinstance(epoch, int)
-            or isinstance(epoch, bool)
-            or not 0 <= epoch <= MAX_EPOCH
-        ):
+            epoch = epoch_at(time.time(), acct.epoch_seconds)
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= MAX_EPOCH:
             raise control.RequestError(
                 f'epoch: an integer from 0 to {MAX_EPOCH}, or "current", is required'
             )
@@ -108,8 +105,3 @@ class Handlers:
             return {"report": await epoch_report(acct, epoch)}
         except ValueError as exc:
             raise control.RequestError(str(exc)) from None
-
-
-def current_epoch(epoch_seconds: int) -> int:
-    """The node's current epoch: a fixed UTC window of its configured length."""
-    return int(time.time()) // epoch_seconds

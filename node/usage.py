@@ -67,7 +67,7 @@ def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]
         "sessions": sessions,
         "unverified_peers": stock,
         "providers_used": using,
-        "epoch_seconds": acct.epoch_seconds,  # `tidewire report --epoch current` needs it
+        "epoch_seconds": acct.epoch_seconds,
     }
 
 

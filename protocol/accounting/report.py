@@ -29,6 +29,12 @@ from ..errors import RemoteProtocolError
 from . import merkle
 from .receipts import SignedReceipt, check_successor, verify
 
+
+def epoch_at(unix_seconds: float, epoch_seconds: int) -> int:
+    """The epoch that holds a moment: N with N * L <= t < (N + 1) * L."""
+    return int(unix_seconds) // epoch_seconds
+
+
 FORMAT = "tidewire-epoch-report"
 VERSION = 1
 MAX_DEPTH = 8  # a report nests 3 deep (document, list, entry); anything deeper is not one

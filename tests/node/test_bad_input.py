@@ -315,25 +315,32 @@ def test_genkey_over_an_existing_file_makes_it_private(tmp_path: Path) -> None:
 # -- 7. report --epoch current ---------------------------------------------------
 
 
-def test_report_current_uses_the_nodes_epoch_length(
+def test_report_current_is_resolved_by_the_node(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The CLI passes "current" on and prints the epoch the node chose: only the node
+    knows its epoch length and its clock."""
     from tidewire.cli import cmd_report
 
     asked: list[dict[str, Any]] = []
 
     def fake_call(args: Any, env: Any, message: dict[str, Any]) -> dict[str, Any]:
         asked.append(message)
-        if message["cmd"] == "usage":
-            return {"ok": True, "usage": {"epoch_seconds": 3600}}
         totals = {"verified_up": 0, "verified_down": 0}
-        return {"ok": True, "report": {"sessions": [], "totals": totals}}
+        return {"ok": True, "report": {"epoch": 2000, "sessions": [], "totals": totals}}
 
     monkeypatch.setattr(cmd_report, "run_call", fake_call)
-    monkeypatch.setattr("tidewire.cli.cmd_report.time.time", lambda: 7200.0 * 1000 + 5)
-    code, _, _ = run(["report", "--epoch", "current", "-o", str(tmp_path / "r.json")])
+    code, out, _ = run(["report", "--epoch", "current", "-o", str(tmp_path / "r.json")])
     assert code == 0
-    assert asked[-1] == {"cmd": "report", "epoch": 2000}  # 7,200,005 s // 3600 s
+    assert asked == [{"cmd": "report", "epoch": "current"}]
+    assert out.startswith("epoch 2000:")
+
+
+def test_epoch_at_is_the_window_holding_the_moment() -> None:
+    from tidewire.protocol.accounting.report import epoch_at
+
+    assert epoch_at(7200.0 * 1000 + 5, 3600) == 2000  # 7,200,005 s // 3600 s
+    assert epoch_at(3599.999, 3600) == 0 and epoch_at(3600.0, 3600) == 1
 
 
 def test_report_epoch_with_unicode_digits_is_a_usage_error(tmp_path: Path) -> None:
