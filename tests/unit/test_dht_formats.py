@@ -193,7 +193,11 @@ def test_compact_nodes_and_peers() -> None:
     assert krpc.decode_nodes(krpc.encode_nodes(nodes)) == nodes
     with pytest.raises(RemoteProtocolError):
         krpc.decode_nodes(bytes(27))
-    peers = [krpc.encode_address(("1.2.3.4", 80)), b"short", krpc.encode_address(("::1", 9))]
+    peers: list[bencode.Value] = [
+        krpc.encode_address(("1.2.3.4", 80)),
+        b"short",
+        krpc.encode_address(("::1", 9)),
+    ]
     assert krpc.decode_peers(peers) == [("1.2.3.4", 80), ("::1", 9)]
 
 

@@ -154,7 +154,9 @@ def _get_token(node: DhtNode, me: Address, target: bytes) -> bytes:
     return token
 
 
-def _put(node: DhtNode, me: Address, item: items.MutableItem, token: bytes, **extra: object):
+def _put(
+    node: DhtNode, me: Address, item: items.MutableItem, token: bytes, **extra: object
+) -> krpc.Message:
     args: dict[str, object] = {"k": item.key, "seq": item.seq, "sig": item.sig, "token": token}
     args["v"] = bencode.Raw(item.value)
     args.update(extra)
