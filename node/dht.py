@@ -1,0 +1,130 @@
+"""The Mainline DHT in the running node: one UDP socket and the sans-IO node
+(protocol/dht/node.py) driven by it.
+
+`DhtService.run` reads datagrams and serves the node's deadline in one task; the
+operations (`lookup`, `announce`, `put`, `get_item`) start in the core and wait for
+its event, each under the caller's deadline. Datagrams the core refuses are counted
+there (`node.drops`), never logged one by one: the DHT is the open internet.
+"""
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import trio
+
+from tidewire.protocol.dht.items import MutableItem
+from tidewire.protocol.dht.node import DhtNode, Event, LookupDone, StoreDone
+
+log = logging.getLogger("tidewire.dht")
+
+Address = tuple[str, int]
+MAX_DATAGRAM = 1500
+READ_BATCH = 64
+
+
+class DhtService:
+    def __init__(self, sock: socket.socket, *, node_id: bytes | None = None) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.node = DhtNode(node_id or os.urandom(20), rng=os.urandom, now=time.monotonic())
+        self.waiting: dict[int, trio.Event] = {}
+        self.done: dict[int, Event] = {}
+        self._wake = trio.Event()
+
+    @classmethod
+    def bind(cls, host: str = "0.0.0.0", port: int = 0, **kw: Any) -> "DhtService":
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock, **kw)
+
+    @property
+    def address(self) -> Address:
+        host, port = self.sock.getsockname()[:2]
+        return host, port
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read)
+            nursery.start_soon(self._timers)
+
+    async def _read(self) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            now = time.monotonic()
+            for _ in range(READ_BATCH):
+                try:
+                    data, addr = self.sock.recvfrom(MAX_DATAGRAM)
+                except BlockingIOError:
+                    break
+                except OSError:  # an ICMP error for an earlier send: nothing to read
+                    continue
+                self.node.receive(data, (addr[0], addr[1]), now=now)
+            self._flush()
+
+    async def _timers(self) -> None:
+        while True:
+            deadline = self.node.get_timer()
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            now = time.monotonic()
+            if now >= self.node.get_timer():
+                self.node.handle_timer(now=now)
+            self._flush()
+
+    def _flush(self) -> None:
+        for data, addr in self.node.datagrams():
+            try:
+                self.sock.sendto(data, addr)
+            except OSError:  # a full buffer or an unreachable address: a lost datagram
+                self.node.drops["send_failed"] = self.node.drops.get("send_failed", 0) + 1
+        for event in self.node.take_events():
+            self.done[event.op] = event
+            waiter = self.waiting.pop(event.op, None)
+            if waiter is not None:
+                waiter.set()
+        self._wake.set()
+
+    async def _wait(self, op: int) -> Event:
+        self._flush()
+        if op not in self.done:
+            event = self.waiting[op] = trio.Event()
+            await event.wait()
+        return self.done.pop(op)
+
+    async def bootstrap(self, addrs: list[Address]) -> LookupDone:
+        event = await self._wait(self.node.bootstrap(addrs, now=time.monotonic()))
+        assert isinstance(event, LookupDone)
+        return event
+
+    async def lookup(self, method: str, target: bytes) -> LookupDone:
+        event = await self._wait(self.node.lookup(method, target, now=time.monotonic()))
+        assert isinstance(event, LookupDone)
+        return event
+
+    async def get_item(self, target: bytes, *, salt: bytes = b"") -> LookupDone:
+        event = await self._wait(self.node.get_item(target, salt=salt, now=time.monotonic()))
+        assert isinstance(event, LookupDone)
+        return event
+
+    async def announce(self, info_hash: bytes, port: int) -> StoreDone:
+        event = await self._wait(self.node.announce(info_hash, port, now=time.monotonic()))
+        assert isinstance(event, StoreDone)
+        return event
+
+    async def put(self, item: MutableItem) -> StoreDone:
+        event = await self._wait(self.node.put(item, now=time.monotonic()))
+        assert isinstance(event, StoreDone)
+        return event
+
+    def close(self) -> None:
+        self.sock.close()
