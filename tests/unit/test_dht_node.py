@@ -4,7 +4,6 @@ strangers' bytes."""
 
 import hashlib
 import random
-from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,56 +13,9 @@ from tidewire.protocol.dht import bencode, items, krpc
 from tidewire.protocol.dht.node import DhtNode, LookupDone, StoreDone
 from tidewire.protocol.dht.table import K
 
+from .dht_sim import Net, rng_for
+
 Address = tuple[str, int]
-
-
-def rng_for(seed: int) -> Callable[[int], bytes]:
-    r = random.Random(seed)
-    return lambda n: bytes(r.getrandbits(8) for _ in range(n))
-
-
-class Net:
-    """Nodes on made-up addresses; datagrams delivered in order, unless a node is down."""
-
-    def __init__(self, n: int, seed: int = 1) -> None:
-        self.now = 0.0
-        self.nodes: dict[Address, DhtNode] = {}
-        self.down: set[Address] = set()
-        r = random.Random(seed)
-        for i in range(n):
-            addr = (f"10.{i // 250}.{i % 250}.1", 6881)
-            node_id = hashlib.sha1(b"node %d" % r.getrandbits(64)).digest()
-            self.nodes[addr] = DhtNode(node_id, rng=rng_for(seed + i), now=self.now)
-
-    def run(self, seconds: float = 30.0) -> None:
-        end = self.now + seconds
-        while True:
-            moved = True
-            while moved:
-                moved = False
-                for addr, node in list(self.nodes.items()):
-                    for data, to in node.datagrams():
-                        moved = True
-                        dest = self.nodes.get(to)
-                        if dest is not None and to not in self.down and addr not in self.down:
-                            dest.receive(data, addr, now=self.now)
-            nxt = min(n.get_timer() for n in self.nodes.values())
-            if nxt > end:
-                self.now = end
-                return
-            self.now = max(self.now, nxt)
-            for n in self.nodes.values():
-                if n.get_timer() <= self.now:
-                    n.handle_timer(now=self.now)
-
-    def bootstrap_all(self) -> None:
-        first = next(iter(self.nodes))
-        for addr, node in self.nodes.items():
-            if addr != first:
-                node.bootstrap([first], now=self.now)
-                self.run(5)
-        for node in self.nodes.values():
-            node.take_events()
 
 
 def events(node: DhtNode) -> list[object]:
