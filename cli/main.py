@@ -10,6 +10,7 @@ import sys
 from . import (
     cmd_client,
     cmd_dashboard,
+    cmd_discover,
     cmd_down,
     cmd_keys,
     cmd_metrics,
@@ -34,6 +35,7 @@ COMMANDS = [
     cmd_peer,
     cmd_client,
     cmd_usage,
+    cmd_discover,
     cmd_report,
     cmd_verify,
     cmd_rewards,

@@ -390,6 +390,7 @@ def tidewire_toml(
     exit: dict[str, Any] | None = None,
     accounting: dict[str, Any] | None = None,
     share: dict[str, Any] | None = None,
+    discovery: dict[str, Any] | None = None,
     mtu: int = 1420,
 ) -> str:
     """A tidewire TOML config whose control socket and state live in the lab's folder."""
@@ -410,7 +411,13 @@ def tidewire_toml(
         lines.append("\n[[peer]]")
         for k, v in p.items():
             lines.append(f"{k} = {_toml_value(v)}")
-    for table, values in (("exit", exit), ("accounting", accounting), ("share", share)):
+    tables = (
+        ("exit", exit),
+        ("accounting", accounting),
+        ("share", share),
+        ("discovery", discovery),
+    )
+    for table, values in tables:
         if values is not None:
             lines.append(f"\n[{table}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]

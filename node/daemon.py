@@ -51,6 +51,7 @@ from tidewire.node.tun import enable_tso, open_tun
 from tidewire.protocol.link.device import Device
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
+    from tidewire.node.discovery import Discovery
     from tidewire.node.ledger import Ledger
 
 log = logging.getLogger("tidewire.node")
@@ -100,6 +101,7 @@ class Daemon:
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
+        self.discovery: Discovery | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -214,6 +216,8 @@ class Daemon:
                     await nursery.start(self.sharing.run)
                     if cfg.metrics_listen is not None:
                         await self._start_metrics(nursery, *cfg.metrics_listen)
+                    if cfg.discovery.dht:
+                        await nursery.start(self._discovery().run)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timers.run)
                     nursery.start_soon(self.udp.serve, dp)
@@ -292,6 +296,20 @@ class Daemon:
         self.forwarding = await off_loop(firewall.enable_forwarding)
         await off_loop(firewall.install, self.cfg.name, out, policy)
         self.firewall_installed = True
+
+    def _discovery(self) -> "Discovery":
+        from functools import partial
+
+        from tidewire.node.discovery import Discovery, provider_record
+        from tidewire.protocol.accounting.receipts import signing_key_from_static
+
+        self.discovery = Discovery(
+            self.cfg.discovery,
+            state_dir=self.cfg.state_dir / self.cfg.name,
+            sign_key=signing_key_from_static(self.cfg.private_key),
+            own_record=partial(provider_record, self) if self.exit_enabled else None,
+        )
+        return self.discovery
 
     async def _start_metrics(self, nursery: trio.Nursery, host: str, port: int) -> None:
         try:

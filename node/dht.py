@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from tidewire.protocol.dht.items import MutableItem
-from tidewire.protocol.dht.node import DhtNode, Event, LookupDone, StoreDone
+from tidewire.protocol.dht.node import DhtNode, Event, LookupDone, RecordAnswer, StoreDone
 
 log = logging.getLogger("tidewire.dht")
 
@@ -114,6 +114,11 @@ class DhtService:
     async def get_item(self, target: bytes, *, salt: bytes = b"") -> LookupDone:
         event = await self._wait(self.node.get_item(target, salt=salt, now=time.monotonic()))
         assert isinstance(event, LookupDone)
+        return event
+
+    async def fetch_record(self, addr: Address) -> RecordAnswer:
+        event = await self._wait(self.node.fetch_record(addr, now=time.monotonic()))
+        assert isinstance(event, RecordAnswer)
         return event
 
     async def announce(self, info_hash: bytes, port: int) -> StoreDone:

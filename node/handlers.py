@@ -38,6 +38,7 @@ class Handlers:
             "usage": self.usage,
             "report": self.report,
             "metrics": self.metrics,
+            "discover": self.discover,
         }
 
     async def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +56,18 @@ class Handlers:
     async def metrics(self, req: dict[str, Any]) -> dict[str, Any]:
         """Every counter of the registry in the Prometheus text format."""
         return {"metrics": self.daemon.metrics.render()}
+
+    async def discover(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The provider records this node knows, and how it found them."""
+        region = req.get("region")
+        if region is not None and (not isinstance(region, str) or len(region) > 32):
+            raise control.RequestError("region: a tag of at most 32 characters is required")
+        disc = self.daemon.discovery
+        if disc is None:
+            raise control.RequestError(
+                "discovery is off on this node ([discovery] dht = true turns it on)"
+            )
+        return {"discover": disc.report(region=region)}
 
     async def down(self, req: dict[str, Any]) -> dict[str, Any]:
         log.info("%s: stopping (tidewire down)", self.daemon.cfg.name)

@@ -39,10 +39,11 @@ _tidewire_words() {
         "client remove") words="--config --socket" ;;
         "client") words="add list remove" ;;
         "usage") words="--json --socket" ;;
+        "discover") words="--json --region --socket" ;;
         "report") words="--epoch --output --socket -o" ;;
         "verify") words="" ;;
         "rewards") words="--epoch-seconds --genesis --halving-days --json --max-client-share --provider-share --total-supply" ;;
-        "") words="client dashboard down genkey genpsk metrics peer pubkey report rewards status up usage verify --version" ;;
+        "") words="client dashboard discover down genkey genpsk metrics peer pubkey report rewards status up usage verify --version" ;;
     esac
     echo "$words"
 }

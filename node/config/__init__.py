@@ -93,6 +93,16 @@ class DnsSpec:
 
 
 @dataclass
+class DiscoverySpec:
+    """[discovery]: dht, dht_port (None: a free port), dht_bootstrap, region."""
+
+    dht: bool = False
+    dht_port: int | None = None
+    dht_bootstrap: list[tuple[str, int]] = field(default_factory=list)
+    region: str = ""
+
+
+@dataclass
 class NodeConfig:
     path: Path
     name: str
@@ -113,6 +123,7 @@ class NodeConfig:
     client: ClientDefaults = field(default_factory=lambda: ClientDefaults())
     metrics_listen: tuple[str, int] | None = None  # [metrics] listen: host and port, or off
     dns: DnsSpec = field(default_factory=DnsSpec)
+    discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
 
     def __post_init__(self) -> None:
         if self.control_socket is None:

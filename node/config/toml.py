@@ -22,6 +22,7 @@ from . import (
     default_name,
     parse_endpoint,
 )
+from .discovery import load_discovery
 from .fields import (
     Err,
     check_peers,
@@ -52,7 +53,18 @@ from .share import (
     parse_time,
 )
 
-TABLES = ("interface", "peer", "exit", "accounting", "share", "client", "metrics", "dns")
+TABLES = (
+    "interface",
+    "peer",
+    "exit",
+    "accounting",
+    "share",
+    "client",
+    "metrics",
+    "dns",
+    "discovery",
+)
+
 
 def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
     """The line of `key` in the `index`-th `[table]`/`[[table]]` (tomllib keeps no positions)."""
@@ -122,7 +134,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns])",
+                " [client], [metrics], [dns], [discovery])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -191,6 +203,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.metrics_listen = _toml_metrics(path, text, data["metrics"], cfg.warnings)
     if "dns" in data:
         _toml_dns(path, text, data["dns"], cfg.dns)
+    if "discovery" in data:
+        cfg.discovery = load_discovery(data["discovery"], _toml_err(path, text, "discovery", 0))
     check_peers(cfg)
     return cfg
 

@@ -56,7 +56,17 @@ class StoreDone:
     errors: list[tuple[int, bytes]] = field(default_factory=list)
 
 
-Event = LookupDone | StoreDone
+@dataclass(frozen=True, slots=True)
+class RecordAnswer:
+    """What a node at `addr` said of itself when asked with `tw_record` (tidewire's
+    one KRPC extension): its own item, not yet verified, or None."""
+
+    op: int
+    addr: Address
+    item: MutableItem | None
+
+
+Event = LookupDone | StoreDone | RecordAnswer
 
 
 @dataclass(slots=True)
@@ -101,6 +111,8 @@ class DhtNode(Responder):
         self.events: list[Event] = []
         self.drops: dict[str, int] = {}
         self.answered: dict[str, int] = {}
+        self.own_record: MutableItem | None = None
+        self.seen_as: dict[str, int] = {}  # our address as responders saw it (BEP 42's ip)
         self._tids = itertools.count(1)
         self._ops = itertools.count(1)
 
@@ -172,6 +184,14 @@ class DhtNode(Responder):
 
     def get_item(self, target: bytes, *, salt: bytes = b"", now: float) -> int:
         return self._start(_Op(next(self._ops), Lookup(target, "get"), salt=salt), now)
+
+    def fetch_record(self, addr: Address, *, now: float) -> int:
+        """Ask the node at `addr` for its own record (a provider found by get_peers)."""
+        op = next(self._ops)
+        self._query(addr, None, "tw_record", {}, now, op)
+        if not any(p.op == op for p in self.pending.values()):  # over the query budget
+            self.events.append(RecordAnswer(op, addr, None))
+        return op
 
     def _start(self, op: _Op, now: float) -> int:
         self.ops[op.op] = op
@@ -255,6 +275,9 @@ class DhtNode(Responder):
     def _failed(self, p: _Pending, now: float) -> None:
         if p.node_id is not None:
             self.table.failed(p.node_id)
+        if p.method == "tw_record" and p.op is not None:
+            self.events.append(RecordAnswer(p.op, p.addr, None))
+            return
         op = self.ops.get(p.op) if p.op is not None else None
         if op is None:
             return
@@ -271,6 +294,9 @@ class DhtNode(Responder):
         if isinstance(msg, krpc.Response) and p.node_id not in (None, msg.sender):
             raise RemoteProtocolError("krpc_wrong_responder")
         del self.pending[msg.t]
+        if p.method == "tw_record" and p.op is not None:
+            self._record_answer(p.op, msg, addr)
+            return
         op = self.ops.get(p.op) if p.op is not None else None
         if isinstance(msg, krpc.Error):
             if op is not None and p.method in ("announce_peer", "put"):
@@ -282,6 +308,8 @@ class DhtNode(Responder):
                 self._advance(op, now)
             return
         self.table.heard(msg.sender, addr, now=now, replied=True)
+        if msg.ip is not None and (msg.ip[0] in self.seen_as or len(self.seen_as) < 64):
+            self.seen_as[msg.ip[0]] = self.seen_as.get(msg.ip[0], 0) + 1
         if op is None:
             return
         if p.method in ("announce_peer", "put"):
@@ -304,6 +332,20 @@ class DhtNode(Responder):
         if lk.method == "get" and msg.raw_value is not None:
             self._take_item(op, r, msg.raw_value)
         self._advance(op, now)
+
+    def _record_answer(self, op: int, msg: krpc.Response | krpc.Error, addr: Address) -> None:
+        item = None
+        if isinstance(msg, krpc.Response) and msg.raw_value is not None:
+            r = msg.values
+            k, seq, sig, salt = r.get(b"k"), r.get(b"seq"), r.get(b"sig"), r.get(b"salt", b"")
+            if (
+                isinstance(k, bytes)
+                and isinstance(seq, int)
+                and isinstance(sig, bytes)
+                and isinstance(salt, bytes)
+            ):
+                item = MutableItem(k, seq, msg.raw_value, sig, salt)
+        self.events.append(RecordAnswer(op, addr, item))
 
     def _take_item(self, op: _Op, r: dict[bytes, Value], raw: bytes) -> None:
         target = op.lookup.target

@@ -27,6 +27,7 @@ class Responder:
     items: ItemStore
     outbox: list[tuple[bytes, Address]]
     answered: dict[str, int]
+    own_record: MutableItem | None  # what `tw_record` answers (a provider's node record)
 
     def _on_query(self, q: krpc.Query, addr: Address, now: float) -> None:
         if not q.read_only:
@@ -75,6 +76,9 @@ class Responder:
         if q.q == b"put":
             self._answer_put(q, addr, now)
             return {}
+        if q.q == b"tw_record" and self.own_record is not None:
+            it = self.own_record
+            return {"k": it.key, "seq": it.seq, "sig": it.sig, "salt": it.salt, "v": Raw(it.value)}
         return None
 
     def _answer_get(self, a: dict[bytes, Value], addr: Address, now: float) -> dict[str, object]:

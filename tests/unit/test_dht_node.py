@@ -191,3 +191,19 @@ def test_random_datagrams_never_raise_and_answers_stay_bounded(datagrams: list[b
         for data, _ in node.datagrams():
             assert len(data) < 1500
     assert not node.pending
+
+
+def test_a_node_tells_its_own_record_when_asked() -> None:
+    from tidewire.protocol.dht.node import RecordAnswer
+
+    net = Net(3)
+    (a, na), (_, nb), (c, _) = net.nodes.items()
+    item = items.sign(SigningKey(bytes(32)), b"4:rec1", 9, b"tidewire/v1/node")
+    na.own_record = item
+    ops = {nb.fetch_record(a, now=net.now): "has", nb.fetch_record(c, now=net.now): "none"}
+    net.down.add(("10.9.9.1", 6881))
+    ops[nb.fetch_record(("10.9.9.1", 6881), now=net.now)] = "down"
+    net.run(5)
+    got = {ops[e.op]: e.item for e in nb.take_events() if isinstance(e, RecordAnswer)}
+    assert got == {"has": item, "none": None, "down": None}
+    assert not nb.pending

@@ -1,0 +1,174 @@
+"""Discovery with no central server: a provider publishes its node record on a Mainline
+DHT swarm of 30 nodes (27 of tidewire's and 3 libtorrent sessions), and a node that
+knows only a bootstrap address and a region finds it.
+
+    [provider] 203.0.113.1 ---- 203.0.113.2 [swarm] 198.51.100.1 ---- 198.51.100.2 [seeker]
+                                .10-.36 tidewire DHT nodes, .37-.39 libtorrent
+
+The seeker's `tidewire discover --json` shows the provider's link key, its record key
+and its endpoints as the DHT saw them; a fresh libtorrent session fetches the record
+by key and salt and its signature holds over the record's canonical value; after a
+restart the seeker still knows the record (from its state directory) before any new
+lookup.
+"""
+
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lab import Lab, Node, genkey, tidewire_toml
+
+from tidewire.protocol.accounting.receipts import signing_key_from_static
+from tidewire.protocol.control import records
+from tidewire.protocol.control.records import NodeRecord
+from tidewire.protocol.dht import items
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+FIRST, OURS, LIBTORRENT = 10, 27, 3
+
+
+def discover(node: Node) -> dict[str, Any]:
+    out = node.cli("discover", "--json")
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def record_from(p: dict[str, Any]) -> NodeRecord:
+    return NodeRecord(
+        public_key=base64.b64decode(p["public_key"]),
+        overlay=p["overlay"],
+        endpoints=tuple(p["endpoints"]),
+        roles=tuple(p["roles"]),
+        price=p["price"],
+        capacity=p["capacity"],
+        clients=p["clients"],
+        load=p["load"],
+        region=p["region"],
+        version=p["version"],
+        expiry=p["expiry"],
+        seq=p["seq"],
+    )
+
+
+def test_a_provider_is_found_through_the_dht() -> None:
+    with Lab("disc") as lab:
+        provider, swarm, seeker = lab.host("provider"), lab.host("swarm"), lab.host("seeker")
+        lab.link(provider, swarm, "203.0.113.1/24", "203.0.113.2/24", a_if="wan0", b_if="eth0")
+        lab.link(seeker, swarm, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="eth1")
+        for i in range(FIRST, FIRST + OURS + LIBTORRENT + 1):
+            swarm.run(f"ip addr add 203.0.113.{i}/24 dev eth0")
+        swarm.run("sysctl -qw net.ipv4.ip_forward=1")  # the seeker reaches the provider
+        provider.run("ip route add default via 203.0.113.2")
+        seeker.run("ip route add default via 198.51.100.1")
+        first = f"203.0.113.{FIRST}"
+        proc = swarm.spawn(
+            [
+                sys.executable,
+                str(TOOLS / "dhtswarm.py"),
+                "swarm",
+                "--first",
+                first,
+                "--ours",
+                str(OURS),
+                "--libtorrent",
+                str(LIBTORRENT),
+            ],
+            name="swarm",
+        )
+        lab.wait_for(
+            lambda: "ready" in proc.log() or not proc.alive(), timeout=60, what="the DHT swarm"
+        )
+        assert proc.alive(), proc.log()
+        disc = {"dht": True, "dht_bootstrap": [f"{first}:6881"], "region": "lab"}
+        k_prov, p_prov = genkey()
+        prov = lab.tidewire(
+            provider,
+            "twprov",
+            tidewire_toml(
+                name="twprov",
+                private_key=k_prov,
+                address=["10.99.0.1/24"],
+                lab=lab,
+                listen_port=51820,
+                exit={"enabled": True},
+                share={"download": "40 Mbit/s", "max_clients": 10},
+                discovery=disc,
+            ),
+        )
+        k_seek, _ = genkey()
+        seek_conf = tidewire_toml(
+            name="twseek",
+            private_key=k_seek,
+            address=["10.98.0.2/32"],
+            lab=lab,
+            discovery={**disc, "dht_port": 6881},
+        )
+        seek = lab.tidewire(seeker, "twseek", seek_conf)
+
+        def found() -> list[dict[str, Any]]:
+            providers: list[dict[str, Any]] = discover(seek)["providers"]
+            return providers
+
+        t0 = time.monotonic()
+        try:
+            lab.wait_for(found, timeout=90, what="the seeker to find the provider")
+        except Exception:
+            print("seeker:", json.dumps(discover(seek)), "provider:", json.dumps(discover(prov)))
+            raise
+        took = time.monotonic() - t0
+        [p] = found()
+        record_key = bytes(signing_key_from_static(base64.b64decode(k_prov)).verify_key)
+        assert p["public_key"] == p_prov and p["record_key"] == record_key.hex()
+        assert p["source"] == "dht" and p["region"] == "lab" and "provider" in p["roles"]
+        assert "udp://203.0.113.1:51820" in p["endpoints"], p
+        assert p["capacity"] == 40_000_000 and p["clients"] == 10
+        print(f"found the provider {took:.1f} s after the seeker started")
+
+        # an independent implementation fetches the record and its signature holds
+        got = swarm.run(
+            [
+                sys.executable,
+                str(TOOLS / "dhtswarm.py"),
+                "lt-get",
+                "--bind",
+                f"203.0.113.{FIRST + OURS + LIBTORRENT}",
+                "--bootstrap",
+                f"{first}:6881",
+                record_key.hex(),
+                records.SALT.decode(),
+            ],
+            timeout=60,
+        )
+        lt_item = json.loads(got.stdout)
+        assert lt_item["key"] == record_key.hex() and lt_item["seq"] == p["seq"]
+        item = items.MutableItem(
+            record_key,
+            lt_item["seq"],
+            record_from(p).value(),
+            bytes.fromhex(lt_item["signature"]),
+            records.SALT,
+        )
+        assert records.verify(item, now=time.time()).public_key == base64.b64decode(p_prov)
+
+        # memory with the DHT on (the goal: 40 MB with one peer)
+        for name, node in (("provider", prov), ("seeker", seek)):
+            rss = _rss(node)
+            print(f"{name} RSS with the DHT on: {rss / 1e6:.1f} MB")
+
+        # a restart keeps what was found (the state directory), before any new lookup
+        seek.cli("down")
+        lab.wait_for(lambda: not seek.proc.alive(), timeout=15, what="the seeker to stop")
+        seek = lab.tidewire(seeker, "twseek", seek_conf)
+        [again] = found()
+        assert again["record_key"] == record_key.hex() and again["source"] == "disk"
+
+
+def _rss(node: Node) -> int:
+    pid = node.proc.popen.pid
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0

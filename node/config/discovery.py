@@ -1,0 +1,55 @@
+"""[discovery]: joining the Mainline DHT (DESIGN.md, "Discovery").
+
+    [discovery]
+    dht = true
+    dht_port = 6881                       # UDP; default: a free port
+    dht_bootstrap = ["router.example:6881", "203.0.113.9:6881"]
+    region = "eu-west"                    # what a provider announces under, a client seeks
+
+Bootstrap nodes are configuration: nothing is contacted that the operator did not name.
+"""
+
+import re
+from typing import Any
+
+from . import DiscoverySpec
+from .fields import Err, integer
+
+KNOWN = {"dht", "dht_port", "dht_bootstrap", "region"}
+REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]")
+
+
+def load_discovery(table: Any, err: Err) -> DiscoverySpec:
+    if not isinstance(table, dict):
+        err("discovery", "must be a table")
+    for k in table:
+        if k not in KNOWN:
+            err(k, f"unknown key (known: {', '.join(sorted(KNOWN))})")
+    spec = DiscoverySpec()
+    if "dht" in table:
+        if not isinstance(table["dht"], bool):
+            err("dht", "must be true or false")
+        spec.dht = table["dht"]
+    if "dht_port" in table:
+        spec.dht_port = integer(table["dht_port"], err, "dht_port", 1, 65535)
+    if "dht_bootstrap" in table:
+        entries = table["dht_bootstrap"]
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            err("dht_bootstrap", 'must be a list of "host:port" strings')
+        spec.dht_bootstrap = [_host_port(e, err) for e in entries]
+    if "region" in table:
+        region = table["region"]
+        if not isinstance(region, str) or not REGION.fullmatch(region):
+            err("region", "must be a tag of lower-case letters, digits and dashes (at most 32)")
+        spec.region = region
+    if spec.dht and not spec.dht_bootstrap:
+        err("dht_bootstrap", "is required when dht = true (at least one host:port)")
+    return spec
+
+
+def _host_port(entry: str, err: Err) -> tuple[str, int]:
+    host, sep, port = entry.rpartition(":")
+    if not sep or not HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        err("dht_bootstrap", f"{entry!r} is not host:port")
+    return host.strip("[]"), int(port)

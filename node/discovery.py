@@ -1,0 +1,282 @@
+"""Discovery in the running node: the DHT socket, our own record, and the records of
+others (DESIGN.md, "Discovery").
+
+With `[discovery] dht = true` the node joins the Mainline DHT through its configured
+`dht_bootstrap` nodes. A provider signs its node record (protocol/control/records.py)
+when it starts, whenever the record would change, and at least hourly; it puts the
+record as a BEP 44 item under its Ed25519 key and announces its DHT port on today's
+rendezvous hash for its region. Every node looks up that rendezvous hash, asks each
+node found there for its record (`tw_record`), and keeps what verifies in the record
+cache, which is saved to the state directory and read back at the next start.
+"""
+
+import base64
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+from nacl.signing import SigningKey
+
+from tidewire.node.config import DiscoverySpec
+from tidewire.node.core.discovery import RecordCache, rendezvous
+from tidewire.node.dht import DhtService
+from tidewire.node.state import atomic_write
+from tidewire.protocol.control import records
+from tidewire.protocol.control.records import NodeRecord
+from tidewire.protocol.dht.items import MutableItem
+
+if TYPE_CHECKING:
+    from tidewire.node.daemon import Daemon
+
+log = logging.getLogger("tidewire.discovery")
+
+REPUBLISH = 3600.0
+RECORD_LIFETIME = 2 * 3600
+FIND_FIRST, FIND_EVERY = 2.0, 600.0
+BOOTSTRAP_RETRY = 10.0
+OPERATION_DEADLINE = 30.0
+MAX_FETCHES = 32
+CACHE_FILE = "records.json"
+
+
+class Discovery:
+    def __init__(
+        self,
+        spec: DiscoverySpec,
+        *,
+        state_dir: Path,
+        sign_key: SigningKey,
+        own_record: Callable[[str | None], NodeRecord] | None,
+    ) -> None:
+        """`own_record(external_ip)` builds a provider's record (None: not a provider)."""
+        self.spec = spec
+        self.path = state_dir / CACHE_FILE
+        self.sign_key = sign_key
+        self.own_record = own_record
+        self.cache = RecordCache()
+        self.svc: DhtService | None = None
+        self.published: MutableItem | None = None
+        self.last_find: float | None = None
+        self.republish = trio.Event()
+
+    # -- the task ---------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self._load()
+        svc = self.svc = DhtService.bind("0.0.0.0", self.spec.dht_port or 0)
+        log.info("DHT on UDP port %d, region %r", svc.address[1], self.spec.region)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(svc.run)
+                task_status.started()
+                await self._bootstrap(svc)
+                if self.own_record is not None:
+                    nursery.start_soon(self._publish_loop, svc)
+                await self._find_loop(svc)
+        finally:
+            svc.close()
+
+    async def _bootstrap(self, svc: DhtService) -> None:
+        while True:
+            addrs = await self._resolve(self.spec.dht_bootstrap)
+            with trio.move_on_after(OPERATION_DEADLINE):
+                await svc.bootstrap(addrs)
+            if len(svc.node.table):
+                log.info("DHT bootstrapped: %d nodes known", len(svc.node.table))
+                return
+            log.warning("DHT bootstrap found no nodes; trying again in %.0f s", BOOTSTRAP_RETRY)
+            await trio.sleep(BOOTSTRAP_RETRY)
+
+    async def _resolve(self, hosts: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        out = []
+        for host, port in hosts:
+            try:
+                infos = await trio.socket.getaddrinfo(host, port, trio.socket.AF_INET)
+            except OSError as exc:
+                log.warning("DHT bootstrap %s:%d: %s", host, port, exc)
+                continue
+            out += [(str(info[4][0]), port) for info in infos[:1]]
+        return out
+
+    async def _publish_loop(self, svc: DhtService) -> None:
+        assert self.own_record is not None
+        while True:
+            seen = max(svc.node.seen_as, key=lambda ip: svc.node.seen_as[ip], default=None)
+            record = self.own_record(seen)
+            expiry = int(time.time()) + RECORD_LIFETIME
+            record = dataclasses.replace(record, expiry=expiry)
+            item = records.make(record, self.sign_key, seq=time.time_ns() // 1000)
+            self.published = svc.node.own_record = item
+            with trio.move_on_after(OPERATION_DEADLINE):
+                stored = await svc.put(item)
+                log.info("node record published (seq %d) on %d DHT nodes", item.seq, stored.stored)
+            if self.spec.region:
+                hash_ = rendezvous(self.spec.region, time.time())
+                with trio.move_on_after(OPERATION_DEADLINE):
+                    done = await svc.announce(hash_, svc.address[1])
+                    log.info(
+                        "announced on the %s rendezvous: %d nodes", self.spec.region, done.stored
+                    )
+            self.republish = trio.Event()
+            with trio.move_on_after(REPUBLISH):
+                await self.republish.wait()
+
+    async def _find_loop(self, svc: DhtService) -> None:
+        await trio.sleep(FIND_FIRST)
+        while True:
+            if self.spec.region:
+                with trio.move_on_after(OPERATION_DEADLINE):
+                    await self.find(svc)
+            await trio.sleep(FIND_EVERY)
+
+    async def find(self, svc: DhtService) -> int:
+        """Look up today's rendezvous of our region and take the records found there."""
+        hash_ = rendezvous(self.spec.region, time.time())
+        done = await svc.lookup("get_peers", hash_)
+        self.last_find = time.time()
+        taken = answered = 0
+        for peer in done.peers[:MAX_FETCHES]:
+            if peer == svc.address:
+                continue
+            answer = await svc.fetch_record(peer)
+            answered += answer.item is not None
+            if answer.item is not None and self._offer(answer.item, "dht"):
+                taken += 1
+        log.info(
+            "%s rendezvous: %d nodes answered, %d announced, %d records told, %d new",
+            self.spec.region,
+            len(done.nodes),
+            len(done.peers),
+            answered,
+            taken,
+        )
+        if taken:
+            await trio.to_thread.run_sync(self._save)
+        return taken
+
+    def _offer(self, item: MutableItem, source: str) -> bool:
+        if self.published is not None and item.key == self.published.key:
+            return False  # our own record
+        return self.cache.offer(item, source=source, now=time.time()) is not None
+
+    # -- the state directory ------------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            entries = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("%s cannot be read (%s); starting with no records", self.path, exc)
+            return
+        if not isinstance(entries, list):
+            return
+        for e in entries:
+            try:
+                item = MutableItem(
+                    bytes.fromhex(e["k"]),
+                    int(e["seq"]),
+                    bytes.fromhex(e["v"]),
+                    bytes.fromhex(e["sig"]),
+                    bytes.fromhex(e["salt"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+            self._offer(item, "disk")
+
+    def _save(self) -> None:
+        entries = [
+            {
+                "k": x.item.key.hex(),
+                "seq": x.item.seq,
+                "v": x.item.value.hex(),
+                "sig": x.item.sig.hex(),
+                "salt": x.item.salt.hex(),
+            }
+            for x in self.cache.records.values()
+        ]
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(self.path, json.dumps(entries).encode())
+
+    # -- what status and `tidewire discover` show ----------------------------------
+
+    def report(self, *, region: str | None = None) -> dict[str, Any]:
+        now = time.time()
+        svc = self.svc
+        found = self.cache.providers(region=region, now=now)
+        return {
+            "dht": {
+                "port": svc.address[1] if svc else None,
+                "nodes": len(svc.node.table) if svc else 0,
+                "drops": dict(svc.node.drops) if svc else {},
+                "region": self.spec.region,
+                "published_seq": self.published.seq if self.published else None,
+                "last_lookup": self.last_find,
+            },
+            "records": dict(self.cache.counters),
+            "providers": [record_json(x.record, x.source) for x in found],
+        }
+
+
+def record_json(r: NodeRecord, source: str) -> dict[str, Any]:
+    return {
+        "public_key": base64.b64encode(r.public_key).decode(),
+        "record_key": r.record_key.hex(),
+        "source": source,
+        "overlay": r.overlay,
+        "endpoints": list(r.endpoints),
+        "roles": list(r.roles),
+        "price": r.price,
+        "capacity": r.capacity,
+        "clients": r.clients,
+        "load": r.load,
+        "region": r.region,
+        "version": r.version,
+        "seq": r.seq,
+        "expiry": r.expiry,
+    }
+
+
+def provider_record(daemon: "Daemon", external_ip: str | None) -> NodeRecord:
+    """A provider's record as it stands: its listeners (the wildcard address replaced
+    by the address the DHT sees it at), its shared rate and how full it is."""
+    from tidewire.node.core.capacity import live
+    from tidewire.node.core.overlay import overlay_text
+
+    cfg = daemon.cfg
+    dp = daemon.datapath
+    assert dp is not None
+    public = dp.device.public_key
+    host = external_ip or "0.0.0.0"
+    ends = tuple(url.replace("0.0.0.0", host) for url in daemon.listening())
+    share = cfg.share
+    clients = share.max_clients or 0
+    now = trio.current_time()
+    active = sum(1 for p in dp.device.peers.values() if live(p, now=now))
+    return NodeRecord(
+        public_key=public,
+        overlay=overlay_text(public),
+        endpoints=ends,
+        roles=("provider",),
+        price=0,
+        capacity=(share.download or 0) * 8,
+        clients=clients,
+        load=min(100, active * 100 // clients) if clients else 0,
+        region=cfg.discovery.region,
+        version=f"tidewire {_version()}",
+        expiry=0,
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tidewire")
+    except PackageNotFoundError:
+        return "dev"
