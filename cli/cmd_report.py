@@ -61,9 +61,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         env.error(f"cannot write {args.output}: {exc.strerror}")
         return ExitStatus.ERROR
     totals = reply["report"]["totals"]
-    print(
-        f"epoch {epoch}: {len(reply['report']['sessions'])} sessions, "
-        f"{totals['verified_up'] + totals['verified_down']} verified bytes -> {args.output}",
-        file=env.stdout,
+    sessions, verified = (
+        len(reply["report"]["sessions"]),
+        totals["verified_up"] + totals["verified_down"],
+    )
+    env.emit(
+        {"epoch": epoch, "file": args.output, "sessions": sessions, "verified_bytes": verified},
+        f"epoch {epoch}: {sessions} sessions, {verified} verified bytes -> {args.output}",
     )
     return ExitStatus.OK

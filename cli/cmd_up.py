@@ -54,9 +54,7 @@ def add_parser(sub: Any) -> None:
         " sparse packets find the node awake (lower idle latency); 0 turns it off"
         " (default: 10)",
     )
-    p.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more: debug messages"
-    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log more: debug messages")
     p.add_argument(
         "-q",
         "--quiet",
@@ -112,13 +110,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         )
         trio.run(node.run)  # in the foreground until it is told to stop
     except (Exception, KeyboardInterrupt) as exc:
-        if _only(exc, KeyboardInterrupt):
-            return ExitStatus.OK
-        sentence = _sentence(exc)
-        if sentence is None:
-            raise  # a bug: its traceback is the useful report
-        env.error(sentence)
-        return ExitStatus.ERROR
+        if not _only(exc, KeyboardInterrupt):
+            sentence = _sentence(exc)
+            if sentence is None:
+                raise  # a bug: its traceback is the useful report
+            env.error(sentence)
+            return ExitStatus.ERROR
+    env.emit({"interface": cfg.name, "stopped": True})  # under --json; logs stay on stderr
     return ExitStatus.OK
 
 
