@@ -82,5 +82,5 @@ def show(
     if reply is None:
         return ExitStatus.ERROR
     data = reply[cmd]
-    env.emit(data, render(data))
+    env.emit(data, None if env.json else render(data))
     return ExitStatus.OK

@@ -147,3 +147,47 @@ def test_metrics_text_becomes_samples() -> None:
         {"name": "tidewire_odd", "labels": {}, "value": "NaN"},  # JSON has no NaN
     ]
     json.dumps(samples(text), allow_nan=False)
+
+
+# -- against a daemon's control socket (a stand-in handler behind the real server) --------
+
+
+async def fake_daemon(req: dict[str, Any]) -> dict[str, Any]:
+    from tidewire.node.control import RequestError
+
+    if req["cmd"] == "status":
+        return {"status": {"interface": "tw0", "peers": []}}
+    if req["cmd"] == "metrics":
+        return {"metrics": "# TYPE tidewire_peers gauge\ntidewire_peers 2\n"}
+    if req["cmd"] == "peer_remove":
+        raise RequestError("no peer with that public key")
+    return {}  # peer_add, down
+
+
+async def test_answers_and_refusals_of_a_daemon_in_json(tmp_path: Path) -> None:
+    import trio
+
+    from tidewire.node import control
+
+    sock = str(tmp_path / "tw0.sock")
+
+    async def cli(*argv: str) -> tuple[int, Any]:
+        code, out, err = await trio.to_thread.run_sync(run, [*argv, "--socket", sock, "--json"])
+        assert "Traceback" not in err
+        return code, json.loads(out)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(control.serve, tmp_path / "tw0.sock", fake_daemon)
+        assert await cli("status") == (0, {"interface": "tw0", "peers": []})
+        assert await cli("metrics") == (
+            0,
+            [{"name": "tidewire_peers", "labels": {}, "value": 2}],
+        )
+        code, doc = await cli("peer", "add", "tw0", "KEY", "--allowed-ips", "10.0.0.2/32")
+        assert code == 0 and doc["ok"] is True and doc["allowed_ips"] == ["10.0.0.2/32"]
+        assert await cli("peer", "remove", "tw0", "KEY") == (
+            1,
+            {"error": "no peer with that public key", "exit_status": 1},
+        )
+        assert await cli("down") == (0, {"ok": True, "cmd": "down"})
+        nursery.cancel_scope.cancel()

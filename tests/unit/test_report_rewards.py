@@ -201,3 +201,19 @@ def test_hex_keys_in_a_version_2_report_are_refused() -> None:
     doc = _as_version_1(report_with_bytes(3, 1000))
     problems, _ = verify_report(resign({**doc, "version": 2}))
     assert problems and "malformed report" in problems[0]
+
+
+def test_verify_json_shows_the_keys_in_base64_and_a_failure_as_an_error(tmp_path: Path) -> None:
+    from tidewire.protocol.keys import encode_key
+
+    good = write(tmp_path, "good.json", make_report())
+    code, out, _ = cli(["verify", good, "--json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] is True and doc["failures"] == []
+    [summary] = doc["reports"]
+    assert summary["provider_key"] == encode_key(bytes(PROVIDER.verify_key))
+    assert summary["sessions"][0]["client_key"] == encode_key(bytes(CLIENT.verify_key))
+    bad = write(tmp_path, "bad.json", "{")
+    code, out, _ = cli(["verify", good, bad, "--json"])
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and doc["error"].startswith(f"{bad}: is not JSON")
