@@ -13,7 +13,6 @@ another peer holds); if the file cannot be written, the peer is taken out again.
 """
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,6 @@ def add_parser(sub: Any) -> None:
     add.set_defaults(run=_add)
     ls = csub.add_parser("list", help="list the clients in the config file")
     ls.add_argument("iface", metavar="IFACE")
-    ls.add_argument("--json", action="store_true", help="stable JSON instead of a table")
     _common(ls)
     ls.set_defaults(run=_list)
     rm = csub.add_parser("remove", help="remove a client from the running node and the file")
@@ -194,8 +192,13 @@ def _add_client(args: argparse.Namespace, env: Environment) -> int:
         problem = write_private(args.png, qr.png(conf))
         if problem:
             env.error(f"{problem} (the client was added; its config is below)")
-    print(conf, end="", file=env.stdout)
-    if not args.no_qr:
+    if env.json:  # the config as text, no QR code in a terminal's characters
+        env.emit(
+            {"name": args.name, "public_key": public, "allowed_ips": addresses, "config": conf}
+        )
+    else:
+        print(conf, end="", file=env.stdout)
+    if not args.no_qr and not env.json:
         print("\n" + qr.terminal(conf), end="", file=env.stdout)
     if not (args.dns or cfg.client.dns):
         env.error("note: no DNS for the client (--dns, or dns in [client]): it keeps its own")
@@ -220,8 +223,8 @@ def _list_clients(args: argparse.Namespace, env: Environment) -> int:
         }
         for e in entries
     ]
-    if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True), file=env.stdout)
+    if env.json:
+        env.emit(rows)
         return ExitStatus.OK
     from .cmd_status import _ago
 
@@ -247,4 +250,5 @@ def _remove_client(args: argparse.Namespace, env: Environment) -> int:
     except (EditError, OSError) as exc:
         why = exc if isinstance(exc, EditError) else f"cannot write {path}: {exc.strerror}"
         raise _Refused(f"{why}: {args.name} left the running node but is still in it") from None
+    env.emit({"removed": args.name, "public_key": entry.public_key, "config": str(path)})
     return ExitStatus.OK

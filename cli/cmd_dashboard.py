@@ -56,7 +56,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         async with trio.open_nursery() as nursery:
             bound = await nursery.start(dashboard_server.serve, host, port, dashboard)
             where = f"[{host}]" if ":" in host else host
-            print(f"http://{where}:{bound}/#token={token}", file=env.stdout, flush=True)
+            url = f"http://{where}:{bound}/#token={token}"
+            env.emit({"url": url, "listen": f"{where}:{bound}"}, url)
+            env.stdout.flush()
 
     try:
         with contextlib.suppress(KeyboardInterrupt):

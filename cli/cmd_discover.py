@@ -7,7 +7,6 @@ each one arrived. In JSON, `public_key` is the node's link key (base64, as in
 """
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -20,7 +19,6 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("discover", help="show the providers found through the DHT")
     p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
     p.add_argument("--region", metavar="R", help="only providers of this region tag")
-    p.add_argument("--json", action="store_true", help="stable JSON instead of a table")
     add_socket_argument(p)
     p.set_defaults(run=run)
 
@@ -52,7 +50,5 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if reply is None:
         return ExitStatus.ERROR
     data = reply["discover"]
-    print(
-        json.dumps(data, indent=2, sort_keys=True) if args.json else render(data), file=env.stdout
-    )
+    env.emit(data, render(data))
     return ExitStatus.OK

@@ -3,9 +3,8 @@
 import argparse
 from typing import Any
 
-from .control_client import add_socket_argument, run_call
+from .control_client import add_socket_argument, change
 from .env import Environment
-from .exit_status import ExitStatus
 
 
 def add_parser(sub: Any) -> None:
@@ -16,4 +15,4 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    return ExitStatus.OK if run_call(args, env, {"cmd": "down"}) is not None else ExitStatus.ERROR
+    return change(args, env, {"cmd": "down"})

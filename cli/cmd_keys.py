@@ -29,23 +29,27 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=_pubkey)
 
 
-def _emit(key: str, args: argparse.Namespace, env: Environment) -> int:
+def _emit(name: str, key: str, args: argparse.Namespace, env: Environment, **more: str) -> int:
+    """The key on stdout (under --json: {name: key}), or into -o FILE ({"file": FILE})."""
     if args.output:
         problem = write_private(args.output, (key + "\n").encode())
         if problem:
             env.error(problem.replace("a secret", "a key"))
             return ExitStatus.ERROR
+        env.emit({"file": args.output, **more})
     else:
-        print(key, file=env.stdout)
+        env.emit({name: key, **more}, key)
     return ExitStatus.OK
 
 
 def _genkey(args: argparse.Namespace, env: Environment) -> int:
-    return _emit(encode_key(private_from_seed(os.urandom(32))), args, env)
+    private = private_from_seed(os.urandom(32))
+    public = encode_key(derive_public(private))
+    return _emit("private_key", encode_key(private), args, env, public_key=public)
 
 
 def _genpsk(args: argparse.Namespace, env: Environment) -> int:
-    return _emit(encode_key(os.urandom(32)), args, env)
+    return _emit("preshared_key", encode_key(os.urandom(32)), args, env)
 
 
 def _pubkey(args: argparse.Namespace, env: Environment) -> int:
@@ -54,5 +58,6 @@ def _pubkey(args: argparse.Namespace, env: Environment) -> int:
     except LocalProtocolError as exc:
         env.error(str(exc))
         return ExitStatus.ERROR
-    print(encode_key(derive_public(private)), file=env.stdout)
+    public = encode_key(derive_public(private))
+    env.emit({"public_key": public}, public)
     return ExitStatus.OK

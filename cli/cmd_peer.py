@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .control_client import add_socket_argument, run_call
+from .control_client import add_socket_argument, change
 from .env import Environment
 from .exit_status import ExitStatus
 
@@ -50,9 +50,8 @@ def _add(args: argparse.Namespace, env: Environment) -> int:
         except OSError as exc:
             env.error(f"cannot read {args.preshared_key_file}: {exc.strerror}")
             return ExitStatus.ERROR
-    return ExitStatus.OK if run_call(args, env, msg) is not None else ExitStatus.ERROR
+    return change(args, env, msg)
 
 
 def _remove(args: argparse.Namespace, env: Environment) -> int:
-    msg = {"cmd": "peer_remove", "public_key": args.public_key}
-    return ExitStatus.OK if run_call(args, env, msg) is not None else ExitStatus.ERROR
+    return change(args, env, {"cmd": "peer_remove", "public_key": args.public_key})

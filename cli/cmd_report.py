@@ -54,9 +54,10 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         return ExitStatus.ERROR
     report = reply["report"]
     totals = report["totals"]
-    print(
-        f"epoch {report.get('epoch', epoch)}: {len(report['sessions'])} sessions, "
-        f"{totals['verified_up'] + totals['verified_down']} verified bytes -> {args.output}",
-        file=env.stdout,
+    epoch = report.get("epoch", epoch)
+    sessions, verified = len(report["sessions"]), totals["verified_up"] + totals["verified_down"]
+    env.emit(
+        {"epoch": epoch, "file": args.output, "sessions": sessions, "verified_bytes": verified},
+        f"epoch {epoch}: {sessions} sessions, {verified} verified bytes -> {args.output}",
     )
     return ExitStatus.OK

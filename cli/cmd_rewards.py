@@ -6,7 +6,6 @@ reports for one epoch (node/core/rewards.py says why).
 """
 
 import argparse
-import json
 import math
 from typing import Any
 
@@ -20,7 +19,6 @@ from .exit_status import ExitStatus
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("rewards", help="compute token rewards from verified epoch reports")
     p.add_argument("files", metavar="FILE", nargs="+")
-    p.add_argument("--json", action="store_true")
     p.add_argument("--total-supply", type=float, default=Schedule.total_supply)
     p.add_argument("--provider-share", type=float, default=Schedule.provider_share)
     p.add_argument("--halving-days", type=float, default=365)
@@ -77,8 +75,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     except RewardsError as exc:  # verify_files already refused what this could be
         env.error(f"not counted: {exc}")
         return ExitStatus.ERROR
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True), file=env.stdout)
+    if env.json:
+        env.emit(result)
         return ExitStatus.OK
     for e in result["epochs"]:
         print(f"epoch {e['epoch']}: pool {e['pool']:.2f} tokens", file=env.stdout)

@@ -1,5 +1,9 @@
 """`tidewire up CONFIG [--exit]`: run the node in the foreground, logging to stderr.
 
+It stays in the foreground (a service manager runs it as it is: systemd's Type=notify
+hears READY=1 from it, node/sdnotify.py) and logs to stderr, in the journal's own
+format when stderr is the journal (node/logs.py); -v and -q move the level.
+
 CONFIG is a path, or a bare name (`tidewire up wg0`) looked up as wg-quick does:
 /etc/tidewire/wg0.toml, then /etc/wireguard/wg0.conf (node/config/locate.py).
 
@@ -50,7 +54,14 @@ def add_parser(sub: Any) -> None:
         " sparse packets find the node awake (lower idle latency); 0 turns it off"
         " (default: 10)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log more: debug messages")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="log less: warnings and errors only (twice: errors only)",
+    )
     p.set_defaults(run=run)
 
 
@@ -72,12 +83,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     from tidewire.node.config.locate import find_config
     from tidewire.node.config.system import check_system
     from tidewire.node.daemon import Daemon
+    from tidewire.node.logs import configure
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=env.stderr,
-    )
+    configure(verbosity=args.verbose - args.quiet, stream=env.stderr)  # journald-aware
     exit_enabled = True if args.exit else None
     try:
         cfg = load(find_config(args.config, env.config_dirs))
@@ -102,13 +110,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         )
         trio.run(node.run)  # in the foreground until it is told to stop
     except (Exception, KeyboardInterrupt) as exc:
-        if _only(exc, KeyboardInterrupt):
-            return ExitStatus.OK
-        sentence = _sentence(exc)
-        if sentence is None:
-            raise  # a bug: its traceback is the useful report
-        env.error(sentence)
-        return ExitStatus.ERROR
+        if not _only(exc, KeyboardInterrupt):
+            sentence = _sentence(exc)
+            if sentence is None:
+                raise  # a bug: its traceback is the useful report
+            env.error(sentence)
+            return ExitStatus.ERROR
+    env.emit({"interface": cfg.name, "stopped": True})  # under --json; logs stay on stderr
     return ExitStatus.OK
 
 

@@ -11,7 +11,6 @@ from .env import Environment
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("usage", help="show served bandwidth: verified by receipts, and unverified")
     p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
-    p.add_argument("--json", action="store_true", help="stable JSON instead of a table")
     add_socket_argument(p)
     p.set_defaults(run=run)
 

@@ -64,6 +64,13 @@ def verify_files(paths: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
 
 def run(args: argparse.Namespace, env: Environment) -> int:
     failures, summaries = verify_files(args.files)
+    if env.json:  # keys in base64, as the reports write them
+        doc: dict[str, Any] = {"ok": not failures, "failures": failures, "reports": summaries}
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            doc["error"] = f"{failures[0]}{more}"
+        env.emit(doc)
+        return ExitStatus.ERROR if failures else ExitStatus.OK
     for f in failures:
         print(f"FAIL {f}", file=env.stdout)
     if failures:

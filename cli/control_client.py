@@ -66,6 +66,14 @@ def run_call(
         return None
 
 
+def change(args: argparse.Namespace, env: Environment, message: dict[str, Any]) -> int:
+    """Ask the daemon for a change that answers nothing; under --json, say what was done."""
+    if run_call(args, env, message) is None:
+        return ExitStatus.ERROR
+    env.emit({"ok": True, **{k: v for k, v in message.items() if k != "preshared_key"}})
+    return ExitStatus.OK
+
+
 def show(
     args: argparse.Namespace, env: Environment, cmd: str, render: Callable[[dict[str, Any]], str]
 ) -> int:
@@ -74,7 +82,5 @@ def show(
     if reply is None:
         return ExitStatus.ERROR
     data = reply[cmd]
-    print(
-        json.dumps(data, indent=2, sort_keys=True) if args.json else render(data), file=env.stdout
-    )
+    env.emit(data, None if env.json else render(data))
     return ExitStatus.OK

@@ -1,7 +1,9 @@
 """The `tidewire` console command: argument parsing and dispatch, one module per command.
 
 Each command module has `add_parser(subparsers)` and `run(args, env) -> int`. Errors
-go to stderr as one sentence and a non-zero exit status (cli/exit_status.py).
+go to stderr as one sentence and a non-zero exit status (cli/exit_status.py). Every
+command takes `--json` (added here to any that does not define it): its answer is
+one JSON document on stdout, and so is its error, bad arguments included (env.py).
 """
 
 import argparse
@@ -17,6 +19,7 @@ from . import (
     cmd_peer,
     cmd_report,
     cmd_rewards,
+    cmd_service,
     cmd_status,
     cmd_up,
     cmd_usage,
@@ -39,7 +42,10 @@ COMMANDS = [
     cmd_report,
     cmd_verify,
     cmd_rewards,
+    cmd_service,
 ]
+
+JSON_HELP = 'print one JSON document on stdout, an error too ({"error": ...})'
 
 
 def _version() -> str:
@@ -63,9 +69,23 @@ class _VersionAction(argparse.Action):
         parser.exit(0)
 
 
+class UsageError(Exception):
+    """Bad arguments: one sentence, exit status 2 (main prints it, as text or JSON)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(ExitStatus.USAGE, f"tidewire: {message} (see `{self.prog} --help`)\n")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers that run a command (`client add`, `status`), not those that name one."""
+    out: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                out += _leaf_parsers(child)
+    return out or [parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,16 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
         module.add_parser(sub)
+    for leaf in _leaf_parsers(parser):
+        if leaf is not parser and not any(a.dest == "json" for a in leaf._actions):
+            leaf.add_argument("--json", action="store_true", help=JSON_HELP)
     return parser
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
+    env = env or Environment()
+    argv = sys.argv[1:] if argv is None else argv
+    # known before parsing, so that bad arguments are answered in JSON too
+    env.json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        env.error(str(exc))
+        return env.finish(ExitStatus.USAGE)
     if args.command is None:
-        parser.print_help()
+        parser.print_help(env.stdout)
         return ExitStatus.OK
-    return int(args.run(args, env or Environment()))
+    env.json = bool(getattr(args, "json", False))
+    return env.finish(int(args.run(args, env)))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from tidewire.node import (
     firewall,
     metrics_http,
     netconf,
+    sdnotify,
     status,
     uapi_server,
 )
@@ -102,6 +103,7 @@ class Daemon:
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
         self.discovery: Discovery | None = None
+        self.notifier = sdnotify.default()  # READY, STATUS, WATCHDOG, STOPPING to systemd
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -172,6 +174,12 @@ class Daemon:
                 rng=os.urandom,
             )
             dp.timers.add(self.accountant)
+            if self.notifier.watchdog is not None:  # pinged by the timer task: a stuck loop shows
+                dp.timers.add(
+                    sdnotify.Watchdog(
+                        self.notifier, interval=self.notifier.watchdog, now=trio.current_time()
+                    )
+                )
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )
@@ -240,7 +248,11 @@ class Daemon:
                         f", exit via {self.outbound_interface}" if self.exit_enabled else "",
                     )
                     task_status.started()
+                    self.notifier.ready(
+                        f"{cfg.name} up: {len(cfg.peers)} peers, {', '.join(self.listening())}"
+                    )
         finally:
+            self.notifier.stopping()
             with trio.CancelScope(shield=True):
                 if self.accountant is not None and self.ledger is not None:
                     with trio.move_on_after(5):

@@ -92,8 +92,9 @@ async def epoch_report(acct: Accountant, epoch: int) -> dict[str, Any]:
         beyond_down = max(0, row["served_down"] - latest.bytes_down)
         if beyond_up or beyond_down:
             unverified.append(
-                {
-                    "peer": latest.session_id.hex(),
+                {  # keys in base64 as everywhere; a session is named by its id
+                    "client_key": encode_key(latest.client_key),
+                    "session_id": latest.session_id.hex(),
                     "kind": "beyond_receipts",
                     "bytes_up": beyond_up,
                     "bytes_down": beyond_down,

@@ -26,6 +26,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     assert not any(n.startswith("tidewire/tests") for n in names)
     for asset in ("index.html", "app.js", "style.css"):  # the dashboard ships its page
         assert f"tidewire/cli/dashboard/{asset}" in names
+    for unit in ("tidewire@.service", "tidewire.init"):  # `tidewire service install` reads them
+        assert f"tidewire/cli/service/{unit}" in names
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

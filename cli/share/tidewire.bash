@@ -5,7 +5,7 @@ _tidewire() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     case "$prev" in
-        --config|--output|--png|--preshared-key-file|--socket|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --command|--config|--output|--png|--preshared-key-file|--socket|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     esac
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "${COMP_WORDS[i]}" in
@@ -23,27 +23,29 @@ _tidewire() {
 _tidewire_words() {
     local words=""
     case "$1" in
-        "genkey") words="--output -o" ;;
-        "genpsk") words="--output -o" ;;
-        "pubkey") words="" ;;
-        "up") words="--exit --no-offloads --tick-ms --tun-tso --verbose -v" ;;
-        "down") words="--socket" ;;
+        "genkey") words="--json --output -o" ;;
+        "genpsk") words="--json --output -o" ;;
+        "pubkey") words="--json" ;;
+        "up") words="--exit --json --no-offloads --quiet --tick-ms --tun-tso --verbose -q -v" ;;
+        "down") words="--json --socket" ;;
         "status") words="--json --socket" ;;
-        "metrics") words="--socket" ;;
-        "dashboard") words="--listen --socket" ;;
-        "peer add") words="--allowed-ips --endpoint --keepalive --mode --move --preshared-key-file --socket" ;;
-        "peer remove") words="--socket" ;;
+        "metrics") words="--json --socket" ;;
+        "dashboard") words="--json --listen --socket" ;;
+        "peer add") words="--allowed-ips --endpoint --json --keepalive --mode --move --preshared-key-file --socket" ;;
+        "peer remove") words="--json --socket" ;;
         "peer") words="add remove" ;;
-        "client add") words="--allowed-ips --config --dns --endpoint --no-qr --png --socket" ;;
+        "client add") words="--allowed-ips --config --dns --endpoint --json --no-qr --png --socket" ;;
         "client list") words="--config --json --socket" ;;
-        "client remove") words="--config --socket" ;;
+        "client remove") words="--config --json --socket" ;;
         "client") words="add list remove" ;;
         "usage") words="--json --socket" ;;
         "discover") words="--json --region --socket" ;;
-        "report") words="--epoch --output --socket -o" ;;
-        "verify") words="" ;;
+        "report") words="--epoch --json --output --socket -o" ;;
+        "verify") words="--json" ;;
         "rewards") words="--epoch-seconds --genesis --halving-days --json --max-client-share --provider-share --total-supply" ;;
-        "") words="client dashboard discover down genkey genpsk metrics peer pubkey report rewards status up usage verify --version" ;;
+        "service install") words="--command --json --prefix --procd --systemd" ;;
+        "service") words="install" ;;
+        "") words="client dashboard discover down genkey genpsk metrics peer pubkey report rewards service status up usage verify --version" ;;
     esac
     echo "$words"
 }

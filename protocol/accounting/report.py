@@ -8,7 +8,10 @@ difference, and both are signed by the client. Bytes no receipt covers (stock
 WireGuard peers, service beyond the last receipt) are listed as unverified. A
 Merkle root over the latest receipts lets a single receipt be proven part of the
 report. The provider signs the canonical JSON of everything else with its
-Ed25519 key.
+Ed25519 key. Keys (the provider's and each client's Ed25519 key) are standard base64,
+as `wg` writes keys and as every other tidewire output does (version 2; version 1
+wrote them in hex and still verifies); session ids, receipts, the root and the
+signature stay hex.
 
 `verify_report` needs nothing but the document: it checks every signature,
 that every receipt names this provider, that baseline and latest form a
@@ -25,7 +28,8 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from ..errors import RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..keys import decode_key, encode_key
 from . import merkle
 from .receipts import SignedReceipt, check_successor, verify
 
@@ -36,7 +40,8 @@ def epoch_at(unix_seconds: float, epoch_seconds: int) -> int:
 
 
 FORMAT = "tidewire-epoch-report"
-VERSION = 1
+VERSION = 2  # 2: keys in base64, as everywhere else; 1 (hex keys) still verifies
+VERSIONS = (1, 2)
 MAX_DEPTH = 8  # a report nests 3 deep (document, list, entry); anything deeper is not one
 MAX_U64 = (1 << 64) - 1
 
@@ -68,7 +73,7 @@ def build(
         entries.append(
             {
                 "session_id": r.session_id.hex(),
-                "client_key": r.client_key.hex(),
+                "client_key": encode_key(r.client_key),
                 "baseline": _receipt_json(baseline),
                 "latest": _receipt_json(latest),
                 "bytes_up": r.bytes_up - (b.bytes_up if b else 0),
@@ -78,7 +83,7 @@ def build(
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "provider_key": bytes(key.verify_key).hex(),
+        "provider_key": encode_key(bytes(key.verify_key)),
         "epoch": epoch,
         "epoch_seconds": epoch_seconds,
         "start": epoch * epoch_seconds,
@@ -104,6 +109,22 @@ def _hex(value: Any, size: int | None = None) -> bytes:
     if size is not None and len(raw) != size:
         raise ValueError(f"{len(raw)} bytes, expected {size}")
     return raw
+
+
+def _key(value: Any, version: int) -> bytes:
+    """A 32-byte key as the report's version writes it: hex in version 1, base64 after."""
+    if version == 1:
+        return _hex(value, 32)
+    if not isinstance(value, str):
+        raise ValueError("a key is not a string")
+    try:
+        return decode_key(value, field="key")
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _key_text(raw: bytes, version: int) -> str:
+    return raw.hex() if version == 1 else encode_key(raw)
 
 
 def _u64(value: Any) -> bool:
@@ -139,10 +160,11 @@ def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
         return [f"malformed report (nested deeper than {MAX_DEPTH} levels)"], {}
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return [f"not a {FORMAT} document"], {}
-    if doc.get("version") != VERSION:
-        return [f"unsupported version {str(doc.get('version'))[:40]!r}"], {}
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in VERSIONS:
+        return [f"unsupported version {str(version)[:40]!r}"], {}
     try:
-        provider = _hex(doc["provider_key"], 32)
+        provider = _key(doc["provider_key"], version)
         signature = _hex(doc["signature"], 64)
         epoch, length = _window(doc)
         sessions, unverified, totals = doc["sessions"], doc["unverified"], doc["totals"]
@@ -182,7 +204,7 @@ def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
                 problems.append(f"{where}: a receipt names another provider")
         if (
             entry.get("session_id") != r.session_id.hex()
-            or entry.get("client_key") != r.client_key.hex()
+            or entry.get("client_key") != _key_text(r.client_key, version)
         ):
             problems.append(f"{where}: session or client does not match its receipt")
         if not start_ms <= r.time_ms < end_ms:
@@ -206,7 +228,7 @@ def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
         summary_sessions.append(
             {
                 "session_id": r.session_id.hex(),
-                "client_key": r.client_key.hex(),
+                "client_key": encode_key(r.client_key),  # base64 whatever the version
                 "seq": r.seq,
                 "bytes_up": up,
                 "bytes_down": down,
@@ -227,7 +249,7 @@ def verify_report(doc: Any) -> tuple[list[str], dict[str, Any]]:
     if len(leaves) == len(sessions) and doc.get("merkle_root") != merkle.root(leaves).hex():
         problems.append("the Merkle root does not match the receipts")
     summary = {
-        "provider_key": provider.hex(),
+        "provider_key": encode_key(provider),
         "epoch": epoch,
         "epoch_seconds": length,
         "sessions": summary_sessions,

@@ -160,3 +160,60 @@ def test_the_rewards_core_pays_one_pool_per_epoch_length() -> None:
     _, odd = verify_report(report_with_bytes(20000, 1000, length=DAY + 1))
     with pytest.raises(ValueError, match="86401-second epochs"):
         rewards([odd], Schedule(genesis=0))
+
+
+# -- keys: base64 in reports and in what verify says ----------------------------------
+
+
+def test_a_report_writes_keys_in_base64() -> None:
+    from tidewire.protocol.keys import encode_key
+
+    doc = report_with_bytes(3, 1000)
+    assert doc["version"] == 2
+    assert doc["provider_key"] == encode_key(bytes(PROVIDER.verify_key))
+    assert doc["sessions"][0]["client_key"] == encode_key(bytes(CLIENT.verify_key))
+    problems, summary = verify_report(doc)
+    assert problems == []
+    assert summary["provider_key"] == doc["provider_key"]
+    assert summary["sessions"][0]["client_key"] == doc["sessions"][0]["client_key"]
+
+
+def _as_version_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same report as version 1 wrote it: keys in hex, signed again."""
+    from tidewire.protocol.keys import decode_key
+
+    old = {**doc, "version": 1, "provider_key": decode_key(doc["provider_key"], field="p").hex()}
+    old["sessions"] = [
+        {**s, "client_key": decode_key(s["client_key"], field="c").hex()} for s in doc["sessions"]
+    ]
+    return resign(old)
+
+
+def test_a_version_1_report_with_hex_keys_still_verifies_and_is_shown_in_base64() -> None:
+    doc = report_with_bytes(3, 1000)
+    problems, summary = verify_report(_as_version_1(doc))
+    assert problems == []
+    assert summary["provider_key"] == doc["provider_key"]  # base64 whatever the file wrote
+    assert summary["sessions"][0]["client_key"] == doc["sessions"][0]["client_key"]
+
+
+def test_hex_keys_in_a_version_2_report_are_refused() -> None:
+    doc = _as_version_1(report_with_bytes(3, 1000))
+    problems, _ = verify_report(resign({**doc, "version": 2}))
+    assert problems and "malformed report" in problems[0]
+
+
+def test_verify_json_shows_the_keys_in_base64_and_a_failure_as_an_error(tmp_path: Path) -> None:
+    from tidewire.protocol.keys import encode_key
+
+    good = write(tmp_path, "good.json", make_report())
+    code, out, _ = cli(["verify", good, "--json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] is True and doc["failures"] == []
+    [summary] = doc["reports"]
+    assert summary["provider_key"] == encode_key(bytes(PROVIDER.verify_key))
+    assert summary["sessions"][0]["client_key"] == encode_key(bytes(CLIENT.verify_key))
+    bad = write(tmp_path, "bad.json", "{")
+    code, out, _ = cli(["verify", good, bad, "--json"])
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and doc["error"].startswith(f"{bad}: is not JSON")
