@@ -28,6 +28,7 @@ _tidewire_words() {
         "pubkey") words="" ;;
         "up") words="--exit --no-offloads --tick-ms --tun-tso --verbose -v" ;;
         "down") words="--socket" ;;
+        "reload") words="--json --socket" ;;
         "status") words="--json --socket" ;;
         "metrics") words="--socket" ;;
         "dashboard") words="--listen --socket" ;;
@@ -42,7 +43,7 @@ _tidewire_words() {
         "report") words="--epoch --output --socket -o" ;;
         "verify") words="" ;;
         "rewards") words="--epoch-seconds --genesis --halving-days --json --max-client-share --provider-share --total-supply" ;;
-        "") words="client dashboard down genkey genpsk metrics peer pubkey report rewards status up usage verify --version" ;;
+        "") words="client dashboard down genkey genpsk metrics peer pubkey reload report rewards status up usage verify --version" ;;
     esac
     echo "$words"
 }
