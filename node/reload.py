@@ -11,7 +11,9 @@
    are removed and added again, then the new ones are added, the changed ones
    updated in place, the gone ones removed last, so a prefix that moves between
    peers is taken before it is let go), then [share], then DNS. Unchanged peers are
-   not touched: their sessions, counters and roamed paths stay.
+   not touched: their sessions, counters and roamed paths stay. Should `ip` fail
+   among the peers, the reload stops there and says so; the next one diffs against
+   what then runs.
 4. The reply says what changed, and what needs a restart (and was left as it runs).
 
 Reloads run one at a time.
@@ -50,13 +52,14 @@ class Reloader:
         """Re-read, check and apply the config; the reply's `reload` object."""
         d = self.daemon
         async with self.lock:
+            assert d.peers is not None
             try:
                 new = await trio.to_thread.run_sync(self.read)
-            except ConfigError as exc:
+                change = diff(d.cfg, new, peers=d.peers.specs, exit_flag=d.exit_flag)
+                await self.exit_rules(change, new)  # one nft transaction: all or nothing
+            except (ConfigError, NodeError) as exc:
                 log.error("%s: reload refused, nothing changed: %s", d.cfg.name, exc)
                 raise ReloadError(f"{exc}; nothing changed") from None
-            assert d.peers is not None
-            change = diff(d.cfg, new, peers=d.peers.specs, exit_flag=d.exit_flag)
             try:
                 await self.apply(change, new)
             except (NodeError, LocalProtocolError, OSError) as exc:
@@ -83,10 +86,10 @@ class Reloader:
         check_allowed_ips(new)
         return new
 
-    async def apply(self, change: Diff, new: NodeConfig) -> None:
+    async def exit_rules(self, change: Diff, new: NodeConfig) -> None:
         d = self.daemon
-        dp, peers = d.datapath, d.peers
-        assert dp is not None and peers is not None and d.sharing is not None
+        dp = d.datapath
+        assert dp is not None
         if change.exit_policy and dp.policy is not None and d.outbound_interface is not None:
             out = d.outbound_interface
             resolver = [str(a) for a in dp.policy.resolver]
@@ -96,6 +99,12 @@ class Reloader:
             )
             dp.policy.set_rules(allow=new.exit.allow, deny=new.exit.deny)
             log.info("%s: exit rules replaced", d.cfg.name)
+
+    async def apply(self, change: Diff, new: NodeConfig) -> None:
+        """The rest of the difference: peers, [share], DNS."""
+        d = self.daemon
+        dp, peers = d.datapath, d.peers
+        assert dp is not None and peers is not None and d.sharing is not None
         readd = [c.spec for c in change.changed if c.readd]
         for spec in readd:
             await peers.remove(spec.public_key)

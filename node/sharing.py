@@ -219,12 +219,13 @@ class Sharing:
             await trio.sleep(minutes * 60 - time.localtime().tm_sec + 0.5)
 
     async def _quota(self) -> None:
-        q = self.quota
-        assert q is not None and self.share.quota is not None
         while True:
             await trio.sleep(PERSIST)
+            q, quota = self.quota, self.share.quota
+            if q is None or quota is None:
+                return  # a reload took it away
             wall = time.time()
-            start, end = _period(self.share.quota.period, wall)
+            start, end = _period(quota.period, wall)
             if q.roll(wall=wall, start=start, end=end):
                 log.info("quota: a new period; serving again")
             await trio.to_thread.run_sync(self.save)
@@ -253,6 +254,8 @@ class Sharing:
 
 
 async def _within(scope: trio.CancelScope, fn: Any) -> None:
+    if scope.cancel_called:  # stopped before it ran: not even its first steps
+        return
     with scope:
         await fn()
 

@@ -3,12 +3,13 @@
     [client] tidewire ---- [provider] tidewire --exit, [share] download = 4 Mbit/s ---- [internet]
 
 A UDP pull from the internet, at more than the rate, runs through the provider; halfway,
-the provider's config gets a new peer, the client's allowed IPs grow and the download
-rate doubles, and the provider gets SIGHUP. The pull's rate doubles, and the provider's
-handshake count with the client is unchanged (the session survived). Then a broken
-config: `tidewire reload` exits 1 with the file and line, and the node runs on exactly
-as it was. (UDP measures the shaper itself: TCP's goodput on a busy shared machine
-swings with CPU contention, which CoDel sees as queueing delay.)"""
+the provider's config gets a new peer, the client's allowed IPs grow, the download rate
+doubles and the exit denies one more address, and the provider gets SIGHUP. The pull's
+rate doubles, and the provider's handshake count with the client is unchanged (the
+session survived). Then a broken config: `tidewire reload` exits 1 with the file and
+line, and the node runs on exactly as it was. (UDP measures the shaper itself: TCP's
+goodput on a busy shared machine swings with CPU contention, which CoDel sees as
+queueing delay.)"""
 
 import json
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 from common import handshaken, ping
 from lab import Lab, Node, genkey
-from topologies import build_exit_lab
+from topologies import build_exit_lab, tcp_check
 
 SECONDS = 16  # of the pull; the reload is at RELOAD_AT
 RELOAD_AT = 7
@@ -50,6 +51,7 @@ def test_sighup_applies_peers_and_share_without_a_new_handshake() -> None:
         client_key = x.client_node.status()["public_key"]
         before = handshakes(prov, client_key)
         assert before >= 1
+        assert tcp_check(x.client, "2001:db8:113::2", 80)  # the exit lets it out, for now
         server = x.internet.spawn(["iperf3", "-s", "-p", "5201", "--forceflush"], name="iperf-s")
         lab.wait_for(lambda: "listening" in server.log(), timeout=10, what="iperf3 -s")
         pull = x.client.spawn(
@@ -63,6 +65,7 @@ def test_sighup_applies_peers_and_share_without_a_new_handshake() -> None:
         old_ips = '"10.99.0.2/32", "fd99::2/128"'
         text = text.replace(old_ips, old_ips + ', "10.99.5.0/24"')
         text = text.replace('download = "4 Mbit/s"', 'download = "8 Mbit/s"')
+        text = text.replace("enabled = true", 'enabled = true\ndeny = ["2001:db8:113::2/128"]')
         text += f'\n[[peer]]\npublic_key = "{new_key}"\nallowed_ips = ["10.99.0.9/32"]\n'
         prov.config.write_text(text)
         prov.proc.popen.send_signal(signal.SIGHUP)
@@ -88,6 +91,8 @@ def test_sighup_applies_peers_and_share_without_a_new_handshake() -> None:
         assert "10.99.5.0/24" in routes and "10.99.0.9" in routes, routes
         assert handshakes(prov, client_key) == before  # the session survived: no new handshake
         ping(x.client, "203.0.113.2")
+        assert not tcp_check(x.client, "2001:db8:113::2", 80)  # the new exit rule holds
+        assert tcp_check(x.client, "203.0.113.2", 80)
 
         # the same file again changes nothing; a restart-only change is reported, not applied
         prov.config.write_text(text.replace("listen_port = 51820", "listen_port = 51999"))
