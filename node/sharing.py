@@ -11,6 +11,7 @@ charged OVERHEAD bytes on top of its inner size.
 the data path asks per packet, persisted in the state directory every PERSIST seconds
 and at stop (a crash loses at most that much of the count), and rolled over when its
 day or month ends. The schedule's rates are applied at start and at each change.
+A reload hands other settings to `reconfigure`, which changes all of this in place.
 """
 
 import json
