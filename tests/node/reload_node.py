@@ -100,7 +100,10 @@ class Node:
 
 
 @asynccontextmanager
-async def running_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Node]:
+async def running_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, text: str = "", file: str = "twrl.toml"
+) -> AsyncIterator[Node]:
+    """The node of `text` (a TOML or wg-quick config; default `config()`) in `file`."""
     routes: list[tuple[str, str]] = []
 
     def add(name: str, nets: list[Any], *, table: int) -> None:
@@ -111,8 +114,8 @@ async def running_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Async
 
     monkeypatch.setattr(netconf, "add_routes", add)
     monkeypatch.setattr(netconf, "remove_routes", remove)
-    path = tmp_path / "twrl.toml"
-    path.write_text(config())
+    path = tmp_path / file
+    path.write_text(text or config())
     n = Node(path, routes)
     for spec in n.cfg.peers:
         await n.peers.add(spec)

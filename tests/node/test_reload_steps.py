@@ -19,7 +19,7 @@ from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import UDP
 from tidewire.protocol.types import Path as LinkPath
 
-from .reload_node import P_A, Node, config, handshake, running_node
+from .reload_node import K_NODE, P_A, P_B, Node, config, handshake, running_node
 from .test_datapath import udp4
 
 
@@ -147,3 +147,32 @@ async def test_exit_rules_are_swapped_in_one_nft_transaction(
         await node.reloader.reload()
     assert verdict(udp4("10.9.0.2", "203.0.113.7", 53)) is None
     assert verdict(packet) == "operator"
+
+
+def wg_quick(*peers: tuple[bytes, str]) -> str:
+    lines = ["[Interface]", f"PrivateKey = {encode_key(K_NODE)}", "ListenPort = 51820", ""]
+    for key, ips in peers:
+        lines += ["[Peer]", f"PublicKey = {encode_key(key)}", f"AllowedIPs = {ips}", ""]
+    return "\n".join(lines)
+
+
+async def test_a_wg_quick_file_reloads_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = wg_quick((P_A, "10.9.0.2/32"))
+    async with running_node(tmp_path, monkeypatch, text=start, file="twrl.conf") as n:
+        assert n.cfg.format != "toml"
+        peer_a = n.datapath.device.peers[P_A]
+        n.cfg.path.write_text(wg_quick((P_A, "10.9.0.2/32, 10.9.1.0/24"), (P_B, "10.9.0.3/32")))
+        reply = await n.reloader.reload()
+        assert reply["peers"] == {
+            "added": [encode_key(P_B)],
+            "removed": [],
+            "changed": {encode_key(P_A): ["allowed_ips"]},
+        }
+        assert n.datapath.device.peers[P_A] is peer_a
+        assert n.datapath.device.peers[P_B].profile.mode is Mode.WIREGUARD
+        n.cfg.path.write_text("[Interface]\nPrivateKey = nope\n")
+        with pytest.raises(ReloadError, match=r"twrl.conf:2: .*; nothing changed$"):
+            await n.reloader.reload()
+        assert sorted(n.datapath.device.peers) == sorted([P_A, P_B])
