@@ -15,8 +15,6 @@ or inside the ExceptionGroup of a nursery) becomes one sentence and exit status 
 
 import argparse
 import logging
-import socket
-from pathlib import Path
 from typing import Any
 
 from .env import Environment
@@ -81,7 +79,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
     from tidewire.node.config import ConfigError, load
     from tidewire.node.config.locate import find_config
-    from tidewire.node.config.system import check_system
+    from tidewire.node.config.system import check_system, interface_exists, resolve
     from tidewire.node.daemon import Daemon
     from tidewire.node.logs import configure
 
@@ -92,8 +90,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         check_system(
             cfg,
             exit_enabled=bool(exit_enabled or cfg.exit.enabled),
-            interface_exists=_interface_exists,
-            resolve=_resolve,
+            interface_exists=interface_exists,
+            resolve=resolve,
         )
     except ConfigError as exc:
         env.error(str(exc))
@@ -118,15 +116,6 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             return ExitStatus.ERROR
     env.emit({"interface": cfg.name, "stopped": True})  # under --json; logs stay on stderr
     return ExitStatus.OK
-
-
-def _interface_exists(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()  # the loader checked `name` is a plain name
-
-
-def _resolve(host: str, port: int) -> tuple[str, int]:
-    _family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-    return str(sockaddr[0]), int(sockaddr[1])
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

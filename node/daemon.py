@@ -3,8 +3,9 @@
 Start-up, in order: take the per-interface lock (a second daemon for the same
 interface stops here), load persisted timestamps, bind the transports, create the TUN
 device, set addresses, MTU and routes, install the exit rules if this is a provider,
-open the control socket, then run the data path until SIGTERM, SIGINT, SIGHUP or
-`tidewire down`. Tear-down undoes each step in reverse; the TUN interface goes away
+open the control socket, then run the data path until SIGTERM, SIGINT or `tidewire
+down`; SIGHUP re-reads the config and applies the difference (reload.py), as
+`tidewire reload` does. Tear-down undoes each step in reverse; the TUN interface goes away
 with its file descriptor even on kill -9, and stale rules and firewall tables are
 removed at the next start. Peers live in peers.py, control requests in handlers.py,
 the packet path in datapath.py; nothing here runs `ip` or `nft` on the event loop
@@ -12,6 +13,7 @@ itself (they go to a worker thread).
 """
 
 import base64
+import contextlib
 import fcntl
 import logging
 import os
@@ -43,6 +45,7 @@ from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
 from tidewire.node.peers import Peers
+from tidewire.node.reload import Reloader, ReloadError
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
@@ -57,7 +60,8 @@ if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit ro
 
 log = logging.getLogger("tidewire.node")
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: until reload exists
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 async def off_loop(fn: Any, *args: Any) -> Any:
@@ -82,6 +86,7 @@ class Daemon:
         self.tick = tick  # seconds between wake-ups while the link is in use; 0 is off
         self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
         self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
+        self.exit_flag = exit_enabled is not None  # --exit: the file's [exit] enabled is moot
         self.udp = UdpTransport(Counter())
         self.masked: MaskedTransport | None = None  # made once the node's key is known
         self.listen_port = 0
@@ -104,6 +109,7 @@ class Daemon:
         self.dns_record: Path | None = None
         self.discovery: Discovery | None = None
         self.notifier = sdnotify.default()  # READY, STATUS, WATCHDOG, STOPPING to systemd
+        self.reloader = Reloader(self)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -375,8 +381,13 @@ class Daemon:
             self.lock_fd = -1
 
     async def _signals(self) -> None:
-        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        with trio.open_signal_receiver(*STOP_SIGNALS, RELOAD_SIGNAL) as signals:
             async for signum in signals:
+                if signum == RELOAD_SIGNAL:
+                    log.info("%s: reloading %s (SIGHUP)", self.cfg.name, self.cfg.path)
+                    with contextlib.suppress(ReloadError):  # logged; the node runs on as it was
+                        await self.reloader.reload()
+                    continue
                 log.info("%s: stopping (%s)", self.cfg.name, signal.Signals(signum).name)
                 self.cancel.cancel()
                 return

@@ -169,9 +169,14 @@ def remove(iface: str) -> bool:
     return result.returncode == 0
 
 
-def install(iface: str, outbound: str, policy: ExitPolicy) -> None:
-    remove(iface)
-    result = _nft(ruleset(iface, outbound, policy))
+def install(iface: str, outbound: str, policy: ExitPolicy, *, swap: bool = False) -> None:
+    """Install the exit rules. `swap` (a reload) replaces the table in one nft
+    transaction: no moment without rules, and the old ones stay if nft refuses."""
+    name = table_name(iface)
+    if not swap:
+        remove(iface)
+    head = f"table inet {name}\ndelete table inet {name}\n" if swap else ""
+    result = _nft(head + ruleset(iface, outbound, policy))
     if result.returncode != 0:
         raise NodeError(f"nft refused the exit rules: {result.stderr.strip()}")
 

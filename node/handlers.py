@@ -13,6 +13,7 @@ import trio
 from tidewire.node import control
 from tidewire.node.errors import NodeError
 from tidewire.node.peers import PeerError
+from tidewire.node.reload import ReloadError
 from tidewire.node.requests import peer_spec_from_request, request_key
 from tidewire.node.status import build_status
 from tidewire.node.usage import epoch_report, usage
@@ -39,6 +40,7 @@ class Handlers:
             "report": self.report,
             "metrics": self.metrics,
             "discover": self.discover,
+            "reload": self.reload,
         }
 
     async def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +74,13 @@ class Handlers:
     async def down(self, req: dict[str, Any]) -> dict[str, Any]:
         log.info("%s: stopping (tidewire down)", self.daemon.cfg.name)
         return {"after_reply": self.daemon.cancel.cancel}
+
+    async def reload(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Re-read the config and apply the difference (node/reload.py)."""
+        try:
+            return {"reload": await self.daemon.reloader.reload()}
+        except ReloadError as exc:
+            raise control.RequestError(str(exc)) from None
 
     async def peer_add(self, req: dict[str, Any]) -> dict[str, Any]:
         peers = self.daemon.peers

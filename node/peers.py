@@ -9,6 +9,7 @@ Every change is logged.
 """
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -20,6 +21,7 @@ from tidewire.node.errors import NodeError
 from tidewire.node.requests import resolve
 from tidewire.node.transports.masked import MaskedTransport
 from tidewire.protocol.keys import short
+from tidewire.protocol.link.constants import KEY_SIZE
 from tidewire.protocol.link.peer import Peer, PeerConfig
 from tidewire.protocol.types import MASKED, UDP, Path
 
@@ -151,6 +153,49 @@ class Peers:
             short(public_key),
             ", ".join(map(str, nets)) or "none",
         )
+
+    async def update(self, spec: PeerSpec) -> None:
+        """Change a peer in place to `spec`: endpoint, keepalive, preshared key, role and
+        allowed IPs. Its session (keypairs, counters) stays: the new preshared key is for
+        the next handshake, and a path it roamed to stays unless the endpoint changed."""
+        dp = self.datapath
+        key = spec.public_key
+        peer = dp.device.peers.get(key)
+        if peer is None:
+            raise PeerError("no peer with that public key")
+        old = self.specs.get(key, spec)
+        path = peer.path
+        if spec.endpoint != old.endpoint and spec.endpoint is not None:
+            path = await resolve(spec.endpoint)
+            if path.transport == MASKED and not isinstance(
+                dp.transports.get(MASKED), MaskedTransport
+            ):
+                raise PeerError(f"endpoint {spec.endpoint}: this node has no masked transport")
+        if sorted(map(str, self.allowed.get(key, []))) != sorted(map(str, spec.allowed_ips)):
+            await self.set_allowed(key, list(spec.allowed_ips))  # the one step that can fail
+        if path is not peer.path and path is not None:
+            self._unregister(self.masked_paths.pop(key, None))
+            masked = dp.transports.get(MASKED)
+            if path.transport == MASKED and isinstance(masked, MaskedTransport):
+                masked.register(path.address, key)
+                self.masked_paths[key] = path
+            peer.path = path
+        was_off = peer.persistent_keepalive == 0
+        peer.handshake.preshared_key = spec.preshared_key or bytes(KEY_SIZE)
+        peer.persistent_keepalive = float(spec.persistent_keepalive)
+        peer.config = replace(
+            peer.config,
+            preshared_key=spec.preshared_key,
+            persistent_keepalive=spec.persistent_keepalive,
+            endpoint=path.address if path is not None and path.transport == UDP else None,
+            path=path,
+        )
+        if self.accountant is not None and self.role(spec) != self.role(old):
+            self.accountant.set_role(key, self.role(spec))
+        self.specs[key] = spec
+        if was_off and spec.persistent_keepalive and peer.path is not None:
+            dp.device.send_keepalive(peer, now=trio.current_time())
+        log.info("peer %s updated in place", short(key))
 
     async def remove(self, public_key: bytes) -> None:
         if public_key not in self.datapath.device.peers:

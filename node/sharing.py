@@ -11,6 +11,7 @@ charged OVERHEAD bytes on top of its inner size.
 the data path asks per packet, persisted in the state directory every PERSIST seconds
 and at stop (a crash loses at most that much of the count), and rolled over when its
 day or month ends. The schedule's rates are applied at start and at each change.
+A reload hands other settings to `reconfigure`, which changes all of this in place.
 """
 
 import json
@@ -63,22 +64,91 @@ class Sharing:
         self.in_queue: Share[Any] | None = None
         self.admission: Admission | None = None
         self.quota: QuotaMeter | None = None
-        seed = int.from_bytes(os.urandom(8), "little")  # flow hashes an attacker cannot aim
-        shaped = share.download or share.upload or share.per_client or share.schedule
-        if provider and shaped:
+        self.seed = int.from_bytes(os.urandom(8), "little")  # flow hashes an attacker cannot aim
+        self._nursery: trio.Nursery | None = None
+        self._tasks: dict[str, trio.CancelScope] = {}  # "schedule", "quota": while running
+        self._shape(share)
+        self._limit(share)
+
+    def _shaped(self, share: ShareConfig) -> bool:
+        if self.provider:
+            return bool(share.download or share.upload or share.per_client or share.schedule)
+        return bool(share.upload or share.schedule)
+
+    def _shape(self, share: ShareConfig) -> None:
+        """Fill the data path's queue slots for `share` (at start: nothing is queued yet)."""
+        dp, seed = self.dp, self.seed
+        if self.provider and self._shaped(share):
             self.out_queue = _outbound(dp, share.download, seed=seed, cap=share.per_client)
             self.in_queue = _inbound(dp, share.upload, seed=seed ^ 0x5A5A, cap=share.per_client)
             dp.set_queues(self.out_queue, self.in_queue)
-        elif not provider and (share.upload or share.schedule):
+        elif self._shaped(share):
             self.out_queue = _outbound(dp, share.upload, seed=seed, cap=None)
             dp.set_queues(self.out_queue, dp.in_queue)
-        if provider and share.max_clients is not None:
+
+    def _limit(self, share: ShareConfig) -> None:
+        """`max_clients` and `quota` for `share`, keeping the counts of those in place."""
+        dp = self.dp
+        if self.provider and share.max_clients is not None and self.admission is None:
             self.admission = Admission(dp.device.peers.values(), max_clients=share.max_clients)
             dp.device.admit = self.admission.admit
-        if provider and share.quota is not None:
+        elif self.admission is not None:  # kept (its refusals are counted), maybe unlimited
+            self.admission.max_clients = share.max_clients
+        if self.provider and share.quota is not None:
             start, end = _period(share.quota.period, time.time())
-            used = self._load(start)
-            self.quota = dp.quota = QuotaMeter(share.quota.bytes, start=start, end=end, used=used)
+            if self.quota is None:
+                used = self._load(start)
+                self.quota = QuotaMeter(share.quota.bytes, start=start, end=end, used=used)
+            elif (start, end) != (self.quota.start, self.quota.end):  # another period kind
+                self.quota.start, self.quota.end, self.quota.used = start, end, 0
+            self.quota.limit = share.quota.bytes
+        else:
+            self.quota = None
+        dp.quota = self.quota
+
+    def reconfigure(self, share: ShareConfig) -> None:
+        """Apply other [share] settings to the running node (a reload): rates, caps, the
+        schedule, max_clients and the quota change in place, and the queues keep what
+        they hold; shaping turned off lets the queued packets out before the slots go
+        back to the pass-through queue."""
+        now = trio.current_time()
+        dp, old = self.dp, self.share
+        self.share = share
+        if not self._shaped(share):
+            self._unshape(now=now)
+        elif self.out_queue is None:
+            self._shape(share)
+        else:
+            down, up = (share.download, share.upload) if self.provider else (share.upload, None)
+            for queue, rate in ((self.out_queue, down), (self.in_queue, up)):
+                if queue is None:
+                    continue
+                queue.set_rate(rate, now=now)
+                if share.per_client != old.per_client:
+                    queue.cap = share.per_client  # for clients seen from now on
+                    for key in list(queue.clients):
+                        queue.set_cap(key, share.per_client, now=now)
+        self._limit(share)
+        self.apply_schedule()  # the window of this minute wins over the base rates
+        self._start_tasks()
+        dp.timers.rearm()
+
+    def _unshape(self, *, now: float) -> None:
+        dp = self.dp
+        for queue in (self.out_queue, self.in_queue):
+            if queue is not None:
+                queue.set_rate(None, now=now)
+                for key in list(queue.clients):
+                    queue.set_cap(key, None, now=now)
+                queue.release(now=now)
+        if self.out_queue is not None:
+            from tidewire.node.core.queues.passthrough import PassThrough
+
+            dp.set_queues(
+                PassThrough(dp._seal),
+                PassThrough(dp._to_tun) if self.in_queue is not None else dp.in_queue,
+            )
+        self.out_queue = self.in_queue = None
 
     def _load(self, start: int) -> int:
         try:
@@ -119,12 +189,28 @@ class Sharing:
         return next_change(self.share, minute_of_day=minute)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold the schedule's and the quota's tasks, which a reload may start or stop."""
         async with trio.open_nursery() as nursery:
-            if self.share.schedule:
-                nursery.start_soon(self._schedule)
-            if self.quota is not None:
-                nursery.start_soon(self._quota)
+            self._nursery = nursery
+            self._start_tasks()
             task_status.started()
+            await trio.sleep_forever()
+
+    def _start_tasks(self) -> None:
+        """The schedule's task (started afresh: its next change may differ) and the
+        quota's, each running exactly while the settings have one."""
+        if self._nursery is None:
+            return
+        wanted = {"schedule": self._schedule if self.share.schedule else None}
+        wanted["quota"] = self._quota if self.quota is not None else None
+        for name, fn in wanted.items():
+            scope = self._tasks.get(name)
+            if scope is not None and (fn is None or name == "schedule"):
+                scope.cancel()
+                del self._tasks[name]
+            if fn is not None and name not in self._tasks:
+                self._tasks[name] = scope = trio.CancelScope()
+                self._nursery.start_soon(_within, scope, fn)
 
     async def _schedule(self) -> None:
         while True:
@@ -134,12 +220,13 @@ class Sharing:
             await trio.sleep(minutes * 60 - time.localtime().tm_sec + 0.5)
 
     async def _quota(self) -> None:
-        q = self.quota
-        assert q is not None and self.share.quota is not None
         while True:
             await trio.sleep(PERSIST)
+            q, quota = self.quota, self.share.quota
+            if q is None or quota is None:
+                return  # a reload took it away
             wall = time.time()
-            start, end = _period(self.share.quota.period, wall)
+            start, end = _period(quota.period, wall)
             if q.roll(wall=wall, start=start, end=end):
                 log.info("quota: a new period; serving again")
             await trio.to_thread.run_sync(self.save)
@@ -165,6 +252,13 @@ class Sharing:
             for key, st in queue.client_stats().items():
                 out["clients"].setdefault(encode_key(key), {})[direction] = st
         return out
+
+
+async def _within(scope: trio.CancelScope, fn: Any) -> None:
+    if scope.cancel_called:  # stopped before it ran: not even its first steps
+        return
+    with scope:
+        await fn()
 
 
 def _outbound(dp: "DataPath", rate: float | None, *, seed: int, cap: float | None) -> "Share[Any]":

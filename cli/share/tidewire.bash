@@ -28,6 +28,7 @@ _tidewire_words() {
         "pubkey") words="--json" ;;
         "up") words="--exit --json --no-offloads --quiet --tick-ms --tun-tso --verbose -q -v" ;;
         "down") words="--json --socket" ;;
+        "reload") words="--json --socket" ;;
         "status") words="--json --socket" ;;
         "metrics") words="--json --socket" ;;
         "dashboard") words="--json --listen --socket" ;;
@@ -45,7 +46,7 @@ _tidewire_words() {
         "rewards") words="--epoch-seconds --genesis --halving-days --json --max-client-share --provider-share --total-supply" ;;
         "service install") words="--command --json --prefix --procd --systemd" ;;
         "service") words="install" ;;
-        "") words="client dashboard discover down genkey genpsk metrics peer pubkey report rewards service status up usage verify --version" ;;
+        "") words="client dashboard discover down genkey genpsk metrics peer pubkey reload report rewards service status up usage verify --version" ;;
     esac
     echo "$words"
 }

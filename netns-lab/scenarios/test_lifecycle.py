@@ -1,6 +1,6 @@
-"""The daemon's lifecycle on the exit lab (netns-lab/topologies.py): SIGHUP stops it as
-cleanly as SIGTERM, a restart after kill -9 clears the rules of the killed run's random
-port, and a peer cannot take an allowed IP another peer holds."""
+"""The daemon's lifecycle on the exit lab (netns-lab/topologies.py): SIGTERM stops it
+cleanly (SIGHUP reloads: test_reload.py), a restart after kill -9 clears the rules of
+the killed run's random port, and a peer cannot take an allowed IP another peer holds."""
 
 import signal
 
@@ -13,7 +13,7 @@ def _fwmark_rules(host) -> str:  # type: ignore[no-untyped-def]
     return "".join(host.run(f"ip {family} rule show").stdout for family in ("-4", "-6"))
 
 
-def test_sighup_stops_cleanly_and_a_restart_clears_a_killed_runs_rules() -> None:
+def test_sigterm_stops_cleanly_and_a_restart_clears_a_killed_runs_rules() -> None:
     with Lab("life") as lab:
         x = build_exit_lab(lab, with_wireguard_go=False)
         ping(x.client, "203.0.113.2")
@@ -28,10 +28,10 @@ def test_sighup_stops_cleanly_and_a_restart_clears_a_killed_runs_rules() -> None
         rules = _fwmark_rules(x.client)
         assert f"lookup {port}" not in rules and f"lookup {new_port}" in rules, rules
         ping(x.client, "203.0.113.2")
-        node.proc.popen.send_signal(signal.SIGHUP)
-        lab.wait_for(lambda: not node.proc.alive(), timeout=10, what="SIGHUP to stop the node")
+        node.proc.popen.send_signal(signal.SIGTERM)
+        lab.wait_for(lambda: not node.proc.alive(), timeout=10, what="SIGTERM to stop the node")
         assert node.proc.popen.returncode == 0
-        assert "stopping (SIGHUP)" in node.proc.log()
+        assert "stopping (SIGTERM)" in node.proc.log()
         rules = _fwmark_rules(x.client)
         assert "fwmark" not in rules and "suppress_prefixlength" not in rules, rules
         assert "twcli" not in x.client.run("ip -br link").stdout

@@ -169,20 +169,23 @@ class ExitPolicy:
         block_smtp: bool = True,
         resolver: Iterable[str] = (),
     ) -> None:
-        self.allow = list(allow or [])
         self.resolver = [ip_interface(a).ip for a in resolver]
         self._resolver: dict[int, set[int]] = {4: set(), 6: set()}
         for ip in self.resolver:
             self._resolver[ip.version].add(int(ip))
+        self.block_smtp = block_smtp
+        self.set_rules(allow=allow or [], deny=deny or [])
+        self._own = own_destinations(own_addresses or [])
+
+    def set_rules(self, *, allow: list[Rule], deny: list[Rule]) -> None:
+        """The operator's rules (at start, and at a reload); the fixed deny list stays."""
         rules = [Rule(ip_network(p), reason=r) for p, r in DEFAULT_DENY]
-        if block_smtp:
+        if self.block_smtp:
             rules.append(Rule(ip_network("0.0.0.0/0"), TCP, 25, "smtp"))
             rules.append(Rule(ip_network("::/0"), TCP, 25, "smtp"))
-        rules.extend(Rule(r.network, r.proto, r.port, "operator") for r in deny or [])
-        self.deny = rules
-        self._allow = _compile(self.allow)
-        self._deny = _compile(self.deny)
-        self._own = own_destinations(own_addresses or [])
+        rules.extend(Rule(r.network, r.proto, r.port, "operator") for r in deny)
+        self.allow, self.deny = list(allow), rules
+        self._allow, self._deny = _compile(self.allow), _compile(self.deny)
 
     def set_own_addresses(self, addresses: Iterable[str]) -> None:
         """Replace the router's own addresses ("ADDR" or "ADDR/PREFIXLEN", see

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import trio
 
-from tidewire.cli import cmd_up
 from tidewire.cli.env import Environment
 from tidewire.cli.main import main
 from tidewire.node.config import ConfigError, load
@@ -200,7 +199,9 @@ def test_up_names_file_and_line_of_an_endpoint_that_does_not_resolve(
     def no_dns(host: str, port: int) -> tuple[str, int]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(cmd_up, "_resolve", no_dns)
+    from tidewire.node.config import system
+
+    monkeypatch.setattr(system, "resolve", no_dns)
     path = tmp_path / "n.toml"
     path.write_text(toml().replace("example.net", "no-such-host.invalid"))
     code, _, err = run(["up", str(path)])

@@ -37,6 +37,7 @@ BAD_INPUT: dict[str, tuple[list[str], str]] = {
     "metrics": (NOWHERE, ""),
     "usage": (NOWHERE, ""),
     "discover": (NOWHERE, ""),
+    "reload": (NOWHERE, ""),
     "dashboard": (["--listen", "nowhere"], ""),
     "peer add": (["tw0", "not-a-key", *NOWHERE], ""),
     "peer remove": (["tw0", "not-a-key", *NOWHERE], ""),

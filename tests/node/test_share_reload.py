@@ -1,0 +1,117 @@
+"""[share] changed on a running node (Sharing.reconfigure, a reload's share step): rates
+and caps change on the queues in place, shaping turned off lets the queued packets
+out, max_clients and the quota keep their counts, and the schedule's and quota's
+tasks run exactly while the settings have them."""
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from tidewire.node.config.share import Quota, QuotaPeriod, ShareConfig, Window
+from tidewire.node.core.queues.passthrough import PassThrough
+from tidewire.node.core.queues.share import Share
+from tidewire.node.datapath import DataPath
+from tidewire.node.sharing import Sharing
+from tidewire.protocol.link.device import Device
+
+from ..unit.helpers import keypair
+
+KEY = bytes([5] * 32)
+MBIT = 125_000  # bytes per second
+
+
+@pytest.fixture
+def dp() -> Iterator[DataPath]:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    yield DataPath(
+        device=Device(private_key=keypair("share-reload")[0], rng=bytes),
+        tun_fd=ours.fileno(),
+        transports={},
+        policy=None,
+        persist_timestamp=lambda key, stamp: None,
+    )
+    ours.close()
+    theirs.close()
+
+
+def sharing(dp: DataPath, tmp_path: Path, **share: object) -> Sharing:
+    return Sharing(dp, ShareConfig(**share), provider=True, state_dir=tmp_path)  # type: ignore[arg-type]
+
+
+async def test_rates_and_caps_change_on_the_same_queues(dp: DataPath, tmp_path: Path) -> None:
+    s = sharing(dp, tmp_path, download=8 * MBIT, upload=2 * MBIT)
+    out, inq = s.out_queue, s.in_queue
+    assert isinstance(out, Share) and isinstance(inq, Share)
+    inq.set_cap(KEY, None, now=trio.current_time())  # a client the queue knows
+    s.reconfigure(ShareConfig(download=16 * MBIT, upload=4 * MBIT, per_client=MBIT))
+    assert (s.out_queue, s.in_queue) == (out, inq) and (dp.out_queue, dp.in_queue) == (out, inq)
+    assert (out.bucket.rate, inq.bucket.rate) == (16 * MBIT, 4 * MBIT)
+    client = inq.clients[KEY].cap
+    assert client is not None and client.rate == MBIT  # a known client gets the new cap
+    assert out.cap == inq.cap == MBIT  # and so does every one seen from now on
+    s.reconfigure(ShareConfig(download=16 * MBIT))
+    assert inq.clients[KEY].cap is None and inq.bucket.rate is None
+
+
+async def test_shaping_turned_off_lets_the_queued_packets_out(
+    dp: DataPath, tmp_path: Path
+) -> None:
+    s = sharing(dp, tmp_path, upload=MBIT // 100)  # 10 kbit/s: a few packets wait
+    inq = s.in_queue
+    assert inq is not None
+    got: list[bytes] = []
+    inq.deliver = lambda item, now: got.append(item)
+    now = trio.current_time()
+    for i in range(20):
+        inq.enqueue(bytes([0x45]) + bytes(1198) + bytes([i]), KEY, 1200, now)
+    assert len(inq) > 10 and len(got) + len(inq) == 20
+    s.reconfigure(ShareConfig())
+    assert len(got) == 20 and len(inq) == 0  # none lost
+    assert isinstance(dp.out_queue, PassThrough) and isinstance(dp.in_queue, PassThrough)
+    assert s.out_queue is None and s.in_queue is None
+    s.reconfigure(ShareConfig(download=MBIT))  # and on again
+    assert isinstance(dp.out_queue, Share) and dp.out_queue is s.out_queue
+    assert dp.out_queue.bucket.rate == MBIT
+
+
+async def test_max_clients_and_the_quota_keep_their_counts(dp: DataPath, tmp_path: Path) -> None:
+    s = sharing(dp, tmp_path)
+    assert s.admission is None and dp.device.admit is None and dp.quota is None
+    s.reconfigure(ShareConfig(max_clients=2, quota=Quota(10**9, QuotaPeriod.MONTH)))
+    assert s.admission is not None and dp.device.admit == s.admission.admit
+    assert s.quota is not None and dp.quota is s.quota
+    s.admission.refused, s.quota.used = 3, 12345
+    meter = s.quota
+    s.reconfigure(ShareConfig(max_clients=5, quota=Quota(2 * 10**9, QuotaPeriod.MONTH)))
+    assert (s.admission.max_clients, s.admission.refused) == (5, 3)
+    assert s.quota is meter and (meter.limit, meter.used) == (2 * 10**9, 12345)
+    s.reconfigure(ShareConfig(max_clients=5, quota=Quota(2 * 10**9, QuotaPeriod.DAY)))
+    assert s.quota is meter and meter.used == 0 and meter.end - meter.start == 86400
+    s.reconfigure(ShareConfig())
+    assert s.admission.max_clients is None  # admits everyone; its refusals stay counted
+    assert s.quota is None and dp.quota is None
+
+
+async def test_the_schedule_and_quota_tasks_follow_the_settings(
+    dp: DataPath, tmp_path: Path
+) -> None:
+    s = sharing(dp, tmp_path, download=MBIT)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(s.run)
+        assert s._tasks == {}
+        window = Window(0, 0, download=2 * MBIT, upload=None)  # all day
+        s.reconfigure(ShareConfig(download=MBIT, schedule=(window,)))
+        assert set(s._tasks) == {"schedule"}
+        assert s.out_queue is not None and s.out_queue.bucket.rate == 2 * MBIT  # at once
+        first = s._tasks["schedule"]
+        quota = Quota(1, QuotaPeriod.DAY)
+        s.reconfigure(ShareConfig(download=MBIT, schedule=(window,), quota=quota))
+        assert set(s._tasks) == {"schedule", "quota"}
+        assert first.cancel_called and s._tasks["schedule"] is not first  # started afresh
+        s.reconfigure(ShareConfig(download=MBIT))
+        await trio.sleep(0)
+        assert s._tasks == {} and s.out_queue.bucket.rate == MBIT
+        nursery.cancel_scope.cancel()
