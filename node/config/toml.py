@@ -10,7 +10,7 @@ from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import parse_rule
 from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
-from tidewire.protocol.types import MASKED, UDP
+from tidewire.protocol.types import MASKED, TCP, TLS, UDP
 
 from . import (
     ClientDefaults,
@@ -51,8 +51,9 @@ from .share import (
     parse_rate,
     parse_time,
 )
+from .tls import tls_table
 
-TABLES = ("interface", "peer", "exit", "accounting", "share", "client", "metrics", "dns")
+TABLES = ("interface", "peer", "exit", "accounting", "share", "client", "metrics", "dns", "tls")
 
 def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
     """The line of `key` in the `index`-th `[table]`/`[[table]]` (tomllib keeps no positions)."""
@@ -122,7 +123,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns])",
+                " [client], [metrics], [dns], [tls])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -161,6 +162,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
     if "listen" in iface:
         ports = listen(_str_list(iface["listen"], err, "listen"), err, "listen")
         cfg.listen_port, cfg.masked_port = ports.get(UDP), ports.get(MASKED)
+        cfg.tcp_port, cfg.tls_port = ports.get(TCP), ports.get(TLS)
     if "address" in iface:
         cfg.addresses = interfaces(_str_list(iface["address"], err, "address"), err, "address")
     if "mtu" in iface:
@@ -191,6 +193,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.metrics_listen = _toml_metrics(path, text, data["metrics"], cfg.warnings)
     if "dns" in data:
         _toml_dns(path, text, data["dns"], cfg.dns)
+    if "tls" in data:
+        cfg.tls = tls_table(data["tls"], _toml_err(path, text, "tls", 0), path.parent)
     check_peers(cfg)
     return cfg
 

@@ -35,7 +35,7 @@ def test_listen_gives_a_udp_and_a_masked_port(tmp_path: Path) -> None:
     [
         ('listen = ["masked://0.0.0.0"]', "is not HOST:PORT"),
         ('listen = ["masked://0.0.0.0:0"]', "port 0 is not in 1-65535"),
-        ('listen = ["tls://0.0.0.0:443"]', "unknown scheme 'tls://'"),
+        ('listen = ["quic://0.0.0.0:443"]', "unknown scheme 'quic://'"),
         ('listen = ["0.0.0.0:8443"]', "needs a scheme"),
         ('listen = ["masked://10.0.0.1:8443"]', "only 0.0.0.0 or [::]"),
         ('listen = ["masked://0.0.0.0:1", "masked://0.0.0.0:2"]', "a second masked://"),
@@ -96,7 +96,7 @@ def test_peer_add_takes_a_masked_endpoint_but_not_for_a_wireguard_peer() -> None
     with pytest.raises(control.RequestError, match="can only use udp://"):
         peer_spec_from_request({**req, "mode": "wireguard"})
     with pytest.raises(control.RequestError, match="unknown scheme"):
-        peer_spec_from_request({**req, "endpoint": "tcp://198.51.100.1:8443"})
+        peer_spec_from_request({**req, "endpoint": "quic://198.51.100.1:8443"})
 
 
 def test_endpoint_stays_one_udp_host_port(tmp_path: Path) -> None:
