@@ -17,7 +17,7 @@ from cryptography import x509
 REQUEST = b"GET / HTTP/1.1\r\nHost: provider.example\r\nUser-Agent: probe\r\n\r\n"
 
 
-def read_all(sock: socket.socket | ssl.SSLSocket) -> bytes:
+def read_all(sock: socket.socket) -> bytes:
     sock.settimeout(10)
     out = b""
     try:
@@ -36,13 +36,12 @@ def main() -> int:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        sock: socket.socket | ssl.SSLSocket = ctx.wrap_socket(
-            raw, server_hostname="provider.example"
-        )
-        der = sock.getpeercert(binary_form=True)
+        tls = ctx.wrap_socket(raw, server_hostname="provider.example")
+        der = tls.getpeercert(binary_form=True)
         assert der is not None
-        result["version"] = sock.version()
+        result["version"] = tls.version()
         result["subject"] = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+        sock: socket.socket = tls
     else:
         sock = raw
     sock.sendall(REQUEST)
