@@ -9,7 +9,6 @@ Every change is logged.
 """
 
 import logging
-from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -18,6 +17,7 @@ from tidewire.node import netconf
 from tidewire.node.config import Network, PeerSpec, parse_path
 from tidewire.node.core.roles import Role
 from tidewire.node.errors import NodeError
+from tidewire.node.firewall import is_ip
 from tidewire.node.requests import resolve
 from tidewire.node.transports.masked import MaskedTransport
 from tidewire.node.transports.stream import StreamTransport
@@ -31,13 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidewire.node")
 
-
-def _is_ip(host: str) -> bool:
-    try:
-        ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class PeerError(NodeError):
@@ -189,7 +182,7 @@ class Peers:
             transport.register(path.address, spec.public_key)
         elif isinstance(transport, StreamTransport):
             host = parse_path(spec.endpoint or "")[1]
-            name = None if _is_ip(host) else host  # SNI: a name, never an address
+            name = None if is_ip(host) else host  # SNI: a name, never an address
             transport.register(path.address, spec.public_key, server_name=name)
         else:
             raise PeerError(f"endpoint {spec.endpoint}: no {path.transport} transport here")

@@ -15,11 +15,11 @@ KEY = base64.b64encode(bytes(range(32))).decode()
 KEY2 = base64.b64encode(bytes(range(1, 33))).decode()
 
 
-def toml(tmp_path: Path, interface: str = "", peer: str = "") -> Path:
+def toml(tmp_path: Path, interface: str = "", peer: str = "", tail: str = "") -> Path:
     p = tmp_path / "tw0.toml"
     p.write_text(
         f'[interface]\nprivate_key = "{KEY}"\n{interface}\n'
-        f'[[peer]]\npublic_key = "{KEY2}"\n{peer}\n'
+        f'[[peer]]\npublic_key = "{KEY2}"\n{peer}\n{tail}'
     )
     return p
 
@@ -79,6 +79,10 @@ def test_the_first_candidate_resolves_and_keeps_its_scheme(tmp_path: Path) -> No
         ('endpoints = ["masked://1.2.3.4:5", 7]', "must be a list of strings"),
         ('endpoint = "1.2.3.4:5"\nendpoints = ["1.2.3.4:5"]', "not both"),
         ('mode = "wireguard"\nendpoints = ["masked://1.2.3.4:5"]', "can only use udp://"),
+        ('endpoints = ["tcp://203.0.113.5"]', "is not HOST:PORT"),
+        ('endpoints = ["tls://203.0.113.5:0"]', "port 0 is not in 1-65535"),
+        ('endpoints = ["tcps://203.0.113.5:1"]', "unknown scheme 'tcps://'"),
+        ('mode = "wireguard"\nendpoints = ["tls://1.2.3.4:5"]', "can only use udp://"),
     ],
 )
 def test_a_bad_endpoints_entry_is_named(tmp_path: Path, lines: str, message: str) -> None:

@@ -1,7 +1,7 @@
 """The tcp:// and tls:// listeners and endpoints and the [tls] table (node/config): every
-mistake names the file, the line and the key; the same URLs work in `peer add`."""
+mistake names the file, the line and the key (bad URLs: test_masked_config.py); the same
+URLs work in `peer add`."""
 
-import base64
 from pathlib import Path
 
 import pytest
@@ -10,21 +10,12 @@ from tidewire.node import control
 from tidewire.node.config import ConfigError, load
 from tidewire.node.requests import peer_spec_from_request
 
-KEY = base64.b64encode(bytes(range(32))).decode()
-KEY2 = base64.b64encode(bytes(range(1, 33))).decode()
+from .test_masked_config import KEY2, toml
+
 LISTEN = (
     'listen = ["udp://0.0.0.0:51820", "masked://0.0.0.0:8443", "tcp://0.0.0.0:8443",'
     ' "tls://0.0.0.0:443"]'
 )
-
-
-def toml(tmp_path: Path, interface: str = "", peer: str = "", tail: str = "") -> Path:
-    p = tmp_path / "tw0.toml"
-    p.write_text(
-        f'[interface]\nprivate_key = "{KEY}"\n{interface}\n'
-        f'[[peer]]\npublic_key = "{KEY2}"\n{peer}\n{tail}'
-    )
-    return p
 
 
 def test_listen_gives_every_skin_its_port(tmp_path: Path) -> None:
@@ -66,23 +57,6 @@ def test_a_bad_tls_table_is_named(tmp_path: Path, table: str, line: int, message
     with pytest.raises(ConfigError) as info:
         load(toml(tmp_path, tail=f"[tls]\n{table}\n"))
     assert f"tw0.toml:{line}: {message}" in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("peer", "message"),
-    [
-        ('endpoints = ["tcp://203.0.113.5"]', "is not HOST:PORT"),
-        ('endpoints = ["tls://203.0.113.5:0"]', "port 0 is not in 1-65535"),
-        ('endpoints = ["tcps://203.0.113.5:1"]', "unknown scheme 'tcps://'"),
-        ('mode = "wireguard"\nendpoints = ["tcp://203.0.113.5:1"]', "only use udp://"),
-    ],
-)
-def test_a_bad_stream_url_names_file_line_and_key(tmp_path: Path, peer: str, message: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        load(toml(tmp_path, peer=peer))
-    line = 6 + peer.count("\n")
-    assert f"tw0.toml:{line}: [[peer]] #1 endpoints: " in str(info.value)
-    assert message in str(info.value)
 
 
 def test_peer_add_takes_the_same_urls() -> None:

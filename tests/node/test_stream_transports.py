@@ -8,6 +8,8 @@ import socket
 import ssl
 import stat
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,8 @@ from tidewire.node.transports.tls import TlsTransport
 from tidewire.protocol.types import Endpoint
 from tidewire.protocol.types import Path as LinkPath
 
+from .test_masked_transport import Recorder
+
 LISTENER_KEY = bytes(range(32))
 CLIENT_KEY = bytes(range(1, 33))
 INITIATION = b"\x01\0\0\0" + bytes(144)
@@ -31,26 +35,43 @@ def transport_datagram(i: int, size: int = 1452) -> bytes:
     return b"\x04\0\0\0" + bytes(4) + i.to_bytes(8, "little") + bytes(size - 16)
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.got: list[tuple[bytes, LinkPath]] = []
-        self.batches = 0
-
-    def receive(self, data: bytes, path: LinkPath, *, now: float) -> bool:
-        self.got.append((data, path))
-        return True
-
-    def shed(self, *, now: float) -> None:
-        pass
-
-    def after_batch(self, *, data: bool) -> None:
-        self.batches += 1
-
-
 async def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     with trio.fail_after(timeout):
         while not predicate():
             await trio.sleep(0.01)
+
+
+@asynccontextmanager
+async def serving(*transports: tuple[StreamTransport, Recorder]) -> AsyncIterator[None]:
+    """Serve each transport until the block ends, then close them."""
+    async with trio.open_nursery() as nursery:
+        for transport, recorder in transports:
+            nursery.start_soon(transport.serve, recorder)
+        yield
+        nursery.cancel_scope.cancel()
+    for transport, _ in transports:
+        transport.close()
+
+
+async def connect(port: int, first: bytes = b"") -> trio.socket.SocketType:
+    probe = trio.socket.socket()
+    await probe.connect(("127.0.0.1", port))
+    if first:
+        await probe.send(first)
+    return probe
+
+
+async def until_closed(probe: trio.socket.SocketType) -> bytes:
+    """What the server sends before it closes (a reset counts as closed)."""
+    out = b""
+    with trio.fail_after(5):
+        try:
+            while chunk := await probe.recv(1000):
+                out += chunk
+        except ConnectionResetError:
+            pass
+    probe.close()
+    return out
 
 
 def make(kind: type[StreamTransport], tmp: Path) -> tuple[StreamTransport, StreamTransport]:
@@ -70,9 +91,7 @@ async def test_a_dialler_and_a_listener_exchange_datagrams(
     server, client = make(kind, tmp_path)
     srv, cli = Recorder(), Recorder()
     address: Endpoint = ("127.0.0.1", server.port)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.serve, srv)
-        nursery.start_soon(client.serve, cli)
+    async with serving((server, srv), (client, cli)):
         client.send_now(INITIATION, address)  # dials
         await wait_until(lambda: srv.got)
         data, path = srv.got[0]
@@ -86,8 +105,6 @@ async def test_a_dialler_and_a_listener_exchange_datagrams(
         assert cli.got[0] == (RESPONSE, LinkPath(kind.name, address))
         assert [d for d, _ in cli.got[1:]] == [transport_datagram(i) for i in range(100)]
         assert not server.drops and not client.drops
-        nursery.cancel_scope.cancel()
-    server.close()
 
 
 async def test_http_garbage_on_the_tcp_port_is_closed_without_a_byte_and_others_go_on(
@@ -96,77 +113,40 @@ async def test_http_garbage_on_the_tcp_port_is_closed_without_a_byte_and_others_
     server, client = make(TcpTransport, tmp_path)
     srv, cli = Recorder(), Recorder()
     address: Endpoint = ("127.0.0.1", server.port)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.serve, srv)
-        nursery.start_soon(client.serve, cli)
+    async with serving((server, srv), (client, cli)):
         client.send_now(INITIATION, address)
         await wait_until(lambda: srv.got)
-        probe = trio.socket.socket()
-        await probe.connect(address)
-        await probe.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        with trio.fail_after(5):
-            try:
-                reply = await probe.recv(1000)
-            except ConnectionResetError:
-                reply = b""
-        assert reply == b""
-        probe.close()
+        probe = await connect(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await until_closed(probe) == b""
         assert server.drops["tcp_stream_http"] + server.drops["tcp_stream_frame_size"] == 1
         client.send_now(transport_datagram(7, 64), address)  # the first connection still works
         await wait_until(lambda: len(srv.got) == 2)
         assert srv.got[1][0] == transport_datagram(7, 64)
-        nursery.cancel_scope.cancel()
-    server.close()
 
 
-async def test_a_connection_that_sends_nothing_valid_is_closed_at_the_deadline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_prober_cannot_hold_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection that sends nothing valid is closed at the deadline; one more than
+    MAX_PER_SOURCE from one address is closed at accept."""
     monkeypatch.setattr(stream, "AUTH_TIMEOUT", 0.3)
-    server, _ = make(TcpTransport, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.serve, Recorder())
-        probe = trio.socket.socket()
-        await probe.connect(("127.0.0.1", server.port))
-        await probe.send(b"ABCDEFGH")  # a printable start: the framing waits for more
-        start = trio.current_time()
-        with trio.fail_after(5):
-            assert await probe.recv(100) == b""
-        assert 0.25 < trio.current_time() - start < 2
-        assert server.drops["tcp_auth_timeout"] == 1
-        probe.close()
-        nursery.cancel_scope.cancel()
-    server.close()
-
-
-async def test_one_source_cannot_hold_every_slot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
     monkeypatch.setattr(stream, "MAX_PER_SOURCE", 2)
     server, _ = make(TcpTransport, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.serve, Recorder())
-        probes = []
-        for _ in range(3):
-            probe = trio.socket.socket()
-            await probe.connect(("127.0.0.1", server.port))
-            probes.append(probe)
-        with trio.fail_after(5):
-            assert await probes[2].recv(100) == b""  # closed at accept
+    async with serving((server, Recorder())):
+        waiting = await connect(server.port, b"ABCDEFGH")  # printable: the framing waits
+        start = trio.current_time()
+        silent = await connect(server.port)
+        assert await until_closed(await connect(server.port)) == b""  # the third
         await wait_until(lambda: server.drops["tcp_too_many_connections"] == 1)
-        for probe in probes:
-            probe.close()
-        nursery.cancel_scope.cancel()
-    server.close()
+        assert await until_closed(waiting) == b""
+        assert await until_closed(silent) == b""
+        assert 0.25 < trio.current_time() - start < 2
+        assert server.drops["tcp_auth_timeout"] == 2
 
 
 async def test_a_full_queue_drops_and_the_lengths_stay_in_step(tmp_path: Path) -> None:
     server, client = make(TcpTransport, tmp_path)
     srv = Recorder()
     address: Endpoint = ("127.0.0.1", server.port)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.serve, srv)
-        nursery.start_soon(client.serve, Recorder())
+    async with serving((server, srv), (client, Recorder())):
         client.send_now(INITIATION, address)
         await wait_until(lambda: srv.got)
         count = stream.QUEUE_BYTES // 1452 + 50
@@ -180,8 +160,6 @@ async def test_a_full_queue_drops_and_the_lengths_stay_in_step(tmp_path: Path) -
         await wait_until(lambda: len(srv.got) == 1 + count - dropped + 1)
         assert srv.got[-1][0] == transport_datagram(99999, 100)
         assert not server.drops
-        nursery.cancel_scope.cancel()
-    server.close()
 
 
 async def test_a_failed_dial_backs_off() -> None:
@@ -191,14 +169,12 @@ async def test_a_failed_dial_backs_off() -> None:
     closed.close()  # nobody listens there
     client = TcpTransport(Counter(), own_public=CLIENT_KEY)
     client.register(address, LISTENER_KEY)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(client.serve, Recorder())
+    async with serving((client, Recorder())):
         client.send_now(INITIATION, address)
         await wait_until(lambda: client.drops["tcp_dial_failed"] == 1)
         client.send_now(INITIATION, address)
         assert client.drops["tcp_dial_backoff"] == 1
         assert client._retry[address][1] == 2 * stream.BACKOFF_FIRST
-        nursery.cancel_scope.cancel()
 
 
 # -- tls: a prober sees a web site ---------------------------------------------------
@@ -224,8 +200,7 @@ async def tls_get(port: int, request: bytes) -> tuple[bytes, dict]:  # type: ign
 
 async def test_a_tls_prober_gets_a_certificate_and_the_static_page(tmp_path: Path) -> None:
     server, _ = make(TlsTransport, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.serve, Recorder())
+    async with serving((server, Recorder())):
         request = b"GET / HTTP/1.1\r\nHost: provider.example\r\n\r\n"
         reply, info = await tls_get(server.port, request)
         assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(fallback.PAGE)
@@ -234,8 +209,6 @@ async def test_a_tls_prober_gets_a_certificate_and_the_static_page(tmp_path: Pat
         reply, _ = await tls_get(server.port, b"\x00\x01garbage" * 10 + b"\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 400 ")
         assert server.drops["tls_fallback"] == 2
-        nursery.cancel_scope.cancel()
-    server.close()
     key = tmp_path / "tls-key.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
@@ -255,13 +228,12 @@ async def test_a_tls_prober_is_forwarded_to_a_configured_upstream(tmp_path: Path
         server, _ = make(TlsTransport, tmp_path)
         assert isinstance(server, TlsTransport)
         server.fallback = ("127.0.0.1", up_port)
-        nursery.start_soon(server.serve, Recorder())
-        request = b"GET /x HTTP/1.1\r\nHost: provider.example\r\n\r\n"
-        reply, _ = await tls_get(server.port, request)
-        assert reply == b"HTTP/1.1 204 No Content\r\nServer: upstream\r\n\r\n"
-        assert seen == [request]
+        async with serving((server, Recorder())):
+            request = b"GET /x HTTP/1.1\r\nHost: provider.example\r\n\r\n"
+            reply, _ = await tls_get(server.port, request)
+            assert reply == b"HTTP/1.1 204 No Content\r\nServer: upstream\r\n\r\n"
+            assert seen == [request]
         nursery.cancel_scope.cancel()
-    server.close()
 
 
 def test_the_self_signed_certificate_is_made_once(tmp_path: Path) -> None:
