@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from tidewire.node.transports import fallback, stream
+from tidewire.node.transports import connection as limits
+from tidewire.node.transports import fallback
 from tidewire.node.transports.certificate import ensure_self_signed
 from tidewire.node.transports.stream import StreamTransport
 from tidewire.node.transports.tcp import TcpTransport
@@ -127,8 +128,8 @@ async def test_http_garbage_on_the_tcp_port_is_closed_without_a_byte_and_others_
 async def test_a_prober_cannot_hold_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A connection that sends nothing valid is closed at the deadline; one more than
     MAX_PER_SOURCE from one address is closed at accept."""
-    monkeypatch.setattr(stream, "AUTH_TIMEOUT", 0.3)
-    monkeypatch.setattr(stream, "MAX_PER_SOURCE", 2)
+    monkeypatch.setattr(limits, "AUTH_TIMEOUT", 0.3)
+    monkeypatch.setattr(limits, "MAX_PER_SOURCE", 2)
     server, _ = make(TcpTransport, tmp_path)
     async with serving((server, Recorder())):
         waiting = await connect(server.port, b"ABCDEFGH")  # printable: the framing waits
@@ -149,7 +150,7 @@ async def test_a_full_queue_drops_and_the_lengths_stay_in_step(tmp_path: Path) -
     async with serving((server, srv), (client, Recorder())):
         client.send_now(INITIATION, address)
         await wait_until(lambda: srv.got)
-        count = stream.QUEUE_BYTES // 1452 + 50
+        count = limits.QUEUE_BYTES // 1452 + 50
         for i in range(count):  # one batch, no flush between
             client.add(transport_datagram(i), address)
         client.flush()
@@ -174,7 +175,7 @@ async def test_a_failed_dial_backs_off() -> None:
         await wait_until(lambda: client.drops["tcp_dial_failed"] == 1)
         client.send_now(INITIATION, address)
         assert client.drops["tcp_dial_backoff"] == 1
-        assert client._retry[address][1] == 2 * stream.BACKOFF_FIRST
+        assert client._retry[address][1] == 2 * limits.BACKOFF_FIRST
 
 
 # -- tls: a prober sees a web site ---------------------------------------------------
