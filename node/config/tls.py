@@ -12,7 +12,10 @@ typo is a config error with its line, not a failed start.
 from pathlib import Path
 from typing import Any
 
-from . import TlsSpec
+from tidewire.protocol.skins.stream_ends import MAX_INNER
+from tidewire.protocol.types import TCP, TLS
+
+from . import NodeConfig, TlsSpec
 from .fields import Err, file_path, parse_listen
 
 
@@ -45,3 +48,13 @@ def tls_table(table: Any, err: Err, base: Path) -> TlsSpec:
         if spec.fallback[1] == 0:
             err("fallback", "needs a port from 1 to 65535")
     return spec
+
+
+def check_stream_mtu(cfg: NodeConfig, err: Err) -> None:
+    """A node that may carry its link on tcp or tls keeps its MTU within one frame."""
+    urls = [u for p in cfg.peers for u in (p.endpoint or "", *p.fallbacks)]
+    streams = cfg.tcp_port is not None or cfg.tls_port is not None or any(
+        u.startswith((f"{TCP}://", f"{TLS}://")) for u in urls
+    )
+    if streams and cfg.mtu > MAX_INNER:
+        err("mtu", f"{cfg.mtu} is more than the tcp and tls skins carry (at most {MAX_INNER})")

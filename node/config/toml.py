@@ -51,7 +51,7 @@ from .share import (
     parse_rate,
     parse_time,
 )
-from .tls import tls_table
+from .tls import check_stream_mtu, tls_table
 
 TABLES = ("interface", "peer", "exit", "accounting", "share", "client", "metrics", "dns", "tls")
 
@@ -196,6 +196,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
     if "tls" in data:
         cfg.tls = tls_table(data["tls"], _toml_err(path, text, "tls", 0), path.parent)
     check_peers(cfg)
+    check_stream_mtu(cfg, err)
     return cfg
 
 

@@ -43,7 +43,7 @@ from tidewire.node.transports.connection import BROKEN, READ_SIZE, Connection, t
 from tidewire.node.transports.stream_listen import Acceptor
 from tidewire.protocol.errors import LocalProtocolError, RemoteProtocolError
 from tidewire.protocol.skins.masked import MaskedSkin
-from tidewire.protocol.skins.stream_ends import StreamClient
+from tidewire.protocol.skins.stream_ends import FRAME_OVERHEAD, MAX_INNER, StreamClient
 from tidewire.protocol.types import Endpoint, Path, RandomSource
 
 log = logging.getLogger("tidewire.node")
@@ -54,6 +54,10 @@ class StreamTransport:
     and what a refused connection gets."""
 
     name = "stream"
+    # Bytes a datagram costs beyond its masked wire form (the masked length), and the
+    # largest inner packet the skin carries (protocol/skins/stream_ends.py).
+    overhead = FRAME_OVERHEAD
+    max_inner = MAX_INNER
 
     def __init__(
         self, drops: Counter[str], *, own_public: bytes, rng: RandomSource = os.urandom

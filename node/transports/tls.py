@@ -60,6 +60,7 @@ def server_context(certificate: Path, key: Path) -> "ssl.SSLContext":
 
 class TlsTransport(StreamTransport):
     name = TLS
+    overhead = StreamTransport.overhead + RECORD_OVERHEAD  # at most: a record holds many
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

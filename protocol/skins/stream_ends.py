@@ -25,12 +25,14 @@ the shell closes the connection.
 Overhead per link datagram: 2 bytes of masked length plus the masked skin's (padding
 to its size distribution for small datagrams, 56 bytes for a handshake); per
 connection, the client's 24-byte preamble. The stream carries link datagrams of up to
-MAX_FRAME bytes, so it never limits the TUN MTU.
+MAX_FRAME bytes: inner packets up to MAX_INNER (65,503), far above any path MTU, so
+a stream skin never lowers the TUN MTU (a config above it is refused).
 """
 
 from collections import Counter
 
 from ..errors import RemoteProtocolError
+from ..link.constants import TAG_SIZE, TRANSPORT_HEADER_SIZE
 from ..types import RandomSource
 from .masked import MaskedSkin
 from .stream import MAX_FRAME, PREAMBLE_SIZE, StreamConnection
@@ -39,6 +41,9 @@ MAX_HELD = 16 * 1024  # bytes held before the first frame: a masked initiation i
 FRAME_OVERHEAD = 2  # the masked length in front of every datagram
 PREAMBLE_OVERHEAD = PREAMBLE_SIZE  # once per connection, client to server
 MAX_DATAGRAM = MAX_FRAME  # the largest wire datagram one frame carries
+# The largest inner packet (the TUN MTU): a frame less WireGuard's header and tag (the
+# masked skin adds nothing to a datagram this large).
+MAX_INNER = MAX_DATAGRAM - TRANSPORT_HEADER_SIZE - TAG_SIZE
 
 
 def _unwrap_all(

@@ -64,3 +64,12 @@ def test_peer_add_takes_the_same_urls() -> None:
     assert spec.endpoint == "tls://provider.example:443"
     with pytest.raises(control.RequestError, match="unknown scheme"):
         peer_spec_from_request({"public_key": KEY2, "endpoint": "ftp://provider.example:21"})
+
+
+def test_an_mtu_beyond_one_stream_frame_is_refused_when_a_stream_skin_is_used(
+    tmp_path: Path,
+) -> None:
+    assert load(toml(tmp_path, "mtu = 65503\n" + LISTEN)).mtu == 65503
+    assert load(toml(tmp_path, "mtu = 65535")).mtu == 65535  # no stream skin: no limit
+    with pytest.raises(ConfigError, match=r"tw0.toml:3: \[interface\] mtu: 65504 is more"):
+        load(toml(tmp_path, "mtu = 65504", peer='endpoints = ["tls://203.0.113.5:443"]'))
