@@ -163,6 +163,27 @@ async def test_a_full_queue_drops_and_the_lengths_stay_in_step(tmp_path: Path) -
         assert not server.drops
 
 
+async def test_a_dialler_redials_at_once_after_a_connection_that_carried_data(
+    tmp_path: Path,
+) -> None:
+    server, client = make(TcpTransport, tmp_path)
+    srv, cli = Recorder(), Recorder()
+    address: Endpoint = ("127.0.0.1", server.port)
+    async with serving((server, srv), (client, cli)):
+        client.send_now(INITIATION, address)
+        await wait_until(lambda: srv.got)
+        first = srv.got[0][1]
+        server.send_now(RESPONSE, first.address)
+        await wait_until(lambda: cli.got)  # the connection carried a datagram back
+        server.conns[first.address].scope.cancel()  # the listener drops it
+        await wait_until(lambda: not client.conns)
+        client.send_now(INITIATION, address)  # no backoff: a new connection, a new port
+        await wait_until(lambda: len(srv.got) == 2)
+        again = srv.got[1][1]
+        assert again.transport == "tcp" and again.address != first.address
+        assert not client.drops
+
+
 async def test_a_failed_dial_backs_off() -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
