@@ -362,13 +362,16 @@ def main() -> int:
         if name != "openvpn":  # an OpenVPN peer-to-peer tunnel has exactly one peer
             results[name][f"rss_mib_{args.peers}_peers"] = memory_with_peers(name, args.peers)
     keys = [k for k in results[args.only[0]] if k != "processes"]
-    header = "".join(f"{n:>14}" for n in args.only)
+    header = "".join(f"{n:>{max(14, len(n) + 1)}}" for n in args.only)
     skins = ("masked", "tcp", "tls")
     labels = "".join(f"  {s[:4] + '/tw':>8}" for s in skins)
     print(f"\n{'figure':<24}{header}   tw/wg-go  tw/ovpn  tw/base{labels}")
     for k in keys:
         row = f"{k:<24}" + "".join(
-            f"{results[n][k]:>14.2f}" if k in results[n] else f"{'-':>14}" for n in args.only
+            f"{results[n][k]:>{max(14, len(n) + 1)}.2f}"
+            if k in results[n]
+            else f"{'-':>{max(14, len(n) + 1)}}"
+            for n in args.only
         )
         tw = results.get("tidewire", {}).get(k)
         for ref in ("wireguard-go", "openvpn", "baseline"):
