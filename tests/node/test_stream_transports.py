@@ -24,6 +24,7 @@ from tidewire.node.transports.tls import TlsTransport
 from tidewire.protocol.types import Endpoint
 from tidewire.protocol.types import Path as LinkPath
 
+from ..unit.test_skins_stream_ends import gfw_blocks
 from .test_masked_transport import Recorder
 
 LISTENER_KEY = bytes(range(32))
@@ -106,6 +107,29 @@ async def test_a_dialler_and_a_listener_exchange_datagrams(
         assert cli.got[0] == (RESPONSE, LinkPath(kind.name, address))
         assert [d for d, _ in cli.got[1:]] == [transport_datagram(i) for i in range(100)]
         assert not server.drops and not client.drops
+
+
+async def test_the_first_segment_on_the_wire_is_exempt_from_the_first_packet_rules() -> None:
+    """What a censor's classifier sees: the first data the tcp transport sends, read by
+    a plain listening socket, under the rules of Wu et al. (implemented in the test)."""
+    wire = trio.socket.socket()
+    await wire.bind(("127.0.0.1", 0))
+    wire.listen(8)
+    address = wire.getsockname()
+    client = TcpTransport(Counter(), own_public=CLIENT_KEY)
+    client.register(address, LISTENER_KEY)
+    async with serving((client, Recorder())):
+        for _ in range(20):
+            client.send_now(INITIATION, address)
+            sock, _ = await wire.accept()
+            with trio.fail_after(5):
+                first = await sock.recv(65536)
+            assert len(first) > len(INITIATION) and not gfw_blocks(first)
+            assert not gfw_blocks(first[:len(INITIATION)])  # the packet, however it is cut
+            sock.close()
+            await wait_until(lambda: not client.conns)
+            client._retry.clear()  # the closed connection carried nothing: skip the backoff
+    wire.close()
 
 
 async def test_http_garbage_on_the_tcp_port_is_closed_without_a_byte_and_others_go_on(
