@@ -55,6 +55,20 @@ async def serving(*transports: tuple[StreamTransport, Recorder]) -> AsyncIterato
         transport.close()
 
 
+@asynccontextmanager
+async def connected(
+    kind: type[StreamTransport], tmp: Path
+) -> AsyncIterator[tuple[StreamTransport, StreamTransport, Recorder, Recorder, Endpoint]]:
+    """A listener and a dialler, served, after the dialler's first initiation arrived."""
+    server, client = make(kind, tmp)
+    srv, cli = Recorder(), Recorder()
+    address: Endpoint = ("127.0.0.1", server.port)
+    async with serving((server, srv), (client, cli)):
+        client.send_now(INITIATION, address)  # dials
+        await wait_until(lambda: srv.got)
+        yield server, client, srv, cli, address
+
+
 async def connect(port: int, first: bytes = b"") -> trio.socket.SocketType:
     probe = trio.socket.socket()
     await probe.connect(("127.0.0.1", port))
@@ -90,12 +104,7 @@ def make(kind: type[StreamTransport], tmp: Path) -> tuple[StreamTransport, Strea
 async def test_a_dialler_and_a_listener_exchange_datagrams(
     kind: type[StreamTransport], tmp_path: Path
 ) -> None:
-    server, client = make(kind, tmp_path)
-    srv, cli = Recorder(), Recorder()
-    address: Endpoint = ("127.0.0.1", server.port)
-    async with serving((server, srv), (client, cli)):
-        client.send_now(INITIATION, address)  # dials
-        await wait_until(lambda: srv.got)
+    async with connected(kind, tmp_path) as (server, client, srv, cli, address):
         data, path = srv.got[0]
         assert data == INITIATION and path.transport == kind.name
         assert path.address in server.conns  # keyed by the client's address
@@ -135,12 +144,7 @@ async def test_the_first_segment_on_the_wire_is_exempt_from_the_first_packet_rul
 async def test_http_garbage_on_the_tcp_port_is_closed_without_a_byte_and_others_go_on(
     tmp_path: Path,
 ) -> None:
-    server, client = make(TcpTransport, tmp_path)
-    srv, cli = Recorder(), Recorder()
-    address: Endpoint = ("127.0.0.1", server.port)
-    async with serving((server, srv), (client, cli)):
-        client.send_now(INITIATION, address)
-        await wait_until(lambda: srv.got)
+    async with connected(TcpTransport, tmp_path) as (server, client, srv, _cli, address):
         probe = await connect(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert await until_closed(probe) == b""
         assert server.drops["tcp_stream_http"] + server.drops["tcp_stream_frame_size"] == 1
@@ -168,12 +172,7 @@ async def test_a_prober_cannot_hold_slots(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 async def test_a_full_queue_drops_and_the_lengths_stay_in_step(tmp_path: Path) -> None:
-    server, client = make(TcpTransport, tmp_path)
-    srv = Recorder()
-    address: Endpoint = ("127.0.0.1", server.port)
-    async with serving((server, srv), (client, Recorder())):
-        client.send_now(INITIATION, address)
-        await wait_until(lambda: srv.got)
+    async with connected(TcpTransport, tmp_path) as (server, client, srv, _cli, address):
         count = limits.QUEUE_BYTES // 1452 + 50
         for i in range(count):  # one batch, no flush between
             client.add(transport_datagram(i), address)
@@ -190,12 +189,7 @@ async def test_a_full_queue_drops_and_the_lengths_stay_in_step(tmp_path: Path) -
 async def test_a_dialler_redials_at_once_after_a_connection_that_carried_data(
     tmp_path: Path,
 ) -> None:
-    server, client = make(TcpTransport, tmp_path)
-    srv, cli = Recorder(), Recorder()
-    address: Endpoint = ("127.0.0.1", server.port)
-    async with serving((server, srv), (client, cli)):
-        client.send_now(INITIATION, address)
-        await wait_until(lambda: srv.got)
+    async with connected(TcpTransport, tmp_path) as (server, client, srv, cli, address):
         first = srv.got[0][1]
         server.send_now(RESPONSE, first.address)
         await wait_until(lambda: cli.got)  # the connection carried a datagram back
