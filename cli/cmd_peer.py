@@ -15,7 +15,11 @@ def add_parser(sub: Any) -> None:
     add = psub.add_parser("add", help="add a peer")
     add.add_argument("iface", metavar="IFACE")
     add.add_argument("public_key", metavar="PUBKEY")
-    add.add_argument("--endpoint", metavar="HOST:PORT")
+    add.add_argument(
+        "--endpoint",
+        metavar="[SKIN://]HOST:PORT",
+        help="where to reach the peer: HOST:PORT (udp), masked://, tcp:// or tls://HOST:PORT",
+    )
     add.add_argument("--allowed-ips", metavar="CIDR[,CIDR...]", default="")
     add.add_argument("--preshared-key-file", metavar="FILE")
     add.add_argument("--keepalive", metavar="SECONDS", type=int, default=0)

@@ -2,13 +2,13 @@
 
     [a] 192.168.250.1 ---- veth ---- 192.168.250.2 [b]     tunnel 10.250.0.1 <-> 10.250.0.2
 
-Systems: tidewire (WireGuard mode, plain UDP), tidewire-masked (native mode under the masked
-skin: `mask/tw` is its ratio to plain), another tidewire build (--baseline), wireguard-go,
-OpenVPN. For each system: iperf3 TCP through the tunnel (single stream and 4 streams, each
-direction), ping RTT through the tunnel when idle, resident memory of both tunnel
-processes, and CPU seconds per gigabyte moved. Ratios are against wireguard-go and
-OpenVPN measured in the same invocation. Figures on a shared machine are noisy:
-compare ratios from one run, not absolute numbers across runs.
+Systems: tidewire (WireGuard mode, plain UDP), tidewire-masked, -tcp and -tls (native mode
+with only that skin's URL: `mask/tw`, `tcp/tw`, `tls/tw` are ratios to plain), another
+tidewire build (--baseline), wireguard-go, OpenVPN. For each system: iperf3 TCP through
+the tunnel (single stream and 4 streams, each direction), ping RTT through the tunnel
+when idle, resident memory of both tunnel processes, and CPU seconds per gigabyte moved.
+Ratios are against wireguard-go and OpenVPN measured in the same invocation. Figures on
+a shared machine are noisy: compare ratios from one run, not absolute numbers across runs.
 
     sudo .venv/bin/python netns-lab/bench.py [--seconds 10] [--json FILE] [--baseline TIDEWIRE]
 
@@ -111,19 +111,27 @@ def setup_tidewire(
     return (lambda: None), ("tidewire",)
 
 
-def setup_tidewire_masked(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
-    """The same pair in native mode under the masked skin (b listens on masked://)."""
-    lab.tidewire_pair(
-        a,
-        b,
-        endpoint="masked://192.168.250.2:8443",
-        tunnel_a=["10.250.0.1/24"],
-        tunnel_b=["10.250.0.2/24"],
-        names=("twmask0", "twmask1"),
-        args=tuple(TIDEWIRE_ARGS),
-        b_listen=["udp://0.0.0.0:51821", "masked://0.0.0.0:8443"],
-    )
-    return (lambda: None), ("tidewire",)
+SKIN_PORTS = {"masked": 8443, "tcp": 8443, "tls": 443}
+
+
+def skinned(skin: str) -> Callable[[Lab, Host, Host], tuple[Callable[[], None], tuple[str, ...]]]:
+    """The same pair in native mode under a skin: b listens on it, a has only its URL."""
+
+    def setup(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
+        port = SKIN_PORTS[skin]
+        lab.tidewire_pair(
+            a,
+            b,
+            endpoint=f"{skin}://192.168.250.2:{port}",
+            tunnel_a=["10.250.0.1/24"],
+            tunnel_b=["10.250.0.2/24"],
+            names=(f"tw{skin}0", f"tw{skin}1"),
+            args=tuple(TIDEWIRE_ARGS),
+            b_listen=["udp://0.0.0.0:51821", f"{skin}://0.0.0.0:{port}"],
+        )
+        return (lambda: None), ("tidewire",)
+
+    return setup
 
 
 def setup_baseline(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
@@ -231,7 +239,9 @@ def setup_openvpn(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple
 
 SYSTEMS = {
     "tidewire": setup_tidewire,
-    "tidewire-masked": setup_tidewire_masked,
+    "tidewire-masked": skinned("masked"),
+    "tidewire-tcp": skinned("tcp"),
+    "tidewire-tls": skinned("tls"),
     "baseline": setup_baseline,
     "wireguard-go": setup_wireguard_go,
     "openvpn": setup_openvpn,
@@ -290,7 +300,7 @@ def memory_with_peers(name: str, n: int) -> float:
     with Lab("mem") as lab:
         host = lab.host("m")
         private = genkey()[0]
-        if name in ("tidewire", "tidewire-masked", "baseline"):
+        if name.startswith("tidewire") or name == "baseline":
             peers = [
                 {"public_key": k, "allowed_ips": [ip]}
                 for k, ip in zip(keys, _peer_ips(n), strict=True)
@@ -352,18 +362,24 @@ def main() -> int:
         if name != "openvpn":  # an OpenVPN peer-to-peer tunnel has exactly one peer
             results[name][f"rss_mib_{args.peers}_peers"] = memory_with_peers(name, args.peers)
     keys = [k for k in results[args.only[0]] if k != "processes"]
-    header = "".join(f"{n:>14}" for n in args.only)
-    print(f"\n{'figure':<24}{header}   tw/wg-go  tw/ovpn  tw/base  mask/tw")
+    header = "".join(f"{n:>{max(14, len(n) + 1)}}" for n in args.only)
+    skins = ("masked", "tcp", "tls")
+    labels = "".join(f"  {s[:4] + '/tw':>8}" for s in skins)
+    print(f"\n{'figure':<24}{header}   tw/wg-go  tw/ovpn  tw/base{labels}")
     for k in keys:
         row = f"{k:<24}" + "".join(
-            f"{results[n][k]:>14.2f}" if k in results[n] else f"{'-':>14}" for n in args.only
+            f"{results[n][k]:>{max(14, len(n) + 1)}.2f}"
+            if k in results[n]
+            else f"{'-':>{max(14, len(n) + 1)}}"
+            for n in args.only
         )
         tw = results.get("tidewire", {}).get(k)
         for ref in ("wireguard-go", "openvpn", "baseline"):
             r = results.get(ref, {}).get(k)
             row += f"  {tw / r:>7.2f}x" if tw is not None and r else "        -"
-        masked = results.get("tidewire-masked", {}).get(k)
-        row += f"  {masked / tw:>7.2f}x" if masked is not None and tw else "        -"
+        for skin in skins:
+            v = results.get(f"tidewire-{skin}", {}).get(k)
+            row += f"  {v / tw:>7.2f}x" if v is not None and tw else "         -"
         print(row)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -50,6 +50,9 @@ from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
 from tidewire.node.transports.masked import MaskedTransport
+from tidewire.node.transports.stream import StreamTransport
+from tidewire.node.transports.tcp import TcpTransport
+from tidewire.node.transports.tls import TlsTransport
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.node.tun import enable_tso, open_tun
 from tidewire.protocol.link.device import Device
@@ -89,6 +92,7 @@ class Daemon:
         self.exit_flag = exit_enabled is not None  # --exit: the file's [exit] enabled is moot
         self.udp = UdpTransport(Counter())
         self.masked: MaskedTransport | None = None  # made once the node's key is known
+        self.streams: list[StreamTransport] = []  # tcp and tls, likewise
         self.listen_port = 0
         self.table = 0
         self.tun_fd = -1
@@ -138,6 +142,7 @@ class Daemon:
                 masked.listen(cfg.masked_port, mark=self.table)
             else:  # a socket of our own for dialling masked listeners
                 masked.bind(0, mark=self.table)
+            self.streams = await self._open_streams(device.public_key)
             why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
             self.guard_installed = why is None
             if why is not None:
@@ -149,13 +154,19 @@ class Daemon:
             dp = self.datapath = DataPath(
                 device=device,
                 tun_fd=self.tun_fd,
-                transports={self.udp.name: self.udp, masked.name: masked},
+                transports={
+                    self.udp.name: self.udp,
+                    masked.name: masked,
+                    **{t.name: t for t in self.streams},
+                },
                 policy=None,
                 persist_timestamp=writer.put,
             )
             for transport in (self.udp, masked):
                 transport.drops = transport.batch.drops = dp.drops
                 transport.enable_offloads(gso=self.offloads, gro=self.offloads)
+            for stream in self.streams:
+                stream.drops = dp.drops
             dp.tun_gro = self.offloads
             dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
             dp.ticker.interval = self.tick
@@ -245,6 +256,8 @@ class Daemon:
                             ).serve
                         )
                     nursery.start_soon(masked.serve, dp)
+                    for stream in self.streams:
+                        nursery.start_soon(stream.serve, dp)
                     log.info(
                         "%s up: public key %s, listening on %s, %d peers%s",
                         cfg.name,
@@ -275,7 +288,31 @@ class Daemon:
         out = [f"udp://0.0.0.0:{self.listen_port}"]
         if self.masked is not None and self.masked.listening:
             out.append(f"masked://0.0.0.0:{self.masked.port}")
+        out += [f"{t.name}://0.0.0.0:{t.port}" for t in self.streams if t.listening]
         return out
+
+    async def _open_streams(self, public_key: bytes) -> list[StreamTransport]:
+        """The tcp and tls transports (every node dials with them), listening where
+        configured; a tls listener without a configured certificate makes its own."""
+        cfg = self.cfg
+        tcp = TcpTransport(Counter(), own_public=public_key)
+        tls = TlsTransport(Counter(), own_public=public_key)
+        tcp.mark = tls.mark = self.table
+        if cfg.tcp_port is not None:
+            tcp.listen(cfg.tcp_port, mark=self.table)
+        if cfg.tls_port is not None:
+            cert, key = cfg.tls.certificate, cfg.tls.key
+            if cert is None or key is None:
+                from tidewire.node.transports.certificate import ensure_self_signed
+
+                try:
+                    cert, key = await off_loop(ensure_self_signed, cfg.state_dir / cfg.name)
+                except OSError as exc:
+                    raise NodeError(f"cannot make a TLS certificate: {exc}") from None
+            tls.use_certificate(cert, key)
+            tls.fallback = cfg.tls.fallback
+            tls.listen(cfg.tls_port, mark=self.table)
+        return [tcp, tls]
 
     def _lock(self) -> None:
         assert self.cfg.control_socket is not None
@@ -376,6 +413,8 @@ class Daemon:
         self.udp.close()
         if self.masked is not None:
             self.masked.close()
+        for stream in self.streams:
+            stream.close()
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
             self.lock_fd = -1

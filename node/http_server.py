@@ -102,7 +102,12 @@ async def serve(
     await trio.serve_listeners(connection, listeners)
 
 
-async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
+async def serve_stream(stream: trio.abc.Stream, handler: Handler) -> None:
+    """One request on an open stream (the tls skin's fallback hands it one), then close."""
+    await _connection(stream, handler)
+
+
+async def _connection(stream: trio.abc.Stream, handler: Handler) -> None:
     try:
         async with stream:
             with trio.move_on_after(DEADLINE) as scope:
@@ -124,17 +129,18 @@ async def _connection(stream: trio.SocketStream, handler: Handler) -> None:
         log.debug("HTTP connection dropped: %s", exc)
 
 
-async def _linger(stream: trio.SocketStream) -> None:
+async def _linger(stream: trio.abc.Stream) -> None:
     """Half-close, then read and discard a little of what the client still sends, so
     closing with its unread bytes does not reset the connection before it reads our reply."""
-    await stream.send_eof()
+    if isinstance(stream, trio.abc.HalfCloseableStream):  # a TLS stream cannot half-close
+        await stream.send_eof()
     with trio.move_on_after(LINGER):
         left = MAX_HEAD * 8
         while left > 0 and (chunk := await stream.receive_some(MAX_HEAD)):
             left -= len(chunk)
 
 
-async def _read_request(stream: trio.SocketStream) -> Request:
+async def _read_request(stream: trio.abc.Stream) -> Request:
     buf = bytearray()
     while b"\r\n\r\n" not in buf:
         room = MAX_HEAD - len(buf)

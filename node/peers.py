@@ -15,21 +15,24 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node import netconf
-from tidewire.node.config import Network, PeerSpec
+from tidewire.node.config import Network, PeerSpec, parse_path
 from tidewire.node.core.roles import Role
 from tidewire.node.errors import NodeError
+from tidewire.node.firewall import is_ip
 from tidewire.node.requests import resolve
 from tidewire.node.transports.masked import MaskedTransport
+from tidewire.node.transports.stream import StreamTransport
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.constants import KEY_SIZE
 from tidewire.protocol.link.peer import Peer, PeerConfig
-from tidewire.protocol.types import MASKED, UDP, Path
+from tidewire.protocol.types import UDP, Path
 
 if TYPE_CHECKING:
     from tidewire.node.accounting import Accountant
     from tidewire.node.datapath import DataPath
 
 log = logging.getLogger("tidewire.node")
+
 
 
 class PeerError(NodeError):
@@ -47,7 +50,7 @@ class Peers:
         self.accountant: Accountant | None = None
         self.allowed: dict[bytes, list[Network]] = {}
         self.specs: dict[bytes, PeerSpec] = {}
-        self.masked_paths: dict[bytes, Path] = {}  # the listeners registered with `masked`
+        self.masked_paths: dict[bytes, Path] = {}  # the listeners registered with a skin
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -74,11 +77,8 @@ class Peers:
                     f"allowed IP {net} belongs to peer {short(owner)}; remove it there first"
                 )
         path = await resolve(spec.endpoint) if spec.endpoint else None
-        masked = dp.transports.get(MASKED)
-        if path is not None and path.transport == MASKED:
-            if not isinstance(masked, MaskedTransport):
-                raise PeerError(f"endpoint {spec.endpoint}: this node has no masked transport")
-            masked.register(path.address, spec.public_key)  # we dial it: it is the listener
+        if path is not None and path.transport != UDP:
+            self._register(spec, path)
         peer = dp.device.add_peer(
             PeerConfig(
                 public_key=spec.public_key,
@@ -111,7 +111,7 @@ class Peers:
             self.accountant.set_role(spec.public_key, self.role(spec))
         self.allowed[spec.public_key] = list(spec.allowed_ips)
         self.specs[spec.public_key] = spec
-        if path is not None and path.transport == MASKED:
+        if path is not None and path.transport != UDP:
             self.masked_paths[spec.public_key] = path
         log.info(
             "peer %s added (%s mode, allowed IPs %s)",
@@ -167,17 +167,14 @@ class Peers:
         path = peer.path
         if spec.endpoint != old.endpoint and spec.endpoint is not None:
             path = await resolve(spec.endpoint)
-            if path.transport == MASKED and not isinstance(
-                dp.transports.get(MASKED), MaskedTransport
-            ):
-                raise PeerError(f"endpoint {spec.endpoint}: this node has no masked transport")
+            if path.transport != UDP and path.transport not in dp.transports:
+                raise PeerError(f"endpoint {spec.endpoint}: no {path.transport} transport here")
         if sorted(map(str, self.allowed.get(key, []))) != sorted(map(str, spec.allowed_ips)):
             await self.set_allowed(key, list(spec.allowed_ips))  # the one step that can fail
         if path is not peer.path and path is not None:
             self._unregister(self.masked_paths.pop(key, None))
-            masked = dp.transports.get(MASKED)
-            if path.transport == MASKED and isinstance(masked, MaskedTransport):
-                masked.register(path.address, key)
+            if path.transport != UDP:
+                self._register(spec, path)
                 self.masked_paths[key] = path
             peer.path = path
         was_off = peer.persistent_keepalive == 0
@@ -220,10 +217,22 @@ class Peers:
         self._unregister(self.masked_paths.pop(public_key, None))
         return self.allowed.pop(public_key, [])
 
+    def _register(self, spec: PeerSpec, path: Path) -> None:
+        """We dial the peer on a skin: it is the listener, its key keys the skin."""
+        transport = self.datapath.transports.get(path.transport)
+        if isinstance(transport, MaskedTransport):
+            transport.register(path.address, spec.public_key)
+        elif isinstance(transport, StreamTransport):
+            host = parse_path(spec.endpoint or "")[1]
+            name = None if is_ip(host) else host  # SNI: a name, never an address
+            transport.register(path.address, spec.public_key, server_name=name)
+        else:
+            raise PeerError(f"endpoint {spec.endpoint}: no {path.transport} transport here")
+
     def _unregister(self, path: Path | None) -> None:
-        masked = self.datapath.transports.get(MASKED)
-        if path is not None and isinstance(masked, MaskedTransport):
-            masked.forget(path.address)
+        transport = self.datapath.transports.get(path.transport) if path else None
+        if path is not None and isinstance(transport, MaskedTransport | StreamTransport):
+            transport.forget(path.address)
 
     def role(self, spec: PeerSpec) -> Role | None:
         if spec.provider:

@@ -1,5 +1,6 @@
 """Control-socket requests that change the node, checked field by field before anything
-changes, and endpoint resolution (an endpoint is a path: "host:port" or "masked://host:port")."""
+changes, and endpoint resolution (an endpoint is a path: "host:port" or
+"skin://host:port", skin masked, tcp or tls)."""
 
 import socket
 from ipaddress import ip_network
@@ -37,7 +38,7 @@ def peer_spec_from_request(req: dict[str, Any]) -> PeerSpec:
     endpoint = req.get("endpoint")
     if endpoint is not None:
         if not isinstance(endpoint, str):
-            raise control.RequestError("endpoint: must be HOST:PORT or masked://HOST:PORT")
+            raise control.RequestError("endpoint: must be HOST:PORT or SKIN://HOST:PORT")
         try:
             transport, host, port = parse_path(endpoint)
         except ValueError as exc:

@@ -2,8 +2,8 @@
 metrics registry), and the registration of those counters.
 
 The JSON keys are stable (documented in the README): interface, public_key,
-listen_port, listen (URLs: udp:// and, on a masked listener, masked://), exit, drops,
-peers[] with public_key, endpoint (a path: "host:port" or "masked://host:port"), allowed_ips,
+listen_port, listen (URLs: udp://, and masked://, tcp://, tls:// on those listeners), exit, drops,
+peers[] with public_key, endpoint (a path: "host:port" or "skin://host:port"), allowed_ips,
 latest_handshake (Unix seconds or null), rx_bytes, tx_bytes,
 persistent_keepalive (seconds, 0 is off) and mode.
 """

@@ -8,6 +8,8 @@ Endpoint = tuple[str, int]
 
 UDP = "udp"  # the transport of WireGuard framing on plain UDP; the only one of stock peers
 MASKED = "masked"  # the masked skin on UDP (protocol/skins/masked.py): native peers only
+TCP = "tcp"  # masked datagrams in stream frames on TCP (protocol/skins/stream_ends.py)
+TLS = "tls"  # the same frames inside a TLS 1.3 connection
 
 
 class Path(NamedTuple):

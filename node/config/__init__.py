@@ -103,12 +103,24 @@ class DiscoverySpec:
 
 
 @dataclass
+class TlsSpec:
+    """[tls]: the tls:// listener's certificate and what refused connections get."""
+
+    certificate: Path | None = None  # None (with key None): self-signed, in the state dir
+    key: Path | None = None
+    fallback: tuple[str, int] | None = None  # an upstream web server; None: a static page
+
+
+@dataclass
 class NodeConfig:
     path: Path
     name: str
     private_key: bytes
     listen_port: int | None = None  # the udp:// listener (None: a free port)
     masked_port: int | None = None  # the masked:// listener (None: not listening on it)
+    tcp_port: int | None = None  # the tcp:// listener
+    tls_port: int | None = None  # the tls:// listener
+    tls: "TlsSpec" = field(default_factory=lambda: TlsSpec())
     addresses: list[Interface] = field(default_factory=list)
     mtu: int = 1420
     state_dir: Path = Path("/var/lib/tidewire")
@@ -185,12 +197,13 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     return host, port
 
 
-SCHEMES = ("udp", "masked")  # the transports a URL may name (protocol/types.py UDP, MASKED)
+# the transports a URL may name (protocol/types.py UDP, MASKED, TCP, TLS)
+SCHEMES = ("udp", "masked", "tcp", "tls")
 WILDCARDS = ("0.0.0.0", "::")
 
 
 def parse_path(text: str) -> tuple[str, str, int]:
-    """Split "scheme://host:port" (scheme udp or masked) or a bare "host:port" (udp) into
+    """Split "scheme://host:port" (a scheme of SCHEMES) or a bare "host:port" (udp) into
     (transport, host, port); raise ValueError naming what is wrong."""
     text = text.strip()
     scheme, sep, rest = text.partition("://")

@@ -200,8 +200,8 @@ def endpoints(values: list[str], err: Err, name: str, mode: Mode) -> list[str]:
 
 
 def listen(values: list[str], err: Err, name: str) -> dict[str, int]:
-    """The listeners: at most one udp:// and one masked:// URL on a wildcard address, each
-    with its port; transport name -> port."""
+    """The listeners: at most one URL per scheme (udp, masked, tcp, tls) on a wildcard
+    address, each with its port; transport name -> port."""
     out: dict[str, int] = {}
     for v in values:
         if "://" not in v:

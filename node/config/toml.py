@@ -10,7 +10,7 @@ from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import parse_rule
 from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
-from tidewire.protocol.types import MASKED, UDP
+from tidewire.protocol.types import MASKED, TCP, TLS, UDP
 
 from . import (
     ClientDefaults,
@@ -52,6 +52,7 @@ from .share import (
     parse_rate,
     parse_time,
 )
+from .tls import check_stream_mtu, tls_table
 
 TABLES = (
     "interface",
@@ -63,6 +64,7 @@ TABLES = (
     "metrics",
     "dns",
     "discovery",
+    "tls",
 )
 
 
@@ -134,7 +136,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns], [discovery])",
+                " [client], [metrics], [dns], [discovery], [tls])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -173,6 +175,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
     if "listen" in iface:
         ports = listen(_str_list(iface["listen"], err, "listen"), err, "listen")
         cfg.listen_port, cfg.masked_port = ports.get(UDP), ports.get(MASKED)
+        cfg.tcp_port, cfg.tls_port = ports.get(TCP), ports.get(TLS)
     if "address" in iface:
         cfg.addresses = interfaces(_str_list(iface["address"], err, "address"), err, "address")
     if "mtu" in iface:
@@ -205,7 +208,10 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         _toml_dns(path, text, data["dns"], cfg.dns)
     if "discovery" in data:
         cfg.discovery = load_discovery(data["discovery"], _toml_err(path, text, "discovery", 0))
+    if "tls" in data:
+        cfg.tls = tls_table(data["tls"], _toml_err(path, text, "tls", 0), path.parent)
     check_peers(cfg)
+    check_stream_mtu(cfg, err)
     return cfg
 
 

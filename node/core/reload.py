@@ -39,7 +39,8 @@ PEER_FIELDS = (
 RESTART_ONLY = (
     ("[interface] name", lambda c: c.name),
     ("[interface] private_key", lambda c: c.private_key),
-    ("[interface] listen", lambda c: (c.listen_port, c.masked_port)),
+    ("[interface] listen", lambda c: (c.listen_port, c.masked_port, c.tcp_port, c.tls_port)),
+    ("[tls]", lambda c: c.tls),
     ("[interface] address", lambda c: sorted(map(str, c.addresses))),
     ("[interface] mtu", lambda c: c.mtu),
     ("[interface] state_dir", lambda c: c.state_dir),

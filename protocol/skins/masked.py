@@ -153,7 +153,7 @@ class MaskedSkin:
     holds one skin per listener key.
     """
 
-    __slots__ = ("_hp", "_hs_key", "sizes")
+    __slots__ = ("_hp", "_hs_key", "responder_public", "sizes")
 
     def __init__(
         self,
@@ -162,6 +162,7 @@ class MaskedSkin:
         sizes: PaddingSizes | Sequence[tuple[int, int, int]] = DEFAULT_SIZES,
     ) -> None:
         hp_key = derive_key(HP_LABEL, responder_public, 16)
+        self.responder_public = responder_public
         self._hs_key = derive_key(HS_LABEL, responder_public)
         # ECB on exactly one block per update keeps no state between calls: the encryptor
         # is a keyed block function, built once (RFC 9001 section 5.4.3).

@@ -15,11 +15,11 @@ KEY = base64.b64encode(bytes(range(32))).decode()
 KEY2 = base64.b64encode(bytes(range(1, 33))).decode()
 
 
-def toml(tmp_path: Path, interface: str = "", peer: str = "") -> Path:
+def toml(tmp_path: Path, interface: str = "", peer: str = "", tail: str = "") -> Path:
     p = tmp_path / "tw0.toml"
     p.write_text(
         f'[interface]\nprivate_key = "{KEY}"\n{interface}\n'
-        f'[[peer]]\npublic_key = "{KEY2}"\n{peer}\n'
+        f'[[peer]]\npublic_key = "{KEY2}"\n{peer}\n{tail}'
     )
     return p
 
@@ -35,7 +35,7 @@ def test_listen_gives_a_udp_and_a_masked_port(tmp_path: Path) -> None:
     [
         ('listen = ["masked://0.0.0.0"]', "is not HOST:PORT"),
         ('listen = ["masked://0.0.0.0:0"]', "port 0 is not in 1-65535"),
-        ('listen = ["tls://0.0.0.0:443"]', "unknown scheme 'tls://'"),
+        ('listen = ["quic://0.0.0.0:443"]', "unknown scheme 'quic://'"),
         ('listen = ["0.0.0.0:8443"]', "needs a scheme"),
         ('listen = ["masked://10.0.0.1:8443"]', "only 0.0.0.0 or [::]"),
         ('listen = ["masked://0.0.0.0:1", "masked://0.0.0.0:2"]', "a second masked://"),
@@ -79,6 +79,10 @@ def test_the_first_candidate_resolves_and_keeps_its_scheme(tmp_path: Path) -> No
         ('endpoints = ["masked://1.2.3.4:5", 7]', "must be a list of strings"),
         ('endpoint = "1.2.3.4:5"\nendpoints = ["1.2.3.4:5"]', "not both"),
         ('mode = "wireguard"\nendpoints = ["masked://1.2.3.4:5"]', "can only use udp://"),
+        ('endpoints = ["tcp://203.0.113.5"]', "is not HOST:PORT"),
+        ('endpoints = ["tls://203.0.113.5:0"]', "port 0 is not in 1-65535"),
+        ('endpoints = ["tcps://203.0.113.5:1"]', "unknown scheme 'tcps://'"),
+        ('mode = "wireguard"\nendpoints = ["tls://1.2.3.4:5"]', "can only use udp://"),
     ],
 )
 def test_a_bad_endpoints_entry_is_named(tmp_path: Path, lines: str, message: str) -> None:
@@ -96,7 +100,7 @@ def test_peer_add_takes_a_masked_endpoint_but_not_for_a_wireguard_peer() -> None
     with pytest.raises(control.RequestError, match="can only use udp://"):
         peer_spec_from_request({**req, "mode": "wireguard"})
     with pytest.raises(control.RequestError, match="unknown scheme"):
-        peer_spec_from_request({**req, "endpoint": "tcp://198.51.100.1:8443"})
+        peer_spec_from_request({**req, "endpoint": "quic://198.51.100.1:8443"})
 
 
 def test_endpoint_stays_one_udp_host_port(tmp_path: Path) -> None:
