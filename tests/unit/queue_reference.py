@@ -219,3 +219,28 @@ class RefShare:
 
     def forget(self, key: bytes) -> None:
         raise NotImplementedError  # not modelled: the traces keep every client
+
+
+def classify(packet: bytes, *, seed: int, flows: int = 1024) -> int:
+    """RFC 8290 section 4.1.1's classification as fq_codel.py describes it, byte by byte."""
+    if (
+        len(packet) < 20
+        or packet[0] >> 4 not in (4, 6)
+        or (packet[0] >> 4 == 6 and len(packet) < 40)
+    ):
+        return flows
+    if packet[0] >> 4 == 4:
+        ihl = (packet[0] & 15) * 4
+        proto = packet[9]
+        addresses = int.from_bytes(packet[12:20], "big")
+        fragment = int.from_bytes(packet[6:8], "big") & 0x3FFF
+        has_ports = proto in (6, 17) and fragment == 0 and ihl >= 20 and len(packet) >= ihl + 4
+        ports = packet[ihl : ihl + 4] if has_ports else b""
+    else:
+        proto = packet[6]
+        addresses = int.from_bytes(packet[8:40], "big")
+        has_ports = proto in (6, 17) and len(packet) >= 44
+        ports = packet[40:44] if has_ports else b""
+    if has_ports:
+        proto = proto << 32 | int.from_bytes(ports, "big")
+    return hash((seed, addresses, proto)) % flows

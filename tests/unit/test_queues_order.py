@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidewire.node.core.queues import Share
+from tidewire.node.core.queues import FqCoDel, Share
 
-from .queue_reference import RefShare
+from .queue_reference import RefShare, classify
 from .queue_sim import Arrival, Driver, ipv4, ipv6
 
 KEYS = [bytes([k]) * 32 for k in range(4)]
@@ -95,3 +95,24 @@ def test_a_standing_queue_drops_and_marks_as_the_model_does() -> None:
     real, _ = play(arrivals, 10.0, rate=rate, limit=200_000)
     stats = real.stats()
     assert real.drops > 0 and stats["marks"] > 0 and stats["overlimit_drops"] > 0
+
+
+headers = st.one_of(
+    st.binary(max_size=70),
+    st.builds(
+        lambda b0, frag, proto, rest: (
+            bytes([b0]) + rest[:5] + frag.to_bytes(2, "big") + rest[5:6] + bytes([proto]) + rest[6:]
+        ),
+        st.sampled_from([0x45, 0x46, 0x4F, 0x44, 0x40, 0x60, 0x65]),
+        st.sampled_from([0, 0x4000, 0x2000, 0x0001, 0x8000, 0xFFFF]),
+        st.sampled_from([1, 6, 17, 50]),
+        st.binary(min_size=6, max_size=70),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(headers, st.integers(0, 2**64 - 1))
+def test_classify_matches_the_plain_reading_of_the_header(packet: bytes, seed: int) -> None:
+    q: FqCoDel[bytes] = FqCoDel(seed=seed)
+    assert q.classify(packet) == classify(packet, seed=seed)

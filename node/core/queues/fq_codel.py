@@ -29,6 +29,7 @@ A queue's state is kept only while it is listed or its CoDel remembers something
 
 from collections import deque
 from collections.abc import Callable
+from struct import Struct
 from typing import Any, Generic, TypeVar
 
 from . import codel
@@ -43,6 +44,10 @@ DROP_BATCH = 64  # packets dropped at most per overflow (Linux's drop_batch_size
 
 TCP = 6
 UDP = 17
+
+_IPV4 = Struct("!6xH1xB2xQ")  # flags and fragment offset, protocol, the two addresses
+_IPV4_PLAIN = Struct("!6xH1xB2xQI")  # the same and the ports, for a 20-byte header
+_PORTS = Struct("!I")  # the two ports as one integer
 
 # (addresses, protocol << 32 | ports, seed) -> hash; the addresses are the two of the
 # header read as one integer, the ports the 4 bytes after the IP header (0 when none)
@@ -141,25 +146,29 @@ class FqCoDel(Generic[T]):
         if n < 20:
             return self.nflows
         b0 = packet[0]
-        version = b0 >> 4
-        if version == 4:
+        if b0 == 0x45 and n >= 24:  # IPv4 with no options, most packets: one unpack
+            fragment, proto, addresses, ports = _IPV4_PLAIN.unpack_from(packet)
+            if proto in (TCP, UDP) and not fragment & 0x3FFF:
+                proto = proto << 32 | ports
+        elif b0 >> 4 == 4:
+            fragment, proto, addresses = _IPV4.unpack_from(packet)
             ihl = (b0 & 15) << 2
-            proto = packet[9]
-            addresses = int.from_bytes(packet[12:20])
             if (
                 proto in (TCP, UDP)
-                and not (packet[6] & 0x3F or packet[7])  # not a fragment (MF or offset)
+                and not fragment & 0x3FFF  # not a fragment (MF or offset)
                 and ihl >= 20
                 and n >= ihl + 4
             ):
-                proto = proto << 32 | int.from_bytes(packet[ihl : ihl + 4])
-        elif version == 6 and n >= 40:
+                proto = proto << 32 | _PORTS.unpack_from(packet, ihl)[0]
+        elif b0 >> 4 == 6 and n >= 40:
             proto = packet[6]
             addresses = int.from_bytes(packet[8:40])
             if proto in (TCP, UDP) and n >= 44:
-                proto = proto << 32 | int.from_bytes(packet[40:44])
+                proto = proto << 32 | _PORTS.unpack_from(packet, 40)[0]
         else:
             return self.nflows
+        if self.hash is flow_hash:  # the default, inlined: a call fewer per packet
+            return hash((self.seed, addresses, proto)) % self.nflows
         return self.hash(addresses, proto, self.seed) % self.nflows
 
     def enqueue(
@@ -200,20 +209,31 @@ class FqCoDel(Generic[T]):
                 continue
             queue = flow.packets
             if queue:
-                # codel_should_drop's common case inlined: a sojourn under target (or no
-                # more than an MTU behind) resets the state and the packet leaves
+                # codel_should_drop and the no-drop branches of codel_dequeue inlined, the
+                # common case under load: the packet leaves unless a drop or mark is due
+                # (sojourn above target for an interval and, while dropping, drop_next
+                # reached), which goes to codel.CoDel.dequeue below
                 entry = queue[0]
                 size = entry[1]
                 sojourn = now - entry[0]
+                state = flow.codel
+                above = state.first_above_time
                 if sojourn < self.target or self.backlog - size <= self.mtu:
+                    state.first_above_time = 0.0
+                    state.dropping = False
+                elif above == 0.0:
+                    state.first_above_time = now + self.interval
+                    state.dropping = False
+                elif now <= above:
+                    state.dropping = False
+                elif not state.dropping or now >= state.drop_next:
+                    size = -1  # a drop or a mark is due
+                if size >= 0:
                     queue.popleft()
                     flow.bytes -= size
                     self.backlog -= size
                     self.packets -= 1
-                    state = flow.codel
                     state.ldelay = sojourn
-                    state.first_above_time = 0.0
-                    state.dropping = False
                     flow.deficit -= size
                     self.sojourn = sojourn
                     return entry

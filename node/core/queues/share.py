@@ -210,46 +210,65 @@ class Share(QueueBase[T]):
             self.overlimit += dropped
 
     def _drain(self, now: float) -> None:
+        """Deficit round robin until the pacer says wait or nothing is left. The pacer's
+        arithmetic (TokenBucket.consume) and the totals are kept in locals for the batch
+        and written back once: `deliver` must not call back into this queue."""
         self._now = now
         if self.throttled:
             self._wake(now)
         active = self.active
+        if not active:
+            return
         bucket = self.bucket
+        rate = bucket.rate
+        next_at = bucket.next_at
+        start = now - bucket.slack
+        per_byte = bucket.per_byte
         overhead = self.overhead
+        charge = bucket.per_packet_overhead
+        quantum = self.quantum
         deliver = self.deliver
-        while active:
-            if bucket.rate is not None and now < bucket.next_at:
-                return
-            client = active[0]
-            if client.deficit <= 0:
-                client.deficit += self.quantum
-                active.rotate(-1)
-                continue
-            cap = client.cap
-            if cap is not None and now < cap.next_at:
-                active.popleft()
-                self.throttled.append(client)
-                continue
-            fq = client.fq
-            before = fq.backlog, fq.packets
-            entry = fq.dequeue(now)
-            self.backlog -= before[0] - fq.backlog
-            gone = before[1] - fq.packets
-            self.packets -= gone
-            if entry is None:
-                self.drops += gone
-                active.popleft()
-                client.active = False
-                continue
-            self.drops += gone - 1
-            size = entry[1]
-            client.deficit -= size + overhead
-            bucket.consume(size, now)
-            if cap is not None:
-                cap.consume(size, now)
-            client.sent_bytes += size
-            client.sent_packets += 1
-            deliver(entry[2], now)
+        backlog = packets = drops = 0  # what leaves (or is dropped) in this batch
+        try:
+            while active:
+                if rate is not None and now < next_at:
+                    return
+                client = active[0]
+                if client.deficit <= 0:
+                    client.deficit += quantum
+                    active.rotate(-1)
+                    continue
+                cap = client.cap
+                if cap is not None and now < cap.next_at:
+                    active.popleft()
+                    self.throttled.append(client)
+                    continue
+                fq = client.fq
+                held, queued = fq.backlog, fq.packets
+                entry = fq.dequeue(now)
+                backlog += held - fq.backlog
+                gone = queued - fq.packets
+                packets += gone
+                if entry is None:
+                    drops += gone
+                    active.popleft()
+                    client.active = False
+                    continue
+                drops += gone - 1
+                size = entry[1]
+                client.deficit -= size + overhead
+                if rate is not None:
+                    next_at = (next_at if next_at > start else start) + (size + charge) * per_byte
+                if cap is not None:
+                    cap.consume(size, now)
+                client.sent_bytes += size
+                client.sent_packets += 1
+                deliver(entry[2], now)
+        finally:
+            bucket.next_at = next_at
+            self.backlog -= backlog
+            self.packets -= packets
+            self.drops += drops
 
     def _wake(self, now: float) -> None:
         waiting = []
