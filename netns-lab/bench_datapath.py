@@ -8,9 +8,16 @@ super-packet to /dev/null) on the other. The AEAD calls are timed alone too, so 
 rest is what Python adds per packet. System calls on the real TUN and sockets come on
 top (BENCHMARKS.md has the py-spy view of the lab run).
 
-    .venv/bin/python netns-lab/bench_datapath.py
+With `--share`, both queue slots hold [share]'s queue (node/core/queues/share.py) paced
+at 1 Gbit/s while the batches are offered 5% faster in virtual time, so a standing queue
+forms and every packet goes through DRR, FQ-CoDel and the pacer; the queue is released
+after each batch and its timer fired once, as the node does. Compare with a run
+without it: the difference is the queues' cost per packet in the data path.
+
+    .venv/bin/python netns-lab/bench_datapath.py [--share]
 """
 
+import argparse
 import ipaddress
 import os
 import socket
@@ -18,17 +25,21 @@ import struct
 import time
 from collections import Counter
 
+from tidewire.node.core.queues.share import Share
 from tidewire.node.datapath import DataPath
+from tidewire.node.sharing import OVERHEAD
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.link.crypto import clamp, public_key
 from tidewire.protocol.link.device import Device
-from tidewire.protocol.link.peer import PeerConfig
+from tidewire.protocol.link.peer import Peer, PeerConfig
 from tidewire.protocol.types import UDP, Path
 
 A_ADDR, B_ADDR = ("192.0.2.1", 51820), ("198.51.100.2", 51820)
 BATCH, ROUNDS, PAYLOAD = 256, 200, 1340
 _IP = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBBHHH")
+RATE = 125e6  # bytes per second the --share queues pace to
+LOAD = 1.05  # offered over RATE
 
 
 def segment(seq: int) -> bytes:
@@ -36,7 +47,41 @@ def segment(seq: int) -> bytes:
     return ip + _TCP.pack(40000, 5201, seq, 0, 5 << 4, 0x10, 65535, 0, 0) + bytes(PAYLOAD)
 
 
+def shared(dp: DataPath) -> None:
+    """[share]'s queues in both slots, as node/sharing.py builds them."""
+    out: Share[tuple[Peer, bytes]] = Share(
+        dp._seal,
+        packet_of=lambda item: item[1],
+        with_packet=lambda item, packet: (item[0], packet),
+        rate=RATE,
+        seed=1,
+        per_packet_overhead=OVERHEAD,
+    )
+    inn: Share[bytes] = Share(
+        dp._to_tun,
+        packet_of=lambda packet: packet,
+        with_packet=lambda _, packet: packet,
+        rate=RATE,
+        seed=2,
+        per_packet_overhead=OVERHEAD,
+    )
+    dp.set_queues(out, inn)
+
+
+def pace(queue: object, now: float) -> float:
+    """After a batch at `now`: release, let the batch's wire time pass, fire the timer."""
+    assert isinstance(queue, Share)
+    queue.release(now=now)
+    now += BATCH * (len(segment(0)) + OVERHEAD) / RATE / LOAD
+    if (timer := queue.get_timer()) is not None:
+        queue.handle_timer(now=max(now, timer))
+    return now
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--share", action="store_true", help="[share]'s queues in the slots")
+    args = parser.parse_args()
     ka, kb = clamp(os.urandom(32)), clamp(os.urandom(32))
     a = Device(private_key=ka, rng=os.urandom, wall_offset=time.time())
     b = Device(private_key=kb, rng=os.urandom, wall_offset=time.time())
@@ -65,23 +110,31 @@ def main() -> None:
         )
         dp.routes.insert(ipaddress.ip_network(dst), peer)
         dp.tun_gro = True
+        if args.share:
+            shared(dp)
         paths.append(dp)
     out, inn = paths
     batch = [segment(1 + i * PAYLOAD) for i in range(BATCH)]
     n = BATCH * ROUNDS
 
+    now = 1.0
     start = time.perf_counter()
     for _ in range(ROUNDS):
         for packet in batch:
-            out.outbound(packet, now=1.0)
+            out.outbound(packet, now=now)
+        if args.share:
+            now = pace(out.out_queue, now)
     outbound = (time.perf_counter() - start) / n
     datagrams = [d for runs in udp.batch.pending.values() for d in runs]
     udp.batch.pending.clear()
 
+    n = len(datagrams)  # fewer than sent when the queue dropped some
     start = time.perf_counter()
     for i in range(0, n, BATCH):
         for data in datagrams[i : i + BATCH]:
-            inn.receive(data, Path(UDP, A_ADDR), now=1.0)
+            inn.receive(data, Path(UDP, A_ADDR), now=now)
+        if args.share:
+            now = pace(inn.in_queue, now)
         inn.flush_tun()
     inbound = (time.perf_counter() - start) / n
     assert not inn.drops and not b.drops, (inn.drops, b.drops)
@@ -100,6 +153,10 @@ def main() -> None:
 
     print(f"outbound: {outbound * 1e6:5.2f} µs per packet ({seal * 1e6:.2f} of it the AEAD)")
     print(f"inbound:  {inbound * 1e6:5.2f} µs per packet ({opened * 1e6:.2f} of it the AEAD)")
+    for name, queue in (("outbound", out.out_queue), ("inbound", inn.in_queue)):
+        if isinstance(queue, Share):
+            st = queue.stats()
+            print(f"{name} queue: {st['drops']} dropped, {st['backlog_packets']} held at the end")
 
 
 if __name__ == "__main__":
