@@ -4,9 +4,11 @@ CONFIG is a path, or a bare name (`tidewire up wg0`) looked up as wg-quick does:
 /etc/tidewire/wg0.toml, then /etc/wireguard/wg0.conf (node/config/locate.py).
 
 Before the daemon starts, the config is checked against this machine (the exit's
-outbound interface exists, every endpoint resolves), so those errors name the file
-and line too. An error the running node stops on (a NodeError or an OSError, alone
-or inside the ExceptionGroup of a nursery) becomes one sentence and exit status 1.
+outbound interface exists, every endpoint resolves, each hook's command exists), so
+those errors name the file and line too. `--no-hooks` skips PreUp/PostUp/PreDown/
+PostDown (node/hooks.py says when they are refused). An error the running node
+stops on (a NodeError or an OSError, alone or inside the ExceptionGroup of a nursery)
+becomes one sentence and exit status 1.
 """
 
 import argparse
@@ -50,6 +52,13 @@ def add_parser(sub: Any) -> None:
         " sparse packets find the node awake (lower idle latency); 0 turns it off"
         " (default: 10)",
     )
+    p.add_argument(
+        "--no-hooks",
+        action="store_true",
+        help="do not run the config's PreUp/PostUp/PreDown/PostDown commands (they are"
+        " refused anyway, and the start with them, when the file is not owned by the user"
+        " running tidewire or is writable by group or others)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     p.set_defaults(run=run)
 
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             exit_enabled=bool(exit_enabled or cfg.exit.enabled),
             interface_exists=_interface_exists,
             resolve=_resolve,
+            command_exists=None if args.no_hooks else _command_exists,
         )
     except ConfigError as exc:
         env.error(str(exc))
@@ -99,6 +109,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             offloads=not args.no_offloads,
             tun_tso=args.tun_tso,
             tick=args.tick_ms / 1000,
+            run_hooks=not args.no_hooks,
         )
         trio.run(node.run)  # in the foreground until it is told to stop
     except (Exception, KeyboardInterrupt) as exc:
@@ -114,6 +125,19 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
 def _interface_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()  # the loader checked `name` is a plain name
+
+
+def _command_exists(word: str) -> bool:
+    """Whether bash can run `word`: a builtin, a keyword or a program on PATH."""
+    import subprocess
+
+    try:
+        found = subprocess.run(
+            ["bash", "-c", 'type -t -- "$1"', "bash", word], capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True  # no bash to ask: the daemon says what fails when it runs the hook
+    return found.returncode == 0
 
 
 def _resolve(host: str, port: int) -> tuple[str, int]:

@@ -35,6 +35,7 @@ from tidewire.node import (
 )
 from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig
+from tidewire.node.config.service import AUTO
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
@@ -42,6 +43,7 @@ from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
 from tidewire.node.peers import Peers
+from tidewire.node.service import Service
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
@@ -74,8 +76,10 @@ class Daemon:
         offloads: bool = True,
         tun_tso: bool = False,
         tick: float = INTERVAL,
+        run_hooks: bool = True,
     ) -> None:
         self.cfg = cfg
+        self.service = Service(cfg, run_hooks=run_hooks)  # hooks, kill switch, SaveConfig
         self.offloads = offloads
         self.tick = tick  # seconds between wake-ups while the link is in use; 0 is off
         self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
@@ -83,7 +87,8 @@ class Daemon:
         self.udp = UdpTransport(Counter())
         self.masked: MaskedTransport | None = None  # made once the node's key is known
         self.listen_port = 0
-        self.table = 0
+        self.table = 0  # of the default-route rules (Table = auto), 0 if none
+        self.mark = 0  # on the outer sockets: FwMark, else the listen port
         self.tun_fd = -1
         self.lock_fd = -1
         self.forwarding: dict[str, str] = {}
@@ -121,13 +126,19 @@ class Daemon:
                 wall_offset=time.time() - trio.current_time(),
                 mtu=cfg.mtu,
             )
-            self.listen_port = self.udp.bind(cfg.listen_port or 0)
-            self.table = self.listen_port
+            await self.service.check()
+            await off_loop(firewall.recover_forwarding)  # what a killed exit left switched on
+            await self.service.pre_up()
+            self.listen_port = self.udp.bind(cfg.listen_port or 0, mark=cfg.service.fwmark)
+            self.mark = cfg.service.fwmark or self.listen_port
+            routing = netconf.Routing.of(cfg.service.table, mark=self.mark)
+            self.table = routing.table if routing.mode == AUTO else 0
             masked = self.masked = MaskedTransport(Counter(), own_public=device.public_key)
             if cfg.masked_port is not None:  # a listener: clients may dial us masked
-                masked.listen(cfg.masked_port, mark=self.table)
+                masked.listen(cfg.masked_port, mark=self.mark)
             else:  # a socket of our own for dialling masked listeners
-                masked.bind(0, mark=self.table)
+                masked.bind(0, mark=self.mark)
+            await self.service.install_kill_switch(mark=self.mark)  # before the TUN
             why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
             self.guard_installed = why is None
             if why is not None:
@@ -150,7 +161,7 @@ class Daemon:
             dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
             dp.ticker.interval = self.tick
             peers = self.peers = Peers(
-                name=cfg.name, table=self.table, datapath=dp, exit_enabled=self.exit_enabled
+                name=cfg.name, table=routing, datapath=dp, exit_enabled=self.exit_enabled
             )
             if self.exit_enabled:
                 from tidewire.node.ledger import Ledger, LedgerError
@@ -235,7 +246,12 @@ class Daemon:
                         len(cfg.peers),
                         f", exit via {self.outbound_interface}" if self.exit_enabled else "",
                     )
+                    await self.service.post_up()
                     task_status.started()
+            # here only after a clean stop (a signal, `tidewire down`): an error skips it
+            with trio.CancelScope(shield=True):
+                await self.service.pre_down()
+                await off_loop(self.service.save_config, self.peers)
         finally:
             with trio.CancelScope(shield=True):
                 if self.accountant is not None and self.ledger is not None:
@@ -247,6 +263,7 @@ class Daemon:
                 if self.sharing is not None and self.sharing.quota is not None:
                     await off_loop(self.sharing.save)
                 await off_loop(self._teardown)
+                await self.service.post_down()
 
     def listening(self) -> list[str]:
         """What the node listens on, as URLs (the masked dialling socket is not a listener)."""
@@ -314,7 +331,8 @@ class Daemon:
             stale = 0
         if stale and stale != self.table:
             netconf.remove_rules(stale)
-        netconf.remove_rules(self.table)
+        if self.table:
+            netconf.remove_rules(self.table)
         atomic_write(record, f"{self.table}\n".encode())
 
     def _teardown(self) -> None:
@@ -337,6 +355,7 @@ class Daemon:
         if self.tun_fd >= 0:
             os.close(self.tun_fd)  # removes the interface, its addresses and routes
             self.tun_fd = -1
+        self.service.remove_kill_switch()  # after the TUN: nothing leaks on the way down
         self.udp.close()
         if self.masked is not None:
             self.masked.close()

@@ -26,7 +26,7 @@ _tidewire_words() {
         "genkey") words="--output -o" ;;
         "genpsk") words="--output -o" ;;
         "pubkey") words="" ;;
-        "up") words="--exit --no-offloads --tick-ms --tun-tso --verbose -v" ;;
+        "up") words="--exit --no-hooks --no-offloads --tick-ms --tun-tso --verbose -v" ;;
         "down") words="--socket" ;;
         "status") words="--json --socket" ;;
         "metrics") words="--socket" ;;

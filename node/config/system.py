@@ -6,18 +6,30 @@ calls `check_system` with the two questions as callables, so tests answer them
 without a network. Errors are `ConfigError`s naming the file, the line and the field
 the loader recorded in `where`. A resolved endpoint replaces the name in the spec, so
 the daemon does not ask DNS a second time and cannot get another answer.
+
+When hooks will run, the first word of each command must name something bash can run
+(`command_exists`), so a missing PostUp command is an error naming its line before
+anything changes (the daemon still reports bash's "command not found" for the rest).
 """
 
+import shlex
 from collections.abc import Callable
 
 from . import ConfigError, NodeConfig, Where, format_path, parse_path
 
 InterfaceExists = Callable[[str], bool]
 Resolve = Callable[[str, int], tuple[str, int]]  # raises OSError or UnicodeError
+CommandExists = Callable[[str], bool]
+SHELL_SYNTAX = set("=$`()<>|&;{}[]*?~!\"'\\")  # a first word bash expands: not checked
 
 
 def check_system(
-    cfg: NodeConfig, *, exit_enabled: bool, interface_exists: InterfaceExists, resolve: Resolve
+    cfg: NodeConfig,
+    *,
+    exit_enabled: bool,
+    interface_exists: InterfaceExists,
+    resolve: Resolve,
+    command_exists: CommandExists | None = None,
 ) -> None:
     name = cfg.exit.outbound_interface
     if exit_enabled and name is not None and not interface_exists(name):
@@ -37,6 +49,23 @@ def check_system(
             reason = getattr(exc, "strerror", None) or str(exc)
             raise ConfigError(cfg.path, line, field, f"cannot resolve {host} ({reason})") from None
         peer.endpoint = format_path(transport, addr, port)
+    if command_exists is not None:
+        check_hooks(cfg, command_exists)
+
+
+def check_hooks(cfg: NodeConfig, command_exists: CommandExists) -> None:
+    for hooks in cfg.service.hooks.values():
+        for hook in hooks:
+            try:
+                words = shlex.split(hook.command.replace("%i", cfg.name))
+            except ValueError as exc:
+                raise ConfigError(
+                    cfg.path, hook.line, hook.key, f"bash cannot parse it ({exc})"
+                ) from None
+            first = words[0] if words else ""
+            if first and not SHELL_SYNTAX & set(first) and not command_exists(first):
+                why = f"command not found: {first!r} (in `{hook.command}`)"
+                raise ConfigError(cfg.path, hook.line, hook.key, why)
 
 
 def _where(where: dict[str, Where], key: str, default: str) -> Where:
