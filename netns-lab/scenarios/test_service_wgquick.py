@@ -3,16 +3,18 @@ with `tidewire down`; wg-quick's Table, FwMark, PostUp/PreDown/PostDown and Save
 do what wg-quick does with them.
 
     [client] eth0 198.51.100.2 -- 198.51.100.1 isp0 [provider] wan0 203.0.113.1 -- [internet]
-    tunnel 10.99.0.2 ------------------> 10.99.0.1 (exit)                   203.0.113.2
+    tunnel 10.99.0.2 ------------------> 10.99.0.1 (exit)  lan0             203.0.113.2
+                                                       192.168.77.0/24 [lan]
 
-The kill switch test: the client (kill_switch, FwMark 0x4242, all traffic through the
+The kill switch test (the exit lab of topologies.py, whose provider also has a LAN,
+192.168.77.0/24): the client (kill_switch, FwMark 0x4242, all traffic through the
 provider) reaches the internet through the tunnel but not the provider's outside
 address around it; after kill -9 the internet is not reachable either (the rules hold
 with no daemon); `tidewire down twcli` removes them and the provider's outside address
 answers again.
 
-The wg-quick test: the client runs from a wg-quick file (Table = 1234, hooks,
-SaveConfig); the provider's TOML has table = "off".
+The wg-quick test, on the client and provider addresses alone: the client runs from a
+wg-quick file (Table = 1234, hooks, SaveConfig); its peer's TOML has table = "off".
 """
 
 import json
@@ -20,24 +22,14 @@ import shutil
 from pathlib import Path
 
 from common import handshaken, ping, unreachable
-from lab import TIDEWIRE, Host, Lab, Node, _answers, genkey, tidewire_toml
+from lab import TIDEWIRE, Lab, Node, _answers, genkey, tidewire_toml
+from topologies import build_exit_lab
 
 from tidewire.node.config import load
 
 
-def build(lab: Lab) -> tuple[Host, Host, Host]:
-    client, provider, internet = lab.host("client"), lab.host("provider"), lab.host("inet")
-    lab.link(client, provider, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="isp0")
-    lab.link(provider, internet, "203.0.113.1/24", "203.0.113.2/24", a_if="wan0", b_if="eth0")
-    provider.run("ip route add default via 203.0.113.2")
-    client.run("ip route add default via 198.51.100.1")
-    return client, provider, internet
-
-
-def provider_toml(
-    lab: Lab, key: str, client_public: str, *, wg: bool = False, **interface: str
-) -> str:
-    """The provider: an exit for a native client, or a plain peer of a wg-quick one."""
+def provider_toml(lab: Lab, key: str, client_public: str) -> str:
+    """The wg-quick client's peer: a plain node with table = "off"."""
     text = tidewire_toml(
         name="twexit",
         private_key=key,
@@ -48,43 +40,30 @@ def provider_toml(
             {
                 "public_key": client_public,
                 "allowed_ips": ["10.99.0.2/32", "10.66.0.0/16"],
-                "mode": "wireguard" if wg else "native",
+                "mode": "wireguard",
             }
         ],
-        exit=None if wg else {"enabled": True},
     )
-    extra = "".join(f"{k} = {v}\n" for k, v in interface.items())
-    return text.replace("mtu = 1420\n", "mtu = 1420\n" + extra)
+    return text.replace("mtu = 1420\n", 'mtu = 1420\ntable = "off"\n')
 
 
 def test_kill_switch_holds_after_kill_9_and_goes_with_down() -> None:
     with Lab("ksw") as lab:
-        client, provider, _ = build(lab)
-        (k_prov, p_prov), (k_cli, p_cli) = genkey(), genkey()
-        lab.tidewire(provider, "twexit", provider_toml(lab, k_prov, p_cli))
-        client_conf = tidewire_toml(
-            name="twcli",
-            private_key=k_cli,
-            address=["10.99.0.2/32"],
-            lab=lab,
-            peers=[
-                {
-                    "public_key": p_prov,
-                    "endpoint": "198.51.100.1:51820",
-                    "allowed_ips": ["0.0.0.0/0"],
-                    "provider": True,
-                    "persistent_keepalive": 1,
-                }
-            ],
-        ).replace("mtu = 1420\n", "mtu = 1420\nkill_switch = true\nfwmark = 0x4242\n")
+        x = build_exit_lab(lab, with_wireguard_go=False)
+        client = x.client
+        x.client_node.cli("down")  # the exit lab's client, again with a kill switch
+        lab.wait_for(lambda: not x.client_node.proc.alive(), timeout=10, what="twcli to stop")
+        client_conf = x.client_node.config.read_text().replace(
+            "mtu = 1420\n", "mtu = 1420\nkill_switch = true\nfwmark = 0x4242\n"
+        )
         node = lab.tidewire(client, "twcli", client_conf)
-        lab.wait_for(lambda: handshaken(node), timeout=15, what="the client's handshake")
         assert "table inet tidewire_killswitch_twcli" in client.run("nft list tables").stdout
         # FwMark: wg-quick's rule names the mark, and the sockets carry it (else the
         # tunnel's own datagrams would loop into the tunnel and never handshake)
         assert "not from all fwmark 0x4242 lookup 16962" in client.run("ip rule show").stdout
         ping(client, "203.0.113.2")  # the internet, through the tunnel
         assert unreachable(client, "198.51.100.1"), "the provider's outside, around the tunnel"
+        assert unreachable(client, "192.168.77.2"), "the provider's LAN (refused by the exit)"
 
         node.proc.popen.kill()  # kill -9: no tear-down at all
         node.proc.popen.wait(timeout=10)
@@ -129,10 +108,10 @@ def test_wg_quick_table_hooks_and_save_config() -> None:
     name = "twsvc"
     state = Path("/var/lib/tidewire") / name
     with Lab("wgq") as lab:
-        client, provider, _ = build(lab)
+        client, provider = lab.host("client"), lab.host("provider")
+        lab.link(client, provider, "198.51.100.2/24", "198.51.100.1/24")
         (k_prov, p_prov), (k_cli, p_cli) = genkey(), genkey()
-        prov_conf = provider_toml(lab, k_prov, p_cli, wg=True, table='"off"')
-        prov = lab.tidewire(provider, "twexit", prov_conf)
+        prov = lab.tidewire(provider, "twexit", provider_toml(lab, k_prov, p_cli))
         # Table = off: no route of the peer's allowed IPs (only the address's own prefix)
         assert provider.run("ip route show 10.66.0.0/16").stdout.strip() == ""
         assert "10.99.0.2" not in provider.run("ip route show dev twexit").stdout

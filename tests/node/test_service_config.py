@@ -4,6 +4,7 @@ both formats with the same meaning; a bad value is one error naming file, line a
 
 import base64
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -99,53 +100,24 @@ def test_defaults_are_todays_behaviour(tmp_path: Path) -> None:
     assert (s.table, s.fwmark, s.kill_switch, s.any_hooks()) == ("auto", None, False, False)
 
 
-@pytest.mark.parametrize(
-    ("name", "old", "new", "expected"),
-    [
-        (
-            "wg0.conf",
-            "Table = 1234",
-            "Table = bogus",
-            "wg0.conf:4: [Interface] Table: must be off,",
-        ),
-        ("wg0.conf", "Table = 1234", "Table = 0", "wg0.conf:4: [Interface] Table: must be off,"),
-        ("wg0.conf", "Table = 1234", "Table = 4294967296", "wg0.conf:4: [Interface] Table:"),
-        ("wg0.conf", "FwMark = 0xca6c", "FwMark = 0xzz", "wg0.conf:5: [Interface] FwMark: must be"),
-        (
-            "wg0.conf",
-            "PostUp = echo two",
-            "PostUp =   ",
-            "wg0.conf:8: [Interface] PostUp: must be a",
-        ),
-        (
-            "wg0.conf",
-            "SaveConfig = true",
-            "SaveConfig = yes",
-            "wg0.conf:10: [Interface] SaveConfig:",
-        ),
-        ("wg0.conf", "KillSwitch = true", "KillSwitch = 1", "wg0.conf:11: [Interface] KillSwitch:"),
-        (
-            "tw1.toml",
-            "table = 1234",
-            'table = "nope"',
-            "tw1.toml:4: [interface] table: must be off,",
-        ),
-        ("tw1.toml", "table = 1234", "table = true", "tw1.toml:4: [interface] table: must be off,"),
-        ("tw1.toml", "fwmark = 0xca6c", "fwmark = -1", "tw1.toml:5: [interface] fwmark: must be"),
-        (
-            "tw1.toml",
-            'post_down = "echo gone"',
-            "post_down = 3",
-            "tw1.toml:8: [interface] post_down:",
-        ),
-        (
-            "tw1.toml",
-            "kill_switch = true",
-            'kill_switch = "on"',
-            "tw1.toml:9: [interface] kill_switch:",
-        ),
-    ],
-)
+# (file, text replaced, by, the start of the error after the folder)
+BAD = [
+    ("wg0.conf", "Table = 1234", "Table = bogus", "wg0.conf:4: [Interface] Table: must be off,"),
+    ("wg0.conf", "Table = 1234", "Table = 0", "wg0.conf:4: [Interface] Table: must be off,"),
+    ("wg0.conf", "Table = 1234", "Table = 4294967296", "wg0.conf:4: [Interface] Table:"),
+    ("wg0.conf", "FwMark = 0xca6c", "FwMark = 0xzz", "wg0.conf:5: [Interface] FwMark: must"),
+    ("wg0.conf", "PostUp = echo two", "PostUp =   ", "wg0.conf:8: [Interface] PostUp: must"),
+    ("wg0.conf", "SaveConfig = true", "SaveConfig = yes", "wg0.conf:10: [Interface] SaveConfig:"),
+    ("wg0.conf", "KillSwitch = true", "KillSwitch = 1", "wg0.conf:11: [Interface] KillSwitch:"),
+    ("tw1.toml", "table = 1234", 'table = "nope"', "tw1.toml:4: [interface] table: must be off,"),
+    ("tw1.toml", "table = 1234", "table = true", "tw1.toml:4: [interface] table: must be off,"),
+    ("tw1.toml", "fwmark = 0xca6c", "fwmark = -1", "tw1.toml:5: [interface] fwmark: must be"),
+    ("tw1.toml", 'post_down = "echo gone"', "post_down = 3", "tw1.toml:8: [interface] post_down:"),
+    ("tw1.toml", "kill_switch = true", 'kill_switch = "on"', "tw1.toml:9: [interface] kill_switch"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "expected"), BAD)
 def test_bad_values_name_file_line_and_key(
     tmp_path: Path, name: str, old: str, new: str, expected: str
 ) -> None:
@@ -177,3 +149,85 @@ def test_a_missing_hook_command_names_file_and_line(tmp_path: Path) -> None:
 def test_shell_syntax_in_the_first_word_is_left_to_bash(tmp_path: Path) -> None:
     cfg = load(write(tmp_path, "wg0.conf", WG.replace("echo two", "X=1 $TOOL | cat")))
     check_hooks(cfg, lambda word: word == "echo")
+
+
+# -- at `tidewire up`: before anything of the interface exists -------------------------
+
+NODE = f"""[interface]
+name = "tw1"
+private_key = "{KEY}"
+control_socket = "{{tmp}}/tw1.sock"
+state_dir = "{{tmp}}/state"
+"""
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    import io
+
+    from tidewire.cli.env import Environment
+    from tidewire.cli.main import main
+
+    env = Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+    code = main(argv, env)
+    assert isinstance(env.stderr, io.StringIO)
+    return code, env.stderr.getvalue()
+
+
+class _Recorded:
+    """Stands in for the Daemon: records how `up` built it."""
+
+    seen: ClassVar[dict[str, object]] = {}
+
+    def __init__(self, cfg: object, **kwargs: object) -> None:
+        _Recorded.seen = kwargs
+
+    async def run(self) -> None:
+        return None
+
+
+def test_up_names_the_line_of_a_missing_post_up_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tidewire.node.daemon
+
+    monkeypatch.setattr(tidewire.node.daemon, "Daemon", _Recorded)
+    path = write(tmp_path, "tw1.toml", NODE.format(tmp=tmp_path) + 'post_up = "tidewire-nope %i"\n')
+    code, err = run_cli(["up", str(path)])
+    assert (code, err) == (
+        1,
+        f"tidewire: {path}:6: [interface] post_up: command not found: 'tidewire-nope'"
+        " (in `tidewire-nope %i`)\n",
+    )
+    assert _Recorded.seen == {}  # stopped before the daemon
+    code, err = run_cli(["up", "--no-hooks", str(path)])
+    assert code == 0 and _Recorded.seen["run_hooks"] is False
+
+
+def test_a_failing_pre_up_stops_the_start_before_the_interface(tmp_path: Path) -> None:
+    import trio
+
+    from tidewire.node.daemon import Daemon
+    from tidewire.node.errors import NodeError
+
+    marker = tmp_path / "post-up-ran"
+    text = NODE.format(tmp=tmp_path) + f'pre_up = "exit 4"\npost_up = "touch {marker}"\n'
+    cfg = load(write(tmp_path, "tw1.toml", text))
+    with pytest.raises(NodeError) as err:
+        trio.run(Daemon(cfg).run)
+    assert (
+        str(err.value)
+        == f"{tmp_path}/tw1.toml:6: [interface] pre_up: `exit 4` failed (exit status 4)"
+    )
+    assert not marker.exists()
+
+
+def test_hooks_from_a_world_writable_file_refuse_the_start(tmp_path: Path) -> None:
+    import trio
+
+    from tidewire.node.daemon import Daemon
+    from tidewire.node.errors import NodeError
+
+    path = write(tmp_path, "tw1.toml", NODE.format(tmp=tmp_path) + 'pre_up = "true"\n')
+    path.chmod(0o666)
+    with pytest.raises(NodeError, match=r"refusing the hooks of .* writable by group or others"):
+        trio.run(Daemon(load(path)).run)
