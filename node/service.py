@@ -76,12 +76,12 @@ class Service:
         """Before the TUN: the peers' endpoints are resolved first (DNS outside the tunnel
         is refused once the switch is on)."""
         cfg = self.cfg
-        if not cfg.service.kill_switch:
+        if not cfg.service.kill_switch:  # a killed run's switch goes; no nft call otherwise
             if await trio.to_thread.run_sync(killswitch.left_by_killed_run, self.state_dir):
                 log.info("%s: removing the kill switch a killed run left", cfg.name)
-            await trio.to_thread.run_sync(
-                lambda: killswitch.remove(cfg.name, state_dir=self.state_dir)
-            )
+                await trio.to_thread.run_sync(
+                    lambda: killswitch.remove(cfg.name, state_dir=self.state_dir)
+                )
             return
         endpoints = []
         for spec in cfg.peers:

@@ -5,7 +5,9 @@ file is edited instead, so what the operator wrote stays where practical:
 
 - the [Interface] section and everything before the first [Peer] stay as they are;
 - a [Peer] section whose key still runs stays, its comments and keys too; only its
-  AllowedIPs and Endpoint are rewritten when they changed at run time;
+  AllowedIPs is rewritten when it changed at run time (not its Endpoint: the running
+  one is the address a name resolved to, and the file's name is what the operator
+  wants kept);
 - a [Peer] section of a peer removed at run time goes, with the comment lines right
   above its header and one blank line before them;
 - a peer added at run time (`tidewire peer add`, `client add`) is appended as a new
@@ -133,8 +135,6 @@ def saved_text(text: str, peers: list[PeerSpec]) -> str:
             continue
         kept.add(spec.public_key)
         body = _set_key(body, "allowedips", "AllowedIPs", [str(n) for n in spec.allowed_ips])
-        if spec.endpoint:
-            body = _set_key(body, "endpoint", "Endpoint", [spec.endpoint])
         out += body
     for spec in peers:
         if spec.public_key not in kept:

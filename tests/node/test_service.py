@@ -109,7 +109,9 @@ def test_save_keeps_comments_drops_removed_appends_added() -> None:
 def test_save_rewrites_only_allowed_ips_that_changed() -> None:
     same = saved_text(FILE, [spec(B, "10.0.0.2/32"), spec(C, "10.0.0.3/32")])
     assert same == FILE
-    moved = saved_text(FILE, [spec(B, "10.0.0.2/32", "10.1.0.0/16"), spec(C, "10.0.0.3/32")])
+    resolved = spec(B, "10.0.0.2/32", "10.1.0.0/16")
+    resolved.endpoint = "203.0.113.5:51820"  # what `up` resolved office.example to
+    moved = saved_text(FILE, [resolved, spec(C, "10.0.0.3/32")])
     assert "AllowedIPs = 10.0.0.2/32, 10.1.0.0/16\nEndpoint = office.example:51820\n" in moved
     assert moved.count("AllowedIPs") == 2
 
