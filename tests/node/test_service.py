@@ -175,3 +175,42 @@ def test_routes_per_table_mode() -> None:
     ]
     off = netconf.Routing.of("off", mark=51820)
     assert netconf._route_commands("replace", "wg0", NETS, table=off) == []
+
+
+def test_down_of_a_dead_daemon_removes_its_kill_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+    import io
+
+    from tidewire.cli.env import Environment
+    from tidewire.cli.main import main
+    from tidewire.node import firewall
+
+    removed: list[str] = []
+
+    def remove(iface: str) -> bool:
+        removed.append(iface)
+        return True
+
+    monkeypatch.setattr(killswitch, "remove", remove)
+    monkeypatch.setattr(firewall, "remove", lambda iface: False)
+    monkeypatch.setattr(firewall, "remove_guard", lambda iface: None)
+    monkeypatch.setattr(firewall, "recover_forwarding", lambda: False)
+    sock = tmp_path / "wg7.sock"
+
+    def down() -> tuple[int, str, str]:
+        env = Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+        code = main(["down", "wg7", "--socket", str(sock)], env)
+        assert isinstance(env.stdout, io.StringIO) and isinstance(env.stderr, io.StringIO)
+        return code, env.stdout.getvalue(), env.stderr.getvalue()
+
+    lock = os.open(sock.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a live daemon holds it: down asks the daemon
+        code, _, err = down()
+        assert code == 1 and "no daemon at" in err and removed == []
+    finally:
+        os.close(lock)  # the daemon is dead now (kill -9 frees its lock)
+    assert down() == (0, "wg7: removed the kill switch a stopped daemon left\n", "")
+    assert removed == ["wg7"]
