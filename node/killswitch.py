@@ -4,7 +4,8 @@ One nftables table per interface, `inet tidewire_killswitch_IFACE`, with an outp
 a forward chain that drop (and count) every packet not going out through the tunnel
 interface, except: loopback, the node's own outer packets (its sockets carry the
 firewall mark; and, by address, UDP to each peer's endpoint, so a restarted node can
-handshake before it marks anything), IPv6 neighbour discovery, and with
+handshake before it marks anything), IPv6 neighbour discovery and DHCP (the outer
+address must keep its lease), and with
 `kill_switch_allow_lan` the local networks (RFC 1918, link-local, ULA, multicast).
 
 It is installed before the TUN exists and stays in place when the daemon dies (a
@@ -42,7 +43,12 @@ def ruleset(iface: str, *, endpoints: list[tuple[str, int]], mark: int, allow_la
     common = [f'    oifname "{iface}" accept', '    oifname "lo" accept']
     if allow_lan:
         common += [f"    ip daddr {{ {LAN4} }} accept", f"    ip6 daddr {{ {LAN6} }} accept"]
-    own = [f"    meta mark {mark:#x} accept", f"    icmpv6 type {{ {ND} }} accept"]
+    own = [
+        f"    meta mark {mark:#x} accept",
+        f"    icmpv6 type {{ {ND} }} accept",
+        "    udp sport 68 udp dport 67 accept",  # DHCP: the lease of the outer address
+        "    udp sport 546 udp dport 547 accept",  # DHCPv6
+    ]
     for host, port in sorted(set(endpoints)):
         family = "ip" if ip_address(host).version == 4 else "ip6"
         own.append(f"    {family} daddr {host} udp dport {port} accept")

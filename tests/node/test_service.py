@@ -140,6 +140,7 @@ def test_kill_switch_rules() -> None:
         "meta mark 0xca6c accept",
         "ip daddr 198.51.100.1 udp dport 51820 accept",
         "ip6 daddr 2001:db8::1 udp dport 443 accept",
+        "udp sport 68 udp dport 67 accept",
     ):
         assert line in output
     assert "192.168.0.0/16" not in rules
