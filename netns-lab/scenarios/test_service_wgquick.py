@@ -11,7 +11,8 @@ The kill switch test (the exit lab of topologies.py, whose provider also has a L
 provider) reaches the internet through the tunnel but not the provider's outside
 address around it; after kill -9 the internet is not reachable either (the rules hold
 with no daemon); `tidewire down twcli` removes them and the provider's outside address
-answers again.
+answers again. Then the exit is killed: its forwarding switch stays on until the next
+start of the node, which puts it back (a new namespace has it off).
 
 The wg-quick test, on the client and provider addresses alone: the client runs from a
 wg-quick file (Table = 1234, hooks, SaveConfig); its peer's TOML has table = "off".
@@ -30,19 +31,14 @@ from tidewire.node.config import load
 
 def provider_toml(lab: Lab, key: str, client_public: str) -> str:
     """The wg-quick client's peer: a plain node with table = "off"."""
+    peer = {
+        "public_key": client_public,
+        "allowed_ips": ["10.99.0.2/32", "10.66.0.0/16"],
+        "mode": "wireguard",
+    }
     text = tidewire_toml(
-        name="twexit",
-        private_key=key,
-        address=["10.99.0.1/24"],
-        lab=lab,
-        listen_port=51820,
-        peers=[
-            {
-                "public_key": client_public,
-                "allowed_ips": ["10.99.0.2/32", "10.66.0.0/16"],
-                "mode": "wireguard",
-            }
-        ],
+        name="twexit", private_key=key, address=["10.99.0.1/24"], lab=lab,
+        listen_port=51820, peers=[peer],
     )
     return text.replace("mtu = 1420\n", 'mtu = 1420\ntable = "off"\n')
 
@@ -82,6 +78,18 @@ def test_kill_switch_holds_after_kill_9_and_goes_with_down() -> None:
         assert not record.exists() and "killswitch" not in client.run("nft list tables").stdout
         node.cli("down")
         lab.wait_for(lambda: not node.proc.alive(), timeout=10, what="the client to stop")
+
+        # the exit killed: forwarding stays on; the next start, even as no exit, restores it
+        provider = x.provider_node.host
+        forwarding = "sysctl -n net.ipv4.ip_forward"
+        assert provider.run(forwarding).stdout.strip() == "1"
+        x.provider_node.proc.popen.kill()
+        x.provider_node.proc.popen.wait(timeout=10)
+        assert provider.run(forwarding).stdout.strip() == "1"
+        plain = x.provider_node.config.read_text().replace("enabled = true", "enabled = false")
+        again = lab.tidewire(provider, "twexit", plain)
+        assert provider.run(forwarding).stdout.strip() == "0", again.proc.log()
+        assert "forwarding switches a killed exit left on" in again.proc.log()
 
 
 WG_CLIENT = """# the client's tunnel (a comment SaveConfig keeps)
