@@ -1,12 +1,14 @@
 """`tidewire up`: the node's lifecycle, and nothing else.
 
 Start-up, in order: take the per-interface lock (a second daemon for the same
-interface stops here), load persisted timestamps, bind the transports, create the TUN
-device, set addresses, MTU and routes, install the exit rules if this is a provider,
-open the control socket, then run the data path until SIGTERM, SIGINT, SIGHUP or
-`tidewire down`. Tear-down undoes each step in reverse; the TUN interface goes away
-with its file descriptor even on kill -9, and stale rules and firewall tables are
-removed at the next start. Peers live in peers.py, control requests in handlers.py,
+interface stops here), load persisted timestamps, run PreUp, bind the transports,
+install the kill switch, create the TUN device, set addresses, MTU and routes (where
+`Table` says), install the exit rules if this is a provider, open the control socket,
+run PostUp, then run the data path until SIGTERM, SIGINT, SIGHUP or `tidewire down`
+(then PreDown and SaveConfig; PostDown after the tear-down; node/service.py).
+Tear-down undoes each step in reverse; the TUN interface goes away with its file
+descriptor even on kill -9, and stale rules and firewall tables are removed at the
+next start. Peers live in peers.py, control requests in handlers.py,
 the packet path in datapath.py; nothing here runs `ip` or `nft` on the event loop
 itself (they go to a worker thread).
 """
@@ -250,10 +252,11 @@ class Daemon:
                     task_status.started()
             # here only after a clean stop (a signal, `tidewire down`): an error skips it
             with trio.CancelScope(shield=True):
-                await self.service.pre_down()
+                await self.service.pre_down()  # then SaveConfig, as wg-quick down does
                 await off_loop(self.service.save_config, self.peers)
         finally:
             with trio.CancelScope(shield=True):
+                await self.service.pre_down()  # if PostUp ran and it has not yet
                 if self.accountant is not None and self.ledger is not None:
                     with trio.move_on_after(5):
                         await self.accountant.flush()  # the counters since the last flush

@@ -6,10 +6,12 @@ In the order of a start and a stop, as wg-quick(8) does them:
 
     PreUp -> kill switch -> TUN, addresses, routes, DNS -> PostUp
     ... running ...
-    PreDown -> tear-down (routes, DNS, TUN) -> kill switch removed -> PostDown -> SaveConfig
+    PreDown -> SaveConfig -> tear-down (routes, DNS, TUN) -> kill switch removed -> PostDown
 
 SaveConfig writes only after a clean stop (a signal or `tidewire down`), as wg-quick
-saves only at `wg-quick down`; a failed start writes nothing.
+saves only at `wg-quick down`; a failed start writes nothing. The down hooks run
+whenever PostUp has run, so what PostUp set up is undone even when the node stops on
+an error.
 """
 
 import logging
@@ -37,6 +39,7 @@ class Service:
         self.state_dir = cfg.state_dir / cfg.name
         self.kill_switch_on = False
         self.up = False  # PostUp ran: the down hooks are due
+        self.pre_down_ran = False
 
     async def check(self) -> None:
         """Before anything changes: refuse hooks from a file others could edit."""
@@ -65,7 +68,8 @@ class Service:
         self.up = True
 
     async def pre_down(self) -> None:
-        if self.up:
+        if self.up and not self.pre_down_ran:
+            self.pre_down_ran = True
             await self._hook("pre_down", check=False)
 
     async def post_down(self) -> None:
