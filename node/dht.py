@@ -35,10 +35,16 @@ class DhtService:
         self._wake = trio.Event()
 
     @classmethod
-    def bind(cls, host: str = "0.0.0.0", port: int = 0, **kw: Any) -> "DhtService":
+    def bind(
+        cls, host: str = "0.0.0.0", port: int = 0, *, mark: int = 0, **kw: Any
+    ) -> "DhtService":
+        """A socket on `host:port`; `mark` (SO_MARK) keeps it out of the tunnel's routes
+        and inside a kill switch's exceptions, as the node's other outer sockets."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if mark:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
             sock.bind((host, port))
         except OSError:
             sock.close()

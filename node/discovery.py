@@ -52,12 +52,14 @@ class Discovery:
         state_dir: Path,
         sign_key: SigningKey,
         own_record: Callable[[str | None], NodeRecord] | None,
+        mark: int = 0,
     ) -> None:
         """`own_record(external_ip)` builds a provider's record (None: not a provider)."""
         self.spec = spec
         self.path = state_dir / CACHE_FILE
         self.sign_key = sign_key
         self.own_record = own_record
+        self.mark = mark  # SO_MARK of the node's outer sockets: the DHT stays outside the tunnel
         self.cache = RecordCache()
         self.svc: DhtService | None = None
         self.published: MutableItem | None = None
@@ -68,7 +70,7 @@ class Discovery:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self._load()
-        svc = self.svc = DhtService.bind("0.0.0.0", self.spec.dht_port or 0)
+        svc = self.svc = DhtService.bind("0.0.0.0", self.spec.dht_port or 0, mark=self.mark)
         log.info("DHT on UDP port %d, region %r", svc.address[1], self.spec.region)
         try:
             async with trio.open_nursery() as nursery:

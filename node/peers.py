@@ -41,10 +41,10 @@ class PeerError(NodeError):
 
 class Peers:
     def __init__(
-        self, *, name: str, table: int, datapath: "DataPath", exit_enabled: bool
+        self, *, name: str, table: netconf.Routing, datapath: "DataPath", exit_enabled: bool
     ) -> None:
         self.name = name  # the interface
-        self.table = table  # the routing table of default routes through the tunnel
+        self.table = table  # where the routes through the tunnel go (wg-quick's Table)
         self.datapath = datapath
         self.exit_enabled = exit_enabled
         self.accountant: Accountant | None = None

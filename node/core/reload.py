@@ -51,6 +51,7 @@ RESTART_ONLY = (
     ("[metrics] listen", lambda c: c.metrics_listen),
     ("[dns] resolver", lambda c: (c.dns.resolver, c.dns.upstream)),
     ("[discovery]", lambda c: c.discovery),
+    ("[interface] table, fwmark, hooks, kill switch", lambda c: c.service),
 )
 
 
