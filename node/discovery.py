@@ -38,6 +38,7 @@ log = logging.getLogger("tidewire.discovery")
 REPUBLISH = 3600.0
 RECORD_LIFETIME = 2 * 3600
 FIND_FIRST, FIND_EVERY = 2.0, 600.0
+FIND_RETRY = 15.0  # while no provider is known: a provider may be announcing right now
 BOOTSTRAP_RETRY = 10.0
 OPERATION_DEADLINE = 30.0
 MAX_FETCHES = 32
@@ -134,7 +135,8 @@ class Discovery:
             if self.spec.region:
                 with trio.move_on_after(OPERATION_DEADLINE):
                     await self.find(svc)
-            await trio.sleep(FIND_EVERY)
+            known = self.cache.providers(region=self.spec.region, now=time.time())
+            await trio.sleep(FIND_EVERY if known else FIND_RETRY)
 
     async def find(self, svc: DhtService) -> int:
         """Look up today's rendezvous of our region and take the records found there."""
