@@ -41,6 +41,7 @@ from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
+from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import Peers
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
@@ -152,6 +153,8 @@ class Daemon:
             peers = self.peers = Peers(
                 name=cfg.name, table=self.table, datapath=dp, exit_enabled=self.exit_enabled
             )
+            peers.memory = PathMemory(cfg.state_dir / cfg.name)
+            dp.path_confirmed = peers.remember
             if self.exit_enabled:
                 from tidewire.node.ledger import Ledger, LedgerError
 

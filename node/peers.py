@@ -17,10 +17,12 @@ from tidewire.node import netconf
 from tidewire.node.config import Network, PeerSpec
 from tidewire.node.core.roles import Role
 from tidewire.node.errors import NodeError
+from tidewire.node.path_memory import PathMemory, network_of, path_url
 from tidewire.node.requests import resolve
 from tidewire.node.transports.masked import MaskedTransport
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.peer import Peer, PeerConfig
+from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import MASKED, UDP, Path
 
 if TYPE_CHECKING:
@@ -45,7 +47,9 @@ class Peers:
         self.accountant: Accountant | None = None
         self.allowed: dict[bytes, list[Network]] = {}
         self.specs: dict[bytes, PeerSpec] = {}
-        self.masked_paths: dict[bytes, Path] = {}  # the listeners registered with `masked`
+        self.masked_paths: dict[bytes, list[Path]] = {}  # listeners registered with `masked`
+        self.memory: PathMemory | None = None  # the winning path per network (path_memory.py)
+        self.networks: dict[bytes, str | None] = {}  # the network each peer is reached on
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -71,12 +75,18 @@ class Peers:
                 raise PeerError(
                     f"allowed IP {net} belongs to peer {short(owner)}; remove it there first"
                 )
-        path = await resolve(spec.endpoint) if spec.endpoint else None
+        texts = [spec.endpoint, *spec.fallbacks] if spec.endpoint else []
+        candidates = [await resolve(text) for text in texts]
+        if spec.mode is Mode.NATIVE and candidates and self.memory is not None:
+            candidates = await self._remembered_first(spec.public_key, candidates)
+        path = candidates[0] if candidates else None
         masked = dp.transports.get(MASKED)
-        if path is not None and path.transport == MASKED:
+        for cand in candidates:
+            if cand.transport != MASKED:
+                continue
             if not isinstance(masked, MaskedTransport):
-                raise PeerError(f"endpoint {spec.endpoint}: this node has no masked transport")
-            masked.register(path.address, spec.public_key)  # we dial it: it is the listener
+                raise PeerError(f"endpoint {cand}: this node has no masked transport")
+            masked.register(cand.address, spec.public_key)  # we dial it: it is the listener
         peer = dp.device.add_peer(
             PeerConfig(
                 public_key=spec.public_key,
@@ -94,7 +104,8 @@ class Peers:
             )
         except Exception:
             dp.device.remove_peer(spec.public_key)  # a refused add changes nothing
-            self._unregister(path)
+            for cand in candidates:
+                self._unregister(cand)
             await trio.to_thread.run_sync(
                 lambda: netconf.remove_routes(self.name, spec.allowed_ips, table=self.table)
             )
@@ -109,8 +120,9 @@ class Peers:
             self.accountant.set_role(spec.public_key, self.role(spec))
         self.allowed[spec.public_key] = list(spec.allowed_ips)
         self.specs[spec.public_key] = spec
-        if path is not None and path.transport == MASKED:
-            self.masked_paths[spec.public_key] = path
+        self.masked_paths[spec.public_key] = [c for c in candidates if c.transport == MASKED]
+        if spec.mode is Mode.NATIVE:  # WireGuard-mode peers roam as WireGuard does
+            dp.paths.add(peer, candidates)
         log.info(
             "peer %s added (%s mode, allowed IPs %s)",
             short(spec.public_key),
@@ -172,13 +184,37 @@ class Peers:
         if self.accountant is not None and not keep_accounting:
             self.accountant.set_role(public_key, None)
         self.specs.pop(public_key, None)
-        self._unregister(self.masked_paths.pop(public_key, None))
+        for path in self.masked_paths.pop(public_key, []):
+            self._unregister(path)
+        dp.paths.remove(public_key)
+        self.networks.pop(public_key, None)
         return self.allowed.pop(public_key, [])
 
     def _unregister(self, path: Path | None) -> None:
         masked = self.datapath.transports.get(MASKED)
         if path is not None and isinstance(masked, MaskedTransport):
             masked.forget(path.address)
+
+    async def _remembered_first(self, key: bytes, candidates: list[Path]) -> list[Path]:
+        """The candidates with the one that won on this network last time first."""
+        assert self.memory is not None
+        host = candidates[0].address[0]
+        network = await trio.to_thread.run_sync(lambda: network_of(host, mark=self.table))
+        self.networks[key] = network
+        won = self.memory.winner(network, key)
+        first = [c for c in candidates if won is not None and path_url(c) == won]
+        if first and first[0] is not candidates[0]:
+            log.info("peer %s: starting with %s, the path that won on %s", short(key), won, network)
+        return first + [c for c in candidates if c not in first]
+
+    def remember(self, key: bytes, path: Path) -> None:
+        """The active path answered: remember it as this network's winner (the data path
+        calls this; the file is written in a worker thread)."""
+        memory = self.memory
+        if memory is None or key not in self.networks or self._nursery is None:
+            return
+        if memory.remember(self.networks[key], key, path):
+            self._nursery.start_soon(memory.save)
 
     def role(self, spec: PeerSpec) -> Role | None:
         if spec.provider:
