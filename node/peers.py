@@ -77,9 +77,9 @@ class Peers:
                 )
         texts = [spec.endpoint, *spec.fallbacks] if spec.endpoint else []
         candidates = [await resolve(text) for text in texts]
-        if spec.mode is Mode.NATIVE and candidates and self.memory is not None:
-            candidates = await self._remembered_first(spec.public_key, candidates)
         path = candidates[0] if candidates else None
+        if spec.mode is Mode.NATIVE and candidates and self.memory is not None:
+            path = await self._remembered(spec.public_key, candidates)
         masked = dp.transports.get(MASKED)
         for cand in candidates:
             if cand.transport != MASKED:
@@ -122,7 +122,7 @@ class Peers:
         self.specs[spec.public_key] = spec
         self.masked_paths[spec.public_key] = [c for c in candidates if c.transport == MASKED]
         if spec.mode is Mode.NATIVE:  # WireGuard-mode peers roam as WireGuard does
-            dp.paths.add(peer, candidates)
+            dp.paths.add(peer, candidates, start=path)
         log.info(
             "peer %s added (%s mode, allowed IPs %s)",
             short(spec.public_key),
@@ -195,17 +195,18 @@ class Peers:
         if path is not None and isinstance(masked, MaskedTransport):
             masked.forget(path.address)
 
-    async def _remembered_first(self, key: bytes, candidates: list[Path]) -> list[Path]:
-        """The candidates with the one that won on this network last time first."""
+    async def _remembered(self, key: bytes, candidates: list[Path]) -> Path:
+        """Where to start: the candidate that won on this network last time, or the first.
+        (Preference stays in the configured order: a better path is switched back to.)"""
         assert self.memory is not None
         host = candidates[0].address[0]
         network = await trio.to_thread.run_sync(lambda: network_of(host, mark=self.table))
         self.networks[key] = network
         won = self.memory.winner(network, key)
         first = [c for c in candidates if won is not None and path_url(c) == won]
-        if first and first[0] is not candidates[0]:
+        if first and first[0] != candidates[0]:
             log.info("peer %s: starting with %s, the path that won on %s", short(key), won, network)
-        return first + [c for c in candidates if c not in first]
+        return first[0] if first else candidates[0]
 
     def remember(self, key: bytes, path: Path) -> None:
         """The active path answered: remember it as this network's winner (the data path

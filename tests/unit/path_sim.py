@@ -127,18 +127,25 @@ class PathSim:
         return node
 
     def connect(
-        self, client: End, provider: End, candidates: list[str], *, native: bool = True
+        self,
+        client: End,
+        provider: End,
+        candidates: list[str],
+        *,
+        native: bool = True,
+        start: str | None = None,
     ) -> None:
         """The client dials the provider's addresses on `candidates` (in order); the
         provider knows no endpoint for the client (it follows)."""
         mode = Mode.NATIVE if native else Mode.WIREGUARD
         paths = [Path(t, provider.addrs[t]) for t in candidates]
+        first = Path(start, provider.addrs[start]) if start is not None else paths[0]
         cp = client.device.add_peer(
-            PeerConfig(public_key=provider.device.public_key, path=paths[0], mode=mode)
+            PeerConfig(public_key=provider.device.public_key, path=first, mode=mode)
         )
         pp = provider.device.add_peer(PeerConfig(public_key=client.device.public_key, mode=mode))
         if native:
-            client.paths.add(cp, paths)
+            client.paths.add(cp, paths, start=first)
             provider.paths.add(pp, [])
 
     def transmit(self, src: End, data: bytes, path: Path) -> None:

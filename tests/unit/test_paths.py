@@ -4,6 +4,8 @@ surviving every switch (no new handshake). The harness is tests/unit/path_sim.py
 
 import itertools
 
+import pytest
+
 from tidewire.node.core.paths import pathset
 from tidewire.node.core.paths.candidate import State
 from tidewire.protocol.types import MASKED, UDP, Path
@@ -188,3 +190,60 @@ def test_probes_of_spare_paths_do_not_count_as_traffic() -> None:
     # a re-probe of the spare path is data to the link, but not traffic that the active
     # path failed to answer: the active path is not probed as silent 0.5 s later
     assert not [a for a in active for t in spare if t + 0.4 < a <= t + 0.6]
+
+
+def test_status_shows_the_active_path_the_candidates_and_the_switches() -> None:
+    from tidewire.cli.cmd_status import _paths
+    from tidewire.node.core.paths.manager import describe
+
+    sim, client, provider = setup([UDP, MASKED])
+    ping(sim, client)
+    sim.run_until(5.0)
+    sim.blocked.add(UDP)
+    sim.run_until(10.0)
+    ps = client.paths.sets[provider.device.public_key]
+    st = describe(ps, now=sim.now)
+    assert st["role"] == "chooser" and st["switches"] == 1
+    assert st["active"] == {"transport": MASKED, "endpoint": "10.0.9.9:8443"}
+    udp, masked = st["candidates"]
+    assert (udp["transport"], udp["state"], udp["active"]) == (UDP, "down", False)
+    assert (masked["state"], masked["active"]) == ("up", True)
+    assert masked["rtt_ms"] == pytest.approx(20.0, abs=1.0) and masked["last_reply"] < 0.2
+    assert 0 < udp["loss"] <= 1
+    follower = describe(provider.paths.sets[client.device.public_key], now=sim.now)
+    assert follower["role"] == "follower" and follower["active"]["transport"] == MASKED
+    lines = _paths({"public_key": "k", **st})
+    assert lines[0] == "  paths (chooser, 1 switches):"
+    assert lines[2].startswith("   * masked://10.0.9.9:8443  up  rtt 2")
+
+
+def test_a_new_path_gets_its_own_time_to_answer_before_it_fails_too() -> None:
+    sim, client, provider = setup([UDP, MASKED])
+    ping(sim, client)
+    sim.run_until(5.0)
+    ps = client.paths.sets[provider.device.public_key]
+    switched: list[tuple[float, str]] = []
+    sim.blocked.update({UDP, MASKED})  # everything blocked: it tries one after the other
+    while sim.now < 15.0:
+        before = ps.switches
+        sim.run_until(sim.now + 0.01)
+        if ps.switches != before:
+            assert ps.active is not None
+            switched.append((sim.now, ps.active.path.transport))
+    times = [t for t, _ in switched]
+    assert len(switched) >= 2
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))  # no flapping
+
+
+def test_a_restart_starts_with_the_remembered_winner_but_prefers_the_configured_order() -> None:
+    sim = PathSim()
+    client = sim.end("client", dict(CLIENT_ADDRS))
+    provider = sim.end("provider", dict(PROVIDER_ADDRS), echo=True)
+    sim.connect(client, provider, [UDP, MASKED], start=MASKED)
+    ps = client.paths.sets[provider.device.public_key]
+    ping(sim, client)
+    sim.run_until(1.0)
+    assert sim.sent_by("client", MASKED)[0] == 0.0  # the first initiation went masked
+    assert ps.active is not None and ps.active.path.transport == MASKED
+    sim.run_until(10.0)  # udp works here: after its probes it is preferred again
+    assert ps.active.path.transport == UDP and ps.switches == 1

@@ -15,12 +15,14 @@ component for all path sets (`get_timer` / `handle_timer`).
 
 from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any
 
 from tidewire.protocol.control.channel import Message, PathProbe, PathProbeReply
 from tidewire.protocol.errors import RemoteProtocolError
 from tidewire.protocol.link.peer import Peer
 from tidewire.protocol.types import Path, RandomSource
 
+from .candidate import Candidate
 from .pathset import Event, PathSet, _us
 
 MAX_EVENTS = 256
@@ -40,11 +42,17 @@ class Paths:
     def _new_id(self) -> int:
         return int.from_bytes(self.rng(4), "little")
 
-    def add(self, peer: Peer, paths: list[Path]) -> PathSet:
-        """Give a native peer its candidates (in order of preference; none: it follows)."""
+    def add(self, peer: Peer, paths: list[Path], *, start: Path | None = None) -> PathSet:
+        """Give a native peer its candidates (in order of preference; none: it follows),
+        the race starting on `start` if given (the path that won on this network)."""
         self.remove(peer.public_key)
         ps = PathSet(
-            peer, paths, new_id=self._new_id, unsettled=self.unsettled, events=self.events
+            peer,
+            paths,
+            start=start,
+            new_id=self._new_id,
+            unsettled=self.unsettled,
+            events=self.events,
         )
         self.sets[peer.public_key] = ps
         if ps.chooser:
@@ -142,3 +150,36 @@ class Paths:
         if event[1] == "switched" and event[2] is not None:
             self.counters[f"switches_to_{event[2].transport}"] += 1
         return event
+
+
+def describe(ps: PathSet, *, now: float) -> dict[str, Any]:
+    """A peer's paths for `tidewire status`: the active one, every candidate with its
+    state, RTT (ms), loss (0-1) and seconds since its last reply, and the switches."""
+    active = ps.active.path if ps.active is not None else ps.peer.path
+
+    def one(c: Candidate) -> dict[str, Any]:
+        srtt = c.rtt.srtt
+        return {
+            "transport": c.path.transport,
+            "endpoint": _address(c.path),
+            "state": c.state.value,
+            "rtt_ms": None if srtt is None else round(srtt * 1000, 1),
+            "loss": c.losses.loss,
+            "last_reply": None if c.last_reply is None else round(now - c.last_reply, 1),
+            "learned": c.learned,
+            "active": c.path == active,
+        }
+
+    return {
+        "role": "chooser" if ps.chooser else "follower",
+        "active": None
+        if active is None
+        else {"transport": active.transport, "endpoint": _address(active)},
+        "candidates": [one(c) for c in sorted(ps.candidates, key=lambda c: c.preference)],
+        "switches": ps.switches,
+    }
+
+
+def _address(path: Path) -> str:
+    host, port = path.address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

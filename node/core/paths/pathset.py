@@ -65,6 +65,7 @@ class PathSet:
         peer: Peer,
         paths: list[Path],
         *,
+        start: Path | None = None,
         new_id: Callable[[], int],
         unsettled: list["PathSet"],
         events: "deque[Event]",
@@ -89,8 +90,8 @@ class PathSet:
         self.racing = False  # an initiation is out and no path has answered it yet
         self._before_probes: float | None = None
         self.unsettled = unsettled
-        if self.candidates:
-            peer.path = self.candidates[0].path
+        if self.candidates:  # where the race starts: the first, or the last winner here
+            peer.path = start if start in paths else self.candidates[0].path
 
     # -- what the link and the control channel tell us -------------------------
 
@@ -284,6 +285,8 @@ class PathSet:
         c.losses.record(lost=True)
         c.streak = 0
         c.misses += 1
+        if c is self.active and self.unanswered is not None:
+            return  # under traffic the active path has its own deadline (DEAD_AFTER)
         if c.state is State.UP and c.misses < LOSSES_FOR_DOWN:
             c.next_probe = now + CONFIRM_INTERVAL
             return
@@ -319,7 +322,11 @@ class PathSet:
         self.confirmed = False
         self.race = []
         self.racing = False
-        self.unanswered = None
+        # traffic the old path left unanswered is now the new path's to answer: from now,
+        # and never from the link's older `new_handshake` mark (or it would fail at once)
+        sending = self.peer.new_handshake
+        self.unanswered = now if old is not None and sending is not None else None
+        self._probe_marked = sending
         self.last_active_probe = None
         c.next_probe = now  # at once: it checks the path and tells a follower to move
         self.peer.path = c.path
