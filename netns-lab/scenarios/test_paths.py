@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from censor import Censor
-from lab import Lab, Node, Proc, genkey, tidewire_toml
+from lab import Lab, Node, Proc
 
 PROVIDER, TUNNEL = "198.51.102.2", "10.99.0.1"
 REPROBE = 8.0 + 3 * 1.0 + 2.0  # REPROBE_MAX, SWITCH_BACK_STREAK probes 1 s apart, slack
@@ -53,33 +53,16 @@ def test_the_client_fails_over_and_back_without_a_new_handshake() -> None:
         censor = Censor(censor_host)
         client.run("ip route add default via 198.51.100.1")
         provider.run("ip route add default via 198.51.102.1")
-        (k_prov, p_prov), (k_cli, p_cli) = genkey(), genkey()
-        provider_node = lab.tidewire(
+        client_node, provider_node = lab.tidewire_pair(
+            client,
             provider,
-            "twprov",
-            tidewire_toml(
-                name="twprov",
-                private_key=k_prov,
-                address=[f"{TUNNEL}/24"],
-                lab=lab,
-                listen=["udp://0.0.0.0:51820", "masked://0.0.0.0:8443"],
-                peers=[{"public_key": p_cli, "allowed_ips": ["10.99.0.2/32"]}],
-            ),
+            endpoint=[f"udp://{PROVIDER}:51820", f"masked://{PROVIDER}:8443"],
+            tunnel_a=["10.99.0.2/24"],
+            tunnel_b=[f"{TUNNEL}/24"],
+            names=("twcli", "twprov"),
+            b_listen=["udp://0.0.0.0:51820", "masked://0.0.0.0:8443"],
         )
-        client_conf = tidewire_toml(
-            name="twcli",
-            private_key=k_cli,
-            address=["10.99.0.2/32"],
-            lab=lab,
-            peers=[
-                {
-                    "public_key": p_prov,
-                    "allowed_ips": [f"{TUNNEL}/32"],
-                    "endpoints": [f"udp://{PROVIDER}:51820", f"masked://{PROVIDER}:8443"],
-                }
-            ],
-        )
-        client_node = lab.tidewire(client, "twcli", client_conf)
+        client_conf = client_node.config.read_text()
         pinger = client.spawn(["ping", "-D", "-n", "-i", "0.1", "-W", "1", TUNNEL], name="ping")
         lab.wait_for(lambda: len(replies(pinger)) >= 20, timeout=15, what="pings through udp")
         assert active(client_node) == "udp"

@@ -8,9 +8,10 @@ import pytest
 
 from tidewire.node.core.paths import pathset
 from tidewire.node.core.paths.candidate import State
+from tidewire.node.core.paths.pathset import PathSet
 from tidewire.protocol.types import MASKED, UDP, Path
 
-from .path_sim import CLIENT_ADDRS, PROVIDER_ADDRS, PathSim, longest_gap, ping, setup
+from .path_sim import CLIENT_ADDRS, PROVIDER_ADDRS, End, PathSim, longest_gap, ping, setup
 
 
 def replies(client) -> list[float]:  # type: ignore[no-untyped-def]
@@ -63,16 +64,22 @@ def test_failover_within_2_s_of_the_last_reply_under_traffic() -> None:
     assert ps.switches == 1
 
 
-def test_switch_back_after_recovery_with_backoff() -> None:
+def failed_over(until: float = 30.0) -> tuple[PathSim, End, End, PathSet]:
+    """A client pinging over udp for 5 s, then udp blocked until `until`: it is on masked."""
     sim, client, provider = setup([UDP, MASKED])
     ping(sim, client)
     sim.run_until(5.0)
     sim.blocked.add(UDP)
-    sim.run_until(30.0)
+    sim.run_until(until)
     ps = client.paths.sets[provider.device.public_key]
+    assert ps.active is not None and ps.active.path.transport == MASKED
+    return sim, client, provider, ps
+
+
+def test_switch_back_after_recovery_with_backoff() -> None:
+    sim, client, provider, ps = failed_over()
     udp = ps.find(Path(UDP, PROVIDER_ADDRS[UDP]))
     assert udp is not None and udp.state is State.DOWN
-    assert ps.active is not None and ps.active.path.transport == MASKED
     # re-probes of the blocked path back off: 1, 2, 4, 8, 8 ... seconds apart
     probes = [t for t in sim.sent_by("client", UDP) if t > 8.0]
     gaps = [round(b - a, 1) for a, b in itertools.pairwise(probes)]
@@ -80,7 +87,7 @@ def test_switch_back_after_recovery_with_backoff() -> None:
     assert gaps[-1] >= pathset.REPROBE_MAX
     sim.blocked.clear()
     sim.run_until(30.0 + pathset.REPROBE_MAX + pathset.SWITCH_BACK_STREAK * 1.0 + 1.0)
-    assert ps.active.path.transport == UDP
+    assert ps.active is udp
     assert ps.switches == 2 and client.handshakes == 1
     pp = provider.device.peers[client.device.public_key]
     assert pp.path is not None and pp.path.transport == UDP
@@ -113,12 +120,7 @@ def test_one_lost_probe_does_not_flap() -> None:
 
 
 def test_a_preferred_path_must_answer_several_probes_before_switching_back() -> None:
-    sim, client, provider = setup([UDP, MASKED])
-    ping(sim, client)
-    sim.run_until(5.0)
-    sim.blocked.add(UDP)
-    sim.run_until(30.0)
-    ps = client.paths.sets[provider.device.public_key]
+    sim, _, _, ps = failed_over()
     sim.blocked.clear()
     first_answer: list[float] = []
     udp = ps.find(Path(UDP, PROVIDER_ADDRS[UDP]))
@@ -196,12 +198,7 @@ def test_status_shows_the_active_path_the_candidates_and_the_switches() -> None:
     from tidewire.cli.cmd_status import _paths
     from tidewire.node.core.paths.manager import describe
 
-    sim, client, provider = setup([UDP, MASKED])
-    ping(sim, client)
-    sim.run_until(5.0)
-    sim.blocked.add(UDP)
-    sim.run_until(10.0)
-    ps = client.paths.sets[provider.device.public_key]
+    sim, client, provider, ps = failed_over(until=10.0)
     st = describe(ps, now=sim.now)
     assert st["role"] == "chooser" and st["switches"] == 1
     assert st["active"] == {"transport": MASKED, "endpoint": "10.0.9.9:8443"}
