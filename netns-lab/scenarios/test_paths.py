@@ -79,6 +79,7 @@ def test_the_client_fails_over_and_back_without_a_new_handshake() -> None:
             what="pings through masked",
         )
         gap = longest_gap(replies(pinger), blocked_at, now(lab, client_node))
+        print(f"longest ping gap at the block: {gap:.2f} s")
         assert gap <= 3.0, (gap, client_node.status())
         assert censor.dropped("blocked") > 0
         assert provider_node.status()["counters"].get("responses_sent", 0) == handshakes
@@ -111,8 +112,10 @@ def test_the_client_fails_over_and_back_without_a_new_handshake() -> None:
 
         # (3) the block lifts: back on udp within the re-probe interval, same session
         handshakes = provider_node.status()["counters"].get("responses_sent", 0)
+        lifted = now(lab, client_node)
         censor.block_udp_port(51820, False)
         lab.wait_for(lambda: active(client_node) == "udp", timeout=REPROBE, what="back on udp")
+        print(f"back on udp {now(lab, client_node) - lifted:.1f} s after the block lifted")
         lab.wait_for(
             lambda: provider_node.status()["peers"][0]["active"]["transport"] == "udp",
             timeout=3,
