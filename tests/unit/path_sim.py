@@ -39,6 +39,7 @@ class End:
     echo: bool = False
     delivered: list[tuple[float, bytes]] = field(default_factory=list)
     handshakes: int = 0
+    wakeups: int = 0
 
     def peer(self) -> Peer:
         return next(iter(self.device.peers.values()))
@@ -92,6 +93,7 @@ class End:
         return [t for t in (self.device.get_timer(), self.paths.get_timer()) if t is not None]
 
     def fire(self, now: float) -> None:
+        self.wakeups += 1
         self.device.handle_timer(now=now)
         self.paths.handle_timer(now=now)
         self.flush(now=now)

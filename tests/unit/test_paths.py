@@ -244,3 +244,20 @@ def test_a_restart_starts_with_the_remembered_winner_but_prefers_the_configured_
     assert ps.active is not None and ps.active.path.transport == MASKED
     sim.run_until(10.0)  # udp works here: after its probes it is preferred again
     assert ps.active.path.transport == UDP and ps.switches == 1
+
+
+def test_a_lone_path_that_dies_under_traffic_is_retried_not_spun_on() -> None:
+    sim, client, provider = setup([UDP])
+    ping(sim, client)
+    sim.run_until(5.0)
+    ps = client.paths.sets[provider.device.public_key]
+    sim.blocked.add(UDP)
+    before = client.wakeups
+    sim.run_until(15.0)
+    # a few timers a second (probes, the dead-path deadline, the link's own), not a spin
+    assert client.wakeups - before < 100
+    assert ps.active is not None and ps.active.state is State.DOWN and ps.switches == 0
+    sim.blocked.clear()
+    sim.run_until(25.0)
+    assert ps.active.state is State.UP  # the same path, answering again
+    assert longest_gap(replies(client), 24.0, 25.0) < 0.5

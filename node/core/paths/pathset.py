@@ -300,10 +300,12 @@ class PathSet:
         c.next_probe = now + c.backoff
         if c is not self.active:
             return
-        self.unanswered = None
         nxt = self._failover_target(c)
         if nxt is not None:
             self._switch(nxt, f"{c.path} down ({reason})", now=now)
+        elif self.unanswered is not None:  # nowhere else to go: give it another deadline
+            self.unanswered = now
+            self._probe_marked = self.peer.new_handshake
 
     def _failover_target(self, failed: Candidate) -> Candidate | None:
         ranked = [c for c in self._by_preference() if c is not failed]
