@@ -7,11 +7,15 @@ import itertools
 import pytest
 
 from tidewire.node.core.paths import pathset
-from tidewire.node.core.paths.candidate import State
+from tidewire.node.core.paths.candidate import Candidate, State
 from tidewire.node.core.paths.pathset import PathSet
 from tidewire.protocol.types import MASKED, UDP, Path
 
 from .path_sim import CLIENT_ADDRS, PROVIDER_ADDRS, End, PathSim, longest_gap, ping, setup
+
+
+def state_of(c: Candidate) -> State:
+    return c.state  # read afresh (mypy narrows an attribute it has seen checked)
 
 
 def replies(client) -> list[float]:  # type: ignore[no-untyped-def]
@@ -256,8 +260,9 @@ def test_a_lone_path_that_dies_under_traffic_is_retried_not_spun_on() -> None:
     sim.run_until(15.0)
     # a few timers a second (probes, the dead-path deadline, the link's own), not a spin
     assert client.wakeups - before < 100
-    assert ps.active is not None and ps.active.state is State.DOWN and ps.switches == 0
+    lone = ps.active
+    assert lone is not None and lone.state is State.DOWN and ps.switches == 0
     sim.blocked.clear()
     sim.run_until(25.0)
-    assert ps.active.state is State.UP  # the same path, answering again
+    assert ps.active is lone and state_of(lone) is State.UP  # the same path, answering again
     assert longest_gap(replies(client), 24.0, 25.0) < 0.5
