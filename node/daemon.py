@@ -47,6 +47,7 @@ from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
+from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import Peers
 from tidewire.node.reload import Reloader, ReloadError
 from tidewire.node.service import Service
@@ -186,6 +187,8 @@ class Daemon:
             peers = self.peers = Peers(
                 name=cfg.name, table=routing, datapath=dp, exit_enabled=self.exit_enabled
             )
+            peers.memory = PathMemory(cfg.state_dir / cfg.name)
+            dp.path_confirmed = peers.remember
             if self.exit_enabled:
                 from tidewire.node.ledger import Ledger, LedgerError
 

@@ -32,6 +32,7 @@ from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
 from tidewire.node.core.gso import Malformed, split
 from tidewire.node.core.packet import inspect
+from tidewire.node.core.paths.manager import Paths
 from tidewire.node.core.queues.base import Queue
 from tidewire.node.core.queues.passthrough import PassThrough
 from tidewire.node.core.routing.allowed_ips import AllowedIPs
@@ -39,6 +40,7 @@ from tidewire.node.core.ticker import Ticker
 from tidewire.node.logs import PacketPathLog
 from tidewire.node.timers import TimerTask
 from tidewire.node.transports.base import Transport
+from tidewire.protocol.control.channel import Message, PathProbe, PathProbeReply
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.events import (
@@ -75,6 +77,11 @@ class DataPath:
         self.routes: AllowedIPs[Peer] = AllowedIPs()
         self.accountant: Accountant | None = None
         self.control = ControlPlane(public_key=device.public_key, transmit=self.send_control)
+        self.paths = Paths(rng=os.urandom)  # native peers' candidate paths (node/core/paths)
+        self.control.register(PathProbe, self.paths.on_probe)
+        self.control.register(PathProbeReply, self.paths.on_reply)
+        # (peer key, path): the active path answered; the daemon remembers it per network
+        self.path_confirmed: Callable[[bytes, Path], None] | None = None
         self.tun_gro = False  # the TUN carries virtio_net_hdr: reads strip it, writes coalesce
         self.tun_tso = False  # reads may be TCP super-packets or unfinished checksums
         self.tun_out: list[bytes] = []
@@ -89,7 +96,7 @@ class DataPath:
         self.ticker = Ticker()
         self.timers = TimerTask(after=self.flush)
         self.log = PacketPathLog(log)
-        for component in (device, self.ticker, self.out_queue, self.in_queue):
+        for component in (device, self.ticker, self.out_queue, self.in_queue, self.paths):
             self.timers.add(component)
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
         # to the packet's size, fragments the heap and grows the daemon's memory
@@ -186,10 +193,11 @@ class DataPath:
     def receive(self, data: bytes, path: Path, *, now: float) -> bool:
         """One datagram from a transport; True if it carried inner data."""
         res = self.device.receive_datagram(data, path, now=now)
-        if res is None:
-            return False
-        self.inbound(res[0], res[1], now=now)
-        return True
+        if res is not None:
+            self.inbound(res[0], res[1], now=now)
+        if self.paths.unsettled:  # a follower's packet came on another path
+            self.paths.settle(now=now)
+        return res is not None
 
     def shed(self, *, now: float) -> None:
         """A handshake message the transport shed: it counts towards the link's load."""
@@ -285,6 +293,37 @@ class DataPath:
         if out is not None and peer.path is not None:
             self.send(out, peer.path)
 
+    def send_on(self, peer_key: bytes, msg: Message, path: Path) -> None:
+        """Seal a control message (a path probe or its reply) and send it on `path`, not
+        the peer's current one; only inside a session (a probe never starts a handshake)."""
+        peer = self.device.peers.get(peer_key)
+        now = trio.current_time()
+        if peer is None or peer.staged or peer.usable_keypair(now=now) is None:
+            self.drops["probe_no_session"] += 1
+            return
+        out = self.device.encrypt(peer, self.control.packet(peer_key, msg), now=now)
+        if out is not None:
+            self.send(out, path)
+
+    def race(self, peer_key: bytes, path: Path) -> None:
+        peer = self.device.peers.get(peer_key)
+        if peer is not None:
+            self.device.resend_initiation(peer, path)
+
+    def flush_paths(self, *, now: float) -> None:
+        """The path sets' probes, replies, raced initiations and events."""
+        paths = self.paths
+        paths.flush(send=self.send_on, initiate=self.race)
+        say = self.log.log
+        while (event := paths.next_event()) is not None:
+            key, kind, path, reason = event
+            if kind == "switched":
+                say(INFO, "path", key, "peer %s now on %s: %s", short(key), path, reason, now=now)
+            elif kind == "learned":
+                say(INFO, "path", key, "peer %s: learned path %s", short(key), path, now=now)
+            elif kind == "confirmed" and path is not None and self.path_confirmed is not None:
+                self.path_confirmed(key, path)
+
     def flush(self) -> None:
         dev = self.device
         now = trio.current_time()
@@ -293,6 +332,7 @@ class DataPath:
             key = event.public_key
             if isinstance(event, TimestampSent):
                 self.persist_timestamp(key, event.timestamp)
+                self.paths.initiation_sent(key, now=now)
             elif isinstance(event, HandshakeCompleted):
                 if self.accountant is not None:
                     self.accountant.handshake_completed(key, now=now)
@@ -326,6 +366,7 @@ class DataPath:
                     short(key),
                     now=now,
                 )
+        self.flush_paths(now=now)
         for data, path in dev.datagrams_to_send():
             self.send(data, path)
         self.timers.rearm()

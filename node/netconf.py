@@ -176,3 +176,8 @@ def default_route_interface() -> str | None:
             if route.get("dev"):
                 return str(route["dev"])
     return None
+
+
+def route_get(address: str, *, mark: int) -> list[dict[str, Any]]:
+    """How the kernel would send a datagram of ours (marked `mark`) to `address`."""
+    return _query(["route", "get", address, "mark", str(mark)])
