@@ -20,11 +20,13 @@ from typing import Any
 
 from censor import Censor
 from lab import Host, Lab, Node, genkey, tidewire_toml
+from middlebox.impair import ImpairClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 from wg import wg_conf, wg_quick_up
 
-TOOLS = Path(__file__).resolve().parent / "tools"
+LABDIR = Path(__file__).resolve().parent
+TOOLS = LABDIR / "tools"
 
 
 @dataclass
@@ -216,6 +218,7 @@ def build_censored_exit_lab(lab: Lab) -> CensoredLab:
             exit={"enabled": True, "outbound_interface": "wan0"},
         ),
     )
+
     def dialler(host: Host, name: str, key: str, address: str, peer: dict[str, Any]) -> Node:
         text = tidewire_toml(
             name=name,
@@ -285,3 +288,48 @@ def build_flood_lab(lab: Lab) -> FloodLab:
         ],
     )
     return FloodLab(a, b, m, na, nb, pb, late_peer)
+
+
+def impaired_link(
+    lab: Lab,
+    a: Host,
+    b: Host,
+    a_addrs: str | list[str],
+    b_addrs: str | list[str],
+    *,
+    name: str = "impair",
+    a_if: str = "",
+    b_if: str = "",
+) -> ImpairClient:
+    """A link between a and b with the impairment box (middlebox/impair.py) on it:
+
+        [a] a_addrs ---- [name] user-space bridge ---- b_addrs [b]
+
+    The middle namespace has no addresses: a and b see one Ethernet segment, and every
+    frame crosses the box, which starts with no impairment. Set one at run time with
+    the returned client: `box.set("ab", delay=0.02, rate=10e6)` ("ab" is a to b)."""
+    mid = lab.host(name)
+    mid.run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+    a_end, _ = lab.link(a, mid, a_addrs, [], a_if=a_if or f"to-{b.name}"[:15], b_if="ia")
+    _, b_end = lab.link(mid, b, [], b_addrs, a_if="ib", b_if=b_if or f"to-{a.name}"[:15])
+    env = {"PYTHONPATH": str(LABDIR)}
+    for host, iface in ((a, a_end), (b, b_end)):
+        host.run(
+            [
+                "env",
+                f"PYTHONPATH={LABDIR}",
+                sys.executable,
+                "-m",
+                "middlebox.impair",
+                "offloads",
+                iface,
+            ]
+        )
+    control = lab.tmp / f"{name}.sock"
+    box = mid.spawn(
+        [sys.executable, "-m", "middlebox.impair", "ia", "ib", str(control)], name=name, env=env
+    )
+    lab.wait_for(lambda: "ready" in box.log() or not box.alive(), timeout=10, what=name)
+    if not box.alive():
+        raise RuntimeError(f"the impairment box exited at start:\n{box.log()}")
+    return ImpairClient(control)
