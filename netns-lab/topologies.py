@@ -246,6 +246,35 @@ def build_censored_exit_lab(lab: Lab) -> CensoredLab:
 
 
 @dataclass
+class CensoredPath:
+    user: Host
+    censor: Censor
+    server: Host
+
+
+def build_censored_path(lab: Lab) -> CensoredPath:
+    """A user and a server with a censor between them, no tunnel:
+
+        [user] 198.51.100.2 ---- [censor] ---- 198.51.102.2 [server]
+
+    The server echoes TCP and UDP on port 7000 and 7001 (tools/echo.py)."""
+    user, censor_host, server = lab.host("user"), lab.host("censor"), lab.host("server")
+    lab.link(user, censor_host, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="us0")
+    lab.link(censor_host, server, "198.51.102.1/24", "198.51.102.2/24", a_if="isp0", b_if="eth0")
+    user.run("ip route add default via 198.51.100.1")
+    server.run("ip route add default via 198.51.102.1")
+    censor = Censor(censor_host)
+    echoes = [
+        server.spawn([sys.executable, str(TOOLS / "echo.py"), "0.0.0.0", str(port)], name="echo")
+        for port in (7000, 7001)
+    ]
+    lab.wait_for(
+        lambda: all("listening" in e.log() for e in echoes), timeout=10, what="the echo servers"
+    )
+    return CensoredPath(user, censor, server)
+
+
+@dataclass
 class FloodLab:
     """The flood lab:
 
