@@ -6,6 +6,7 @@ the Great Firewall of China flags fully encrypted traffic, reading frames, writi
                                  Encrypted Traffic", USENIX Security 2023
     parse_frame(frame)        -> Segment | None: an Ethernet IPv4 TCP frame, None otherwise
     reset(src, dst, ...)      -> an IPv4 TCP RST, checksums filled in
+    Classifier().segment(s)   -> Action: what the tap does about one segment it saw
 
 The first data packet a client sends on a connection is exempt (not blocked) if any of:
 Ex1 the average number of set bits per byte is <= 3.4 or >= 4.6 (random data is near 4);
@@ -19,7 +20,9 @@ deterministic.
 
 import re
 import struct
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
 
 from tidewire.node.core.checksum import checksum
 
@@ -115,3 +118,70 @@ def reset(src: str, dst: str, sport: int, dport: int, seq: int, ack: int = 0) ->
     header = _IP.pack(0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, _raw(src), _raw(dst))
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + tcp
+
+
+# -- connections ------------------------------------------------------------------------
+
+TRACKED = 4096  # connections awaiting their first data packet, or flagged; oldest forgotten
+Key = tuple[str, int, str, int]  # src, sport, dst, dport
+
+
+@dataclass
+class Action:
+    resets: list[tuple[bytes, str]] = field(default_factory=list)  # (packet, its destination)
+    residual: tuple[str, int] | None = None  # a server ip:port to block
+    judgement: dict[str, Any] | None = None  # a first data packet judged
+
+
+def _remember(table: OrderedDict[Key, None], key: Key) -> None:
+    table[key] = None
+    while len(table) > TRACKED:
+        table.popitem(last=False)
+
+
+class Classifier:
+    """Connections from their SYN to their first data packet from the client, judged by
+    `verdict`. A flagged one is reset towards both ends (the client at the sequence it
+    expects from the server, the server just past the flagged data) and its server goes
+    to residual blocking; each data segment either end still sends on it gets its
+    receiver reset just past it, so a reply that overtook the first RST cannot save it."""
+
+    def __init__(self) -> None:
+        self.waiting: OrderedDict[Key, None] = OrderedDict()
+        self.flagged: OrderedDict[Key, None] = OrderedDict()  # both directions' keys
+
+    def segment(self, s: Segment) -> Action:
+        key = (s.src, s.sport, s.dst, s.dport)
+        if key in self.flagged:
+            if s.payload and not s.flags & RST:
+                after = reset(s.src, s.dst, s.sport, s.dport, seq=s.seq + len(s.payload))
+                return Action(resets=[(after, s.dst)])
+        elif s.flags & SYN and not s.flags & ACK:
+            _remember(self.waiting, key)
+        elif s.flags & RST:
+            self.waiting.pop(key, None)
+        elif s.payload and key in self.waiting:
+            del self.waiting[key]
+            return self._judge(s)
+        return Action()
+
+    def _judge(self, s: Segment) -> Action:
+        judged = verdict(s.payload)
+        action = Action(
+            judgement={
+                "client": f"{s.src}:{s.sport}",
+                "server": f"{s.dst}:{s.dport}",
+                "verdict": "block" if judged.block else "exempt",
+                "rule": judged.rule,
+                "length": len(s.payload),
+            }
+        )
+        if judged.block:
+            _remember(self.flagged, (s.src, s.sport, s.dst, s.dport))
+            _remember(self.flagged, (s.dst, s.dport, s.src, s.sport))
+            action.resets = [
+                (reset(s.dst, s.src, s.dport, s.sport, seq=s.ack), s.src),
+                (reset(s.src, s.dst, s.sport, s.dport, seq=s.seq + len(s.payload)), s.dst),
+            ]
+            action.residual = (s.dst, s.dport)
+        return action

@@ -25,17 +25,13 @@ import socket
 import struct
 import subprocess
 import sys
-from collections import OrderedDict
 
-from middlebox.fully_encrypted import ACK, RST, SYN, Segment, parse_frame, reset, verdict
+from middlebox.fully_encrypted import Action, Classifier, parse_frame
 
 ETH_P_IP, SO_ATTACH_FILTER = 0x0800, 26
-TRACKED = 4096  # connections awaiting their first data packet; the oldest is forgotten
 # ldh [12]; jeq #0x800 else drop; ldb [23]; jeq #6 else drop; ret #65535; drop: ret #0
 TCP_ONLY = [(0x28, 0, 0, 12), (0x15, 0, 3, 0x800), (0x30, 0, 0, 23), (0x15, 0, 1, 6),
             (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]  # fmt: skip
-
-Key = tuple[str, int, str, int]
 
 
 def attach_filter(sock: socket.socket) -> None:
@@ -46,17 +42,10 @@ def attach_filter(sock: socket.socket) -> None:
     )
 
 
-def remember(table: OrderedDict[Key, None], key: Key) -> None:
-    table[key] = None
-    while len(table) > TRACKED:
-        table.popitem(last=False)
-
-
 class Tap:
     def __init__(self, table: str, residual: float) -> None:
         self.table, self.residual = table, residual
-        self.waiting: OrderedDict[Key, None] = OrderedDict()
-        self.flagged: OrderedDict[Key, None] = OrderedDict()  # both directions' keys
+        self.classifier = Classifier()
         self.sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
         attach_filter(self.sniff)
         self.inject = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -69,46 +58,20 @@ class Tap:
                 continue
             segment = parse_frame(frame)
             if segment is not None:
-                self.segment(segment)
+                self.act(self.classifier.segment(segment))
 
-    def segment(self, s: Segment) -> None:
-        key = (s.src, s.sport, s.dst, s.dport)
-        if key in self.flagged and s.payload and not s.flags & RST:
-            # what either end still sends on a flagged connection: reset its receiver
-            # just past it, so a reply that overtook the first RST cannot save it
-            after = reset(s.src, s.dst, s.sport, s.dport, seq=s.seq + len(s.payload))
-            with contextlib.suppress(OSError):
-                self.inject.sendto(after, (s.dst, 0))
-        elif s.flags & SYN and not s.flags & ACK:
-            remember(self.waiting, key)
-        elif s.flags & RST:
-            self.waiting.pop(key, None)
-        elif s.payload and key in self.waiting:
-            del self.waiting[key]
-            judged = verdict(s.payload)
-            line = {
-                "client": f"{s.src}:{s.sport}",
-                "server": f"{s.dst}:{s.dport}",
-                "verdict": "block" if judged.block else "exempt",
-                "rule": judged.rule,
-                "length": len(s.payload),
-            }
-            if judged.block:
-                self.block(s)
-            print(json.dumps(line), flush=True)
-
-    def block(self, s: Segment) -> None:
-        remember(self.flagged, (s.src, s.sport, s.dst, s.dport))
-        remember(self.flagged, (s.dst, s.dport, s.src, s.sport))
-        to_client = reset(s.dst, s.src, s.dport, s.sport, seq=s.ack)
-        to_server = reset(s.src, s.dst, s.sport, s.dport, seq=s.seq + len(s.payload))
-        for packet, dst in ((to_client, s.src), (to_server, s.dst)):
+    def act(self, action: Action) -> None:
+        for packet, dst in action.resets:
             with contextlib.suppress(OSError):
                 self.inject.sendto(packet, (dst, 0))
-        element = f"{{ {s.dst} . {s.dport} timeout {round(self.residual * 1000)}ms }}"
-        subprocess.run(
-            ["nft", "add", "element", "inet", self.table, "residual", element], check=False
-        )
+        if action.residual is not None:
+            ip, port = action.residual
+            element = f"{{ {ip} . {port} timeout {round(self.residual * 1000)}ms }}"
+            subprocess.run(
+                ["nft", "add", "element", "inet", self.table, "residual", element], check=False
+            )
+        if action.judgement is not None:
+            print(json.dumps(action.judgement), flush=True)
 
 
 def main(argv: list[str]) -> int:
