@@ -327,8 +327,6 @@ def impaired_link(
     b_addrs: str | list[str],
     *,
     name: str = "impair",
-    a_if: str = "",
-    b_if: str = "",
 ) -> ImpairClient:
     """A link between a and b with the impairment box (middlebox/impair.py) on it:
 
@@ -339,8 +337,8 @@ def impaired_link(
     the returned client: `box.set("ab", delay=0.02, rate=10e6)` ("ab" is a to b)."""
     mid = lab.host(name)
     mid.run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
-    a_end, _ = lab.link(a, mid, a_addrs, [], a_if=a_if or f"to-{b.name}"[:15], b_if="ia")
-    _, b_end = lab.link(mid, b, [], b_addrs, a_if="ib", b_if=b_if or f"to-{a.name}"[:15])
+    a_end, _ = lab.link(a, mid, a_addrs, [], a_if=f"to-{b.name}"[:15], b_if="ia")
+    _, b_end = lab.link(mid, b, [], b_addrs, a_if="ib", b_if=f"to-{a.name}"[:15])
     env = {"PYTHONPATH": str(LABDIR)}
     for host, iface in ((a, a_end), (b, b_end)):
         host.run(
