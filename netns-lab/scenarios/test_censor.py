@@ -59,6 +59,7 @@ def test_the_censor_stops_wireguard_and_the_masked_skin_gets_through() -> None:
         # (1) the packet threshold: a WireGuard flow carries a few packets, then dies ...
         censor.packet_threshold(20)
         got = received(x.wgclient, "203.0.113.2", 30)
+        print(f"\nthreshold 20: {got} of 30 pings through before the flow died")
         assert 1 <= got <= 11, got  # 20 packets at most: ten pings and their replies
         assert censor.dropped("threshold") > 0
         assert not ping(x.wgclient, "203.0.113.2", count=2, check=False)
