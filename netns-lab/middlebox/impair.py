@@ -49,10 +49,27 @@ def impairment_from(request: dict[str, Any]) -> Impairment:
         raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
     values = {k: v for k, v in request.items() if k in names}
     for k, v in values.items():
-        if not isinstance(v, int | float) or isinstance(v, bool):
-            raise ValueError(f"{k} must be a number")
+        if not isinstance(v, int | float) or isinstance(v, bool) or not -1e9 < v < 1e9:
+            raise ValueError(f"{k} must be a number")  # NaN and infinities fail the range
     limit = int(values.pop("limit", Impairment.limit))
     return Impairment(**{k: float(v) for k, v in values.items()}, limit=limit)
+
+
+def control(links: dict[str, LinkModel], request: Any) -> dict[str, Any]:
+    """The answer to one control request; ValueError, naming what is wrong, for a bad one."""
+    if not isinstance(request, dict):
+        raise ValueError("a request is a JSON object")
+    if request.get("op") == "stats":
+        return {d: asdict(link.stats) for d, link in links.items()}
+    if request.get("op") == "set":
+        directions = DIRECTIONS.get(request.get("dir", "both"))
+        if directions is None:
+            raise ValueError("dir is ab, ba or both")
+        impairment = impairment_from(request)
+        for d in directions:
+            links[d].impairment = impairment
+        return {"ok": True}
+    raise ValueError("op is set or stats")
 
 
 class Box:
@@ -107,27 +124,11 @@ class Box:
             conn.settimeout(2)
             try:
                 line = conn.makefile("rb").readline(4096)
-                answer = self.answer(json.loads(line))
+                answer = control(self.links, json.loads(line))
             except (OSError, ValueError) as e:
                 answer = {"error": str(e)}
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps(answer).encode() + b"\n")
-
-    def answer(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            raise ValueError("a request is a JSON object")
-        if request.get("op") == "stats":
-            return {d: asdict(link.stats) for d, link in self.links.items()}
-        if request.get("op") == "set":
-            directions = DIRECTIONS.get(request.get("dir", "both"))
-            if directions is None:
-                raise ValueError("dir is ab, ba or both")
-            impairment = impairment_from(request)
-            for d in directions:
-                self.links[d].impairment = impairment
-            return {"ok": True}
-        raise ValueError("op is set or stats")
-
 
 class ImpairClient:
     """The test's side of the control socket."""

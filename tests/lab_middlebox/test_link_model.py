@@ -1,10 +1,13 @@
 """The impairment box's model of one direction (netns-lab/middlebox/link_model.py), in
-virtual time: delay, rate spacing, the tail drop, FIFO order under jitter, seeded loss."""
+virtual time: delay, rate spacing, the tail drop, FIFO order under jitter, seeded loss;
+and the box's control requests, any JSON at all answered or refused in a sentence."""
 
 import random
 
 import pytest
-from middlebox.impair import impairment_from
+from hypothesis import given
+from hypothesis import strategies as st
+from middlebox.impair import control, impairment_from
 from middlebox.link_model import Impairment, LinkModel
 
 FRAME = bytes(1250)  # 10,000 bits
@@ -69,8 +72,28 @@ def test_bad_settings_are_refused_with_their_name() -> None:
         Impairment(loss=1.5)
     with pytest.raises(ValueError, match="'delya'"):
         impairment_from({"op": "set", "delya": 0.1})
-    with pytest.raises(ValueError, match="rate must be a number"):
-        impairment_from({"rate": "fast"})
+    for bad in ("fast", float("nan"), float("inf"), 10**400, True):
+        with pytest.raises(ValueError, match="rate must be a number"):
+            impairment_from({"rate": bad})
     assert impairment_from({"op": "set", "limit": 5.0, "delay": 1}) == Impairment(
         delay=1.0, limit=5
     )
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@given(JSON | st.fixed_dictionaries({"op": st.sampled_from(["set", "stats"])}, optional={
+    "dir": st.sampled_from(["ab", "ba", "both", "up"]), "delay": JSON, "loss": JSON}))  # fmt: skip
+def test_any_control_request_is_answered_or_refused_in_a_sentence(request: object) -> None:
+    links = {"ab": LinkModel(Impairment()), "ba": LinkModel(Impairment())}
+    try:
+        answer = control(links, request)
+    except ValueError as e:
+        assert str(e)
+    else:
+        assert answer == {"ok": True} or set(answer) == {"ab", "ba"}
