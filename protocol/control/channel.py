@@ -12,6 +12,8 @@ type byte; the whole message is at most 512 bytes. Accounting is the first user:
     INVOICE  provider -> client  the provider's counts for the session, its key
     RECEIPT  client -> provider  the signed cumulative receipt (receipts.py)
     REFUSAL  client -> provider  the client will not sign this invoice, and why
+
+Types 16-20 are the overlay's route messages, whose bodies live in routes.py.
 """
 
 from dataclasses import dataclass, fields
@@ -20,6 +22,7 @@ from construct import Bytes, Const, ConstructError, Int8ub, Int64ub, Struct
 
 from ..accounting.receipts import RECEIPT_SIZE, SIGNATURE_SIZE
 from ..errors import RemoteProtocolError
+from . import routes
 
 CONTROL_PORT = 7474
 VERSION = 1
@@ -83,7 +86,7 @@ class Refusal:
     reason: int
 
 
-Message = Hello | Invoice | ReceiptMessage | Refusal
+Message = Hello | Invoice | ReceiptMessage | Refusal | routes.RouteMessage
 _TYPES: dict[type, int] = {
     Hello: HELLO,
     Invoice: INVOICE,
@@ -94,6 +97,8 @@ _CLASSES: dict[int, type] = {v: k for k, v in _TYPES.items()}
 
 
 def encode(msg: Message) -> bytes:
+    if isinstance(msg, routes.RouteMessage):
+        return bytes(_HEADER.build({"type": routes.KIND_OF[type(msg)]})) + routes.encode_body(msg)
     kind = _TYPES[type(msg)]
     body: bytes = _BODIES[kind].build({f.name: getattr(msg, f.name) for f in fields(msg)})
     header: bytes = _HEADER.build({"type": kind})
@@ -110,6 +115,8 @@ def decode(data: bytes) -> Message:
         kind = _HEADER.parse(data[:4])["type"]
     except ConstructError:
         raise RemoteProtocolError("control_header") from None
+    if kind in routes.KINDS:
+        return routes.decode_body(kind, data[4:])
     fmt = _BODIES.get(kind)
     if fmt is None:
         raise RemoteProtocolError("control_unknown_type")
