@@ -53,7 +53,7 @@ def no_loop(net: Net) -> None:
     assert loop is None, f"forwarding loop at t={net.now}: {loop}"
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios(), seed=st.integers(0, 2**16))
 def test_no_loop_ever_and_shortest_paths_after_quiet(
     scenario: Scenario,

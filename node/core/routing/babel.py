@@ -110,14 +110,7 @@ class Babel(Announcer):
                 self._send_ihu(n, now=now)
             self._link_changed(n, now=now)
         elif isinstance(msg, wire.Ihu):
-            if not n.on_ihu(
-                rxcost=msg.rxcost,
-                interval_cs=msg.interval,
-                t1=msg.origin,
-                t2=msg.receive,
-                t3=msg.transmit,
-                now=now,
-            ):
+            if not n.on_ihu(msg, now=now):
                 self.counters["route_rtt_absurd"] += 1
             self._link_changed(n, now=now)
         elif isinstance(msg, wire.Update):
@@ -177,17 +170,7 @@ class Babel(Announcer):
                 return  # RFC 8966 3.5.4: the selected route ignores it until a new seqno
         half_life = self.params.half_life
         if route is None:
-            route = Route(
-                neighbour=n.key,
-                router_id=e.router_id,
-                seqno=e.seqno,
-                refmetric=e.metric,
-                cost=n.cost,
-                expires=now + hold,
-                hold=hold,
-                smoothed=0.0,
-                smoothed_time=now,
-            )
+            route = Route(n.key, e.router_id, e.seqno, e.metric, n.cost, now + hold, hold, 0.0, now)
             route.smoothed = max(float(route.metric), INFINITY / 2)
             dest.routes[n.key] = route
         else:

@@ -9,6 +9,8 @@ Each IHU we send echoes the timestamp of the last hello we heard, with when we h
 it, so the neighbour measures the RTT (metric.py, RFC 9616).
 """
 
+from tidewire.protocol.control import routes as wire
+
 from .metric import INFINITY, HelloHistory, Rtt, RttParams, link_cost, timestamp
 
 IHU_HOLD = 3.5
@@ -37,15 +39,13 @@ class Neighbour:
         self.hello_deadline = now + HELLO_GRACE * self.interval
         self.heard_ts, self.heard_at = ts, now
 
-    def on_ihu(
-        self, *, rxcost: int, interval_cs: int, t1: int, t2: int, t3: int, now: float
-    ) -> bool:
+    def on_ihu(self, msg: wire.Ihu, *, now: float) -> bool:
         """Record the IHU; False if its timestamps were absurd."""
-        self.txcost = rxcost
-        self.ihu_expires = now + IHU_HOLD * max(interval_cs, 1) / 100
-        if t1 == 0 or t3 == 0:
+        self.txcost = msg.rxcost
+        self.ihu_expires = now + IHU_HOLD * max(msg.interval, 1) / 100
+        if msg.origin == 0 or msg.transmit == 0:
             return True
-        return self.rtt.sample(t1=t1, t2=t2, t3=t3, now=now)
+        return self.rtt.sample(t1=msg.origin, t2=msg.receive, t3=msg.transmit, now=now)
 
     def check_missed(self, *, now: float) -> None:
         missed = 0
