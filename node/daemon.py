@@ -42,6 +42,7 @@ from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
 from tidewire.node.peers import Peers
+from tidewire.node.routing import Routing
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
@@ -97,6 +98,7 @@ class Daemon:
         self.ledger: Ledger | None = None
         self.timestamps: TimestampWriter | None = None
         self.sharing: Sharing | None = None
+        self.routing: Routing | None = None
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
@@ -170,6 +172,11 @@ class Daemon:
                 rng=os.urandom,
             )
             dp.timers.add(self.accountant)
+            if any(spec.neighbour for spec in cfg.peers):
+                self.routing = Routing(
+                    public_key=device.public_key, control=dp.control, now=trio.current_time()
+                )
+                dp.timers.add(self.routing)
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )
@@ -187,6 +194,8 @@ class Daemon:
             await off_loop(self._clear_stale_rules)
             for spec in cfg.peers:
                 await peers.add(spec, last_timestamp=store.get(spec.public_key))
+                if spec.neighbour and self.routing is not None:
+                    self.routing.add_neighbour(spec.public_key, now=trio.current_time())
             if self.exit_enabled:
                 await self._start_exit(dp.policy)
             for spec in cfg.peers:
