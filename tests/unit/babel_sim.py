@@ -55,6 +55,7 @@ class Net:
         self._seq = 0
         self.delivered = 0
         self.loops_checked = 0
+        self.installed: list[tuple[bytes, bytes]] = []  # (node, prefix) since the last check
 
     def connect(self, a: int, b: int, delay: float) -> None:
         ka, kb = self.keys[a], self.keys[b]
@@ -81,6 +82,7 @@ class Net:
                 )
             elif isinstance(act, Install):
                 self.fib[k][act.prefix] = act.next_hop
+                self.installed.append((k, act.prefix))
                 fib_changed = True
             elif isinstance(act, Uninstall):
                 self.fib[k].pop(act.prefix, None)
@@ -131,6 +133,21 @@ class Net:
                     path.append(u)
                     u = self.fib[u].get(d)
                 done.update(seen)
+        return None
+
+    def new_loop(self) -> tuple[bytes, list[bytes]] | None:
+        """Like forwarding_loop, but only through the next hops installed since the last
+        call: a new loop must pass through one of them (for large networks)."""
+        changed, self.installed = self.installed, []
+        for node, d in changed:
+            path, u = [node], self.fib[node].get(d)
+            while u is not None and u != d:
+                if u == node:
+                    return d, path
+                if len(path) > len(self.keys):
+                    return d, path  # a loop that does not pass through `node`: still a loop
+                path.append(u)
+                u = self.fib[u].get(d)
         return None
 
     def measured_cost(self, a: bytes, b: bytes) -> int:

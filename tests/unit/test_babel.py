@@ -167,12 +167,18 @@ def test_seqno_request_for_us_bumps_our_seqno_once() -> None:
     assert b.seqno == (start + 1) % 65536
 
 
-def test_seqno_request_is_forwarded_with_one_hop_less_and_not_twice() -> None:
+def _two_neighbours(*, via: int) -> Babel:
+    """An engine with working links to key(1) and key(2) that heard of key(9) from `via`."""
     b = _engine()
     for k in (1, 2):
         b.add_neighbour(key(k), now=0.0)
         _hear(b, key(k), now=0.0)
-    b.receive(key(2), wire.Update(1600, (wire.UpdateEntry(key(9), 4, 256, key(9)),)), now=1.0)
+    b.receive(key(via), wire.Update(1600, (wire.UpdateEntry(key(9), 4, 256, key(9)),)), now=1.0)
+    return b
+
+
+def test_seqno_request_is_forwarded_with_one_hop_less_and_not_twice() -> None:
+    b = _two_neighbours(via=2)
     assert any(isinstance(a, Install) for a in b.take_actions())
     req = wire.SeqnoRequest(5, 3, key(9), key(9))
     b.receive(key(1), req, now=2.0)
@@ -181,3 +187,19 @@ def test_seqno_request_is_forwarded_with_one_hop_less_and_not_twice() -> None:
     b.receive(key(1), req, now=2.5)
     assert not [a for a in b.take_actions() if isinstance(a, Send)]
     assert b.requests.counters["route_request_duplicate"] == 1
+
+
+def test_a_lost_route_is_retracted_and_its_seqno_asked_for_from_every_neighbour() -> None:
+    b = _two_neighbours(via=1)
+    sent = [a for a in b.take_actions() if isinstance(a, Send)]
+    # advertised to 2 (finite, so it is now our FD) and to 1 as infinity (poison reverse)
+    assert Send(key(2), wire.Update(1600, (wire.UpdateEntry(key(9), 4, 512, key(9)),))) in sent
+    assert Send(key(1), wire.Update(1600, (wire.UpdateEntry(key(9), 4, INFINITY, key(9)),))) in sent
+    b.receive(key(1), wire.Update(1600, (wire.UpdateEntry(key(9), 4, INFINITY, key(9)),)), now=2.0)
+    msgs = [a.message for a in b.take_actions() if isinstance(a, Send)]
+    retraction = wire.Update(1600, (wire.UpdateEntry(key(9), 4, INFINITY, key(9)),))
+    request = wire.SeqnoRequest(5, 64, key(9), key(9))
+    assert msgs.count(retraction) == 2 and msgs.count(request) == 2
+    # the FD stays: the same seqno with a worse metric is not feasible
+    b.receive(key(2), wire.Update(1600, (wire.UpdateEntry(key(9), 4, 600, key(9)),)), now=3.0)
+    assert b.destinations[key(9)].selected is None

@@ -18,6 +18,7 @@ from tidewire.node.core.routing.metric import (
     smooth,
 )
 from tidewire.node.core.routing.sources import GC_TIME, SourceTable, seqno_gt
+from tidewire.node.core.routing.table import Destination, Route, select
 
 
 def test_etx_of_a_lossless_and_a_lossy_link() -> None:
@@ -113,3 +114,22 @@ def test_source_table_is_bounded_and_never_forgets_a_fresh_fd() -> None:
     assert t.advertised(c, c, 1, 10, now=GC_TIME + 0.5)  # a is past GC_TIME: evicted
     assert t.get(a, a) is None and t.get(c, c) is not None
     assert t.counters["route_sources_evicted"] == 1
+
+
+def _route(neighbour: int, metric: int, smoothed: float) -> Route:
+    n = bytes([neighbour]) * 32
+    return Route(n, bytes(32), 1, metric - 256, 256, 100.0, 56.0, smoothed, 0.0)
+
+
+def test_selection_switches_only_when_better_now_and_smoothed() -> None:
+    sources = SourceTable(cap=4)
+    dest = Destination(bytes(32), 0.0)
+    current, challenger = _route(1, 600, 600.0), _route(2, 650, 400.0)
+    dest.routes = {current.neighbour: current, challenger.neighbour: challenger}
+    dest.selected = current
+    # better smoothed but worse now: stay (babeld's strong ordering)
+    assert select(dest, sources, now=0.0, half_life=1e9) is current
+    challenger.refmetric = 600 - 256 - 10  # now better both ways: switch
+    assert select(dest, sources, now=0.0, half_life=1e9) is challenger
+    dest.selected = None  # with nothing selected, the best smoothed is taken
+    assert select(dest, sources, now=0.0, half_life=1e9) is challenger
