@@ -271,7 +271,9 @@ class Babel(Announcer):
             if route is not None:
                 route.touch(now=now, half_life=self.params.half_life)
                 route.cost = n.cost
-                self._reselect(dest, now=now)
+                sel = dest.selected
+                if sel is None or sel is route or route.metric <= sel.metric:
+                    self._reselect(dest, now=now)  # else it cannot win now (housekeeping smooths)
 
     def _reselect(self, dest: Destination, *, now: float) -> None:
         old = dest.selected
@@ -337,16 +339,21 @@ class Babel(Announcer):
             n.check_missed(now=now)
             self._link_changed(n, now=now)
         for prefix, dest in list(self.destinations.items()):
+            moved = False  # did time change anything selection looks at?
             for key, r in list(dest.routes.items()):
                 if now >= r.expires + r.hold:
                     del dest.routes[key]
+                    moved = True
                 elif r.refmetric < INFINITY and now >= r.expires:
                     r.touch(now=now, half_life=self.params.half_life)
                     r.refmetric = INFINITY
+                    moved = True
                 elif r is dest.selected and not r.refresh_asked and now >= r.expires - r.hold / 8:
                     r.refresh_asked = True  # about to expire: ask its neighbour (babeld)
                     self._send(key, wire.RouteRequest(prefix))
-            self._reselect(dest, now=now)
+                moved = moved or r.smoothed != r.metric  # smoothing still under way
+            if moved:
+                self._reselect(dest, now=now)
             if not dest.routes:
                 del self.destinations[prefix]
         for prefix, router_id, p in self.requests.due(now=now):
