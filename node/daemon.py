@@ -177,6 +177,7 @@ class Daemon:
                     public_key=device.public_key, control=dp.control, now=trio.current_time()
                 )
                 dp.timers.add(self.routing)
+                peers.routing = self.routing
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )
@@ -194,8 +195,6 @@ class Daemon:
             await off_loop(self._clear_stale_rules)
             for spec in cfg.peers:
                 await peers.add(spec, last_timestamp=store.get(spec.public_key))
-                if spec.neighbour and self.routing is not None:
-                    self.routing.add_neighbour(spec.public_key, now=trio.current_time())
             if self.exit_enabled:
                 await self._start_exit(dp.policy)
             for spec in cfg.peers:

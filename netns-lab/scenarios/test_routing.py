@@ -5,7 +5,8 @@
 a and c each know b's endpoint; b knows neither's (it learns them from their
 handshakes). Every peer is flagged `neighbour = true`: a learns a route to c's key
 through b, by Babel updates on the control channel, and `tidewire status --json`
-shows it with its metric, seqno and feasibility distance.
+shows it with its metric, seqno and feasibility distance. When b removes c as a
+peer, its retraction reaches a well before any route would expire.
 """
 
 from typing import Any
@@ -74,3 +75,8 @@ def test_a_learns_c_through_b() -> None:
         direct = _route(na, pb)
         assert direct is not None and direct["next_hop"] == pb
         assert direct["metric"] < route["metric"]
+
+        # b drops c as a peer: b retracts its route, and a loses c at once (no expiry wait)
+        nodes["twb"].cli("peer", "remove", "twb", pc)
+        lab.wait_for(lambda: _route(na, pc) is None, timeout=10, what="a to lose its route to c")
+        assert _route(na, pb) is not None
