@@ -50,6 +50,7 @@ from tidewire.node.metrics import Registry
 from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import Peers
 from tidewire.node.reload import Reloader, ReloadError
+from tidewire.node.routing import Routing
 from tidewire.node.service import Service
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
@@ -116,6 +117,7 @@ class Daemon:
         self.ledger: Ledger | None = None
         self.timestamps: TimestampWriter | None = None
         self.sharing: Sharing | None = None
+        self.routing: Routing | None = None
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
@@ -213,6 +215,12 @@ class Daemon:
                         self.notifier, interval=self.notifier.watchdog, now=trio.current_time()
                     )
                 )
+            if any(spec.neighbour for spec in cfg.peers):
+                self.routing = Routing(
+                    public_key=device.public_key, control=dp.control, now=trio.current_time()
+                )
+                dp.timers.add(self.routing)
+                peers.routing = self.routing
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )

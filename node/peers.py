@@ -32,6 +32,7 @@ from tidewire.protocol.types import UDP, Path
 if TYPE_CHECKING:
     from tidewire.node.accounting import Accountant
     from tidewire.node.datapath import DataPath
+    from tidewire.node.routing import Routing
 
 log = logging.getLogger("tidewire.node")
 
@@ -49,6 +50,7 @@ class Peers:
         self.datapath = datapath
         self.exit_enabled = exit_enabled
         self.accountant: Accountant | None = None
+        self.routing: Routing | None = None  # the overlay route exchange, if any neighbour
         self.allowed: dict[bytes, list[Network]] = {}
         self.specs: dict[bytes, PeerSpec] = {}
         self.masked_paths: dict[bytes, list[Path]] = {}  # listeners registered with a skin
@@ -118,6 +120,8 @@ class Peers:
             dp.routes.insert(net, peer)
         if self.accountant is not None:
             self.accountant.set_role(spec.public_key, self.role(spec))
+        if self.routing is not None and spec.neighbour:
+            self.routing.add_neighbour(spec.public_key, now=trio.current_time())
         self.allowed[spec.public_key] = list(spec.allowed_ips)
         self.specs[spec.public_key] = spec
         self.masked_paths[spec.public_key] = [c for c in candidates if c.transport != UDP]
@@ -234,6 +238,8 @@ class Peers:
         dp.in_queue.forget(public_key)
         if self.accountant is not None and not keep_accounting:
             self.accountant.set_role(public_key, None)
+        if self.routing is not None:
+            self.routing.remove_neighbour(public_key, now=trio.current_time())
         self.specs.pop(public_key, None)
         for path in self.masked_paths.pop(public_key, []):
             self._unregister(path)

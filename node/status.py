@@ -87,6 +87,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         },
         "peers": peers,
         "share": daemon.sharing.status() if daemon.sharing is not None else None,
+        "routes": daemon.routing.status() if daemon.routing is not None else [],
     }
 
 
@@ -175,6 +176,8 @@ def register(reg: Registry, daemon: "Daemon") -> None:
         rows += list(dp.control.drops.items())
         if acct is not None:
             rows += list(acct.drops.items())
+        if daemon.routing is not None:
+            rows += list(daemon.routing.counters().items())
         return rows
 
     reg.counters(

@@ -63,6 +63,7 @@ class PeerSpec:
     persistent_keepalive: int = 0
     mode: Mode = Mode.NATIVE
     provider: bool = False
+    neighbour: bool = False  # an overlay neighbour: exchange routes with it (docs/routing.md)
     line: int = 0
     where: dict[str, Where] = field(default_factory=dict)
 

@@ -278,6 +278,7 @@ def _toml_peer(
         "persistent_keepalive",
         "mode",
         "provider",
+        "neighbour",
     }
     _unknown(table, known, err)
     if "public_key" not in table:
@@ -310,6 +311,10 @@ def _toml_peer(
         peer.mode = Mode(table["mode"])
     if "provider" in table:
         peer.provider = _bool(table["provider"], err, "provider")
+    if "neighbour" in table:
+        peer.neighbour = _bool(table["neighbour"], err, "neighbour")
+        if peer.neighbour and peer.mode is not Mode.NATIVE:
+            err("neighbour", 'needs mode = "native": routes travel on the control channel')
     if "endpoint" in table:
         peer.endpoint = endpoint(table["endpoint"], err, "endpoint")
     if "endpoints" in table:  # after mode: a wireguard-mode peer may only have udp://

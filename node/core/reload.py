@@ -29,6 +29,7 @@ Network = IPv4Network | IPv6Network
 PEER_FIELDS = (
     "allowed_ips",
     "endpoint",
+    "fallbacks",
     "persistent_keepalive",
     "preshared_key",
     "provider",
@@ -51,6 +52,7 @@ RESTART_ONLY = (
     ("[metrics] listen", lambda c: c.metrics_listen),
     ("[dns] resolver", lambda c: (c.dns.resolver, c.dns.upstream)),
     ("[discovery]", lambda c: c.discovery),
+    ("[[peer]] neighbour", lambda c: sorted(p.public_key for p in c.peers if p.neighbour)),
     ("[interface] table, fwmark, hooks, kill switch", lambda c: c.service),
 )
 

@@ -17,6 +17,8 @@ type byte; the whole message is at most 512 bytes. Accounting is the first user:
                                  the sender's active one (docs/protocol/path-probes.md)
     PROBE_REPLY                  the answer, on the path the probe came on: the id and
                                  the probe's timestamp echoed, so the prober gets an RTT
+
+Types 16-20 are the overlay's route messages, whose bodies live in routes.py.
 """
 
 from dataclasses import dataclass, fields
@@ -25,6 +27,7 @@ from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, Int64ub, St
 
 from ..accounting.receipts import RECEIPT_SIZE, SIGNATURE_SIZE
 from ..errors import RemoteProtocolError
+from . import routes
 
 CONTROL_PORT = 7474
 VERSION = 1
@@ -103,7 +106,9 @@ class PathProbeReply:
     echo_us: int  # the probe's timestamp_us, as it came
 
 
-Message = Hello | Invoice | ReceiptMessage | Refusal | PathProbe | PathProbeReply
+Message = (
+    Hello | Invoice | ReceiptMessage | Refusal | PathProbe | PathProbeReply | routes.RouteMessage
+)
 _TYPES: dict[type, int] = {
     Hello: HELLO,
     Invoice: INVOICE,
@@ -116,6 +121,8 @@ _CLASSES: dict[int, type] = {v: k for k, v in _TYPES.items()}
 
 
 def encode(msg: Message) -> bytes:
+    if isinstance(msg, routes.RouteMessage):
+        return bytes(_HEADER.build({"type": routes.KIND_OF[type(msg)]})) + routes.encode_body(msg)
     kind = _TYPES[type(msg)]
     body: bytes = _BODIES[kind].build({f.name: getattr(msg, f.name) for f in fields(msg)})
     header: bytes = _HEADER.build({"type": kind})
@@ -132,6 +139,8 @@ def decode(data: bytes) -> Message:
         kind = _HEADER.parse(data[:4])["type"]
     except ConstructError:
         raise RemoteProtocolError("control_header") from None
+    if kind in routes.KINDS:
+        return routes.decode_body(kind, data[4:])
     fmt = _BODIES.get(kind)
     if fmt is None:
         raise RemoteProtocolError("control_unknown_type")
