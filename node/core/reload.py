@@ -29,7 +29,6 @@ Network = IPv4Network | IPv6Network
 PEER_FIELDS = (
     "allowed_ips",
     "endpoint",
-    "fallbacks",
     "persistent_keepalive",
     "preshared_key",
     "provider",
