@@ -40,7 +40,7 @@ from tidewire.node.core.ecn import ECT_1, decapsulate
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
 from tidewire.node.core.gso import Malformed, split
-from tidewire.node.core.mtu import DEFAULT_MTU, PathMtu
+from tidewire.node.core.mtu import DEFAULT_MTU, PathMtu, is_syn
 from tidewire.node.core.packet import TCP, inspect
 from tidewire.node.core.queues.base import Queue
 from tidewire.node.core.queues.passthrough import PassThrough
@@ -159,19 +159,22 @@ class DataPath:
         if peer is None:
             self.drops["tun_no_route"] += 1
             return
-        mtu = self.mtu
-        if inner.length > mtu.smallest or inner.proto == TCP:
-            path = peer.path
-            carry = mtu.carry(None if path is None else path.transport)
+        if inner.length > self.mtu.smallest:
+            carry = self._carry(peer)
             if inner.length > carry:
                 self._too_big(packet, carry, now)
                 return
-            if inner.proto == TCP:
-                packet = mtu.clamp(packet, inner.version, carry)
+        if inner.proto == TCP and is_syn(packet):
+            packet = self.mtu.clamp(packet, inner.version, self._carry(peer))
         if self._out_direct:
             self._send_packet(peer, packet, now)
         else:
             self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
+
+    def _carry(self, peer: Peer) -> int:
+        """The largest inner packet the peer's path carries."""
+        path = peer.path
+        return self.mtu.carry(None if path is None else path.transport)
 
     def _too_big(self, packet: bytes, carry: int, now: float) -> None:
         self.drops["too_big"] += 1
@@ -256,11 +259,8 @@ class DataPath:
             if opened is not plaintext:
                 self.counters["ecn_outer_applied"] += 1
                 plaintext = bytes(opened)
-        if inner.proto == TCP:
-            path = peer.path
-            plaintext = self.mtu.clamp(
-                plaintext, inner.version, self.mtu.carry(None if path is None else path.transport)
-            )
+        if inner.proto == TCP and is_syn(plaintext):
+            plaintext = self.mtu.clamp(plaintext, inner.version, self._carry(peer))
         acct = self.accountant
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
             return

@@ -9,8 +9,8 @@ Two things follow from it (DESIGN.md, "Congestion control and queues": MTU is ma
 
 - MSS clamping (mss.py): a TCP SYN or SYN-ACK crossing the tunnel in either direction
   has its MSS option lowered to what fills `carry` (mss.mss_for), so neither end sends
-  segments the path cannot take. `clamp` is called only for TCP packets; it tests the
-  SYN bit where an unextended header has it and leaves the option walk to mss.py.
+  segments the path cannot take. `is_syn` is the data path's test per TCP packet (the
+  SYN bit where an unextended header has it); `clamp` leaves the option walk to mss.py.
 - An inner packet larger than `carry` is not sent: the sender gets an ICMP
   "fragmentation needed" (IPv4 with DF) or "packet too big" (IPv6) from the node's
   tunnel address (icmp.py) written into the TUN, so its path MTU discovery learns the
@@ -31,6 +31,15 @@ ERRORS_BURST = 50  # Linux's net.ipv4.icmp_msgs_burst
 SYN = 0x02
 
 Packet = bytes | bytearray | memoryview
+
+
+def is_syn(packet: bytes) -> bool:
+    """Whether a TCP packet (the caller checked the protocol) may be a SYN or SYN-ACK: the
+    SYN bit where an IPv4 or unextended IPv6 header puts it; True for an IPv6 packet with
+    extension headers, whose TCP header only mss.py's walk finds. Per TCP packet: cheap."""
+    b0 = packet[0]
+    at = ((b0 & 0x0F) << 2) + 13 if b0 < 0x60 else 53 if packet[6] == TCP else 0
+    return not at or (len(packet) > at and packet[at] & SYN != 0)
 
 
 class PathMtu:
@@ -69,12 +78,8 @@ class PathMtu:
         return self.mtu if transport is None else self.carries.get(transport, self.mtu)
 
     def clamp(self, packet: bytes, version: int, carry: int) -> bytes:
-        """A TCP packet with a SYN's MSS lowered to fill `carry` (the same object if it
-        is no SYN or asks for no more)."""
-        at = (packet[0] & 0x0F) << 2 if version == 4 else 40
-        extended = version == 6 and packet[6] != TCP  # the SYN bit is not at a fixed place
-        if not extended and (len(packet) <= at + 13 or not packet[at + 13] & SYN):
-            return packet
+        """A SYN with its MSS lowered to fill `carry` (the same object if it asks for no
+        more, or is no SYN after all: `is_syn` lets an extended IPv6 header through)."""
         out = clamp_mss(packet, mss_for(carry, version))
         if out is packet:
             return packet
