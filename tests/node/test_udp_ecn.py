@@ -11,20 +11,17 @@ import trio
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.types import Path
 
+from .test_masked_transport import Recorder
 
-class Recorder:
+
+class EcnRecorder(Recorder):
     def __init__(self) -> None:
-        self.got: list[tuple[bytes, int]] = []
+        super().__init__()
+        self.codepoints: list[int] = []
 
     def receive(self, data: bytes, path: Path, *, now: float, ecn: int = 0) -> bool:
-        self.got.append((data, ecn))
-        return True
-
-    def shed(self, *, now: float) -> None:
-        pass
-
-    def after_batch(self, *, data: bool) -> None:
-        pass
+        self.codepoints.append(ecn)
+        return super().receive(data, path, now=now)
 
 
 @pytest.mark.parametrize("gro", [True, False])
@@ -42,9 +39,9 @@ async def test_the_reader_passes_the_outer_ecn_field(gro: bool, ecn: bool) -> No
         data = b"\x04\0\0\0" + bytes([tos]) * 28
         sender.sendto(data, ("127.0.0.1", port))
         sent.append((data, tos & 3 if ecn else 0))
-    rec = Recorder()
+    rec = EcnRecorder()
     with trio.move_on_after(0.3):
         await udp.serve(rec)
     udp.close()
     sender.close()
-    assert rec.got == sent
+    assert list(zip([d for d, _ in rec.got], rec.codepoints, strict=True)) == sent
