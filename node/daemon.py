@@ -228,6 +228,7 @@ class Daemon:
             await off_loop(
                 lambda: netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
             )
+            dp.mtu.set_routers([a.ip.packed for a in cfg.addresses])  # "too big" comes from here
             if self.exit_enabled:  # after the link, so its own addresses are the router's too
                 dp.policy = ExitPolicy(
                     allow=cfg.exit.allow,

@@ -78,6 +78,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "offloads": {
             "udp_gso": daemon.udp.batch.gso,
             "udp_gro": daemon.udp.gro,
+            "udp_ecn": daemon.udp.batch.ecn_send and daemon.udp.ecn_receive,  # RFC 6040
             "tun_gro": dp.tun_gro,
             "tun_tso": dp.tun_tso,
         },
