@@ -8,9 +8,9 @@ wireguard-go's ipcMutex has them. Peers added here are WireGuard-mode peers. The
 private key and listen port cannot change at run time (EOPNOTSUPP); the fwmark is the
 node's own (its FwMark, or its listen port without one: the mark its routing rules
 match), so a `set` of that value or of 0 is accepted and changes nothing. Bounded like
-the control socket: at most MAX_CONNECTIONS, a request at most MAX_REQUEST bytes within REQUEST_DEADLINE, an idle
-connection closed after IDLE_TIMEOUT. A socket left by a killed run is replaced; the
-socket is removed on stop.
+the control socket: at most MAX_CONNECTIONS, a request at most MAX_REQUEST bytes within
+REQUEST_DEADLINE, an idle connection closed after IDLE_TIMEOUT. A socket left by a
+killed run is replaced; the socket is removed on stop.
 """
 
 import contextlib
