@@ -46,6 +46,9 @@ def test_an_ecn_flow_is_marked_not_dropped_and_the_outer_header_copies_ecn() -> 
         assert down["marks"] > 0, down
         assert down["drops"] <= max(2, down["marks"] // 50), down  # marks, not drops
         # the outer header copies the inner field: ECT(0) data, CE where the queue marked
-        assert outer[0b10] > 0.9 * sum(outer.values()), outer
+        # (how many it marks depends on how loaded the machine is: only the kinds count)
+        assert outer[0b00] == 0 and outer[0b01] == 0, outer
+        assert outer[0b10] > 0.5 * sum(outer.values()), outer
+        assert 0 < outer[0b11] <= down["marks"], (outer, down)
         assert outer[0b11] > 0, outer
         assert mbps > 10, mbps  # the flow kept going at the shared rate
