@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from censor import Censor
 from common import PY, random_file
 from lab import Lab, Node
 from test_paths import REPROBE, active, longest_gap, now, replies
+from topologies import build_censored_pair
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 PROVIDER, TUNNEL, CLIENT_TUNNEL = "198.51.102.2", "10.99.0.1", "10.99.0.2"
@@ -44,31 +44,19 @@ def responses(node: Node) -> int:
 
 def test_the_client_survives_an_escalating_censor() -> None:
     with Lab("escal") as lab:
-        client, censor_host, provider = lab.host("client"), lab.host("censor"), lab.host("provider")
-        lab.link(client, censor_host, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="cl0")
-        lab.link(
-            censor_host, provider, "198.51.102.1/24", f"{PROVIDER}/24", a_if="isp0", b_if="isp0"
-        )
-        censor = Censor(censor_host)
-        # the first-packet classifier watches from the start, so every TCP connection the
-        # client ever opens (spare probes included) is judged
-        censor.tcp_classifier(True)
-        client.run("ip route add default via 198.51.100.1")
-        provider.run("ip route add default via 198.51.102.1")
-        client_node, provider_node = lab.tidewire_pair(
-            client,
-            provider,
+        x = build_censored_pair(
+            lab,
             endpoint=SKINS,
-            tunnel_a=[f"{CLIENT_TUNNEL}/24"],
-            tunnel_b=[f"{TUNNEL}/24"],
-            names=("twcli", "twprov"),
-            b_listen=[
+            classifier=True,  # judging every TCP connection the nodes ever open
+            listen=[
                 "udp://0.0.0.0:51820",
                 "masked://0.0.0.0:8443",
                 "tcp://0.0.0.0:8443",
                 "tls://0.0.0.0:443",
             ],
         )
+        client, censor_host, provider = x.client, x.censor_host, x.provider
+        censor, client_node, provider_node = x.censor, x.client_node, x.provider_node
         pinger = client.spawn(["ping", "-D", "-n", "-i", "0.1", "-W", "1", TUNNEL], name="ping")
         lab.wait_for(lambda: len(replies(pinger)) >= 10, timeout=15, what="pings through udp")
         assert active(client_node) == "udp"

@@ -17,8 +17,8 @@ import json
 import re
 from typing import Any
 
-from censor import Censor
 from lab import Lab, Node, Proc
+from topologies import build_censored_pair
 
 PROVIDER, TUNNEL = "198.51.102.2", "10.99.0.1"
 REPROBE = 8.0 + 3 * 1.0 + 2.0  # REPROBE_MAX, SWITCH_BACK_STREAK probes 1 s apart, slack
@@ -45,22 +45,16 @@ def now(lab: Lab, node: Node) -> float:
 
 def test_the_client_fails_over_and_back_without_a_new_handshake() -> None:
     with Lab("paths") as lab:
-        client, censor_host, provider = lab.host("client"), lab.host("censor"), lab.host("provider")
-        lab.link(client, censor_host, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="cl0")
-        lab.link(
-            censor_host, provider, "198.51.102.1/24", f"{PROVIDER}/24", a_if="isp0", b_if="isp0"
-        )
-        censor = Censor(censor_host)
-        client.run("ip route add default via 198.51.100.1")
-        provider.run("ip route add default via 198.51.102.1")
-        client_node, provider_node = lab.tidewire_pair(
-            client,
-            provider,
+        x = build_censored_pair(
+            lab,
             endpoint=[f"udp://{PROVIDER}:51820", f"masked://{PROVIDER}:8443"],
-            tunnel_a=["10.99.0.2/24"],
-            tunnel_b=[f"{TUNNEL}/24"],
-            names=("twcli", "twprov"),
-            b_listen=["udp://0.0.0.0:51820", "masked://0.0.0.0:8443"],
+            listen=["udp://0.0.0.0:51820", "masked://0.0.0.0:8443"],
+        )
+        client, censor, client_node, provider_node = (
+            x.client,
+            x.censor,
+            x.client_node,
+            x.provider_node,
         )
         client_conf = client_node.config.read_text()
         pinger = client.spawn(["ping", "-D", "-n", "-i", "0.1", "-W", "1", TUNNEL], name="ping")
