@@ -30,6 +30,23 @@ def _bytes(n: int) -> str:
     return str(n)
 
 
+def _paths(p: dict[str, Any]) -> list[str]:
+    """A native peer's candidate paths, one line each (the active one starred)."""
+    if "candidates" not in p:
+        return []
+    out = [f"  paths ({p['role']}, {p['switches']} switches):"]
+    for c in p["candidates"]:
+        rtt = "-" if c["rtt_ms"] is None else f"{c['rtt_ms']} ms"
+        loss = "-" if c["loss"] is None else f"{c['loss']:.0%}"
+        last = "never" if c["last_reply"] is None else f"{c['last_reply']} s ago"
+        mark = "*" if c["active"] else " "
+        out.append(
+            f"   {mark} {c['transport']}://{c['endpoint']}  {c['state']}  rtt {rtt}"
+            f"  loss {loss}  last reply {last}" + ("  (learned)" if c["learned"] else "")
+        )
+    return out
+
+
 def render(st: dict[str, Any]) -> str:
     lines = [
         f"interface: {st['interface']}",
@@ -53,6 +70,7 @@ def render(st: dict[str, Any]) -> str:
         ]
         if p["persistent_keepalive"]:
             lines.append(f"  persistent keepalive: every {p['persistent_keepalive']} seconds")
+        lines += _paths(p)
     return "\n".join(lines)
 
 

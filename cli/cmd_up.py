@@ -8,9 +8,11 @@ CONFIG is a path, or a bare name (`tidewire up wg0`) looked up as wg-quick does:
 /etc/tidewire/wg0.toml, then /etc/wireguard/wg0.conf (node/config/locate.py).
 
 Before the daemon starts, the config is checked against this machine (the exit's
-outbound interface exists, every endpoint resolves), so those errors name the file
-and line too. An error the running node stops on (a NodeError or an OSError, alone
-or inside the ExceptionGroup of a nursery) becomes one sentence and exit status 1.
+outbound interface exists, every endpoint resolves, each hook's command exists), so
+those errors name the file and line too. `--no-hooks` skips PreUp/PostUp/PreDown/
+PostDown (node/hooks.py says when they are refused). An error the running node
+stops on (a NodeError or an OSError, alone or inside the ExceptionGroup of a nursery)
+becomes one sentence and exit status 1.
 """
 
 import argparse
@@ -52,6 +54,13 @@ def add_parser(sub: Any) -> None:
         " sparse packets find the node awake (lower idle latency); 0 turns it off"
         " (default: 10)",
     )
+    p.add_argument(
+        "--no-hooks",
+        action="store_true",
+        help="do not run the config's PreUp/PostUp/PreDown/PostDown commands (they are"
+        " refused anyway, and the start with them, when the file is not owned by the user"
+        " running tidewire or is writable by group or others)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more: debug messages")
     p.add_argument(
         "-q",
@@ -79,7 +88,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 
     from tidewire.node.config import ConfigError, load
     from tidewire.node.config.locate import find_config
-    from tidewire.node.config.system import check_system, interface_exists, resolve
+    from tidewire.node.config.system import (
+        check_system,
+        command_exists,
+        interface_exists,
+        resolve,
+    )
     from tidewire.node.daemon import Daemon
     from tidewire.node.logs import configure
 
@@ -92,6 +106,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             exit_enabled=bool(exit_enabled or cfg.exit.enabled),
             interface_exists=interface_exists,
             resolve=resolve,
+            command_exists=None if args.no_hooks else command_exists,
         )
     except ConfigError as exc:
         env.error(str(exc))
@@ -105,6 +120,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             offloads=not args.no_offloads,
             tun_tso=args.tun_tso,
             tick=args.tick_ms / 1000,
+            run_hooks=not args.no_hooks,
         )
         trio.run(node.run)  # in the foreground until it is told to stop
     except (Exception, KeyboardInterrupt) as exc:

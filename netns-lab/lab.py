@@ -304,7 +304,7 @@ class Lab:
         a: Host,
         b: Host,
         *,
-        endpoint: str,
+        endpoint: str | list[str],
         tunnel_a: list[str],
         tunnel_b: list[str],
         mode: str = "native",
@@ -315,7 +315,8 @@ class Lab:
         binary: str = TIDEWIRE,
         b_listen: list[str] | None = None,
     ) -> tuple[Node, Node]:
-        """Two tidewire nodes; a knows b's endpoint, b learns a's from its handshake.
+        """Two tidewire nodes; a knows b's endpoint (or a list: its `endpoints`), b learns
+        a's from its handshake.
 
         Each allows the other's tunnel addresses as host routes (/32, /128). `b_listen`
         (URLs, e.g. a masked:// listener) replaces b's listen port.
@@ -327,7 +328,7 @@ class Lab:
 
         peer_b = {
             "public_key": pb,
-            "endpoints" if "://" in endpoint else "endpoint": endpoint,
+            "endpoints" if "://" in str(endpoint) else "endpoint": endpoint,
             "allowed_ips": hosts(tunnel_b),
             "mode": mode,
         }

@@ -47,7 +47,8 @@ def _rtts(text: str) -> list[float]:
     return [float(m) for m in re.findall(r"time=([\d.]+) ms", text)]
 
 
-def measure(lab: Lab, x: ExitLab, *, seconds: int = 15) -> ShareRun:
+def measure(lab: Lab, x: ExitLab, *, seconds: int = 15, omit: int = 0) -> ShareRun:
+    """`omit`: seconds at the start of the pulls that their goodput leaves out (slow start)."""
     internet = x.internet
     servers = [
         internet.spawn(["iperf3", "-s", "-p", str(port), "--forceflush"], name=f"iperf-{port}")
@@ -72,6 +73,8 @@ def measure(lab: Lab, x: ExitLab, *, seconds: int = 15) -> ShareRun:
                 "4",
                 "-t",
                 str(seconds),
+                "-O",
+                str(omit),
                 "-J",
             ],
             name=f"pull-{host.name}",
@@ -99,5 +102,5 @@ def measure(lab: Lab, x: ExitLab, *, seconds: int = 15) -> ShareRun:
     return ShareRun(mbps, wire, statistics.median(idle), loaded)
 
 
-def build(lab: Lab, share: dict[str, object] | None) -> ExitLab:
-    return build_exit_lab(lab, share=share)
+def build(lab: Lab, share: dict[str, object] | None, *, with_wireguard_go: bool = True) -> ExitLab:
+    return build_exit_lab(lab, share=share, with_wireguard_go=with_wireguard_go)

@@ -20,11 +20,13 @@ from typing import Any
 
 from censor import Censor
 from lab import Host, Lab, Node, genkey, tidewire_toml
+from middlebox.impair import ImpairClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 from wg import wg_conf, wg_quick_up
 
-TOOLS = Path(__file__).resolve().parent / "tools"
+LABDIR = Path(__file__).resolve().parent
+TOOLS = LABDIR / "tools"
 
 
 @dataclass
@@ -216,6 +218,7 @@ def build_censored_exit_lab(lab: Lab) -> CensoredLab:
             exit={"enabled": True, "outbound_interface": "wan0"},
         ),
     )
+
     def dialler(host: Host, name: str, key: str, address: str, peer: dict[str, Any]) -> Node:
         text = tidewire_toml(
             name=name,
@@ -240,6 +243,76 @@ def build_censored_exit_lab(lab: Lab) -> CensoredLab:
     return CensoredLab(
         client, wgclient, censor, provider, internet, provider_node, client_node, wg_node
     )
+
+
+@dataclass
+class CensoredPath:
+    user: Host
+    censor: Censor
+    server: Host
+
+
+def build_censored_path(lab: Lab) -> CensoredPath:
+    """A user and a server with a censor between them, no tunnel:
+
+        [user] 198.51.100.2 ---- [censor] ---- 198.51.102.2 [server]
+
+    The server echoes TCP and UDP on port 7000 and 7001 (tools/echo.py)."""
+    user, censor_host, server = lab.host("user"), lab.host("censor"), lab.host("server")
+    lab.link(user, censor_host, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="us0")
+    lab.link(censor_host, server, "198.51.102.1/24", "198.51.102.2/24", a_if="isp0", b_if="eth0")
+    user.run("ip route add default via 198.51.100.1")
+    server.run("ip route add default via 198.51.102.1")
+    censor = Censor(censor_host)
+    echoes = [
+        server.spawn([sys.executable, str(TOOLS / "echo.py"), "0.0.0.0", str(port)], name="echo")
+        for port in (7000, 7001)
+    ]
+    lab.wait_for(
+        lambda: all("listening" in e.log() for e in echoes), timeout=10, what="the echo servers"
+    )
+    return CensoredPath(user, censor, server)
+
+
+@dataclass
+class CensoredPair:
+    client: Host
+    censor_host: Host
+    provider: Host
+    censor: Censor
+    client_node: Node
+    provider_node: Node
+
+
+def build_censored_pair(
+    lab: Lab, *, endpoint: list[str], listen: list[str], classifier: bool = False
+) -> CensoredPair:
+    """A native client and provider with a censor between them (IPv4):
+
+        [client] 198.51.100.2 ---- [censor] ---- 198.51.102.2 [provider]
+
+    The client's candidates are `endpoint` (URLs, in order), the provider listens on
+    `listen`; tunnel 10.99.0.2 (client) and 10.99.0.1 (provider). With `classifier` the
+    censor's TCP first-packet classifier is on before either node starts, so every TCP
+    connection they ever open is judged."""
+    client, censor_host, provider = lab.host("client"), lab.host("censor"), lab.host("provider")
+    lab.link(client, censor_host, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="cl0")
+    lab.link(censor_host, provider, "198.51.102.1/24", "198.51.102.2/24", a_if="isp0", b_if="isp0")
+    censor = Censor(censor_host)
+    if classifier:
+        censor.tcp_classifier(True)
+    client.run("ip route add default via 198.51.100.1")
+    provider.run("ip route add default via 198.51.102.1")
+    client_node, provider_node = lab.tidewire_pair(
+        client,
+        provider,
+        endpoint=endpoint,
+        tunnel_a=["10.99.0.2/24"],
+        tunnel_b=["10.99.0.1/24"],
+        names=("twcli", "twprov"),
+        b_listen=listen,
+    )
+    return CensoredPair(client, censor_host, provider, censor, client_node, provider_node)
 
 
 @dataclass
@@ -285,3 +358,46 @@ def build_flood_lab(lab: Lab) -> FloodLab:
         ],
     )
     return FloodLab(a, b, m, na, nb, pb, late_peer)
+
+
+def impaired_link(
+    lab: Lab,
+    a: Host,
+    b: Host,
+    a_addrs: str | list[str],
+    b_addrs: str | list[str],
+    *,
+    name: str = "impair",
+) -> ImpairClient:
+    """A link between a and b with the impairment box (middlebox/impair.py) on it:
+
+        [a] a_addrs ---- [name] user-space bridge ---- b_addrs [b]
+
+    The middle namespace has no addresses: a and b see one Ethernet segment, and every
+    frame crosses the box, which starts with no impairment. Set one at run time with
+    the returned client: `box.set("ab", delay=0.02, rate=10e6)` ("ab" is a to b)."""
+    mid = lab.host(name)
+    mid.run("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+    a_end, _ = lab.link(a, mid, a_addrs, [], a_if=f"to-{b.name}"[:15], b_if="ia")
+    _, b_end = lab.link(mid, b, [], b_addrs, a_if="ib", b_if=f"to-{a.name}"[:15])
+    env = {"PYTHONPATH": str(LABDIR)}
+    for host, iface in ((a, a_end), (b, b_end)):
+        host.run(
+            [
+                "env",
+                f"PYTHONPATH={LABDIR}",
+                sys.executable,
+                "-m",
+                "middlebox.impair",
+                "offloads",
+                iface,
+            ]
+        )
+    control = lab.tmp / f"{name}.sock"
+    box = mid.spawn(
+        [sys.executable, "-m", "middlebox.impair", "ia", "ib", str(control)], name=name, env=env
+    )
+    lab.wait_for(lambda: "ready" in box.log() or not box.alive(), timeout=10, what=name)
+    if not box.alive():
+        raise RuntimeError(f"the impairment box exited at start:\n{box.log()}")
+    return ImpairClient(control)

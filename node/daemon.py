@@ -1,13 +1,15 @@
 """`tidewire up`: the node's lifecycle, and nothing else.
 
 Start-up, in order: take the per-interface lock (a second daemon for the same
-interface stops here), load persisted timestamps, bind the transports, create the TUN
-device, set addresses, MTU and routes, install the exit rules if this is a provider,
-open the control socket, then run the data path until SIGTERM, SIGINT or `tidewire
-down`; SIGHUP re-reads the config and applies the difference (reload.py), as
-`tidewire reload` does. Tear-down undoes each step in reverse; the TUN interface goes away
-with its file descriptor even on kill -9, and stale rules and firewall tables are
-removed at the next start. Peers live in peers.py, control requests in handlers.py,
+interface stops here), load persisted timestamps, run PreUp, bind the transports,
+install the kill switch, create the TUN device, set addresses, MTU and routes (where
+`Table` says), install the exit rules if this is a provider, open the control socket,
+run PostUp, then run the data path until SIGTERM, SIGINT or `tidewire down` (then
+PreDown and SaveConfig; PostDown after the tear-down; node/service.py); SIGHUP re-reads
+the config and applies the difference (reload.py), as `tidewire reload` does.
+Tear-down undoes each step in reverse; the TUN interface goes away with its file
+descriptor even on kill -9, and stale rules and firewall tables are removed at the
+next start. Peers live in peers.py, control requests in handlers.py,
 the packet path in datapath.py; nothing here runs `ip` or `nft` on the event loop
 itself (they go to a worker thread).
 """
@@ -38,14 +40,18 @@ from tidewire.node import (
 )
 from tidewire.node.accounting import Accountant
 from tidewire.node.config import NodeConfig
+from tidewire.node.config.service import AUTO
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
 from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
+from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import Peers
 from tidewire.node.reload import Reloader, ReloadError
+from tidewire.node.routing import Routing
+from tidewire.node.service import Service
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
@@ -83,8 +89,10 @@ class Daemon:
         offloads: bool = True,
         tun_tso: bool = False,
         tick: float = INTERVAL,
+        run_hooks: bool = True,
     ) -> None:
         self.cfg = cfg
+        self.service = Service(cfg, run_hooks=run_hooks)  # hooks, kill switch, SaveConfig
         self.offloads = offloads
         self.tick = tick  # seconds between wake-ups while the link is in use; 0 is off
         self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
@@ -94,7 +102,8 @@ class Daemon:
         self.masked: MaskedTransport | None = None  # made once the node's key is known
         self.streams: list[StreamTransport] = []  # tcp and tls, likewise
         self.listen_port = 0
-        self.table = 0
+        self.table = 0  # of the default-route rules (Table = auto), 0 if none
+        self.mark = 0  # on the outer sockets: FwMark, else the listen port
         self.tun_fd = -1
         self.lock_fd = -1
         self.forwarding: dict[str, str] = {}
@@ -108,6 +117,7 @@ class Daemon:
         self.ledger: Ledger | None = None
         self.timestamps: TimestampWriter | None = None
         self.sharing: Sharing | None = None
+        self.routing: Routing | None = None
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
@@ -135,14 +145,20 @@ class Daemon:
                 wall_offset=time.time() - trio.current_time(),
                 mtu=cfg.mtu,
             )
-            self.listen_port = self.udp.bind(cfg.listen_port or 0)
-            self.table = self.listen_port
+            await self.service.check()
+            await off_loop(firewall.recover_forwarding)  # what a killed exit left switched on
+            await self.service.pre_up()
+            self.listen_port = self.udp.bind(cfg.listen_port or 0, mark=cfg.service.fwmark)
+            self.mark = cfg.service.fwmark or self.listen_port
+            routing = netconf.Routing.of(cfg.service.table, mark=self.mark)
+            self.table = routing.table if routing.mode == AUTO else 0
             masked = self.masked = MaskedTransport(Counter(), own_public=device.public_key)
             if cfg.masked_port is not None:  # a listener: clients may dial us masked
-                masked.listen(cfg.masked_port, mark=self.table)
+                masked.listen(cfg.masked_port, mark=self.mark)
             else:  # a socket of our own for dialling masked listeners
-                masked.bind(0, mark=self.table)
+                masked.bind(0, mark=self.mark)
             self.streams = await self._open_streams(device.public_key)
+            await self.service.install_kill_switch(mark=self.mark)  # before the TUN
             why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
             self.guard_installed = why is None
             if why is not None:
@@ -171,8 +187,10 @@ class Daemon:
             dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
             dp.ticker.interval = self.tick
             peers = self.peers = Peers(
-                name=cfg.name, table=self.table, datapath=dp, exit_enabled=self.exit_enabled
+                name=cfg.name, table=routing, datapath=dp, exit_enabled=self.exit_enabled
             )
+            peers.memory = PathMemory(cfg.state_dir / cfg.name)
+            dp.path_confirmed = peers.remember
             if self.exit_enabled:
                 from tidewire.node.ledger import Ledger, LedgerError
 
@@ -197,6 +215,12 @@ class Daemon:
                         self.notifier, interval=self.notifier.watchdog, now=trio.current_time()
                     )
                 )
+            if any(spec.neighbour for spec in cfg.peers):
+                self.routing = Routing(
+                    public_key=device.public_key, control=dp.control, now=trio.current_time()
+                )
+                dp.timers.add(self.routing)
+                peers.routing = self.routing
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )
@@ -204,6 +228,7 @@ class Daemon:
             await off_loop(
                 lambda: netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
             )
+            dp.mtu.set_routers([a.ip.packed for a in cfg.addresses])  # "too big" comes from here
             if self.exit_enabled:  # after the link, so its own addresses are the router's too
                 dp.policy = ExitPolicy(
                     allow=cfg.exit.allow,
@@ -266,13 +291,19 @@ class Daemon:
                         len(cfg.peers),
                         f", exit via {self.outbound_interface}" if self.exit_enabled else "",
                     )
+                    await self.service.post_up()
                     task_status.started()
                     self.notifier.ready(
                         f"{cfg.name} up: {len(cfg.peers)} peers, {', '.join(self.listening())}"
                     )
+            # here only after a clean stop (a signal, `tidewire down`): an error skips it
+            with trio.CancelScope(shield=True):
+                await self.service.pre_down()  # then SaveConfig, as wg-quick down does
+                await off_loop(self.service.save_config, self.peers)
         finally:
             self.notifier.stopping()
             with trio.CancelScope(shield=True):
+                await self.service.pre_down()  # if PostUp ran and it has not yet
                 if self.accountant is not None and self.ledger is not None:
                     with trio.move_on_after(5):
                         await self.accountant.flush()  # the counters since the last flush
@@ -282,6 +313,7 @@ class Daemon:
                 if self.sharing is not None and self.sharing.quota is not None:
                     await off_loop(self.sharing.save)
                 await off_loop(self._teardown)
+                await self.service.post_down()
 
     def listening(self) -> list[str]:
         """What the node listens on, as URLs (the masked dialling socket is not a listener)."""
@@ -297,9 +329,9 @@ class Daemon:
         cfg = self.cfg
         tcp = TcpTransport(Counter(), own_public=public_key)
         tls = TlsTransport(Counter(), own_public=public_key)
-        tcp.mark = tls.mark = self.table
+        tcp.mark = tls.mark = self.mark
         if cfg.tcp_port is not None:
-            tcp.listen(cfg.tcp_port, mark=self.table)
+            tcp.listen(cfg.tcp_port, mark=self.mark)
         if cfg.tls_port is not None:
             cert, key = cfg.tls.certificate, cfg.tls.key
             if cert is None or key is None:
@@ -311,7 +343,7 @@ class Daemon:
                     raise NodeError(f"cannot make a TLS certificate: {exc}") from None
             tls.use_certificate(cert, key)
             tls.fallback = cfg.tls.fallback
-            tls.listen(cfg.tls_port, mark=self.table)
+            tls.listen(cfg.tls_port, mark=self.mark)
         return [tcp, tls]
 
     def _lock(self) -> None:
@@ -363,6 +395,7 @@ class Daemon:
             state_dir=self.cfg.state_dir / self.cfg.name,
             sign_key=signing_key_from_static(self.cfg.private_key),
             own_record=partial(provider_record, self) if self.exit_enabled else None,
+            mark=self.mark,
         )
         return self.discovery
 
@@ -387,7 +420,8 @@ class Daemon:
             stale = 0
         if stale and stale != self.table:
             netconf.remove_rules(stale)
-        netconf.remove_rules(self.table)
+        if self.table:
+            netconf.remove_rules(self.table)
         atomic_write(record, f"{self.table}\n".encode())
 
     def _teardown(self) -> None:
@@ -410,6 +444,7 @@ class Daemon:
         if self.tun_fd >= 0:
             os.close(self.tun_fd)  # removes the interface, its addresses and routes
             self.tun_fd = -1
+        self.service.remove_kill_switch()  # after the TUN: nothing leaks on the way down
         self.udp.close()
         if self.masked is not None:
             self.masked.close()

@@ -10,6 +10,14 @@ address goes to the control plane; otherwise the inner source must belong to the
 peer (cryptokey routing), the exit policy must allow it, accounting must have credit
 for it; then the inbound queue slot, then the TUN (TCP runs coalesced).
 
+ECN crosses the tunnel per RFC 6040 (node/core/ecn.py): the inner packet's ECN field
+goes to its transport with the sealed datagram, for the outer header; an outer field of
+ECT(1) or CE, as the transport read it, is combined into the inner packet, and an inner
+Not-ECT packet under an outer CE is dropped (`ecn_ce_not_ect`). The MTU (node/core/
+mtu.py): a TCP SYN through the tunnel either way has its MSS clamped to what the peer's
+path carries, and an outbound packet larger than that gets an ICMP "too big" into the
+TUN instead of a silent drop (`too_big`).
+
 Each reader waits for readiness once, drains a batch without blocking and calls the
 synchronous core per packet: no `await` per packet. After each batch, the queues
 release what may leave, the transports and the TUN are flushed, the core's events are
@@ -28,10 +36,13 @@ import trio
 from tidewire.node.accounting import Accountant
 from tidewire.node.core.capacity import QuotaMeter
 from tidewire.node.core.control_plane import ControlPlane
+from tidewire.node.core.ecn import ECT_1, decapsulate
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
 from tidewire.node.core.gso import Malformed, split
-from tidewire.node.core.packet import inspect
+from tidewire.node.core.mtu import DEFAULT_MTU, PathMtu, is_syn
+from tidewire.node.core.packet import TCP, inspect
+from tidewire.node.core.paths.manager import Paths
 from tidewire.node.core.queues.base import Queue
 from tidewire.node.core.queues.passthrough import PassThrough
 from tidewire.node.core.routing.allowed_ips import AllowedIPs
@@ -39,6 +50,7 @@ from tidewire.node.core.ticker import Ticker
 from tidewire.node.logs import PacketPathLog
 from tidewire.node.timers import TimerTask
 from tidewire.node.transports.base import Transport
+from tidewire.protocol.control.channel import Message, PathProbe, PathProbeReply
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.events import (
@@ -75,6 +87,11 @@ class DataPath:
         self.routes: AllowedIPs[Peer] = AllowedIPs()
         self.accountant: Accountant | None = None
         self.control = ControlPlane(public_key=device.public_key, transmit=self.send_control)
+        self.paths = Paths(rng=os.urandom)  # native peers' candidate paths (node/core/paths)
+        self.control.register(PathProbe, self.paths.on_probe)
+        self.control.register(PathProbeReply, self.paths.on_reply)
+        # (peer key, path): the active path answered; the daemon remembers it per network
+        self.path_confirmed: Callable[[bytes, Path], None] | None = None
         self.tun_gro = False  # the TUN carries virtio_net_hdr: reads strip it, writes coalesce
         self.tun_tso = False  # reads may be TCP super-packets or unfinished checksums
         self.tun_out: list[bytes] = []
@@ -86,10 +103,15 @@ class DataPath:
         # fewer per packet); `set_queues` turns that off for the slot it fills
         self._out_direct = self._in_direct = True
         self.quota: QuotaMeter | None = None  # a provider's [share] quota, all clients together
+        self.mtu = PathMtu(
+            mtu=device.mtu or DEFAULT_MTU,
+            overheads={name: _datagram_overhead(t) for name, t in transports.items()},
+            counters=self.counters,
+        )
         self.ticker = Ticker()
         self.timers = TimerTask(after=self.flush)
         self.log = PacketPathLog(log)
-        for component in (device, self.ticker, self.out_queue, self.in_queue):
+        for component in (device, self.ticker, self.out_queue, self.in_queue, self.paths):
             self.timers.add(component)
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
         # to the packet's size, fragments the heap and grows the daemon's memory
@@ -144,10 +166,28 @@ class DataPath:
         if peer is None:
             self.drops["tun_no_route"] += 1
             return
+        if inner.length > self.mtu.smallest:
+            carry = self._carry(peer)
+            if inner.length > carry:
+                self._too_big(packet, carry, now)
+                return
+        if inner.proto == TCP and is_syn(packet):
+            packet = self.mtu.clamp(packet, inner.version, self._carry(peer))
         if self._out_direct:
             self._send_packet(peer, packet, now)
         else:
             self.out_queue.enqueue((peer, packet), peer.public_key, len(packet), now)
+
+    def _carry(self, peer: Peer) -> int:
+        """The largest inner packet the peer's path carries."""
+        path = peer.path
+        return self.mtu.carry(None if path is None else path.transport)
+
+    def _too_big(self, packet: bytes, carry: int, now: float) -> None:
+        self.drops["too_big"] += 1
+        answer = self.mtu.too_big(packet, carry, now=now)
+        if answer is not None:
+            self._to_tun(answer, now)
 
     def _seal(self, item: tuple[Peer, bytes], now: float) -> None:
         """What the outbound queue lets go."""
@@ -171,7 +211,8 @@ class DataPath:
             if transport is None:
                 self.drops["send_no_transport"] += 1
                 return
-            transport.add(out, path.address)  # sent after the batch
+            b = packet[1]  # the ECN field for the outer header (RFC 6040 section 4.1)
+            transport.add(out, path.address, b & 3 if packet[0] < 0x60 else (b >> 4) & 3)
 
     def send(self, data: bytes, path: Path) -> None:
         """Send one datagram now (handshakes, control messages, the core's outbox)."""
@@ -183,19 +224,21 @@ class DataPath:
 
     # -- inbound: transport -> TUN --------------------------------------------
 
-    def receive(self, data: bytes, path: Path, *, now: float) -> bool:
-        """One datagram from a transport; True if it carried inner data."""
+    def receive(self, data: bytes, path: Path, *, now: float, ecn: int = 0) -> bool:
+        """One datagram from a transport, with its outer ECN field; True if it carried
+        inner data."""
         res = self.device.receive_datagram(data, path, now=now)
-        if res is None:
-            return False
-        self.inbound(res[0], res[1], now=now)
-        return True
+        if res is not None:
+            self.inbound(res[0], res[1], now=now, ecn=ecn)
+        if self.paths.unsettled:  # a follower's packet came on another path
+            self.paths.settle(now=now)
+        return res is not None
 
     def shed(self, *, now: float) -> None:
         """A handshake message the transport shed: it counts towards the link's load."""
         self.device.load.count(now=now)
 
-    def inbound(self, peer: Peer, plaintext: bytes, *, now: float) -> None:
+    def inbound(self, peer: Peer, plaintext: bytes, *, now: float, ecn: int = 0) -> None:
         inner = inspect(plaintext)
         if inner is None:
             self.drops["inner_malformed"] += 1
@@ -216,6 +259,16 @@ class DataPath:
             if reason is not None:
                 self.drops["exit_" + reason] += 1
                 return
+        if ecn & ECT_1:  # ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet
+            opened = decapsulate(ecn, plaintext)
+            if opened is None:
+                self.drops["ecn_ce_not_ect"] += 1
+                return
+            if opened is not plaintext:
+                self.counters["ecn_outer_applied"] += 1
+                plaintext = bytes(opened)
+        if inner.proto == TCP and is_syn(plaintext):
+            plaintext = self.mtu.clamp(plaintext, inner.version, self._carry(peer))
         acct = self.accountant
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
             return
@@ -285,6 +338,37 @@ class DataPath:
         if out is not None and peer.path is not None:
             self.send(out, peer.path)
 
+    def send_on(self, peer_key: bytes, msg: Message, path: Path) -> None:
+        """Seal a control message (a path probe or its reply) and send it on `path`, not
+        the peer's current one; only inside a session (a probe never starts a handshake)."""
+        peer = self.device.peers.get(peer_key)
+        now = trio.current_time()
+        if peer is None or peer.staged or peer.usable_keypair(now=now) is None:
+            self.drops["probe_no_session"] += 1
+            return
+        out = self.device.encrypt(peer, self.control.packet(peer_key, msg), now=now)
+        if out is not None:
+            self.send(out, path)
+
+    def race(self, peer_key: bytes, path: Path) -> None:
+        peer = self.device.peers.get(peer_key)
+        if peer is not None:
+            self.device.resend_initiation(peer, path)
+
+    def flush_paths(self, *, now: float) -> None:
+        """The path sets' probes, replies, raced initiations and events."""
+        paths = self.paths
+        paths.flush(send=self.send_on, initiate=self.race)
+        say = self.log.log
+        while (event := paths.next_event()) is not None:
+            key, kind, path, reason = event
+            if kind == "switched":
+                say(INFO, "path", key, "peer %s now on %s: %s", short(key), path, reason, now=now)
+            elif kind == "learned":
+                say(INFO, "path", key, "peer %s: learned path %s", short(key), path, now=now)
+            elif kind == "confirmed" and path is not None and self.path_confirmed is not None:
+                self.path_confirmed(key, path)
+
     def flush(self) -> None:
         dev = self.device
         now = trio.current_time()
@@ -293,6 +377,7 @@ class DataPath:
             key = event.public_key
             if isinstance(event, TimestampSent):
                 self.persist_timestamp(key, event.timestamp)
+                self.paths.initiation_sent(key, now=now)
             elif isinstance(event, HandshakeCompleted):
                 if self.accountant is not None:
                     self.accountant.handshake_completed(key, now=now)
@@ -326,6 +411,15 @@ class DataPath:
                     short(key),
                     now=now,
                 )
+        self.flush_paths(now=now)
         for data, path in dev.datagrams_to_send():
             self.send(data, path)
         self.timers.rearm()
+
+
+def _datagram_overhead(transport: object) -> int:
+    """What a transport's framing takes from the outer datagram. A stream skin frames
+    whole inner packets on TCP (`max_inner` far above any MTU), so it takes nothing."""
+    if hasattr(transport, "max_inner"):
+        return 0
+    return int(getattr(transport, "overhead", 0))

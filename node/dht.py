@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -19,6 +19,8 @@ from tidewire.protocol.dht.items import MutableItem
 from tidewire.protocol.dht.node import DhtNode, Event, LookupDone, RecordAnswer, StoreDone
 
 log = logging.getLogger("tidewire.dht")
+
+E = TypeVar("E", LookupDone, StoreDone, RecordAnswer)
 
 Address = tuple[str, int]
 MAX_DATAGRAM = 1500
@@ -35,10 +37,16 @@ class DhtService:
         self._wake = trio.Event()
 
     @classmethod
-    def bind(cls, host: str = "0.0.0.0", port: int = 0, **kw: Any) -> "DhtService":
+    def bind(
+        cls, host: str = "0.0.0.0", port: int = 0, *, mark: int = 0, **kw: Any
+    ) -> "DhtService":
+        """A socket on `host:port`; `mark` (SO_MARK) keeps it out of the tunnel's routes
+        and inside a kill switch's exceptions, as the node's other outer sockets."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if mark:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
             sock.bind((host, port))
         except OSError:
             sock.close()
@@ -94,42 +102,35 @@ class DhtService:
                 waiter.set()
         self._wake.set()
 
-    async def _wait(self, op: int) -> Event:
+    async def _wait(self, op: int, kind: type[E]) -> E:
+        """The event that ends operation `op` (started in the core just before)."""
         self._flush()
         if op not in self.done:
             event = self.waiting[op] = trio.Event()
             await event.wait()
-        return self.done.pop(op)
+        done = self.done.pop(op)
+        assert isinstance(done, kind)
+        return done
 
     async def bootstrap(self, addrs: list[Address]) -> LookupDone:
-        event = await self._wait(self.node.bootstrap(addrs, now=time.monotonic()))
-        assert isinstance(event, LookupDone)
-        return event
+        return await self._wait(self.node.bootstrap(addrs, now=time.monotonic()), LookupDone)
 
     async def lookup(self, method: str, target: bytes) -> LookupDone:
-        event = await self._wait(self.node.lookup(method, target, now=time.monotonic()))
-        assert isinstance(event, LookupDone)
-        return event
+        return await self._wait(self.node.lookup(method, target, now=time.monotonic()), LookupDone)
 
     async def get_item(self, target: bytes, *, salt: bytes = b"") -> LookupDone:
-        event = await self._wait(self.node.get_item(target, salt=salt, now=time.monotonic()))
-        assert isinstance(event, LookupDone)
-        return event
+        op = self.node.get_item(target, salt=salt, now=time.monotonic())
+        return await self._wait(op, LookupDone)
 
     async def fetch_record(self, addr: Address) -> RecordAnswer:
-        event = await self._wait(self.node.fetch_record(addr, now=time.monotonic()))
-        assert isinstance(event, RecordAnswer)
-        return event
+        return await self._wait(self.node.fetch_record(addr, now=time.monotonic()), RecordAnswer)
 
     async def announce(self, info_hash: bytes, port: int) -> StoreDone:
-        event = await self._wait(self.node.announce(info_hash, port, now=time.monotonic()))
-        assert isinstance(event, StoreDone)
-        return event
+        op = self.node.announce(info_hash, port, now=time.monotonic())
+        return await self._wait(op, StoreDone)
 
     async def put(self, item: MutableItem) -> StoreDone:
-        event = await self._wait(self.node.put(item, now=time.monotonic()))
-        assert isinstance(event, StoreDone)
-        return event
+        return await self._wait(self.node.put(item, now=time.monotonic()), StoreDone)
 
     def close(self) -> None:
         self.sock.close()

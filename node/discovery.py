@@ -38,6 +38,7 @@ log = logging.getLogger("tidewire.discovery")
 REPUBLISH = 3600.0
 RECORD_LIFETIME = 2 * 3600
 FIND_FIRST, FIND_EVERY = 2.0, 600.0
+FIND_RETRY = 15.0  # while no provider is known: a provider may be announcing right now
 BOOTSTRAP_RETRY = 10.0
 OPERATION_DEADLINE = 30.0
 MAX_FETCHES = 32
@@ -52,12 +53,14 @@ class Discovery:
         state_dir: Path,
         sign_key: SigningKey,
         own_record: Callable[[str | None], NodeRecord] | None,
+        mark: int = 0,
     ) -> None:
         """`own_record(external_ip)` builds a provider's record (None: not a provider)."""
         self.spec = spec
         self.path = state_dir / CACHE_FILE
         self.sign_key = sign_key
         self.own_record = own_record
+        self.mark = mark  # SO_MARK of the node's outer sockets: the DHT stays outside the tunnel
         self.cache = RecordCache()
         self.svc: DhtService | None = None
         self.published: MutableItem | None = None
@@ -68,7 +71,7 @@ class Discovery:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self._load()
-        svc = self.svc = DhtService.bind("0.0.0.0", self.spec.dht_port or 0)
+        svc = self.svc = DhtService.bind("0.0.0.0", self.spec.dht_port or 0, mark=self.mark)
         log.info("DHT on UDP port %d, region %r", svc.address[1], self.spec.region)
         try:
             async with trio.open_nursery() as nursery:
@@ -132,7 +135,8 @@ class Discovery:
             if self.spec.region:
                 with trio.move_on_after(OPERATION_DEADLINE):
                     await self.find(svc)
-            await trio.sleep(FIND_EVERY)
+            known = self.cache.providers(region=self.spec.region, now=time.time())
+            await trio.sleep(FIND_EVERY if known else FIND_RETRY)
 
     async def find(self, svc: DhtService) -> int:
         """Look up today's rendezvous of our region and take the records found there."""

@@ -17,7 +17,11 @@ Forwarding is a switch of the whole network namespace, which several exit daemon
 may share: a state file per namespace in /run/tidewire (under an flock) records
 the values from before the first holder and the live holders (pid and start
 time). The last holder to stop restores the values; holders killed outright are
-noticed, at the next start or stop, by their pid no longer naming them.
+noticed, at the next start or stop of any node (exit or not) and at `tidewire down`
+of a dead one, by their pid no longer naming them: when none is left alive, the
+values are restored. The record lives in /run, not in a node's state directory: it
+belongs to the namespace, which several nodes share, and it dies with the values it
+records when the machine restarts.
 """
 
 import contextlib
@@ -300,6 +304,23 @@ def restore_forwarding(token: dict[str, str]) -> None:
                 _release(path, state, sysctl_root=sysctl_root, pid=int(token["pid"]))
     except (NodeError, OSError) as exc:
         log.warning("cannot restore the forwarding switches: %s", exc)
+
+
+def recover_forwarding(*, sysctl_root: Path = SYSCTL_ROOT, run_dir: Path = RUN_DIR) -> bool:
+    """At any node's start (and `tidewire down` of a dead one): if every holder of
+    forwarding in this namespace was killed, put the switches back as they were before
+    the first; True if it did. Best effort."""
+    try:
+        with _locked(run_dir) as path:
+            state = _load(path)
+            if state is None or any(_holder_alive(h) for h in state["holders"]):
+                return False
+            log.warning("restoring the forwarding switches a killed exit left on")
+            _release(path, state, sysctl_root=sysctl_root, pid=-1)
+            return True
+    except (NodeError, OSError) as exc:
+        log.warning("cannot check the forwarding switches: %s", exc)
+        return False
 
 
 def _release(path: Path, state: dict[str, Any], *, sysctl_root: Path, pid: int) -> None:

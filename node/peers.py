@@ -19,20 +19,22 @@ from tidewire.node.config import Network, PeerSpec, parse_path
 from tidewire.node.core.roles import Role
 from tidewire.node.errors import NodeError
 from tidewire.node.firewall import is_ip
+from tidewire.node.path_memory import PathMemory, network_of, path_url
 from tidewire.node.requests import resolve
 from tidewire.node.transports.masked import MaskedTransport
 from tidewire.node.transports.stream import StreamTransport
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.constants import KEY_SIZE
 from tidewire.protocol.link.peer import Peer, PeerConfig
+from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import UDP, Path
 
 if TYPE_CHECKING:
     from tidewire.node.accounting import Accountant
     from tidewire.node.datapath import DataPath
+    from tidewire.node.routing import Routing
 
 log = logging.getLogger("tidewire.node")
-
 
 
 class PeerError(NodeError):
@@ -41,16 +43,19 @@ class PeerError(NodeError):
 
 class Peers:
     def __init__(
-        self, *, name: str, table: int, datapath: "DataPath", exit_enabled: bool
+        self, *, name: str, table: netconf.Routing, datapath: "DataPath", exit_enabled: bool
     ) -> None:
         self.name = name  # the interface
-        self.table = table  # the routing table of default routes through the tunnel
+        self.table = table  # where the routes through the tunnel go (wg-quick's Table)
         self.datapath = datapath
         self.exit_enabled = exit_enabled
         self.accountant: Accountant | None = None
+        self.routing: Routing | None = None  # the overlay route exchange, if any neighbour
         self.allowed: dict[bytes, list[Network]] = {}
         self.specs: dict[bytes, PeerSpec] = {}
-        self.masked_paths: dict[bytes, Path] = {}  # the listeners registered with a skin
+        self.masked_paths: dict[bytes, list[Path]] = {}  # listeners registered with a skin
+        self.memory: PathMemory | None = None  # the winning path per network (path_memory.py)
+        self.networks: dict[bytes, str | None] = {}  # the network each peer is reached on
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -76,9 +81,14 @@ class Peers:
                 raise PeerError(
                     f"allowed IP {net} belongs to peer {short(owner)}; remove it there first"
                 )
-        path = await resolve(spec.endpoint) if spec.endpoint else None
-        if path is not None and path.transport != UDP:
-            self._register(spec, path)
+        texts = [spec.endpoint, *spec.fallbacks] if spec.endpoint else []
+        candidates = [await resolve(text) for text in texts]
+        path = candidates[0] if candidates else None
+        if spec.mode is Mode.NATIVE and candidates and self.memory is not None:
+            path = await self._remembered(spec.public_key, candidates)
+        for text, cand in zip(texts, candidates, strict=True):
+            if cand.transport != UDP:
+                self._register(spec.public_key, cand, text)  # we dial it: it is the listener
         peer = dp.device.add_peer(
             PeerConfig(
                 public_key=spec.public_key,
@@ -96,7 +106,8 @@ class Peers:
             )
         except Exception:
             dp.device.remove_peer(spec.public_key)  # a refused add changes nothing
-            self._unregister(path)
+            for cand in candidates:
+                self._unregister(cand)
             await trio.to_thread.run_sync(
                 lambda: netconf.remove_routes(self.name, spec.allowed_ips, table=self.table)
             )
@@ -109,10 +120,13 @@ class Peers:
             dp.routes.insert(net, peer)
         if self.accountant is not None:
             self.accountant.set_role(spec.public_key, self.role(spec))
+        if self.routing is not None and spec.neighbour:
+            self.routing.add_neighbour(spec.public_key, now=trio.current_time())
         self.allowed[spec.public_key] = list(spec.allowed_ips)
         self.specs[spec.public_key] = spec
-        if path is not None and path.transport != UDP:
-            self.masked_paths[spec.public_key] = path
+        self.masked_paths[spec.public_key] = [c for c in candidates if c.transport != UDP]
+        if spec.mode is Mode.NATIVE:  # WireGuard-mode peers roam as WireGuard does
+            dp.paths.add(peer, candidates, start=path)
         log.info(
             "peer %s added (%s mode, allowed IPs %s)",
             short(spec.public_key),
@@ -130,9 +144,7 @@ class Peers:
             raise PeerError("no peer with that public key")
         old = self.allowed.get(public_key, [])
         new = [n for n in nets if n not in old]
-        await trio.to_thread.run_sync(
-            lambda: netconf.add_routes(self.name, new, table=self.table)
-        )
+        await trio.to_thread.run_sync(lambda: netconf.add_routes(self.name, new, table=self.table))
         for net in new:
             owner = self.owner_of(net)
             if owner is not None and owner != public_key:
@@ -165,18 +177,31 @@ class Peers:
             raise PeerError("no peer with that public key")
         old = self.specs.get(key, spec)
         path = peer.path
-        if spec.endpoint != old.endpoint and spec.endpoint is not None:
-            path = await resolve(spec.endpoint)
-            if path.transport != UDP and path.transport not in dp.transports:
-                raise PeerError(f"endpoint {spec.endpoint}: no {path.transport} transport here")
+        texts: list[str] = []
+        candidates: list[Path] = []
+        moved = spec.endpoint is not None and (
+            (spec.endpoint, spec.fallbacks) != (old.endpoint, old.fallbacks)
+        )
+        if moved:
+            texts = [spec.endpoint or "", *spec.fallbacks]
+            candidates = [await resolve(text) for text in texts]
+            for cand in candidates:
+                if cand.transport != UDP and cand.transport not in dp.transports:
+                    raise PeerError(f"endpoint {cand}: no {cand.transport} transport here")
+            path = candidates[0]
         if sorted(map(str, self.allowed.get(key, []))) != sorted(map(str, spec.allowed_ips)):
             await self.set_allowed(key, list(spec.allowed_ips))  # the one step that can fail
-        if path is not peer.path and path is not None:
-            self._unregister(self.masked_paths.pop(key, None))
-            if path.transport != UDP:
-                self._register(spec, path)
-                self.masked_paths[key] = path
+        if moved:
+            for stale in self.masked_paths.pop(key, []):
+                self._unregister(stale)
+            for text, cand in zip(texts, candidates, strict=True):
+                if cand.transport != UDP:
+                    self._register(key, cand, text)
+            self.masked_paths[key] = [c for c in candidates if c.transport != UDP]
             peer.path = path
+            if spec.mode is Mode.NATIVE:  # the new candidates, raced from the first
+                dp.paths.remove(key)
+                dp.paths.add(peer, candidates, start=path)
         was_off = peer.persistent_keepalive == 0
         peer.handshake.preshared_key = spec.preshared_key or bytes(KEY_SIZE)
         peer.persistent_keepalive = float(spec.persistent_keepalive)
@@ -213,26 +238,54 @@ class Peers:
         dp.in_queue.forget(public_key)
         if self.accountant is not None and not keep_accounting:
             self.accountant.set_role(public_key, None)
+        if self.routing is not None:
+            self.routing.remove_neighbour(public_key, now=trio.current_time())
         self.specs.pop(public_key, None)
-        self._unregister(self.masked_paths.pop(public_key, None))
+        for path in self.masked_paths.pop(public_key, []):
+            self._unregister(path)
+        dp.paths.remove(public_key)
+        self.networks.pop(public_key, None)
         return self.allowed.pop(public_key, [])
 
-    def _register(self, spec: PeerSpec, path: Path) -> None:
-        """We dial the peer on a skin: it is the listener, its key keys the skin."""
+    def _register(self, key: bytes, path: Path, url: str) -> None:
+        """We dial the peer on a skin: it is the listener, its key keys the skin. `url` is
+        the endpoint as configured (its host name is the TLS server name)."""
         transport = self.datapath.transports.get(path.transport)
         if isinstance(transport, MaskedTransport):
-            transport.register(path.address, spec.public_key)
+            transport.register(path.address, key)
         elif isinstance(transport, StreamTransport):
-            host = parse_path(spec.endpoint or "")[1]
+            host = parse_path(url)[1]
             name = None if is_ip(host) else host  # SNI: a name, never an address
-            transport.register(path.address, spec.public_key, server_name=name)
+            transport.register(path.address, key, server_name=name)
         else:
-            raise PeerError(f"endpoint {spec.endpoint}: no {path.transport} transport here")
+            raise PeerError(f"endpoint {url}: no {path.transport} transport here")
 
     def _unregister(self, path: Path | None) -> None:
         transport = self.datapath.transports.get(path.transport) if path else None
         if path is not None and isinstance(transport, MaskedTransport | StreamTransport):
             transport.forget(path.address)
+
+    async def _remembered(self, key: bytes, candidates: list[Path]) -> Path:
+        """Where to start: the candidate that won on this network last time, or the first.
+        (Preference stays in the configured order: a better path is switched back to.)"""
+        assert self.memory is not None
+        host = candidates[0].address[0]
+        network = await trio.to_thread.run_sync(lambda: network_of(host, mark=self.table.mark))
+        self.networks[key] = network
+        won = self.memory.winner(network, key)
+        first = [c for c in candidates if won is not None and path_url(c) == won]
+        if first and first[0] != candidates[0]:
+            log.info("peer %s: starting with %s, the path that won on %s", short(key), won, network)
+        return first[0] if first else candidates[0]
+
+    def remember(self, key: bytes, path: Path) -> None:
+        """The active path answered: remember it as this network's winner (the data path
+        calls this; the file is written in a worker thread)."""
+        memory = self.memory
+        if memory is None or key not in self.networks or self._nursery is None:
+            return
+        if memory.remember(self.networks[key], key, path):
+            self._nursery.start_soon(memory.save)
 
     def role(self, spec: PeerSpec) -> Role | None:
         if spec.provider:

@@ -5,7 +5,9 @@ The JSON keys are stable (documented in the README): interface, public_key,
 listen_port, listen (URLs: udp://, and masked://, tcp://, tls:// on those listeners), exit, drops,
 peers[] with public_key, endpoint (a path: "host:port" or "skin://host:port"), allowed_ips,
 latest_handshake (Unix seconds or null), rx_bytes, tx_bytes,
-persistent_keepalive (seconds, 0 is off) and mode.
+persistent_keepalive (seconds, 0 is off) and mode; a native peer also has
+role (chooser or follower), active ({transport, endpoint}), candidates[] (transport,
+endpoint, state, rtt_ms, loss, last_reply in seconds ago, learned, active) and switches.
 """
 
 import os
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node import accounting_metrics
+from tidewire.node.core.paths.manager import describe
+from tidewire.node.core.paths.pathset import PathSet
 from tidewire.node.core.roles import Role
 from tidewire.node.metrics import Registry
 from tidewire.protocol.keys import encode_key
@@ -46,6 +50,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
                 "tx_bytes": peer.tx_bytes,
                 "persistent_keepalive": int(peer.persistent_keepalive),
                 "mode": peer.profile.mode.value,
+                **_paths(dp.paths.sets.get(key)),
             }
         )
     reg = daemon.metrics
@@ -73,6 +78,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "offloads": {
             "udp_gso": daemon.udp.batch.gso,
             "udp_gro": daemon.udp.gro,
+            "udp_ecn": daemon.udp.batch.ecn_send and daemon.udp.ecn_receive,  # RFC 6040
             "tun_gro": dp.tun_gro,
             "tun_tso": dp.tun_tso,
         },
@@ -82,7 +88,15 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         },
         "peers": peers,
         "share": daemon.sharing.status() if daemon.sharing is not None else None,
+        "routes": daemon.routing.status() if daemon.routing is not None else [],
     }
+
+
+def _paths(ps: PathSet | None) -> dict[str, Any]:
+    """A native peer's path, candidates and switches (node/core/paths); none for others."""
+    if ps is None:
+        return {}
+    return describe(ps, now=trio.current_time())
 
 
 def _register_share(reg: Registry, daemon: "Daemon") -> None:
@@ -163,6 +177,8 @@ def register(reg: Registry, daemon: "Daemon") -> None:
         rows += list(dp.control.drops.items())
         if acct is not None:
             rows += list(acct.drops.items())
+        if daemon.routing is not None:
+            rows += list(daemon.routing.counters().items())
         return rows
 
     reg.counters(
@@ -219,6 +235,19 @@ def register(reg: Registry, daemon: "Daemon") -> None:
         "Handshakes completed with each peer.",
         label="peer",
         read=per_peer(lambda p: p.handshakes),
+    )
+    reg.labelled(
+        "tidewire_peer_path_switches_total",
+        "Times each native peer's active path changed (node/core/paths).",
+        label="peer",
+        read=lambda: [(encode_key(k), ps.switches) for k, ps in dp.paths.sets.items()],
+    )
+    reg.counters(
+        "tidewire_path_events_total",
+        "Path probes sent, answered and replied to, raced initiations and switches, "
+        "each by transport (probes_sent_udp, switches_to_masked, ...).",
+        label="event",
+        source=dp.paths.counters,
     )
     reg.value(
         "process_resident_memory_bytes",

@@ -6,11 +6,11 @@ A `set` is parsed, checked and planned in full before anything changes, then app
 through `Peers`, so routes and roles stay consistent; requests run one at a time, as
 wireguard-go's ipcMutex has them. Peers added here are WireGuard-mode peers. The
 private key and listen port cannot change at run time (EOPNOTSUPP); the fwmark is the
-node's own (its listen port, which its routing rules match), so a `set` of that value
-or of 0 is accepted and changes nothing. Bounded like the control socket: at most
-MAX_CONNECTIONS, a request at most MAX_REQUEST bytes within REQUEST_DEADLINE, an idle
-connection closed after IDLE_TIMEOUT. A socket left by a killed run is replaced; the
-socket is removed on stop.
+node's own (its FwMark, or its listen port without one: the mark its routing rules
+match), so a `set` of that value or of 0 is accepted and changes nothing. Bounded like
+the control socket: at most MAX_CONNECTIONS, a request at most MAX_REQUEST bytes within
+REQUEST_DEADLINE, an idle connection closed after IDLE_TIMEOUT. A socket left by a
+killed run is replaced; the socket is removed on stop.
 """
 
 import contextlib
@@ -100,7 +100,7 @@ class Uapi:
         return uapi.Snapshot(
             private_key=d.datapath.device.private_key,
             listen_port=d.listen_port,
-            fwmark=d.listen_port,  # the transports mark their sockets with it
+            fwmark=d.mark,  # the transports mark their sockets with it (FwMark or the port)
             peers=self.peer_states(),
         )
 
@@ -112,8 +112,8 @@ class Uapi:
             raise uapi.UapiError(errno.EOPNOTSUPP, "private_key cannot change at run time")
         if req.listen_port is not None and req.listen_port != d.listen_port:
             raise uapi.UapiError(errno.EOPNOTSUPP, "listen_port cannot change at run time")
-        if req.fwmark not in (None, 0, d.listen_port):
-            raise uapi.UapiError(errno.EOPNOTSUPP, "fwmark is the node's own listen port")
+        if req.fwmark not in (None, 0, d.mark):
+            raise uapi.UapiError(errno.EOPNOTSUPP, "fwmark is the node's own (FwMark or its port)")
         plan = uapi.plan(req, self.peer_states(), own_public=dev.public_key)
         for st in plan.add:
             try:

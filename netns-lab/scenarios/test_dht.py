@@ -8,8 +8,10 @@ value and sequence. Each side announces on an info-hash and finds the other's
 announce with get_peers.
 """
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import libtorrent as lt
@@ -19,6 +21,9 @@ from nacl.signing import SigningKey
 
 from tidewire.node.dht import DhtService
 from tidewire.protocol.dht import bencode, items
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from dhtswarm import lt_session
 
 pytestmark = pytest.mark.trio
 
@@ -35,21 +40,7 @@ BEP44_SIG1 = bytes.fromhex(
 
 
 def libtorrent_session() -> Any:
-    return lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": True,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "dht_bootstrap_nodes": "",
-            "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False,
-            "dht_ignore_dark_internet": False,
-            "dht_enforce_node_id": False,
-            "alert_mask": lt.alert.category_t.all_categories,
-        }
-    )
+    return lt_session("127.0.0.1", 0, alerts=lt.alert.category_t.all_categories)
 
 
 async def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:

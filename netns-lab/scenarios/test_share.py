@@ -1,7 +1,10 @@
 """Tunnel congestion control on the exit lab: a provider sharing 40 Mbit/s between two
 clients (a tidewire client and a stock wireguard-go one, 4 TCP streams each) gives each
-half, holds the rate, and keeps a ping's added latency low (netns-lab/share_lab.py)."""
+half, holds the rate, and keeps a ping's added latency low (netns-lab/share_lab.py);
+`per_client` caps each client, `max_clients` refuses a client too many at the handshake
+and a `quota` stops service once used, each refusal counted where status shows it."""
 
+from common import ping
 from lab import Lab
 from share_lab import build, measure
 
@@ -20,3 +23,78 @@ def test_a_shared_40_mbit_s_is_split_evenly_with_low_latency() -> None:
         assert run.added_p95 <= 15.0, (run.idle_ms, run.added_p95)
         st = x.provider_node.status()["share"]
         assert st["download"] == 5_000_000 and len(st["clients"]) == 2
+
+
+def test_per_client_caps_each_client() -> None:
+    """`per_client` alone: each of the two clients, pulling 4 streams, gets its cap (the
+    cap counts the outer headers, so goodput is the cap less them) and no more."""
+    with Lab("share-cap") as lab:
+        x = build(lab, {"per_client": "10 Mbit/s"})
+        run = measure(lab, x, seconds=12, omit=3)
+        print(f"per_client 10 Mbit/s: {run}")
+        for name, mbps in run.mbps.items():
+            assert abs(mbps - 10.0) <= 0.10 * 10.0, (name, run.mbps)
+        st = x.provider_node.status()["share"]
+        assert st["per_client"] == 1_250_000
+        assert all(c["download"]["cap"] == 1_250_000 for c in st["clients"].values())
+
+
+def test_max_clients_refuses_a_second_client_at_the_handshake() -> None:
+    """`max_clients = 1`: the tidewire client is served; the wireguard-go client's
+    handshakes are refused, counted in the link's drops, in [share] status and in the
+    metrics, and it gets no traffic through."""
+    with Lab("share-max") as lab:
+        x = build(lab, {"max_clients": 1})
+        ping(x.client, "203.0.113.2")  # the first client takes the one place
+        assert not ping(x.wgclient, "203.0.113.2", count=3, check=False)
+        node = x.provider_node
+
+        def refused() -> int:
+            return int(node.status()["share"]["refused_capacity"])
+
+        lab.wait_for(refused, timeout=20, what="a counted capacity refusal")
+        st = node.status()
+        assert st["drops"]["link_initiation_capacity"] >= 1, st["drops"]
+        metrics = node.cli("metrics").stdout
+        [line] = [m for m in metrics.splitlines() if m.startswith("tidewire_share_capacity_")]
+        assert float(line.split()[-1]) >= 1, line
+        ping(x.client, "203.0.113.2")  # the admitted client is still served
+
+
+def test_a_quota_stops_service_once_its_bytes_are_used() -> None:
+    """A small quota: a download runs until the quota's bytes are served, then nothing
+    more passes (counted refusals), and status shows the quota used up."""
+    with Lab("share-quota") as lab:
+        x = build(lab, {"quota": "4 MB/day"}, with_wireguard_go=False)
+        ping(x.client, "203.0.113.2")
+        server = x.internet.spawn(["iperf3", "-s", "-p", "5201", "--forceflush"], name="iperf")
+        lab.wait_for(lambda: "listening" in server.log(), timeout=10, what="the iperf3 server")
+        pull = x.client.spawn(
+            [
+                "iperf3",
+                "-c",
+                "203.0.113.2",
+                "-p",
+                "5201",
+                "-R",
+                "-t",
+                "6",
+                "--connect-timeout",
+                "3000",
+            ],
+            name="pull",
+        )
+        node = x.provider_node
+
+        def used_up() -> dict[str, int] | None:
+            quota = node.status()["share"]["quota"]
+            return quota if quota["used"] >= quota["limit"] and quota["refused"] > 0 else None
+
+        quota = lab.wait_for(used_up, timeout=30, what="the quota to be used up")
+        print(f"quota: {quota}")
+        assert quota["limit"] == 4_000_000
+        assert quota["used"] <= quota["limit"] + 1500  # the last packet may cross the line
+        pull.popen.kill()
+        assert not ping(x.client, "203.0.113.2", count=3, check=False)
+        st = node.status()
+        assert st["drops"]["quota_exhausted"] >= quota["refused"] > 0, st["drops"]

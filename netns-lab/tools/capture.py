@@ -2,7 +2,8 @@
 
     capture.py IFACE|any OUT.jsonl
 
-Each line: {"src", "dst", "sport", "dport", "length" (UDP's length field), "payload" (hex)}
+Each line: {"src", "dst", "sport", "dport", "length" (UDP's length field), "tos" (the
+IPv4 TOS byte, whose low two bits are the ECN field), "payload" (hex)}
 for IPv4/UDP frames, until SIGTERM. A lab tool: it runs in the namespace of the interface.
 """
 
@@ -43,6 +44,7 @@ def main() -> int:
                         "sport": sport,
                         "dport": dport,
                         "length": length,
+                        "tos": ip[1],
                         "payload": payload.hex(),
                     }
                 )

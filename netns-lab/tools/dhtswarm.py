@@ -26,7 +26,10 @@ import trio
 from tidewire.node.dht import DhtService
 
 
-def lt_session(bind: str, port: int) -> Any:
+def lt_session(bind: str, port: int, *, alerts: Any = None) -> Any:
+    """A libtorrent session with its DHT on and nothing reaching outside the lab:
+    no internet bootstrap, UPnP, NAT-PMP or local discovery, and its one-node-per-IP
+    restrictions lifted (the lab puts several nodes on one address)."""
     return lt.session(
         {
             "listen_interfaces": f"{bind}:{port}",
@@ -39,7 +42,7 @@ def lt_session(bind: str, port: int) -> Any:
             "dht_restrict_search_ips": False,
             "dht_ignore_dark_internet": False,
             "dht_enforce_node_id": False,
-            "alert_mask": lt.alert.category_t.dht_notification,
+            "alert_mask": lt.alert.category_t.dht_notification if alerts is None else alerts,
         }
     )
 

@@ -1,7 +1,7 @@
 """TCP helpers for lab tests.
 
 tcpsink.py serve ADDR PORT       print SHA-256 and size of what one connection sent
-tcpsink.py send ADDR PORT FILE   send a file
+tcpsink.py send ADDR PORT FILE [BITS_PER_S]   send a file (paced, if a rate is given)
 tcpsink.py listen ADDR PORT      answer every connection with one line
 tcpsink.py check ADDR PORT       exit 0 if ADDR PORT answers within 3 s
 """
@@ -9,6 +9,7 @@ tcpsink.py check ADDR PORT       exit 0 if ADDR PORT answers within 3 s
 import hashlib
 import socket
 import sys
+import time
 
 
 def serve(addr: str, port: int) -> None:
@@ -27,9 +28,18 @@ def serve(addr: str, port: int) -> None:
         print(f"{h.hexdigest()} {n}", flush=True)
 
 
-def send(addr: str, port: int, path: str) -> None:
+def send(addr: str, port: int, path: str, rate: float = 0) -> None:
     with socket.create_connection((addr, port), timeout=60) as s, open(path, "rb") as f:
-        s.sendfile(f)
+        if not rate:
+            s.sendfile(f)
+            return
+        start, sent = time.monotonic(), 0
+        while chunk := f.read(1 << 16):
+            s.sendall(chunk)
+            sent += len(chunk)
+            ahead = sent * 8 / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 def listen(addr: str, port: int) -> None:
@@ -64,4 +74,4 @@ if __name__ == "__main__":
     elif cmd == "check":
         sys.exit(check(addr, port))
     else:
-        send(addr, port, sys.argv[4])
+        send(addr, port, sys.argv[4], float(sys.argv[5]) if len(sys.argv) > 5 else 0)

@@ -17,6 +17,7 @@ from tidewire.node.core.exit_policy import Rule
 from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import Path as LinkPath
 
+from .service import ServiceSpec
 from .share import ShareConfig
 
 Network = IPv4Network | IPv6Network
@@ -26,7 +27,6 @@ IFNAME = re.compile(r"[A-Za-z0-9_=+.-]{1,15}")
 IFNAME_RULE = "must be 1-15 characters of letters, digits and _=+.-, and not . or .."
 WG_SECTION = re.compile(r"^\s*\[\s*(interface|peer)\s*\]\s*(#.*)?$", re.IGNORECASE | re.MULTILINE)
 TOML_HINT = re.compile(r'^\s*\[\[|^\s*\w+\s*=\s*"', re.MULTILINE)  # [[tables]], "strings"
-WG_IGNORED = {"table", "preup", "postup", "predown", "postdown", "saveconfig", "fwmark"}
 
 
 def ifname_problem(name: object) -> str | None:
@@ -63,6 +63,7 @@ class PeerSpec:
     persistent_keepalive: int = 0
     mode: Mode = Mode.NATIVE
     provider: bool = False
+    neighbour: bool = False  # an overlay neighbour: exchange routes with it (docs/routing.md)
     line: int = 0
     where: dict[str, Where] = field(default_factory=dict)
 
@@ -136,6 +137,7 @@ class NodeConfig:
     metrics_listen: tuple[str, int] | None = None  # [metrics] listen: host and port, or off
     dns: DnsSpec = field(default_factory=DnsSpec)
     discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
+    service: ServiceSpec = field(default_factory=ServiceSpec)  # Table, FwMark, hooks...
 
     def __post_init__(self) -> None:
         if self.control_socket is None:

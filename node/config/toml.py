@@ -21,6 +21,7 @@ from . import (
     PeerSpec,
     default_name,
     parse_endpoint,
+    service,
 )
 from .discovery import load_discovery
 from .fields import (
@@ -67,6 +68,7 @@ TABLES = (
     "tls",
 )
 
+SERVICE_KEYS = ("table", "fwmark", "kill_switch", "kill_switch_allow_lan", *service.HOOKS)
 
 def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
     """The line of `key` in the `index`-th `[table]`/`[[table]]` (tomllib keeps no positions)."""
@@ -153,6 +155,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         "state_dir",
         "control_socket",
         "dns",
+        *SERVICE_KEYS,
     }
     _unknown(iface, known, err)
     if ("private_key" in iface) == ("private_key_file" in iface):
@@ -188,6 +191,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.dns.servers, cfg.dns.search = dns_entries(
             _str_list(iface["dns"], err, "dns"), err, "dns"
         )
+    cfg.service = _toml_service(path, text, iface, err)
     peers = data.get("peer", [])
     if not isinstance(peers, list) or not all(isinstance(t, dict) for t in peers):
         raise ConfigError(path, _toml_line(text, "peer", 0, None), "peer", "use [[peer]] tables")
@@ -213,6 +217,24 @@ def load_toml(path: Path, text: str) -> NodeConfig:
     check_peers(cfg)
     check_stream_mtu(cfg, err)
     return cfg
+
+
+def _toml_service(path: Path, text: str, iface: dict[str, Any], err: Err) -> service.ServiceSpec:
+    """[interface] table, fwmark, the kill switch and the hooks (each a command or a list)."""
+    spec = service.ServiceSpec()
+    if "table" in iface:
+        spec.table = service.table(iface["table"], err, "table")
+    if "fwmark" in iface:
+        spec.fwmark = service.fwmark(iface["fwmark"], err, "fwmark")
+    for k in ("kill_switch", "kill_switch_allow_lan"):
+        if k in iface:
+            setattr(spec, k, _bool(iface[k], err, k))
+    for k in service.HOOKS:
+        line = _toml_line(text, "interface", 0, k)
+        commands = _str_list(iface.get(k, []), err, k)
+        label = f"[interface] {k}"
+        spec.hooks[k] = [service.hook(c, err, k, line=line, label=label) for c in commands]
+    return spec
 
 
 def _toml_metrics(path: Path, text: str, table: Any, warnings: list[str]) -> tuple[str, int]:
@@ -256,6 +278,7 @@ def _toml_peer(
         "persistent_keepalive",
         "mode",
         "provider",
+        "neighbour",
     }
     _unknown(table, known, err)
     if "public_key" not in table:
@@ -288,6 +311,10 @@ def _toml_peer(
         peer.mode = Mode(table["mode"])
     if "provider" in table:
         peer.provider = _bool(table["provider"], err, "provider")
+    if "neighbour" in table:
+        peer.neighbour = _bool(table["neighbour"], err, "neighbour")
+        if peer.neighbour and peer.mode is not Mode.NATIVE:
+            err("neighbour", 'needs mode = "native": routes travel on the control channel')
     if "endpoint" in table:
         peer.endpoint = endpoint(table["endpoint"], err, "endpoint")
     if "endpoints" in table:  # after mode: a wireguard-mode peer may only have udp://

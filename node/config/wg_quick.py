@@ -7,7 +7,7 @@ from typing import NoReturn
 from tidewire.protocol.keys import derive_public
 from tidewire.protocol.link.profile import Mode
 
-from . import WG_IGNORED, ConfigError, NodeConfig, PeerSpec, default_name, ifname_problem
+from . import ConfigError, NodeConfig, PeerSpec, default_name, ifname_problem
 from .fields import (
     Err,
     check_peers,
@@ -20,6 +20,12 @@ from .fields import (
     peer_key,
     split,
 )
+from .service import WG_HOOKS, Hook, ServiceSpec, fwmark, hook, table
+
+# the service keys: wg-quick's own, and tidewire's kill switch (an extension stock
+# wg-quick refuses); hooks are read apart, since each line is one more command
+SERVICE_KEYS = {"table", "fwmark", "saveconfig", "killswitch", "killswitchallowlan", *WG_HOOKS}
+INTERFACE_KEYS = {"privatekey", "listenport", "address", "mtu", "dns", *SERVICE_KEYS}
 
 Section = tuple[
     str, int, dict[str, tuple[str, int, str]]
@@ -82,9 +88,7 @@ def load_wg(path: Path, text: str) -> NodeConfig:
     entries, err = iface[2], _wg_err(path, iface, "Interface", lines)
     warnings: list[str] = []
     for lk, (_, n, k) in entries.items():
-        if lk in WG_IGNORED:
-            warnings.append(f"{path}:{n}: [Interface] {k} is a wg-quick setting tidewire ignores")
-        elif lk not in ("privatekey", "listenport", "address", "mtu", "dns"):
+        if lk not in INTERFACE_KEYS:
             raise ConfigError(path, n, f"[Interface] {k}", "unknown key")
     if "privatekey" not in entries:
         err("PrivateKey", "is required")
@@ -110,12 +114,49 @@ def load_wg(path: Path, text: str) -> NodeConfig:
         cfg.mtu = integer(entries["mtu"][0], err, "MTU", 576, 65535)
     if "dns" in entries:
         cfg.dns.servers, cfg.dns.search = dns_entries(split(entries["dns"][0]), err, "DNS")
+    cfg.service = _wg_service(path, iface, lines, err)
     own = (private, derive_public(private))
     for section in sections:
         if section[0] == "peer":
             cfg.peers.append(_wg_peer(path, section, lines, own))
     check_peers(cfg)
     return cfg
+
+
+def _wg_service(path: Path, iface: Section, lines: list[str], err: Err) -> ServiceSpec:
+    entries = iface[2]
+    spec = ServiceSpec()
+    if "table" in entries:
+        spec.table = table(entries["table"][0], err, "Table")
+    if "fwmark" in entries:
+        spec.fwmark = fwmark(entries["fwmark"][0], err, "FwMark")
+    for lk, attr, spelling in (
+        ("saveconfig", "save_config", "SaveConfig"),
+        ("killswitch", "kill_switch", "KillSwitch"),
+        ("killswitchallowlan", "kill_switch_allow_lan", "KillSwitchAllowLAN"),
+    ):
+        if lk in entries:
+            value = entries[lk][0].lower()
+            if value not in ("true", "false"):
+                err(spelling, f"must be true or false (got {entries[lk][0]!r})")
+            setattr(spec, attr, value == "true")
+    # every hook line is one more command, in the order of the file (wg-quick(8))
+    for n in range(iface[1] + 1, len(lines) + 1):
+        line = lines[n - 1].split("#", 1)[0].strip()
+        if line.startswith("["):
+            break
+        k, sep, v = line.partition("=")
+        if sep and k.strip().lower() in WG_HOOKS:
+            key = f"[Interface] {k.strip()}"
+            spec.hooks[WG_HOOKS[k.strip().lower()]].append(_hook(path, n, key, v))
+    return spec
+
+
+def _hook(path: Path, n: int, key: str, value: str) -> Hook:
+    def err(_key: str, message: str) -> NoReturn:
+        raise ConfigError(path, n, key, message)
+
+    return hook(value, err, key, line=n, label=key)
 
 
 def _wg_peer(path: Path, section: Section, lines: list[str], own: tuple[bytes, bytes]) -> PeerSpec:

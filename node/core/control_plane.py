@@ -67,8 +67,10 @@ class ControlPlane:
         except RemoteProtocolError as exc:
             self.drops["control_" + exc.reason] += 1
 
-    def send(self, peer_key: bytes, msg: channel.Message) -> None:
+    def packet(self, peer_key: bytes, msg: channel.Message) -> bytes:
+        """The overlay IPv6/UDP packet that carries `msg` to a peer (still to be sealed)."""
         payload = channel.encode(msg)
-        self.transmit(
-            peer_key, overlay.build(self.local_overlay, self.overlay_of(peer_key), payload)
-        )
+        return overlay.build(self.local_overlay, self.overlay_of(peer_key), payload)
+
+    def send(self, peer_key: bytes, msg: channel.Message) -> None:
+        self.transmit(peer_key, self.packet(peer_key, msg))

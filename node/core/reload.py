@@ -51,6 +51,8 @@ RESTART_ONLY = (
     ("[metrics] listen", lambda c: c.metrics_listen),
     ("[dns] resolver", lambda c: (c.dns.resolver, c.dns.upstream)),
     ("[discovery]", lambda c: c.discovery),
+    ("[[peer]] neighbour", lambda c: sorted(p.public_key for p in c.peers if p.neighbour)),
+    ("[interface] table, fwmark, hooks, kill switch", lambda c: c.service),
 )
 
 

@@ -16,9 +16,10 @@ from tidewire.protocol.types import Endpoint, Path
 class Receiver(Protocol):
     """The data path, as a transport's reader sees it."""
 
-    def receive(self, data: bytes, path: Path, *, now: float) -> bool:
-        """One datagram from the network; True if it carried inner data (not a handshake,
-        keepalive or anything refused)."""
+    def receive(self, data: bytes, path: Path, *, now: float, ecn: int = 0) -> bool:
+        """One datagram from the network, with the ECN field of its outer header where the
+        transport can read it (0, Not-ECT, where it cannot); True if it carried inner data
+        (not a handshake, keepalive or anything refused)."""
         ...
 
     def shed(self, *, now: float) -> None:
@@ -34,8 +35,10 @@ class Receiver(Protocol):
 class Transport(Protocol):
     name: str
 
-    def add(self, data: bytes, address: Endpoint) -> None:
-        """Queue a datagram; it leaves at the next `flush` (so runs can be batched)."""
+    def add(self, data: bytes, address: Endpoint, ecn: int = 0) -> None:
+        """Queue a datagram; it leaves at the next `flush` (so runs can be batched). `ecn`
+        is the inner packet's ECN field, for the outer header where the transport can set
+        it (RFC 6040 section 4.1); a stream transport ignores it."""
         ...
 
     def send_now(self, data: bytes, address: Endpoint) -> None:

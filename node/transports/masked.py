@@ -39,6 +39,11 @@ class MaskedTransport(UdpTransport):
     """WireGuard datagrams under the masked skin, for native peers."""
 
     name = MASKED
+    # A transport datagram keeps its size under the skin (its length rides in the header's
+    # reserved bytes) and padding only reaches sizes of the largest range, which fit a
+    # 1280-byte path: a full-size datagram is sent unpadded, so the path carries what
+    # plain UDP carries (node/core/mtu.py)
+    overhead = 0
 
     def __init__(
         self,
@@ -82,10 +87,10 @@ class MaskedTransport(UdpTransport):
             self.drops["masked_no_key"] += 1
         return skin
 
-    def add(self, data: bytes, address: Endpoint) -> None:
+    def add(self, data: bytes, address: Endpoint, ecn: int = 0) -> None:
         skin = self._skin(address)
         if skin is not None:
-            self.batch.add(skin.wrap(data, rng=self.rng), address)
+            self.batch.add(skin.wrap(data, rng=self.rng), address, ecn)
 
     def send_now(self, data: bytes, address: Endpoint) -> None:
         skin = self._skin(address)

@@ -105,7 +105,8 @@ class StreamTransport:
 
     # -- the Transport interface --------------------------------------------------------
 
-    def add(self, data: bytes, address: Endpoint) -> None:
+    def add(self, data: bytes, address: Endpoint, ecn: int = 0) -> None:
+        # `ecn` is not carried: a TCP stream has one outer ECN field, the kernel's own
         conn = self.conns.get(address) or self._dial(address)
         if conn is None:
             return

@@ -29,6 +29,17 @@ On receive, a socket with UDP_GRO (option 104) may hand over several datagrams
 from one sender in one buffer, each `gso_size` long but the last, with the size
 in a control message; `receive` splits them again. A sender using GSO (another
 tidewire node) then costs one `recvmsg` per run instead of one per datagram.
+
+ECN (RFC 6040, node/core/ecn.py). `add` takes the ECN field the data path copied from
+the inner packet; a non-zero one leaves with an IP_TOS (IPv4) or IPV6_TCLASS (IPv6)
+control message on its `sendmsg`. A GSO run shares one TOS, so a run also ends where
+the codepoint changes (the order of the datagrams is kept). Traffic that is all
+Not-ECT pays one test per datagram: codepoints are only kept for an endpoint once a
+non-zero one is queued for it. On receive, IP_RECVTOS / IPV6_RECVTCLASS hand the outer
+field over with each `recvmsg`; the kernel's GRO never coalesces datagrams of different
+TOS, so one field holds for every datagram of a coalesced buffer. A kernel that refuses
+the options turns ECN off for that direction at start (`ecn_send`, `ecn_receive`), and
+the tunnel then behaves as one without ECN.
 """
 
 import errno
@@ -55,7 +66,12 @@ SOL_UDP = 17
 UDP_SEGMENT = 103
 UDP_GRO = 104
 _GRO_SIZE = struct.Struct("=i")
-_GRO_CMSG = socket.CMSG_SPACE(_GRO_SIZE.size)
+_TOS = struct.Struct("=i")  # IP_TOS and IPV6_TCLASS as control messages: a native int
+_TOS_LEVEL = {
+    socket.AF_INET: (socket.IPPROTO_IP, socket.IP_TOS),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, socket.IPV6_TCLASS),
+}
+_CMSG = socket.CMSG_SPACE(_GRO_SIZE.size) + socket.CMSG_SPACE(_TOS.size)
 MAX_SEGMENTS = 64
 MAX_BYTES = 65000
 _GSO_SIZE = struct.Struct("=H")
@@ -73,30 +89,43 @@ class BatchSender:
         self.sockets = sockets
         self.drops = drops
         self.gso = True
+        self.ecn_send = True  # a TOS control message per send where the codepoint is not 0
         self.pending: dict[Endpoint, list[bytes]] = {}
+        self.codepoints: dict[Endpoint, list[int]] = {}  # only endpoints that had ECN
 
-    def add(self, data: bytes, endpoint: Endpoint) -> None:
+    def add(self, data: bytes, endpoint: Endpoint, ecn: int = 0) -> None:
         runs = self.pending.get(endpoint)
         if runs is None:
-            self.pending[endpoint] = [data]
+            runs = self.pending[endpoint] = [data]
         else:
             runs.append(data)
+        if ecn or self.codepoints:
+            codes = self.codepoints.get(endpoint)
+            if codes is None:
+                if not ecn:
+                    return
+                codes = self.codepoints[endpoint] = [0] * (len(runs) - 1)
+            codes.append(ecn)
 
-    def send_now(self, data: bytes, endpoint: Endpoint) -> None:
+    def send_now(self, data: bytes, endpoint: Endpoint, ecn: int = 0) -> None:
         sock = self.sockets.get(family(endpoint))
         if sock is None:
             self.drops["send_no_socket"] += 1
             return
-        self._send_one(sock, endpoint, data)
+        self._send_one(sock, endpoint, data, ecn)
 
     def flush(self) -> None:
         if not self.pending:
             return
+        codepoints = self.codepoints
         for endpoint, datagrams in self.pending.items():
-            self._send_all(endpoint, datagrams)
+            self._send_all(endpoint, datagrams, codepoints.get(endpoint) if codepoints else None)
         self.pending.clear()
+        codepoints.clear()
 
-    def _send_all(self, endpoint: Endpoint, datagrams: list[bytes]) -> None:
+    def _send_all(
+        self, endpoint: Endpoint, datagrams: list[bytes], codes: list[int] | None
+    ) -> None:
         sock = self.sockets.get(family(endpoint))
         if sock is None:
             self.drops["send_no_socket"] += len(datagrams)
@@ -104,29 +133,38 @@ class BatchSender:
         i, n = 0, len(datagrams)
         while i < n:
             size = len(datagrams[i])
+            ecn = 0 if codes is None else codes[i]
             j, total = i + 1, size
             while j < n and j - i < MAX_SEGMENTS:
                 length = len(datagrams[j])
                 if length > size or total + length > MAX_BYTES:
                     break
+                if codes is not None and codes[j] != ecn:
+                    break  # one TOS per run
                 total += length
                 j += 1
                 if length < size:  # a shorter datagram can only end a run
                     break
             if j - i > 1 and self.gso:
-                self._send_run(sock, endpoint, datagrams[i:j], size)
+                self._send_run(sock, endpoint, datagrams[i:j], size, ecn)
             else:
                 for d in datagrams[i:j]:
-                    self._send_one(sock, endpoint, d)
+                    self._send_one(sock, endpoint, d, ecn)
             i = j
 
+    def _tos(self, sock: socket.socket, ecn: int) -> list[tuple[int, int, bytes]]:
+        """The control message that sets the outer ECN field (none for Not-ECT)."""
+        if not ecn or not self.ecn_send:
+            return []
+        level, kind = _TOS_LEVEL[sock.family]
+        return [(level, kind, _TOS.pack(ecn))]
+
     def _send_run(
-        self, sock: socket.socket, endpoint: Endpoint, run: list[bytes], size: int
+        self, sock: socket.socket, endpoint: Endpoint, run: list[bytes], size: int, ecn: int
     ) -> None:
+        cmsgs = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size)), *self._tos(sock, ecn)]
         try:
-            sock.sendmsg(
-                [b"".join(run)], [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size))], 0, endpoint
-            )
+            sock.sendmsg([b"".join(run)], cmsgs, 0, endpoint)
         except BlockingIOError:
             self.drops["send_buffer_full"] += len(run)
         except OSError as exc:
@@ -134,56 +172,89 @@ class BatchSender:
                 self.gso = False
                 self.drops["udp_gso_refused"] += 1
                 for d in run:
-                    self._send_one(sock, endpoint, d)
+                    self._send_one(sock, endpoint, d, ecn)
             else:
                 self.drops["send_failed"] += len(run)
 
-    def _send_one(self, sock: socket.socket, endpoint: Endpoint, data: bytes) -> None:
+    def _send_one(self, sock: socket.socket, endpoint: Endpoint, data: bytes, ecn: int) -> None:
         try:
-            sock.sendto(data, endpoint)
+            if ecn and self.ecn_send:
+                sock.sendmsg([data], self._tos(sock, ecn), 0, endpoint)
+            else:
+                sock.sendto(data, endpoint)
         except BlockingIOError:
             self.drops["send_buffer_full"] += 1
-        except OSError:
-            self.drops["send_failed"] += 1
+        except OSError as exc:
+            if ecn and self.ecn_send and exc.errno in _UNSUPPORTED:
+                self.ecn_send = False  # the kernel takes no TOS per send: Not-ECT from now on
+                self.drops["udp_ecn_refused"] += 1
+                self._send_one(sock, endpoint, data, 0)
+            else:
+                self.drops["send_failed"] += 1
 
 
 def enable_gro(sockets: list[socket.socket]) -> bool:
     """Ask the kernel for coalesced datagrams on every socket, or on none: False if any refuses."""
+    return _enable(sockets, lambda s: (SOL_UDP, UDP_GRO))
+
+
+def enable_ecn_receive(sockets: list[socket.socket]) -> bool:
+    """Ask the kernel for each datagram's TOS or traffic class (its ECN field), on every
+    socket or on none: False if any refuses."""
+    return _enable(sockets, lambda s: _RECV_TOS[s.family])
+
+
+_RECV_TOS = {
+    socket.AF_INET: (socket.IPPROTO_IP, socket.IP_RECVTOS),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS),
+}
+
+
+def _enable(
+    sockets: list[socket.socket], option: Callable[[socket.socket], tuple[int, int]]
+) -> bool:
     done: list[socket.socket] = []
     for sock in sockets:
         try:
-            sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+            sock.setsockopt(*option(sock), 1)
         except OSError:
             for s in done:
-                s.setsockopt(SOL_UDP, UDP_GRO, 0)
+                s.setsockopt(*option(s), 0)
             return False
         done.append(sock)
     return True
 
 
-def receive(sock: socket.socket, view: memoryview) -> tuple[list[bytes], tuple[str, int]]:
-    """One `recvmsg` on a UDP_GRO socket into `view` (64 KiB, reused): the datagrams it
-    carried, copied out, and their sender."""
-    n, ancdata, _, addr = sock.recvmsg_into([view], _GRO_CMSG)
-    size = 0
+def receive(sock: socket.socket, view: memoryview) -> tuple[list[bytes], tuple[str, int], int]:
+    """One `recvmsg` into `view` (64 KiB, reused): the datagrams it carried (several on a
+    UDP_GRO socket), copied out, their sender and the ECN field of their outer header
+    (0 where the socket reports none)."""
+    n, ancdata, _, addr = sock.recvmsg_into([view], _CMSG)
+    size = ecn = 0
     for level, kind, value in ancdata:
         if level == SOL_UDP and kind == UDP_GRO and len(value) >= _GRO_SIZE.size:
             size = _GRO_SIZE.unpack_from(value)[0]  # the kernel's native-endian int
+        elif level == socket.IPPROTO_IP and kind == socket.IP_TOS and value:
+            ecn = value[0] & 0b11  # IPv4: the TOS byte itself
+        elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_TCLASS and len(value) >= 4:
+            ecn = _TOS.unpack_from(value)[0] & 0b11  # IPv6: the traffic class as an int
     if not size or size >= n:
-        return [bytes(view[:n])], (addr[0], addr[1])
-    return [bytes(view[i : min(i + size, n)]) for i in range(0, n, size)], (addr[0], addr[1])
+        return [bytes(view[:n])], (addr[0], addr[1]), ecn
+    return [bytes(view[i : min(i + size, n)]) for i in range(0, n, size)], (addr[0], addr[1]), ecn
 
 
 class UdpTransport:
     """WireGuard framing on plain UDP: the transport of every stock WireGuard peer."""
 
     name = UDP
+    overhead = 0  # bytes a datagram carries beyond WireGuard's framing (node/core/mtu.py)
 
     def __init__(self, drops: Counter[str]) -> None:
         self.sockets: dict[int, socket.socket] = {}  # by address family
         self.drops = drops
         self.batch = BatchSender(self.sockets, drops)
         self.gro = False  # the sockets may hand over several datagrams per receive
+        self.ecn_receive = False  # the sockets report each datagram's outer ECN field
         self.port = 0
 
     def bind(self, port: int, *, mark: int | None = None) -> int:
@@ -195,9 +266,7 @@ class UdpTransport:
             s4.bind(("0.0.0.0", port))
         except OSError as exc:
             s4.close()
-            raise NodeError(
-                f"cannot listen on {self.name} port {port}: {exc.strerror}"
-            ) from None
+            raise NodeError(f"cannot listen on {self.name} port {port}: {exc.strerror}") from None
         self.port = s4.getsockname()[1]
         self.sockets[socket.AF_INET] = s4
         try:
@@ -223,12 +292,14 @@ class UdpTransport:
                 )
         return self.port
 
-    def enable_offloads(self, *, gso: bool, gro: bool) -> None:
+    def enable_offloads(self, *, gso: bool, gro: bool, ecn: bool = True) -> None:
         self.batch.gso = gso
         self.gro = gro and enable_gro(list(self.sockets.values()))
+        self.ecn_receive = ecn and enable_ecn_receive(list(self.sockets.values()))
+        self.batch.ecn_send = ecn
 
-    def add(self, data: bytes, address: Endpoint) -> None:
-        self.batch.add(data, address)
+    def add(self, data: bytes, address: Endpoint, ecn: int = 0) -> None:
+        self.batch.add(data, address, ecn)
 
     def send_now(self, data: bytes, address: Endpoint) -> None:
         self.batch.send_now(data, address)
@@ -254,17 +325,17 @@ class UdpTransport:
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
-            gro = self.gro
+            cmsgs = self.gro or self.ecn_receive
             delivered = False
             budget = HANDSHAKE_BUDGET
             sources: dict[str, int] = {}
             for _ in range(BATCH):
                 try:
-                    if gro:
-                        datagrams, address = receive(sock, view)
+                    if cmsgs:
+                        datagrams, address, ecn = receive(sock, view)
                     else:
                         n, addr = sock.recvfrom_into(view)
-                        datagrams, address = [bytes(view[:n])], (addr[0], addr[1])
+                        datagrams, address, ecn = [bytes(view[:n])], (addr[0], addr[1]), 0
                 except BlockingIOError:
                     break
                 except OSError:
@@ -288,7 +359,7 @@ class UdpTransport:
                             continue
                         budget -= 1
                         sources[host] = seen + 1
-                    if deliver(data, path, now=now):
+                    if deliver(data, path, now=now, ecn=ecn):
                         delivered = True
             receiver.after_batch(data=delivered)
 

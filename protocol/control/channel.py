@@ -12,21 +12,29 @@ type byte; the whole message is at most 512 bytes. Accounting is the first user:
     INVOICE  provider -> client  the provider's counts for the session, its key
     RECEIPT  client -> provider  the signed cumulative receipt (receipts.py)
     REFUSAL  client -> provider  the client will not sign this invoice, and why
+    PROBE    either way          a path check sent on one chosen path: a probe id, the
+                                 sender's clock in microseconds, and whether the path is
+                                 the sender's active one (docs/protocol/path-probes.md)
+    PROBE_REPLY                  the answer, on the path the probe came on: the id and
+                                 the probe's timestamp echoed, so the prober gets an RTT
+
+Types 16-20 are the overlay's route messages, whose bodies live in routes.py.
 """
 
 from dataclasses import dataclass, fields
 
-from construct import Bytes, Const, ConstructError, Int8ub, Int64ub, Struct
+from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, Int64ub, Struct
 
 from ..accounting.receipts import RECEIPT_SIZE, SIGNATURE_SIZE
 from ..errors import RemoteProtocolError
+from . import routes
 
 CONTROL_PORT = 7474
 VERSION = 1
 MAX_SIZE = 512
 MAGIC = b"TW"
 
-HELLO, INVOICE, RECEIPT, REFUSAL = 1, 2, 3, 4
+HELLO, INVOICE, RECEIPT, REFUSAL, PROBE, PROBE_REPLY = 1, 2, 3, 4, 5, 6
 
 REFUSED_OVERBILLED = 1
 REFUSED_REGRESSED = 2
@@ -50,6 +58,8 @@ _BODIES = {
     ),
     RECEIPT: Struct("receipt" / Bytes(RECEIPT_SIZE + SIGNATURE_SIZE)),
     REFUSAL: Struct("session_id" / Bytes(16), "seq" / Int64ub, "reason" / Int8ub),
+    PROBE: Struct("probe_id" / Int32ub, "timestamp_us" / Int64ub, "active" / Int8ub),
+    PROBE_REPLY: Struct("probe_id" / Int32ub, "echo_us" / Int64ub),
 }
 
 
@@ -83,17 +93,36 @@ class Refusal:
     reason: int
 
 
-Message = Hello | Invoice | ReceiptMessage | Refusal
+@dataclass(frozen=True, slots=True)
+class PathProbe:
+    probe_id: int  # chosen by the prober; the reply names it
+    timestamp_us: int  # the prober's clock, echoed back (modulo 2**64)
+    active: int  # 1: this path is the prober's active one (the other side may send on it)
+
+
+@dataclass(frozen=True, slots=True)
+class PathProbeReply:
+    probe_id: int
+    echo_us: int  # the probe's timestamp_us, as it came
+
+
+Message = (
+    Hello | Invoice | ReceiptMessage | Refusal | PathProbe | PathProbeReply | routes.RouteMessage
+)
 _TYPES: dict[type, int] = {
     Hello: HELLO,
     Invoice: INVOICE,
     ReceiptMessage: RECEIPT,
     Refusal: REFUSAL,
+    PathProbe: PROBE,
+    PathProbeReply: PROBE_REPLY,
 }
 _CLASSES: dict[int, type] = {v: k for k, v in _TYPES.items()}
 
 
 def encode(msg: Message) -> bytes:
+    if isinstance(msg, routes.RouteMessage):
+        return bytes(_HEADER.build({"type": routes.KIND_OF[type(msg)]})) + routes.encode_body(msg)
     kind = _TYPES[type(msg)]
     body: bytes = _BODIES[kind].build({f.name: getattr(msg, f.name) for f in fields(msg)})
     header: bytes = _HEADER.build({"type": kind})
@@ -110,12 +139,16 @@ def decode(data: bytes) -> Message:
         kind = _HEADER.parse(data[:4])["type"]
     except ConstructError:
         raise RemoteProtocolError("control_header") from None
+    if kind in routes.KINDS:
+        return routes.decode_body(kind, data[4:])
     fmt = _BODIES.get(kind)
     if fmt is None:
         raise RemoteProtocolError("control_unknown_type")
     if len(data) - 4 != fmt.sizeof():
         raise RemoteProtocolError("control_size")
     parsed = fmt.parse(data[4:])
+    if kind == PROBE and parsed["active"] > 1:
+        raise RemoteProtocolError("control_probe_flag")
     cls = _CLASSES[kind]
     msg: Message = cls(**{f.name: parsed[f.name] for f in fields(cls)})
     return msg

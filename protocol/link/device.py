@@ -214,6 +214,17 @@ class Device(HandshakeReceiver):
         """Start a handshake now (rate limited to one per 5 s, as wireguard-go)."""
         self.send_initiation(peer, now=now, retry=False)
 
+    def resend_initiation(self, peer: Peer, path: Path) -> bool:
+        """Send the peer's latest initiation again, as it was, on another path (a path set
+        racing its candidates); False if there is none or a session already exists. The
+        responder takes whichever copy comes first and refuses the rest as replays."""
+        msg = peer.last_initiation
+        if msg is None or peer.current is not None:
+            return False
+        self.counters["initiations_raced"] += 1
+        self._send(msg, path)
+        return True
+
     def send_initiation(self, peer: Peer, *, now: float, retry: bool) -> None:
         if not retry:
             peer.handshake_attempts = 0
@@ -237,7 +248,8 @@ class Device(HandshakeReceiver):
         self.index[idx] = peer
         self.emit(TimestampSent(peer.public_key, ts))
         self.counters["initiations_sent"] += 1
-        self._send(bytes(msg), peer.path)
+        peer.last_initiation = bytes(msg)
+        self._send(peer.last_initiation, peer.path)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_sent()
         jitter_ms = int.from_bytes(self.rng(2), "little") % REKEY_TIMEOUT_JITTER_MAX_MS
@@ -308,7 +320,7 @@ class Device(HandshakeReceiver):
         ):
             peer.sent_last_minute_handshake = True
             self.send_initiation(peer, now=now, retry=False)
-        self._update_path(peer, path)
+        self._update_path(peer, path, now=now)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
         peer.rx_bytes += len(data)
@@ -322,9 +334,14 @@ class Device(HandshakeReceiver):
         if peer.staged:
             self._send_staged(peer, now=now)
 
-    def _update_path(self, peer: Peer, path: Path) -> None:
+    def _update_path(self, peer: Peer, path: Path, *, now: float) -> None:
         """Roaming (WireGuard's endpoint update), only ever on an authenticated packet: the
-        peer's datagrams go back the way its latest authenticated one came."""
+        peer's datagrams go back the way its latest authenticated one came. A peer with a
+        path hook (a native peer's path set, node/core/paths) lets the hook decide."""
+        hook = peer.path_hook
+        if hook is not None:
+            hook(path, now)
+            return
         if peer.path != path:
             peer.path = path
             self.emit(PathChanged(peer.public_key, path))

@@ -48,7 +48,7 @@ class HandshakeReceiver:
     def _new_index(self) -> int:
         raise NotImplementedError
 
-    def _update_path(self, peer: Peer, path: Path) -> None:
+    def _update_path(self, peer: Peer, path: Path, *, now: float) -> None:
         raise NotImplementedError
 
     def emit(self, event: Event) -> None:
@@ -97,7 +97,7 @@ class HandshakeReceiver:
             raise RemoteProtocolError("initiation_capacity")  # before any state changes
         hs.finish_initiation(peer.handshake, opened, now=now)
         # authenticated from here on
-        self._update_path(peer, path)
+        self._update_path(peer, path, now=now)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
         old = peer.handshake.local_index
@@ -129,7 +129,7 @@ class HandshakeReceiver:
         self.counters["handshake_dh"] += 1
         keys = peer.handshake.consume_response(msg)
         # authenticated from here on
-        self._update_path(peer, path)
+        self._update_path(peer, path, now=now)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
         kp = Keypair(keys, peer_key=peer.public_key, now=now)

@@ -8,6 +8,7 @@ session derived). The Device fires expired deadlines from `handle_timer`.
 """
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,10 @@ class Peer:
         self.path: Path | None = config.path
         if self.path is None and config.endpoint is not None:
             self.path = Path(UDP, config.endpoint)
+        # called with (path, now) for every authenticated packet instead of roaming: a
+        # native peer's path set (node/core/paths) decides where its datagrams go
+        self.path_hook: Callable[[Path, float], None] | None = None
+        self.last_initiation: bytes | None = None  # the latest one sent, for racing paths
         self.persistent_keepalive = float(config.persistent_keepalive)
         self.handshake = Handshake(
             profile=self.profile,
@@ -213,6 +218,7 @@ class Peer:
         for kp in self.keypairs():
             _unindex(kp, index)
         self.previous = self.current = self.next = None
+        self.last_initiation = None
         idx = self.handshake.local_index
         if idx and index.get(idx) is self:
             del index[idx]

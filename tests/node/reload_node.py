@@ -93,7 +93,8 @@ class Node:
             policy=None,
             persist_timestamp=lambda key, stamp: None,
         )
-        self.peers = Peers(name="twrl", table=0, datapath=self.datapath, exit_enabled=True)
+        routing = netconf.Routing.of("auto", mark=0)
+        self.peers = Peers(name="twrl", table=routing, datapath=self.datapath, exit_enabled=True)
         self.sharing = Sharing(self.datapath, self.cfg.share, provider=True, state_dir=path.parent)
         self.notifier = sdnotify.Notifier({})  # no service manager: every message is a no-op
         self.reloader = Reloader(self)  # type: ignore[arg-type]

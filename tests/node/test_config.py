@@ -44,7 +44,9 @@ def test_wg_quick_file(tmp_path: Path) -> None:
     assert peer.mode is Mode.WIREGUARD and peer.persistent_keepalive == 25
     assert [str(n) for n in peer.allowed_ips] == ["10.0.0.2/32", "fd00::2/128"]
     assert peer.endpoint == "[2001:db8::5]:51820"
-    assert len(cfg.warnings) == 1 and "wg7.conf:6: [Interface] PostUp" in cfg.warnings[0]
+    assert cfg.warnings == []  # PostUp is honoured now (see test_service_config.py)
+    [hook] = cfg.service.hooks["post_up"]
+    assert (hook.command, hook.line) == ("iptables -A FORWARD -j ACCEPT", 6)
     assert cfg.dns.servers == ["1.1.1.1"] and cfg.dns.search == []
 
 

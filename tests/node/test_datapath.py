@@ -38,9 +38,11 @@ class Recorder:
     name: str = UDP
     added: list[tuple[bytes, Endpoint]] = field(default_factory=list)
     sent: list[tuple[bytes, Endpoint]] = field(default_factory=list)
+    codepoints: list[int] = field(default_factory=list)  # the ECN field given with each add
 
-    def add(self, data: bytes, address: Endpoint) -> None:
+    def add(self, data: bytes, address: Endpoint, ecn: int = 0) -> None:
         self.added.append((data, address))
+        self.codepoints.append(ecn)
 
     def send_now(self, data: bytes, address: Endpoint) -> None:
         self.sent.append((data, address))

@@ -66,3 +66,18 @@ def test_a_switch_that_cannot_be_set_is_one_clear_error(sysctl: Path, tmp_path: 
 
 def values_v4(root: Path) -> str:
     return (root / V4).read_text().strip()
+
+
+def test_any_start_restores_what_killed_holders_left(sysctl: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert not firewall.recover_forwarding(sysctl_root=sysctl, run_dir=run)  # nothing recorded
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        firewall.enable_forwarding(sysctl_root=sysctl, run_dir=run, pid=child.pid)
+        assert not firewall.recover_forwarding(sysctl_root=sysctl, run_dir=run)  # alive: kept
+        assert values(sysctl) == ("1", "1")
+    finally:
+        child.kill()  # kill -9: it never restores
+        child.wait()
+    assert firewall.recover_forwarding(sysctl_root=sysctl, run_dir=run)
+    assert values(sysctl) == ("0", "0") and not list(run.glob("forwarding-*.json"))

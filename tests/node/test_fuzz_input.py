@@ -29,6 +29,10 @@ listen_port = 51820
 mtu = 1420
 state_dir = "/tmp/tw-state"
 control_socket = "/tmp/tw9.sock"
+table = 1234
+fwmark = 0x10
+post_up = ["echo %i", "true"]
+kill_switch = true
 
 [[peer]]
 public_key = "{KEY2}"
@@ -51,6 +55,11 @@ PrivateKey = {KEY}
 ListenPort = 51820
 Address = 10.0.0.1/24, fd00::1/64
 MTU = 1420
+Table = off
+FwMark = 0x10
+PostUp = echo %i
+SaveConfig = true
+KillSwitch = true
 
 [Peer]
 PublicKey = {KEY2}

@@ -22,7 +22,7 @@ class Recorder:
     def __init__(self) -> None:
         self.got: list[tuple[bytes, Path]] = []
 
-    def receive(self, data: bytes, path: Path, *, now: float) -> bool:
+    def receive(self, data: bytes, path: Path, *, now: float, ecn: int = 0) -> bool:
         self.got.append((data, path))
         return False
 

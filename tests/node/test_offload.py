@@ -65,7 +65,7 @@ def test_gro_receive_splits_what_gso_sent() -> None:
     got: list[bytes] = []
     calls = 0
     while len(got) < len(sent):
-        datagrams, addr = receive(rx, buffer)
+        datagrams, addr, _ = receive(rx, buffer)
         assert addr[1] == tx.getsockname()[1]
         got += datagrams
         calls += 1
@@ -104,7 +104,7 @@ def test_a_forged_datagram_in_a_coalesced_run_costs_only_itself() -> None:
     got: list[bytes] = []
     received = calls = 0
     while received < len(wire):
-        datagrams, _ = receive(rx, buffer)
+        datagrams, _, _ = receive(rx, buffer)
         received += len(datagrams)
         calls += 1
         for d in datagrams:
@@ -117,3 +117,52 @@ def test_a_forged_datagram_in_a_coalesced_run_costs_only_itself() -> None:
     assert b.device.drops["transport_short"] == 1
     rx.close()
     tx.close()
+
+
+def _receive_with_tos(rx: socket.socket, n: int) -> list[tuple[bytes, int]]:
+    from tidewire.node.transports.udp import receive
+
+    rx.settimeout(2)
+    buffer = memoryview(bytearray(65536))
+    got: list[tuple[bytes, int]] = []
+    while len(got) < n:
+        datagrams, _, ecn = receive(rx, buffer)
+        got += [(d, ecn) for d in datagrams]
+    return got
+
+
+@pytest.mark.parametrize("gso", [True, False])
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_each_datagram_leaves_with_its_ecn_field_in_order(gso: bool, v6: bool) -> None:
+    """RFC 6040 encapsulation on real sockets: runs end where the codepoint changes, the
+    outer TOS / traffic class carries each datagram's ECN field, the order is kept, and
+    the receiving socket (IP_RECVTOS / IPV6_RECVTCLASS, with GRO on) reports it."""
+    from tidewire.node.transports.udp import enable_ecn_receive, enable_gro
+
+    fam, host = (socket.AF_INET6, "::1") if v6 else (socket.AF_INET, "127.0.0.1")
+    rx = socket.socket(fam, socket.SOCK_DGRAM)
+    rx.bind((host, 0))
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    assert enable_ecn_receive([rx]) and enable_gro([rx])
+    tx = socket.socket(fam, socket.SOCK_DGRAM)
+    drops: Counter[str] = Counter()
+    sender = BatchSender({fam: tx}, drops)
+    sender.gso = gso
+    codes = [0] * 5 + [2] * 10 + [3] * 3 + [2] * 4 + [1] + [0] * 6 + [2]
+    sent = [os.urandom(1000) for _ in codes]
+    endpoint = rx.getsockname()[:2]
+    for d, ecn in zip(sent, codes, strict=True):
+        sender.add(d, endpoint, ecn)
+    sender.flush()
+    assert _receive_with_tos(rx, len(sent)) == list(zip(sent, codes, strict=True))
+    assert not drops and sender.codepoints == {}
+    rx.close()
+    tx.close()
+
+
+def test_an_endpoint_without_ecn_keeps_no_codepoints() -> None:
+    sender = BatchSender({}, Counter())
+    sender.add(b"x", ("127.0.0.1", 9))
+    sender.add(b"y", ("127.0.0.1", 10), 2)
+    sender.add(b"z", ("127.0.0.1", 9))
+    assert sender.codepoints == {("127.0.0.1", 10): [2]}  # 9 sent Not-ECT only

@@ -3,6 +3,7 @@ version, never a torn one."""
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ while True:
     i += 1
     for k in range(20):
         store.put(bytes([k]) * 32, i.to_bytes(12, "big"))
+    if i == 1:  # one whole round is on disk: the test's kills start from here
+        print("written", flush=True)
 """
 
 
@@ -34,13 +37,21 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_kill_at_random_moments_never_corrupts(tmp_path: Path) -> None:
     for round_ in range(8):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)])
-        time.sleep(0.15 + 0.05 * round_)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        try:  # a loaded machine starts Python slowly: wait for the first round, not a clock
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready and proc.stdout.readline() == b"written\n", "the writer never wrote"
+            time.sleep(0.01 + 0.02 * round_)  # then kill it at some moment of its writing
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            proc.stdout.close()
         data = json.loads((tmp_path / "timestamps.json").read_text())
         values = {bytes.fromhex(v) for v in data.values()}
-        assert len(data) == 20 or round_ == 0
+        assert len(data) == 20
         # every value is a complete 12-byte stamp, and they differ by at most one write round
         counters = sorted(int.from_bytes(v, "big") for v in values)
         assert all(len(v) == 12 for v in values) and counters[-1] - counters[0] <= 1

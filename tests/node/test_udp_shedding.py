@@ -16,7 +16,7 @@ class Recorder:
         self.got: list[tuple[int, str]] = []
         self.shed_count = 0
 
-    def receive(self, data: bytes, path: Path, *, now: float) -> bool:
+    def receive(self, data: bytes, path: Path, *, now: float, ecn: int = 0) -> bool:
         self.got.append((data[0] if data else -1, path.address[0]))
         return data[:1] == b"\x04"
 

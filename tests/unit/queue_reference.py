@@ -19,6 +19,7 @@ from tidewire.node.core.ecn import mark_ce
 from tidewire.node.core.queues.codel import CoDel, Entry
 from tidewire.node.core.queues.fq_codel import DROP_BATCH, FqCoDel
 from tidewire.node.core.queues.shaper import TokenBucket
+from tidewire.node.core.queues.share import CAP_BURST_TIME
 
 MTU = 1500
 
@@ -76,7 +77,9 @@ class RefClient:
         self.totals = Totals()
         self.deficit = 0
         self.active = False
-        self.cap = None if cap is None else TokenBucket(cap, per_packet_overhead=overhead)
+        self.cap = None
+        if cap is not None:
+            self.cap = TokenBucket(cap, per_packet_overhead=overhead, burst_time=CAP_BURST_TIME)
 
     def next_entry(self, now: float) -> Entry | None:
         """RFC 8290 section 4.2, the scheduler within the client."""

@@ -100,8 +100,9 @@ def constant(item: Any) -> Callable[[float], Any]:
 class Driver:
     """Plays arrivals into a queue in time order, firing its timer in between."""
 
-    def __init__(self, queue: Queue[Any]) -> None:
+    def __init__(self, queue: Queue[Any], *, late: float = 0.0) -> None:
         self.queue = queue
+        self.late = late  # seconds each timer wake-up comes after its deadline (a busy host)
         self.now = 0.0
         self.wakeups = 0
         self.batches = 0
@@ -114,6 +115,8 @@ class Driver:
         stalled = 0
         while True:
             timer = queue.get_timer()
+            if timer is not None:
+                timer += self.late
             arrival = pending[i][0] if i < n else float("inf")
             if timer is not None and timer <= arrival and timer <= until:
                 now = max(timer, self.now)

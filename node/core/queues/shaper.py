@@ -14,7 +14,8 @@ bytes after an idle spell) and `next_at` is exactly when the next packet may lea
 `get_timer` of whatever queue it paces. Each packet is charged `per_packet_overhead`
 bytes on top of its size, since the outer headers, padding and tags the tunnel adds
 count against the real uplink. The burst allowance is 2 MTU or 1 ms of the rate,
-whichever is larger (as Linux's sch_fq quantum and CAKE's 1 ms of burst). The rate
+whichever is larger (as Linux's sch_fq quantum and CAKE's 1 ms of burst; a caller may
+give a longer `burst_time`, as share.py does for per-client caps). The rate
 may change at run time (`set_rate`): the debt or credit held is carried over in bytes.
 A rate of None is unlimited: every packet may leave at once.
 
@@ -38,13 +39,21 @@ LIMIT = 1 << 21  # bytes a Shaper holds before it drops at the tail
 
 
 class TokenBucket:
-    __slots__ = ("mtu", "next_at", "per_byte", "per_packet_overhead", "rate", "slack")
+    __slots__ = ("burst_time", "mtu", "next_at", "per_byte", "per_packet_overhead", "rate", "slack")
 
-    def __init__(self, rate: float | None, *, per_packet_overhead: int = 0, mtu: int = MTU) -> None:
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        per_packet_overhead: int = 0,
+        mtu: int = MTU,
+        burst_time: float = BURST_TIME,
+    ) -> None:
         if rate is not None and not rate > 0:
             raise ValueError(f"a rate must be positive bytes per second or None, not {rate}")
         self.per_packet_overhead = per_packet_overhead
         self.mtu = mtu
+        self.burst_time = burst_time
         self.rate: float | None = None
         self.slack = 0.0  # seconds: the burst allowance as time
         self.per_byte = 0.0  # seconds one byte takes at the rate
@@ -61,7 +70,7 @@ class TokenBucket:
         if rate is None:
             self.slack = self.per_byte = 0.0
         else:
-            self.slack = max(BURST_MTUS * self.mtu, rate * BURST_TIME) / rate
+            self.slack = max(BURST_MTUS * self.mtu, rate * self.burst_time) / rate
             self.per_byte = 1.0 / rate
 
     def ready(self, now: float) -> bool:

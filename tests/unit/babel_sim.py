@@ -1,0 +1,177 @@
+"""A network of Babel engines in virtual time, for the routing tests.
+
+Nodes are `Babel` instances keyed by a 32-byte key; links are bidirectional with a
+one-way delay each (so the RTT the engines measure is twice the delay). Every message
+goes through the control channel's encoder and decoder (protocol/control/channel.py)
+and is delivered after the link's delay, or lost if the link is down when it is sent
+or when it would arrive. The FIB of each node is what its Install/Uninstall actions
+said. `forwarding_loop()` follows next hops for every destination; the simulator
+calls a check after every event that changed a FIB.
+"""
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tidewire.node.core.routing.announce import Install, Send, Uninstall
+from tidewire.node.core.routing.babel import Babel, Params
+from tidewire.node.core.routing.metric import INFINITY
+from tidewire.protocol.control import channel
+
+
+def key(i: int) -> bytes:
+    return b"K" + i.to_bytes(3, "big") + bytes(28)
+
+
+@dataclass
+class Link:
+    delay: float
+    up: bool = True
+
+
+@dataclass(order=True)
+class _Event:
+    time: float
+    seq: int
+    dst: bytes = field(compare=False)
+    src: bytes = field(compare=False)
+    data: bytes = field(compare=False)
+
+
+class Net:
+    def __init__(self, n: int, *, seed: int = 0, params: Params | None = None) -> None:
+        self.rnd = random.Random(seed)
+        self.params = params or Params()
+        self.now = 0.0
+        self.keys = [key(i) for i in range(n)]
+        self.nodes: dict[bytes, Babel] = {}
+        for k in self.keys:
+            rng = random.Random(self.rnd.random()).randbytes
+            self.nodes[k] = Babel(router_id=k, rng=rng, now=0.0, params=self.params)
+        self.links: dict[frozenset[bytes], Link] = {}
+        self.fib: dict[bytes, dict[bytes, bytes]] = {k: {} for k in self.keys}
+        self.events: list[_Event] = []
+        self._seq = 0
+        self.delivered = 0
+        self.loops_checked = 0
+        self.installed: list[tuple[bytes, bytes]] = []  # (node, prefix) since the last check
+
+    def connect(self, a: int, b: int, delay: float) -> None:
+        ka, kb = self.keys[a], self.keys[b]
+        self.links[frozenset((ka, kb))] = Link(delay)
+        self.nodes[ka].add_neighbour(kb, now=self.now)
+        self.nodes[kb].add_neighbour(ka, now=self.now)
+        self._drain(ka)
+        self._drain(kb)
+
+    def link(self, a: int, b: int) -> Link:
+        return self.links[frozenset((self.keys[a], self.keys[b]))]
+
+    def _drain(self, k: bytes) -> bool:
+        fib_changed = False
+        for act in self.nodes[k].take_actions():
+            if isinstance(act, Send):
+                link = self.links.get(frozenset((k, act.neighbour)))
+                if link is None or not link.up:
+                    continue
+                self._seq += 1
+                data = channel.encode(act.message)
+                heapq.heappush(
+                    self.events, _Event(self.now + link.delay, self._seq, act.neighbour, k, data)
+                )
+            elif isinstance(act, Install):
+                self.fib[k][act.prefix] = act.next_hop
+                self.installed.append((k, act.prefix))
+                fib_changed = True
+            elif isinstance(act, Uninstall):
+                self.fib[k].pop(act.prefix, None)
+                fib_changed = True
+        return fib_changed
+
+    def run(self, until: float, check: Callable[["Net"], None] | None = None) -> None:
+        while True:
+            timer_node = min(self.keys, key=lambda k: self.nodes[k].get_timer())
+            t_timer = self.nodes[timer_node].get_timer()
+            t_msg = self.events[0].time if self.events else float("inf")
+            t = min(t_timer, t_msg)
+            if t > until:
+                self.now = until
+                return
+            self.now = max(self.now, t)
+            if t_msg <= t_timer:
+                ev = heapq.heappop(self.events)
+                link = self.links.get(frozenset((ev.src, ev.dst)))
+                if link is None or not link.up:
+                    continue
+                msg = channel.decode(ev.data)
+                assert not isinstance(msg, channel.Hello | channel.Invoice)
+                self.nodes[ev.dst].receive(ev.src, msg, now=self.now)  # type: ignore[arg-type]
+                self.delivered += 1
+                node = ev.dst
+            else:
+                self.nodes[timer_node].handle_timer(now=self.now)
+                node = timer_node
+            if self._drain(node) and check is not None:
+                check(self)
+
+    # -- what the tests assert
+
+    def forwarding_loop(self) -> tuple[bytes, list[bytes]] | None:
+        """A destination and a cycle of next hops towards it, if there is one."""
+        self.loops_checked += 1
+        for d in self.keys:
+            done: set[bytes] = set()
+            for start in self.keys:
+                path: list[bytes] = []
+                seen: set[bytes] = set()
+                u: bytes | None = start
+                while u is not None and u != d and u not in done:
+                    if u in seen:
+                        return d, path[path.index(u) :]
+                    seen.add(u)
+                    path.append(u)
+                    u = self.fib[u].get(d)
+                done.update(seen)
+        return None
+
+    def new_loop(self) -> tuple[bytes, list[bytes]] | None:
+        """Like forwarding_loop, but only through the next hops installed since the last
+        call: a new loop must pass through one of them (for large networks)."""
+        changed, self.installed = self.installed, []
+        for node, d in changed:
+            path, u = [node], self.fib[node].get(d)
+            while u is not None and u != d:
+                if u == node:
+                    return d, path
+                if len(path) > len(self.keys):
+                    return d, path  # a loop that does not pass through `node`: still a loop
+                path.append(u)
+                u = self.fib[u].get(d)
+        return None
+
+    def measured_cost(self, a: bytes, b: bytes) -> int:
+        n = self.nodes[a].neighbours.get(b)
+        return INFINITY if n is None else n.cost
+
+    def shortest(self, dest: bytes) -> dict[bytes, int]:
+        """Metric of the best path from each node to `dest` over the costs the nodes
+        measure now (Bellman-Ford; the graphs are small)."""
+        dist = {k: INFINITY for k in self.keys}
+        dist[dest] = 0
+        for _ in self.keys:
+            for pair, link in self.links.items():
+                if not link.up:
+                    continue
+                a, b = tuple(pair)
+                for u, v in ((a, b), (b, a)):
+                    c = self.measured_cost(u, v)
+                    if c < INFINITY and dist[v] < INFINITY:
+                        dist[u] = min(dist[u], min(INFINITY, c + dist[v]))
+        return dist
+
+    def metric(self, node: bytes, dest: bytes) -> int:
+        d = self.nodes[node].destinations.get(dest)
+        if d is None or d.selected is None:
+            return INFINITY
+        return d.selected.metric
