@@ -109,6 +109,8 @@ class Gossip:
         control.register(RecordPush, self._on_push)
         control.register(RecordPull, self._on_pull)
         control.register(RecordDone, self._on_done)
+        control.on_established.append(self.connected)
+        control.on_forget.append(self.forget)
 
     # -- the verbs the shell calls -------------------------------------------------
 

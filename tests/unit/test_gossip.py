@@ -45,6 +45,8 @@ class Node:
         self.name = name.encode()
         self.cache = RecordCache(limit=100)
         self.handlers: dict[type, Any] = {}
+        self.on_established: list[Any] = []
+        self.on_forget: list[Any] = []
         self.gossip = core.Gossip(
             cache=self.cache,
             send=lambda peer, msg: net.carry(self.name, peer, channel.encode(msg)),
