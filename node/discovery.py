@@ -146,7 +146,7 @@ class Discovery:
         finally:
             svc.close()
 
-    async def _bootstrap(self, svc: DhtService) -> None:
+    async def _bootstrap(self, svc: "DhtService") -> None:
         while True:
             addrs = await self._resolve(self.spec.dht_bootstrap)
             with trio.move_on_after(OPERATION_DEADLINE):
@@ -168,7 +168,7 @@ class Discovery:
             out += [(str(info[4][0]), port) for info in infos[:1]]
         return out
 
-    async def _publish_loop(self, svc: DhtService) -> None:
+    async def _publish_loop(self, svc: "DhtService") -> None:
         assert self.own_record is not None
         while True:
             seen = max(svc.node.seen_as, key=lambda ip: svc.node.seen_as[ip], default=None)
@@ -187,7 +187,7 @@ class Discovery:
             with trio.move_on_after(REPUBLISH):
                 await self.republish.wait()
 
-    async def _find_loop(self, svc: DhtService) -> None:
+    async def _find_loop(self, svc: "DhtService") -> None:
         await trio.sleep(FIND_FIRST)
         while True:
             if self.spec.region:
@@ -195,7 +195,7 @@ class Discovery:
                     await self.find(svc)
             await trio.sleep(FIND_EVERY)
 
-    async def find(self, svc: DhtService) -> int:
+    async def find(self, svc: "DhtService") -> int:
         """Look up today's rendezvous of our region and take the records found there."""
         hash_ = rendezvous(self.spec.region, time.time())
         done = await svc.lookup("get_peers", hash_)
