@@ -27,6 +27,11 @@ def discover(node: Node) -> dict[str, Any]:
     return data
 
 
+def stop(lab: Lab, node: Node) -> None:
+    node.cli("down")
+    lab.wait_for(lambda: not node.proc.alive(), timeout=15, what=f"{node.name} to stop")
+
+
 def test_a_client_learns_a_provider_through_a_neighbour() -> None:
     with Lab("gossip") as lab:
         client, middle, provider = lab.host("client"), lab.host("middle"), lab.host("provider")
@@ -106,8 +111,7 @@ def test_a_client_learns_a_provider_through_a_neighbour() -> None:
 
         # the middle node goes away, the client restarts: the record comes from disk
         for node in (mid, cli):
-            node.cli("down")
-            lab.wait_for(lambda n=node: not n.proc.alive(), timeout=15, what=f"{node.name} to stop")
+            stop(lab, node)
         cli = lab.tidewire(client, "twcli", client_conf)
         [again] = found()
         assert again["record_key"] == record_key.hex() and again["source"] == "disk"
