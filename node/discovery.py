@@ -9,7 +9,7 @@ rendezvous hash for its region. Every node looks up that rendezvous hash, asks e
 node found there for its record (`tw_record`), and keeps what verifies in the record
 cache, which is saved to the state directory and read back at the next start.
 
-Gossip (node/core/gossip.py, docs/gossip.md) runs with or without the DHT: the core is
+Gossip (node/core/gossip.py, docs/protocol/gossip.md) runs with or without the DHT: the core is
 registered on the control plane and served by the one timer task (`attach`); what it
 takes lands in the same cache, saved a moment later. A provider signs its record for
 gossip even with `dht = false`, its endpoints then naming the address its default

@@ -7,7 +7,7 @@
     region = "eu-west"                    # what a provider announces under, a client seeks
     bootstrap = ["hIkX...Q=@masked://203.0.113.5:8443", "Zm9v...=@198.51.100.7:51820"]
 
-`bootstrap` lists tidewire nodes to gossip with from the start (docs/gossip.md): each
+`bootstrap` lists tidewire nodes to gossip with from the start (docs/protocol/gossip.md): each
 entry is a node's link key (base64, as in `status`), "@", and one endpoint in the
 peers' `endpoints` syntax (udp://, masked://, tcp://, tls:// or a bare host:port,
 udp). The key is needed because a link is only ever opened to a known key; the node

@@ -1,4 +1,4 @@
-"""Gossip of node records among tidewire neighbours (docs/gossip.md).
+"""Gossip of node records among tidewire neighbours (docs/protocol/gossip.md).
 
 Neighbours are native peers with a session. When a session is established, we ask
 the peer for what it took since we last asked (pull on connect: a cursor into the

@@ -1,4 +1,4 @@
-"""Gossip of node records between tidewire neighbours (docs/gossip.md).
+"""Gossip of node records between tidewire neighbours (docs/protocol/gossip.md).
 
 Three control-channel messages, each behind the channel's usual header (b"TW",
 version, type; channel.py), parsed here and registered in channel.py's type table:
@@ -15,7 +15,7 @@ version, type; channel.py), parsed here and registered in channel.py's type tabl
                        next time, and whether more records wait (1 byte, 0 or 1).
 
 A push carries a whole record in one datagram rather than fragments: a record is at
-most 1,000 bytes of value, so a push is at most 1,112 bytes, under MAX_SIZE (1,232
+most 1,000 bytes of value, so a push is at most 1,108 bytes, under MAX_SIZE (1,232
 bytes: with the overlay's 48 bytes of IPv6 and UDP header, 1,280, the IPv6 minimum
 MTU every tidewire link carries). The other control messages keep channel.MAX_SIZE.
 Parsing only checks the shape; whether the record verifies is the cache's question
