@@ -12,24 +12,8 @@ middle node pulls it (or is pushed it), and pushes it on to the client, whose
 and the client restarts, the record is still there, read back from the state directory.
 """
 
-import base64
-import json
-import time
-from typing import Any
-
-from lab import Lab, Node, genkey, tidewire_toml
-
-from tidewire.protocol.accounting.receipts import signing_key_from_static
-
-
-def discover(node: Node) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(node.cli("discover", "--json").stdout)
-    return data
-
-
-def stop(lab: Lab, node: Node) -> None:
-    node.cli("down")
-    lab.wait_for(lambda: not node.proc.alive(), timeout=15, what=f"{node.name} to stop")
+from common import check_provider_record, discover, stop, wait_for_providers
+from lab import Lab, genkey, tidewire_toml
 
 
 def test_a_client_learns_a_provider_through_a_neighbour() -> None:
@@ -84,24 +68,11 @@ def test_a_client_learns_a_provider_through_a_neighbour() -> None:
         )
         cli = lab.tidewire(client, "twcli", client_conf)
 
-        def found() -> list[dict[str, Any]]:
-            providers: list[dict[str, Any]] = discover(cli)["providers"]
-            return providers
-
-        t0 = time.monotonic()
-        try:
-            lab.wait_for(found, timeout=30, what="the client to learn the provider's record")
-        except Exception:
-            for node in (cli, mid, prov):
-                print(node.name, json.dumps(discover(node)))
-            raise
-        print(f"the client had the provider's record {time.monotonic() - t0:.1f} s after start")
-        [p] = found()
-        record_key = bytes(signing_key_from_static(base64.b64decode(k_p)).verify_key)
-        assert p["public_key"] == p_p and p["record_key"] == record_key.hex()
-        assert p["source"] == "gossip" and p["region"] == "lab" and "provider" in p["roles"]
-        assert "udp://203.0.113.1:51820" in p["endpoints"], p
-        assert p["capacity"] == 40_000_000 and p["clients"] == 10
+        [p], took = wait_for_providers(
+            lab, cli, timeout=30, what="the client to learn the provider's record", show=(mid, prov)
+        )
+        print(f"the client had the provider's record {took:.1f} s after start")
+        record_key = check_provider_record(p, private_key=k_p, public_key=p_p, source="gossip")
         assert discover(cli)["dht"]["port"] is None  # no DHT anywhere
         [seen_by_middle] = discover(mid)["providers"]
         assert seen_by_middle["source"] == "gossip"
@@ -113,6 +84,6 @@ def test_a_client_learns_a_provider_through_a_neighbour() -> None:
         for node in (mid, cli):
             stop(lab, node)
         cli = lab.tidewire(client, "twcli", client_conf)
-        [again] = found()
+        [again] = discover(cli)["providers"]
         assert again["record_key"] == record_key.hex() and again["source"] == "disk"
         assert again["seq"] == p["seq"]

@@ -15,29 +15,20 @@ from nacl.signing import SigningKey
 from tidewire.node.core import gossip as core
 from tidewire.node.core.discovery import RecordCache
 from tidewire.protocol.control import channel, gossip, records
-from tidewire.protocol.control.records import NodeRecord
 from tidewire.protocol.dht.items import MutableItem
 from tidewire.protocol.errors import RemoteProtocolError
+
+from .test_node_records import RECORD
 
 WALL = 1_764_547_200.0  # 2025-12-01 00:00:00 UTC at monotonic 0
 
 
 def record_of(n: int, *, seq: int = 1, expiry: float = WALL + 7200) -> MutableItem:
-    key = SigningKey(bytes([n]) * 32)
-    rec = NodeRecord(
-        public_key=bytes([n]) * 32,
-        overlay=f"fd74:7700::{n}",
-        endpoints=(f"udp://203.0.113.{n}:51820",),
-        roles=("provider",),
-        price=0,
-        capacity=0,
-        clients=10,
-        load=0,
-        region="lab",
-        version="tidewire test",
-        expiry=int(expiry),
+    """Node n's record (test_node_records' sample, with n's keys), signed by n."""
+    rec = dataclasses.replace(
+        RECORD, public_key=bytes([n]) * 32, overlay=f"fd74:7700::{n}", expiry=int(expiry)
     )
-    return records.make(rec, key, seq=seq)
+    return records.make(rec, SigningKey(bytes([n]) * 32), seq=seq)
 
 
 class Node:
