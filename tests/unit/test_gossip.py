@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from tidewire.node.core import gossip as core
+from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache
 from tidewire.protocol.control import channel, gossip, records
 from tidewire.protocol.dht.items import MutableItem
@@ -339,3 +340,41 @@ def test_state_stays_within_the_bounds() -> None:
     assert len(a.cache.records) == a.cache.limit == 100
     a.gossip._sync_order(now=0.0)
     assert len(a.gossip.order) == 100
+
+
+def test_through_the_control_plane_a_full_size_push_arrives_and_a_session_pulls() -> None:
+    """The real path: overlay IPv6/UDP packets between two control planes, the
+    established hook pulling, and a record of the largest size carried whole."""
+    keys = {b"A": bytes([1]) * 32, b"B": bytes([2]) * 32}
+    planes: dict[bytes, ControlPlane] = {}
+    cores: dict[bytes, core.Gossip] = {}
+    wire: list[int] = []
+
+    def transmit(src: bytes) -> Any:
+        def go(peer_key: bytes, packet: bytes) -> None:
+            wire.append(len(packet))
+            dst = next(n for n, k in keys.items() if k == peer_key)
+            planes[dst].receive(keys[src], packet, now=0.0)
+
+        return go
+
+    for name, key in keys.items():
+        planes[name] = ControlPlane(public_key=key, transmit=transmit(name))
+        cores[name] = core.Gossip(
+            cache=RecordCache(),
+            send=planes[name].send,
+            own_key=bytes(32),
+            epoch=name * 8,
+            wall_offset=WALL,
+        )
+        cores[name].register(planes[name])
+    big = dataclasses.replace(RECORD, version="v" * 64, region="r" * 64, endpoints=("u" * 128,) * 5)
+    item = records.make(big, SigningKey(bytes([9]) * 32), seq=1)
+    assert len(item.value) > 900
+    cores[b"A"].cache.offer(item, source="dht", now=WALL)
+    planes[b"B"].established(keys[b"A"], now=0.0)
+    assert cores[b"B"].cache.records[item.key].item == item
+    assert max(wire) == 48 + 4 + 32 + 8 + 64 + len(item.value) <= 1280
+    assert planes[b"A"].drops == {} and planes[b"B"].drops == {}
+    planes[b"B"].forget(keys[b"A"])
+    assert keys[b"A"] not in cores[b"B"].neighbours
