@@ -1,8 +1,9 @@
 """`tidewire discover [IFACE] [--region R] [--json]`: the providers this node has found.
 
 Records come from the Mainline DHT (a provider's BEP 44 item, found through today's
-rendezvous of its region) and are verified before they are shown; `source` says how
-each one arrived. In JSON, `public_key` is the node's link key (base64, as in
+rendezvous of its region) or from tidewire neighbours by gossip, and are verified
+before they are shown; `source` says how each one arrived (dht, gossip, or disk: read
+back from the state directory at start). In JSON, `public_key` is the node's link key (base64, as in
 `status`) and `record_key` the Ed25519 key its record is stored under (hex).
 """
 
@@ -16,7 +17,7 @@ from .exit_status import ExitStatus
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("discover", help="show the providers found through the DHT")
+    p = sub.add_parser("discover", help="show the providers found through gossip and the DHT")
     p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
     p.add_argument("--region", metavar="R", help="only providers of this region tag")
     add_socket_argument(p)
@@ -24,10 +25,16 @@ def add_parser(sub: Any) -> None:
 
 
 def render(d: dict[str, Any]) -> str:
-    dht = d["dht"]
+    dht, gossip = d["dht"], d.get("gossip", {})
     lines = [
-        f"DHT: port {dht['port']}, {dht['nodes']} nodes known, region {dht['region'] or '-'}"
-        + (f", own record seq {dht['published_seq']}" if dht["published_seq"] else "")
+        (
+            f"DHT: port {dht['port']}, {dht['nodes']} nodes known"
+            if dht["port"] is not None
+            else "DHT: off"
+        )
+        + f", region {dht['region'] or '-'}"
+        + (f", own record seq {dht['published_seq']}" if dht["published_seq"] else ""),
+        f"gossip: {gossip.get('neighbours', 0)} neighbours",
     ]
     if not d["providers"]:
         lines.append("  no providers found yet")

@@ -39,7 +39,7 @@ from tidewire.node import (
     uapi_server,
 )
 from tidewire.node.accounting import Accountant
-from tidewire.node.config import NodeConfig
+from tidewire.node.config import NodeConfig, PeerSpec
 from tidewire.node.config.service import AUTO
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.ticker import INTERVAL
@@ -48,7 +48,7 @@ from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
 from tidewire.node.path_memory import PathMemory
-from tidewire.node.peers import Peers
+from tidewire.node.peers import PeerError, Peers
 from tidewire.node.reload import Reloader, ReloadError
 from tidewire.node.routing import Routing
 from tidewire.node.service import Service
@@ -61,6 +61,7 @@ from tidewire.node.transports.tcp import TcpTransport
 from tidewire.node.transports.tls import TlsTransport
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.node.tun import enable_tso, open_tun
+from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
@@ -239,6 +240,8 @@ class Daemon:
             await off_loop(self._clear_stale_rules)
             for spec in cfg.peers:
                 await peers.add(spec, last_timestamp=store.get(spec.public_key))
+            self._discovery().attach(dp.control, dp.timers)
+            await self._add_bootstrap(peers, store)
             if self.exit_enabled:
                 await self._start_exit(dp.policy)
             for spec in cfg.peers:
@@ -266,8 +269,8 @@ class Daemon:
                     await nursery.start(self.sharing.run)
                     if cfg.metrics_listen is not None:
                         await self._start_metrics(nursery, *cfg.metrics_listen)
-                    if cfg.discovery.dht:
-                        await nursery.start(self._discovery().run)
+                    if self.discovery is not None:
+                        await nursery.start(self.discovery.run)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timers.run)
                     nursery.start_soon(self.udp.serve, dp)
@@ -398,6 +401,24 @@ class Daemon:
             mark=self.mark,
         )
         return self.discovery
+
+    async def _add_bootstrap(self, peers: Peers, store: TimestampStore) -> None:
+        """[discovery] bootstrap: nodes to gossip with, added for the run as peers with
+        no allowed IPs unless configured already; a keepalive opens the session."""
+        dp = self.datapath
+        assert dp is not None
+        for key, endpoint in self.cfg.discovery.bootstrap:
+            if key in dp.device.peers or key == dp.device.public_key:
+                continue
+            spec = PeerSpec(public_key=key, endpoint=endpoint, persistent_keepalive=25)
+            try:
+                peer = await peers.add(spec, last_timestamp=store.get(key))
+            except (PeerError, OSError, ValueError) as exc:
+                log.warning("bootstrap node %s: %s; skipped", endpoint, exc)
+                continue
+            log.info("bootstrap node %s (%s) added for gossip", short(key), endpoint)
+            if peer.path is not None:
+                dp.device.send_keepalive(peer, now=trio.current_time())
 
     async def _start_metrics(self, nursery: trio.Nursery, host: str, port: int) -> None:
         try:

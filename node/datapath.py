@@ -61,6 +61,7 @@ from tidewire.protocol.link.events import (
     TimestampSent,
 )
 from tidewire.protocol.link.peer import Peer
+from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import Path
 
 log = logging.getLogger("tidewire.node")
@@ -381,6 +382,9 @@ class DataPath:
             elif isinstance(event, HandshakeCompleted):
                 if self.accountant is not None:
                     self.accountant.handshake_completed(key, now=now)
+                peer = dev.peers.get(key)
+                if peer is not None and peer.profile.mode is Mode.NATIVE:
+                    self.control.established(key, now=now)
                 how = "we initiated" if event.initiator else "they initiated"
                 say(
                     INFO,

@@ -8,12 +8,20 @@ record as a BEP 44 item under its Ed25519 key and announces its DHT port on toda
 rendezvous hash for its region. Every node looks up that rendezvous hash, asks each
 node found there for its record (`tw_record`), and keeps what verifies in the record
 cache, which is saved to the state directory and read back at the next start.
+
+Gossip (node/core/gossip.py, docs/protocol/gossip.md) runs with or without the DHT: the core is
+registered on the control plane and served by the one timer task (`attach`); what it
+takes lands in the same cache, saved a moment later. A provider signs its record for
+gossip even with `dht = false`, its endpoints then naming the address its default
+route leaves from.
 """
 
 import base64
 import dataclasses
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +31,9 @@ import trio
 from nacl.signing import SigningKey
 
 from tidewire.node.config import DiscoverySpec
+from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache, rendezvous
-from tidewire.node.dht import DhtService
+from tidewire.node.core.gossip import Gossip
 from tidewire.node.state import atomic_write
 from tidewire.protocol.control import records
 from tidewire.protocol.control.records import NodeRecord
@@ -32,6 +41,8 @@ from tidewire.protocol.dht.items import MutableItem
 
 if TYPE_CHECKING:
     from tidewire.node.daemon import Daemon
+    from tidewire.node.dht import DhtService
+    from tidewire.node.timers import TimerTask
 
 log = logging.getLogger("tidewire.discovery")
 
@@ -43,6 +54,7 @@ BOOTSTRAP_RETRY = 10.0
 OPERATION_DEADLINE = 30.0
 MAX_FETCHES = 32
 CACHE_FILE = "records.json"
+SAVE_DELAY = 1.0  # gossip's takings are saved together, this long after the first
 
 
 class Discovery:
@@ -66,11 +78,64 @@ class Discovery:
         self.published: MutableItem | None = None
         self.last_find: float | None = None
         self.republish = trio.Event()
+        self.gossip: Gossip | None = None
+        self.dirty = trio.Event()
+
+    def attach(self, control: ControlPlane, timers: "TimerTask") -> None:
+        """Gossip with the node's native peers over the control channel."""
+        g = self.gossip = Gossip(
+            cache=self.cache,
+            send=control.send,
+            own_key=bytes(self.sign_key.verify_key),
+            epoch=os.urandom(8),
+            wall_offset=time.time() - trio.current_time(),
+        )
+        g.register(control)
+        g.on_taken = self.dirty.set
+        timers.add(g)
 
     # -- the task ---------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self._load()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._save_loop)
+            if self.spec.dht:
+                await nursery.start(self._dht)
+            elif self.own_record is not None:
+                nursery.start_soon(self._own_loop)
+            task_status.started()
+
+    async def _save_loop(self) -> None:
+        while True:
+            await self.dirty.wait()
+            await trio.sleep(SAVE_DELAY)
+            self.dirty = trio.Event()
+            if self.gossip is not None:
+                self.gossip.on_taken = self.dirty.set
+            await trio.to_thread.run_sync(self._save)
+
+    async def _own_loop(self) -> None:
+        """With no DHT: sign our record for gossip, again whenever asked and hourly."""
+        while True:
+            self._sign_own(_route_source())
+            self.republish = trio.Event()
+            with trio.move_on_after(REPUBLISH):
+                await self.republish.wait()
+
+    def _sign_own(self, seen: str | None) -> MutableItem:
+        assert self.own_record is not None
+        record = dataclasses.replace(
+            self.own_record(seen), expiry=int(time.time()) + RECORD_LIFETIME
+        )
+        item = self.published = records.make(record, self.sign_key, seq=time.time_ns() // 1000)
+        if self.gossip is not None:
+            self.gossip.set_own(item, now=trio.current_time())
+        return item
+
+    async def _dht(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        from tidewire.node.dht import DhtService  # loaded only by nodes on the DHT
+
         svc = self.svc = DhtService.bind("0.0.0.0", self.spec.dht_port or 0, mark=self.mark)
         log.info("DHT on UDP port %d, region %r", svc.address[1], self.spec.region)
         try:
@@ -84,7 +149,7 @@ class Discovery:
         finally:
             svc.close()
 
-    async def _bootstrap(self, svc: DhtService) -> None:
+    async def _bootstrap(self, svc: "DhtService") -> None:
         while True:
             addrs = await self._resolve(self.spec.dht_bootstrap)
             with trio.move_on_after(OPERATION_DEADLINE):
@@ -106,15 +171,11 @@ class Discovery:
             out += [(str(info[4][0]), port) for info in infos[:1]]
         return out
 
-    async def _publish_loop(self, svc: DhtService) -> None:
+    async def _publish_loop(self, svc: "DhtService") -> None:
         assert self.own_record is not None
         while True:
             seen = max(svc.node.seen_as, key=lambda ip: svc.node.seen_as[ip], default=None)
-            record = self.own_record(seen)
-            expiry = int(time.time()) + RECORD_LIFETIME
-            record = dataclasses.replace(record, expiry=expiry)
-            item = records.make(record, self.sign_key, seq=time.time_ns() // 1000)
-            self.published = svc.node.own_record = item
+            item = svc.node.own_record = self._sign_own(seen or _route_source())
             with trio.move_on_after(OPERATION_DEADLINE):
                 stored = await svc.put(item)
                 log.info("node record published (seq %d) on %d DHT nodes", item.seq, stored.stored)
@@ -129,7 +190,7 @@ class Discovery:
             with trio.move_on_after(REPUBLISH):
                 await self.republish.wait()
 
-    async def _find_loop(self, svc: DhtService) -> None:
+    async def _find_loop(self, svc: "DhtService") -> None:
         await trio.sleep(FIND_FIRST)
         while True:
             if self.spec.region:
@@ -138,7 +199,7 @@ class Discovery:
             known = self.cache.providers(region=self.spec.region, now=time.time())
             await trio.sleep(FIND_EVERY if known else FIND_RETRY)
 
-    async def find(self, svc: DhtService) -> int:
+    async def find(self, svc: "DhtService") -> int:
         """Look up today's rendezvous of our region and take the records found there."""
         hash_ = rendezvous(self.spec.region, time.time())
         done = await svc.lookup("get_peers", hash_)
@@ -166,7 +227,10 @@ class Discovery:
     def _offer(self, item: MutableItem, source: str) -> bool:
         if self.published is not None and item.key == self.published.key:
             return False  # our own record
-        return self.cache.offer(item, source=source, now=time.time()) is not None
+        taken = self.cache.offer(item, source=source, now=time.time()) is not None
+        if taken and source == "dht" and self.gossip is not None:
+            self.gossip.taken(item, now=trio.current_time())
+        return taken
 
     # -- the state directory ------------------------------------------------------
 
@@ -222,9 +286,25 @@ class Discovery:
                 "published_seq": self.published.seq if self.published else None,
                 "last_lookup": self.last_find,
             },
+            "gossip": {
+                "neighbours": len(self.gossip.neighbours) if self.gossip else 0,
+                "counters": dict(self.gossip.counters) if self.gossip else {},
+            },
             "records": dict(self.cache.counters),
             "providers": [record_json(x.record, x.source) for x in found],
         }
+
+
+def _route_source() -> str | None:
+    """The IPv4 address our default route leaves from (a UDP connect sends nothing),
+    or None with no route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route lookup matters
+        except OSError:
+            return None
+        addr: str = s.getsockname()[0]
+        return addr
 
 
 def record_json(r: NodeRecord, source: str) -> dict[str, Any]:

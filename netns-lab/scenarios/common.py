@@ -1,9 +1,13 @@
 """Helpers shared by the lab scenarios: transfers with checksums, pings, status polling."""
 
+import base64
 import hashlib
+import json
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from lab import Host, Lab, Node
 
@@ -70,3 +74,45 @@ def unreachable(host: Host, addr: str) -> bool:
 
 def handshaken(node: Node) -> bool:
     return all(p["latest_handshake"] for p in node.status()["peers"])
+
+
+def discover(node: Node) -> dict[str, Any]:
+    """`tidewire discover --json` of a node."""
+    data: dict[str, Any] = json.loads(node.cli("discover", "--json").stdout)
+    return data
+
+
+def check_provider_record(
+    p: dict[str, Any], *, private_key: str, public_key: str, source: str
+) -> bytes:
+    """A discovered record is the lab provider's (exit, 40 Mbit/s for 10 clients,
+    region "lab", reached at 203.0.113.1:51820); its record key."""
+    from tidewire.protocol.accounting.receipts import signing_key_from_static
+
+    record_key = bytes(signing_key_from_static(base64.b64decode(private_key)).verify_key)
+    assert p["public_key"] == public_key and p["record_key"] == record_key.hex()
+    assert p["source"] == source and p["region"] == "lab" and "provider" in p["roles"]
+    assert "udp://203.0.113.1:51820" in p["endpoints"], p
+    assert p["capacity"] == 40_000_000 and p["clients"] == 10
+    return record_key
+
+
+def wait_for_providers(
+    lab: Lab, node: Node, *, timeout: float, what: str, show: tuple[Node, ...] = ()
+) -> tuple[list[dict[str, Any]], float]:
+    """Poll a node's `discover` until it knows providers: them, and how long it took.
+    On a timeout, print what the node and `show` know."""
+    t0 = time.monotonic()
+    try:
+        found = lab.wait_for(lambda: discover(node)["providers"], timeout=timeout, what=what)
+    except Exception:
+        for n in (node, *show):
+            print(f"{n.name}:", json.dumps(discover(n)))
+        raise
+    return found, time.monotonic() - t0
+
+
+def stop(lab: Lab, node: Node) -> None:
+    """`tidewire down`, and wait until the daemon is gone."""
+    node.cli("down")
+    lab.wait_for(lambda: not node.proc.alive(), timeout=15, what=f"{node.name} to stop")

@@ -19,21 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import check_provider_record, discover, stop, wait_for_providers
 from lab import Lab, Node, genkey, tidewire_toml
 
-from tidewire.protocol.accounting.receipts import signing_key_from_static
 from tidewire.protocol.control import records
 from tidewire.protocol.control.records import NodeRecord
 from tidewire.protocol.dht import items
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 FIRST, OURS, LIBTORRENT = 10, 27, 3
-
-
-def discover(node: Node) -> dict[str, Any]:
-    out = node.cli("discover", "--json")
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
 
 
 def record_from(p: dict[str, Any]) -> NodeRecord:
@@ -108,23 +102,10 @@ def test_a_provider_is_found_through_the_dht() -> None:
         )
         seek = lab.tidewire(seeker, "twseek", seek_conf)
 
-        def found() -> list[dict[str, Any]]:
-            providers: list[dict[str, Any]] = discover(seek)["providers"]
-            return providers
-
-        t0 = time.monotonic()
-        try:
-            lab.wait_for(found, timeout=90, what="the seeker to find the provider")
-        except Exception:
-            print("seeker:", json.dumps(discover(seek)), "provider:", json.dumps(discover(prov)))
-            raise
-        took = time.monotonic() - t0
-        [p] = found()
-        record_key = bytes(signing_key_from_static(base64.b64decode(k_prov)).verify_key)
-        assert p["public_key"] == p_prov and p["record_key"] == record_key.hex()
-        assert p["source"] == "dht" and p["region"] == "lab" and "provider" in p["roles"]
-        assert "udp://203.0.113.1:51820" in p["endpoints"], p
-        assert p["capacity"] == 40_000_000 and p["clients"] == 10
+        [p], took = wait_for_providers(
+            lab, seek, timeout=90, what="the seeker to find the provider", show=(prov,)
+        )
+        record_key = check_provider_record(p, private_key=k_prov, public_key=p_prov, source="dht")
         print(f"found the provider {took:.1f} s after the seeker started")
 
         # an independent implementation fetches the record and its signature holds
@@ -159,10 +140,9 @@ def test_a_provider_is_found_through_the_dht() -> None:
             print(f"{name} RSS with the DHT on: {rss / 1e6:.1f} MB")
 
         # a restart keeps what was found (the state directory), before any new lookup
-        seek.cli("down")
-        lab.wait_for(lambda: not seek.proc.alive(), timeout=15, what="the seeker to stop")
+        stop(lab, seek)
         seek = lab.tidewire(seeker, "twseek", seek_conf)
-        [again] = found()
+        [again] = discover(seek)["providers"]
         assert again["record_key"] == record_key.hex() and again["source"] == "disk"
 
 

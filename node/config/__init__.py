@@ -95,12 +95,14 @@ class DnsSpec:
 
 @dataclass
 class DiscoverySpec:
-    """[discovery]: dht, dht_port (None: a free port), dht_bootstrap, region."""
+    """[discovery]: dht, dht_port (None: a free port), dht_bootstrap, region, and the
+    gossip `bootstrap` nodes: (link key, endpoint in canonical path text)."""
 
     dht: bool = False
     dht_port: int | None = None
     dht_bootstrap: list[tuple[str, int]] = field(default_factory=list)
     region: str = ""
+    bootstrap: list[tuple[bytes, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -1,21 +1,32 @@
-"""[discovery]: joining the Mainline DHT (DESIGN.md, "Discovery").
+"""[discovery]: joining the Mainline DHT, and where gossip starts (DESIGN.md, "Discovery").
 
     [discovery]
     dht = true
     dht_port = 6881                       # UDP; default: a free port
     dht_bootstrap = ["router.example:6881", "203.0.113.9:6881"]
     region = "eu-west"                    # what a provider announces under, a client seeks
+    bootstrap = ["hIkX...Q=@masked://203.0.113.5:8443", "Zm9v...=@198.51.100.7:51820"]
 
-Bootstrap nodes are configuration: nothing is contacted that the operator did not name.
+`bootstrap` lists tidewire nodes to gossip with from the start (docs/protocol/gossip.md): each
+entry is a node's link key (base64, as in `status`), "@", and one endpoint in the
+peers' `endpoints` syntax (udp://, masked://, tcp://, tls:// or a bare host:port,
+udp). The key is needed because a link is only ever opened to a known key; the node
+at the other end must know this node's key too. A bootstrap node that is not a
+configured peer is added for the run with no allowed IPs: its session carries
+control messages only. Bootstrap nodes are configuration: nothing is contacted that
+the operator did not name. Gossip runs with or without the DHT.
 """
 
 import re
 from typing import Any
 
-from . import DiscoverySpec
-from .fields import Err, integer
+from tidewire.protocol.link.profile import Mode
 
-KNOWN = {"dht", "dht_port", "dht_bootstrap", "region"}
+from . import DiscoverySpec
+from .fields import Err, endpoints, integer, key
+
+KNOWN = {"dht", "dht_port", "dht_bootstrap", "region", "bootstrap"}
+MAX_BOOTSTRAP = 16
 REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]")
 
@@ -43,6 +54,13 @@ def load_discovery(table: Any, err: Err) -> DiscoverySpec:
         if not isinstance(region, str) or not REGION.fullmatch(region):
             err("region", "must be a tag of lower-case letters, digits and dashes (at most 32)")
         spec.region = region
+    if "bootstrap" in table:
+        entries = table["bootstrap"]
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            err("bootstrap", 'must be a list of "KEY@ENDPOINT" strings')
+        if len(entries) > MAX_BOOTSTRAP:
+            err("bootstrap", f"lists {len(entries)} nodes; at most {MAX_BOOTSTRAP}")
+        spec.bootstrap = [_node(e, err) for e in entries]
     if spec.dht and not spec.dht_bootstrap:
         err("dht_bootstrap", "is required when dht = true (at least one host:port)")
     return spec
@@ -53,3 +71,11 @@ def _host_port(entry: str, err: Err) -> tuple[str, int]:
     if not sep or not HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
         err("dht_bootstrap", f"{entry!r} is not host:port")
     return host.strip("[]"), int(port)
+
+
+def _node(entry: str, err: Err) -> tuple[bytes, str]:
+    text, sep, where = entry.strip().partition("@")
+    if not sep:
+        err("bootstrap", f"{entry!r} is not KEY@ENDPOINT (a base64 link key, @, an endpoint)")
+    [path] = endpoints([where], err, "bootstrap", Mode.NATIVE)
+    return key(text, err, "bootstrap"), path

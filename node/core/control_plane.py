@@ -10,6 +10,9 @@ route adverts and node records register theirs the same way. A handler decides
 whether the message fits the peer's role and raises RemoteProtocolError if it does
 not; every refusal is a counted drop (`drops`), never an exception out of here.
 
+Components with per-peer state hook `on_established` (a session with a native peer
+is up: gossip pulls then) and `on_forget` (the peer is gone).
+
 Sending goes the other way: `send(peer_key, message)` encodes, wraps it in the overlay
 UDP packet and passes it to `transmit` (the data path seals and sends it at once).
 """
@@ -33,6 +36,8 @@ class ControlPlane:
         self.handlers: dict[type[Any], Handler] = {}
         self.drops: Counter[str] = Counter()
         self._peer_overlay: dict[bytes, bytes] = {}  # a BLAKE2s per peer, computed once
+        self.on_established: list[Handler] = []  # hook(peer_key, now=...)
+        self.on_forget: list[Callable[[bytes], None]] = []
 
     def register(self, kind: type[Any], handler: Handler) -> None:
         if kind in self.handlers:
@@ -52,6 +57,13 @@ class ControlPlane:
 
     def forget(self, peer_key: bytes) -> None:
         self._peer_overlay.pop(peer_key, None)
+        for hook in self.on_forget:
+            hook(peer_key)
+
+    def established(self, peer_key: bytes, *, now: float) -> None:
+        """A handshake with a native peer completed (the data path says so)."""
+        for hook in self.on_established:
+            hook(peer_key, now=now)
 
     def receive(self, peer_key: bytes, packet: bytes, *, now: float) -> None:
         parsed = overlay.parse(packet, local=self.local_overlay)

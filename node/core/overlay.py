@@ -12,7 +12,7 @@ import struct
 from ipaddress import IPv6Address
 
 from tidewire.node.core.checksum import checksum
-from tidewire.protocol.control.channel import CONTROL_PORT, MAX_SIZE
+from tidewire.protocol.control.channel import CONTROL_PORT, LARGEST
 from tidewire.protocol.link.crypto import blake2s
 
 PREFIX = bytes.fromhex("fd747700")
@@ -48,6 +48,6 @@ def parse(packet: bytes, *, local: bytes) -> tuple[bytes, bytes] | None:
     sport, dport, length, _ = _UDP.unpack_from(packet, 40)
     if dport != CONTROL_PORT or sport != CONTROL_PORT or length < 8 or 40 + length > len(packet):
         return None
-    if length - 8 > MAX_SIZE:
+    if length - 8 > LARGEST:
         return None
     return packet[8:24], packet[48 : 40 + length]

@@ -19,15 +19,21 @@ type byte; the whole message is at most 512 bytes. Accounting is the first user:
                                  the probe's timestamp echoed, so the prober gets an RTT
 
 Types 16-20 are the overlay's route messages, whose bodies live in routes.py.
+
+Message families with their own module register in `_FAMILIES` by type byte, with
+their own size limit: gossip of node records (gossip.py, types 24-26, up to 1,232
+bytes, since one datagram carries a whole record).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, Int64ub, Struct
 
 from ..accounting.receipts import RECEIPT_SIZE, SIGNATURE_SIZE
 from ..errors import RemoteProtocolError
-from . import routes
+from . import gossip, routes
 
 CONTROL_PORT = 7474
 VERSION = 1
@@ -107,7 +113,14 @@ class PathProbeReply:
 
 
 Message = (
-    Hello | Invoice | ReceiptMessage | Refusal | PathProbe | PathProbeReply | routes.RouteMessage
+    Hello
+    | Invoice
+    | ReceiptMessage
+    | Refusal
+    | PathProbe
+    | PathProbeReply
+    | routes.RouteMessage
+    | gossip.GossipMessage
 )
 _TYPES: dict[type, int] = {
     Hello: HELLO,
@@ -119,10 +132,22 @@ _TYPES: dict[type, int] = {
 }
 _CLASSES: dict[int, type] = {v: k for k, v in _TYPES.items()}
 
+# type byte -> (class, largest whole message, build the body, parse the body)
+_FAMILIES: dict[int, tuple[type, int, Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+    gossip.RECORD_PUSH: (gossip.RecordPush, gossip.MAX_SIZE, gossip.build_push, gossip.parse_push),
+    gossip.RECORD_PULL: (gossip.RecordPull, gossip.MAX_SIZE, gossip.build_pull, gossip.parse_pull),
+    gossip.RECORD_DONE: (gossip.RecordDone, gossip.MAX_SIZE, gossip.build_done, gossip.parse_done),
+}
+_FAMILY_OF: dict[type, int] = {v[0]: k for k, v in _FAMILIES.items()}
+LARGEST = max([MAX_SIZE, *(v[1] for v in _FAMILIES.values())])
+
 
 def encode(msg: Message) -> bytes:
     if isinstance(msg, routes.RouteMessage):
         return bytes(_HEADER.build({"type": routes.KIND_OF[type(msg)]})) + routes.encode_body(msg)
+    family = _FAMILY_OF.get(type(msg))
+    if family is not None:
+        return _HEADER.build({"type": family}) + _FAMILIES[family][2](msg)  # type: ignore[no-any-return]
     kind = _TYPES[type(msg)]
     body: bytes = _BODIES[kind].build({f.name: getattr(msg, f.name) for f in fields(msg)})
     header: bytes = _HEADER.build({"type": kind})
@@ -131,7 +156,7 @@ def encode(msg: Message) -> bytes:
 
 def decode(data: bytes) -> Message:
     """Parse one control message; raise RemoteProtocolError for anything else."""
-    if len(data) > MAX_SIZE:
+    if len(data) > LARGEST:
         raise RemoteProtocolError("control_oversized")
     if len(data) < 4:
         raise RemoteProtocolError("control_short")
@@ -139,6 +164,14 @@ def decode(data: bytes) -> Message:
         kind = _HEADER.parse(data[:4])["type"]
     except ConstructError:
         raise RemoteProtocolError("control_header") from None
+    family = _FAMILIES.get(kind)
+    if family is not None:
+        if len(data) > family[1]:
+            raise RemoteProtocolError("control_oversized")
+        got: Message = family[3](data[4:])
+        return got
+    if len(data) > MAX_SIZE:
+        raise RemoteProtocolError("control_oversized")
     if kind in routes.KINDS:
         return routes.decode_body(kind, data[4:])
     fmt = _BODIES.get(kind)
