@@ -15,7 +15,7 @@ from nacl.signing import SigningKey
 from tidewire.node.core import gossip as core
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache
-from tidewire.protocol.control import channel, gossip, records
+from tidewire.protocol.control import channel, gossip, records, routes
 from tidewire.protocol.dht.items import MutableItem
 from tidewire.protocol.errors import RemoteProtocolError
 
@@ -382,5 +382,5 @@ def test_through_the_control_plane_a_full_size_push_arrives_and_a_session_pulls(
 
 def test_every_control_message_family_has_its_own_type_bytes() -> None:
     """Gossip, the route exchange and the channel's own messages share one type byte."""
-    families = [set(channel._BODIES), set(channel._FAMILIES), set(channel.routes.KINDS)]
+    families = [set(channel._BODIES), set(channel._FAMILIES), set(routes.KINDS)]
     assert sum(len(f) for f in families) == len(set().union(*families)), families
