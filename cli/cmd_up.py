@@ -52,6 +52,14 @@ def add_parser(sub: Any) -> None:
         " sparse packets find the node awake (lower idle latency); 0 turns it off"
         " (default: 10)",
     )
+    p.add_argument(
+        "--dataplane",
+        choices=("native", "python"),
+        default=None,
+        help="who seals and opens the established sessions' packets: the native module"
+        " (Rust, when built and its self-test passes) or the Python path (default: native"
+        " when built)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more: debug messages")
     p.add_argument(
         "-q",
@@ -105,6 +113,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             offloads=not args.no_offloads,
             tun_tso=args.tun_tso,
             tick=args.tick_ms / 1000,
+            dataplane=args.dataplane,
         )
         trio.run(node.run)  # in the foreground until it is told to stop
     except (Exception, KeyboardInterrupt) as exc:
