@@ -8,9 +8,14 @@ super-packet to /dev/null) on the other. The AEAD calls are timed alone too, so 
 rest is what Python adds per packet. System calls on the real TUN and sockets come on
 top (BENCHMARKS.md has the py-spy view of the lab run).
 
-    .venv/bin/python netns-lab/bench_datapath.py
+Both data planes are measured when the native one is built (node/dataplane.py): on
+it, DataPath seals each batch per peer in one native call and the link opens through
+the native session.
+
+    .venv/bin/python netns-lab/bench_datapath.py [--dataplane native|python]
 """
 
+import argparse
 import ipaddress
 import os
 import socket
@@ -19,6 +24,7 @@ import time
 from collections import Counter
 
 from tidewire.node.datapath import DataPath
+from tidewire.node.dataplane import CHOICES, NATIVE, choose
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.link.crypto import clamp, public_key
 from tidewire.protocol.link.device import Device
@@ -37,9 +43,23 @@ def segment(seq: int) -> bytes:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataplane", choices=CHOICES, help="only this one (default: both)")
+    args = parser.parse_args()
+    for name in [args.dataplane] if args.dataplane else CHOICES:
+        choice = choose(name)
+        if choice.name != name:
+            print(f"{name}: not measured, {choice.why}")
+            continue
+        print(f"-- {name} data plane")
+        measure(name)
+
+
+def measure(name: str) -> None:
     ka, kb = clamp(os.urandom(32)), clamp(os.urandom(32))
     a = Device(private_key=ka, rng=os.urandom, wall_offset=time.time())
     b = Device(private_key=kb, rng=os.urandom, wall_offset=time.time())
+    a.native = b.native = choose(name).factory  # before the handshake makes the keypairs
     pa = a.add_peer(PeerConfig(public_key=public_key(kb), endpoint=B_ADDR))
     pb = b.add_peer(PeerConfig(public_key=public_key(ka)))
     a.encrypt(pa, segment(0), now=0.0)  # staged; starts the handshake
@@ -65,6 +85,7 @@ def main() -> None:
         )
         dp.routes.insert(ipaddress.ip_network(dst), peer)
         dp.tun_gro = True
+        dp.use_dataplane(choose(name))
         paths.append(dp)
     out, inn = paths
     batch = [segment(1 + i * PAYLOAD) for i in range(BATCH)]
@@ -74,6 +95,7 @@ def main() -> None:
     for _ in range(ROUNDS):
         for packet in batch:
             out.outbound(packet, now=1.0)
+        out.seal_batches(now=1.0)  # what after_batch does first (native: one call per peer)
     outbound = (time.perf_counter() - start) / n
     datagrams = [d for runs in udp.batch.pending.values() for d in runs]
     udp.batch.pending.clear()
@@ -88,6 +110,8 @@ def main() -> None:
 
     kp = pa.current
     assert kp is not None
+    if name == NATIVE:
+        assert kp.native is not None
     plain, nonce = bytes(1392), bytes(12)
     start = time.perf_counter()
     for _ in range(n):

@@ -199,7 +199,7 @@ class DataPath:
         for out in datagrams:
             transport.add(out, path.address)  # sent after the batch
 
-    def _seal_batches(self, now: float) -> None:
+    def seal_batches(self, *, now: float) -> None:
         """The batch's packets, sealed per peer in one native call each."""
         batches, self._to_seal = self._to_seal, {}
         for peer, packets in batches.items():
@@ -286,7 +286,7 @@ class DataPath:
         if not self._in_direct:
             self.in_queue.release(now=now)
         if self._to_seal:
-            self._seal_batches(now)
+            self.seal_batches(now=now)
         for transport in self.transports.values():
             transport.flush()
         if self.tun_out:
