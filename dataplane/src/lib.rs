@@ -35,13 +35,31 @@ fn key(name: &str, value: &[u8]) -> PyResult<ChaCha20Poly1305> {
     Ok(ChaCha20Poly1305::new_from_slice(value).expect("32 bytes is the key size"))
 }
 
-/// The items of a list of `bytes`, kept alive while their contents are read
-/// without the GIL (bytes objects are immutable).
-fn bytes_items<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+/// One item of a batch: a `bytes` object, read in place without the GIL (bytes are
+/// immutable), or any other buffer-like sequence of ints, copied.
+enum Item<'py> {
+    Borrowed(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl Item<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Item::Borrowed(b) => b.as_bytes(),
+            Item::Owned(v) => v,
+        }
+    }
+}
+
+fn items<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Item<'py>>> {
     list.iter()
-        .map(|item| {
-            item.downcast_into::<PyBytes>()
-                .map_err(|_| PyTypeError::new_err("every item must be bytes"))
+        .map(|item| match item.downcast_into::<PyBytes>() {
+            Ok(b) => Ok(Item::Borrowed(b)),
+            Err(e) => e
+                .into_inner()
+                .extract::<Vec<u8>>()
+                .map(Item::Owned)
+                .map_err(|_| PyTypeError::new_err("every item must be bytes-like")),
         })
         .collect()
 }
@@ -69,11 +87,11 @@ impl Session {
         counter: u64,
         mtu: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let items = bytes_items(packets)?;
+        let items = items(packets)?;
         if counter.checked_add(items.len() as u64).is_none() {
             return Err(PyValueError::new_err("counter: the batch would pass 2^64"));
         }
-        let slices: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
+        let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
         let (aead, remote) = (&self.send, self.remote_index);
         let sealed: Vec<Vec<u8>> = py.allow_threads(|| {
             slices
@@ -95,8 +113,8 @@ impl Session {
         datagrams: &Bound<'py, PyList>,
         limit: u64,
     ) -> PyResult<Bound<'py, PyList>> {
-        let items = bytes_items(datagrams)?;
-        let slices: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
+        let items = items(datagrams)?;
+        let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
         let (aead, window, local) = (&self.recv, &mut self.window, self.local_index);
         let opened: Vec<Result<Vec<u8>, transport::Refusal>> = py.allow_threads(|| {
             slices

@@ -218,3 +218,11 @@ def test_the_self_test_passes_and_catches_a_wrong_module() -> None:
 
     assert self_test(Broken) == "a sealed packet differs from the Python path's"
     assert choose("python").name == "python"
+
+
+def test_buffers_other_than_bytes_seal_as_bytes_do() -> None:
+    s = session()
+    want = s.seal_batch([b"abc", b"de"], counter=3, mtu=None)
+    assert s.seal_batch([bytearray(b"abc"), memoryview(b"de")], counter=3, mtu=None) == want
+    with pytest.raises(TypeError):
+        s.seal_batch(["text"], counter=0, mtu=None)
