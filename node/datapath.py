@@ -184,19 +184,20 @@ class DataPath:
             else:
                 batch.append(packet)
             return
-        out = self.device.encrypt(peer, packet, now=now)
-        if out is not None:
-            self._queue_sealed(peer, [out])
+        self._queue_sealed(peer, [self.device.encrypt(peer, packet, now=now)])
 
-    def _queue_sealed(self, peer: Peer, datagrams: list[bytes]) -> None:
+    def _queue_sealed(self, peer: Peer, datagrams: list[bytes | None]) -> None:
+        """Queue what sealed on the peer's path; None is a packet the link staged."""
         path = peer.path
-        if not datagrams or path is None:
+        if path is None:
             return
         transport = self.transports.get(path.transport)
-        if transport is None:
-            self.drops["send_no_transport"] += len(datagrams)
-            return
         for out in datagrams:
+            if out is None:
+                continue
+            if transport is None:
+                self.drops["send_no_transport"] += 1
+                continue
             transport.add(out, path.address)  # sent after the batch
 
     def seal_batches(self, *, now: float) -> None:

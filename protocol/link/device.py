@@ -178,16 +178,19 @@ class Device(HandshakeReceiver):
             return None
         return self._seal(peer, kp, packet, now=now)
 
-    def encrypt_batch(self, peer: Peer, packets: list[bytes], *, now: float) -> list[bytes]:
-        """Seal a batch of inner packets for `peer` in order: in one native call when its
-        session is native and established, else packet by packet as `encrypt`."""
+    def encrypt_batch(
+        self, peer: Peer, packets: list[bytes], *, now: float
+    ) -> list[bytes | None]:
+        """Seal a batch of inner packets for `peer` in order, one result per packet (None:
+        staged, as `encrypt`): in one native call when its session is native and
+        established, else packet by packet as `encrypt`."""
         kp = peer.usable_keypair(now=now) if not peer.staged else None
         start = kp.send_counter if kp is not None else 0
         if kp is None or kp.native is None or start + len(packets) > REJECT_AFTER_MESSAGES:
-            return [d for p in packets if (d := self.encrypt(peer, p, now=now)) is not None]
-        out: list[bytes] = kp.native.seal_batch(packets, counter=start, mtu=self.mtu)
+            return [self.encrypt(peer, p, now=now) for p in packets]
+        out: list[bytes | None] = kp.native.seal_batch(packets, counter=start, mtu=self.mtu)
         kp.send_counter = start + len(packets)
-        self._sent(peer, kp, sum(map(len, out)), any(packets), now=now)
+        self._sent(peer, kp, sum(len(d) for d in out if d), any(packets), now=now)
         return out
 
     def _seal(self, peer: Peer, kp: Keypair, packet: bytes, *, now: float) -> bytes:
