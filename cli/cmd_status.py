@@ -53,6 +53,8 @@ def render(st: dict[str, Any]) -> str:
         f"  public key: {st['public_key']}",
         f"  listening port: {st['listen_port']}",
     ]
+    if "dataplane" in st:  # a node from before the native plane does not say
+        lines.append(f"  data plane: {st['dataplane']} ({st.get('dataplane_why', '')})")
     ex = st["exit"]
     if ex["enabled"]:
         refused = ", ".join(f"{k} {v}" for k, v in sorted(ex["refused"].items())) or "none"

@@ -61,6 +61,14 @@ def add_parser(sub: Any) -> None:
         " refused anyway, and the start with them, when the file is not owned by the user"
         " running tidewire or is writable by group or others)",
     )
+    p.add_argument(
+        "--dataplane",
+        choices=("native", "python"),
+        default=None,
+        help="who seals and opens the established sessions' packets: the native module"
+        " (Rust, when built and its self-test passes) or the Python path (default: native"
+        " when built)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more: debug messages")
     p.add_argument(
         "-q",
@@ -121,6 +129,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             tun_tso=args.tun_tso,
             tick=args.tick_ms / 1000,
             run_hooks=not args.no_hooks,
+            dataplane=args.dataplane,
         )
         trio.run(node.run)  # in the foreground until it is told to stop
     except (Exception, KeyboardInterrupt) as exc:

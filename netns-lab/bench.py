@@ -96,6 +96,7 @@ def setup_tidewire(
     *,
     binary: str = TIDEWIRE,
     names: tuple[str, str] = ("twbench0", "twbench1"),
+    extra: tuple[str, ...] = (),
 ) -> tuple[Callable[[], None], tuple[str, ...]]:
     lab.tidewire_pair(
         a,
@@ -105,7 +106,7 @@ def setup_tidewire(
         tunnel_b=["10.250.0.2/24"],
         mode="wireguard",
         names=names,
-        args=tuple(TIDEWIRE_ARGS),
+        args=(*TIDEWIRE_ARGS, *extra),
         binary=binary,
     )
     return (lambda: None), ("tidewire",)
@@ -132,6 +133,11 @@ def skinned(skin: str) -> Callable[[Lab, Host, Host], tuple[Callable[[], None], 
         return (lambda: None), ("tidewire",)
 
     return setup
+
+
+def setup_python_plane(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
+    """The same tunnel on the Python data plane (`tidewire` runs the native one when built)."""
+    return setup_tidewire(lab, a, b, names=("twpy0", "twpy1"), extra=("--dataplane", "python"))
 
 
 def setup_baseline(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
@@ -239,6 +245,7 @@ def setup_openvpn(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple
 
 SYSTEMS = {
     "tidewire": setup_tidewire,
+    "tidewire-python": setup_python_plane,
     "tidewire-masked": skinned("masked"),
     "tidewire-tcp": skinned("tcp"),
     "tidewire-tls": skinned("tls"),

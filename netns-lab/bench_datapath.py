@@ -21,19 +21,24 @@ is released, their wire time passes and its timer fires once, as the node's time
 wakes late and lets out all that is due. Compare with a run without it:
 the difference is the queues' cost per packet in the data path.
 
-    .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--share]
+Both data planes are measured when the native one is built (node/dataplane.py): on
+it, DataPath seals each batch per peer in one native call and the link opens through
+the native session.
+
+    .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--share] [--dataplane native|python]
 """
 
+import argparse
 import ipaddress
 import os
 import socket
 import struct
-import sys
 import time
 from collections import Counter
 
 from tidewire.node.core.queues.share import Share
 from tidewire.node.datapath import DataPath
+from tidewire.node.dataplane import CHOICES, choose
 from tidewire.node.sharing import OVERHEAD
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.link.crypto import clamp, public_key
@@ -88,11 +93,25 @@ def pace(queue: object, now: float) -> float:
 
 
 def main() -> None:
-    ecn = "--ecn" in sys.argv[1:]
-    share = "--share" in sys.argv[1:]
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--ecn", action="store_true", help="ECN-capable segments (ECT(0))")
+    parser.add_argument("--share", action="store_true", help="[share]'s queues in both slots")
+    parser.add_argument("--dataplane", choices=CHOICES, help="only this one (default: both)")
+    args = parser.parse_args()
+    for name in [args.dataplane] if args.dataplane else CHOICES:
+        choice = choose(name)
+        if choice.name != name:
+            print(f"{name}: not measured, {choice.why}")
+            continue
+        print(f"-- {name} data plane")
+        measure(name, ecn=args.ecn, share=args.share)
+
+
+def measure(name: str, *, ecn: bool, share: bool) -> None:
     ka, kb = clamp(os.urandom(32)), clamp(os.urandom(32))
     a = Device(private_key=ka, rng=os.urandom, wall_offset=time.time())
     b = Device(private_key=kb, rng=os.urandom, wall_offset=time.time())
+    a.native = b.native = choose(name).factory  # before the handshake makes the keypairs
     pa = a.add_peer(PeerConfig(public_key=public_key(kb), endpoint=B_ADDR))
     pb = b.add_peer(PeerConfig(public_key=public_key(ka)))
     a.encrypt(pa, segment(0), now=0.0)  # staged; starts the handshake
@@ -118,6 +137,7 @@ def main() -> None:
         )
         dp.routes.insert(ipaddress.ip_network(dst), peer)
         dp.tun_gro = True
+        dp.use_dataplane(choose(name))
         if share:
             shared(dp)
         paths.append(dp)
@@ -133,6 +153,7 @@ def main() -> None:
             out.outbound(packet, now=now)
             if share and i % WAKE == 0:
                 now = pace(out.out_queue, now)
+        out.seal_batches(now=now)  # what after_batch does first (native: one call per peer)
         rounds.append(time.perf_counter() - start)
     outbound, outbound_best = sum(rounds) / n, min(rounds) / BATCH
     datagrams = [d for runs in udp.batch.pending.values() for d in runs]

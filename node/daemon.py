@@ -44,6 +44,7 @@ from tidewire.node.config.service import AUTO
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
+from tidewire.node.dataplane import choose as choose_dataplane
 from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
@@ -91,11 +92,13 @@ class Daemon:
         tun_tso: bool = False,
         tick: float = INTERVAL,
         run_hooks: bool = True,
+        dataplane: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.service = Service(cfg, run_hooks=run_hooks)  # hooks, kill switch, SaveConfig
         self.offloads = offloads
         self.tick = tick  # seconds between wake-ups while the link is in use; 0 is off
+        self.dataplane = dataplane  # "native", "python" or None: native when built
         self.tun_tso = tun_tso  # asked for; whether the kernel agreed is in datapath.tun_tso
         self.exit_enabled = cfg.exit.enabled if exit_enabled is None else exit_enabled
         self.exit_flag = exit_enabled is not None  # --exit: the file's [exit] enabled is moot
@@ -185,6 +188,11 @@ class Daemon:
             for stream in self.streams:
                 stream.drops = dp.drops
             dp.tun_gro = self.offloads
+            dp.use_dataplane(choose_dataplane(self.dataplane))
+            if self.dataplane != "python" and dp.dataplane != "native":
+                log.warning("data plane: python, not native: %s", dp.dataplane_why)
+            else:
+                log.info("data plane: %s (%s)", dp.dataplane, dp.dataplane_why)
             dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
             dp.ticker.interval = self.tick
             peers = self.peers = Peers(

@@ -47,6 +47,7 @@ from tidewire.node.core.queues.base import Queue
 from tidewire.node.core.queues.passthrough import PassThrough
 from tidewire.node.core.routing.allowed_ips import AllowedIPs
 from tidewire.node.core.ticker import Ticker
+from tidewire.node.dataplane import Choice
 from tidewire.node.logs import PacketPathLog
 from tidewire.node.timers import TimerTask
 from tidewire.node.transports.base import Transport
@@ -117,6 +118,18 @@ class DataPath:
         # a receive buffer per reader, reused: a fresh 64 KiB object per read, cut down
         # to the packet's size, fragments the heap and grows the daemon's memory
         self._tun_buffer = memoryview(bytearray(VNET_HDR_LEN + 65536))
+        # the native data plane (node/dataplane.py): packets to seal, by peer, until the
+        # batch ends, then one native call per peer (`Device.encrypt_batch`)
+        self.dataplane = "python"
+        self.dataplane_why = "not chosen yet"
+        self._batch_seal = False
+        self._to_seal: dict[Peer, list[bytes]] = {}
+
+    def use_dataplane(self, choice: Choice) -> None:
+        """Run `choice`'s data plane: keypairs made from now on get its sessions."""
+        self.dataplane, self.dataplane_why = choice.name, choice.why
+        self.device.native = choice.factory
+        self._batch_seal = choice.factory is not None
 
     def set_queues(self, out_queue: "Queue[tuple[Peer, bytes]]", in_queue: "Queue[bytes]") -> None:
         """Put other queues in the two slots (the [share] settings), timers included."""
@@ -205,15 +218,38 @@ class DataPath:
         if quota is not None and not quota.take(len(packet)):
             self.drops["quota_exhausted"] += 1
             return
-        out = self.device.encrypt(peer, packet, now=now)
+        if self._batch_seal:
+            batch = self._to_seal.get(peer)
+            if batch is None:
+                self._to_seal[peer] = [packet]
+            else:
+                batch.append(packet)
+            return
+        self._queue_sealed(peer, [packet], [self.device.encrypt(peer, packet, now=now)])
+
+    def _queue_sealed(
+        self, peer: Peer, packets: list[bytes], datagrams: list[bytes | None]
+    ) -> None:
+        """Queue what sealed on the peer's path, each with its inner packet's ECN field;
+        None is a packet the link staged."""
         path = peer.path
-        if out is not None and path is not None:
-            transport = self.transports.get(path.transport)
+        if path is None:
+            return
+        transport = self.transports.get(path.transport)
+        for packet, out in zip(packets, datagrams, strict=True):
+            if out is None:
+                continue
             if transport is None:
                 self.drops["send_no_transport"] += 1
-                return
+                continue
             b = packet[1]  # the ECN field for the outer header (RFC 6040 section 4.1)
             transport.add(out, path.address, b & 3 if packet[0] < 0x60 else (b >> 4) & 3)
+
+    def seal_batches(self, *, now: float) -> None:
+        """The batch's packets, sealed per peer in one native call each."""
+        batches, self._to_seal = self._to_seal, {}
+        for peer, packets in batches.items():
+            self._queue_sealed(peer, packets, self.device.encrypt_batch(peer, packets, now=now))
 
     def send(self, data: bytes, path: Path) -> None:
         """Send one datagram now (handshakes, control messages, the core's outbox)."""
@@ -307,6 +343,8 @@ class DataPath:
             self.out_queue.release(now=now)
         if not self._in_direct:
             self.in_queue.release(now=now)
+        if self._to_seal:
+            self.seal_batches(now=now)
         for transport in self.transports.values():
             transport.flush()
         if self.tun_out:

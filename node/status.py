@@ -60,6 +60,8 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "public_key": encode_key(dev.public_key),
         "listen_port": daemon.listen_port,
         "roles": roles(daemon),
+        "dataplane": dp.dataplane,
+        "dataplane_why": dp.dataplane_why,
         "uptime": round(trio.current_time() - daemon.started_at, 1),
         "listen": daemon.listening(),
         "exit": {

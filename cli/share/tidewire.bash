@@ -26,7 +26,7 @@ _tidewire_words() {
         "genkey") words="--json --output -o" ;;
         "genpsk") words="--json --output -o" ;;
         "pubkey") words="--json" ;;
-        "up") words="--exit --json --no-hooks --no-offloads --quiet --tick-ms --tun-tso --verbose -q -v" ;;
+        "up") words="--dataplane --exit --json --no-hooks --no-offloads --quiet --tick-ms --tun-tso --verbose -q -v" ;;
         "down") words="--json --socket" ;;
         "reload") words="--json --socket" ;;
         "status") words="--json --socket" ;;

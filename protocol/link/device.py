@@ -15,6 +15,7 @@ matches an initiation's profile by which mac1 label verifies.
 
 from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
@@ -48,6 +49,7 @@ from .events import (
     PathChanged,
     TimestampSent,
 )
+from .handshake import SessionKeys
 from .handshake_receive import HandshakeReceiver
 from .keypair import Keypair
 from .load import HandshakeLoad
@@ -96,6 +98,9 @@ class Device(HandshakeReceiver):
         # under load: one bucket per source for the Diffie-Hellman, one for cookie replies
         self.ratelimiter = RateLimiter()
         self.cookie_ratelimiter = RateLimiter()
+        # the native data plane's session factory (node/dataplane.py): keypairs made while
+        # it is set carry a native session that seals batches and opens with its window
+        self.native: Callable[[SessionKeys], Any] | None = None
 
     # -- configuration ------------------------------------------------------
 
@@ -173,6 +178,21 @@ class Device(HandshakeReceiver):
             return None
         return self._seal(peer, kp, packet, now=now)
 
+    def encrypt_batch(
+        self, peer: Peer, packets: list[bytes], *, now: float
+    ) -> list[bytes | None]:
+        """Seal a batch of inner packets for `peer` in order, one result per packet (None:
+        staged, as `encrypt`): in one native call when its session is native and
+        established, else packet by packet as `encrypt`."""
+        kp = peer.usable_keypair(now=now) if not peer.staged else None
+        start = kp.send_counter if kp is not None else 0
+        if kp is None or kp.native is None or start + len(packets) > REJECT_AFTER_MESSAGES:
+            return [self.encrypt(peer, p, now=now) for p in packets]
+        out: list[bytes | None] = kp.native.seal_batch(packets, counter=start, mtu=self.mtu)
+        kp.send_counter = start + len(packets)
+        self._sent(peer, kp, sum(len(d) for d in out if d), any(packets), now=now)
+        return out
+
     def _seal(self, peer: Peer, kp: Keypair, packet: bytes, *, now: float) -> bytes:
         counter = kp.send_counter
         kp.send_counter = counter + 1
@@ -183,17 +203,21 @@ class Device(HandshakeReceiver):
         out = HEADER.pack(MESSAGE_TRANSPORT, kp.remote_index, counter) + kp.send_aead.encrypt(
             nonce(counter), packet, None
         )
-        peer.tx_bytes += len(out)
+        self._sent(peer, kp, len(out), length > 0, now=now)
+        return out
+
+    def _sent(self, peer: Peer, kp: Keypair, size: int, data: bool, *, now: float) -> None:
+        """The timers and counters after sealing (the same for one packet or a batch)."""
+        peer.tx_bytes += size
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_sent()
-        if length:
+        if data:
             peer.on_data_sent(now=now)
         # keepKeyFreshSending
-        if counter + 1 > REKEY_AFTER_MESSAGES or (
+        if kp.send_counter > REKEY_AFTER_MESSAGES or (
             kp.is_initiator and now - kp.created > REKEY_AFTER_TIME
         ):
             self.send_initiation(peer, now=now, retry=False)
-        return out
 
     def _send_staged(self, peer: Peer, *, now: float) -> None:
         kp = peer.usable_keypair(now=now)
@@ -295,15 +319,21 @@ class Device(HandshakeReceiver):
             raise RemoteProtocolError("transport_unknown_index")
         if now - kp.created >= REJECT_AFTER_TIME or counter >= REJECT_AFTER_MESSAGES:
             raise RemoteProtocolError("transport_expired_keypair")
-        if not kp.replay.check(counter, REJECT_AFTER_MESSAGES):
-            raise RemoteProtocolError("transport_replay")
-        try:
-            plaintext = kp.recv_aead.decrypt(
-                nonce(counter), memoryview(data)[TRANSPORT_HEADER_SIZE:], None
-            )
-        except InvalidTag:
-            raise RemoteProtocolError("transport_decrypt") from None
-        kp.replay.accept(counter, REJECT_AFTER_MESSAGES)
+        if kp.native is not None:  # the same checks, in Rust, with the native window
+            opened = kp.native.open_batch([data], limit=REJECT_AFTER_MESSAGES)[0]
+            if isinstance(opened, str):
+                raise RemoteProtocolError(opened)
+            plaintext: bytes = opened
+        else:
+            if not kp.replay.check(counter, REJECT_AFTER_MESSAGES):
+                raise RemoteProtocolError("transport_replay")
+            try:
+                plaintext = kp.recv_aead.decrypt(
+                    nonce(counter), memoryview(data)[TRANSPORT_HEADER_SIZE:], None
+                )
+            except InvalidTag:
+                raise RemoteProtocolError("transport_decrypt") from None
+            kp.replay.accept(counter, REJECT_AFTER_MESSAGES)
         peer = self.peers[kp.peer_key]
         # authenticated from here on
         if kp is peer.next:

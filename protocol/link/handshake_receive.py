@@ -9,6 +9,7 @@ refusal raises RemoteProtocolError, which `Device.receive_datagram` counts as a 
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import RemoteProtocolError
 from ..types import Path, RandomSource
@@ -41,6 +42,7 @@ class HandshakeReceiver:
     admit: Callable[[Peer, float], bool] | None
     ratelimiter: RateLimiter
     cookie_ratelimiter: RateLimiter
+    native: Callable[[hs.SessionKeys], Any] | None
 
     def _send(self, data: bytes, path: Path) -> None:
         raise NotImplementedError
@@ -108,7 +110,7 @@ class HandshakeReceiver:
             ephemeral_private=clamp(self.rng(32)), local_index=idx
         )
         peer.cookie.add_macs(out, now=now)
-        kp = Keypair(keys, peer_key=peer.public_key, now=now)
+        kp = Keypair(keys, peer_key=peer.public_key, now=now, native=self.native)
         peer.begin_responder_session(kp, self.index)
         peer.on_session_derived(now=now)
         peer.on_any_authenticated_packet_traversal(now=now)
@@ -132,7 +134,7 @@ class HandshakeReceiver:
         self._update_path(peer, path, now=now)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
-        kp = Keypair(keys, peer_key=peer.public_key, now=now)
+        kp = Keypair(keys, peer_key=peer.public_key, now=now, native=self.native)
         self.index[kp.local_index] = kp
         peer.begin_initiator_session(kp, self.index)
         peer.on_session_derived(now=now)

@@ -3,7 +3,14 @@
 A peer holds up to three (previous, current, next) as wireguard-go does
 (whitepaper section 5.4.6); the AEAD objects are built once per keypair so the
 per-packet calls allocate nothing but their output.
+
+`native` is the keypair's session in the native data plane (dataplane/, issue 17)
+when the node runs it: built from the same keys by the factory the device was given.
+It then owns the replay window, so both paths see one window.
 """
+
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -16,6 +23,7 @@ class Keypair:
         "created",
         "is_initiator",
         "local_index",
+        "native",
         "peer_key",
         "recv_aead",
         "remote_index",
@@ -24,7 +32,14 @@ class Keypair:
         "send_counter",
     )
 
-    def __init__(self, keys: SessionKeys, *, peer_key: bytes, now: float) -> None:
+    def __init__(
+        self,
+        keys: SessionKeys,
+        *,
+        peer_key: bytes,
+        now: float,
+        native: Callable[[SessionKeys], Any] | None = None,
+    ) -> None:
         self.send_aead = ChaCha20Poly1305(keys.send)
         self.recv_aead = ChaCha20Poly1305(keys.recv)
         self.send_counter = 0
@@ -34,6 +49,7 @@ class Keypair:
         self.local_index = keys.local_index
         self.remote_index = keys.remote_index
         self.peer_key = peer_key
+        self.native = native(keys) if native is not None else None
 
     def __repr__(self) -> str:
         role = "initiator" if self.is_initiator else "responder"

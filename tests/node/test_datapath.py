@@ -88,6 +88,17 @@ class Pair:
     wire: Recorder
 
 
+def handshake(a: Device, pa: Peer, b: Device) -> None:
+    """a initiates, b answers, a's keepalive confirms the session for b (at time 0)."""
+    a.initiate(pa, now=0.0)
+    for data, _ in a.datagrams_to_send():
+        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)
+    for data, _ in b.datagrams_to_send():
+        a.receive_datagram(data, Path(UDP, B_ADDR), now=0.0)
+    for data, _ in a.datagrams_to_send():
+        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)
+
+
 @pytest.fixture
 def pair() -> Iterator[Pair]:
     ka, pub_a = keypair("dp-a")
@@ -96,13 +107,7 @@ def pair() -> Iterator[Pair]:
     b = Device(private_key=kb, rng=SeededRandom("b"))
     pa = a.add_peer(PeerConfig(public_key=pub_b, endpoint=B_ADDR))
     pb = b.add_peer(PeerConfig(public_key=pub_a))
-    a.initiate(pa, now=0.0)
-    for data, _ in a.datagrams_to_send():
-        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)
-    for data, _ in b.datagrams_to_send():
-        a.receive_datagram(data, Path(UDP, B_ADDR), now=0.0)
-    for data, _ in a.datagrams_to_send():  # a's keepalive confirms the session for b
-        b.receive_datagram(data, Path(UDP, A_ADDR), now=0.0)
+    handshake(a, pa, b)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     theirs.setblocking(False)
     wire = Recorder()

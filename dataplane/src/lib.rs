@@ -1,0 +1,165 @@
+//! `tidewire._dataplane`: the native data plane's first piece (issue 17), sealing
+//! and opening WireGuard transport data messages for a batch of packets of one
+//! keypair, with the replay window, while the GIL is released.
+//!
+//! Python stays the control plane: it derives the keys in the handshake, installs
+//! them here as a `Session` per keypair, owns the send counter (it passes the first
+//! counter of a batch and advances its own by the batch's length) and does all the
+//! bookkeeping after authentication. No `unsafe` in this crate: the system calls
+//! come with the later pieces (TUN and UDP offloads).
+
+mod replay;
+mod transport;
+
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+use replay::ReplayWindow;
+
+/// One keypair's state in the native plane: both ciphers, both indices, the window.
+#[pyclass(module = "tidewire._dataplane")]
+struct Session {
+    send: ChaCha20Poly1305,
+    recv: ChaCha20Poly1305,
+    local_index: u32,
+    remote_index: u32,
+    window: ReplayWindow,
+}
+
+fn key(name: &str, value: &[u8]) -> PyResult<ChaCha20Poly1305> {
+    if value.len() != 32 {
+        return Err(PyValueError::new_err(format!("{name}: a key is 32 bytes")));
+    }
+    Ok(ChaCha20Poly1305::new_from_slice(value).expect("32 bytes is the key size"))
+}
+
+/// One item of a batch: a `bytes` object, read in place without the GIL (bytes are
+/// immutable), or any other buffer-like sequence of ints, copied.
+enum Item<'py> {
+    Borrowed(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl Item<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Item::Borrowed(b) => b.as_bytes(),
+            Item::Owned(v) => v,
+        }
+    }
+}
+
+fn items<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Item<'py>>> {
+    list.iter()
+        .map(|item| match item.downcast_into::<PyBytes>() {
+            Ok(b) => Ok(Item::Borrowed(b)),
+            Err(e) => e
+                .into_inner()
+                .extract::<Vec<u8>>()
+                .map(Item::Owned)
+                .map_err(|_| PyTypeError::new_err("every item must be bytes-like")),
+        })
+        .collect()
+}
+
+#[pymethods]
+impl Session {
+    #[new]
+    #[pyo3(signature = (*, send_key, recv_key, local_index, remote_index))]
+    fn new(send_key: &[u8], recv_key: &[u8], local_index: u32, remote_index: u32) -> PyResult<Self> {
+        Ok(Session {
+            send: key("send_key", send_key)?,
+            recv: key("recv_key", recv_key)?,
+            local_index,
+            remote_index,
+            window: ReplayWindow::new(),
+        })
+    }
+
+    /// Seal `packets` with the counters `counter`, `counter + 1`, ...: one datagram each.
+    #[pyo3(signature = (packets, *, counter, mtu=None))]
+    fn seal_batch<'py>(
+        &self,
+        py: Python<'py>,
+        packets: &Bound<'py, PyList>,
+        counter: u64,
+        mtu: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let items = items(packets)?;
+        if counter.checked_add(items.len() as u64).is_none() {
+            return Err(PyValueError::new_err("counter: the batch would pass 2^64"));
+        }
+        let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
+        let (aead, remote) = (&self.send, self.remote_index);
+        let sealed: Vec<Vec<u8>> = py.allow_threads(|| {
+            slices
+                .iter()
+                .enumerate()
+                .map(|(i, p)| transport::seal(aead, remote, counter + i as u64, p, mtu))
+                .collect()
+        });
+        Ok(PyList::new_bound(py, sealed.iter().map(|d| PyBytes::new_bound(py, d))))
+    }
+
+    /// Open `datagrams` (addressed to this keypair) in order: for each, the plaintext
+    /// (`bytes`) or the reason it was dropped (`str`, the Python path's drop name).
+    /// Counters at or past `limit` are refused as an expired keypair.
+    #[pyo3(signature = (datagrams, *, limit))]
+    fn open_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        datagrams: &Bound<'py, PyList>,
+        limit: u64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let items = items(datagrams)?;
+        let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
+        let (aead, window, local) = (&self.recv, &mut self.window, self.local_index);
+        let opened: Vec<Result<Vec<u8>, transport::Refusal>> = py.allow_threads(|| {
+            slices
+                .iter()
+                .map(|d| transport::open(aead, window, local, limit, d))
+                .collect()
+        });
+        let out = PyList::empty_bound(py);
+        for result in opened {
+            match result {
+                Ok(plain) => out.append(PyBytes::new_bound(py, &plain))?,
+                Err(refusal) => out.append(PyString::intern_bound(py, refusal.reason()))?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Would the window accept `counter`? (The differential tests compare windows.)
+    fn replay_check(&self, counter: u64, limit: u64) -> bool {
+        self.window.check(counter, limit)
+    }
+
+    #[getter]
+    fn local_index(&self) -> u32 {
+        self.local_index
+    }
+
+    #[getter]
+    fn remote_index(&self) -> u32 {
+        self.remote_index
+    }
+}
+
+/// The padded plaintext length (as protocol/link/messages.py's `padded_length`).
+#[pyfunction]
+#[pyo3(signature = (length, mtu=None))]
+fn padded_length(length: usize, mtu: Option<usize>) -> usize {
+    transport::padded_length(length, mtu)
+}
+
+#[pymodule]
+fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Session>()?;
+    m.add_function(wrap_pyfunction!(padded_length, m)?)?;
+    m.add("REPLAY_WINDOW", replay::WINDOW)?;
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
