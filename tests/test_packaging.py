@@ -24,6 +24,10 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     assert top == {"tidewire"}
     assert "tidewire/protocol/link/device.py" in names and "tidewire/cli/main.py" in names
     assert not any(n.startswith("tidewire/tests") for n in names)
+    for folder in ("protocol", "node", "cli"):  # every package of the tree is in the wheel
+        for init in (ROOT / folder).rglob("__init__.py"):
+            module = init.relative_to(ROOT).as_posix()
+            assert f"tidewire/{module}" in names, f"{module} is missing from the wheel"
     for asset in ("index.html", "app.js", "style.css"):  # the dashboard ships its page
         assert f"tidewire/cli/dashboard/{asset}" in names
     for unit in ("tidewire@.service", "tidewire.init"):  # `tidewire service install` reads them
