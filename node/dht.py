@@ -10,7 +10,6 @@ there (`node.drops`), never logged one by one: the DHT is the open internet.
 import logging
 import os
 import socket
-import time
 from typing import Any, TypeVar
 
 import trio
@@ -31,10 +30,11 @@ class DhtService:
     def __init__(self, sock: socket.socket, *, node_id: bytes | None = None) -> None:
         sock.setblocking(False)
         self.sock = sock
-        self.node = DhtNode(node_id or os.urandom(20), rng=os.urandom, now=time.monotonic())
+        self.node = DhtNode(node_id or os.urandom(20), rng=os.urandom, now=trio.current_time())
         self.waiting: dict[int, trio.Event] = {}
         self.done: dict[int, Event] = {}
         self._wake = trio.Event()
+        self.wakeups = 0  # of the timer loop: a quiet node hardly wakes at all
 
     @classmethod
     def bind(
@@ -67,7 +67,7 @@ class DhtService:
     async def _read(self) -> None:
         while True:
             await trio.lowlevel.wait_readable(self.sock)
-            now = time.monotonic()
+            now = trio.current_time()
             for _ in range(READ_BATCH):
                 try:
                     data, addr = self.sock.recvfrom(MAX_DATAGRAM)
@@ -84,12 +84,18 @@ class DhtService:
             with trio.move_on_at(deadline):
                 await self._wake.wait()
             self._wake = trio.Event()
-            now = time.monotonic()
+            self.wakeups += 1
+            now = trio.current_time()
             if now >= self.node.get_timer():
                 self.node.handle_timer(now=now)
-            self._flush()
+            self._send_out()  # not _flush: that would wake this loop again at once
 
     def _flush(self) -> None:
+        """Send what the core produced and let the timer loop see its new deadline."""
+        self._send_out()
+        self._wake.set()
+
+    def _send_out(self) -> None:
         for data, addr in self.node.datagrams():
             try:
                 self.sock.sendto(data, addr)
@@ -100,7 +106,6 @@ class DhtService:
             waiter = self.waiting.pop(event.op, None)
             if waiter is not None:
                 waiter.set()
-        self._wake.set()
 
     async def _wait(self, op: int, kind: type[E]) -> E:
         """The event that ends operation `op` (started in the core just before)."""
@@ -113,24 +118,25 @@ class DhtService:
         return done
 
     async def bootstrap(self, addrs: list[Address]) -> LookupDone:
-        return await self._wait(self.node.bootstrap(addrs, now=time.monotonic()), LookupDone)
+        return await self._wait(self.node.bootstrap(addrs, now=trio.current_time()), LookupDone)
 
     async def lookup(self, method: str, target: bytes) -> LookupDone:
-        return await self._wait(self.node.lookup(method, target, now=time.monotonic()), LookupDone)
+        op = self.node.lookup(method, target, now=trio.current_time())
+        return await self._wait(op, LookupDone)
 
     async def get_item(self, target: bytes, *, salt: bytes = b"") -> LookupDone:
-        op = self.node.get_item(target, salt=salt, now=time.monotonic())
+        op = self.node.get_item(target, salt=salt, now=trio.current_time())
         return await self._wait(op, LookupDone)
 
     async def fetch_record(self, addr: Address) -> RecordAnswer:
-        return await self._wait(self.node.fetch_record(addr, now=time.monotonic()), RecordAnswer)
+        return await self._wait(self.node.fetch_record(addr, now=trio.current_time()), RecordAnswer)
 
     async def announce(self, info_hash: bytes, port: int) -> StoreDone:
-        op = self.node.announce(info_hash, port, now=time.monotonic())
+        op = self.node.announce(info_hash, port, now=trio.current_time())
         return await self._wait(op, StoreDone)
 
     async def put(self, item: MutableItem) -> StoreDone:
-        return await self._wait(self.node.put(item, now=time.monotonic()), StoreDone)
+        return await self._wait(self.node.put(item, now=trio.current_time()), StoreDone)
 
     def close(self) -> None:
         self.sock.close()
