@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network, ip_address
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import Rule
@@ -18,6 +19,9 @@ from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import Path as LinkPath
 
 from .service import ServiceSpec
+
+if TYPE_CHECKING:
+    from .routing import RoutingSpec
 from .share import ShareConfig
 
 Network = IPv4Network | IPv6Network
@@ -71,6 +75,8 @@ class PeerSpec:
 @dataclass
 class ExitSpec:
     enabled: bool = False
+    open: bool = False  # admit native clients with no configuration (docs/routing.md)
+    price: int = 0  # micro-units of the token per GiB, as the node record carries it
     outbound_interface: str | None = None
     allow: list[Rule] = field(default_factory=list)
     deny: list[Rule] = field(default_factory=list)
@@ -140,6 +146,7 @@ class NodeConfig:
     dns: DnsSpec = field(default_factory=DnsSpec)
     discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
     service: ServiceSpec = field(default_factory=ServiceSpec)  # Table, FwMark, hooks...
+    routing: "RoutingSpec | None" = None  # [routing] (config/routing.py), None: not set
 
     def __post_init__(self) -> None:
         if self.control_socket is None:

@@ -43,6 +43,7 @@ from .fields import (
     socket_path,
     upstreams,
 )
+from .routing import load_routing
 from .share import (
     Rate,
     ShareConfig,
@@ -66,6 +67,7 @@ TABLES = (
     "dns",
     "discovery",
     "tls",
+    "routing",
 )
 
 SERVICE_KEYS = ("table", "fwmark", "kill_switch", "kill_switch_allow_lan", *service.HOOKS)
@@ -138,7 +140,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns], [discovery], [tls])",
+                " [client], [metrics], [dns], [discovery], [tls], [routing])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -212,6 +214,10 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         _toml_dns(path, text, data["dns"], cfg.dns)
     if "discovery" in data:
         cfg.discovery = load_discovery(data["discovery"], _toml_err(path, text, "discovery", 0))
+    if "routing" in data:
+        cfg.routing = load_routing(
+            data["routing"], _toml_err(path, text, "routing", 0), own_public=own_public
+        )
     if "tls" in data:
         cfg.tls = tls_table(data["tls"], _toml_err(path, text, "tls", 0), path.parent)
     check_peers(cfg)
@@ -355,10 +361,14 @@ def _toml_exit(path: Path, text: str, table: Any) -> ExitSpec:
     err = _toml_err(path, text, "exit", 0)
     if not isinstance(table, dict):
         err("exit", "must be a table")
-    _unknown(table, {"enabled", "outbound_interface", "allow", "deny"}, err)
+    _unknown(table, {"enabled", "outbound_interface", "allow", "deny", "open", "price"}, err)
     spec = ExitSpec()
     if "enabled" in table:
         spec.enabled = _bool(table["enabled"], err, "enabled")
+    if "open" in table:
+        spec.open = _bool(table["open"], err, "open")
+    if "price" in table:
+        spec.price = integer(table["price"], err, "price", 0, 1 << 62)
     if "outbound_interface" in table:
         spec.outbound_interface = interface_name(
             table["outbound_interface"], err, "outbound_interface"

@@ -1,0 +1,83 @@
+"""[routing]: where a client sends its traffic and how the exit is chosen (docs/routing.md).
+
+    [routing]
+    exit = "auto"                      # or a provider's public key (base64)
+    max_price = 2000000                # micro-units of the token per GiB; none: any price
+    region = "eu-west"                 # only providers announcing this tag
+    avoid = ["hIkX...Q="]              # providers never to use
+    hops = 1                           # relays between client and exit (only 1 today)
+    routes = ["0.0.0.0/0", "::/0"]     # the prefixes sent to the exit (the default)
+
+With `exit = "auto"` the node picks a provider from the records it learned (gossip, the
+DHT) by score (node/core/exits.py), adds it as a native peer with `routes` as its
+allowed IPs, and moves them to another when that is clearly better or the exit stops
+answering. `hops` above 1 needs relays, which this node does not have yet: it is refused.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import Network
+from .fields import Err, integer, key, networks
+
+KNOWN = {"exit", "max_price", "region", "avoid", "hops", "routes"}
+DEFAULT_ROUTES = ("0.0.0.0/0", "::/0")
+MAX_AVOID = 256
+MAX_HOPS = 1  # until relays land (issue 14, section 1)
+
+
+@dataclass
+class RoutingSpec:
+    exit: bytes | None = None  # a fixed provider; None with `auto`
+    auto: bool = False
+    max_price: int | None = None
+    region: str | None = None
+    avoid: frozenset[bytes] = frozenset()
+    hops: int = 1
+    routes: list[Network] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.auto or self.exit is not None
+
+
+def load_routing(table: Any, err: Err, *, own_public: bytes) -> RoutingSpec:
+    from .discovery import REGION
+
+    if not isinstance(table, dict):
+        err("routing", "must be a table")
+    for k in table:
+        if k not in KNOWN:
+            err(k, f"unknown key (known: {', '.join(sorted(KNOWN))})")
+    spec = RoutingSpec(routes=networks(list(DEFAULT_ROUTES), err, "routes"))
+    if "exit" not in table:
+        err("exit", 'is required: "auto" or a provider\'s public key')
+    choice = table["exit"]
+    if choice == "auto":
+        spec.auto = True
+    else:
+        spec.exit = key(choice, err, "exit")
+        if spec.exit == own_public:
+            err("exit", "is this node's own public key")
+    if "max_price" in table:
+        spec.max_price = integer(table["max_price"], err, "max_price", 0, 1 << 62)
+    if "region" in table:
+        region = table["region"]
+        if not isinstance(region, str) or not REGION.fullmatch(region):
+            err("region", "must be a tag of lower-case letters, digits and dashes (at most 32)")
+        spec.region = region
+    if "avoid" in table:
+        avoid = table["avoid"]
+        if not isinstance(avoid, list) or len(avoid) > MAX_AVOID:
+            err("avoid", f"must be a list of at most {MAX_AVOID} public keys")
+        spec.avoid = frozenset(key(k, err, "avoid") for k in avoid)
+    if "hops" in table:
+        spec.hops = integer(table["hops"], err, "hops", 1, 8)
+        if spec.hops > MAX_HOPS:
+            err("hops", "above 1 needs relays, which this version does not have yet")
+    if "routes" in table:
+        routes = table["routes"]
+        if not (isinstance(routes, list) and routes and all(isinstance(r, str) for r in routes)):
+            err("routes", 'must be a non-empty list of prefixes, like ["0.0.0.0/0", "::/0"]')
+        spec.routes = networks(routes, err, "routes")
+    return spec

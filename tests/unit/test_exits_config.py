@@ -1,0 +1,88 @@
+"""`[routing]` (exit, max_price, region, avoid, hops, routes) and `[exit] open`/`price`:
+the keys are read, the defaults hold, and a bad value is one sentence naming the file,
+the line and the key."""
+
+import base64
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+
+from tidewire.node.config import ConfigError, load
+from tidewire.protocol.link.crypto import public_key
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+OWN = base64.b64encode(public_key(bytes(range(32)))).decode()
+OTHER = base64.b64encode(bytes(range(1, 33))).decode()
+
+
+def config(tmp_path: Path, body: str, table: str = "routing") -> Path:
+    p = tmp_path / "tw0.toml"
+    p.write_text(f'[interface]\nprivate_key = "{KEY}"\n\n[{table}]\n{body}\n')
+    return p
+
+
+def test_no_routing_table_means_no_exit_choice(tmp_path: Path) -> None:
+    p = tmp_path / "tw0.toml"
+    p.write_text(f'[interface]\nprivate_key = "{KEY}"\n')
+    cfg = load(p)
+    assert cfg.routing is None and not cfg.exit.open and cfg.exit.price == 0
+
+
+def test_auto_with_the_defaults(tmp_path: Path) -> None:
+    r = load(config(tmp_path, 'exit = "auto"')).routing
+    assert r is not None and r.auto and r.exit is None and r.enabled
+    assert r.hops == 1 and r.max_price is None and r.region is None and not r.avoid
+    assert r.routes == [ip_network("0.0.0.0/0"), ip_network("::/0")]
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    body = (
+        f'exit = "{OTHER}"\nmax_price = 2000000\nregion = "eu-west"\n'
+        f'avoid = ["{OTHER}"]\nhops = 1\nroutes = ["10.1.0.0/16"]'
+    )
+    r = load(config(tmp_path, body)).routing
+    assert r is not None and not r.auto and r.exit == base64.b64decode(OTHER)
+    assert r.max_price == 2_000_000 and r.region == "eu-west"
+    assert r.avoid == frozenset({base64.b64decode(OTHER)})
+    assert r.routes == [ip_network("10.1.0.0/16")]
+
+
+def test_exit_open_and_price(tmp_path: Path) -> None:
+    cfg = load(config(tmp_path, "enabled = true\nopen = true\nprice = 500000", table="exit"))
+    assert cfg.exit.open and cfg.exit.price == 500_000
+
+
+@pytest.mark.parametrize(
+    "body, line, key, says",
+    [
+        ("max_price = 3", 4, "exit", "is required"),
+        ('exit = "nearest"', 5, "exit", "base64"),
+        (f'exit = "{OWN}"', 5, "exit", "own public key"),
+        ('exit = "auto"\nmax_price = -1', 6, "max_price", "integer"),
+        ('exit = "auto"\nregion = "EU West"', 6, "region", "tag"),
+        ('exit = "auto"\navoid = "x"', 6, "avoid", "list"),
+        ('exit = "auto"\navoid = ["x"]', 6, "avoid", "key"),
+        ('exit = "auto"\nhops = 2', 6, "hops", "relays"),
+        ('exit = "auto"\nhops = 0', 6, "hops", "integer"),
+        ('exit = "auto"\nroutes = []', 6, "routes", "non-empty"),
+        ('exit = "auto"\nroutes = ["10.0.0.0/33"]', 6, "routes", "not an IP prefix"),
+        ('exit = "auto"\nmetric = 3', 6, "metric", "unknown key"),
+    ],
+)
+def test_bad_values_name_the_file_line_and_key(
+    tmp_path: Path, body: str, line: int, key: str, says: str
+) -> None:
+    path = config(tmp_path, body)
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    text = str(e.value)
+    assert f"{path}:{line}:" in text and f"[routing] {key}" in text and says in text, text
+
+
+@pytest.mark.parametrize("body, key", [("open = 1", "open"), ('price = "cheap"', "price")])
+def test_bad_exit_values(tmp_path: Path, body: str, key: str) -> None:
+    path = config(tmp_path, body, table="exit")
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert f"{path}:5:" in str(e.value) and f"[exit] {key}" in str(e.value)
