@@ -67,6 +67,8 @@ from tidewire.protocol.link.device import Device
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.discovery import Discovery
+    from tidewire.node.exits import ExitClient
+    from tidewire.node.exits_open import OpenExit
     from tidewire.node.ledger import Ledger
 
 log = logging.getLogger("tidewire.node")
@@ -126,6 +128,8 @@ class Daemon:
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
         self.discovery: Discovery | None = None
+        self.exits: ExitClient | None = None  # [routing]: the exit choice (node/exits.py)
+        self.open_exit: OpenExit | None = None  # [exit] open = true (node/exits_open.py)
         self.notifier = sdnotify.default()  # READY, STATUS, WATCHDOG, STOPPING to systemd
         self.reloader = Reloader(self)
 
@@ -234,8 +238,9 @@ class Daemon:
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )
             status.register(self.metrics, self)
+            tun_addresses = cfg.addresses + self._exit_addresses(device.public_key)
             await off_loop(
-                lambda: netconf.configure_link(cfg.name, addresses=cfg.addresses, mtu=cfg.mtu)
+                lambda: netconf.configure_link(cfg.name, addresses=tun_addresses, mtu=cfg.mtu)
             )
             dp.mtu.set_routers([a.ip.packed for a in cfg.addresses])  # "too big" comes from here
             if self.exit_enabled:  # after the link, so its own addresses are the router's too
@@ -252,6 +257,7 @@ class Daemon:
             await self._add_bootstrap(peers, store)
             if self.exit_enabled:
                 await self._start_exit(dp.policy)
+                await self._open_admission(peers, routing)
             for spec in cfg.peers:
                 peer = device.peers[spec.public_key]
                 if peer.path is not None and spec.persistent_keepalive:
@@ -279,6 +285,7 @@ class Daemon:
                         await self._start_metrics(nursery, *cfg.metrics_listen)
                     if self.discovery is not None:
                         await nursery.start(self.discovery.run)
+                        await self._start_exit_choice(nursery, peers, self.discovery)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timers.run)
                     nursery.start_soon(self.udp.serve, dp)
@@ -394,6 +401,42 @@ class Daemon:
         self.forwarding = await off_loop(firewall.enable_forwarding)
         await off_loop(firewall.install, self.cfg.name, out, policy)
         self.firewall_installed = True
+
+    def _exit_addresses(self, public_key: bytes) -> list[Any]:
+        """A client with [routing] holds the addresses open providers derive for it."""
+        if self.cfg.routing is None:
+            return []
+        from tidewire.node.exits import tun_addresses
+
+        return [a for a in tun_addresses(public_key) if a not in self.cfg.addresses]
+
+    async def _open_admission(self, peers: Peers, routing: netconf.Routing) -> None:
+        if not self.cfg.exit.open:
+            return
+        from tidewire.node.exits_open import OpenExit
+
+        opened = self.open_exit = OpenExit(peers, max_clients=self.cfg.share.max_clients)
+        assert self.datapath is not None
+        self.datapath.timers.add(opened)
+        pools = opened.pools()
+        await off_loop(lambda: netconf.add_routes(self.cfg.name, pools, table=routing))
+        log.info("open admission: native clients with no configuration are admitted")
+
+    async def _start_exit_choice(
+        self, nursery: trio.Nursery, peers: Peers, discovery: "Discovery"
+    ) -> None:
+        if self.cfg.routing is None:
+            return
+        from tidewire.node.exits import ExitClient
+
+        self.exits = ExitClient(
+            self.cfg.routing,
+            peers=peers,
+            cache=discovery.cache,
+            wall=time.time,
+            routing=self.routing,
+        )
+        await nursery.start(self.exits.run)
 
     def _discovery(self) -> "Discovery":
         from functools import partial

@@ -347,7 +347,7 @@ def provider_record(daemon: "Daemon", external_ip: str | None) -> NodeRecord:
         overlay=overlay_text(public),
         endpoints=ends,
         roles=("provider",),
-        price=0,
+        price=cfg.exit.price,
         capacity=(share.download or 0) * 8,
         clients=clients,
         load=min(100, active * 100 // clients) if clients else 0,

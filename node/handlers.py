@@ -41,6 +41,8 @@ class Handlers:
             "metrics": self.metrics,
             "discover": self.discover,
             "reload": self.reload,
+            "routes": self.routes,
+            "exits": self.exits,
         }
 
     async def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +69,26 @@ class Handlers:
         disc = self.daemon.discovery
         assert disc is not None  # made at start, before the control socket opens
         return {"discover": disc.report(region=region)}
+
+    async def routes(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The overlay route table, and the exit [routing] chose with its score."""
+        d = self.daemon
+        exits = d.exits.report(now=trio.current_time()) if d.exits is not None else None
+        return {
+            "routes": {
+                "destinations": d.routing.status() if d.routing is not None else [],
+                "exit": None
+                if exits is None
+                else {k: v for k, v in exits.items() if k != "providers"},
+            }
+        }
+
+    async def exits(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The providers [routing] knows and their scores (node/core/exits.py)."""
+        d = self.daemon
+        if d.exits is None:
+            return {"exits": {"mode": None, "exit": None, "providers": []}}
+        return {"exits": d.exits.report(now=trio.current_time())}
 
     async def down(self, req: dict[str, Any]) -> dict[str, Any]:
         log.info("%s: stopping (tidewire down)", self.daemon.cfg.name)

@@ -41,12 +41,14 @@ _tidewire_words() {
         "client") words="add list remove" ;;
         "usage") words="--json --socket" ;;
         "discover") words="--json --region --socket" ;;
+        "routes") words="--json --socket" ;;
+        "exits") words="--json --socket" ;;
         "report") words="--epoch --json --output --socket -o" ;;
         "verify") words="--json" ;;
         "rewards") words="--epoch-seconds --genesis --halving-days --json --max-client-share --provider-share --total-supply" ;;
         "service install") words="--command --json --prefix --procd --systemd" ;;
         "service") words="install" ;;
-        "") words="client dashboard discover down genkey genpsk metrics peer pubkey reload report rewards service status up usage verify --version" ;;
+        "") words="client dashboard discover down exits genkey genpsk metrics peer pubkey reload report rewards routes service status up usage verify --version" ;;
     esac
     echo "$words"
 }

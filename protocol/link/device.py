@@ -95,6 +95,9 @@ class Device(HandshakeReceiver):
         # admission of a peer whose initiation authenticated: (peer, now) -> may it in?
         # (a provider's capacity, node/core/capacity.py); None admits every peer
         self.admit: Callable[[Peer, float], bool] | None = None
+        # open admission: (public key, now) -> a peer made for an authenticated native
+        # initiation from an unknown key, or None to refuse it; None refuses every stranger
+        self.stranger: Callable[[bytes, float], Peer | None] | None = None
         # under load: one bucket per source for the Diffie-Hellman, one for cookie replies
         self.ratelimiter = RateLimiter()
         self.cookie_ratelimiter = RateLimiter()

@@ -5,6 +5,9 @@ A part of `Device` (device.py), apart because it is the one path a stranger can 
 expensive: mac1 first, then under load mac2 and the per-source rate limiter, all before
 the message is parsed, then the Diffie-Hellman, and only then any state change. Every
 refusal raises RemoteProtocolError, which `Device.receive_datagram` counts as a drop.
+A native initiation from a key we have no peer for goes to `stranger` when it is set
+(a provider's open admission, node/exits_open.py): it returns the peer it made for the
+key, or None to refuse; WireGuard-mode initiations never do.
 """
 
 from collections import Counter
@@ -40,6 +43,7 @@ class HandshakeReceiver:
     checkers: dict[Mode, CookieChecker]
     counters: Counter[str]
     admit: Callable[[Peer, float], bool] | None
+    stranger: Callable[[bytes, float], Peer | None] | None
     ratelimiter: RateLimiter
     cookie_ratelimiter: RateLimiter
     native: Callable[[hs.SessionKeys], Any] | None
@@ -91,6 +95,10 @@ class HandshakeReceiver:
         self.counters["handshake_dh"] += 1  # what a flood can make us spend
         opened = hs.open_initiation(checker.profile, self.private_key, self.public_key, msg)
         peer = self.peers.get(opened.remote_static)
+        if peer is None and self.stranger is not None and checker.profile.mode is Mode.NATIVE:
+            peer = self.stranger(opened.remote_static, now)  # open admission: a new peer or None
+            if peer is None:
+                raise RemoteProtocolError("initiation_stranger_refused")
         if peer is None:
             raise RemoteProtocolError("initiation_unknown_peer")
         if peer.profile is not checker.profile:

@@ -37,6 +37,8 @@ BAD_INPUT: dict[str, tuple[list[str], str]] = {
     "metrics": (NOWHERE, ""),
     "usage": (NOWHERE, ""),
     "discover": (NOWHERE, ""),
+    "routes": (NOWHERE, ""),
+    "exits": (NOWHERE, ""),
     "reload": (NOWHERE, ""),
     "dashboard": (["--listen", "nowhere"], ""),
     "peer add": (["tw0", "not-a-key", *NOWHERE], ""),

@@ -1,0 +1,49 @@
+"""`tidewire exits [IFACE] [--json]`: the providers this node knows and their scores.
+
+The score is a cost, lower is better: (metric + 20 ms) x (1 + load) x (1 + price per
+GiB in tokens), with the metric measured (the route exchange's, or the session's RTT
+and loss) or 250 ms before any measurement (node/core/exits.py, docs/routing.md).
+`eligible` says whether `[routing]`'s max_price, region and avoid let it be chosen;
+`current` marks the chosen exit, `better_for` how long another has been more than
+10% better (it takes over after 180 s of that).
+"""
+
+import argparse
+from typing import Any
+
+from .control_client import add_socket_argument, run_call
+from .env import Environment
+from .exit_status import ExitStatus
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("exits", help="show the known providers and their scores")
+    p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
+    add_socket_argument(p)
+    p.set_defaults(run=run)
+
+
+def render(d: dict[str, Any]) -> str:
+    if d.get("mode") is None:
+        return "no exit choice: [routing] is not set"
+    lines = [f"exit: {d['exit'] or 'none yet'} ({d['mode']})"]
+    if not d["providers"]:
+        lines.append("  no providers known yet")
+    for p in d["providers"]:
+        metric = f"{p['metric_ms']} ms" if p["metric_ms"] is not None else "unmeasured"
+        up = {True: "up", False: "down", None: "?"}[p["up"]]
+        flags = ("*" if p["current"] else " ") + ("" if p["eligible"] else " (filtered)")
+        lines.append(
+            f"{flags} {p['public_key']}  score {p['score']}  {metric}  {up}"
+            f"  price {p['price']}  load {p['load']}%  {p['region'] or '-'}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, env: Environment) -> int:
+    reply = run_call(args, env, {"cmd": "exits"})
+    if reply is None:
+        return ExitStatus.ERROR
+    data = reply["exits"]
+    env.emit(data, render(data))
+    return ExitStatus.OK
