@@ -30,6 +30,7 @@ from tidewire.node.core.discovery import RecordCache
 from tidewire.node.core.exits import ExitChooser, Offer, Preferences, babel_metric, path_metric
 from tidewire.node.core.open_admission import client_addresses
 from tidewire.node.core.paths.candidate import State
+from tidewire.node.core.roles import Role
 from tidewire.node.errors import NodeError
 from tidewire.protocol.keys import encode_key, short
 
@@ -156,12 +157,37 @@ class ExitClient:
                 await self._join(key, now=now)
         cur = self.core.current
         if cur is not None and cur != self.routed and cur in self.peers.datapath.device.peers:
-            await self.peers.set_allowed(cur, list(self.spec.routes))
+            if self.routed is None:  # the first exit: the kernel's routes come with it
+                await self.peers.set_allowed(cur, list(self.spec.routes))
+            else:
+                self._move(self.routed, cur)
+            if cur not in self.ours and self.peers.accountant is not None:
+                self.peers.accountant.set_role(cur, Role.PROVIDER)  # a bootstrap peer: we pay
             self.routed = cur
         for key in [k for k in self.ours if k not in want and k != self.routed]:
             del self.ours[key]
             if key in self.peers.datapath.device.peers:
                 await self.peers.remove(key)
+
+    def _move(self, old: bytes, new: bytes) -> None:
+        """Move `routes` from one exit to another in the cryptokey routes alone: the
+        kernel's routes (the same prefixes on the same TUN) and the kill switch stay as
+        they are, and nothing waits on `ip`."""
+        dp = self.peers.datapath
+        nets = list(self.spec.routes)
+        old_peer = dp.device.peers.get(old)
+        kept = [n for n in self.peers.allowed.get(old, []) if n not in nets]
+        if old_peer is not None:
+            dp.routes.remove(old_peer)
+            for n in kept:
+                dp.routes.insert(n, old_peer)
+            self.peers.allowed[old] = kept
+        peer = dp.device.peers[new]
+        for n in nets:
+            dp.routes.insert(n, peer)
+        held = self.peers.allowed.get(new, [])
+        self.peers.allowed[new] = held + [n for n in nets if n not in held]
+        log.info("routes %s moved to %s", ", ".join(map(str, nets)), short(new))
 
     async def _join(self, key: bytes, *, now: float) -> None:
         offer = self.core.offers[key]

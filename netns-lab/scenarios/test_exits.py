@@ -1,0 +1,185 @@
+"""`exit = "auto"`: a client with no provider configured finds two open providers, picks
+the better one, sends its traffic through it, and fails over to the other when the
+chosen one is killed with -9.
+
+    [client] 198.51.100.2 ---- 198.51.100.1 [net] 203.0.113.2 ---- 203.0.113.1 [p1]
+     exit = "auto"                             1.1.1.1 (lo)           open, price 0.1/GiB
+     routes 0.0.0.0/0                          192.0.2.2 ---- 192.0.2.1 [p2]
+                                                                      open, price 0.9/GiB
+
+`net` is the internet: it routes between the three and answers pings on 1.1.1.1. The
+client has routes to the providers' networks only, so 1.1.1.1 is reachable through an
+exit or not at all. Neither provider has heard of the client: both have `[exit] open`.
+In the gossip variant the client names p1 in `[discovery] bootstrap`, and p1 names p2,
+so the client learns both records by gossip; in the DHT variant all three join a small
+local DHT swarm on `net` and the client finds the providers on the lab's rendezvous.
+p1 is cheaper, so it is chosen; after `kill -9` of p1 the longest ping gap through the
+exit is measured (the issue's bound: 5 s).
+"""
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import ping
+from lab import Host, Lab, Node, genkey, tidewire_toml
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+TARGET = "1.1.1.1"
+PRICES = {"p1": 100_000, "p2": 900_000}
+
+
+def exits(node: Node) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(node.cli("exits", "--json").stdout)
+    return data
+
+
+def routes(node: Node) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(node.cli("routes", "--json").stdout)
+    return data
+
+
+def build(lab: Lab) -> tuple[Host, Host, Host, Host]:
+    client, net, p1, p2 = lab.host("client"), lab.host("net"), lab.host("p1"), lab.host("p2")
+    lab.link(client, net, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="eth0")
+    lab.link(p1, net, "203.0.113.1/24", "203.0.113.2/24", a_if="wan0", b_if="eth1")
+    lab.link(p2, net, "192.0.2.1/24", "192.0.2.2/24", a_if="wan0", b_if="eth2")
+    net.run("sysctl -qw net.ipv4.ip_forward=1")  # inside the lab's namespace only
+    net.run(f"ip addr add {TARGET}/32 dev lo")
+    p1.run("ip route add default via 203.0.113.2")
+    p2.run("ip route add default via 192.0.2.2")
+    for prefix in ("203.0.113.0/24", "192.0.2.0/24"):  # the providers, and nothing else
+        client.run(f"ip route add {prefix} via 198.51.100.1")
+    return client, net, p1, p2
+
+
+def provider(
+    lab: Lab, host: Host, name: str, key: str, discovery: dict[str, Any]
+) -> Node:
+    return lab.tidewire(
+        host,
+        f"tw{name}",
+        tidewire_toml(
+            name=f"tw{name}",
+            private_key=key,
+            address=["10.99.0.1/24"],
+            lab=lab,
+            listen_port=51820,
+            exit={"enabled": True, "open": True, "price": PRICES[name]},
+            share={"download": "40 Mbit/s", "max_clients": 10},
+            discovery=discovery,
+        ),
+    )
+
+
+def client_node(lab: Lab, host: Host, key: str, discovery: dict[str, Any]) -> Node:
+    text = tidewire_toml(name="twcli", private_key=key, address=[], lab=lab, discovery=discovery)
+    text += '\n[routing]\nexit = "auto"\nroutes = ["0.0.0.0/0"]\n'
+    return lab.tidewire(host, "twcli", text)
+
+
+def chosen(node: Node) -> str | None:
+    exit_: str | None = exits(node)["exit"]
+    return exit_
+
+
+def ping_gap(host: Host, seconds: float, kill: Any) -> tuple[float, int]:
+    """Ping TARGET every 0.1 s for `seconds`, calling `kill()` after 2 s: the longest gap
+    between answers, and how many answers came."""
+    proc = host.spawn(
+        ["ping", "-n", "-D", "-i", "0.1", "-W", "1", "-w", str(int(seconds)), TARGET],
+        name="ping",
+    )
+    time.sleep(2.0)
+    kill()
+    lab = host.lab
+    lab.wait_for(lambda: not proc.alive(), timeout=seconds + 10, what="ping to finish")
+    stamps = [
+        float(line.split("]")[0].lstrip("["))
+        for line in proc.log().splitlines()
+        if line.startswith("[") and "bytes from" in line
+    ]
+    assert len(stamps) > 10, proc.log()
+    return max(b - a for a, b in itertools.pairwise(stamps)), len(stamps)
+
+
+def check_choice_and_failover(
+    lab: Lab, cli: Node, nodes: dict[str, Node], keys: dict[str, str]
+) -> None:
+    try:
+        lab.wait_for(lambda: chosen(cli), timeout=40, what="the client to choose an exit")
+        assert chosen(cli) == keys["p1"], exits(cli)  # the cheaper one
+        ping(cli.host, TARGET, count=5)
+        table = exits(cli)
+        assert {p["public_key"] for p in table["providers"]} == set(keys.values()), table
+        r = routes(cli)
+        assert r["exit"]["exit"] == keys["p1"] and r["exit"]["score"] > 0, r
+        # p1 served us without ever having heard of us
+        st = nodes["p1"].status()
+        assert any(p["rx_bytes"] > 0 for p in st["peers"]), st["peers"]
+
+        def kill() -> None:
+            nodes["p1"].proc.popen.kill()  # kill -9
+
+        gap, answers = ping_gap(cli.host, 14, kill)
+        print(f"failover: the longest ping gap was {gap:.2f} s ({answers} answers)")
+        assert chosen(cli) == keys["p2"], exits(cli)
+        assert gap < 5.0
+        ping(cli.host, TARGET, count=5)
+    except Exception:
+        print(lab.logs())
+        print(json.dumps(exits(cli), indent=1))
+        raise
+
+
+def test_exit_auto_finds_providers_by_gossip_and_fails_over() -> None:
+    with Lab("exits") as lab:
+        client, _net, p1, p2 = build(lab)
+        (k1, pub1), (k2, pub2), (kc, _) = genkey(), genkey(), genkey()
+        n2 = provider(lab, p2, "p2", k2, {"dht": False, "region": "lab"})
+        n1 = provider(
+            lab,
+            p1,
+            "p1",
+            k1,
+            {"dht": False, "region": "lab", "bootstrap": [f"{pub2}@udp://192.0.2.1:51820"]},
+        )
+        boot = {"dht": False, "bootstrap": [f"{pub1}@udp://203.0.113.1:51820"]}
+        cli = client_node(lab, client, kc, boot)
+        check_choice_and_failover(lab, cli, {"p1": n1, "p2": n2}, {"p1": pub1, "p2": pub2})
+
+
+def test_exit_auto_finds_providers_through_the_dht() -> None:
+    with Lab("exitsdht") as lab:
+        client, net, p1, p2 = build(lab)
+        first, ours = "198.51.100.10", 8
+        for i in range(10, 10 + ours + 1):
+            net.run(f"ip addr add 198.51.100.{i}/24 dev eth0")
+        swarm = net.spawn(
+            [
+                sys.executable,
+                str(TOOLS / "dhtswarm.py"),
+                "swarm",
+                "--first",
+                first,
+                "--ours",
+                str(ours),
+                "--libtorrent",
+                "0",
+            ],
+            name="swarm",
+        )
+        lab.wait_for(
+            lambda: "ready" in swarm.log() or not swarm.alive(), timeout=60, what="the DHT swarm"
+        )
+        assert swarm.alive(), swarm.log()
+        disc = {"dht": True, "dht_bootstrap": [f"{first}:6881"], "region": "lab"}
+        (k1, pub1), (k2, pub2), (kc, _) = genkey(), genkey(), genkey()
+        n1 = provider(lab, p1, "p1", k1, disc)
+        n2 = provider(lab, p2, "p2", k2, disc)
+        client.run("ip route add 198.51.100.0/24 dev eth0 2>/dev/null || true", check=False)
+        cli = client_node(lab, client, kc, {**disc, "dht_port": 6881})
+        check_choice_and_failover(lab, cli, {"p1": n1, "p2": n2}, {"p1": pub1, "p2": pub2})
