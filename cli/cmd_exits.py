@@ -11,9 +11,8 @@ and loss) or 250 ms before any measurement (node/core/exits.py, docs/routing.md)
 import argparse
 from typing import Any
 
-from .control_client import add_socket_argument, run_call
+from .control_client import add_socket_argument, show
 from .env import Environment
-from .exit_status import ExitStatus
 
 
 def add_parser(sub: Any) -> None:
@@ -41,9 +40,4 @@ def render(d: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    reply = run_call(args, env, {"cmd": "exits"})
-    if reply is None:
-        return ExitStatus.ERROR
-    data = reply["exits"]
-    env.emit(data, render(data))
-    return ExitStatus.OK
+    return show(args, env, "exits", render)

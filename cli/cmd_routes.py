@@ -8,9 +8,8 @@ metric); then the exit `[routing]` chose, with its score (lower is better, node/
 import argparse
 from typing import Any
 
-from .control_client import add_socket_argument, run_call
+from .control_client import add_socket_argument, show
 from .env import Environment
-from .exit_status import ExitStatus
 
 
 def add_parser(sub: Any) -> None:
@@ -44,9 +43,4 @@ def render(d: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace, env: Environment) -> int:
-    reply = run_call(args, env, {"cmd": "routes"})
-    if reply is None:
-        return ExitStatus.ERROR
-    data = reply["routes"]
-    env.emit(data, render(data))
-    return ExitStatus.OK
+    return show(args, env, "routes", render)

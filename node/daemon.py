@@ -46,6 +46,8 @@ from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import choose as choose_dataplane
 from tidewire.node.errors import NodeError
+from tidewire.node.exits import ExitClient, exit_addresses, start_exit_choice
+from tidewire.node.exits_open import OpenExit, start_open_admission
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
 from tidewire.node.path_memory import PathMemory
@@ -67,8 +69,6 @@ from tidewire.protocol.link.device import Device
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.discovery import Discovery
-    from tidewire.node.exits import ExitClient
-    from tidewire.node.exits_open import OpenExit
     from tidewire.node.ledger import Ledger
 
 log = logging.getLogger("tidewire.node")
@@ -238,7 +238,7 @@ class Daemon:
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )
             status.register(self.metrics, self)
-            tun_addresses = cfg.addresses + self._exit_addresses(device.public_key)
+            tun_addresses = cfg.addresses + exit_addresses(cfg, device.public_key)
             await off_loop(
                 lambda: netconf.configure_link(cfg.name, addresses=tun_addresses, mtu=cfg.mtu)
             )
@@ -257,7 +257,7 @@ class Daemon:
             await self._add_bootstrap(peers, store)
             if self.exit_enabled:
                 await self._start_exit(dp.policy)
-                await self._open_admission(peers, routing)
+                self.open_exit = await start_open_admission(self, peers, routing)
             for spec in cfg.peers:
                 peer = device.peers[spec.public_key]
                 if peer.path is not None and spec.persistent_keepalive:
@@ -285,7 +285,7 @@ class Daemon:
                         await self._start_metrics(nursery, *cfg.metrics_listen)
                     if self.discovery is not None:
                         await nursery.start(self.discovery.run)
-                        await self._start_exit_choice(nursery, peers, self.discovery)
+                        self.exits = await start_exit_choice(self, nursery, self.discovery)
                     nursery.start_soon(dp.tun_reader)
                     nursery.start_soon(dp.timers.run)
                     nursery.start_soon(self.udp.serve, dp)
@@ -401,42 +401,6 @@ class Daemon:
         self.forwarding = await off_loop(firewall.enable_forwarding)
         await off_loop(firewall.install, self.cfg.name, out, policy)
         self.firewall_installed = True
-
-    def _exit_addresses(self, public_key: bytes) -> list[Any]:
-        """A client with [routing] holds the addresses open providers derive for it."""
-        if self.cfg.routing is None:
-            return []
-        from tidewire.node.exits import tun_addresses
-
-        return [a for a in tun_addresses(public_key) if a not in self.cfg.addresses]
-
-    async def _open_admission(self, peers: Peers, routing: netconf.Routing) -> None:
-        if not self.cfg.exit.open:
-            return
-        from tidewire.node.exits_open import OpenExit
-
-        opened = self.open_exit = OpenExit(peers, max_clients=self.cfg.share.max_clients)
-        assert self.datapath is not None
-        self.datapath.timers.add(opened)
-        pools = opened.pools()
-        await off_loop(lambda: netconf.add_routes(self.cfg.name, pools, table=routing))
-        log.info("open admission: native clients with no configuration are admitted")
-
-    async def _start_exit_choice(
-        self, nursery: trio.Nursery, peers: Peers, discovery: "Discovery"
-    ) -> None:
-        if self.cfg.routing is None:
-            return
-        from tidewire.node.exits import ExitClient
-
-        self.exits = ExitClient(
-            self.cfg.routing,
-            peers=peers,
-            cache=discovery.cache,
-            wall=time.time,
-            routing=self.routing,
-        )
-        await nursery.start(self.exits.run)
 
     def _discovery(self) -> "Discovery":
         from functools import partial

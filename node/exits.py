@@ -19,12 +19,14 @@ provider derives from our key (node/core/open_admission.py), added to the TUN at
 """
 
 import logging
+import time
 from collections.abc import Callable
+from ipaddress import ip_interface
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node.config import Interface, PeerSpec
+from tidewire.node.config import Interface, NodeConfig, PeerSpec
 from tidewire.node.config.routing import RoutingSpec
 from tidewire.node.core.discovery import RecordCache
 from tidewire.node.core.exits import ExitChooser, Offer, Preferences, babel_metric, path_metric
@@ -35,6 +37,8 @@ from tidewire.node.errors import NodeError
 from tidewire.protocol.keys import encode_key, short
 
 if TYPE_CHECKING:
+    from tidewire.node.daemon import Daemon
+    from tidewire.node.discovery import Discovery
     from tidewire.node.peers import Peers
     from tidewire.node.routing import Routing
 
@@ -46,11 +50,30 @@ KEEPALIVE = 5  # s: the persistent keepalive of exit peers (their paths are meas
 SKINS = ("udp", "masked", "tcp", "tls")  # the order a provider's endpoints are tried in
 
 
-def tun_addresses(public_key: bytes) -> list[Interface]:
-    from ipaddress import ip_interface
-
+def exit_addresses(cfg: NodeConfig, public_key: bytes) -> list[Interface]:
+    """A client with [routing] holds the addresses open providers derive for it."""
+    if cfg.routing is None:
+        return []
     v4, v6 = client_addresses(public_key)
-    return [ip_interface(f"{v4}/32"), ip_interface(f"{v6}/128")]
+    ours: list[Interface] = [ip_interface(f"{v4}/32"), ip_interface(f"{v6}/128")]
+    return [a for a in ours if a not in cfg.addresses]
+
+
+async def start_exit_choice(
+    daemon: "Daemon", nursery: trio.Nursery, discovery: "Discovery"
+) -> "ExitClient | None":
+    """The exit choice's task, if the config has [routing]."""
+    if daemon.cfg.routing is None or daemon.peers is None:
+        return None
+    client = ExitClient(
+        daemon.cfg.routing,
+        peers=daemon.peers,
+        cache=discovery.cache,
+        wall=time.time,
+        routing=daemon.routing,
+    )
+    await nursery.start(client.run)
+    return client
 
 
 class ExitClient:

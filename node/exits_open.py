@@ -16,6 +16,9 @@ from collections import Counter
 from ipaddress import ip_network
 from typing import TYPE_CHECKING
 
+import trio
+
+from tidewire.node import netconf
 from tidewire.node.core.capacity import live
 from tidewire.node.core.open_admission import POOL4, POOL6, OpenAdmission, client_addresses
 from tidewire.node.core.roles import Role
@@ -26,9 +29,26 @@ from tidewire.protocol.link.profile import Mode
 
 if TYPE_CHECKING:
     from tidewire.node.config import Network
+    from tidewire.node.daemon import Daemon
     from tidewire.node.peers import Peers
 
 log = logging.getLogger("tidewire.node")
+
+
+async def start_open_admission(
+    daemon: "Daemon", peers: "Peers", routing: netconf.Routing
+) -> "OpenExit | None":
+    """With [exit] open: the stranger hook, its sweeps in the timer task, and the two
+    address pools routed into the TUN."""
+    cfg = daemon.cfg
+    if not cfg.exit.open:
+        return None
+    opened = OpenExit(peers, max_clients=cfg.share.max_clients)
+    peers.datapath.timers.add(opened)
+    pools = opened.pools()
+    await trio.to_thread.run_sync(lambda: netconf.add_routes(cfg.name, pools, table=routing))
+    log.info("open admission: native clients with no configuration are admitted")
+    return opened
 
 
 class OpenExit:

@@ -87,8 +87,12 @@ class Handlers:
         """The providers [routing] knows and their scores (node/core/exits.py)."""
         d = self.daemon
         if d.exits is None:
-            return {"exits": {"mode": None, "exit": None, "providers": []}}
-        return {"exits": d.exits.report(now=trio.current_time())}
+            report: dict[str, Any] = {"mode": None, "exit": None, "providers": []}
+        else:
+            report = d.exits.report(now=trio.current_time())
+        if d.open_exit is not None:  # a provider: what open admission let in and refused
+            report["open_admission"] = dict(d.open_exit.counters())
+        return {"exits": report}
 
     async def down(self, req: dict[str, Any]) -> dict[str, Any]:
         log.info("%s: stopping (tidewire down)", self.daemon.cfg.name)

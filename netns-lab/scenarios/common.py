@@ -116,3 +116,15 @@ def stop(lab: Lab, node: Node) -> None:
     """`tidewire down`, and wait until the daemon is gone."""
     node.cli("down")
     lab.wait_for(lambda: not node.proc.alive(), timeout=15, what=f"{node.name} to stop")
+
+
+def start_swarm(lab: Lab, host: Host, *, first: str, ours: int, libtorrent: int) -> Any:
+    """tools/dhtswarm.py on `host` (the addresses from `first` on must be there): the
+    process, once every node has joined."""
+    args = ["swarm", "--first", first, "--ours", str(ours), "--libtorrent", str(libtorrent)]
+    proc = host.spawn([PY, str(TOOLS / "dhtswarm.py"), *args], name="swarm")
+    lab.wait_for(
+        lambda: "ready" in proc.log() or not proc.alive(), timeout=60, what="the DHT swarm"
+    )
+    assert proc.alive(), proc.log()
+    return proc

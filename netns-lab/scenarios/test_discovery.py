@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import check_provider_record, discover, stop, wait_for_providers
+from common import check_provider_record, discover, start_swarm, stop, wait_for_providers
 from lab import Lab, Node, genkey, tidewire_toml
 
 from tidewire.protocol.control import records
@@ -58,24 +58,7 @@ def test_a_provider_is_found_through_the_dht() -> None:
         provider.run("ip route add default via 203.0.113.2")
         seeker.run("ip route add default via 198.51.100.1")
         first = f"203.0.113.{FIRST}"
-        proc = swarm.spawn(
-            [
-                sys.executable,
-                str(TOOLS / "dhtswarm.py"),
-                "swarm",
-                "--first",
-                first,
-                "--ours",
-                str(OURS),
-                "--libtorrent",
-                str(LIBTORRENT),
-            ],
-            name="swarm",
-        )
-        lab.wait_for(
-            lambda: "ready" in proc.log() or not proc.alive(), timeout=60, what="the DHT swarm"
-        )
-        assert proc.alive(), proc.log()
+        start_swarm(lab, swarm, first=first, ours=OURS, libtorrent=LIBTORRENT)
         disc = {"dht": True, "dht_bootstrap": [f"{first}:6881"], "region": "lab"}
         k_prov, p_prov = genkey()
         prov = lab.tidewire(

@@ -50,10 +50,7 @@ def load_discovery(table: Any, err: Err) -> DiscoverySpec:
             err("dht_bootstrap", 'must be a list of "host:port" strings')
         spec.dht_bootstrap = [_host_port(e, err) for e in entries]
     if "region" in table:
-        region = table["region"]
-        if not isinstance(region, str) or not REGION.fullmatch(region):
-            err("region", "must be a tag of lower-case letters, digits and dashes (at most 32)")
-        spec.region = region
+        spec.region = region_tag(table["region"], err)
     if "bootstrap" in table:
         entries = table["bootstrap"]
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
@@ -64,6 +61,12 @@ def load_discovery(table: Any, err: Err) -> DiscoverySpec:
     if spec.dht and not spec.dht_bootstrap:
         err("dht_bootstrap", "is required when dht = true (at least one host:port)")
     return spec
+
+
+def region_tag(value: Any, err: Err) -> str:
+    if not isinstance(value, str) or not REGION.fullmatch(value):
+        err("region", "must be a tag of lower-case letters, digits and dashes (at most 32)")
+    return value
 
 
 def _host_port(entry: str, err: Err) -> tuple[str, int]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import Network
+from .discovery import region_tag
 from .fields import Err, integer, key, networks
 
 KNOWN = {"exit", "max_price", "region", "avoid", "hops", "routes"}
@@ -42,8 +43,6 @@ class RoutingSpec:
 
 
 def load_routing(table: Any, err: Err, *, own_public: bytes) -> RoutingSpec:
-    from .discovery import REGION
-
     if not isinstance(table, dict):
         err("routing", "must be a table")
     for k in table:
@@ -62,10 +61,7 @@ def load_routing(table: Any, err: Err, *, own_public: bytes) -> RoutingSpec:
     if "max_price" in table:
         spec.max_price = integer(table["max_price"], err, "max_price", 0, 1 << 62)
     if "region" in table:
-        region = table["region"]
-        if not isinstance(region, str) or not REGION.fullmatch(region):
-            err("region", "must be a tag of lower-case letters, digits and dashes (at most 32)")
-        spec.region = region
+        spec.region = region_tag(table["region"], err)
     if "avoid" in table:
         avoid = table["avoid"]
         if not isinstance(avoid, list) or len(avoid) > MAX_AVOID:

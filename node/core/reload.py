@@ -47,6 +47,8 @@ RESTART_ONLY = (
     ("[interface] control_socket", lambda c: c.control_socket),
     ("[exit] enabled", lambda c: c.exit.enabled),
     ("[exit] outbound_interface", lambda c: c.exit.outbound_interface),
+    ("[exit] open, price", lambda c: (c.exit.open, c.exit.price)),
+    ("[routing]", lambda c: c.routing),
     ("[accounting]", lambda c: (c.accounting, c.epoch_seconds)),
     ("[metrics] listen", lambda c: c.metrics_listen),
     ("[dns] resolver", lambda c: (c.dns.resolver, c.dns.upstream)),

@@ -16,16 +16,16 @@ OWN = base64.b64encode(public_key(bytes(range(32)))).decode()
 OTHER = base64.b64encode(bytes(range(1, 33))).decode()
 
 
-def config(tmp_path: Path, body: str, table: str = "routing") -> Path:
-    p = tmp_path / "tw0.toml"
-    p.write_text(f'[interface]\nprivate_key = "{KEY}"\n\n[{table}]\n{body}\n')
+def config(tmp_path: Path, body: str | None, table: str = "routing") -> Path:
+    """A config file with `[table]` holding `body` (None: no such table)."""
+    (p := tmp_path / "tw0.toml").write_text(
+        f'[interface]\nprivate_key = "{KEY}"\n' + ("" if body is None else f"\n[{table}]\n{body}\n")
+    )
     return p
 
 
 def test_no_routing_table_means_no_exit_choice(tmp_path: Path) -> None:
-    p = tmp_path / "tw0.toml"
-    p.write_text(f'[interface]\nprivate_key = "{KEY}"\n')
-    cfg = load(p)
+    cfg = load(config(tmp_path, None))
     assert cfg.routing is None and not cfg.exit.open and cfg.exit.price == 0
 
 
@@ -86,3 +86,14 @@ def test_bad_exit_values(tmp_path: Path, body: str, key: str) -> None:
     with pytest.raises(ConfigError) as e:
         load(path)
     assert f"{path}:5:" in str(e.value) and f"[exit] {key}" in str(e.value)
+
+
+def test_a_reload_reports_routing_and_open_changes_as_needing_a_restart(tmp_path: Path) -> None:
+    from tidewire.node.core.reload import diff
+
+    running = load(config(tmp_path, 'exit = "auto"'))
+    new = load(config(tmp_path, 'exit = "auto"\nmax_price = 5'))
+    assert diff(running, new, peers={}).restart == ["[routing]"]
+    opened = load(config(tmp_path, "enabled = true\nopen = true", table="exit"))
+    closed = load(config(tmp_path, "enabled = true", table="exit"))
+    assert "[exit] open, price" in diff(closed, opened, peers={}).restart
