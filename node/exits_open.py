@@ -13,6 +13,7 @@ the timer task. WireGuard-mode initiations never reach the hook.
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from ipaddress import ip_network
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidewire.node")
 
+PUBLISH_EVERY = 60.0  # s: the shortest interval between re-signings for load
+
 
 async def start_open_admission(
     daemon: "Daemon", peers: "Peers", routing: netconf.Routing
@@ -44,6 +47,9 @@ async def start_open_admission(
     if not cfg.exit.open:
         return None
     opened = OpenExit(peers, max_clients=cfg.share.max_clients)
+    if daemon.discovery is not None:  # our record's load follows the clients we admit
+        disc = daemon.discovery
+        opened.on_load_change = lambda: disc.republish.set()
     peers.datapath.timers.add(opened)
     pools = opened.pools()
     await trio.to_thread.run_sync(lambda: netconf.add_routes(cfg.name, pools, table=routing))
@@ -61,6 +67,10 @@ class OpenExit:
             cap=max(16, 2 * max_clients) if max_clients else 256,
         )
         device.stranger = self.admit
+        self.on_load_change: Callable[[], None] | None = None
+        self.published_count = 0  # dynamic peers when the record was last re-signed
+        self.published_at = -PUBLISH_EVERY
+        self.publish_due: float | None = None
         peers.datapath.control.on_forget.append(self.core.forgotten)  # however it goes
 
     @staticmethod
@@ -93,6 +103,7 @@ class OpenExit:
             self.peers.accountant.set_role(key, Role.CLIENT)
         dp.paths.add(peer, [])
         self.core.admitted(key, now=now)
+        self._load_changed(now=now)
         log.info("client %s admitted openly (%s)", short(key), ", ".join(map(str, nets)))
         return peer
 
@@ -102,13 +113,28 @@ class OpenExit:
             log.info("dynamic client %s forgotten", short(key))
 
     def get_timer(self) -> float | None:
-        return self.core.get_timer()
+        times = [t for t in (self.core.get_timer(), self.publish_due) if t is not None]
+        return min(times, default=None)
 
     def handle_timer(self, *, now: float) -> None:
         due = self.core.get_timer()
         if due is not None and now >= due:
             for key in self.core.sweep(now=now):
                 self.forget(key)
+        self._load_changed(now=now)
+
+    def _load_changed(self, *, now: float) -> None:
+        """Re-sign our record when the number of dynamic clients moved, at most once
+        per PUBLISH_EVERY (a flood must not turn into DHT puts)."""
+        count = len(self.core.dynamic)
+        if count == self.published_count or self.on_load_change is None:
+            self.publish_due = None
+            return
+        if now - self.published_at < PUBLISH_EVERY:
+            self.publish_due = self.published_at + PUBLISH_EVERY
+            return
+        self.published_count, self.published_at, self.publish_due = count, now, None
+        self.on_load_change()
 
     def counters(self) -> Counter[str]:
         return Counter({"dynamic": len(self.core.dynamic), **self.core.counters})
