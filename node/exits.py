@@ -34,6 +34,7 @@ from tidewire.node.core.open_admission import client_addresses
 from tidewire.node.core.paths.candidate import State
 from tidewire.node.core.roles import Role
 from tidewire.node.errors import NodeError
+from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.keys import encode_key, short
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class ExitClient:
             self.core.handle_timer(now=now)
             try:
                 await self.carry_out(now=now)
-            except (NodeError, OSError) as exc:  # the next round tries again
+            except (NodeError, LocalProtocolError, OSError, ValueError) as exc:  # tried again
                 log.warning("exit choice: %s", exc)
             due = self.core.get_timer()
             await trio.sleep_until(due if due is not None else now + 1.0)
@@ -228,6 +229,7 @@ class ExitClient:
             persistent_keepalive=KEEPALIVE,
             provider=True,
         )
+        self.down_at[key] = now  # until it answers: a refused add waits RETRY_DOWN
         peer = await self.peers.add(spec)
         self.peers.specs.pop(key, None)  # not configuration: reload and SaveConfig skip it
         self.ours[key] = now

@@ -162,5 +162,7 @@ def test_exit_auto_finds_providers_through_the_dht() -> None:
         n2 = provider(lab, p2, "p2", k2, disc)
         cli = client_node(lab, client, kc, {**disc, "dht_port": 6881})
         check_choice_and_failover(lab, cli, {"p1": n1, "p2": n2}, {"p1": pub1, "p2": pub2})
-        found = {p["public_key"]: p["source"] for p in discover(cli)["providers"]}
-        assert found == {pub1: "dht", pub2: "dht"}, found  # no gossip bootstrap here
+        # no gossip bootstrap here: both records came from the DHT first (once connected,
+        # the providers' re-signed records, with their new load, come by gossip too)
+        took = discover(cli)["records"]
+        assert took.get("taken_dht", 0) >= 2, took
