@@ -5,7 +5,8 @@ GiB in tokens), with the metric measured (the route exchange's, or the session's
 and loss) or 250 ms before any measurement (node/core/exits.py, docs/routing.md).
 `eligible` says whether `[routing]`'s max_price, region and avoid let it be chosen;
 `current` marks the chosen exit, `better_for` how long another has been more than
-10% better (it takes over after 180 s of that).
+10% better (it takes over after 180 s of that). On a provider with `[exit] open`,
+`open_admission` counts the clients admitted, refused and forgotten.
 """
 
 import argparse
@@ -23,9 +24,13 @@ def add_parser(sub: Any) -> None:
 
 
 def render(d: dict[str, Any]) -> str:
+    lines = []
+    if "open_admission" in d:  # a provider with [exit] open
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(d["open_admission"].items()))
+        lines.append(f"open admission: {counts}")
     if d.get("mode") is None:
-        return "no exit choice: [routing] is not set"
-    lines = [f"exit: {d['exit'] or 'none yet'} ({d['mode']})"]
+        return "\n".join([*lines, "no exit choice: [routing] is not set"])
+    lines.append(f"exit: {d['exit'] or 'none yet'} ({d['mode']})")
     if not d["providers"]:
         lines.append("  no providers known yet")
     for p in d["providers"]:
