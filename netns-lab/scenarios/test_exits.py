@@ -117,6 +117,7 @@ def check_choice_and_failover(
         # p1 served us without ever having heard of us
         st = nodes["p1"].status()
         assert any(p["rx_bytes"] > 0 for p in st["peers"]), st["peers"]
+        assert exits(nodes["p1"])["open_admission"]["admitted"] >= 1
 
         def kill() -> None:
             nodes["p1"].proc.popen.kill()  # kill -9
