@@ -112,6 +112,14 @@ def wait_for_providers(
     return found, time.monotonic() - t0
 
 
+def overlay_route(node: Node, dest: str) -> dict[str, Any] | None:
+    """The node's selected overlay route to a key (`status --json` routes), if any."""
+    for r in node.status()["routes"]:
+        if r["destination"] == dest and r["next_hop"] is not None:
+            return r  # type: ignore[no-any-return]
+    return None
+
+
 def stop(lab: Lab, node: Node) -> None:
     """`tidewire down`, and wait until the daemon is gone."""
     node.cli("down")
