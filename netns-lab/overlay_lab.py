@@ -28,6 +28,12 @@ TOOLS = Path(__file__).resolve().parent / "tools"
 PROVIDER_SHARE = {"download": "40 Mbit/s", "max_clients": 10}  # common.check_provider_record
 
 
+def _up(lab: Lab, host: Host, name: str, key: str, address: str, **config: Any) -> Node:
+    """A tidewire node on `host` with one tunnel address; `config` as tidewire_toml's."""
+    text = tidewire_toml(name=name, private_key=key, address=[address], lab=lab, **config)
+    return lab.tidewire(host, name, text)
+
+
 @dataclass
 class RouteLine:
     na: Node
@@ -55,12 +61,10 @@ def build_route_line(lab: Lab) -> RouteLine:
         "twb": (b, kb, "10.78.0.2/24", 51821, [peer(pa, "10.78.0.1/32"), peer(pc, "10.78.0.3/32")]),
         "twc": (c, kc, "10.78.0.3/24", 51822, [peer(pb, "10.78.0.2/32", "192.168.244.2:51821")]),
     }
-    nodes = {}
-    for name, (host, key, addr, port, peers) in configs.items():
-        text = tidewire_toml(
-            name=name, private_key=key, address=[addr], lab=lab, listen_port=port, peers=peers
-        )
-        nodes[name] = lab.tidewire(host, name, text)
+    nodes = {
+        name: _up(lab, host, name, key, addr, listen_port=port, peers=peers)
+        for name, (host, key, addr, port, peers) in configs.items()
+    }
     return RouteLine(nodes["twa"], nodes["twb"], nodes["twc"], pa, pb, pc)
 
 
@@ -85,36 +89,30 @@ def build_gossip_line(lab: Lab) -> GossipLine:
     provider.run("ip route add default via 203.0.113.2")  # the exit's outbound interface
     (k_c, p_c), (k_m, p_m), (k_p, p_p) = genkey(), genkey(), genkey()
     no_dht = {"dht": False, "region": "lab"}
-    prov = lab.tidewire(
+    prov = _up(
+        lab,
         provider,
         "twprov",
-        tidewire_toml(
-            name="twprov",
-            private_key=k_p,
-            address=["10.99.0.1/24"],
-            lab=lab,
-            listen_port=51820,
-            peers=[{"public_key": p_m}],
-            exit={"enabled": True},
-            share=PROVIDER_SHARE,
-            discovery=no_dht,
-        ),
+        k_p,
+        "10.99.0.1/24",
+        listen_port=51820,
+        peers=[{"public_key": p_m}],
+        exit={"enabled": True},
+        share=PROVIDER_SHARE,
+        discovery=no_dht,
     )
-    mid = lab.tidewire(
+    mid = _up(
+        lab,
         middle,
         "twmid",
-        tidewire_toml(
-            name="twmid",
-            private_key=k_m,
-            address=["10.98.0.1/32"],
-            lab=lab,
-            listen_port=51820,
-            peers=[
-                {"public_key": p_c},
-                {"public_key": p_p, "endpoint": "203.0.113.1:51820", "persistent_keepalive": 25},
-            ],
-            discovery=no_dht,
-        ),
+        k_m,
+        "10.98.0.1/32",
+        listen_port=51820,
+        peers=[
+            {"public_key": p_c},
+            {"public_key": p_p, "endpoint": "203.0.113.1:51820", "persistent_keepalive": 25},
+        ],
+        discovery=no_dht,
     )
     client_conf = tidewire_toml(
         name="twcli",
@@ -175,19 +173,16 @@ def build_dht_swarm(lab: Lab, *, ours: int = 27, libtorrent: int = 3) -> DhtSwar
         raise RuntimeError(f"the DHT swarm exited at start:\n{proc.log()}")
     disc = {"dht": True, "dht_bootstrap": [f"{first}:6881"], "region": "lab"}
     k_prov, p_prov = genkey()
-    prov = lab.tidewire(
+    prov = _up(
+        lab,
         provider,
         "twprov",
-        tidewire_toml(
-            name="twprov",
-            private_key=k_prov,
-            address=["10.99.0.1/24"],
-            lab=lab,
-            listen_port=51820,
-            exit={"enabled": True},
-            share=PROVIDER_SHARE,
-            discovery=disc,
-        ),
+        k_prov,
+        "10.99.0.1/24",
+        listen_port=51820,
+        exit={"enabled": True},
+        share=PROVIDER_SHARE,
+        discovery=disc,
     )
     k_seek, _ = genkey()
     seek_conf = tidewire_toml(
