@@ -10,6 +10,8 @@
   (build_dht_swarm, as test_discovery.py).
 """
 
+from typing import Any
+
 from common import check_provider_record, overlay_route, wait_for_providers
 from lab import Lab, Node
 from overlay_lab import build_dht_swarm, build_gossip_line, build_route_line
@@ -51,8 +53,9 @@ def gossip() -> None:
     with Lab("demo-gossip") as lab:
         x = build_gossip_line(lab)
         say("the client knows only the middle node (`[discovery] bootstrap`)")
-        took = _found(lab, x.cli, x.provider_key, x.provider_pub, source="gossip", timeout=30)
+        p, took = _found(lab, x.cli, x.provider_key, x.provider_pub, source="gossip", timeout=30)
         say(f"the client learned the provider's record by gossip in {took:.1f} s")
+        say(_record(p))
 
 
 def dht() -> None:
@@ -64,13 +67,16 @@ def dht() -> None:
             f"{OURS} tidewire and {LIBTORRENT} libtorrent DHT nodes up in {took():.1f} s;"
             " the provider publishes its signed record (BEP 44)"
         )
-        found = _found(lab, x.seek, x.provider_key, x.provider_pub, source="dht", timeout=90)
+        p, found = _found(lab, x.seek, x.provider_key, x.provider_pub, source="dht", timeout=90)
         say(f"a seeker that knew one bootstrap address and the region found it in {found:.1f} s")
+        say(_record(p))
 
 
-def _found(lab: Lab, node: Node, key: str, pub: str, *, source: str, timeout: float) -> float:
-    """Wait until `node` knows the provider's record from `source`; check it, show it,
-    and return how long it took."""
+def _found(
+    lab: Lab, node: Node, key: str, pub: str, *, source: str, timeout: float
+) -> tuple[dict[str, Any], float]:
+    """Wait until `node` knows the provider's record from `source`; check it; the record and
+    how long it took."""
     [p], took = wait_for_providers(
         lab, node, timeout=timeout, what=f"{node.name} to learn the provider's record"
     )
@@ -80,9 +86,12 @@ def _found(lab: Lab, node: Node, key: str, pub: str, *, source: str, timeout: fl
         raise DemoFailure(
             f"{node.name} holds the provider's record as signed, from {source}"
         ) from exc
-    say(
+    return p, took
+
+
+def _record(p: dict[str, Any]) -> str:
+    return (
         f"record: {'/'.join(p['roles'])} at {', '.join(p['endpoints'])},"
         f" {p['capacity'] / 1e6:.0f} Mbit/s for {p['clients']} clients, region {p['region']},"
         " signature checked"
     )
-    return took
