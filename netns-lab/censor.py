@@ -8,6 +8,7 @@ what censors are documented to do, each rule switched on and off at run time by 
     censor.unblock_udp()                   # (or `port=`) lift a block early
     censor.packet_threshold(20)            # kill a WireGuard-looking flow 20 packets in
     censor.tcp_classifier(True)            # flag fully encrypted TCP: RST, residual block
+    censor.block_tcp("198.51.102.2", 8443) # a residual block by hand (on=False lifts it)
     censor.tcp_verdicts(); censor.residual()
     censor.dropped("signature")            # packets each named counter has dropped
 
@@ -101,6 +102,14 @@ class Censor:
     def unblock_udp(self, *, port: int | None = None) -> None:
         if self._blocked(port):
             self._element("delete", port, "")
+
+    def block_tcp(self, addr: str, port: int, *, on: bool = True) -> None:
+        """Drop TCP to and from one server ip:port (or stop), as the classifier's residual
+        block does for a flagged server, by hand."""
+        if on or f"{addr}:{port}" in self.residual():
+            verb = "add" if on else "delete"
+            element = f"residual {{ {addr} . {port} }}"
+            self.host.run(["nft", "-f", "-"], input=f"{verb} element inet {TABLE} {element}\n")
 
     def packet_threshold(self, packets: int | None) -> None:
         """Kill each WireGuard-looking UDP flow after `packets` data packets (None: off)."""

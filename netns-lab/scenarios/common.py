@@ -112,19 +112,15 @@ def wait_for_providers(
     return found, time.monotonic() - t0
 
 
+def overlay_route(node: Node, dest: str) -> dict[str, Any] | None:
+    """The node's selected overlay route to a key (`status --json` routes), if any."""
+    for r in node.status()["routes"]:
+        if r["destination"] == dest and r["next_hop"] is not None:
+            return r  # type: ignore[no-any-return]
+    return None
+
+
 def stop(lab: Lab, node: Node) -> None:
     """`tidewire down`, and wait until the daemon is gone."""
     node.cli("down")
     lab.wait_for(lambda: not node.proc.alive(), timeout=15, what=f"{node.name} to stop")
-
-
-def start_swarm(lab: Lab, host: Host, *, first: str, ours: int, libtorrent: int) -> Any:
-    """tools/dhtswarm.py on `host` (the addresses from `first` on must be there): the
-    process, once every node has joined."""
-    args = ["swarm", "--first", first, "--ours", str(ours), "--libtorrent", str(libtorrent)]
-    proc = host.spawn([PY, str(TOOLS / "dhtswarm.py"), *args], name="swarm")
-    lab.wait_for(
-        lambda: "ready" in proc.log() or not proc.alive(), timeout=60, what="the DHT swarm"
-    )
-    assert proc.alive(), proc.log()
-    return proc

@@ -19,15 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import check_provider_record, discover, start_swarm, stop, wait_for_providers
-from lab import Lab, Node, genkey, tidewire_toml
+from common import check_provider_record, discover, stop, wait_for_providers
+from lab import Lab, Node
+from overlay_lab import build_dht_swarm
 
 from tidewire.protocol.control import records
 from tidewire.protocol.control.records import NodeRecord
 from tidewire.protocol.dht import items
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
-FIRST, OURS, LIBTORRENT = 10, 27, 3
+OURS, LIBTORRENT = 27, 3
 
 
 def record_from(p: dict[str, Any]) -> NodeRecord:
@@ -49,42 +50,9 @@ def record_from(p: dict[str, Any]) -> NodeRecord:
 
 def test_a_provider_is_found_through_the_dht() -> None:
     with Lab("disc") as lab:
-        provider, swarm, seeker = lab.host("provider"), lab.host("swarm"), lab.host("seeker")
-        lab.link(provider, swarm, "203.0.113.1/24", "203.0.113.2/24", a_if="wan0", b_if="eth0")
-        lab.link(seeker, swarm, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="eth1")
-        for i in range(FIRST, FIRST + OURS + LIBTORRENT + 1):
-            swarm.run(f"ip addr add 203.0.113.{i}/24 dev eth0")
-        swarm.run("sysctl -qw net.ipv4.ip_forward=1")  # the seeker reaches the provider
-        provider.run("ip route add default via 203.0.113.2")
-        seeker.run("ip route add default via 198.51.100.1")
-        first = f"203.0.113.{FIRST}"
-        start_swarm(lab, swarm, first=first, ours=OURS, libtorrent=LIBTORRENT)
-        disc = {"dht": True, "dht_bootstrap": [f"{first}:6881"], "region": "lab"}
-        k_prov, p_prov = genkey()
-        prov = lab.tidewire(
-            provider,
-            "twprov",
-            tidewire_toml(
-                name="twprov",
-                private_key=k_prov,
-                address=["10.99.0.1/24"],
-                lab=lab,
-                listen_port=51820,
-                exit={"enabled": True},
-                share={"download": "40 Mbit/s", "max_clients": 10},
-                discovery=disc,
-            ),
-        )
-        k_seek, _ = genkey()
-        seek_conf = tidewire_toml(
-            name="twseek",
-            private_key=k_seek,
-            address=["10.98.0.2/32"],
-            lab=lab,
-            discovery={**disc, "dht_port": 6881},
-        )
-        seek = lab.tidewire(seeker, "twseek", seek_conf)
-
+        x = build_dht_swarm(lab, ours=OURS, libtorrent=LIBTORRENT)
+        swarm, seeker, prov, seek, seek_conf = x.swarm, x.seeker, x.prov, x.seek, x.seek_conf
+        k_prov, p_prov = x.provider_key, x.provider_pub
         [p], took = wait_for_providers(
             lab, seek, timeout=90, what="the seeker to find the provider", show=(prov,)
         )
@@ -98,9 +66,9 @@ def test_a_provider_is_found_through_the_dht() -> None:
                 str(TOOLS / "dhtswarm.py"),
                 "lt-get",
                 "--bind",
-                f"203.0.113.{FIRST + OURS + LIBTORRENT}",
+                x.spare,
                 "--bootstrap",
-                f"{first}:6881",
+                f"{x.first}:6881",
                 record_key.hex(),
                 records.SALT.decode(),
             ],

@@ -22,8 +22,9 @@ import json
 import time
 from typing import Any
 
-from common import discover, ping, start_swarm
+from common import discover, ping
 from lab import Host, Lab, Node, genkey, tidewire_toml
+from overlay_lab import start_swarm
 
 TARGET = "1.1.1.1"
 PRICES = {"p1": 100_000, "p2": 900_000}

@@ -13,61 +13,15 @@ and the client restarts, the record is still there, read back from the state dir
 """
 
 from common import check_provider_record, discover, stop, wait_for_providers
-from lab import Lab, genkey, tidewire_toml
+from lab import Lab
+from overlay_lab import build_gossip_line
 
 
 def test_a_client_learns_a_provider_through_a_neighbour() -> None:
     with Lab("gossip") as lab:
-        client, middle, provider = lab.host("client"), lab.host("middle"), lab.host("provider")
-        lab.link(client, middle, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="eth0")
-        lab.link(provider, middle, "203.0.113.1/24", "203.0.113.2/24", a_if="wan0", b_if="eth1")
-        provider.run("ip route add default via 203.0.113.2")  # the exit's outbound interface
-        (k_c, p_c), (k_m, p_m), (k_p, p_p) = genkey(), genkey(), genkey()
-        no_dht = {"dht": False, "region": "lab"}
-        prov = lab.tidewire(
-            provider,
-            "twprov",
-            tidewire_toml(
-                name="twprov",
-                private_key=k_p,
-                address=["10.99.0.1/24"],
-                lab=lab,
-                listen_port=51820,
-                peers=[{"public_key": p_m}],
-                exit={"enabled": True},
-                share={"download": "40 Mbit/s", "max_clients": 10},
-                discovery=no_dht,
-            ),
-        )
-        mid = lab.tidewire(
-            middle,
-            "twmid",
-            tidewire_toml(
-                name="twmid",
-                private_key=k_m,
-                address=["10.98.0.1/32"],
-                lab=lab,
-                listen_port=51820,
-                peers=[
-                    {"public_key": p_c},
-                    {
-                        "public_key": p_p,
-                        "endpoint": "203.0.113.1:51820",
-                        "persistent_keepalive": 25,
-                    },
-                ],
-                discovery=no_dht,
-            ),
-        )
-        client_conf = tidewire_toml(
-            name="twcli",
-            private_key=k_c,
-            address=["10.98.0.2/32"],
-            lab=lab,
-            discovery={**no_dht, "bootstrap": [f"{p_m}@udp://198.51.100.1:51820"]},
-        )
-        cli = lab.tidewire(client, "twcli", client_conf)
-
+        x = build_gossip_line(lab)
+        client, prov, mid, cli, client_conf = x.client, x.prov, x.mid, x.cli, x.client_conf
+        k_p, p_p = x.provider_key, x.provider_pub
         [p], took = wait_for_providers(
             lab, cli, timeout=30, what="the client to learn the provider's record", show=(mid, prov)
         )
