@@ -12,15 +12,12 @@ and loss) or 250 ms before any measurement (node/core/exits.py, docs/routing.md)
 import argparse
 from typing import Any
 
-from .control_client import add_socket_argument, show
+from .control_client import add_node_command, show
 from .env import Environment
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("exits", help="show the known providers and their scores")
-    p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
-    add_socket_argument(p)
-    p.set_defaults(run=run)
+    add_node_command(sub, "exits", "show the known providers and their scores", run)
 
 
 def render(d: dict[str, Any]) -> str:

@@ -8,15 +8,12 @@ metric); then the exit `[routing]` chose, with its score (lower is better, node/
 import argparse
 from typing import Any
 
-from .control_client import add_socket_argument, show
+from .control_client import add_node_command, show
 from .env import Environment
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("routes", help="show the overlay routes and the chosen exit")
-    p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
-    add_socket_argument(p)
-    p.set_defaults(run=run)
+    add_node_command(sub, "routes", "show the overlay routes and the chosen exit", run)
 
 
 def render(d: dict[str, Any]) -> str:

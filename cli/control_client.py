@@ -24,6 +24,15 @@ def add_socket_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_node_command(sub: Any, name: str, help_text: str, run: Callable[..., int]) -> Any:
+    """A command that asks one node: `tidewire NAME [IFACE] [--socket PATH]`."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("iface", metavar="IFACE", nargs="?", help="interface of the node")
+    add_socket_argument(p)
+    p.set_defaults(run=run)
+    return p
+
+
 def socket_path(args: argparse.Namespace) -> Path:
     if getattr(args, "socket", None):
         return Path(args.socket)

@@ -53,39 +53,35 @@ def test_exit_open_and_price(tmp_path: Path) -> None:
     assert cfg.exit.open and cfg.exit.price == 500_000
 
 
-@pytest.mark.parametrize(
-    "body, line, key, says",
-    [
-        ("max_price = 3", 4, "exit", "is required"),
-        ('exit = "nearest"', 5, "exit", "base64"),
-        (f'exit = "{OWN}"', 5, "exit", "own public key"),
-        ('exit = "auto"\nmax_price = -1', 6, "max_price", "integer"),
-        ('exit = "auto"\nregion = "EU West"', 6, "region", "tag"),
-        ('exit = "auto"\navoid = "x"', 6, "avoid", "list"),
-        ('exit = "auto"\navoid = ["x"]', 6, "avoid", "key"),
-        ('exit = "auto"\nhops = 2', 6, "hops", "relays"),
-        ('exit = "auto"\nhops = 0', 6, "hops", "integer"),
-        ('exit = "auto"\nroutes = []', 6, "routes", "non-empty"),
-        ('exit = "auto"\nroutes = ["10.0.0.0/33"]', 6, "routes", "not an IP prefix"),
-        ('exit = "auto"\nmetric = 3', 6, "metric", "unknown key"),
-    ],
-)
+AUTO = 'exit = "auto"\n'
+BAD = [  # (table, body, line of the error, key, what the sentence says)
+    ("routing", "max_price = 3", 4, "exit", "is required"),
+    ("routing", 'exit = "nearest"', 5, "exit", "base64"),
+    ("routing", f'exit = "{OWN}"', 5, "exit", "own public key"),
+    ("routing", AUTO + "max_price = -1", 6, "max_price", "integer"),
+    ("routing", AUTO + 'region = "EU West"', 6, "region", "tag"),
+    ("routing", AUTO + 'avoid = "x"', 6, "avoid", "list"),
+    ("routing", AUTO + 'avoid = ["x"]', 6, "avoid", "key"),
+    ("routing", AUTO + "hops = 2", 6, "hops", "relays"),
+    ("routing", AUTO + "hops = 0", 6, "hops", "integer"),
+    ("routing", AUTO + "routes = []", 6, "routes", "non-empty"),
+    ("routing", AUTO + 'routes = ["10.0.0.0/33"]', 6, "routes", "not an IP prefix"),
+    ("routing", AUTO + "metric = 3", 6, "metric", "unknown key"),
+    ("exit", "open = 1", 5, "open", "true or false"),
+    ("exit", 'price = "cheap"', 5, "price", "integer"),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[f"{c[0]}.{c[3]}-{c[4]}" for c in BAD])
 def test_bad_values_name_the_file_line_and_key(
-    tmp_path: Path, body: str, line: int, key: str, says: str
+    tmp_path: Path, case: tuple[str, str, int, str, str]
 ) -> None:
-    path = config(tmp_path, body)
+    table, body, line, key, says = case
+    path = config(tmp_path, body, table=table)
     with pytest.raises(ConfigError) as e:
         load(path)
-    text = str(e.value)
-    assert f"{path}:{line}:" in text and f"[routing] {key}" in text and says in text, text
-
-
-@pytest.mark.parametrize("body, key", [("open = 1", "open"), ('price = "cheap"', "price")])
-def test_bad_exit_values(tmp_path: Path, body: str, key: str) -> None:
-    path = config(tmp_path, body, table="exit")
-    with pytest.raises(ConfigError) as e:
-        load(path)
-    assert f"{path}:5:" in str(e.value) and f"[exit] {key}" in str(e.value)
+    where, what = f"{path}:{line}:", f"[{table}] {key}"
+    assert where in str(e.value) and what in str(e.value) and says in str(e.value), e.value
 
 
 def test_a_reload_reports_routing_and_open_changes_as_needing_a_restart(tmp_path: Path) -> None:
