@@ -11,8 +11,9 @@ chosen one is killed with -9.
 client has routes to the providers' networks only, so 1.1.1.1 is reachable through an
 exit or not at all. Neither provider has heard of the client: both have `[exit] open`.
 In the gossip variant the client names p1 in `[discovery] bootstrap`, and p1 names p2,
-so the client learns both records by gossip; in the DHT variant all three join a small
-local DHT swarm on `net` and the client finds the providers on the lab's rendezvous.
+so the client learns both records by gossip (its kill switch is on throughout); in the
+DHT variant all three join a small local DHT swarm on `net` and the client finds the
+providers on the lab's rendezvous.
 p1 is cheaper, so it is chosen; after `kill -9` of p1 the longest ping gap through the
 exit is measured (the issue's bound: 5 s).
 """
@@ -73,9 +74,13 @@ def provider(
     )
 
 
-def client_node(lab: Lab, host: Host, key: str, discovery: dict[str, Any]) -> Node:
+def client_node(
+    lab: Lab, host: Host, key: str, discovery: dict[str, Any], *, kill_switch: bool = False
+) -> Node:
     text = tidewire_toml(name="twcli", private_key=key, address=[], lab=lab, discovery=discovery)
     text += '\n[routing]\nexit = "auto"\nroutes = ["0.0.0.0/0"]\n'
+    if kill_switch:  # the exits it joins and leaves must get through it, nothing else
+        text = text.replace("mtu = 1420\n", "mtu = 1420\nkill_switch = true\n", 1)
     return lab.tidewire(host, "twcli", text)
 
 
@@ -147,8 +152,11 @@ def test_exit_auto_finds_providers_by_gossip_and_fails_over() -> None:
             {"dht": False, "region": "lab", "bootstrap": [f"{pub2}@udp://192.0.2.1:51820"]},
         )
         boot = {"dht": False, "bootstrap": [f"{pub1}@udp://203.0.113.1:51820"]}
-        cli = client_node(lab, client, kc, boot)
+        cli = client_node(lab, client, kc, boot, kill_switch=True)
         check_choice_and_failover(lab, cli, {"p1": n1, "p2": n2}, {"p1": pub1, "p2": pub2})
+        assert "tidewire_killswitch_twcli" in client.run("nft list tables").stdout
+        # outside the tunnel nothing gets out: the exits' own network answers no ping
+        assert not ping(client, "192.0.2.2", count=2, check=False)
 
 
 def test_exit_auto_finds_providers_through_the_dht() -> None:
