@@ -175,3 +175,14 @@ def test_nat_detection_and_the_automatic_keepalive() -> None:
     assert detect.keepalive(configured=None, behind=False) == 0
     assert detect.keepalive(configured=0, behind=True) == 0
     assert detect.keepalive(configured=10, behind=True) == 10
+
+
+def test_unanswered_lookups_back_off_too() -> None:
+    """The other side is not there yet: the mediator introduces nobody."""
+    a = client({})
+    a.add_target(B, now=0.0)
+    a.established(M, now=0.0)
+    sent = lookups(run(a, until=600.0))
+    gaps = [round(y - x, 3) for x, y in itertools.pairwise(sent)]
+    assert gaps[:8] == [1, 1, 2, 4, 8, 16, 32, 60]
+    assert set(gaps[8:]) == {60}

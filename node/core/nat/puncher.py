@@ -2,7 +2,8 @@
 
 For every target (a native peer configured without an endpoint) the puncher sends
 NAT_LOOKUP to the peers it has sessions with (at most MAX_MEDIATORS), then again with
-a backoff of 1, 2, 4 ... 60 s while it hears nothing from the target on a direct path.
+a backoff of 1, 2, 4 ... 60 s while it hears nothing from the target on a direct path
+(the backoff grows with every failed punch, and with every round no introduction answers).
 A mediator that has lookups from both sides answers each with NAT_INTRODUCE: then,
 at once and at every PUNCH_SENDS offset (about 2 s in all), one punch datagram goes
 to each introduced endpoint (`Punch`: the shell adds the endpoint as a candidate path
@@ -80,6 +81,7 @@ class Target:
     burst: Burst | None = None
     last_burst: float | None = None
     direct: bool = False
+    unanswered: bool = False  # lookups sent and no introduction since
     next_check: float = 0.0
     punched: set[Path] = field(default_factory=set)  # the candidates we gave the peer
 
@@ -111,9 +113,8 @@ class Puncher:
             self._check(t, now=now)
             if t.key != key and not t.direct and t.burst is None:
                 self._ask(t, key, now=now)
-                if t.backoff == 0:
-                    t.backoff = BACKOFF_MIN
-                    t.next_lookup = now + BACKOFF_MIN
+                t.unanswered = True
+                t.next_lookup = max(t.next_lookup, now + max(t.backoff, BACKOFF_MIN))
 
     def forget(self, key: bytes) -> None:
         self.targets.pop(key, None)
@@ -150,6 +151,7 @@ class Puncher:
         if not paths:
             return
         self.counters["punches_started"] += 1
+        t.unanswered = False
         t.burst = Burst(tuple(paths), now, list(PUNCH_SENDS))
         t.last_burst = now
         t.punched.update(paths)
@@ -180,8 +182,10 @@ class Puncher:
             if m != t.key and asked < MAX_MEDIATORS:
                 self._ask(t, m, now=now)
                 asked += 1
-        t.backoff = BACKOFF_MIN if t.backoff == 0 else min(t.backoff * 2, BACKOFF_MAX)
-        t.next_lookup = now + t.backoff
+        if t.unanswered:  # the last round earned no introduction: wait longer
+            _back_off(t)
+        t.unanswered = True
+        t.next_lookup = now + max(t.backoff, BACKOFF_MIN)
 
     def _is_heard(self, t: Target, *, since: float) -> bool:
         heard = self.heard(t.key)
@@ -222,7 +226,8 @@ class Puncher:
         elif now >= b.started + PUNCH_WINDOW:
             t.burst = None
             self.counters["punches_failed"] += 1
-            t.next_lookup = now + t.backoff  # the backoff runs from the burst's end
+            _back_off(t)  # whichever side's lookup earned the introduction
+            t.next_lookup = now + t.backoff  # from the burst's end
         else:
             self._step(t, now=now)
 
@@ -255,3 +260,7 @@ class Puncher:
             }
             for t in self.targets.values()
         ]
+
+
+def _back_off(t: Target) -> None:
+    t.backoff = BACKOFF_MIN if t.backoff == 0 else min(t.backoff * 2, BACKOFF_MAX)
