@@ -50,11 +50,9 @@ def register(reg: Registry, acct: Accountant) -> None:
         "Bytes served to the client in its current session that no receipt covers yet.",
         label="client",
         read=lambda: per_client(
-            lambda c: (
-                0
-                if c.current is None
-                else max(0, c.current.served_up + c.current.served_down - _verified(c.current))
-            )
+            lambda c: 0
+            if c.current is None
+            else max(0, c.current.served_up + c.current.served_down - _verified(c.current))
         ),
         kind="gauge",
     )

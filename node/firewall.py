@@ -82,7 +82,9 @@ def _handshake_meters(port: int) -> str:
         word = "0x01000000" if kind == "init" else "0x02000000"
         match = f"udp dport {port} udp length {length} @th,64,32 {word}"
         limit = f"limit rate over {HANDSHAKE_RATE}/second burst {HANDSHAKE_BURST} packets"
-        lines.append(f"    {match} meter tw_{kind}4 size 65536 {{ ip saddr {limit} }} counter drop")
+        lines.append(
+            f"    {match} meter tw_{kind}4 size 65536 {{ ip saddr {limit} }} counter drop"
+        )
         lines.append(
             f"    {match} meter tw_{kind}6 size 65536"
             f" {{ ip6 saddr & ffff:ffff:ffff:ffff:: {limit} }} counter drop"

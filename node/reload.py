@@ -72,7 +72,8 @@ class Reloader:
         except (NodeError, LocalProtocolError, OSError) as exc:
             log.error("%s: reload stopped halfway: %s", d.cfg.name, exc)
             raise ReloadError(
-                f"the reload stopped halfway: {exc}; run `tidewire reload` again once that is fixed"
+                f"the reload stopped halfway: {exc}; run `tidewire reload` again once"
+                " that is fixed"
             ) from None
         d.cfg = applied(d.cfg, new)
         reply = describe(change, new)

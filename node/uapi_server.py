@@ -86,8 +86,7 @@ class Uapi:
                     endpoint=path.address if path is not None and path.transport == UDP else None,
                     persistent_keepalive=int(peer.persistent_keepalive),
                     allowed_ips=list(d.peers.allowed.get(key, [])),
-                    last_handshake=None
-                    if peer.last_handshake is None
+                    last_handshake=None if peer.last_handshake is None
                     else peer.last_handshake + wall,
                     rx_bytes=peer.rx_bytes,
                     tx_bytes=peer.tx_bytes,
@@ -175,7 +174,9 @@ class Uapi:
         dp.flush()
 
 
-async def serve(path: Path, api: Uapi, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    path: Path, api: Uapi, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
     if not await _clear_stale(path):  # the node runs on; only the stock tools cannot reach it
         log.warning("%s answers already (another WireGuard?); no wg API for this node", path)
         task_status.started()

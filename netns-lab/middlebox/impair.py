@@ -130,7 +130,6 @@ class Box:
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps(answer).encode() + b"\n")
 
-
 class ImpairClient:
     """The test's side of the control socket."""
 

@@ -59,13 +59,8 @@ def test_metrics_scrape_and_the_dashboard_in_a_real_browser() -> None:
             address=["10.79.0.1/24"],
             lab=lab,
             listen_port=51820,
-            peers=[
-                {
-                    "public_key": pb,
-                    "endpoint": "192.168.243.2:51821",
-                    "allowed_ips": ["10.79.0.2/32"],
-                }
-            ],
+            peers=[{"public_key": pb, "endpoint": "192.168.243.2:51821",
+                    "allowed_ips": ["10.79.0.2/32"]}],
         )
         na = lab.tidewire(a, "twa", conf_a + '\n[metrics]\nlisten = "127.0.0.1:9586"\n')
         lab.tidewire(
@@ -87,10 +82,7 @@ def test_metrics_scrape_and_the_dashboard_in_a_real_browser() -> None:
         content_type, _, text = a.run([PY, "-c", SCRAPE]).stdout.partition("\n")
         assert content_type.startswith("text/plain; version=0.0.4")
         check = subprocess.run(
-            ["promtool", "check", "metrics"],
-            input=text,
-            capture_output=True,
-            text=True,
+            ["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
             timeout=30,
         )
         assert check.returncode == 0, check.stdout + check.stderr

@@ -37,7 +37,9 @@ def test_handshake_flood_is_dropped_before_the_socket_and_traffic_continues() ->
             name="flood",
         )
         # one address sends 3000 a second: the kernel guard lets 100 a second through
-        lab.wait_for(lambda: guard_drops(b) > 1000, timeout=10, what="the guard to drop the flood")
+        lab.wait_for(
+            lambda: guard_drops(b) > 1000, timeout=10, what="the guard to drop the flood"
+        )
         transfer(lab, a, b, "10.77.0.2", 30 * 1024 * 1024)
         # a peer that first shows up during the flood gets a cookie, retries with mac2, gets in
         nc = lab.tidewire(m, "twc", late_peer)

@@ -36,10 +36,8 @@ def handshakes(node: Node, key: str) -> int:
 
 def settings(status: dict[str, Any]) -> dict[str, Any]:
     """What a reload may change in a status report (not the counters that move on)."""
-    peers = {
-        p["public_key"]: (p["allowed_ips"], p["mode"], p["persistent_keepalive"])
-        for p in status["peers"]
-    }
+    peers = {p["public_key"]: (p["allowed_ips"], p["mode"], p["persistent_keepalive"])
+             for p in status["peers"]}
     share = {k: v for k, v in status["share"].items() if k != "clients"}
     return {"peers": peers, "share": share, "listen": status["listen"]}
 

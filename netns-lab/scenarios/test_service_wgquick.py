@@ -37,12 +37,8 @@ def provider_toml(lab: Lab, key: str, client_public: str) -> str:
         "mode": "wireguard",
     }
     text = tidewire_toml(
-        name="twexit",
-        private_key=key,
-        address=["10.99.0.1/24"],
-        lab=lab,
-        listen_port=51820,
-        peers=[peer],
+        name="twexit", private_key=key, address=["10.99.0.1/24"], lab=lab,
+        listen_port=51820, peers=[peer],
     )
     return text.replace("mtu = 1420\n", 'mtu = 1420\ntable = "off"\n')
 

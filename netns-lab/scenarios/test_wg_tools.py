@@ -40,15 +40,8 @@ def dump(host: Host) -> dict[str, dict[str, str]]:
     out = {"": {"private": private, "public": public, "port": port, "fwmark": fwmark}}
     for line in lines[1:]:
         key, psk, endpoint, allowed, handshake, rx, tx, keepalive = line.split("\t")
-        out[key] = {
-            "psk": psk,
-            "endpoint": endpoint,
-            "allowed": allowed,
-            "handshake": handshake,
-            "rx": rx,
-            "tx": tx,
-            "keepalive": keepalive,
-        }
+        out[key] = {"psk": psk, "endpoint": endpoint, "allowed": allowed,
+                    "handshake": handshake, "rx": rx, "tx": tx, "keepalive": keepalive}
     return out
 
 
@@ -111,27 +104,13 @@ def test_wg_tools_drive_a_tidewire_node() -> None:
             # wg show: the interface as the node sees it
             d = dump(tw)
             assert d[""] == {
-                "private": k_tw,
-                "public": p_tw,
-                "port": str(PORT),
-                "fwmark": hex(PORT),
+                "private": k_tw, "public": p_tw, "port": str(PORT), "fwmark": hex(PORT)
             }
             assert len(d) == 1 and node.status()["peers"] == []
 
             # wg set: a WireGuard peer, with an endpoint; the tunnel then works
-            wg(
-                tw,
-                "set",
-                TW,
-                "peer",
-                p_wg,
-                "allowed-ips",
-                "10.79.0.2/32,10.79.5.0/24",
-                "endpoint",
-                "192.168.243.2:51831",
-                "persistent-keepalive",
-                "25",
-            )
+            wg(tw, "set", TW, "peer", p_wg, "allowed-ips", "10.79.0.2/32,10.79.5.0/24",
+               "endpoint", "192.168.243.2:51831", "persistent-keepalive", "25")
             peer = status_peers(node)[p_wg]
             assert peer["mode"] == "wireguard" and peer["endpoint"] == "192.168.243.2:51831"
             assert set(peer["allowed_ips"]) == {"10.79.0.2/32", "10.79.5.0/24"}
@@ -155,9 +134,8 @@ def test_wg_tools_drive_a_tidewire_node() -> None:
 
             # refused: a run-time port change, and a request with one bad line
             assert wg(tw, "set", TW, "listen-port", "40000", check=False).returncode != 0
-            bad = (
-                f"set=1\npublic_key={hexkey(p_third)}\nallowed_ip=10.79.0.2/32\nfrobnicate=1\n\n"
-            ).encode()
+            bad = (f"set=1\npublic_key={hexkey(p_third)}\nallowed_ip=10.79.0.2/32\n"
+                   "frobnicate=1\n\n").encode()
             assert uapi(bad) == b"errno=-22\n\n"
             assert uapi(b"hello\n\n") == b"errno=-71\n\n"
             assert allowed(node) == {p_wg: {"10.79.0.2/32"}, p_other: {"10.79.5.0/24"}}
@@ -174,7 +152,9 @@ def test_wg_tools_drive_a_tidewire_node() -> None:
             wg(tw, "set", TW, "peer", p_other, "allowed-ips", "10.79.5.0/24")
 
             # wg syncconf: the showconf of the wanted state, with one peer gone, one new
-            wanted = conf.replace(p_other, p_third).replace("10.79.5.0/24", "10.79.6.0/24")
+            wanted = conf.replace(p_other, p_third).replace(
+                "10.79.5.0/24", "10.79.6.0/24"
+            )
             path = lab.tmp / "sync.conf"
             path.write_text(wanted)
             wg(tw, "syncconf", TW, str(path))

@@ -193,11 +193,8 @@ def endpoints(values: list[str], err: Err, name: str, mode: Mode) -> list[str]:
         except ValueError as exc:
             err(name, str(exc))
         if transport != UDP and mode is Mode.WIREGUARD:
-            err(
-                name,
-                f"{v.strip()!r}: a wireguard-mode peer can only use udp:// (stock"
-                " WireGuard knows no skins)",
-            )
+            err(name, f"{v.strip()!r}: a wireguard-mode peer can only use udp:// (stock"
+                " WireGuard knows no skins)")
         out.append(format_path(transport, host, port))
     return out
 
@@ -214,10 +211,8 @@ def listen(values: list[str], err: Err, name: str) -> dict[str, int]:
         except ValueError as exc:
             err(name, str(exc))
         if host not in WILDCARDS:
-            err(
-                name,
-                f"{v.strip()!r}: only 0.0.0.0 or [::] (the node listens on both address families)",
-            )
+            err(name, f"{v.strip()!r}: only 0.0.0.0 or [::] (the node listens on both"
+                " address families)")
         if transport in out:
             err(name, f"{v.strip()!r}: a second {transport}:// listener (at most one each)")
         out[transport] = port

@@ -104,10 +104,10 @@ def parse_size(text: str) -> int:
     """A number of bytes ("500 GB", "20 GiB"); ValueError names the problem."""
     m = _SIZE.fullmatch(text.strip())
     if not m:
-        raise ValueError(f'{text!r} is not a size like "500 GB" or "20 GiB"')
+        raise ValueError(f"{text!r} is not a size like \"500 GB\" or \"20 GiB\"")
     number, prefix, binary, _ = m.groups()
     if binary and not prefix:
-        raise ValueError(f'{text!r} is not a size like "500 GB" or "20 GiB"')
+        raise ValueError(f"{text!r} is not a size like \"500 GB\" or \"20 GiB\"")
     scale = _BINARY[prefix.lower()] if binary else _DECIMAL[prefix.lower()]
     from decimal import Decimal
 
@@ -130,7 +130,7 @@ def parse_quota(text: str) -> Quota:
 
 
 def parse_time(text: str) -> int:
-    """ "HH:MM" (00:00 to 23:59) as a minute of the day."""
+    """"HH:MM" (00:00 to 23:59) as a minute of the day."""
     m = _TIME.fullmatch(text.strip())
     if not m:
         raise ValueError(f'{text!r} is not a time of day "HH:MM" from 00:00 to 23:59')

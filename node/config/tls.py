@@ -53,10 +53,8 @@ def tls_table(table: Any, err: Err, base: Path) -> TlsSpec:
 def check_stream_mtu(cfg: NodeConfig, err: Err) -> None:
     """A node that may carry its link on tcp or tls keeps its MTU within one frame."""
     urls = [u for p in cfg.peers for u in (p.endpoint or "", *p.fallbacks)]
-    streams = (
-        cfg.tcp_port is not None
-        or cfg.tls_port is not None
-        or any(u.startswith((f"{TCP}://", f"{TLS}://")) for u in urls)
+    streams = cfg.tcp_port is not None or cfg.tls_port is not None or any(
+        u.startswith((f"{TCP}://", f"{TLS}://")) for u in urls
     )
     if streams and cfg.mtu > MAX_INNER:
         err("mtu", f"{cfg.mtu} is more than the tcp and tls skins carry (at most {MAX_INNER})")

@@ -72,7 +72,6 @@ TABLES = (
 
 SERVICE_KEYS = ("table", "fwmark", "kill_switch", "kill_switch_allow_lan", *service.HOOKS)
 
-
 def _toml_line(text: str, table: str, index: int, key: str | None) -> int | None:
     """The line of `key` in the `index`-th `[table]`/`[[table]]` (tomllib keeps no positions)."""
     lines = text.splitlines()

@@ -80,7 +80,8 @@ class Diff:
     def __bool__(self) -> bool:
         """Anything to apply (a change needing a restart applies nothing)."""
         return bool(
-            self.added or self.removed or self.changed or self.share or self.exit_policy or self.dns
+            self.added or self.removed or self.changed or self.share or self.exit_policy
+            or self.dns
         )
 
 

@@ -242,11 +242,8 @@ def plan(req: SetRequest, current: list[PeerState], *, own_public: bytes) -> Pla
 
     A peer with the device's own key is ignored, as wireguard-go ignores it."""
     before = {p.public_key: p for p in current}
-    state = (
-        {}
-        if req.replace_peers
-        else {k: replace(p, allowed_ips=list(p.allowed_ips)) for k, p in before.items()}
-    )
+    state = {} if req.replace_peers else {k: replace(p, allowed_ips=list(p.allowed_ips))
+                                          for k, p in before.items()}
     for op in req.peers:
         key = op.public_key
         if key == own_public:

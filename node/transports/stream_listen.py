@@ -56,7 +56,9 @@ class Acceptor:
                 if fam == socket.AF_INET6:
                     log.warning("no IPv6 %s listener (%s); IPv4 only", name, exc.strerror)
                     break
-                raise NodeError(f"cannot listen on {name} port {port}: {exc.strerror}") from None
+                raise NodeError(
+                    f"cannot listen on {name} port {port}: {exc.strerror}"
+                ) from None
             tune(sock, mark=mark)
             sock.setblocking(False)
             self.port = sock.getsockname()[1]

@@ -153,5 +153,6 @@ class Shaper(QueueBase[T]):
     def __len__(self) -> int:
         return len(self._queue)
 
+
     def forget(self, key: bytes) -> None:
         pass  # one FIFO for everyone: nothing is kept per key
