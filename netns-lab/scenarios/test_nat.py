@@ -73,6 +73,7 @@ def test_full_cone_nats_punch_through_and_traffic_skips_the_mediator() -> None:
         public_a = f"198.51.100.2:{CONE_PORT['nata']}"
         assert seen["to_m"] == seen["to_inet"] == public_a, seen  # endpoint-independent mapping
         assert seen["unsolicited_in"], seen  # and filtering
+        started = time.monotonic()
         nodes = _nodes(lab, net)
         na, nb, nm = nodes["a"], nodes["b"], nodes["m"]
         public_b = f"192.0.2.2:{CONE_PORT['natb']}"
@@ -84,6 +85,7 @@ def test_full_cone_nats_punch_through_and_traffic_skips_the_mediator() -> None:
             timeout=30,
             what="a and b on each other's public NAT address",
         )
+        print(f"direct path {time.monotonic() - started:.1f} s after the nodes started")
         assert na.status()["nat"]["behind_nat"] and nb.status()["nat"]["behind_nat"]
         assert _peer(na, nm)["persistent_keepalive"] == 25  # automatic behind the NAT
         assert _nat_counter(na, "punches_succeeded") + _nat_counter(nb, "punches_succeeded") >= 1
@@ -95,7 +97,7 @@ def test_full_cone_nats_punch_through_and_traffic_skips_the_mediator() -> None:
         after = {n: _peer(nm, nodes[n])["rx_bytes"] + _peer(nm, nodes[n])["tx_bytes"] for n in "ab"}
         moved = {n: after[n] - before[n] for n in "ab"}
         print(f"m's bytes for a and b during 20 x 1000-byte pings: {moved}")
-        assert all(v < 20 * 1000 // 4 for v in moved.values()), moved  # only keepalives
+        assert all(v < 1000 for v in moved.values()), moved  # not one ping: keepalives only
         assert _peer(na, nb)["active"]["endpoint"] == public_b
 
 
