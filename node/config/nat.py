@@ -22,9 +22,9 @@ KNOWN = {"punch", "mediate", "keepalive"}
 def load_nat(table: Any, err: Err) -> NatSpec:
     if not isinstance(table, dict):
         err("nat", "must be a table")
-    for k in table:
-        if k not in KNOWN:
-            err(k, f"unknown key (known: {', '.join(sorted(KNOWN))})")
+    unknown = [k for k in table if k not in KNOWN]
+    if unknown:
+        err(unknown[0], f"unknown key (known: {', '.join(sorted(KNOWN))})")
     spec = NatSpec()
     for name in ("punch", "mediate"):
         if name in table:
