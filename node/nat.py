@@ -67,7 +67,11 @@ class NatTraversal:
     # -- peers -------------------------------------------------------------------------
 
     def add_peer(self, spec: PeerSpec, *, now: float) -> None:
-        if not spec.keepalive_set:
+        """A peer added, or changed in place (a reload: its keepalive was just set from
+        the file, so the automatic one goes back on if the file still sets none)."""
+        if spec.keepalive_set:
+            self.automatic.discard(spec.public_key)
+        else:
             self.automatic.add(spec.public_key)
             if self.keepalive_on:
                 self._keepalive(spec.public_key, now=now)
@@ -75,7 +79,9 @@ class NatTraversal:
             self.core.add_target(spec.public_key, now=now)
             self._reach_mediators(now=now)
             self.dp.timers.rearm()
-        elif self.core.puncher.targets and spec.endpoint is not None:
+            return
+        self.core.puncher.targets.pop(spec.public_key, None)  # an endpoint now: not sought
+        if self.core.puncher.targets and spec.endpoint is not None:
             self._reach_mediators(now=now)
 
     def _reach_mediators(self, *, now: float) -> None:
@@ -126,7 +132,7 @@ class NatTraversal:
             self._act(now=now)
 
     def _act(self, *, now: float) -> None:
-        for action in self.core.actions:
+        for action in self.core.take_actions():
             if isinstance(action, Send):
                 self.dp.control.send(action.key, action.message)
             elif isinstance(action, Punch):

@@ -219,6 +219,8 @@ class Peers:
         if self.accountant is not None and self.role(spec) != self.role(old):
             self.accountant.set_role(key, self.role(spec))
         self.specs[key] = spec
+        if self.nat is not None:
+            self.nat.add_peer(spec, now=trio.current_time())
         if was_off and spec.persistent_keepalive and peer.path is not None:
             dp.device.send_keepalive(peer, now=trio.current_time())
         log.info("peer %s updated in place", short(key))

@@ -16,10 +16,10 @@ EP = {A: ("198.51.100.1", 40001), B: ("203.0.113.1", 40002)}
 
 def run(nat: Nat, *, until: float, start: float = 0.0) -> list[tuple[float, object]]:
     """Drive the timers to `until`; every action with the time it came out."""
-    out: list[tuple[float, object]] = [(start, a) for a in nat.actions]
+    out: list[tuple[float, object]] = [(start, a) for a in nat.take_actions()]
     while (t := nat.get_timer()) is not None and t <= until:
         nat.handle_timer(now=max(t, start))
-        out += [(max(t, start), a) for a in nat.actions]
+        out += [(max(t, start), a) for a in nat.take_actions()]
     return out
 
 
@@ -30,18 +30,20 @@ def client(heard: dict[bytes, float]) -> Nat:
 def test_a_mediator_introduces_only_two_peers_that_looked_each_other_up() -> None:
     m = Nat(observed=EP.get, heard=lambda k: None, local=set())
     m.on_lookup(A, NatLookup(B), now=0.0)
-    first = m.actions
+    first = m.take_actions()
     assert first == [Send(A, NatObserved(EP[A]))]  # A learns how it looks; B is not told
     assert m.counters()["lookups_waiting"] == 1
     m.on_lookup(B, NatLookup(A), now=5.0)
-    assert m.actions == [
+    assert m.take_actions() == [
         Send(B, NatObserved(EP[B])),
         Send(B, NatIntroduce(A, (EP[A],))),
         Send(A, NatIntroduce(B, (EP[B],))),
     ]
     # a wish expires: a lookup after WISH_TTL from one side alone introduces nobody
     m.on_lookup(A, NatLookup(B), now=5.0 + mediator.WISH_TTL + 1)
-    assert not [a for a in m.actions if isinstance(a, Send) and isinstance(a.message, NatIntroduce)]
+    assert not [
+        a for a in m.take_actions() if isinstance(a, Send) and isinstance(a.message, NatIntroduce)
+    ]
 
 
 def test_a_mediator_bounds_lookups_and_wishes_per_peer() -> None:
@@ -157,7 +159,7 @@ def test_the_node_wide_budget_bounds_punch_datagrams() -> None:
     many = tuple((f"203.0.113.{i}", 1000) for i in range(1, 5))
     for k in keys:
         a.on_introduce(M, NatIntroduce(k, many), now=0.1)
-    assert len(punches([(0.1, x) for x in a.actions])) == puncher.PUNCH_BURST
+    assert len(punches([(0.1, x) for x in a.take_actions()])) == puncher.PUNCH_BURST
     assert a.counters()["punch_budget_exhausted"] == 40 * 4 - puncher.PUNCH_BURST
 
 

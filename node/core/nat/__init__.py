@@ -21,7 +21,7 @@ __all__ = ["Action", "Heard", "Nat", "Punch", "Send"]
 
 class Nat:
     """The node's NAT traversal: what the control channel, the link and the clock say
-    go in; `actions` (messages to send, punch datagrams to send) come out."""
+    go in; `take_actions()` (messages to send, punch datagrams to send) comes out."""
 
     def __init__(
         self,
@@ -38,8 +38,8 @@ class Nat:
         self.punch = punch
         self.drops: Counter[str] = Counter()
 
-    @property
-    def actions(self) -> list[Action]:
+    def take_actions(self) -> list[Action]:
+        """What to do now, in order; each action is handed out once."""
         out = self.puncher.actions
         if self.mediator is not None:
             out += self.mediator.take()
