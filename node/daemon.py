@@ -48,6 +48,7 @@ from tidewire.node.dataplane import choose as choose_dataplane
 from tidewire.node.errors import NodeError
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
+from tidewire.node.nat import NatTraversal, local_endpoints
 from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import PeerError, Peers
 from tidewire.node.reload import Reloader, ReloadError
@@ -122,6 +123,7 @@ class Daemon:
         self.timestamps: TimestampWriter | None = None
         self.sharing: Sharing | None = None
         self.routing: Routing | None = None
+        self.nat: NatTraversal | None = None
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
@@ -230,6 +232,13 @@ class Daemon:
                 )
                 dp.timers.add(self.routing)
                 peers.routing = self.routing
+            self.nat = peers.nat = NatTraversal(
+                datapath=dp,
+                spec=cfg.nat,
+                local=local_endpoints(own, self.listen_port),
+                now=trio.current_time(),
+            )
+            dp.timers.add(self.nat)
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )

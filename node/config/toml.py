@@ -43,6 +43,7 @@ from .fields import (
     socket_path,
     upstreams,
 )
+from .nat import load_nat
 from .share import (
     Rate,
     ShareConfig,
@@ -66,6 +67,7 @@ TABLES = (
     "dns",
     "discovery",
     "tls",
+    "nat",
 )
 
 SERVICE_KEYS = ("table", "fwmark", "kill_switch", "kill_switch_allow_lan", *service.HOOKS)
@@ -138,7 +140,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns], [discovery], [tls])",
+                " [client], [metrics], [dns], [discovery], [tls], [nat])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -212,6 +214,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         _toml_dns(path, text, data["dns"], cfg.dns)
     if "discovery" in data:
         cfg.discovery = load_discovery(data["discovery"], _toml_err(path, text, "discovery", 0))
+    if "nat" in data:
+        cfg.nat = load_nat(data["nat"], _toml_err(path, text, "nat", 0))
     if "tls" in data:
         cfg.tls = tls_table(data["tls"], _toml_err(path, text, "tls", 0), path.parent)
     check_peers(cfg)
@@ -305,6 +309,7 @@ def _toml_peer(
         peer.persistent_keepalive = integer(
             table["persistent_keepalive"], err, "persistent_keepalive", 0, 65535
         )
+        peer.keepalive_set = True
     if "mode" in table:
         if table["mode"] not in ("native", "wireguard"):
             err("mode", 'must be "native" or "wireguard"')
