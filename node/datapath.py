@@ -271,6 +271,18 @@ class DataPath:
             self.paths.settle(now=now)
         return res is not None
 
+    def receive_batch(self, datagrams: list[bytes], path: Path, *, now: float, ecn: int) -> bool:
+        """The transport datagrams of one socket read (one sender, one outer ECN field),
+        opened in one native call per keypair (`Device.receive_transport_batch`)."""
+        data = False
+        for res in self.device.receive_transport_batch(datagrams, path, now=now):
+            if res is not None:
+                self.inbound(res[0], res[1], now=now, ecn=ecn)
+                data = True
+        if self.paths.unsettled:
+            self.paths.settle(now=now)
+        return data
+
     def shed(self, *, now: float) -> None:
         """A handshake message the transport shed: it counts towards the link's load."""
         self.device.load.count(now=now)
