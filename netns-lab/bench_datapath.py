@@ -24,7 +24,8 @@ the difference is the queues' cost per packet in the data path.
 Both data planes are measured when the native one is built (node/dataplane.py): on
 it, DataPath seals each batch per peer in one native call and the link opens through
 the native session. Inbound is measured twice: datagram by datagram, and as a UDP GRO
-socket hands them over, READ per read, each read opened in one native call.
+socket hands them over, READ per read, each read opened in one native call. Last, the
+TUN offloads alone: cutting a 46-segment TSO read and coalescing a batch for the TUN.
 
     .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--share] [--dataplane native|python]
 """
@@ -37,6 +38,8 @@ import struct
 import time
 from collections import Counter
 
+from tidewire.node.core.gro import coalesce
+from tidewire.node.core.gso import split
 from tidewire.node.core.queues.share import Share
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import CHOICES, choose
@@ -215,6 +218,19 @@ def measure(name: str, *, ecn: bool, share: bool) -> None:
             f"{name} {mean * 1e6:5.2f} µs per packet, fastest round {best * 1e6:5.2f}"
             f" ({aead * 1e6:.2f} of it the AEAD)"
         )
+    # the TUN offloads alone: a 64 KiB TSO read cut into segments, and a batch of
+    # segments coalesced into TUN writes, per segment (the native plane's or Python's)
+    frames = coalesce(batch[:46])
+    cut = out._native_split or split
+    start = time.perf_counter()
+    for _ in range(ROUNDS):
+        cut(memoryview(frames[0]))
+    per_cut = (time.perf_counter() - start) / ROUNDS / 46
+    start = time.perf_counter()
+    for _ in range(ROUNDS):
+        inn._coalesce(batch)
+    per_merge = (time.perf_counter() - start) / ROUNDS / BATCH
+    print(f"TSO read cut: {per_cut * 1e6:.2f} µs per segment; GRO write: {per_merge * 1e6:.2f}")
     for name, queue in (("outbound", out.out_queue), ("inbound", inn.in_queue)):
         if isinstance(queue, Share):
             st = queue.stats()
