@@ -42,7 +42,7 @@ from tidewire.node.core.gro import coalesce
 from tidewire.node.core.gso import split
 from tidewire.node.core.queues.share import Share
 from tidewire.node.datapath import DataPath
-from tidewire.node.dataplane import CHOICES, choose
+from tidewire.node.dataplane import CHOICES, choose, load
 from tidewire.node.sharing import OVERHEAD
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.link.crypto import clamp, public_key
@@ -226,9 +226,11 @@ def measure(name: str, *, ecn: bool, share: bool) -> None:
     for _ in range(ROUNDS):
         cut(memoryview(frames[0]))
     per_cut = (time.perf_counter() - start) / ROUNDS / 46
+    module = load()
+    merge = module.coalesce if inn._native_write is not None and module else coalesce
     start = time.perf_counter()
     for _ in range(ROUNDS):
-        inn._coalesce(batch)
+        merge(batch)
     per_merge = (time.perf_counter() - start) / ROUNDS / BATCH
     print(f"TSO read cut: {per_cut * 1e6:.2f} µs per segment; GRO write: {per_merge * 1e6:.2f}")
     for name, queue in (("outbound", out.out_queue), ("inbound", inn.in_queue)):

@@ -125,7 +125,7 @@ class DataPath:
         self._batch_seal = False
         self._to_seal: dict[Peer, list[bytes]] = {}
         self._native_split: Callable[[memoryview], list[bytes] | str] | None = None
-        self._coalesce: Callable[[list[bytes]], list[bytes]] = coalesce
+        self._native_write: Callable[[int, list[bytes]], tuple[int, int, int]] | None = None
 
     def use_dataplane(self, choice: Choice) -> None:
         """Run `choice`'s data plane: keypairs made from now on get its sessions."""
@@ -133,7 +133,7 @@ class DataPath:
         self.device.native = choice.factory
         self._batch_seal = choice.factory is not None
         self._native_split = choice.split
-        self._coalesce = choice.coalesce or coalesce
+        self._native_write = choice.write_tun
 
     def set_queues(self, out_queue: "Queue[tuple[Peer, bytes]]", in_queue: "Queue[bytes]") -> None:
         """Put other queues in the two slots (the [share] settings), timers included."""
@@ -378,9 +378,15 @@ class DataPath:
 
     def flush_tun(self) -> None:
         """Write the batch's inner packets, TCP runs coalesced into super-packets."""
-        frames = self._coalesce(self.tun_out)
-        self.tun_out = []
-        for frame in frames:
+        packets, self.tun_out = self.tun_out, []
+        if self._native_write is not None:  # coalesced and written without the GIL
+            _, full, failed = self._native_write(self.tun_fd, packets)
+            if full:
+                self.drops["tun_write_full"] += full
+            if failed:
+                self.drops["tun_write_failed"] += failed
+            return
+        for frame in coalesce(packets):
             self._write_tun(frame)
 
     def _write_tun(self, frame: bytes) -> None:

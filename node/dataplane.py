@@ -45,8 +45,8 @@ class Choice:
     factory: Callable[[SessionKeys], Any] | None  # the session factory for the Device
     # cuts a TUN read (virtio-net header first) into packets, or names why it cannot
     split: Callable[[memoryview], list[bytes] | str] | None = None
-    # the TUN writes for a batch of inner packets, TCP runs coalesced (gro.coalesce)
-    coalesce: Callable[[list[bytes]], list[bytes]] | None = None
+    # (tun fd, inner packets) -> (frames written, full, failed): coalesced and written
+    write_tun: Callable[[int, list[bytes]], tuple[int, int, int]] | None = None
 
 
 def load() -> Any:
@@ -105,4 +105,4 @@ def choose(wanted: str | None) -> Choice:
         )
 
     how = "asked for with --dataplane native" if wanted == NATIVE else "built and self-tested"
-    return Choice(NATIVE, how, factory, module.split_tso, module.coalesce)
+    return Choice(NATIVE, how, factory, module.split_tso, module.write_tun)

@@ -12,14 +12,10 @@
 //! NEEDS_CSUM). Everything else is written as it came, after an empty header.
 
 use crate::checksum::{fold, set_ipv4_header_checksum, words};
-use crate::offload::VNET_HDR_LEN;
+use crate::offload::{GSO_TCPV4, GSO_TCPV6, NEEDS_CSUM, PSH, VNET_HDR_LEN};
 
 const MAX_SUPER: usize = 65535;
 const ACK: u8 = 0x10;
-const PSH: u8 = 0x08;
-const NEEDS_CSUM: u8 = 1;
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
 
 /// What a segment must share with its run, and where its parts are.
 struct Flow<'a> {

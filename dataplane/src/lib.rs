@@ -1,19 +1,21 @@
 //! `tidewire._dataplane`: the native data plane's pieces (issue 17): sealing and
 //! opening WireGuard transport data messages for a batch of packets of one keypair,
 //! with the replay window, cutting TUN super-packets (`split_tso`, offload.rs) and
-//! coalescing TUN writes (`coalesce`, gro.rs), while the GIL is released.
+//! coalescing TUN writes (`coalesce`, gro.rs) and writing them (`write_tun`, tun.rs),
+//! while the GIL is released.
 //!
 //! Python stays the control plane: it derives the keys in the handshake, installs
 //! them here as a `Session` per keypair, owns the send counter (it passes the first
 //! counter of a batch and advances its own by the batch's length) and does all the
-//! bookkeeping after authentication. No `unsafe` in this crate: the system calls
-//! come with the later pieces (TUN and UDP offloads).
+//! bookkeeping after authentication. `unsafe` only at the system-call boundary
+//! (tun.rs: write(2)), each block with its reasons.
 
 mod checksum;
 mod gro;
 mod offload;
 mod replay;
 mod transport;
+mod tun;
 
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use pyo3::buffer::PyBuffer;
@@ -196,12 +198,26 @@ fn coalesce<'py>(py: Python<'py>, packets: &Bound<'py, PyList>) -> PyResult<Boun
     ))
 }
 
+/// Coalesce `packets` (as `coalesce`) and write the frames to the TUN descriptor `fd`,
+/// all without the GIL: (frames written, dropped as the device was full, failed).
+#[pyfunction]
+fn write_tun<'py>(
+    py: Python<'py>,
+    fd: i32,
+    packets: &Bound<'py, PyList>,
+) -> PyResult<(usize, usize, usize)> {
+    let items = items(packets)?;
+    let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
+    Ok(py.allow_threads(|| tun::write_frames(fd, &gro::coalesce(&slices))))
+}
+
 #[pymodule]
 fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add_function(wrap_pyfunction!(padded_length, m)?)?;
     m.add_function(wrap_pyfunction!(split_tso, m)?)?;
     m.add_function(wrap_pyfunction!(coalesce, m)?)?;
+    m.add_function(wrap_pyfunction!(write_tun, m)?)?;
     m.add("REPLAY_WINDOW", replay::WINDOW)?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -11,15 +11,16 @@
 
 use crate::checksum::{complement, set_ipv4_header_checksum, words};
 
+// the virtio_net_hdr's length and values, and TCP's flags (gro.rs uses them too)
 pub const VNET_HDR_LEN: usize = 10;
 pub const MAX_FRAME: usize = VNET_HDR_LEN + 65535;
-const NEEDS_CSUM: u8 = 1;
+pub const NEEDS_CSUM: u8 = 1;
 const GSO_NONE: u8 = 0;
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
+pub const GSO_TCPV4: u8 = 1;
+pub const GSO_TCPV6: u8 = 4;
 const GSO_ECN: u8 = 0x80;
 const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
+pub const PSH: u8 = 0x08;
 const CWR: u8 = 0x80;
 
 fn u16_ne(b: &[u8], at: usize) -> u16 {
