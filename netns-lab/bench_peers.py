@@ -151,8 +151,11 @@ def userspace(impl: Userspace) -> Setup:
     return setup
 
 
-def wg_up(lab: Lab, host: Host, ifname: str, conf: str, impl: Userspace) -> None:
-    wg_quick_up(lab, host, ifname, conf, implementation=impl.command, comm=impl.comm, env=impl.env)
+def wg_up(lab: Lab, host: Host, ifname: str, conf: str, impl: Userspace) -> Path:
+    """Bring `conf` up as `ifname` with `impl`; the config file's path (for wg-quick down)."""
+    return wg_quick_up(
+        lab, host, ifname, conf, implementation=impl.command, comm=impl.comm, env=impl.env
+    )
 
 
 def _cert(lab: Lab, name: str) -> str:
