@@ -1,0 +1,74 @@
+"""Rate limits on the queries strangers send us: a token bucket per source IP and
+one over all of them.
+
+A query is answered only if its source's bucket (SOURCE_BURST, refilled at
+SOURCE_RATE per second, as libtorrent's per-IP limit of 5 queries a second) and the
+node's total bucket (TOTAL_BURST, TOTAL_RATE) both have a token; the per-source
+bucket is asked first, so a flooding source spends only its own tokens and the total
+stays for everyone else. The table of sources is bounded (MAX_SOURCES): when full,
+the source heard from least recently gives way, counted; its bucket had refilled
+already unless it was heard within the last SOURCE_BURST / SOURCE_RATE seconds, so
+an eviction forgets nothing but a recent flooder, whose next queries still meet the
+total bucket. Everything is driven by `now`; nothing here does I/O.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+SOURCE_RATE, SOURCE_BURST = 5.0, 25.0  # queries per second from one IP
+TOTAL_RATE, TOTAL_BURST = 200.0, 400.0  # queries per second answered in all
+MAX_SOURCES = 1024
+
+
+@dataclass(slots=True)
+class Bucket:
+    """A token bucket: full at the first `take`, then `rate` tokens a second up to
+    `burst`."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    at: float = 0.0
+
+    def take(self, *, now: float) -> bool:
+        if self.tokens < 0:
+            self.tokens, self.at = self.burst, now
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class QueryLimits:
+    def __init__(
+        self,
+        *,
+        rate: float = SOURCE_RATE,
+        burst: float = SOURCE_BURST,
+        total_rate: float = TOTAL_RATE,
+        total_burst: float = TOTAL_BURST,
+        max_sources: int = MAX_SOURCES,
+    ) -> None:
+        self.rate, self.burst = rate, burst
+        self.total = Bucket(total_rate, total_burst)
+        self.max_sources = max_sources
+        self.sources: OrderedDict[str, Bucket] = OrderedDict()
+        self.evicted = 0
+
+    def refusal(self, ip: str, *, now: float) -> str | None:
+        """None if a query from `ip` may be answered now, else the drop reason."""
+        bucket = self.sources.get(ip)
+        if bucket is None:
+            if len(self.sources) >= self.max_sources:
+                self.sources.popitem(last=False)
+                self.evicted += 1
+            bucket = self.sources[ip] = Bucket(self.rate, self.burst)
+        else:
+            self.sources.move_to_end(ip)
+        if not bucket.take(now=now):
+            return "query_rate_limited_source"
+        if not self.total.take(now=now):
+            return "query_rate_limited_total"
+        return None
