@@ -408,6 +408,7 @@ class Daemon:
             own_record=partial(provider_record, self) if self.exit_enabled else None,
             mark=self.mark,
         )
+        self.discovery.register(self.metrics)
         return self.discovery
 
     async def _add_bootstrap(self, peers: Peers, store: TimestampStore) -> None:

@@ -34,6 +34,7 @@ from tidewire.node.config import DiscoverySpec
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache, rendezvous
 from tidewire.node.core.gossip import Gossip
+from tidewire.node.metrics import Registry
 from tidewire.node.state import atomic_write
 from tidewire.protocol.control import records
 from tidewire.protocol.control.records import NodeRecord
@@ -271,7 +272,83 @@ class Discovery:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, json.dumps(entries).encode())
 
+    # -- the metrics registry ----------------------------------------------------------
+
+    def register(self, reg: Registry) -> None:
+        """The DHT's, gossip's and the record cache's counters, in the node's registry
+        (read when asked: the DHT socket exists only once `run` has bound it)."""
+
+        def dht(read: Callable[["DhtService"], Any]) -> Callable[[], Any]:
+            return lambda: read(self.svc) if self.svc is not None else []
+
+        reg.labelled(
+            "tidewire_dht_drops_total",
+            "DHT datagrams and items refused (malformed, unasked, rate-limited...), by reason.",
+            label="reason",
+            read=dht(lambda svc: svc.node.drops.items()),
+        )
+        reg.labelled(
+            "tidewire_dht_answered_total",
+            "DHT queries answered, by method.",
+            label="method",
+            read=dht(lambda svc: svc.node.answered.items()),
+        )
+        reg.labelled(
+            "tidewire_dht_store_events_total",
+            "What the DHT stores for others refused or evicted at its bounds.",
+            label="event",
+            read=dht(
+                lambda svc: [*svc.node.peers.counters.items(), *svc.node.items.counters.items()]
+            ),
+        )
+        reg.value(
+            "tidewire_dht_sources_evicted_total",
+            "Query sources the DHT's bounded rate-limit table forgot to make room.",
+            lambda: self.svc.node.limits.evicted if self.svc is not None else 0,
+            kind="counter",
+        )
+        reg.value(
+            "tidewire_dht_nodes",
+            "Nodes in the DHT routing table.",
+            lambda: len(self.svc.node.table) if self.svc is not None else 0,
+            kind="gauge",
+        )
+        reg.labelled(
+            "tidewire_gossip_events_total",
+            "Gossip of node records: pushes and pulls sent, taken, refused, rate-limited.",
+            label="event",
+            read=lambda: self.gossip.counters.items() if self.gossip is not None else [],
+        )
+        reg.value(
+            "tidewire_gossip_neighbours",
+            "Neighbours gossiped with.",
+            lambda: len(self.gossip.neighbours) if self.gossip is not None else 0,
+            kind="gauge",
+        )
+        reg.counters(
+            "tidewire_records_total",
+            "Node records offered to the cache: taken (by source), stale, invalid, expired.",
+            label="event",
+            source=self.cache.counters,
+        )
+        reg.value(
+            "tidewire_records_held",
+            "Verified node records held.",
+            lambda: len(self.cache.records),
+            kind="gauge",
+        )
+
     # -- what status and `tidewire discover` show ----------------------------------
+
+    def status(self, reg: Registry) -> dict[str, Any]:
+        """The `discovery` part of `tidewire status --json`: the families `register`
+        added, read from the registry and named without `tidewire_` and `_total`."""
+        out: dict[str, Any] = {}
+        for name in STATUS_FAMILIES:
+            values = reg.collect(name)
+            key = name.removeprefix("tidewire_").removesuffix("_total")
+            out[key] = values if reg.families[name].label else values[""]
+        return out
 
     def report(self, *, region: str | None = None) -> dict[str, Any]:
         now = time.time()
@@ -293,6 +370,19 @@ class Discovery:
             "records": dict(self.cache.counters),
             "providers": [record_json(x.record, x.source) for x in found],
         }
+
+
+STATUS_FAMILIES = (
+    "tidewire_dht_nodes",
+    "tidewire_dht_drops_total",
+    "tidewire_dht_answered_total",
+    "tidewire_dht_store_events_total",
+    "tidewire_dht_sources_evicted_total",
+    "tidewire_gossip_neighbours",
+    "tidewire_gossip_events_total",
+    "tidewire_records_held",
+    "tidewire_records_total",
+)
 
 
 def _route_source() -> str | None:

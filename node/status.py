@@ -91,6 +91,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "peers": peers,
         "share": daemon.sharing.status() if daemon.sharing is not None else None,
         "routes": daemon.routing.status() if daemon.routing is not None else [],
+        "discovery": daemon.discovery.status(reg) if daemon.discovery is not None else None,
     }
 
 
