@@ -1,0 +1,49 @@
+"""A running node does not load modules it has no use for (issue 15's memory goal, 40 MB
+with one peer): a provider's record no longer takes its version from importlib.metadata
+(1.6 MiB), construct's debugger no longer runs pdb (0.6 MiB), and the TLS fallback page
+loads the email package only when it answers. Each case runs in a fresh interpreter."""
+
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import version
+
+
+def _python(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_the_daemon_with_discovery_loads_no_metadata_pdb_or_email() -> None:
+    out = _python(
+        """
+        import sys, types
+        import tidewire.cli.main, tidewire.node.daemon, tidewire.node.discovery, tidewire.node.dht
+        from tidewire.node.discovery import _version
+        v = _version()
+        def ran(name):
+            m = sys.modules.get(name)
+            return m is not None and type(m) is types.ModuleType
+        print(v)
+        print([m for m in ("importlib.metadata", "pdb", "bdb", "email", "email.utils") if ran(m)])
+        """
+    )
+    assert out.splitlines() == [version("tidewire"), "[]"]
+
+
+def test_a_deferred_pdb_still_works_when_used() -> None:
+    out = _python(
+        """
+        import tidewire.cli, construct
+        import pdb
+        print(callable(pdb.post_mortem), type(pdb.Pdb).__name__)
+        """
+    )
+    assert out == "True type"
