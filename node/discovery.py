@@ -18,12 +18,14 @@ route leaves from.
 
 import base64
 import dataclasses
+import functools
 import json
 import logging
 import os
 import socket
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,12 +69,17 @@ class Discovery:
         sign_key: SigningKey,
         own_record: Callable[[str | None], NodeRecord] | None,
         mark: int = 0,
+        bindings: Callable[[], Iterable[tuple[bytes, bytes]]] = tuple,
     ) -> None:
-        """`own_record(external_ip)` builds a provider's record (None: not a provider)."""
+        """`own_record(external_ip)` builds a provider's record (None: not a provider);
+        `bindings()` gives (link key, Ed25519 key) of the providers whose sessions have
+        shown their Ed25519 key (their invoices): records that contradict one are
+        forgeries, dropped (`RecordCache.confirm`)."""
         self.spec = spec
         self.path = state_dir / CACHE_FILE
         self.sign_key = sign_key
         self.own_record = own_record
+        self.bindings = bindings
         self.mark = mark  # SO_MARK of the node's outer sockets: the DHT stays outside the tunnel
         self.cache = RecordCache()
         self.svc: DhtService | None = None
@@ -197,6 +204,7 @@ class Discovery:
             if self.spec.region:
                 with trio.move_on_after(OPERATION_DEADLINE):
                     await self.find(svc)
+            self.confirm()
             known = self.cache.providers(region=self.spec.region, now=time.time())
             await trio.sleep(FIND_EVERY if known else FIND_RETRY)
 
@@ -350,7 +358,12 @@ class Discovery:
             out[key] = values if reg.families[name].label else values[""]
         return out
 
+    def confirm(self) -> None:
+        for public_key, record_key in self.bindings():
+            self.cache.confirm(public_key, record_key)
+
     def report(self, *, region: str | None = None) -> dict[str, Any]:
+        self.confirm()
         now = time.time()
         svc = self.svc
         found = self.cache.providers(region=region, now=now)
@@ -447,10 +460,26 @@ def provider_record(daemon: "Daemon", external_ip: str | None) -> NodeRecord:
     )
 
 
+@functools.cache
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("tidewire")
-    except PackageNotFoundError:
-        return "dev"
+    """tidewire's installed version, from the `Version:` line of its dist-info's METADATA.
+    importlib.metadata would cost a provider 1.6 MiB of memory for this one string
+    (issue 5: `tidewire --version` defers it for the same reason)."""
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not (name.startswith("tidewire-") and name.endswith(".dist-info")):
+                continue
+            try:
+                with open(os.path.join(folder or ".", name, "METADATA"), encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("Version:"):
+                            return line.split(":", 1)[1].strip()
+                        if not line.strip():  # the headers end: no version
+                            break
+            except OSError:
+                continue
+    return "dev"

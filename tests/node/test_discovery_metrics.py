@@ -61,3 +61,25 @@ def test_dht_gossip_and_record_counters_reach_metrics_and_status(tmp_path: Path)
     assert status["gossip_events"] == {"pull_sent": 1}
     assert status["records_held"] == 0 and status["records"] == {"invalid": 1}
     assert status["dht_drops"]["query_rate_limited_source"] == 15  # type: ignore[index]
+
+
+def test_a_providers_session_confirms_its_record_and_drops_a_forgery(tmp_path: Path) -> None:
+    from tidewire.protocol.control import records
+    from tidewire.protocol.control.records import NodeRecord
+
+    link, real, forger = bytes(range(32)), SigningKey(bytes(32)), SigningKey(b"f" * 32)
+    rec = NodeRecord(link, "fd74:7700::1", (), ("provider",), 0, 0, 0, 0, "lab", "t", 2**40)
+    bindings: list[tuple[bytes, bytes]] = []
+    disc = Discovery(
+        DiscoverySpec(region="lab"),
+        state_dir=tmp_path,
+        sign_key=SigningKey(b"o" * 32),
+        own_record=None,
+        bindings=lambda: bindings,
+    )
+    disc.cache.offer(records.make(rec, real, seq=1), source="dht", now=0.0)
+    disc.cache.offer(records.make(rec, forger, seq=2), source="dht", now=0.0)
+    assert len(disc.report()["providers"]) == 2
+    bindings.append((link, bytes(real.verify_key)))  # its invoices named its key
+    [p] = disc.report()["providers"]
+    assert p["record_key"] == bytes(real.verify_key).hex()
