@@ -114,7 +114,8 @@ def _scaled(number: str, scale: int, divisor: int = 1) -> int:
     """`number` (digits, perhaps a fraction) times scale over divisor, rounded down, in
     exact integers: the decimal module would cost a provider 0.4 MiB of memory."""
     whole, _, fraction = number.partition(".")
-    return int(whole + fraction) * scale // (10 ** len(fraction) * divisor)
+    tenths: int = 10 ** len(fraction)
+    return int(whole + fraction) * scale // (tenths * divisor)
 
 
 def parse_quota(text: str) -> Quota:
