@@ -1,21 +1,23 @@
-"""Rate limits on the queries strangers send us: a token bucket per source IP and
-one over all of them.
+"""Rate limits on the queries strangers send us: a token bucket per source and one
+over all of them.
 
 A query is answered only if its source's bucket (SOURCE_BURST, refilled at
 SOURCE_RATE per second, as libtorrent's per-IP limit of 5 queries a second) and the
 node's total bucket (TOTAL_BURST, TOTAL_RATE) both have a token; the per-source
 bucket is asked first, so a flooding source spends only its own tokens and the total
-stays for everyone else. The table of sources is bounded (MAX_SOURCES): when full,
-the source heard from least recently gives way, counted; its bucket had refilled
-already unless it was heard within the last SOURCE_BURST / SOURCE_RATE seconds, so
-an eviction forgets nothing but a recent flooder, whose next queries still meet the
-total bucket. Everything is driven by `now`; nothing here does I/O.
+stays for everyone else. The per-source table is the link's handshake limiter
+(protocol/link/ratelimiter.py: an IPv4 address or an IPv6 /64 per entry, idle
+entries forgotten once their bucket is full again, at most MAX_SOURCES, the least
+recently seen evicted and counted), so an eviction forgets nothing but a recent
+flooder, whose next queries still meet the total bucket. Everything is driven by
+`now`; nothing here does I/O.
 """
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
-SOURCE_RATE, SOURCE_BURST = 5.0, 25.0  # queries per second from one IP
+from ..link.ratelimiter import RateLimiter
+
+SOURCE_RATE, SOURCE_BURST = 5.0, 25  # queries per second from one source
 TOTAL_RATE, TOTAL_BURST = 200.0, 400.0  # queries per second answered in all
 MAX_SOURCES = 1024
 
@@ -46,28 +48,23 @@ class QueryLimits:
         self,
         *,
         rate: float = SOURCE_RATE,
-        burst: float = SOURCE_BURST,
+        burst: int = SOURCE_BURST,
         total_rate: float = TOTAL_RATE,
         total_burst: float = TOTAL_BURST,
         max_sources: int = MAX_SOURCES,
     ) -> None:
-        self.rate, self.burst = rate, burst
+        self.sources = RateLimiter(
+            rate=rate, burst=burst, idle=burst / rate, max_entries=max_sources
+        )
         self.total = Bucket(total_rate, total_burst)
-        self.max_sources = max_sources
-        self.sources: OrderedDict[str, Bucket] = OrderedDict()
-        self.evicted = 0
+
+    @property
+    def evicted(self) -> int:
+        return self.sources.evicted
 
     def refusal(self, ip: str, *, now: float) -> str | None:
         """None if a query from `ip` may be answered now, else the drop reason."""
-        bucket = self.sources.get(ip)
-        if bucket is None:
-            if len(self.sources) >= self.max_sources:
-                self.sources.popitem(last=False)
-                self.evicted += 1
-            bucket = self.sources[ip] = Bucket(self.rate, self.burst)
-        else:
-            self.sources.move_to_end(ip)
-        if not bucket.take(now=now):
+        if not self.sources.allow(ip, now=now):
             return "query_rate_limited_source"
         if not self.total.take(now=now):
             return "query_rate_limited_total"

@@ -4,22 +4,9 @@ with one peer): a provider's record no longer takes its version from importlib.m
 loads the email package only when it answers, and rates and sizes of `[share]` are
 parsed without the decimal module (0.4 MiB). Each case runs in a fresh interpreter."""
 
-import subprocess
-import sys
-import textwrap
 from importlib.metadata import version
 
-
-def _python(code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+from .test_lazy_modules import _python
 
 
 def test_the_daemon_with_discovery_loads_no_metadata_pdb_or_email() -> None:

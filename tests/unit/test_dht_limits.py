@@ -61,12 +61,15 @@ def test_many_sources_together_meet_the_total_budget() -> None:
 def test_the_table_of_sources_is_bounded_and_counts_evictions() -> None:
     q = QueryLimits(max_sources=100)
     for i in range(350):
-        assert q.refusal(f"10.0.{i // 250}.{i % 250}", now=float(i)) is None
+        assert q.refusal(f"10.0.{i // 250}.{i % 250}", now=i / 1000) is None
     assert len(q.sources) == 100 and q.evicted == 250
     # the most recently heard stay: the flooder's bucket is still empty
     for _ in range(int(limits.SOURCE_BURST)):
-        q.refusal("10.0.1.99", now=400.0)
-    assert q.refusal("10.0.1.99", now=400.0) == "query_rate_limited_source"
+        q.refusal("10.0.1.99", now=1.0)
+    assert q.refusal("10.0.1.99", now=1.0) == "query_rate_limited_source"
+    # an idle source is forgotten once its bucket would be full again
+    assert q.refusal("10.0.0.1", now=1.0 + limits.SOURCE_BURST / limits.SOURCE_RATE + 0.1) is None
+    assert len(q.sources) < 100
 
 
 def test_a_bucket_starts_full_and_refills_at_its_rate() -> None:
