@@ -44,19 +44,12 @@ class Bucket:
 
 
 class QueryLimits:
-    def __init__(
-        self,
-        *,
-        rate: float = SOURCE_RATE,
-        burst: int = SOURCE_BURST,
-        total_rate: float = TOTAL_RATE,
-        total_burst: float = TOTAL_BURST,
-        max_sources: int = MAX_SOURCES,
-    ) -> None:
+    def __init__(self, *, max_sources: int = MAX_SOURCES) -> None:
+        idle = SOURCE_BURST / SOURCE_RATE  # a source idle this long has a full bucket
         self.sources = RateLimiter(
-            rate=rate, burst=burst, idle=burst / rate, max_entries=max_sources
+            rate=SOURCE_RATE, burst=SOURCE_BURST, idle=idle, max_entries=max_sources
         )
-        self.total = Bucket(total_rate, total_burst)
+        self.total = Bucket(TOTAL_RATE, TOTAL_BURST)
 
     @property
     def evicted(self) -> int:
