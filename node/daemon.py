@@ -416,8 +416,15 @@ class Daemon:
             sign_key=signing_key_from_static(self.cfg.private_key),
             own_record=partial(provider_record, self) if self.exit_enabled else None,
             mark=self.mark,
+            bindings=self._provider_keys,
         )
+        self.discovery.register(self.metrics)
         return self.discovery
+
+    def _provider_keys(self) -> list[tuple[bytes, bytes]]:
+        """(link key, Ed25519 key) of each provider whose invoices named its key."""
+        used = self.accountant.used if self.accountant is not None else {}
+        return [(k, u.provider_key) for k, u in used.items() if u.provider_key is not None]
 
     async def _add_bootstrap(self, peers: Peers, store: TimestampStore) -> None:
         """[discovery] bootstrap: nodes to gossip with, added for the run as peers with

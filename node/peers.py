@@ -16,7 +16,7 @@ import trio
 
 from tidewire.node import netconf
 from tidewire.node.config import Network, PeerSpec, parse_path
-from tidewire.node.core.roles import Role
+from tidewire.node.core.roles import Role, role_of
 from tidewire.node.errors import NodeError
 from tidewire.node.firewall import is_ip
 from tidewire.node.path_memory import PathMemory, network_of, path_url
@@ -294,11 +294,12 @@ class Peers:
             self._nursery.start_soon(memory.save)
 
     def role(self, spec: PeerSpec) -> Role | None:
-        if spec.provider:
-            return Role.PROVIDER
-        if self.exit_enabled:
-            return Role.STOCK if spec.mode.value == "wireguard" else Role.CLIENT
-        return None
+        return role_of(
+            provider=spec.provider,
+            exit_enabled=self.exit_enabled,
+            wireguard=spec.mode.value == "wireguard",
+            allowed_ips=spec.allowed_ips,
+        )
 
     def disconnect(self, peer_key: bytes) -> None:
         """Stop talking to a peer (called from the packet path and timers: never waits). A

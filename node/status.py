@@ -92,6 +92,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "share": daemon.sharing.status() if daemon.sharing is not None else None,
         "routes": daemon.routing.status() if daemon.routing is not None else [],
         "nat": daemon.nat.status() if daemon.nat is not None else None,
+        "discovery": daemon.discovery.status(reg) if daemon.discovery is not None else None,
     }
 
 
