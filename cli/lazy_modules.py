@@ -17,7 +17,7 @@ import sys
 import threading
 import types
 
-DEFERRED = ("ssl", "hmac", "hashlib")
+DEFERRED = ("ssl", "hmac", "hashlib", "pdb")  # pdb: construct's debugger imports it, 0.6 MiB
 
 _lock = threading.RLock()
 

@@ -1,14 +1,16 @@
-"""Benchmark: tidewire, wireguard-go and OpenVPN over the same kind of veth pair, in one run.
+"""Benchmark: tidewire, userspace WireGuard and OpenVPN over the same kind of veth pair, in one run.
 
     [a] 192.168.250.1 ---- veth ---- 192.168.250.2 [b]     tunnel 10.250.0.1 <-> 10.250.0.2
 
 Systems: tidewire (WireGuard mode, plain UDP), tidewire-masked, -tcp and -tls (native mode
 with only that skin's URL: `mask/tw`, `tcp/tw`, `tls/tw` are ratios to plain), another
-tidewire build (--baseline), wireguard-go, OpenVPN. For each system: iperf3 TCP through
-the tunnel (single stream and 4 streams, each direction), ping RTT through the tunnel
-when idle, resident memory of both tunnel processes, and CPU seconds per gigabyte moved.
-Ratios are against wireguard-go and OpenVPN measured in the same invocation. Figures on
-a shared machine are noisy: compare ratios from one run, not absolute numbers across runs.
+tidewire build (--baseline), Debian's wireguard-go, a current wireguard-go
+(`wireguard-go-current`) and boringtun (built on first use: netns-lab/wg_peers.py),
+OpenVPN. For each system: iperf3 TCP through the tunnel (single stream and 4 streams,
+each direction), ping RTT through the tunnel when idle, resident memory of both tunnel
+processes, and CPU seconds per gigabyte moved. Ratios are against the WireGuard
+implementations and OpenVPN measured in the same invocation. Figures on a shared machine
+are noisy: compare ratios from one run, not absolute numbers across runs.
 
     sudo .venv/bin/python netns-lab/bench.py [--seconds 10] [--json FILE] [--baseline TIDEWIRE]
 
@@ -30,8 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "scenarios"))
 
-from lab import TIDEWIRE, Host, Lab, genkey, tidewire_toml
-from wg import wg_conf, wg_quick_up
+from bench_peers import IMPLEMENTATIONS, Setup, setup_openvpn, userspace, wg_up
+from lab import TIDEWIRE, Host, Lab, LabError, genkey, tidewire_toml
+from wg import wg_conf
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -115,7 +118,7 @@ def setup_tidewire(
 SKIN_PORTS = {"masked": 8443, "tcp": 8443, "tls": 443}
 
 
-def skinned(skin: str) -> Callable[[Lab, Host, Host], tuple[Callable[[], None], tuple[str, ...]]]:
+def skinned(skin: str) -> Setup:
     """The same pair in native mode under a skin: b listens on it, a has only its URL."""
 
     def setup(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
@@ -145,104 +148,6 @@ def setup_baseline(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tupl
     return setup_tidewire(lab, a, b, binary=BASELINE[0], names=("twbase0", "twbase1"))
 
 
-def setup_wireguard_go(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
-    ka, pa = genkey()
-    kb, pb = genkey()
-    wg_quick_up(
-        lab,
-        a,
-        "wgbench0",
-        wg_conf(
-            private_key=ka,
-            address=["10.250.0.1/24"],
-            listen_port=51820,
-            peers=[
-                {"PublicKey": pb, "AllowedIPs": "10.250.0.2/32", "Endpoint": "192.168.250.2:51821"}
-            ],
-        ),
-    )
-    wg_quick_up(
-        lab,
-        b,
-        "wgbench1",
-        wg_conf(
-            private_key=kb,
-            address=["10.250.0.2/24"],
-            listen_port=51821,
-            peers=[{"PublicKey": pa, "AllowedIPs": "10.250.0.1/32"}],
-        ),
-    )
-    return (lambda: None), ("wireguard-go",)
-
-
-def _cert(lab: Lab, name: str) -> str:
-    key, crt = lab.tmp / f"{name}.key", lab.tmp / f"{name}.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-days",
-            "2",
-            "-nodes",
-            "-subj",
-            f"/CN={name}",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    fp = subprocess.run(
-        ["openssl", "x509", "-fingerprint", "-sha256", "-noout", "-in", str(crt)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return fp.strip().split("=", 1)[1]
-
-
-def setup_openvpn(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
-    fingerprints = {"a": _cert(lab, "ovpn-a"), "b": _cert(lab, "ovpn-b")}
-    # (host, this end, the other end, role flags, ports, tunnel addresses)
-    ends = [
-        (a, "a", "b", ["--tls-server", "--dh", "none"], ("1194", "1195"), ("1", "2")),
-        (b, "b", "a", ["--tls-client"], ("1195", "1194"), ("2", "1")),
-    ]
-    for host, me, peer, role, (lport, rport), (local, remote) in ends:
-        host.spawn(
-            [
-                "openvpn",
-                *["--dev-type", "tun", "--dev", f"ovpnbench{ord(me) - ord('a')}"],
-                *["--proto", "udp", "--lport", lport, "--rport", rport],
-                *["--remote", f"192.168.250.{remote}"],
-                *["--data-ciphers", "CHACHA20-POLY1305", "--cipher", "CHACHA20-POLY1305"],
-                *["--verb", "3", "--ping", "10", "--ping-restart", "60"],
-                *role,
-                *["--ifconfig", f"10.250.0.{local}", f"10.250.0.{remote}"],
-                *["--cert", str(lab.tmp / f"ovpn-{me}.crt")],
-                *["--key", str(lab.tmp / f"ovpn-{me}.key")],
-                *["--peer-fingerprint", fingerprints[peer]],
-            ],
-            name=f"openvpn-{me}",
-        )
-    procs = lab.procs[-2:]
-    lab.wait_for(
-        lambda: all("Initialization Sequence Completed" in p.log() or not p.alive() for p in procs),
-        timeout=30,
-        what="OpenVPN to connect",
-    )
-    if not all(p.alive() for p in procs):
-        raise RuntimeError("OpenVPN exited:\n" + lab.logs())
-    return (lambda: None), ("openvpn",)
-
-
 SYSTEMS = {
     "tidewire": setup_tidewire,
     "tidewire-python": setup_python_plane,
@@ -250,7 +155,9 @@ SYSTEMS = {
     "tidewire-tcp": skinned("tcp"),
     "tidewire-tls": skinned("tls"),
     "baseline": setup_baseline,
-    "wireguard-go": setup_wireguard_go,
+    "wireguard-go": userspace(IMPLEMENTATIONS["wireguard-go"]),
+    "wireguard-go-current": userspace(IMPLEMENTATIONS["wireguard-go-current"]),
+    "boringtun": userspace(IMPLEMENTATIONS["boringtun"]),
     "openvpn": setup_openvpn,
 }
 
@@ -325,8 +232,9 @@ def memory_with_peers(name: str, n: int) -> float:
             conf = wg_conf(
                 private_key=private, address=["10.250.0.1/16"], listen_port=None, peers=wg_peers
             )
-            wg_quick_up(lab, host, "wgmem0", conf)
-            procnames = ("wireguard-go",)
+            impl = IMPLEMENTATIONS[name]
+            wg_up(lab, host, impl.ifnames[0], conf, impl)
+            procnames = (impl.comm,)
         time.sleep(2)
         pids = pids_named(host, procnames)
         return sum(rss_kib(p) for p in pids) / 1024
@@ -364,7 +272,18 @@ def main() -> int:
         BASELINE.append(args.baseline)
         if "baseline" not in args.only:
             args.only.insert(1, "baseline")
-    results = {name: measure(name, args.seconds) for name in args.only}
+    for name in [n for n in args.only if n in IMPLEMENTATIONS]:
+        why = IMPLEMENTATIONS[name].ensure()  # builds the current wireguard-go, boringtun
+        if why is not None:
+            print(f"bench: skipping {name}: {why}", file=sys.stderr)
+            args.only.remove(name)
+    results = {}
+    for name in list(args.only):
+        try:
+            results[name] = measure(name, args.seconds)
+        except (LabError, RuntimeError, subprocess.SubprocessError) as exc:
+            print(f"bench: {name} failed, left out: {exc}", file=sys.stderr)  # logs above
+            args.only.remove(name)
     for name in args.only:
         if name != "openvpn":  # an OpenVPN peer-to-peer tunnel has exactly one peer
             results[name][f"rss_mib_{args.peers}_peers"] = memory_with_peers(name, args.peers)
@@ -372,7 +291,15 @@ def main() -> int:
     header = "".join(f"{n:>{max(14, len(n) + 1)}}" for n in args.only)
     skins = ("masked", "tcp", "tls")
     labels = "".join(f"  {s[:4] + '/tw':>8}" for s in skins)
-    print(f"\n{'figure':<24}{header}   tw/wg-go  tw/ovpn  tw/base{labels}")
+    refs = {
+        "wireguard-go": "wg-go",
+        "wireguard-go-current": "wg-cur",
+        "boringtun": "bt",
+        "openvpn": "ovpn",
+        "baseline": "base",
+    }
+    ratios = "".join(f"  {'tw/' + r:>8}" for r in refs.values())
+    print(f"\n{'figure':<24}{header}{ratios}{labels}")
     for k in keys:
         row = f"{k:<24}" + "".join(
             f"{results[n][k]:>{max(14, len(n) + 1)}.2f}"
@@ -381,9 +308,9 @@ def main() -> int:
             for n in args.only
         )
         tw = results.get("tidewire", {}).get(k)
-        for ref in ("wireguard-go", "openvpn", "baseline"):
+        for ref in refs:
             r = results.get(ref, {}).get(k)
-            row += f"  {tw / r:>7.2f}x" if tw is not None and r else "        -"
+            row += f"  {tw / r:>7.2f}x" if tw is not None and r else "         -"
         for skin in skins:
             v = results.get(f"tidewire-{skin}", {}).get(k)
             row += f"  {v / tw:>7.2f}x" if v is not None and tw else "         -"

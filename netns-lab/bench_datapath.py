@@ -23,7 +23,9 @@ the difference is the queues' cost per packet in the data path.
 
 Both data planes are measured when the native one is built (node/dataplane.py): on
 it, DataPath seals each batch per peer in one native call and the link opens through
-the native session.
+the native session. Inbound is measured twice: datagram by datagram, and as a UDP GRO
+socket hands them over, READ per read, each read opened in one native call. Last, the
+TUN offloads alone: cutting a 46-segment TSO read and coalescing a batch for the TUN.
 
     .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--share] [--dataplane native|python]
 """
@@ -36,9 +38,11 @@ import struct
 import time
 from collections import Counter
 
+from tidewire.node.core.gro import coalesce
+from tidewire.node.core.gso import split
 from tidewire.node.core.queues.share import Share
 from tidewire.node.datapath import DataPath
-from tidewire.node.dataplane import CHOICES, choose
+from tidewire.node.dataplane import CHOICES, choose, load
 from tidewire.node.sharing import OVERHEAD
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.link.crypto import clamp, public_key
@@ -52,6 +56,7 @@ _IP = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBBHHH")
 RATE = 125e6  # bytes per second the --share queues pace to
 LOAD = 1.0  # offered over RATE
+READ = 64  # datagrams per socket read when batched: a full UDP GRO buffer
 WAKE = 64  # packets between timer wake-ups with --share: their wire time is under the burst
 
 
@@ -90,6 +95,28 @@ def pace(queue: object, now: float) -> float:
     if (timer := queue.get_timer()) is not None:
         queue.handle_timer(now=max(now, timer))
     return now
+
+
+def receive_rounds(
+    inn: DataPath, datagrams: list[bytes], *, ecn: int, share: bool, now: float, read: int = 1
+) -> tuple[float, float]:
+    """Hand `datagrams` to the data path in rounds of BATCH, one at a time or `read` at a
+    time (as one GRO read); the mean and the fastest round's cost per datagram."""
+    path = Path(UDP, A_ADDR)
+    rounds = []
+    for i in range(0, len(datagrams), BATCH):
+        start = time.perf_counter()
+        chunk = datagrams[i : i + BATCH]
+        for j in range(0, len(chunk), read):
+            if read == 1:
+                inn.receive(chunk[j], path, now=now, ecn=ecn)
+            else:
+                inn.receive_batch(chunk[j : j + read], path, now=now, ecn=ecn)
+            if share and (j + read) % WAKE < read:
+                now = pace(inn.in_queue, now)
+        inn.flush_tun()
+        rounds.append(time.perf_counter() - start)
+    return sum(rounds) / len(datagrams), min(rounds) / BATCH
 
 
 def main() -> None:
@@ -159,19 +186,16 @@ def measure(name: str, *, ecn: bool, share: bool) -> None:
     datagrams = [d for runs in udp.batch.pending.values() for d in runs]
     udp.batch.pending.clear()
 
-    outer = {"ecn": 2} if ecn else {}  # ECT(0), as the sender's outer header carries it
-    n = len(datagrams)  # fewer than sent if the queue dropped some
-    rounds = []
-    for i in range(0, n, BATCH):
-        start = time.perf_counter()
-        for j, data in enumerate(datagrams[i : i + BATCH], 1):
-            inn.receive(data, Path(UDP, A_ADDR), now=now, **outer)
-            if share and j % WAKE == 0:
-                now = pace(inn.in_queue, now)
-        inn.flush_tun()
-        rounds.append(time.perf_counter() - start)
-    inbound, inbound_best = sum(rounds) / n, min(rounds) / BATCH
+    outer = 2 if ecn else 0  # ECT(0), as the sender's outer header carries it
+    half = len(datagrams) // 2 // BATCH * BATCH  # fewer than sent if the queue dropped some
+    inbound, inbound_best = receive_rounds(inn, datagrams[:half], ecn=outer, share=share, now=now)
+    # the other half as a UDP GRO socket hands it over: READ datagrams per read, each
+    # read opened in one native call (DataPath.receive_batch)
+    batched, batched_best = receive_rounds(
+        inn, datagrams[half : 2 * half], ecn=outer, share=share, now=now, read=READ
+    )
     assert not inn.drops and not b.drops, (inn.drops, b.drops)
+    n = half
 
     kp = pa.current
     assert kp is not None
@@ -188,11 +212,27 @@ def measure(name: str, *, ecn: bool, share: bool) -> None:
     for name, mean, best, aead in (
         ("outbound", outbound, outbound_best, seal),
         ("inbound: ", inbound, inbound_best, opened),
+        (f"inbound, reads of {READ}:", batched, batched_best, opened),
     ):
         print(
             f"{name} {mean * 1e6:5.2f} µs per packet, fastest round {best * 1e6:5.2f}"
             f" ({aead * 1e6:.2f} of it the AEAD)"
         )
+    # the TUN offloads alone: a 64 KiB TSO read cut into segments, and a batch of
+    # segments coalesced into TUN writes, per segment (the native plane's or Python's)
+    frames = coalesce(batch[:46])
+    cut = out._native_split or split
+    start = time.perf_counter()
+    for _ in range(ROUNDS):
+        cut(memoryview(frames[0]))
+    per_cut = (time.perf_counter() - start) / ROUNDS / 46
+    module = load()
+    merge = module.coalesce if inn._native_write is not None and module else coalesce
+    start = time.perf_counter()
+    for _ in range(ROUNDS):
+        merge(batch)
+    per_merge = (time.perf_counter() - start) / ROUNDS / BATCH
+    print(f"TSO read cut: {per_cut * 1e6:.2f} µs per segment; GRO write: {per_merge * 1e6:.2f}")
     for name, queue in (("outbound", out.out_queue), ("inbound", inn.in_queue)):
         if isinstance(queue, Share):
             st = queue.stats()

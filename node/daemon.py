@@ -50,6 +50,7 @@ from tidewire.node.exits import ExitClient, exit_addresses, start_exit_choice
 from tidewire.node.exits_open import OpenExit, start_open_admission
 from tidewire.node.handlers import Handlers
 from tidewire.node.metrics import Registry
+from tidewire.node.nat import NatTraversal, local_endpoints
 from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import PeerError, Peers
 from tidewire.node.reload import Reloader, ReloadError
@@ -124,6 +125,7 @@ class Daemon:
         self.timestamps: TimestampWriter | None = None
         self.sharing: Sharing | None = None
         self.routing: Routing | None = None
+        self.nat: NatTraversal | None = None
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
@@ -234,6 +236,13 @@ class Daemon:
                 )
                 dp.timers.add(self.routing)
                 peers.routing = self.routing
+            self.nat = peers.nat = NatTraversal(
+                datapath=dp,
+                spec=cfg.nat,
+                local=local_endpoints(own, self.listen_port),
+                now=trio.current_time(),
+            )
+            dp.timers.add(self.nat)
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )
@@ -414,8 +423,15 @@ class Daemon:
             sign_key=signing_key_from_static(self.cfg.private_key),
             own_record=partial(provider_record, self) if self.exit_enabled else None,
             mark=self.mark,
+            bindings=self._provider_keys,
         )
+        self.discovery.register(self.metrics)
         return self.discovery
+
+    def _provider_keys(self) -> list[tuple[bytes, bytes]]:
+        """(link key, Ed25519 key) of each provider whose invoices named its key."""
+        used = self.accountant.used if self.accountant is not None else {}
+        return [(k, u.provider_key) for k, u in used.items() if u.provider_key is not None]
 
     async def _add_bootstrap(self, peers: Peers, store: TimestampStore) -> None:
         """[discovery] bootstrap: nodes to gossip with, added for the run as peers with

@@ -124,12 +124,16 @@ class DataPath:
         self.dataplane_why = "not chosen yet"
         self._batch_seal = False
         self._to_seal: dict[Peer, list[bytes]] = {}
+        self._native_split: Callable[[memoryview], list[bytes] | str] | None = None
+        self._native_write: Callable[[int, list[bytes]], tuple[int, int, int]] | None = None
 
     def use_dataplane(self, choice: Choice) -> None:
         """Run `choice`'s data plane: keypairs made from now on get its sessions."""
         self.dataplane, self.dataplane_why = choice.name, choice.why
         self.device.native = choice.factory
         self._batch_seal = choice.factory is not None
+        self._native_split = choice.split
+        self._native_write = choice.write_tun
 
     def set_queues(self, out_queue: "Queue[tuple[Peer, bytes]]", in_queue: "Queue[bytes]") -> None:
         """Put other queues in the two slots (the [share] settings), timers included."""
@@ -145,6 +149,7 @@ class DataPath:
     async def tun_reader(self) -> None:
         fd, view, tso = self.tun_fd, self._tun_buffer, self.tun_tso
         skip = VNET_HDR_LEN if self.tun_gro else 0
+        native_split = self._native_split
         while True:
             await trio.lowlevel.wait_readable(fd)
             now = trio.current_time()
@@ -156,11 +161,17 @@ class DataPath:
                 if not tso:
                     self.outbound(bytes(view[skip:n]), now=now)
                     continue
-                try:
-                    packets = split(view[:n])
-                except Malformed as exc:
-                    self.drops[exc.reason] += 1  # one bad frame; its neighbours go on
-                    continue
+                if native_split is not None:
+                    packets = native_split(view[:n])
+                    if isinstance(packets, str):
+                        self.drops[packets] += 1  # one bad frame; its neighbours go on
+                        continue
+                else:
+                    try:
+                        packets = split(view[:n])
+                    except Malformed as exc:
+                        self.drops[exc.reason] += 1
+                        continue
                 if len(packets) > 1:
                     self.counters["tun_super_packets"] += 1
                 for packet in packets:
@@ -271,6 +282,18 @@ class DataPath:
             self.paths.settle(now=now)
         return res is not None
 
+    def receive_batch(self, datagrams: list[bytes], path: Path, *, now: float, ecn: int) -> bool:
+        """The transport datagrams of one socket read (one sender, one outer ECN field),
+        opened in one native call per keypair (`Device.receive_transport_batch`)."""
+        data = False
+        for res in self.device.receive_transport_batch(datagrams, path, now=now):
+            if res is not None:
+                self.inbound(res[0], res[1], now=now, ecn=ecn)
+                data = True
+        if self.paths.unsettled:
+            self.paths.settle(now=now)
+        return data
+
     def shed(self, *, now: float) -> None:
         """A handshake message the transport shed: it counts towards the link's load."""
         self.device.load.count(now=now)
@@ -355,9 +378,15 @@ class DataPath:
 
     def flush_tun(self) -> None:
         """Write the batch's inner packets, TCP runs coalesced into super-packets."""
-        frames = coalesce(self.tun_out)
-        self.tun_out = []
-        for frame in frames:
+        packets, self.tun_out = self.tun_out, []
+        if self._native_write is not None:  # coalesced and written without the GIL
+            _, full, failed = self._native_write(self.tun_fd, packets)
+            if full:
+                self.drops["tun_write_full"] += full
+            if failed:
+                self.drops["tun_write_failed"] += failed
+            return
+        for frame in coalesce(packets):
             self._write_tun(frame)
 
     def _write_tun(self, frame: bytes) -> None:

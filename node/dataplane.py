@@ -15,6 +15,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from tidewire.node.core.gro import GSO_TCPV4, NEEDS_CSUM, VNET_HDR, coalesce
+from tidewire.node.core.gso import split
 from tidewire.protocol.link.constants import REPLAY_WINDOW
 from tidewire.protocol.link.handshake import SessionKeys
 from tidewire.protocol.link.messages import HEADER, padded_length
@@ -25,6 +27,15 @@ CHOICES = (NATIVE, PYTHON)
 
 _KEY_A = bytes(range(32))
 _KEY_B = bytes(range(32, 64))
+# a TCP super-packet as the TUN hands it over: 10.0.0.2:40000 -> 10.0.0.1:5201, ACK,
+# 3000 bytes of payload in segments of 1000
+_PAYLOAD = bytes(range(256)) * 11 + bytes(184)
+_SUPER = (
+    VNET_HDR.pack(NEEDS_CSUM, GSO_TCPV4, 40, 1000, 20, 16)
+    + bytes.fromhex("45000be0000140004006" "0000" "0a000002" "0a000001")
+    + bytes.fromhex("9c401451" "00000001" "00000000" "5010" "0200" "0000" "0000")
+    + _PAYLOAD
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +43,10 @@ class Choice:
     name: str  # NATIVE or PYTHON
     why: str  # one sentence: why this one runs
     factory: Callable[[SessionKeys], Any] | None  # the session factory for the Device
+    # cuts a TUN read (virtio-net header first) into packets, or names why it cannot
+    split: Callable[[memoryview], list[bytes] | str] | None = None
+    # (tun fd, inner packets) -> (frames written, full, failed): coalesced and written
+    write_tun: Callable[[int, list[bytes]], tuple[int, int, int]] | None = None
 
 
 def load() -> Any:
@@ -60,6 +75,11 @@ def self_test(module: Any) -> str | None:
         opened = session.open_batch([expected, expected], limit=1 << 63)
         if opened != [padded, "transport_replay"]:
             return "opening a packet differs from the Python path"
+        segments = split(_SUPER)
+        if module.split_tso(_SUPER) != segments:
+            return "cutting a TCP super-packet differs from the Python path"
+        if module.coalesce([packet, *segments]) != coalesce([packet, *segments]):
+            return "coalescing TUN writes differs from the Python path"
     except Exception as exc:  # a broken build must not stop the node
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -85,4 +105,4 @@ def choose(wanted: str | None) -> Choice:
         )
 
     how = "asked for with --dataplane native" if wanted == NATIVE else "built and self-tested"
-    return Choice(NATIVE, how, factory)
+    return Choice(NATIVE, how, factory, module.split_tso, module.write_tun)

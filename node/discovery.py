@@ -18,12 +18,14 @@ route leaves from.
 
 import base64
 import dataclasses
+import functools
 import json
 import logging
 import os
 import socket
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from tidewire.node.config import DiscoverySpec
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache, rendezvous
 from tidewire.node.core.gossip import Gossip
+from tidewire.node.metrics import Registry
 from tidewire.node.state import atomic_write
 from tidewire.protocol.control import records
 from tidewire.protocol.control.records import NodeRecord
@@ -66,12 +69,17 @@ class Discovery:
         sign_key: SigningKey,
         own_record: Callable[[str | None], NodeRecord] | None,
         mark: int = 0,
+        bindings: Callable[[], Iterable[tuple[bytes, bytes]]] = tuple,
     ) -> None:
-        """`own_record(external_ip)` builds a provider's record (None: not a provider)."""
+        """`own_record(external_ip)` builds a provider's record (None: not a provider);
+        `bindings()` gives (link key, Ed25519 key) of the providers whose sessions have
+        shown their Ed25519 key (their invoices): records that contradict one are
+        forgeries, dropped (`RecordCache.confirm`)."""
         self.spec = spec
         self.path = state_dir / CACHE_FILE
         self.sign_key = sign_key
         self.own_record = own_record
+        self.bindings = bindings
         self.mark = mark  # SO_MARK of the node's outer sockets: the DHT stays outside the tunnel
         self.cache = RecordCache()
         self.svc: DhtService | None = None
@@ -196,6 +204,7 @@ class Discovery:
             if self.spec.region:
                 with trio.move_on_after(OPERATION_DEADLINE):
                     await self.find(svc)
+            self.confirm()
             known = self.cache.providers(region=self.spec.region, now=time.time())
             await trio.sleep(FIND_EVERY if known else FIND_RETRY)
 
@@ -271,9 +280,90 @@ class Discovery:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, json.dumps(entries).encode())
 
+    # -- the metrics registry ----------------------------------------------------------
+
+    def register(self, reg: Registry) -> None:
+        """The DHT's, gossip's and the record cache's counters, in the node's registry
+        (read when asked: the DHT socket exists only once `run` has bound it)."""
+
+        def dht(read: Callable[["DhtService"], Any]) -> Callable[[], Any]:
+            return lambda: read(self.svc) if self.svc is not None else []
+
+        reg.labelled(
+            "tidewire_dht_drops_total",
+            "DHT datagrams and items refused (malformed, unasked, rate-limited...), by reason.",
+            label="reason",
+            read=dht(lambda svc: svc.node.drops.items()),
+        )
+        reg.labelled(
+            "tidewire_dht_answered_total",
+            "DHT queries answered, by method.",
+            label="method",
+            read=dht(lambda svc: svc.node.answered.items()),
+        )
+        reg.labelled(
+            "tidewire_dht_store_events_total",
+            "What the DHT stores for others refused or evicted at its bounds.",
+            label="event",
+            read=dht(
+                lambda svc: [*svc.node.peers.counters.items(), *svc.node.items.counters.items()]
+            ),
+        )
+        reg.value(
+            "tidewire_dht_sources_evicted_total",
+            "Query sources the DHT's bounded rate-limit table forgot to make room.",
+            lambda: self.svc.node.limits.evicted if self.svc is not None else 0,
+            kind="counter",
+        )
+        reg.value(
+            "tidewire_dht_nodes",
+            "Nodes in the DHT routing table.",
+            lambda: len(self.svc.node.table) if self.svc is not None else 0,
+            kind="gauge",
+        )
+        reg.labelled(
+            "tidewire_gossip_events_total",
+            "Gossip of node records: pushes and pulls sent, taken, refused, rate-limited.",
+            label="event",
+            read=lambda: self.gossip.counters.items() if self.gossip is not None else [],
+        )
+        reg.value(
+            "tidewire_gossip_neighbours",
+            "Neighbours gossiped with.",
+            lambda: len(self.gossip.neighbours) if self.gossip is not None else 0,
+            kind="gauge",
+        )
+        reg.counters(
+            "tidewire_records_total",
+            "Node records offered to the cache: taken (by source), stale, invalid, expired.",
+            label="event",
+            source=self.cache.counters,
+        )
+        reg.value(
+            "tidewire_records_held",
+            "Verified node records held.",
+            lambda: len(self.cache.records),
+            kind="gauge",
+        )
+
     # -- what status and `tidewire discover` show ----------------------------------
 
+    def status(self, reg: Registry) -> dict[str, Any]:
+        """The `discovery` part of `tidewire status --json`: the families `register`
+        added, read from the registry and named without `tidewire_` and `_total`."""
+        out: dict[str, Any] = {}
+        for name in STATUS_FAMILIES:
+            values = reg.collect(name)
+            key = name.removeprefix("tidewire_").removesuffix("_total")
+            out[key] = values if reg.families[name].label else values[""]
+        return out
+
+    def confirm(self) -> None:
+        for public_key, record_key in self.bindings():
+            self.cache.confirm(public_key, record_key)
+
     def report(self, *, region: str | None = None) -> dict[str, Any]:
+        self.confirm()
         now = time.time()
         svc = self.svc
         found = self.cache.providers(region=region, now=now)
@@ -293,6 +383,19 @@ class Discovery:
             "records": dict(self.cache.counters),
             "providers": [record_json(x.record, x.source) for x in found],
         }
+
+
+STATUS_FAMILIES = (
+    "tidewire_dht_nodes",
+    "tidewire_dht_drops_total",
+    "tidewire_dht_answered_total",
+    "tidewire_dht_store_events_total",
+    "tidewire_dht_sources_evicted_total",
+    "tidewire_gossip_neighbours",
+    "tidewire_gossip_events_total",
+    "tidewire_records_held",
+    "tidewire_records_total",
+)
 
 
 def _route_source() -> str | None:
@@ -357,10 +460,26 @@ def provider_record(daemon: "Daemon", external_ip: str | None) -> NodeRecord:
     )
 
 
+@functools.cache
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("tidewire")
-    except PackageNotFoundError:
-        return "dev"
+    """tidewire's installed version, from the `Version:` line of its dist-info's METADATA.
+    importlib.metadata would cost a provider 1.6 MiB of memory for this one string
+    (issue 5: `tidewire --version` defers it for the same reason)."""
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not (name.startswith("tidewire-") and name.endswith(".dist-info")):
+                continue
+            try:
+                with open(os.path.join(folder or ".", name, "METADATA"), encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("Version:"):
+                            return line.split(":", 1)[1].strip()
+                        if not line.strip():  # the headers end: no version
+                            break
+            except OSError:
+                continue
+    return "dev"

@@ -16,7 +16,7 @@ import trio
 
 from tidewire.node import netconf
 from tidewire.node.config import Network, PeerSpec, parse_path
-from tidewire.node.core.roles import Role
+from tidewire.node.core.roles import Role, role_of
 from tidewire.node.errors import NodeError
 from tidewire.node.firewall import is_ip
 from tidewire.node.path_memory import PathMemory, network_of, path_url
@@ -32,6 +32,7 @@ from tidewire.protocol.types import UDP, Path
 if TYPE_CHECKING:
     from tidewire.node.accounting import Accountant
     from tidewire.node.datapath import DataPath
+    from tidewire.node.nat import NatTraversal
     from tidewire.node.routing import Routing
 
 log = logging.getLogger("tidewire.node")
@@ -51,6 +52,7 @@ class Peers:
         self.exit_enabled = exit_enabled
         self.accountant: Accountant | None = None
         self.routing: Routing | None = None  # the overlay route exchange, if any neighbour
+        self.nat: NatTraversal | None = None  # NAT traversal (node/nat.py)
         self.allowed: dict[bytes, list[Network]] = {}
         self.specs: dict[bytes, PeerSpec] = {}
         self.masked_paths: dict[bytes, list[Path]] = {}  # listeners registered with a skin
@@ -127,6 +129,8 @@ class Peers:
         self.masked_paths[spec.public_key] = [c for c in candidates if c.transport != UDP]
         if spec.mode is Mode.NATIVE:  # WireGuard-mode peers roam as WireGuard does
             dp.paths.add(peer, candidates, start=path)
+        if self.nat is not None:
+            self.nat.add_peer(spec, now=trio.current_time())
         log.info(
             "peer %s added (%s mode, allowed IPs %s)",
             short(spec.public_key),
@@ -215,6 +219,8 @@ class Peers:
         if self.accountant is not None and self.role(spec) != self.role(old):
             self.accountant.set_role(key, self.role(spec))
         self.specs[key] = spec
+        if self.nat is not None:
+            self.nat.add_peer(spec, now=trio.current_time())
         if was_off and spec.persistent_keepalive and peer.path is not None:
             dp.device.send_keepalive(peer, now=trio.current_time())
         log.info("peer %s updated in place", short(key))
@@ -288,11 +294,12 @@ class Peers:
             self._nursery.start_soon(memory.save)
 
     def role(self, spec: PeerSpec) -> Role | None:
-        if spec.provider:
-            return Role.PROVIDER
-        if self.exit_enabled:
-            return Role.STOCK if spec.mode.value == "wireguard" else Role.CLIENT
-        return None
+        return role_of(
+            provider=spec.provider,
+            exit_enabled=self.exit_enabled,
+            wireguard=spec.mode.value == "wireguard",
+            allowed_ips=spec.allowed_ips,
+        )
 
     def disconnect(self, peer_key: bytes) -> None:
         """Stop talking to a peer (called from the packet path and timers: never waits). A

@@ -91,6 +91,8 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "peers": peers,
         "share": daemon.sharing.status() if daemon.sharing is not None else None,
         "routes": daemon.routing.status() if daemon.routing is not None else [],
+        "nat": daemon.nat.status() if daemon.nat is not None else None,
+        "discovery": daemon.discovery.status(reg) if daemon.discovery is not None else None,
     }
 
 
@@ -182,6 +184,16 @@ def register(reg: Registry, daemon: "Daemon") -> None:
         if daemon.routing is not None:
             rows += list(daemon.routing.counters().items())
         return rows
+
+    if daemon.nat is not None:
+        nat = daemon.nat
+        reg.labelled(
+            "tidewire_nat_events_total",
+            "NAT traversal: lookups, introductions, punches started, succeeded and failed, "
+            "and every refusal by reason (node/core/nat).",
+            label="event",
+            read=lambda: list(nat.counters().items()),
+        )
 
     reg.counters(
         "tidewire_link_drops_total",

@@ -1,17 +1,24 @@
-//! `tidewire._dataplane`: the native data plane's first piece (issue 17), sealing
-//! and opening WireGuard transport data messages for a batch of packets of one
-//! keypair, with the replay window, while the GIL is released.
+//! `tidewire._dataplane`: the native data plane's pieces (issue 17): sealing and
+//! opening WireGuard transport data messages for a batch of packets of one keypair,
+//! with the replay window, cutting TUN super-packets (`split_tso`, offload.rs) and
+//! coalescing TUN writes (`coalesce`, gro.rs) and writing them (`write_tun`, tun.rs),
+//! while the GIL is released.
 //!
 //! Python stays the control plane: it derives the keys in the handshake, installs
 //! them here as a `Session` per keypair, owns the send counter (it passes the first
 //! counter of a batch and advances its own by the batch's length) and does all the
-//! bookkeeping after authentication. No `unsafe` in this crate: the system calls
-//! come with the later pieces (TUN and UDP offloads).
+//! bookkeeping after authentication. `unsafe` only at the system-call boundary
+//! (tun.rs: write(2)), each block with its reasons.
 
+mod checksum;
+mod gro;
+mod offload;
 mod replay;
 mod transport;
+mod tun;
 
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
@@ -68,7 +75,12 @@ fn items<'py>(list: &Bound<'py, PyList>) -> PyResult<Vec<Item<'py>>> {
 impl Session {
     #[new]
     #[pyo3(signature = (*, send_key, recv_key, local_index, remote_index))]
-    fn new(send_key: &[u8], recv_key: &[u8], local_index: u32, remote_index: u32) -> PyResult<Self> {
+    fn new(
+        send_key: &[u8],
+        recv_key: &[u8],
+        local_index: u32,
+        remote_index: u32,
+    ) -> PyResult<Self> {
         Ok(Session {
             send: key("send_key", send_key)?,
             recv: key("recv_key", recv_key)?,
@@ -100,7 +112,10 @@ impl Session {
                 .map(|(i, p)| transport::seal(aead, remote, counter + i as u64, p, mtu))
                 .collect()
         });
-        Ok(PyList::new_bound(py, sealed.iter().map(|d| PyBytes::new_bound(py, d))))
+        Ok(PyList::new_bound(
+            py,
+            sealed.iter().map(|d| PyBytes::new_bound(py, d)),
+        ))
     }
 
     /// Open `datagrams` (addressed to this keypair) in order: for each, the plaintext
@@ -155,10 +170,54 @@ fn padded_length(length: usize, mtu: Option<usize>) -> usize {
     transport::padded_length(length, mtu)
 }
 
+/// The IP packets of one TUN read with its virtio-net header (any buffer: a memoryview
+/// of the reader's buffer is copied once), TSO super-packets cut and checksums finished
+/// as node/core/gso.py's `split`; or the reason it cannot be a packet (`str`).
+#[pyfunction]
+fn split_tso<'py>(py: Python<'py>, frame: PyBuffer<u8>) -> PyResult<Bound<'py, PyAny>> {
+    let bytes = frame.to_vec(py)?;
+    let result = py.allow_threads(|| offload::split(&bytes));
+    Ok(match result {
+        Ok(packets) => {
+            PyList::new_bound(py, packets.iter().map(|p| PyBytes::new_bound(py, p))).into_any()
+        }
+        Err(reason) => PyString::intern_bound(py, reason).into_any(),
+    })
+}
+
+/// The TUN writes (virtio-net header first) for a batch of inner packets, TCP runs
+/// coalesced into super-packets, as node/core/gro.py's `coalesce`.
+#[pyfunction]
+fn coalesce<'py>(py: Python<'py>, packets: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyList>> {
+    let items = items(packets)?;
+    let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
+    let frames = py.allow_threads(|| gro::coalesce(&slices));
+    Ok(PyList::new_bound(
+        py,
+        frames.iter().map(|f| PyBytes::new_bound(py, f)),
+    ))
+}
+
+/// Coalesce `packets` (as `coalesce`) and write the frames to the TUN descriptor `fd`,
+/// all without the GIL: (frames written, dropped as the device was full, failed).
+#[pyfunction]
+fn write_tun<'py>(
+    py: Python<'py>,
+    fd: i32,
+    packets: &Bound<'py, PyList>,
+) -> PyResult<(usize, usize, usize)> {
+    let items = items(packets)?;
+    let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
+    Ok(py.allow_threads(|| tun::write_frames(fd, &gro::coalesce(&slices))))
+}
+
 #[pymodule]
 fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add_function(wrap_pyfunction!(padded_length, m)?)?;
+    m.add_function(wrap_pyfunction!(split_tso, m)?)?;
+    m.add_function(wrap_pyfunction!(coalesce, m)?)?;
+    m.add_function(wrap_pyfunction!(write_tun, m)?)?;
     m.add("REPLAY_WINDOW", replay::WINDOW)?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -30,6 +30,16 @@ def test_a_client_learns_a_provider_through_a_neighbour() -> None:
         assert discover(cli)["dht"]["port"] is None  # no DHT anywhere
         [seen_by_middle] = discover(mid)["providers"]
         assert seen_by_middle["source"] == "gossip"
+        # gossip's counters are in the metrics registry: status --json and /metrics
+        counted = cli.status()["discovery"]
+        assert counted["records"]["taken_gossip"] >= 1 and counted["gossip_neighbours"] == 1
+        assert counted["gossip_events"]["push_taken"] >= 1
+        metrics = cli.cli("metrics").stdout
+        assert 'tidewire_records_total{event="taken_gossip"}' in metrics, metrics
+        # the provider's bootstrap-like peer (no allowed IPs) is no client of its exit
+        assert prov.status()["roles"] == ["exit"]
+        samples = prov.cli("metrics").stdout.splitlines()
+        assert not [line for line in samples if line.startswith("tidewire_client_")], samples
         # the client's own cache is on disk once gossip took the record
         saved = lab.tmp / "state" / "twcli" / "records.json"
         lab.wait_for(saved.exists, timeout=10, what="the client to save its records")

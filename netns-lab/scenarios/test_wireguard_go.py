@@ -1,4 +1,5 @@
-"""tidewire against Debian's wireguard-go, each side configured by a WireGuard config file:
+"""tidewire against Debian's wireguard-go and a current one (netns-lab/bench_peers.py, built
+on first use), each side configured by a WireGuard config file:
 
     [tw] tidewire  192.168.242.1 ---- veth ---- 192.168.242.2  wireguard-go (wg-quick) [wg]
          10.78.0.1 / fd78::1                    10.78.0.2 / fd78::2
@@ -12,14 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
+from bench_peers import IMPLEMENTATIONS, wg_up
 from common import ping, transfer
 from lab import Lab, genkey
-from wg import wg_conf, wg_latest_handshake, wg_quick_down, wg_quick_up
+from wg import wg_conf, wg_latest_handshake, wg_quick_down
 
 _n = iter(range(1000))
 
 
-def build(lab: Lab, *, initiator: str, psk: bool, args: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+def build(  # type: ignore[no-untyped-def]
+    lab: Lab, *, initiator: str, psk: bool, args: tuple[str, ...] = (), wg_go: str = "wireguard-go"
+):
     tw, wg = lab.host("tw"), lab.host("wg")
     lab.link(tw, wg, ["192.168.242.1/24"], ["192.168.242.2/24"])
     k_tw, p_tw = genkey()
@@ -53,18 +57,15 @@ def build(lab: Lab, *, initiator: str, psk: bool, args: tuple[str, ...] = ()):  
         lambda: node.socket.exists() or not node.proc.alive(), timeout=15, what="tidewire to start"
     )
     # wireguard-go second: an initiation it sends at start must find tidewire listening
-    wg_name = f"wgo{n}"
-    wg_path = wg_quick_up(
-        lab,
-        wg,
-        wg_name,
-        wg_conf(
-            private_key=k_wg,
-            address=["10.78.0.2/24", "fd78::2/64"],
-            listen_port=51821,
-            peers=[wg_peer],
-        ),
+    impl = IMPLEMENTATIONS[wg_go]
+    wg_name = f"wgo{n}" if wg_go == "wireguard-go" else f"wgc{n}"  # control sockets are shared
+    conf = wg_conf(
+        private_key=k_wg,
+        address=["10.78.0.2/24", "fd78::2/64"],
+        listen_port=51821,
+        peers=[wg_peer],
     )
+    wg_path = wg_up(lab, wg, wg_name, conf, impl)
     return tw, wg, node, wg_name, wg_path
 
 
@@ -91,9 +92,29 @@ def build(lab: Lab, *, initiator: str, psk: bool, args: tuple[str, ...] = ()):  
     ],
 )
 def test_interop(initiator: str, psk: bool, args: tuple[str, ...]) -> None:
+    interop(initiator, psk, args, "wireguard-go")
+
+
+@pytest.mark.parametrize(
+    ("initiator", "args"),
+    [("tidewire", ()), ("wireguard-go", ()), ("tidewire", ("--tun-tso",))],
+    ids=["tw-init", "wg-init", "tw-init-tso"],
+)
+def test_interop_with_a_current_wireguard_go(initiator: str, args: tuple[str, ...]) -> None:
+    """The same checks against wireguard-go as Mysterium, Sentinel and Tailscale run it
+    (batching, UDP GSO/GRO, TUN TSO/GRO: its super-packets reach tidewire as GRO runs)."""
+    why = IMPLEMENTATIONS["wireguard-go-current"].ensure()
+    if why is not None:
+        pytest.skip(why)
+    interop(initiator, True, args, "wireguard-go-current")
+
+
+def interop(initiator: str, psk: bool, args: tuple[str, ...], wg_go: str) -> None:
     offloads = "--no-offloads" not in args
     with Lab("wgo") as lab:
-        tw, wg, node, wg_name, wg_path = build(lab, initiator=initiator, psk=psk, args=args)
+        tw, wg, node, wg_name, wg_path = build(
+            lab, initiator=initiator, psk=psk, args=args, wg_go=wg_go
+        )
         try:
             first, second = (tw, wg) if initiator == "tidewire" else (wg, tw)
             ping(first, "10.78.0.2" if first is tw else "10.78.0.1")

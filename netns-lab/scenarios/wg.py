@@ -1,4 +1,5 @@
-"""Debian's wireguard-go in the lab, brought up by wg-quick from a WireGuard config file."""
+"""Userspace WireGuard in the lab, brought up by wg-quick from a WireGuard config file:
+Debian's wireguard-go by default, or another implementation (netns-lab/wg_peers.py)."""
 
 from pathlib import Path
 
@@ -22,15 +23,26 @@ def wg_conf(
     return "\n".join(lines) + "\n"
 
 
-def wg_quick_up(lab: Lab, host: Host, name: str, conf: str) -> Path:
-    """Write `name`.conf and bring it up with wireguard-go; check it really is wireguard-go."""
+def wg_quick_up(
+    lab: Lab,
+    host: Host,
+    name: str,
+    conf: str,
+    *,
+    implementation: str = "wireguard-go",
+    comm: str = "wireguard-go",
+    env: dict[str, str] | None = None,
+) -> Path:
+    """Write `name`.conf and bring it up with `implementation` (a command wg-quick runs
+    with the interface name); check a process named `comm` really runs."""
     path = lab.tmp / f"{name}.conf"
     path.write_text(conf)
     path.chmod(0o600)
-    env = " ".join(f"{k}={v}" for k, v in WG_ENV.items())
-    host.run(["sh", "-c", f"{env} wg-quick up {path}"], timeout=30)
+    settings = {**WG_ENV, "WG_QUICK_USERSPACE_IMPLEMENTATION": implementation, **(env or {})}
+    assigns = " ".join(f"{k}={v}" for k, v in settings.items())
+    host.run(["sh", "-c", f"{assigns} wg-quick up {path}"], timeout=30)
     comms = host.run(["sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null"], check=False).stdout
-    assert "wireguard-go" in comms, "wg-quick did not start wireguard-go"
+    assert comm in comms.split(), f"wg-quick did not start {comm}"
     return path
 
 

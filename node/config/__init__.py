@@ -65,6 +65,7 @@ class PeerSpec:
     fallbacks: list[str] = field(default_factory=list)  # the other `endpoints`, in order
     allowed_ips: list[Network] = field(default_factory=list)
     persistent_keepalive: int = 0
+    keepalive_set: bool = False  # the file sets it: [nat] keepalive never overrides it
     mode: Mode = Mode.NATIVE
     provider: bool = False
     neighbour: bool = False  # an overlay neighbour: exchange routes with it (docs/routing.md)
@@ -112,6 +113,15 @@ class DiscoverySpec:
 
 
 @dataclass
+class NatSpec:
+    """[nat] (nat.py): punch, mediate, and the automatic keepalive behind a NAT (s)."""
+
+    punch: bool = True
+    mediate: bool = True
+    keepalive: int = 25
+
+
+@dataclass
 class TlsSpec:
     """[tls]: the tls:// listener's certificate and what refused connections get."""
 
@@ -145,6 +155,7 @@ class NodeConfig:
     metrics_listen: tuple[str, int] | None = None  # [metrics] listen: host and port, or off
     dns: DnsSpec = field(default_factory=DnsSpec)
     discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
+    nat: NatSpec = field(default_factory=lambda: NatSpec())
     service: ServiceSpec = field(default_factory=ServiceSpec)  # Table, FwMark, hooks...
     routing: "RoutingSpec | None" = None  # [routing] (config/routing.py), None: not set
 

@@ -92,9 +92,7 @@ def parse_rate(text: str) -> Rate:
         raise ValueError(f"{text!r} is not {RATE_EXAMPLE}")
     number, prefix, unit, _ = m.groups()
     bits = unit in ("bit", "b")
-    from decimal import Decimal  # here: only configs with rates pay for the C module
-
-    rate = int(Decimal(number) * _DECIMAL[prefix.lower()] / (8 if bits else 1))
+    rate = _scaled(number, _DECIMAL[prefix.lower()], 8 if bits else 1)
     if rate <= 0:
         raise ValueError(f"{text!r} is less than one byte per second")
     return rate
@@ -109,9 +107,15 @@ def parse_size(text: str) -> int:
     if binary and not prefix:
         raise ValueError(f"{text!r} is not a size like \"500 GB\" or \"20 GiB\"")
     scale = _BINARY[prefix.lower()] if binary else _DECIMAL[prefix.lower()]
-    from decimal import Decimal
+    return _scaled(number, scale)
 
-    return int(Decimal(number) * scale)
+
+def _scaled(number: str, scale: int, divisor: int = 1) -> int:
+    """`number` (digits, perhaps a fraction) times scale over divisor, rounded down, in
+    exact integers: the decimal module would cost a provider 0.4 MiB of memory."""
+    whole, _, fraction = number.partition(".")
+    tenths: int = 10 ** len(fraction)
+    return int(whole + fraction) * scale // (tenths * divisor)
 
 
 def parse_quota(text: str) -> Quota:

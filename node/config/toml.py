@@ -43,6 +43,7 @@ from .fields import (
     socket_path,
     upstreams,
 )
+from .nat import load_nat
 from .routing import load_routing
 from .share import (
     Rate,
@@ -67,6 +68,7 @@ TABLES = (
     "dns",
     "discovery",
     "tls",
+    "nat",
     "routing",
 )
 
@@ -140,7 +142,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns], [discovery], [tls], [routing])",
+                " [client], [metrics], [dns], [discovery], [tls], [nat], [routing])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -214,6 +216,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         _toml_dns(path, text, data["dns"], cfg.dns)
     if "discovery" in data:
         cfg.discovery = load_discovery(data["discovery"], _toml_err(path, text, "discovery", 0))
+    if "nat" in data:
+        cfg.nat = load_nat(data["nat"], _toml_err(path, text, "nat", 0))
     if "routing" in data:
         cfg.routing = load_routing(
             data["routing"], _toml_err(path, text, "routing", 0), own_public=own_public
@@ -311,6 +315,7 @@ def _toml_peer(
         peer.persistent_keepalive = integer(
             table["persistent_keepalive"], err, "persistent_keepalive", 0, 65535
         )
+        peer.keepalive_set = True
     if "mode" in table:
         if table["mode"] not in ("native", "wireguard"):
             err("mode", 'must be "native" or "wireguard"')

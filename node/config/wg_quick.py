@@ -183,4 +183,5 @@ def _wg_peer(path: Path, section: Section, lines: list[str], own: tuple[bytes, b
         v = entries["persistentkeepalive"][0]
         if v.lower() != "off":
             peer.persistent_keepalive = integer(v, err, "PersistentKeepalive", 0, 65535)
+            peer.keepalive_set = True
     return peer

@@ -6,6 +6,12 @@ already seen for its key (a replay of an old record), is refused and counted, an
 the cache is full the record that expires first gives way. Records come from the DHT,
 from gossip and from the state directory; all take the same door (`offer`).
 
+A record's signature binds its X25519 key to its Ed25519 key one way only: anyone can
+sign a record naming another node's link key (protocol/control/records.py). Once a
+session with that link key shows which Ed25519 key the node really holds (its signed
+invoices name it), `confirm` drops every record that names the link key under another
+record key, and refuses such records from then on.
+
 A provider announces itself on a rendezvous info-hash per region and UTC day, so a
 client that knows only a region tag finds today's providers with one get_peers lookup,
 and yesterday's announces fade by themselves.
@@ -18,6 +24,7 @@ from tidewire.protocol.control.records import NodeRecord, RecordError, verify
 from tidewire.protocol.dht.items import MutableItem, sha1
 
 MAX_RECORDS = 1000
+MAX_CONFIRMED = 1000
 
 
 def rendezvous(region: str, unix_seconds: float) -> bytes:
@@ -39,6 +46,7 @@ class RecordCache:
         self.limit = limit
         self.records: dict[bytes, Known] = {}
         self.seen: dict[bytes, int] = {}  # the highest sequence seen per key, bounded too
+        self.confirmed: dict[bytes, bytes] = {}  # X25519 key -> the Ed25519 key it holds
         self.counters: dict[str, int] = {}
 
     def offer(self, item: MutableItem, *, source: str, now: float) -> NodeRecord | None:
@@ -47,6 +55,9 @@ class RecordCache:
             record = verify(item, now=now)
         except RecordError:
             self._count("invalid")
+            return None
+        if self.confirmed.get(record.public_key, item.key) != item.key:
+            self._count("unbound")
             return None
         if item.seq <= self.seen.get(item.key, -1):
             self._count("stale")
@@ -63,6 +74,17 @@ class RecordCache:
                 del self.seen[k]
         self._count("taken_" + source)
         return record
+
+    def confirm(self, public_key: bytes, record_key: bytes) -> None:
+        """A session showed that the node with link key `public_key` holds the Ed25519
+        key `record_key`: records naming that link key under another key are forgeries."""
+        if public_key not in self.confirmed and len(self.confirmed) >= MAX_CONFIRMED:
+            del self.confirmed[next(iter(self.confirmed))]
+        self.confirmed[public_key] = record_key
+        for k in [k for k, x in self.records.items() if x.record.public_key == public_key]:
+            if k != record_key:
+                del self.records[k]
+                self._count("unbound")
 
     def _expire(self, now: float) -> None:
         for k in [k for k, x in self.records.items() if x.record.expiry <= now]:

@@ -29,6 +29,7 @@ from tidewire.node.core.discovery import RecordCache
 from tidewire.protocol.control import gossip
 from tidewire.protocol.control.gossip import RecordDone, RecordPull, RecordPush
 from tidewire.protocol.dht.items import MutableItem
+from tidewire.protocol.dht.limits import Bucket
 
 MAX_NEIGHBOURS = 64
 MAX_KNOWN = 256  # per neighbour: which records (key -> seq) it is known to have
@@ -39,24 +40,6 @@ REPULL = 600.0  # anti-entropy: ask each neighbour again this often
 RECONNECT_PULL = 60.0  # a new handshake sooner than this after a pull asks nothing
 PUSH_RATE, PUSH_BURST = 1.0, 32.0  # unsolicited pushes per second per neighbour
 PULL_RATE, PULL_BURST = 1.0, 8.0  # pulls answered per second per neighbour
-
-
-@dataclass
-class Bucket:
-    rate: float
-    burst: float
-    tokens: float = -1.0
-    at: float = 0.0
-
-    def take(self, *, now: float) -> bool:
-        if self.tokens < 0:
-            self.tokens, self.at = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 @dataclass

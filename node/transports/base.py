@@ -22,6 +22,11 @@ class Receiver(Protocol):
         (not a handshake, keepalive or anything refused)."""
         ...
 
+    def receive_batch(self, datagrams: list[bytes], path: Path, *, now: float, ecn: int) -> bool:
+        """The transport data messages (type 4) of one read, in order, all from `path` with
+        one outer ECN field (a UDP GRO buffer); True if any carried inner data."""
+        ...
+
     def shed(self, *, now: float) -> None:
         """A handshake message the transport dropped unread (its per-batch budget was
         spent): not delivered, but load on the link all the same."""

@@ -10,7 +10,6 @@ Bounds: the static page has http_server's limits (8 KiB head, 5 s); a forwarded
 connection ends when either side closes or is silent for FORWARD_IDLE seconds.
 """
 
-import email.utils
 import logging
 
 import trio
@@ -62,6 +61,8 @@ class Prefixed(trio.abc.Stream):
 
 
 async def static_page(request: Request) -> Response:
+    import email.utils  # here: the email package costs every node memory for one header
+
     headers = {"Server": "nginx", "Date": email.utils.formatdate(usegmt=True)}
     if request.method not in ("GET", "HEAD"):
         return Response(405, b"Method Not Allowed\n", headers={**headers, "Allow": "GET, HEAD"})

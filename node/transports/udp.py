@@ -28,7 +28,9 @@ and apply its rate limiter. Transport data pays one slice comparison for it.
 On receive, a socket with UDP_GRO (option 104) may hand over several datagrams
 from one sender in one buffer, each `gso_size` long but the last, with the size
 in a control message; `receive` splits them again. A sender using GSO (another
-tidewire node) then costs one `recvmsg` per run instead of one per datagram.
+tidewire node) then costs one `recvmsg` per run instead of one per datagram, and the
+run's transport data messages reach the link together (`Receiver.receive_batch`: one
+native call to open them); handshake messages in it still pass the budget one by one.
 
 ECN (RFC 6040, node/core/ecn.py). `add` takes the ECN field the data path copied from
 the inner packet; a non-zero one leaves with an IP_TOS (IPv4) or IPV6_TCLASS (IPv6)
@@ -319,7 +321,7 @@ class UdpTransport:
 
     async def _reader(self, sock: socket.socket, receiver: Receiver) -> None:
         view = memoryview(bytearray(65536))
-        deliver = receiver.receive
+        deliver, deliver_batch = receiver.receive, receiver.receive_batch
         open_ = self.opener()
         name = self.name
         while True:
@@ -342,6 +344,7 @@ class UdpTransport:
                     self.drops["recv_error"] += 1  # e.g. ICMP errors reported on the socket
                     continue
                 path = Path(name, address)
+                run: list[bytes] = []  # transport data of this read, opened in one batch
                 for wire in datagrams:
                     if open_ is None:
                         data = wire
@@ -350,6 +353,12 @@ class UdpTransport:
                         if opened is None:
                             continue
                         data = opened
+                    if data[:1] == b"\x04" and open_ is None and len(datagrams) > 1:
+                        run.append(data)
+                        continue
+                    if run:  # in order: what came before this one first
+                        delivered |= deliver_batch(run, path, now=now, ecn=ecn)
+                        run = []
                     if b"\x00" < data[:1] < b"\x03":  # an initiation or a response
                         host = address[0]
                         seen = sources.get(host, 0)
@@ -361,6 +370,8 @@ class UdpTransport:
                         sources[host] = seen + 1
                     if deliver(data, path, now=now, ecn=ecn):
                         delivered = True
+                if run:
+                    delivered |= deliver_batch(run, path, now=now, ecn=ecn)
             receiver.after_batch(data=delivered)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ Types 16-20 are the overlay's route messages, whose bodies live in routes.py.
 
 Message families with their own module register in `_FAMILIES` by type byte, with
 their own size limit: gossip of node records (gossip.py, types 24-26, up to 1,232
-bytes, since one datagram carries a whole record).
+bytes, since one datagram carries a whole record); NAT traversal (nat.py, types 40-42).
 """
 
 from collections.abc import Callable
@@ -33,7 +33,7 @@ from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, Int64ub, St
 
 from ..accounting.receipts import RECEIPT_SIZE, SIGNATURE_SIZE
 from ..errors import RemoteProtocolError
-from . import gossip, routes
+from . import gossip, nat, routes
 
 CONTROL_PORT = 7474
 VERSION = 1
@@ -121,6 +121,7 @@ Message = (
     | PathProbeReply
     | routes.RouteMessage
     | gossip.GossipMessage
+    | nat.NatMessage
 )
 _TYPES: dict[type, int] = {
     Hello: HELLO,
@@ -137,6 +138,9 @@ _FAMILIES: dict[int, tuple[type, int, Callable[[Any], bytes], Callable[[bytes], 
     gossip.RECORD_PUSH: (gossip.RecordPush, gossip.MAX_SIZE, gossip.build_push, gossip.parse_push),
     gossip.RECORD_PULL: (gossip.RecordPull, gossip.MAX_SIZE, gossip.build_pull, gossip.parse_pull),
     gossip.RECORD_DONE: (gossip.RecordDone, gossip.MAX_SIZE, gossip.build_done, gossip.parse_done),
+    nat.NAT_LOOKUP: (nat.NatLookup, MAX_SIZE, nat.build_lookup, nat.parse_lookup),
+    nat.NAT_INTRODUCE: (nat.NatIntroduce, MAX_SIZE, nat.build_introduce, nat.parse_introduce),
+    nat.NAT_OBSERVED: (nat.NatObserved, MAX_SIZE, nat.build_observed, nat.parse_observed),
 }
 _FAMILY_OF: dict[type, int] = {v[0]: k for k, v in _FAMILIES.items()}
 LARGEST = max([MAX_SIZE, *(v[1] for v in _FAMILIES.values())])

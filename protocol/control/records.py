@@ -21,6 +21,18 @@ way. `verify` refuses a bad signature, another salt, a value that is not canonic
 over 1,000 bytes, an expired record, a record whose `seq` inside and outside differ,
 and fields of the wrong type; a sequence lower than one already seen is the cache's
 refusal (node/core/discovery.py).
+
+Binding the two keys. The X25519 key (`key`) is inside the value the Ed25519 key
+signs, so the record key vouches for the link key, and no one else can change it. The
+other way cannot be proved offline: X25519 does not sign (and a node's Ed25519 key is
+derived from its X25519 private key, which no public check can follow), so anyone may
+sign a record that names another node's link key. Such a record can only send clients
+to that node, whose Noise handshake proves the link key and nothing the forger holds;
+what it could lie about is the terms (price, load, region). The proof of the X25519
+side is the session: the handshake authenticates the link key, and inside it the
+provider's invoices name its Ed25519 key, so once a client has a session the node
+(node/discovery.py) confirms the binding and the cache drops and refuses every record
+naming that link key under another record key (`RecordCache.confirm`).
 """
 
 import contextlib

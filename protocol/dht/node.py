@@ -6,7 +6,8 @@ it calls `handle_timer` at `get_timer()`. Queries from others are answered here 
 ping, find_node, get_peers, announce_peer; BEP 44: get, put); our own operations
 (`bootstrap`, `lookup`, `announce`, `put`, `get_item`) run as iterative lookups and end
 in an event. A datagram that does not parse, or an answer nobody asked for, is a
-counted drop and changes nothing.
+counted drop and changes nothing; so is a query over its source's rate or the node's
+total (limits.py), which gets no answer at all.
 """
 
 import itertools
@@ -24,6 +25,7 @@ from .items import (
     MutableItem,
     immutable_target,
 )
+from .limits import QueryLimits
 from .lookup import K, Lookup, State
 from .server import Responder
 from .storage import ItemStore, PeerStore, Tokens
@@ -110,6 +112,7 @@ class DhtNode(Responder):
         self.outbox: list[tuple[bytes, Address]] = []
         self.events: list[Event] = []
         self.drops: dict[str, int] = {}
+        self.limits = QueryLimits()
         self.answered: dict[str, int] = {}
         self.own_record: MutableItem | None = None
         self.seen_as: dict[str, int] = {}  # our address as responders saw it (BEP 42's ip)
@@ -147,6 +150,9 @@ class DhtNode(Responder):
         try:
             msg = krpc.parse(data)
             if isinstance(msg, krpc.Query):
+                refused = self.limits.refusal(addr[0], now=now)
+                if refused is not None:
+                    raise RemoteProtocolError(refused)
                 self._on_query(msg, addr, now)
             else:
                 self._on_answer(msg, addr, now)

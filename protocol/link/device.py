@@ -1,6 +1,7 @@
 """The device: one local static key, its peers, the index table, and the verbs the shell calls.
 
     receive_datagram(data, path, *, now, under_load) -> (peer, plaintext) | None
+    receive_transport_batch(datagrams, path, *, now) -> [(peer, plaintext) | None]
     encrypt(peer, packet, *, now)                    -> datagram | None (staged)
     datagrams_to_send()                              -> [(datagram, path)]
     next_event()                                     -> Event | None
@@ -17,12 +18,9 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..types import Path, RandomSource
 from .constants import (
-    KEEPALIVE_SIZE,
     KEEPALIVE_TIMEOUT,
     MAX_EVENTS,
     MAX_OUTBOX,
@@ -31,22 +29,18 @@ from .constants import (
     MESSAGE_RESPONSE,
     MESSAGE_TRANSPORT,
     REJECT_AFTER_MESSAGES,
-    REJECT_AFTER_TIME,
     REKEY_AFTER_MESSAGES,
     REKEY_AFTER_TIME,
     REKEY_TIMEOUT,
     REKEY_TIMEOUT_JITTER_MAX_MS,
-    TRANSPORT_HEADER_SIZE,
     ZERO_KEYS_AFTER,
 )
 from .cookie import CookieChecker
 from .crypto import clamp, dh, nonce, public_key
 from .events import (
     Event,
-    HandshakeCompleted,
     HandshakeGaveUp,
     KeysZeroed,
-    PathChanged,
     TimestampSent,
 )
 from .handshake import SessionKeys
@@ -63,11 +57,10 @@ from .profile import PROFILES, Mode
 from .ratelimiter import RateLimiter
 from .tai64n import next_stamp
 from .timers import Expired, TimerQueue, expire
+from .transport_receive import TransportReceiver
 
-_LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT  # 165 s
 
-
-class Device(HandshakeReceiver):
+class Device(TransportReceiver, HandshakeReceiver):
     def __init__(
         self,
         *,
@@ -181,9 +174,7 @@ class Device(HandshakeReceiver):
             return None
         return self._seal(peer, kp, packet, now=now)
 
-    def encrypt_batch(
-        self, peer: Peer, packets: list[bytes], *, now: float
-    ) -> list[bytes | None]:
+    def encrypt_batch(self, peer: Peer, packets: list[bytes], *, now: float) -> list[bytes | None]:
         """Seal a batch of inner packets for `peer` in order, one result per packet (None:
         staged, as `encrypt`): in one native call when its session is native and
         established, else packet by packet as `encrypt`."""
@@ -310,74 +301,6 @@ class Device(HandshakeReceiver):
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
         return None
-
-    def _receive_transport(
-        self, data: bytes, path: Path, *, now: float
-    ) -> tuple[Peer, bytes] | None:
-        if len(data) < KEEPALIVE_SIZE:
-            raise RemoteProtocolError("transport_short")
-        _, receiver, counter = HEADER.unpack_from(data)
-        kp = self.index.get(receiver)
-        if not isinstance(kp, Keypair):
-            raise RemoteProtocolError("transport_unknown_index")
-        if now - kp.created >= REJECT_AFTER_TIME or counter >= REJECT_AFTER_MESSAGES:
-            raise RemoteProtocolError("transport_expired_keypair")
-        if kp.native is not None:  # the same checks, in Rust, with the native window
-            opened = kp.native.open_batch([data], limit=REJECT_AFTER_MESSAGES)[0]
-            if isinstance(opened, str):
-                raise RemoteProtocolError(opened)
-            plaintext: bytes = opened
-        else:
-            if not kp.replay.check(counter, REJECT_AFTER_MESSAGES):
-                raise RemoteProtocolError("transport_replay")
-            try:
-                plaintext = kp.recv_aead.decrypt(
-                    nonce(counter), memoryview(data)[TRANSPORT_HEADER_SIZE:], None
-                )
-            except InvalidTag:
-                raise RemoteProtocolError("transport_decrypt") from None
-            kp.replay.accept(counter, REJECT_AFTER_MESSAGES)
-        peer = self.peers[kp.peer_key]
-        # authenticated from here on
-        if kp is peer.next:
-            peer.promote_next(self.index)
-            peer.on_handshake_complete(now=now)
-            self.emit(HandshakeCompleted(peer.public_key, initiator=False))
-            self._send_staged_if_any(peer, now=now)
-        cur = peer.current
-        if (
-            cur is not None
-            and cur.is_initiator
-            and not peer.sent_last_minute_handshake
-            and now - cur.created > _LAST_MINUTE
-        ):
-            peer.sent_last_minute_handshake = True
-            self.send_initiation(peer, now=now, retry=False)
-        self._update_path(peer, path, now=now)
-        peer.on_any_authenticated_packet_traversal(now=now)
-        peer.on_any_authenticated_packet_received()
-        peer.rx_bytes += len(data)
-        if not plaintext:
-            self.counters["keepalives_received"] += 1
-            return None
-        peer.on_data_received(now=now)
-        return peer, plaintext
-
-    def _send_staged_if_any(self, peer: Peer, *, now: float) -> None:
-        if peer.staged:
-            self._send_staged(peer, now=now)
-
-    def _update_path(self, peer: Peer, path: Path, *, now: float) -> None:
-        """Roaming (WireGuard's endpoint update), only ever on an authenticated packet: the
-        peer's datagrams go back the way its latest authenticated one came. A peer with a
-        path hook (a native peer's path set, node/core/paths) lets the hook decide."""
-        hook = peer.path_hook
-        if hook is not None:
-            hook(path, now)
-            return
-        if peer.path != path:
-            peer.path = path
-            self.emit(PathChanged(peer.public_key, path))
 
     # -- timers -------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from tidewire.node.accounting import Accountant
 from tidewire.node.core import overlay
 from tidewire.node.core.accounting import AccountingConfig, UsedSession
 from tidewire.node.core.control_plane import ControlPlane
-from tidewire.node.core.roles import Role
+from tidewire.node.core.roles import Role, role_of
 from tidewire.node.ledger import Ledger
 from tidewire.protocol.accounting.receipts import SignedReceipt
 from tidewire.protocol.control import channel
@@ -151,6 +151,21 @@ async def test_a_replaced_session_keeps_its_served_bytes(tmp_path: Path) -> None
     rows = [r for r in ledger.usage() if "session_id" in r]
     saved = sum(r["served_down"] for r in rows)
     assert len(rows) == 7 and saved == total - 10 * PACKET  # all but the current one, at once
+
+
+async def test_a_bootstrap_peer_on_a_provider_is_not_a_client() -> None:
+    """A gossip bootstrap node (native, no allowed IPs) on an exit: no credit, no
+    per-client metrics, its hello refused, its bytes neither held nor counted."""
+    rig = Rig(None, AccountingConfig())
+    boot = b"\x0b" * 32
+    role = role_of(provider=False, exit_enabled=True, wireguard=False, allowed_ips=[])
+    rig.acct.set_role(boot, role)
+    assert boot not in rig.acct.credits and boot not in rig.acct.roles
+    assert rig.acct.inbound(boot, PACKET) and rig.acct.outbound(boot, PACKET)
+    assert rig.acct.unverified == {}
+    rig.deliver(boot, hello(3), now=0.0)
+    await rig.drain()
+    assert rig.control.drops["control_unexpected"] == 1 and rig.acct.served == {}
 
 
 async def test_a_hello_from_a_peer_that_is_not_a_client_is_a_counted_drop() -> None:

@@ -1,14 +1,20 @@
 """The data plane choice in the shell: DataPath seals a batch per peer in one native call
 when the native plane runs, the node falls back to the Python path when the module is
-missing or fails its self-test, and `tidewire status` says which one runs."""
+missing or fails its self-test, and `tidewire status` says which one runs. TUN writes
+are coalesced and written natively with the Python path's outcomes and drop reasons."""
 
+import contextlib
+import os
+import socket
 from ipaddress import ip_network
 from typing import Any
 
 import pytest
+from scapy.layers.inet import IP, TCP
 
 from tidewire.cli.cmd_status import render
 from tidewire.node import dataplane
+from tidewire.node.core.gro import GSO_TCPV4, coalesce
 from tidewire.node.datapath import DataPath
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
@@ -98,3 +104,64 @@ def test_status_shows_the_data_plane() -> None:
         "peers": [],
     }
     assert "  data plane: native (built and self-tested)" in render(st).splitlines()
+
+
+def _tun_datapath(plane: str) -> tuple[DataPath, socket.socket, socket.socket]:
+    """A DataPath on `plane` whose TUN is a datagram socket (one datagram per write(2),
+    like a TUN), that socket and its other end."""
+    tun, reader = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    tun.setblocking(False)
+    ka, _ = keypair("tun-write")
+    dp = DataPath(
+        device=Device(private_key=ka, rng=SeededRandom("w")),
+        tun_fd=tun.fileno(),
+        transports={},
+        policy=None,
+        persist_timestamp=lambda k, s: None,
+    )
+    dp.use_dataplane(dataplane.choose(plane))
+    dp.tun_gro = True
+    return dp, tun, reader
+
+
+def _segments(n: int) -> list[bytes]:
+    """A run of TCP segments of one flow (the batch coalesces into one write) and a UDP
+    packet after it (a write of its own)."""
+    return [
+        bytes(IP(src="10.0.0.2", dst="10.0.0.1") / TCP(seq=1 + i * 500, flags="A") / bytes(500))
+        for i in range(n)
+    ] + [udp4("10.0.0.2", "10.0.0.1", 53, b"q")]
+
+
+@needs_native
+@pytest.mark.parametrize("plane", ["native", "python"])
+def test_tun_writes_are_coalesced_and_written_the_same_on_both_planes(plane: str) -> None:
+    dp, _tun, reader = _tun_datapath(plane)
+    assert (dp._native_write is not None) is (plane == "native")
+    dp.tun_out = _segments(20)
+    dp.flush_tun()
+    got = [reader.recv(70000) for _ in range(2)]
+    assert got == coalesce(_segments(20))
+    assert got[0][1] == GSO_TCPV4 and dp.tun_out == [] and not dp.drops
+
+
+@needs_native
+@pytest.mark.parametrize("plane", ["native", "python"])
+def test_a_full_or_failing_tun_costs_only_the_frames_it_refused(plane: str) -> None:
+    dp, _tun, reader = _tun_datapath(plane)
+    # UDP packets never coalesce: 300 writes, more than an unread socket queues
+    dp.tun_out = [udp4("10.0.0.2", "10.0.0.1", 53, bytes([i % 256])) for i in range(300)]
+    dp.flush_tun()
+    queued = 0
+    reader.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while reader.recv(100):
+            queued += 1
+    assert 0 < queued < 300 and dp.drops["tun_write_full"] == 300 - queued
+    dp.tun_fd = os.open(os.devnull, os.O_RDONLY)  # write(2) fails with EBADF
+    try:
+        dp.tun_out = _segments(3)
+        dp.flush_tun()
+    finally:
+        os.close(dp.tun_fd)
+    assert dp.drops["tun_write_failed"] == 2  # the coalesced run and the UDP packet

@@ -20,11 +20,16 @@ KEEPALIVE = b"\x04\0\0\0" + bytes(28)
 
 class Recorder:
     def __init__(self) -> None:
+        self.batches: list[int] = []  # the sizes of the runs handed over together
         self.got: list[tuple[bytes, Path]] = []
 
     def receive(self, data: bytes, path: Path, *, now: float, ecn: int = 0) -> bool:
         self.got.append((data, path))
         return False
+
+    def receive_batch(self, datagrams: list[bytes], path: Path, *, now: float, ecn: int) -> bool:
+        self.batches.append(len(datagrams))
+        return any([self.receive(d, path, now=now, ecn=ecn) for d in datagrams])
 
     def shed(self, *, now: float) -> None:
         pass

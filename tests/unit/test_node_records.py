@@ -163,3 +163,28 @@ def test_the_newest_valid_record_wins_over_churn_and_sybils() -> None:
     assert done[0].item.seq == 200
     assert records.verify(done[0].item, now=NOW).load == 40
     assert asker.drops.get("item_206", 0) >= 1  # the forged copies were seen and refused
+
+
+def test_the_link_key_is_under_the_records_signature() -> None:
+    """The Ed25519 side of the binding: the X25519 key is inside the signed value."""
+    item = make(seq=3)
+    other = dataclasses.replace(RECORD, public_key=bytes(32), seq=3).value()
+    assert len(other) == len(item.value) and other != item.value
+    with pytest.raises(RecordError):
+        records.verify(dataclasses.replace(item, value=other), now=NOW)
+
+
+def test_a_session_confirmed_binding_drops_records_naming_the_link_key_elsewhere() -> None:
+    """The X25519 side: anyone may sign a record naming another node's link key; once a
+    session shows the Ed25519 key that node holds, such records are dropped and refused."""
+    cache = RecordCache()
+    forger = SigningKey(bytes(range(1, 33)))
+    forged = records.make(dataclasses.replace(RECORD, price=0), forger, seq=9)
+    assert cache.offer(make(seq=5), source="dht", now=NOW) is not None
+    assert cache.offer(forged, source="gossip", now=NOW) is not None  # not yet known false
+    cache.confirm(RECORD.public_key, bytes(KEY.verify_key))
+    assert list(cache.records) == [bytes(KEY.verify_key)]
+    again = records.make(dataclasses.replace(RECORD, price=0), forger, seq=10)
+    assert cache.offer(again, source="dht", now=NOW) is None
+    assert cache.offer(make(seq=6), source="dht", now=NOW) is not None  # the node's own
+    assert cache.counters["unbound"] == 2

@@ -266,3 +266,20 @@ def test_a_lone_path_that_dies_under_traffic_is_retried_not_spun_on() -> None:
     sim.run_until(25.0)
     assert ps.active is lone and state_of(lone) is State.UP  # the same path, answering again
     assert longest_gap(replies(client), 24.0, 25.0) < 0.5
+
+
+def test_a_punched_path_joins_the_set_and_takes_over_once_it_answers() -> None:
+    """NAT traversal (node/core/nat) adds a direct path next to the one in use (a relayed
+    path, once relays exist; here masked stands in for it): it is preferred, probed at
+    once, and the peer moves to it after SWITCH_BACK_STREAK answers, in the same session."""
+    sim, client, provider = setup([MASKED])
+    ping(sim, client)
+    sim.run_until(5.0)
+    ps = client.paths.sets[provider.device.public_key]
+    assert ps.active is not None and ps.active.path.transport == MASKED
+    direct = Path(UDP, PROVIDER_ADDRS[UDP])
+    c = ps.add_candidate(direct, now=5.0)
+    assert c.preference < ps.active.preference and c.next_probe == 5.0
+    sim.run_until(5.0 + pathset.SWITCH_BACK_STREAK * pathset.CONFIRM_INTERVAL + 1)
+    assert ps.active is not None and ps.active.path == direct
+    assert client.handshakes == 1

@@ -136,6 +136,23 @@ class PathSet:
         self.events.append((self.peer.public_key, "learned", path, "it carried a packet"))
         return c
 
+    def add_candidate(self, path: Path, *, now: float) -> Candidate:
+        """A path found some other way (a NAT punch, node/core/nat): preferred to every
+        candidate so far, since it is direct; a chooser probes it at once and moves to it
+        once it answers (SWITCH_BACK_STREAK probes in a row, if another path works)."""
+        c = self.find(path)
+        if c is None:
+            if len(self.candidates) >= MAX_CANDIDATES:
+                spare = [x for x in self.candidates if x is not self.active]
+                self.candidates.remove(max(spare, key=lambda x: x.preference))
+            pref = min((x.preference for x in self.candidates), default=1) - 1
+            c = Candidate(path, pref, learned=True, learned_at=now)
+            self.candidates.append(c)
+            self.events.append((self.peer.public_key, "learned", path, "an introduction"))
+        if self.chooser and c.state is not State.UP:
+            c.next_probe = now
+        return c
+
     def settle(self, *, now: float) -> None:
         """After the packet `authenticated` saw: a follower moves to its path."""
         c, self.pending = self.pending, None

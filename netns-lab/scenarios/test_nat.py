@@ -1,0 +1,131 @@
+"""NAT traversal through a mediator (netns-lab/nat.py has the diagram and the NATs).
+
+m is on the public side; a and b each sit behind a NAT of their own, know m's
+endpoint, and list each other as native peers with no endpoint. m lists both (it
+learns their endpoints from their handshakes). Behind full-cone NATs they look each
+other up at m, m introduces them, both punch, and a's pings to b's tunnel address go
+over the direct path: a's and b's status show each other's public NAT address as the
+active path, and m's byte counters for a and b barely move while the pings flow.
+Behind symmetric NATs every punch fails: the failures are counted and the lookups
+retried with a growing backoff. (Relays are not on main yet, so nothing carries a's
+traffic to b there: the test checks only that a and b still reach m.)
+"""
+
+import itertools
+import time
+from typing import Any
+
+from lab import Lab, Node, genkey, tidewire_toml
+from nat import CONE_PORT, PORT, NatLab, build_nat_lab, check
+
+TUNNEL = {"m": "10.77.0.1", "a": "10.77.0.2", "b": "10.77.0.3"}
+
+
+def _nodes(lab: Lab, net: NatLab) -> dict[str, Node]:
+    keys = {name: genkey() for name in TUNNEL}
+
+    def peer(name: str, endpoint: str | None = None) -> dict[str, Any]:
+        p: dict[str, Any] = {"public_key": keys[name][1], "allowed_ips": [TUNNEL[name] + "/32"]}
+        if endpoint:
+            p["endpoint"] = endpoint
+        return p
+
+    m_end = f"203.0.113.2:{PORT}"
+    layout = {
+        "m": (net.m, [peer("a"), peer("b")]),
+        "a": (net.a, [peer("m", m_end), peer("b")]),
+        "b": (net.b, [peer("m", m_end), peer("a")]),
+    }
+    nodes = {}
+    for name, (host, peers) in layout.items():
+        text = tidewire_toml(
+            name=f"tw{name}",
+            private_key=keys[name][0],
+            address=[TUNNEL[name] + "/24"],
+            lab=lab,
+            listen_port=PORT,
+            peers=peers,
+        )
+        nodes[name] = lab.tidewire(host, f"tw{name}", text)
+    return nodes
+
+
+def _peer(node: Node, other: Node) -> dict[str, Any]:
+    key = other.status()["public_key"]
+    return next(p for p in node.status()["peers"] if p["public_key"] == key)
+
+
+def _nat_counter(node: Node, name: str) -> float:
+    return float(node.status()["nat"]["counters"].get(name, 0))
+
+
+def _ping(node: Node, addr: str, *, count: int = 1, size: int = 56) -> bool:
+    out = node.host.run(
+        ["ping", "-c", str(count), "-i", "0.2", "-s", str(size), "-W", "1", addr], check=False
+    )
+    return out.returncode == 0
+
+
+def test_full_cone_nats_punch_through_and_traffic_skips_the_mediator() -> None:
+    with Lab("natcone") as lab:
+        net = build_nat_lab(lab, "cone")
+        seen = check(lab, net)
+        public_a = f"198.51.100.2:{CONE_PORT['nata']}"
+        assert seen["to_m"] == seen["to_inet"] == public_a, seen  # endpoint-independent mapping
+        assert seen["unsolicited_in"], seen  # and filtering
+        started = time.monotonic()
+        nodes = _nodes(lab, net)
+        na, nb, nm = nodes["a"], nodes["b"], nodes["m"]
+        public_b = f"192.0.2.2:{CONE_PORT['natb']}"
+        lab.wait_for(
+            lambda: (
+                (_peer(na, nb).get("active") or {}).get("endpoint") == public_b
+                and _peer(nb, na).get("active", {}).get("endpoint") == public_a
+            ),
+            timeout=30,
+            what="a and b on each other's public NAT address",
+        )
+        print(f"direct path {time.monotonic() - started:.1f} s after the nodes started")
+        assert na.status()["nat"]["behind_nat"] and nb.status()["nat"]["behind_nat"]
+        assert _peer(na, nm)["persistent_keepalive"] == 25  # automatic behind the NAT
+        assert _nat_counter(na, "punches_succeeded") + _nat_counter(nb, "punches_succeeded") >= 1
+        assert _nat_counter(nm, "introductions") >= 1
+        before = {
+            n: _peer(nm, nodes[n])["rx_bytes"] + _peer(nm, nodes[n])["tx_bytes"] for n in "ab"
+        }
+        assert _ping(na, TUNNEL["b"], count=20, size=1000), lab.logs()
+        after = {n: _peer(nm, nodes[n])["rx_bytes"] + _peer(nm, nodes[n])["tx_bytes"] for n in "ab"}
+        moved = {n: after[n] - before[n] for n in "ab"}
+        print(f"m's bytes for a and b during 20 x 1000-byte pings: {moved}")
+        assert all(v < 1000 for v in moved.values()), moved  # not one ping: keepalives only
+        assert _peer(na, nb)["active"]["endpoint"] == public_b
+
+
+def test_symmetric_nats_fail_to_punch_and_retry_with_backoff() -> None:
+    with Lab("natsym") as lab:
+        net = build_nat_lab(lab, "symmetric")
+        seen = check(lab, net)
+        assert seen["to_m"] != seen["to_inet"], seen  # a new mapping per destination
+        assert not seen["unsolicited_in"], seen  # and only that destination may answer
+        nodes = _nodes(lab, net)
+        na, nb, nm = nodes["a"], nodes["b"], nodes["m"]
+        failures: list[float] = []  # when a's count of failed punches went up
+
+        def failed() -> bool:
+            n = _nat_counter(na, "punches_failed")
+            while len(failures) < n:
+                failures.append(time.monotonic())
+            return n >= 5
+
+        lab.wait_for(failed, timeout=90, what="five failed punches from a", interval=0.25)
+        gaps = [round(y - x, 1) for x, y in itertools.pairwise(failures)]
+        print(f"seconds between a's failed punches: {gaps}")
+        assert gaps[-1] >= 2 * gaps[0], gaps  # the retries back off
+        target = next(
+            t for t in na.status()["nat"]["targets"] if t["peer"] == nb.status()["public_key"]
+        )
+        assert not target["direct"] and target["backoff"] >= 4, target
+        assert _nat_counter(nm, "introductions") >= 3
+        assert _nat_counter(na, "punches_succeeded") == 0
+        assert na.status()["nat"]["behind_nat"]
+        assert _ping(na, TUNNEL["m"], count=3) and _ping(nb, TUNNEL["m"], count=3)
