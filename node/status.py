@@ -91,6 +91,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "peers": peers,
         "share": daemon.sharing.status() if daemon.sharing is not None else None,
         "routes": daemon.routing.status() if daemon.routing is not None else [],
+        "relay": daemon.relay.status() if daemon.relay is not None else None,
     }
 
 
@@ -181,6 +182,8 @@ def register(reg: Registry, daemon: "Daemon") -> None:
             rows += list(acct.drops.items())
         if daemon.routing is not None:
             rows += list(daemon.routing.counters().items())
+        if daemon.relay is not None:
+            rows += list(daemon.relay.core.drops.items())
         return rows
 
     reg.counters(
@@ -228,6 +231,8 @@ def register(reg: Registry, daemon: "Daemon") -> None:
     )
     reg.value("tidewire_peers", "Configured peers.", lambda: len(dev.peers), kind="gauge")
     _register_share(reg, daemon)
+    if daemon.relay is not None:
+        daemon.relay.register(reg)
 
     def per_peer(read: Callable[[Peer], float]) -> Callable[[], list[tuple[str, float]]]:
         return lambda: [(encode_key(k), read(p)) for k, p in dev.peers.items()]

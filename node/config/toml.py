@@ -43,6 +43,7 @@ from .fields import (
     socket_path,
     upstreams,
 )
+from .relay import relay_table
 from .share import (
     Rate,
     ShareConfig,
@@ -66,6 +67,7 @@ TABLES = (
     "dns",
     "discovery",
     "tls",
+    "relay",
 )
 
 SERVICE_KEYS = ("table", "fwmark", "kill_switch", "kill_switch_allow_lan", *service.HOOKS)
@@ -138,7 +140,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns], [discovery], [tls])",
+                " [client], [metrics], [dns], [discovery], [tls], [relay])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -214,6 +216,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         cfg.discovery = load_discovery(data["discovery"], _toml_err(path, text, "discovery", 0))
     if "tls" in data:
         cfg.tls = tls_table(data["tls"], _toml_err(path, text, "tls", 0), path.parent)
+    if "relay" in data:
+        cfg.relay = relay_table(data["relay"], _toml_err(path, text, "relay", 0))
     check_peers(cfg)
     check_stream_mtu(cfg, err)
     return cfg
