@@ -91,18 +91,16 @@ class RelayNode:
                 (f"{encode_key(a)},{encode_key(b)}", read(p)) for (a, b), p in relay.pairs.items()
             ]
 
-        reg.labelled(
-            "tidewire_relay_pair_bytes_total",
-            "Bytes of end-to-end datagrams forwarded per pair of ends.",
-            label="pair",
-            read=per_pair(lambda p: p.bytes),
-        )
-        reg.labelled(
-            "tidewire_relay_pair_drops_total",
-            "Frames of each pair of ends refused for its rate or byte cap.",
-            label="pair",
-            read=per_pair(lambda p: sum(p.drops.values())),
-        )
+        for name, text, read in (
+            ("bytes", "Bytes of end-to-end datagrams forwarded", lambda p: p.bytes),
+            ("drops", "Frames refused for the rate or byte cap", lambda p: sum(p.drops.values())),
+        ):
+            reg.labelled(
+                f"tidewire_relay_pair_{name}_total",
+                f"{text}, per pair of ends.",
+                label="pair",
+                read=per_pair(read),
+            )
 
     def status(self) -> dict[str, object]:
         c = self.core

@@ -21,6 +21,7 @@ from typing import Any
 
 from common import PY, TOOLS, ping
 from lab import Host, Lab, Node, genkey, tidewire_toml
+from test_paths import longest_gap, replies
 
 sys.path.insert(0, str(TOOLS))
 import rawcap
@@ -33,7 +34,74 @@ def b64url(key: str) -> str:
     return key.replace("+", "-").replace("/", "_").rstrip("=")
 
 
-def build(lab: Lab, *, cap: int = CAP) -> dict[str, Any]:
+def peer(
+    key: str, endpoint: str | None = None, *, allowed: list[str] | None = None
+) -> dict[str, Any]:
+    """A native peer; one we know the endpoint of gets a persistent keepalive (the relays'
+    links stay up, and the far side learns our address)."""
+    out: dict[str, Any] = {"public_key": key, "allowed_ips": allowed or []}
+    if endpoint is not None:
+        out |= {"endpoint": endpoint, "persistent_keepalive": 25}
+    return out
+
+
+def relay_node(
+    lab: Lab,
+    host: Host,
+    name: str,
+    key: str,
+    *,
+    client: str,
+    exit_key: str,
+    exit_at: str,
+    extra: str = "",
+) -> Node:
+    """A relay between the client and the exit, which it knows at `exit_at`."""
+    text = tidewire_toml(
+        name=name,
+        private_key=key,
+        address=["10.97.0.1/32"],
+        lab=lab,
+        listen_port=51820,
+        peers=[peer(client), peer(exit_key, f"{exit_at}:51820")],
+    )
+    return lab.tidewire(host, name, text + "\n[relay]\nenabled = true\n" + extra)
+
+
+def exit_node(
+    lab: Lab, host: Host, key: str, *, relays: list[str], client: str, exit_role: bool = True
+) -> Node:
+    text = tidewire_toml(
+        name="twe",
+        private_key=key,
+        address=["10.99.0.1/24"],
+        lab=lab,
+        listen_port=51820,
+        peers=[*(peer(k) for k in relays), peer(client, allowed=["10.99.0.2/32"])],
+        exit={"enabled": True} if exit_role else None,
+    )
+    return lab.tidewire(host, "twe", text)
+
+
+def client_node(
+    lab: Lab, host: Host, key: str, *, relays: dict[str, str], exit_key: str, allowed: str
+) -> Node:
+    """The client: a link to each relay (key -> its address), and the exit through them."""
+    e = peer(exit_key, allowed=[allowed])
+    e["endpoints"] = [f"relay://{b64url(k)}" for k in relays]
+    if allowed == "0.0.0.0/0":
+        e["provider"] = True
+    text = tidewire_toml(
+        name="twc",
+        private_key=key,
+        address=["10.99.0.2/32"],
+        lab=lab,
+        peers=[*(peer(k, f"{a}:51820") for k, a in relays.items()), e],
+    )
+    return lab.tidewire(host, "twc", text)
+
+
+def build(lab: Lab, *, cap: str = f"{CAP} B", rate: str = "unlimited") -> dict[str, Any]:
     c, r, e, net = lab.host("c"), lab.host("r"), lab.host("e"), lab.host("internet")
     lab.link(c, r, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="down0")
     lab.link(r, e, "192.0.2.1/24", "192.0.2.2/24", a_if="up0", b_if="isp0")
@@ -50,61 +118,19 @@ def build(lab: Lab, *, cap: int = CAP) -> dict[str, Any]:
         name="http",
     )
     (kc, pc), (kr, pr), (ke, pe) = genkey(), genkey(), genkey()
-    relay = (
-        tidewire_toml(
-            name="twr",
-            private_key=kr,
-            address=["10.97.0.1/32"],
-            lab=lab,
-            listen_port=51820,
-            peers=[
-                {"public_key": pc, "allowed_ips": []},
-                {
-                    "public_key": pe,
-                    "allowed_ips": [],
-                    "endpoint": "192.0.2.2:51820",
-                    "persistent_keepalive": 25,
-                },
-            ],
-        )
-        + f'\n[relay]\nenabled = true\npair_cap = "{cap} B"\n'
-    )
-    exit_ = tidewire_toml(
-        name="twe",
-        private_key=ke,
-        address=["10.99.0.1/24"],
-        lab=lab,
-        listen_port=51820,
-        peers=[
-            {"public_key": pr, "allowed_ips": []},
-            {"public_key": pc, "allowed_ips": ["10.99.0.2/32"]},
-        ],
-        exit={"enabled": True},
-    )
-    client = tidewire_toml(
-        name="twc",
-        private_key=kc,
-        address=["10.99.0.2/32"],
-        lab=lab,
-        peers=[
-            {
-                "public_key": pr,
-                "allowed_ips": [],
-                "endpoint": "198.51.100.1:51820",
-                "persistent_keepalive": 25,
-            },
-            {
-                "public_key": pe,
-                "endpoints": [f"relay://{b64url(pr)}"],
-                "allowed_ips": ["0.0.0.0/0"],
-                "provider": True,
-            },
-        ],
-    )
     nodes = {
-        "r": lab.tidewire(r, "twr", relay),
-        "e": lab.tidewire(e, "twe", exit_),
-        "c": lab.tidewire(c, "twc", client),
+        "r": relay_node(
+            lab,
+            r,
+            "twr",
+            kr,
+            client=pc,
+            exit_key=pe,
+            exit_at="192.0.2.2",
+            extra=f'pair_cap = "{cap}"\npair_rate = "{rate}"\n',
+        ),
+        "e": exit_node(lab, e, ke, relays=[pr], client=pc),
+        "c": client_node(lab, c, kc, relays={pr: "198.51.100.1"}, exit_key=pe, allowed="0.0.0.0/0"),
     }
     return {"hosts": {"c": c, "r": r, "e": e, "net": net}, "nodes": nodes, "keys": (pc, pr, pe)}
 
@@ -211,3 +237,74 @@ def test_two_hop_privacy_and_the_pair_cap() -> None:
             f"relayed {pair['bytes']} bytes until the cap; the large download got "
             f"{len(body)} bytes ({digest[:12]})"
         )
+
+
+def via(node: Node, key: str) -> str | None:
+    """The relay (its key, base64url) of a peer's active relayed path."""
+    for p in node.status()["peers"]:
+        if p["public_key"] == key and p.get("active"):
+            return str(p["active"]["endpoint"]).split(".")[0]
+    return None
+
+
+def candidates(node: Node, key: str) -> list[dict[str, Any]]:
+    for p in node.status()["peers"]:
+        if p["public_key"] == key:
+            return list(p.get("candidates", []))
+    return []
+
+
+def test_a_relay_killed_with_9_is_routed_around() -> None:
+    """c's peer e has two relayed paths, through r1 and r2; r1 is killed with -9 and c's
+    path set fails over to r2 (no new handshake with e), with a bounded ping gap:
+
+    [c] eth0 ---- [r1] ---- isp0 [e] wan0 ---- [internet]
+        eth1 ---- [r2] ---- isp1
+    """
+    with Lab("relay2") as lab:
+        c, r1, r2, e = lab.host("c"), lab.host("r1"), lab.host("r2"), lab.host("e")
+        lab.link(c, r1, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="down0")
+        lab.link(c, r2, "198.51.101.2/24", "198.51.101.1/24", a_if="eth1", b_if="down0")
+        lab.link(r1, e, "192.0.2.1/24", "192.0.2.2/24", a_if="up0", b_if="isp0")
+        lab.link(r2, e, "192.0.3.1/24", "192.0.3.2/24", a_if="up0", b_if="isp1")
+        (kc, pc), (k1, p1), (k2, p2), (ke, pe) = genkey(), genkey(), genkey(), genkey()
+        relays = {
+            "twr1": relay_node(lab, r1, "twr1", k1, client=pc, exit_key=pe, exit_at="192.0.2.2"),
+            "twr2": relay_node(lab, r2, "twr2", k2, client=pc, exit_key=pe, exit_at="192.0.3.2"),
+        }
+        exits = exit_node(lab, e, ke, relays=[p1, p2], client=pc, exit_role=False)
+        client = client_node(
+            lab,
+            c,
+            kc,
+            relays={p1: "198.51.100.1", p2: "198.51.101.1"},
+            exit_key=pe,
+            allowed="10.99.0.1/32",
+        )
+        pinger = c.spawn(["ping", "-D", "-n", "-i", "0.1", "-W", "1", "10.99.0.1"], name="ping")
+        lab.wait_for(lambda: len(replies(pinger)) >= 20, timeout=30, what="pings through r1")
+        assert via(client, pe) == b64url(p1)
+        # c raced its initiation on both paths; e learned the second one from it (and
+        # answered it) once r2's link with e was up: only then is the handshake count final
+        lab.wait_for(
+            lambda: len(candidates(exits, pc)) == 2, timeout=15, what="e to learn r2's path"
+        )
+        handshakes = exits.status()["counters"].get("responses_sent", 0)
+
+        killed_at = float(c.run("date +%s.%N").stdout)
+        relays["twr1"].proc.popen.kill()  # kill -9: r1 answers nothing from here on
+        relays["twr1"].proc.popen.wait(timeout=10)
+        lab.wait_for(lambda: via(client, pe) == b64url(p2), timeout=10, what="c to move to r2")
+        lab.wait_for(
+            lambda: len([t for t in replies(pinger) if t > killed_at]) >= 30,
+            timeout=15,
+            what="pings through r2",
+        )
+        gap = longest_gap(replies(pinger), killed_at, float(c.run("date +%s.%N").stdout))
+        print(f"longest ping gap after r1 was killed: {gap:.2f} s")
+        assert gap <= 3.0, (gap, client.status())
+        assert via(exits, pc) == b64url(p2)  # e follows c's packets onto r2
+        # the end-to-end session survived the move: e answered no new handshake
+        assert exits.status()["counters"].get("responses_sent", 0) == handshakes
+        forwarded = relays["twr2"].status()["relay"]["counters"]["forwarded"]
+        assert forwarded > 30

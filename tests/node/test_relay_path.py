@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_network
-from typing import Any
 
 import pytest
 import trio
 
 from tidewire.node.core.relay import RelayConfig, address
 from tidewire.node.datapath import DataPath
+from tidewire.node.metrics import Registry
 from tidewire.node.relay import RelayNode
 from tidewire.node.transports.relay import RelayTransport
 from tidewire.protocol.link.device import Device
@@ -27,6 +27,7 @@ from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import RELAY, UDP, Endpoint, Path
 
 from ..unit.helpers import SeededRandom, keypair
+from .test_datapath import Recorder
 
 ADDR = {"c": ("192.0.2.1", 51820), "r": ("192.0.2.2", 51820), "e": ("192.0.2.3", 51820)}
 TUNNEL = {"c": "10.9.0.1", "e": "10.9.0.3"}
@@ -64,11 +65,12 @@ class Net:
         raise AssertionError("the network did not settle")
 
 
-@dataclass
-class Port:
-    net: Net
-    own: Endpoint
-    name: str = UDP
+class Port(Recorder):
+    """A UDP socket on the in-memory network (the recorder's other verbs do nothing)."""
+
+    def __init__(self, net: Net, own: Endpoint) -> None:
+        super().__init__()
+        self.net, self.own = net, own
 
     def add(self, data: bytes, address: Endpoint, ecn: int = 0) -> None:
         self.net.queue.append((self.own, address, data))
@@ -76,15 +78,6 @@ class Port:
 
     def send_now(self, data: bytes, address: Endpoint) -> None:
         self.add(data, address)
-
-    def flush(self) -> None:
-        pass
-
-    async def serve(self, receiver: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _owner(net: Net, addr: Endpoint) -> str:
@@ -211,6 +204,12 @@ async def test_a_relayed_session_carries_data_both_ways_and_the_relay_sees_no_pl
     [pair] = t.r.relay.core.status()
     assert pair["frames"] == counters["forwarded"] and pair["bytes"] == counters["forwarded_bytes"]
     assert t.e.relay.core.counters["delivered"] >= 2 and t.c.relay.core.counters["delivered"] >= 2
+    reg = Registry()
+    t.r.relay.register(reg)
+    text = reg.render()
+    assert f'tidewire_relay_events_total{{event="forwarded"}} {counters["forwarded"]}' in text
+    assert f"tidewire_relay_pair_bytes_total{{pair=" in text
+    assert str(counters["forwarded_bytes"]) in text
 
 
 async def test_a_frame_for_an_unknown_destination_is_dropped_and_counted(nodes: Trio) -> None:
