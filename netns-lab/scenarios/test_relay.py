@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import PY, TOOLS, ping
+from common import PY, TOOLS, ping, transfer
 from lab import Host, Lab, Node, genkey, tidewire_toml
 from test_paths import longest_gap, replies
 
@@ -308,3 +308,38 @@ def test_a_relay_killed_with_9_is_routed_around() -> None:
         assert exits.status()["counters"].get("responses_sent", 0) == handshakes
         forwarded = relays["twr2"].status()["relay"]["counters"]["forwarded"]
         assert forwarded > 30
+
+
+def test_the_pair_rate_paces_a_transfer() -> None:
+    """pair_rate = "20 Mbit/s": 10 MB from c to e's tunnel address through the relay take
+    at least as long as that rate allows, and TCP still gets most of it (the bucket is
+    shallow, 10 ms of the rate, so the policer's drops come early and few). Without the
+    exit role and receipts: a relay's drops look like over-billing to the client's
+    accounting (docs/protocol/relay.md, "Left for later")."""
+    import time
+
+    with Lab("relayrate") as lab:
+        c, r, e = lab.host("c"), lab.host("r"), lab.host("e")
+        lab.link(c, r, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="down0")
+        lab.link(r, e, "192.0.2.1/24", "192.0.2.2/24", a_if="up0", b_if="isp0")
+        (kc, pc), (kr, pr), (ke, pe) = genkey(), genkey(), genkey()
+        relay = relay_node(
+            lab,
+            r,
+            "twr",
+            kr,
+            client=pc,
+            exit_key=pe,
+            exit_at="192.0.2.2",
+            extra='pair_rate = "20 Mbit/s"\n',
+        )
+        exit_node(lab, e, ke, relays=[pr], client=pc, exit_role=False)
+        client_node(lab, c, kc, relays={pr: "198.51.100.1"}, exit_key=pe, allowed="10.99.0.1/32")
+        lab.wait_for(lambda: ping(c, "10.99.0.1", count=1, check=False), timeout=30, what="e")
+        started = time.monotonic()
+        transfer(lab, c, e, "10.99.0.1", 10_000_000, timeout=60)
+        mbit = 10_000_000 * 8 / (time.monotonic() - started) / 1e6
+        drops = relay_status(relay)["drops"]
+        print(f"20 Mbit/s pair rate: {mbit:.1f} Mbit/s of TCP, {drops}")
+        assert 10 <= mbit <= 21, mbit
+        assert drops.get("relay_rate", 0) > 0

@@ -35,7 +35,7 @@ from tidewire.protocol.keys import encode_key
 from tidewire.protocol.types import Endpoint
 
 PAIR_IDLE = 600.0  # seconds without a frame before a pair may give its slot to a new one
-BURST_SECONDS = 0.1  # the bucket's depth, in seconds of the pair rate...
+BURST_SECONDS = 0.01  # the bucket's depth, in seconds of the pair rate...
 MIN_BURST = 64 * 1024  # ...and at least this many bytes (a TCP window's opening flight)
 
 

@@ -208,7 +208,7 @@ async def test_a_relayed_session_carries_data_both_ways_and_the_relay_sees_no_pl
     t.r.relay.register(reg)
     text = reg.render()
     assert f'tidewire_relay_events_total{{event="forwarded"}} {counters["forwarded"]}' in text
-    assert f"tidewire_relay_pair_bytes_total{{pair=" in text
+    assert "tidewire_relay_pair_bytes_total{pair=" in text
     assert str(counters["forwarded_bytes"]) in text
 
 
