@@ -29,7 +29,12 @@ from tidewire.protocol.types import RELAY, UDP, Endpoint, Path
 from ..unit.helpers import SeededRandom, keypair
 from .test_datapath import Recorder
 
-ADDR = {"c": ("192.0.2.1", 51820), "r": ("192.0.2.2", 51820), "e": ("192.0.2.3", 51820)}
+ADDR = {
+    "c": ("192.0.2.1", 51820),
+    "r": ("192.0.2.2", 51820),
+    "e": ("192.0.2.3", 51820),
+    "r2": ("192.0.2.4", 51820),
+}
 TUNNEL = {"c": "10.9.0.1", "e": "10.9.0.3"}
 MARKER = b"relay-marker-0123456789" * 4
 _IP = struct.Struct("!BBHHHBBH4s4s")
@@ -105,7 +110,14 @@ class Node:
                 return out
 
 
-def make(net: Net, name: str, config: RelayConfig) -> Node:
+def make(
+    net: Net,
+    name: str,
+    config: RelayConfig,
+    *,
+    routes: dict[bytes, bytes] | None = None,
+    trusted: tuple[bytes, ...] = (),
+) -> Node:
     private, _ = keypair("relay-" + name)
     device = Device(private_key=private, rng=SeededRandom(name))
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -119,7 +131,13 @@ def make(net: Net, name: str, config: RelayConfig) -> Node:
         policy=None,
         persist_timestamp=lambda key, stamp: None,
     )
-    relay = RelayNode(dp, relayed, config=config, route=lambda key: None, trusted=lambda key: False)
+    relay = RelayNode(
+        dp,
+        relayed,
+        config=config,
+        route=lambda key: (routes or {}).get(key),
+        trusted=lambda key: key in trusted,
+    )
     node = Node(name, device, dp, relay, theirs, ours)
     net.nodes[ADDR[name]] = node
     return node
@@ -236,3 +254,48 @@ async def test_the_pair_byte_cap_stops_the_flow_and_is_counted(nodes: Trio) -> N
     assert pair["bytes"] <= 40_000
     assert pair["drops"]["cap"] == t.r.relay.core.drops["relay_cap"] > 0
     assert 20 < arrived < 60
+
+
+async def test_two_relays_in_a_row_follow_the_route() -> None:
+    """C -> R -> R2 -> E: C names only R; R's route to E goes through its neighbour R2,
+    which trusts R to speak for the frame's source; R2's route to C goes back through R
+    (the routes Babel would give them), so E answers C the same way back."""
+    net = Net()
+    c_key, r_key, r2_key, e_key = (keypair("relay-" + n)[1] for n in ("c", "r", "r2", "e"))
+    c = make(net, "c", RelayConfig())
+    r = make(net, "r", RelayConfig(enabled=True), routes={e_key: r2_key}, trusted=(r2_key,))
+    r2 = make(net, "r2", RelayConfig(enabled=True), routes={c_key: r_key}, trusted=(r_key,))
+    e = make(net, "e", RelayConfig())
+    link(c, r, endpoint=True)
+    link(r, c, endpoint=False)
+    link(r, r2, endpoint=True)
+    link(r2, r, endpoint=False)
+    link(r2, e, endpoint=False)
+    link(e, r2, endpoint=True)
+    c.device.add_peer(
+        PeerConfig(public_key=e_key, path=Path(RELAY, address(r_key, e_key)), mode=Mode.NATIVE)
+    )
+    link(e, c, endpoint=False)
+    c.dp.routes.insert(ip_network(TUNNEL["e"] + "/32"), c.peer(e))
+    e.dp.routes.insert(ip_network(TUNNEL["c"] + "/32"), e.peer(c))
+    t = Trio(c, r, e, net)
+    try:
+        now = trio.current_time()
+        e.device.send_keepalive(e.peer(r2), now=now)  # R2 learns E's address
+        e.dp.flush()
+        r.device.send_keepalive(r.peer(r2), now=now)  # and R's
+        r.dp.flush()
+        net.run()
+        send(t, c, e, MARKER)
+        assert e.tun_packets() == [udp4(TUNNEL["c"], TUNNEL["e"], MARKER)]
+        # E sees the frames come from R2, with C's key as their source
+        assert e.peer(c).path == Path(RELAY, address(r2_key, c_key))
+        send(t, e, c, MARKER + b"back")
+        assert c.tun_packets() == [udp4(TUNNEL["e"], TUNNEL["c"], MARKER + b"back")]
+        assert r.relay.core.counters["forwarded"] >= 3
+        assert r2.relay.core.counters["forwarded"] >= 3
+        assert not any(MARKER[:16] in d for who in ("r", "r2") for d in net.seen[who])
+    finally:
+        for n in (c, r, r2, e):
+            n.tun.close()
+            n.keep.close()
