@@ -101,7 +101,11 @@ def client_node(
     return lab.tidewire(host, "twc", text)
 
 
-def build(lab: Lab, *, cap: str = f"{CAP} B", rate: str = "unlimited") -> dict[str, Any]:
+def build(
+    lab: Lab, *, cap: str = f"{CAP} B", rate: str = "unlimited", receipts: bool = True
+) -> dict[str, Any]:
+    """The line c - r - e - internet; without `receipts`, e is no exit and c routes only
+    e's tunnel address to it."""
     c, r, e, net = lab.host("c"), lab.host("r"), lab.host("e"), lab.host("internet")
     lab.link(c, r, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="down0")
     lab.link(r, e, "192.0.2.1/24", "192.0.2.2/24", a_if="up0", b_if="isp0")
@@ -129,8 +133,15 @@ def build(lab: Lab, *, cap: str = f"{CAP} B", rate: str = "unlimited") -> dict[s
             exit_at="192.0.2.2",
             extra=f'pair_cap = "{cap}"\npair_rate = "{rate}"\n',
         ),
-        "e": exit_node(lab, e, ke, relays=[pr], client=pc),
-        "c": client_node(lab, c, kc, relays={pr: "198.51.100.1"}, exit_key=pe, allowed="0.0.0.0/0"),
+        "e": exit_node(lab, e, ke, relays=[pr], client=pc, exit_role=receipts),
+        "c": client_node(
+            lab,
+            c,
+            kc,
+            relays={pr: "198.51.100.1"},
+            exit_key=pe,
+            allowed="0.0.0.0/0" if receipts else "10.99.0.1/32",
+        ),
     }
     return {"hosts": {"c": c, "r": r, "e": e, "net": net}, "nodes": nodes, "keys": (pc, pr, pe)}
 
@@ -319,22 +330,8 @@ def test_the_pair_rate_paces_a_transfer() -> None:
     import time
 
     with Lab("relayrate") as lab:
-        c, r, e = lab.host("c"), lab.host("r"), lab.host("e")
-        lab.link(c, r, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="down0")
-        lab.link(r, e, "192.0.2.1/24", "192.0.2.2/24", a_if="up0", b_if="isp0")
-        (kc, pc), (kr, pr), (ke, pe) = genkey(), genkey(), genkey()
-        relay = relay_node(
-            lab,
-            r,
-            "twr",
-            kr,
-            client=pc,
-            exit_key=pe,
-            exit_at="192.0.2.2",
-            extra='pair_rate = "20 Mbit/s"\n',
-        )
-        exit_node(lab, e, ke, relays=[pr], client=pc, exit_role=False)
-        client_node(lab, c, kc, relays={pr: "198.51.100.1"}, exit_key=pe, allowed="10.99.0.1/32")
+        x = build(lab, cap="unlimited", rate="20 Mbit/s", receipts=False)
+        c, e, relay = x["hosts"]["c"], x["hosts"]["e"], x["nodes"]["r"]
         lab.wait_for(lambda: ping(c, "10.99.0.1", count=1, check=False), timeout=30, what="e")
         started = time.monotonic()
         transfer(lab, c, e, "10.99.0.1", 10_000_000, timeout=60)
