@@ -18,7 +18,8 @@ def add_parser(sub: Any) -> None:
     add.add_argument(
         "--endpoint",
         metavar="[SKIN://]HOST:PORT",
-        help="where to reach the peer: HOST:PORT (udp), masked://, tcp:// or tls://HOST:PORT",
+        help="where to reach the peer: HOST:PORT (udp), masked://, tcp:// or tls://HOST:PORT,"
+        " or relay://KEY (through the peer with that key, base64url)",
     )
     add.add_argument("--allowed-ips", metavar="CIDR[,CIDR...]", default="")
     add.add_argument("--preshared-key-file", metavar="FILE")

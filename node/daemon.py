@@ -53,6 +53,7 @@ from tidewire.node.metrics import Registry
 from tidewire.node.nat import NatTraversal, local_endpoints
 from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import PeerError, Peers
+from tidewire.node.relay import RelayNode
 from tidewire.node.reload import Reloader, ReloadError
 from tidewire.node.routing import Routing
 from tidewire.node.service import Service
@@ -60,6 +61,7 @@ from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore, atomic_write
 from tidewire.node.timestamps import TimestampWriter
 from tidewire.node.transports.masked import MaskedTransport
+from tidewire.node.transports.relay import RelayTransport
 from tidewire.node.transports.stream import StreamTransport
 from tidewire.node.transports.tcp import TcpTransport
 from tidewire.node.transports.tls import TlsTransport
@@ -67,6 +69,7 @@ from tidewire.node.transports.udp import UdpTransport
 from tidewire.node.tun import enable_tso, open_tun
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
+from tidewire.protocol.types import RELAY
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.discovery import Discovery
@@ -126,6 +129,7 @@ class Daemon:
         self.sharing: Sharing | None = None
         self.routing: Routing | None = None
         self.nat: NatTraversal | None = None
+        self.relay: RelayNode | None = None  # relay frames, ours and others' (node/relay.py)
         self.metrics = Registry()
         self.started_at = 0.0  # trio.current_time() when run() began (status: uptime)
         self.dns_record: Path | None = None
@@ -177,6 +181,7 @@ class Daemon:
             if self.exit_enabled:  # a policy that cannot be built stops us before the TUN
                 ExitPolicy(allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=own)
             self.tun_fd = open_tun(cfg.name, vnet_hdr=self.offloads)
+            relayed = RelayTransport(Counter())
             dp = self.datapath = DataPath(
                 device=device,
                 tun_fd=self.tun_fd,
@@ -184,6 +189,7 @@ class Daemon:
                     self.udp.name: self.udp,
                     masked.name: masked,
                     **{t.name: t for t in self.streams},
+                    RELAY: relayed,
                 },
                 policy=None,
                 persist_timestamp=writer.put,
@@ -243,6 +249,14 @@ class Daemon:
                 now=trio.current_time(),
             )
             dp.timers.add(self.nat)
+            self.relay = RelayNode(
+                dp,
+                relayed,
+                config=cfg.relay,
+                route=lambda key: self.routing.next_hop(key) if self.routing else None,
+                trusted=peers.is_neighbour,
+            )
+            relayed.drops = dp.drops
             self.sharing = Sharing(
                 dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
             )

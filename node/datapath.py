@@ -6,9 +6,10 @@ slot; what the queue delivers is sealed and handed to the peer's path's transpor
 which sends it after the batch (UDP GSO where it can).
 
 Inbound (transport -> TUN): the link opens the datagram; a packet to our overlay
-address goes to the control plane; otherwise the inner source must belong to the
-peer (cryptokey routing), the exit policy must allow it, accounting must have credit
-for it; then the inbound queue slot, then the TUN (TCP runs coalesced).
+address goes to the control plane (a relay frame to node/relay.py); otherwise the
+inner source must belong to the peer (cryptokey routing), the exit policy must allow
+it, accounting must have credit for it; then the inbound queue slot, then the TUN
+(TCP runs coalesced).
 
 ECN crosses the tunnel per RFC 6040 (node/core/ecn.py): the inner packet's ECN field
 goes to its transport with the sealed datagram, for the outer header; an outer field of
@@ -30,6 +31,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from logging import INFO, WARNING
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -52,6 +54,7 @@ from tidewire.node.logs import PacketPathLog
 from tidewire.node.timers import TimerTask
 from tidewire.node.transports.base import Transport
 from tidewire.protocol.control.channel import Message, PathProbe, PathProbeReply
+from tidewire.protocol.control.relay import is_frame as is_relay_frame
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.events import (
@@ -64,6 +67,9 @@ from tidewire.protocol.link.events import (
 from tidewire.protocol.link.peer import Peer
 from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import Path
+
+if TYPE_CHECKING:
+    from tidewire.node.relay import RelayNode
 
 log = logging.getLogger("tidewire.node")
 
@@ -92,6 +98,7 @@ class DataPath:
         self.paths = Paths(rng=os.urandom)  # native peers' candidate paths (node/core/paths)
         self.control.register(PathProbe, self.paths.on_probe)
         self.control.register(PathProbeReply, self.paths.on_reply)
+        self.relay: RelayNode | None = None  # relay frames (node/relay.py), set by the daemon
         # (peer key, path): the active path answered; the daemon remembers it per network
         self.path_confirmed: Callable[[bytes, Path], None] | None = None
         self.tun_gro = False  # the TUN carries virtio_net_hdr: reads strip it, writes coalesce
@@ -304,7 +311,10 @@ class DataPath:
             self.drops["inner_malformed"] += 1
             return
         if inner.version == 6 and self.control.is_control(plaintext):
-            self.control.receive(peer.public_key, plaintext[: inner.length], now=now)
+            if self.relay is not None and is_relay_frame(plaintext):  # before the decoder
+                self.relay.receive(peer.public_key, plaintext[: inner.length], now=now)
+            else:
+                self.control.receive(peer.public_key, plaintext[: inner.length], now=now)
             return
         owner = (
             self.routes.lookup_v4(inner.src)
@@ -483,8 +493,12 @@ class DataPath:
                     now=now,
                 )
         self.flush_paths(now=now)
-        for data, path in dev.datagrams_to_send():
-            self.send(data, path)
+        for _ in range(3):  # a datagram on a relayed path may start a handshake with the relay
+            out = dev.datagrams_to_send()
+            if not out:
+                break
+            for data, path in out:
+                self.send(data, path)
         self.timers.rearm()
 
 

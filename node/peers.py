@@ -20,14 +20,14 @@ from tidewire.node.core.roles import Role, role_of
 from tidewire.node.errors import NodeError
 from tidewire.node.firewall import is_ip
 from tidewire.node.path_memory import PathMemory, network_of, path_url
-from tidewire.node.requests import resolve
+from tidewire.node.requests import relayed, resolve
 from tidewire.node.transports.masked import MaskedTransport
 from tidewire.node.transports.stream import StreamTransport
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.constants import KEY_SIZE
 from tidewire.protocol.link.peer import Peer, PeerConfig
 from tidewire.protocol.link.profile import Mode
-from tidewire.protocol.types import UDP, Path
+from tidewire.protocol.types import RELAY, UDP, Path
 
 if TYPE_CHECKING:
     from tidewire.node.accounting import Accountant
@@ -84,12 +84,12 @@ class Peers:
                     f"allowed IP {net} belongs to peer {short(owner)}; remove it there first"
                 )
         texts = [spec.endpoint, *spec.fallbacks] if spec.endpoint else []
-        candidates = [await resolve(text) for text in texts]
+        candidates = [relayed(await resolve(text), spec.public_key) for text in texts]
         path = candidates[0] if candidates else None
-        if spec.mode is Mode.NATIVE and candidates and self.memory is not None:
+        if spec.mode is Mode.NATIVE and path and path.transport != RELAY and self.memory:
             path = await self._remembered(spec.public_key, candidates)
         for text, cand in zip(texts, candidates, strict=True):
-            if cand.transport != UDP:
+            if cand.transport not in (UDP, RELAY):
                 self._register(spec.public_key, cand, text)  # we dial it: it is the listener
         peer = dp.device.add_peer(
             PeerConfig(
@@ -188,7 +188,7 @@ class Peers:
         )
         if moved:
             texts = [spec.endpoint or "", *spec.fallbacks]
-            candidates = [await resolve(text) for text in texts]
+            candidates = [relayed(await resolve(text), key) for text in texts]
             for cand in candidates:
                 if cand.transport != UDP and cand.transport not in dp.transports:
                     raise PeerError(f"endpoint {cand}: no {cand.transport} transport here")
@@ -199,7 +199,7 @@ class Peers:
             for stale in self.masked_paths.pop(key, []):
                 self._unregister(stale)
             for text, cand in zip(texts, candidates, strict=True):
-                if cand.transport != UDP:
+                if cand.transport not in (UDP, RELAY):
                     self._register(key, cand, text)
             self.masked_paths[key] = [c for c in candidates if c.transport != UDP]
             peer.path = path
@@ -292,6 +292,11 @@ class Peers:
             return
         if memory.remember(self.networks[key], key, path):
             self._nursery.start_soon(memory.save)
+
+    def is_neighbour(self, key: bytes) -> bool:
+        """Configured `neighbour = true`: trusted with routes, and with relay frames' sources."""
+        spec = self.specs.get(key)
+        return spec is not None and spec.neighbour
 
     def role(self, spec: PeerSpec) -> Role | None:
         return role_of(

@@ -1,6 +1,6 @@
 """Control-socket requests that change the node, checked field by field before anything
 changes, and endpoint resolution (an endpoint is a path: "host:port" or
-"skin://host:port", skin masked, tcp or tls)."""
+"skin://host:port", skin masked, tcp or tls, or "relay://KEY")."""
 
 import socket
 from ipaddress import ip_network
@@ -10,11 +10,12 @@ import trio
 
 from tidewire.node import control
 from tidewire.node.config import PeerSpec, format_path, parse_path
+from tidewire.node.core import relay
 from tidewire.node.errors import NodeError
 from tidewire.protocol.errors import LocalProtocolError
 from tidewire.protocol.keys import decode_key
 from tidewire.protocol.link.profile import Mode
-from tidewire.protocol.types import UDP, Path
+from tidewire.protocol.types import RELAY, UDP, Path
 
 
 def request_key(req: dict[str, Any], field: str) -> bytes:
@@ -69,6 +70,8 @@ async def resolve(endpoint: str) -> Path:
     resolved (the first address DNS gives)."""
     try:
         transport, host, port = parse_path(endpoint)
+        if transport == RELAY:  # relay://KEY: peers.py adds the far end's key
+            return Path(RELAY, (host, port))
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except ValueError as exc:
         raise NodeError(f"endpoint {endpoint}: {exc}") from None
@@ -78,3 +81,13 @@ async def resolve(endpoint: str) -> Path:
         raise NodeError(f"endpoint {endpoint}: {host!r} is not a valid host name") from None
     _family, _, _, _, sockaddr = infos[0]
     return Path(transport, (str(sockaddr[0]), int(sockaddr[1])))
+
+
+def relayed(path: Path, end: bytes) -> Path:
+    """A relay:// candidate of the peer `end`: its address names the relay and that peer
+    (node/core/relay.py); any other path as it is."""
+    if path.transport != RELAY:
+        return path
+    via = relay.decode(path.address[0])
+    assert via is not None  # parse_path checked it
+    return Path(RELAY, relay.address(via, end))

@@ -5,8 +5,9 @@ route messages on the control plane (which has already checked that a datagram c
 from the peer's own overlay address inside its authenticated link), makes the peers
 flagged `neighbour = true` in the configuration its neighbours, sends what the engine
 says on the control channel, and is one component of the node's timer task. Route
-installs are kept for `tidewire status` only until relays forward on them (issue 14,
-section 1). Randomness (the engine's first seqnos) is the system's.
+installs are shown in `tidewire status`, and `next_hop` gives relays the next hop of
+the selected route to a destination key (node/relay.py). Randomness (the engine's
+first seqnos) is the system's.
 """
 
 import os
@@ -60,6 +61,13 @@ class Routing:
         for action in self.engine.take_actions():
             if isinstance(action, Send):
                 self.control.send(action.neighbour, action.message)
+
+    def next_hop(self, destination: bytes) -> bytes | None:
+        """The neighbour the selected route to a node's key goes through (relays forward
+        on it: node/relay.py), or None."""
+        dest = self.engine.destinations.get(destination)
+        sel = dest.selected if dest is not None else None
+        return sel.neighbour if sel is not None and sel.metric < INFINITY else None
 
     def counters(self) -> Counter[str]:
         e = self.engine

@@ -93,6 +93,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "routes": daemon.routing.status() if daemon.routing is not None else [],
         "nat": daemon.nat.status() if daemon.nat is not None else None,
         "discovery": daemon.discovery.status(reg) if daemon.discovery is not None else None,
+        "relay": daemon.relay.status() if daemon.relay is not None else None,
     }
 
 
@@ -183,6 +184,8 @@ def register(reg: Registry, daemon: "Daemon") -> None:
             rows += list(acct.drops.items())
         if daemon.routing is not None:
             rows += list(daemon.routing.counters().items())
+        if daemon.relay is not None:
+            rows += list(daemon.relay.core.drops.items())
         return rows
 
     if daemon.nat is not None:
@@ -240,6 +243,8 @@ def register(reg: Registry, daemon: "Daemon") -> None:
     )
     reg.value("tidewire_peers", "Configured peers.", lambda: len(dev.peers), kind="gauge")
     _register_share(reg, daemon)
+    if daemon.relay is not None:
+        daemon.relay.register(reg)
 
     def per_peer(read: Callable[[Peer], float]) -> Callable[[], list[tuple[str, float]]]:
         return lambda: [(encode_key(k), read(p)) for k, p in dev.peers.items()]

@@ -10,6 +10,7 @@ UDP = "udp"  # the transport of WireGuard framing on plain UDP; the only one of 
 MASKED = "masked"  # the masked skin on UDP (protocol/skins/masked.py): native peers only
 TCP = "tcp"  # masked datagrams in stream frames on TCP (protocol/skins/stream_ends.py)
 TLS = "tls"  # the same frames inside a TLS 1.3 connection
+RELAY = "relay"  # end-to-end datagrams in relay frames through a neighbour (node/core/relay.py)
 
 
 class Path(NamedTuple):
@@ -26,6 +27,8 @@ class Path(NamedTuple):
 
     def __str__(self) -> str:
         host, port = self.address
+        if self.transport == RELAY:
+            return f"relay://{host}"  # "VIA.END": two keys, no port
         text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return text if self.transport == UDP else f"{self.transport}://{text}"
 

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import Rule
+from tidewire.node.core.relay import RelayConfig
+from tidewire.node.core.relay import decode as decode_relay_key
+from tidewire.node.core.relay import encode as encode_relay_key
 from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import Path as LinkPath
 
@@ -158,6 +161,7 @@ class NodeConfig:
     nat: NatSpec = field(default_factory=lambda: NatSpec())
     service: ServiceSpec = field(default_factory=ServiceSpec)  # Table, FwMark, hooks...
     routing: "RoutingSpec | None" = None  # [routing] (config/routing.py), None: not set
+    relay: RelayConfig = field(default_factory=RelayConfig)  # [relay] (config/relay.py)
 
     def __post_init__(self) -> None:
         if self.control_socket is None:
@@ -219,8 +223,8 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     return host, port
 
 
-# the transports a URL may name (protocol/types.py UDP, MASKED, TCP, TLS)
-SCHEMES = ("udp", "masked", "tcp", "tls")
+# the transports a URL may name (protocol/types.py UDP, MASKED, TCP, TLS, RELAY)
+SCHEMES = ("udp", "masked", "tcp", "tls", "relay")
 WILDCARDS = ("0.0.0.0", "::")
 
 
@@ -234,6 +238,11 @@ def parse_path(text: str) -> tuple[str, str, int]:
     elif scheme not in SCHEMES:
         known = ", ".join(f"{s}://" for s in SCHEMES)
         raise ValueError(f"{text!r}: unknown scheme {scheme + '://'!r} (known: {known})")
+    if scheme == "relay":  # relay://KEY: through the neighbour with that key (base64url)
+        key = decode_relay_key(rest)
+        if key is None:
+            raise ValueError(f"{text!r}: relay:// takes the relay's public key (base64url)")
+        return scheme, encode_relay_key(key), 0
     host, port = parse_endpoint(rest)
     return scheme, host, port
 

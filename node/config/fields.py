@@ -12,7 +12,7 @@ from tidewire.protocol.errors import LocalProtocolError, RemoteProtocolError
 from tidewire.protocol.keys import decode_key
 from tidewire.protocol.link.crypto import dh
 from tidewire.protocol.link.profile import Mode
-from tidewire.protocol.types import UDP
+from tidewire.protocol.types import RELAY, UDP
 
 from . import (
     WILDCARDS,
@@ -210,6 +210,8 @@ def listen(values: list[str], err: Err, name: str) -> dict[str, int]:
             transport, host, port = parse_path(v)
         except ValueError as exc:
             err(name, str(exc))
+        if transport == RELAY:
+            err(name, f"{v.strip()!r}: relay:// is a peer's endpoint, not a listener")
         if host not in WILDCARDS:
             err(name, f"{v.strip()!r}: only 0.0.0.0 or [::] (the node listens on both"
                 " address families)")

@@ -18,6 +18,8 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from tidewire.protocol.types import RELAY
+
 from . import ConfigError, NodeConfig, Where, format_path, parse_path
 
 InterfaceExists = Callable[[str], bool]
@@ -46,6 +48,8 @@ def check_system(
             transport, host, port = parse_path(peer.endpoint)
         except ValueError as exc:  # the loaders check this; a spec built by hand may not
             raise ConfigError(cfg.path, line, field, str(exc)) from None
+        if transport == RELAY:  # a key, not a host: nothing to resolve
+            continue
         try:
             addr, port = resolve(host, port)
         except (OSError, UnicodeError) as exc:

@@ -44,6 +44,7 @@ from .fields import (
     upstreams,
 )
 from .nat import load_nat
+from .relay import relay_table
 from .routing import load_routing
 from .share import (
     Rate,
@@ -70,6 +71,7 @@ TABLES = (
     "tls",
     "nat",
     "routing",
+    "relay",
 )
 
 SERVICE_KEYS = ("table", "fwmark", "kill_switch", "kill_switch_allow_lan", *service.HOOKS)
@@ -142,7 +144,7 @@ def load_toml(path: Path, text: str) -> NodeConfig:
                 None,
                 k,
                 "unknown table (known: [interface], [[peer]], [exit], [accounting], [share],"
-                " [client], [metrics], [dns], [discovery], [tls], [nat], [routing])",
+                " [client], [metrics], [dns], [discovery], [tls], [nat], [routing], [relay])",
             )
     iface = data.get("interface")
     if not isinstance(iface, dict):
@@ -224,6 +226,8 @@ def load_toml(path: Path, text: str) -> NodeConfig:
         )
     if "tls" in data:
         cfg.tls = tls_table(data["tls"], _toml_err(path, text, "tls", 0), path.parent)
+    if "relay" in data:
+        cfg.relay = relay_table(data["relay"], _toml_err(path, text, "relay", 0))
     check_peers(cfg)
     check_stream_mtu(cfg, err)
     return cfg

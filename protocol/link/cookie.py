@@ -18,7 +18,7 @@ import ipaddress
 from ..errors import RemoteProtocolError
 from ..types import Endpoint, RandomSource
 from .constants import COOKIE_NONCE_SIZE, COOKIE_REFRESH_TIME, MAC_SIZE
-from .crypto import equal, mac, xaead_decrypt, xaead_encrypt
+from .crypto import blake2s, equal, mac, xaead_decrypt, xaead_encrypt
 from .messages import CookieReply, build_cookie_reply
 from .profile import Profile
 
@@ -28,7 +28,11 @@ _ZERO_MAC = bytes(MAC_SIZE)
 def endpoint_bytes(addr: Endpoint) -> bytes:
     """The source address as the cookie binds it: IP bytes, then port big-endian."""
     host, port = addr
-    return ipaddress.ip_address(host).packed + port.to_bytes(2, "big")
+    try:
+        packed = ipaddress.ip_address(host).packed
+    except ValueError:  # a relayed path's address names keys, not an IP: bind its text
+        packed = blake2s(host.encode()).digest()[:16]
+    return packed + port.to_bytes(2, "big")
 
 
 class CookieChecker:

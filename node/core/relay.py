@@ -1,0 +1,251 @@
+"""What a node does with relay frames (docs/protocol/relay.md), sans-IO.
+
+Every node is an end: a frame whose destination is our key is delivered, its datagram
+handed to the link as if it had come on a path of its own, `Path("relay", ...)` whose
+address names the neighbour it came through and the end that sealed it (`address`).
+A node with `[relay] enabled = true` also forwards: the next hop for a destination key
+is a direct peer with that key, else the overlay route's next hop (node/routing.py),
+so paths of several relays follow Babel's routes. A frame for a destination with
+neither is dropped and counted (`no_route`), as is one that would go back where it came
+from, one whose ttl ran out, and one whose IPv6 source is not its neighbour's overlay
+address.
+
+The frame's source key is believed only from a trusted neighbour (a peer configured
+`neighbour = true`, as for the route exchange); from anyone else it is rewritten to the
+key of the link it came on, so a client cannot pose as another end to dodge its caps.
+
+Forwarding is counted per pair of ends (the unordered pair of source and destination
+keys: both directions of one end-to-end session are one pair) and held to a per-pair
+token bucket (`pair_rate`, bytes per second, with a burst of BURST_SECONDS of it) and a
+byte cap (`pair_cap`) over the pair's life in the table. The table holds at most
+`max_pairs` pairs; when full, a pair idle for PAIR_IDLE seconds makes room, otherwise a
+new pair is refused (`pairs_full`) rather than evicting one in use, which would reset
+its cap. Receipts for relayed bytes (a relay paid like a provider) are not done yet.
+"""
+
+import base64
+import binascii
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from tidewire.protocol.control import relay as wire
+from tidewire.protocol.keys import encode_key
+from tidewire.protocol.types import Endpoint
+
+PAIR_IDLE = 600.0  # seconds without a frame before a pair may give its slot to a new one
+BURST_SECONDS = 0.01  # the bucket's depth, in seconds of the pair rate...
+MIN_BURST = 64 * 1024  # ...and at least this many bytes (a TCP window's opening flight)
+
+
+@dataclass
+class RelayConfig:
+    """[relay] (node/config/relay.py): forwarding on or off, and the per-pair limits."""
+
+    enabled: bool = False
+    pair_rate: int | None = 50_000_000 // 8  # bytes per second; None is unlimited
+    pair_cap: int | None = 10 * 10**9  # bytes per pair; None is unlimited
+    max_pairs: int = 256
+    where: dict[str, tuple[int | None, str]] = field(default_factory=dict)
+
+
+class Deliver(NamedTuple):
+    """A frame for us: its datagram goes to the link, on the relayed path `address`."""
+
+    address: Endpoint
+    datagram: bytes
+
+
+class Forward(NamedTuple):
+    """A frame for another end: seal `packet` for the neighbour `next_hop` and send it."""
+
+    next_hop: bytes
+    packet: bytes
+
+
+# -- relayed paths' addresses: the neighbour the datagrams go through, and the far end -----
+
+
+def encode(key: bytes) -> str:
+    """A key in base64url without padding (43 characters), as relay:// endpoints write it."""
+    return base64.urlsafe_b64encode(key).decode("ascii").rstrip("=")
+
+
+def decode(text: str) -> bytes | None:
+    """A key from base64url (with or without padding) or standard base64; None if not one."""
+    text = text.strip().rstrip("=")
+    if len(text) != 43:
+        return None
+    try:
+        raw = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == wire.KEY_SIZE else None
+
+
+def address(via: bytes, end: bytes) -> Endpoint:
+    """The address of a relayed path: "VIA.END" (base64url keys), port 0. No ":" in it, so
+    the link's per-source handshake limit keys it as it is."""
+    return f"{encode(via)}.{encode(end)}", 0
+
+
+def keys_of(host: str) -> tuple[bytes, bytes] | None:
+    """(via, end) of a relayed path's address, or None if it is not one."""
+    via, dot, end = host.partition(".")
+    a, b = decode(via), decode(end)
+    if not dot or a is None or b is None:
+        return None
+    return a, b
+
+
+# -- the relay's per-pair accounting ------------------------------------------------------
+
+
+class Pair:
+    __slots__ = ("bytes", "drops", "frames", "last", "refilled", "tokens")
+
+    def __init__(self, *, tokens: float, now: float) -> None:
+        self.frames = 0
+        self.bytes = 0
+        self.drops: Counter[str] = Counter()
+        self.tokens = tokens
+        self.refilled = now
+        self.last = now
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        public_key: bytes,
+        local_overlay: bytes,
+        config: RelayConfig,
+        next_hop: Callable[[bytes], bytes | None],
+        trusted: Callable[[bytes], bool],
+        overlay_of: Callable[[bytes], bytes],
+    ) -> None:
+        self.public_key = public_key
+        self.local_overlay = local_overlay
+        self.config = config
+        self.next_hop = next_hop  # destination key -> neighbour key, or None
+        self.trusted = trusted  # may this neighbour speak for a frame's source?
+        self.overlay_of = overlay_of
+        rate = config.pair_rate
+        self.burst = float("inf") if rate is None else max(rate * BURST_SECONDS, MIN_BURST)
+        self.pairs: OrderedDict[tuple[bytes, bytes], Pair] = OrderedDict()
+        # delivered, delivered_bytes, forwarded, forwarded_bytes, wrapped
+        self.counters: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()  # relay_<reason>, all pairs together
+
+    def wrap(self, via: bytes, end: bytes, datagram: bytes) -> bytes:
+        """The frame of one of our own end-to-end datagrams, to seal for `via`."""
+        self.counters["wrapped"] += 1
+        return wire.build(
+            self.local_overlay,
+            self.overlay_of(via),
+            ttl=wire.DEFAULT_TTL,
+            destination=end,
+            source=self.public_key,
+            datagram=datagram,
+        )
+
+    def receive(self, neighbour: bytes, packet: bytes, *, now: float) -> Deliver | Forward | None:
+        """A frame from a neighbour's link: ours to deliver, one to forward, or None (a
+        counted drop)."""
+        frame = wire.parse(packet)
+        if frame is None:
+            self._drop("malformed")
+            return None
+        if frame.source_overlay != self.overlay_of(neighbour):
+            self._drop("wrong_source")
+            return None
+        if frame.destination == self.public_key:
+            self.counters["delivered"] += 1
+            self.counters["delivered_bytes"] += len(frame.datagram)
+            return Deliver(address(neighbour, frame.source), frame.datagram)
+        if not self.config.enabled:
+            self._drop("disabled")
+            return None
+        if frame.ttl <= 1:
+            self._drop("ttl")
+            return None
+        source = frame.source if self.trusted(neighbour) else neighbour
+        hop = self.next_hop(frame.destination)
+        if hop is None:
+            self._drop("no_route")
+            return None
+        if hop == neighbour or frame.destination == source:
+            self._drop("back_to_sender")
+            return None
+        size = len(frame.datagram)
+        pair = self._pair(source, frame.destination, now=now)
+        if pair is None:
+            self._drop("pairs_full")
+            return None
+        reason = self._admit(pair, size, now=now)
+        if reason is not None:
+            pair.drops[reason] += 1
+            self._drop(reason)
+            return None
+        pair.frames += 1
+        pair.bytes += size
+        self.counters["forwarded"] += 1
+        self.counters["forwarded_bytes"] += size
+        out = wire.build(
+            self.local_overlay,
+            self.overlay_of(hop),
+            ttl=frame.ttl - 1,
+            destination=frame.destination,
+            source=source,
+            datagram=frame.datagram,
+        )
+        return Forward(hop, out)
+
+    def _drop(self, reason: str) -> None:
+        self.drops["relay_" + reason] += 1
+
+    def _pair(self, a: bytes, b: bytes, *, now: float) -> Pair | None:
+        key = (a, b) if a < b else (b, a)
+        pair = self.pairs.get(key)
+        if pair is not None:
+            self.pairs.move_to_end(key)
+            pair.last = now
+            return pair
+        if len(self.pairs) >= self.config.max_pairs:
+            oldest_key, oldest = next(iter(self.pairs.items()))
+            if now - oldest.last < PAIR_IDLE:
+                return None
+            del self.pairs[oldest_key]
+            self.counters["pairs_forgotten"] += 1
+        pair = self.pairs[key] = Pair(tokens=self.burst, now=now)
+        return pair
+
+    def _admit(self, pair: Pair, size: int, *, now: float) -> str | None:
+        """None if the pair may send `size` more bytes now, else the reason it may not."""
+        cap = self.config.pair_cap
+        if cap is not None and pair.bytes + size > cap:
+            return "cap"
+        rate = self.config.pair_rate
+        if rate is None:
+            return None
+        if now > pair.refilled:
+            pair.tokens = min(self.burst, pair.tokens + (now - pair.refilled) * rate)
+            pair.refilled = now
+        if pair.tokens < size:
+            return "rate"
+        pair.tokens -= size
+        return None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per pair: the two ends (base64, as status shows keys), frames and bytes
+        forwarded, drops by reason."""
+        return [
+            {
+                "ends": [encode_key(a), encode_key(b)],
+                "frames": p.frames,
+                "bytes": p.bytes,
+                "drops": dict(p.drops),
+            }
+            for (a, b), p in self.pairs.items()
+        ]

@@ -1,0 +1,236 @@
+"""Relay frames and the relay's decisions (node/core/relay.py, protocol/control/relay.py):
+the frame layout byte for byte, random bytes never raising, delivery, forwarding on a
+direct peer or a route, every drop counted by reason, and the per-pair caps in virtual
+time."""
+
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tidewire.node.core import overlay
+from tidewire.node.core.relay import (
+    MIN_BURST,
+    PAIR_IDLE,
+    Deliver,
+    Forward,
+    Relay,
+    RelayConfig,
+    address,
+    decode,
+    encode,
+    keys_of,
+)
+from tidewire.protocol.control import relay as wire
+
+from .helpers import keypair
+
+C, R, E, X = (keypair("relay-unit-" + n)[1] for n in "crex")
+
+
+def relay(
+    me: bytes = R,
+    *,
+    peers: tuple[bytes, ...] = (C, E),
+    routes: dict[bytes, bytes] | None = None,
+    trusted: tuple[bytes, ...] = (),
+    **config: object,
+) -> Relay:
+    cfg = RelayConfig(**{"enabled": True, **config})  # type: ignore[arg-type]
+    table = routes or {}
+    return Relay(
+        public_key=me,
+        local_overlay=overlay.overlay_address(me),
+        config=cfg,
+        next_hop=lambda k: k if k in peers else table.get(k),
+        trusted=lambda k: k in trusted,
+        overlay_of=overlay.overlay_address,
+    )
+
+
+def frame_from(
+    sender: bytes, to: bytes, *, dst: bytes, src: bytes, data: bytes, ttl: int = 8
+) -> bytes:
+    return wire.build(
+        overlay.overlay_address(sender),
+        overlay.overlay_address(to),
+        ttl=ttl,
+        destination=dst,
+        source=src,
+        datagram=data,
+    )
+
+
+def test_the_frame_layout_byte_for_byte() -> None:
+    # the layout of docs/protocol/relay.md, "Frame", written out by hand
+    src6, dst6 = bytes(range(16)), bytes(range(16, 32))
+    dkey, skey = b"\xdd" * 32, b"\x55" * 32
+    data = b"\x04\x00\x00\x00datagram"
+    got = wire.build(src6, dst6, ttl=8, destination=dkey, source=skey, datagram=data)
+    length = 8 + 4 + 64 + len(data)
+    expected = (
+        bytes.fromhex("60000000")
+        + struct.pack("!H", length)
+        + bytes([17, 64])
+        + src6
+        + dst6
+        + bytes.fromhex("1d33 1d33")
+        + struct.pack("!H", length)
+        + b"\x00\x00"
+        + bytes([32, 1, 8, 0])
+        + dkey
+        + skey
+        + data
+    )
+    assert got == expected
+    assert wire.HEADER_SIZE == 116 and wire.OVERHEAD == 148
+    assert wire.is_frame(got)
+    assert wire.parse(got) == wire.Frame(src6, 8, dkey, skey, data)
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    parsed = wire.parse(data)
+    assert parsed is None or parsed.datagram
+    r = relay()
+    r.receive(C, data, now=0.0)  # returns or drops; never raises
+    assert sum(r.drops.values()) + r.counters["delivered"] + r.counters["forwarded"] == 1
+
+
+@given(
+    st.binary(min_size=1, max_size=64), st.integers(0, wire.HEADER_SIZE + 63), st.integers(0, 255)
+)
+def test_a_frame_with_any_byte_changed_is_parsed_or_refused_without_raising(
+    data: bytes, at: int, value: int
+) -> None:
+    good = frame_from(C, R, dst=E, src=C, data=data)
+    bad = bytearray(good)
+    bad[at % len(bad)] = value
+    r = relay()
+    r.receive(C, bytes(bad), now=0.0)
+    assert sum(r.drops.values()) + r.counters["forwarded"] + r.counters["delivered"] == 1
+
+
+def test_truncated_and_mislabelled_frames_are_refused() -> None:
+    good = frame_from(C, R, dst=E, src=C, data=b"d" * 40)
+    assert wire.parse(good[:-1]) is None  # the IPv6 length no longer matches
+    assert wire.parse(good[: wire.HEADER_SIZE]) is None  # no datagram
+    other_kind = bytearray(good)
+    other_kind[48] = 33
+    assert wire.parse(bytes(other_kind)) is None
+    r = relay()
+    assert r.receive(C, good[:-1], now=0.0) is None
+    assert r.drops == {"relay_malformed": 1}
+
+
+def test_a_frame_for_us_is_delivered_on_the_relayed_path_of_its_source() -> None:
+    r = relay(E)
+    got = r.receive(R, frame_from(R, E, dst=E, src=C, data=b"hs"), now=0.0)
+    assert got == Deliver(address(R, C), b"hs")
+    assert keys_of(got.address[0]) == (R, C)
+
+
+def test_forwarding_to_a_direct_peer_rewrites_the_headers_and_counts_the_pair() -> None:
+    r = relay()
+    got = r.receive(C, frame_from(C, R, dst=E, src=C, data=b"x" * 100), now=0.0)
+    assert isinstance(got, Forward) and got.next_hop == E
+    out = wire.parse(got.packet)
+    assert out == wire.Frame(overlay.overlay_address(R), 7, E, C, b"x" * 100)
+    assert got.packet[24:40] == overlay.overlay_address(E)
+    [pair] = r.status()
+    assert pair["frames"] == 1 and pair["bytes"] == 100
+    # the answer is the same pair (both directions of one session)
+    r.receive(E, frame_from(E, R, dst=C, src=E, data=b"y" * 50), now=0.1)
+    [pair] = r.status()
+    assert pair["frames"] == 2 and pair["bytes"] == 150
+
+
+def test_multi_hop_follows_the_route_and_the_ttl() -> None:
+    r = relay(peers=(C,), routes={E: X})  # E is reached through the neighbour X
+    got = r.receive(C, frame_from(C, R, dst=E, src=C, data=b"d", ttl=3), now=0.0)
+    assert isinstance(got, Forward) and got.next_hop == X
+    assert wire.parse(got.packet).ttl == 2  # type: ignore[union-attr]
+    assert r.receive(C, frame_from(C, R, dst=E, src=C, data=b"d", ttl=1), now=0.0) is None
+    assert r.drops["relay_ttl"] == 1
+
+
+def test_a_frame_for_an_unknown_destination_is_dropped_and_counted() -> None:
+    r = relay()
+    assert r.receive(C, frame_from(C, R, dst=X, src=C, data=b"d"), now=0.0) is None
+    assert r.drops == {"relay_no_route": 1}
+    assert r.pairs == {}
+
+
+def test_every_other_refusal_has_its_reason() -> None:
+    r = relay(routes={X: C})
+    r.receive(C, frame_from(X, R, dst=E, src=C, data=b"d"), now=0.0)  # not C's overlay address
+    r.receive(C, frame_from(C, R, dst=X, src=C, data=b"d"), now=0.0)  # X's route goes back to C
+    off = relay(enabled=False)
+    off.receive(C, frame_from(C, R, dst=E, src=C, data=b"d"), now=0.0)
+    assert r.drops == {"relay_wrong_source": 1, "relay_back_to_sender": 1}
+    assert off.drops == {"relay_disabled": 1}
+
+
+def test_an_untrusted_neighbour_cannot_speak_for_another_source() -> None:
+    r = relay(peers=(C, E, X))
+    got = r.receive(C, frame_from(C, R, dst=E, src=X, data=b"d"), now=0.0)
+    assert isinstance(got, Forward) and wire.parse(got.packet).source == C  # type: ignore[union-attr]
+    trusting = relay(peers=(C, E, X), trusted=(C,))
+    got = trusting.receive(C, frame_from(C, R, dst=E, src=X, data=b"d"), now=0.0)
+    assert isinstance(got, Forward) and wire.parse(got.packet).source == X  # type: ignore[union-attr]
+
+
+def test_the_byte_cap_holds_per_pair() -> None:
+    r = relay(pair_cap=1000, pair_rate=None)
+    sent = [r.receive(C, frame_from(C, R, dst=E, src=C, data=b"d" * 300), now=t) for t in range(5)]
+    assert [isinstance(s, Forward) for s in sent] == [True, True, True, False, False]
+    [pair] = r.status()
+    assert pair["bytes"] == 900 and pair["drops"] == {"cap": 2}
+    assert r.drops["relay_cap"] == 2
+
+
+def test_the_rate_is_a_token_bucket_in_virtual_time() -> None:
+    rate = 100_000  # bytes per second: the burst is MIN_BURST (64 KiB)
+    r = relay(pair_rate=rate, pair_cap=None)
+
+    def one(now: float) -> bool:
+        return isinstance(
+            r.receive(C, frame_from(C, R, dst=E, src=C, data=b"d" * 1000), now=now), Forward
+        )
+
+    burst = sum(one(0.0) for _ in range(100))
+    assert burst == MIN_BURST // 1000  # 65 frames, then the bucket is empty
+    assert not one(0.0)  # 536 bytes left
+    assert not one(0.004)  # 400 bytes refilled: 936, not enough
+    assert one(0.005)  # 100 more: 1,036
+    assert r.drops["relay_rate"] == 100 - burst + 2
+
+
+def test_the_pair_table_is_bounded_and_keeps_busy_pairs() -> None:
+    ends = [keypair(f"relay-end-{i}")[1] for i in range(3)]
+    r = relay(peers=(C, *ends), max_pairs=2)
+    for i in range(2):
+        assert r.receive(C, frame_from(C, R, dst=ends[i], src=C, data=b"d"), now=0.0)
+    assert r.receive(C, frame_from(C, R, dst=ends[2], src=C, data=b"d"), now=1.0) is None
+    assert r.drops["relay_pairs_full"] == 1
+    # once the oldest is idle long enough, it gives its slot (and its count) away
+    assert r.receive(C, frame_from(C, R, dst=ends[2], src=C, data=b"d"), now=PAIR_IDLE + 1)
+    assert len(r.pairs) == 2 and r.counters["pairs_forgotten"] == 1
+
+
+def test_relayed_path_addresses_round_trip() -> None:
+    assert decode(encode(C)) == C and len(encode(C)) == 43
+    assert decode(encode(C) + "=") == C
+    import base64
+
+    assert decode(base64.b64encode(C).decode()) == C  # standard base64 too
+    assert decode("not a key") is None and decode("A" * 43 + "!") is None
+    host, port = address(R, C)
+    assert port == 0 and ":" not in host and keys_of(host) == (R, C)
+    assert keys_of("nodot") is None and keys_of(encode(R) + ".x") is None
+
+
+def test_wrap_makes_a_frame_from_us_to_the_relay() -> None:
+    c = relay(C)
+    frame = wire.parse(c.wrap(R, E, b"datagram"))
+    assert frame == wire.Frame(overlay.overlay_address(C), wire.DEFAULT_TTL, E, C, b"datagram")
