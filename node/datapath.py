@@ -283,19 +283,17 @@ class DataPath:
         """One datagram from a transport, with its outer ECN field; True if it carried
         inner data."""
         res = self.device.receive_datagram(data, path, now=now)
-        if res is not None:
-            self.inbound(res[0], res[1], now=now, ecn=ecn)
+        moved = res is not None and self.inbound(res[0], res[1], now=now, ecn=ecn)
         if self.paths.unsettled:  # a follower's packet came on another path
             self.paths.settle(now=now)
-        return res is not None
+        return moved
 
     def receive_batch(self, datagrams: list[bytes], path: Path, *, now: float, ecn: int) -> bool:
         """The transport datagrams of one socket read (one sender, one outer ECN field),
         opened in one native call per keypair (`Device.receive_transport_batch`)."""
         data = False
         for res in self.device.receive_transport_batch(datagrams, path, now=now):
-            if res is not None:
-                self.inbound(res[0], res[1], now=now, ecn=ecn)
+            if res is not None and self.inbound(res[0], res[1], now=now, ecn=ecn):
                 data = True
         if self.paths.unsettled:
             self.paths.settle(now=now)
@@ -305,17 +303,18 @@ class DataPath:
         """A handshake message the transport shed: it counts towards the link's load."""
         self.device.load.count(now=now)
 
-    def inbound(self, peer: Peer, plaintext: bytes, *, now: float, ecn: int = 0) -> None:
+    def inbound(self, peer: Peer, plaintext: bytes, *, now: float, ecn: int = 0) -> bool:
         inner = inspect(plaintext)
         if inner is None:
             self.drops["inner_malformed"] += 1
-            return
+            return False
         if inner.version == 6 and self.control.is_control(plaintext):
             if self.relay is not None and is_relay_frame(plaintext):  # before the decoder
                 self.relay.receive(peer.public_key, plaintext[: inner.length], now=now)
-            else:
-                self.control.receive(peer.public_key, plaintext[: inner.length], now=now)
-            return
+                return True  # relayed datagrams are traffic: they keep the ticker going
+            # control messages are not: probes and lookups alone must not keep it ticking
+            self.control.receive(peer.public_key, plaintext[: inner.length], now=now)
+            return False
         owner = (
             self.routes.lookup_v4(inner.src)
             if inner.version == 4
@@ -323,17 +322,17 @@ class DataPath:
         )
         if owner is not peer:
             self.drops["inner_source_not_allowed"] += 1
-            return
+            return False
         if self.policy is not None:
             reason = self.policy.check(inner)
             if reason is not None:
                 self.drops["exit_" + reason] += 1
-                return
+                return False
         if ecn & ECT_1:  # ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet
             opened = decapsulate(ecn, plaintext)
             if opened is None:
                 self.drops["ecn_ce_not_ect"] += 1
-                return
+                return False
             if opened is not plaintext:
                 self.counters["ecn_outer_applied"] += 1
                 plaintext = bytes(opened)
@@ -341,11 +340,11 @@ class DataPath:
             plaintext = self.mtu.clamp(plaintext, inner.version, self._carry(peer))
         acct = self.accountant
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
-            return
+            return False
         quota = self.quota
         if quota is not None and not quota.take(inner.length):
             self.drops["quota_exhausted"] += 1
-            return
+            return False
         packet = plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
         if not self._in_direct:
             self.in_queue.enqueue(packet, peer.public_key, inner.length, now)
@@ -355,6 +354,7 @@ class DataPath:
             self.tun_out.append(packet)
             if len(self.tun_out) >= TUN_WRITE_BATCH:
                 self.flush_tun()
+        return True
 
     def _to_tun(self, packet: bytes, now: float) -> None:
         if not self.tun_gro:
