@@ -280,7 +280,8 @@ class Daemon:
     def _discovery(self) -> "Discovery":
         from functools import partial
 
-        from tidewire.node.discovery import Discovery, provider_record
+        from tidewire.node.discovery import Discovery
+        from tidewire.node.own_record import provider_record
         from tidewire.protocol.accounting.receipts import signing_key_from_static
 
         self.discovery = Discovery(
