@@ -11,13 +11,12 @@ has a deadline; `lab.logs()` gathers every process's output, and a failure
 inside the `with` block prints it. The lab's folder (configs with private keys,
 sockets, logs) is removed after a clean exit and kept, named, after a failure.
 A lab whose process was killed outright cannot tear down: the next lab removes
-its namespaces (named after the dead process) and its folder.
+its namespaces (named after the dead process) and its folder (lab_stale.py).
+Node configs and keys are written by lab_config.py, re-exported here.
 """
 
-import contextlib
 import itertools
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -25,43 +24,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# re-exported: the scenarios import them from lab
+from lab_config import genkey as genkey
+from lab_config import tidewire_toml as tidewire_toml
+from lab_stale import FOLDER, delete_netns, remove_stale
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 TIDEWIRE = str(VENV_BIN / "tidewire")
 _counter = itertools.count()
-_NETNS = re.compile(r"tw(\d+)x\d+")  # a lab namespace's name starts so: the process id
-_FOLDER = "tidewire-lab-"
-
-
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
-
-
-def remove_stale() -> None:
-    """Remove the namespaces and folders of labs whose process no longer runs."""
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    for line in listed.splitlines():
-        name = line.split(" ", 1)[0]
-        match = _NETNS.match(name)
-        if match and not _alive(int(match[1])):
-            _delete_netns(name)
-    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER}*-*"):
-        owner = folder.name.rsplit("-", 2)[-2]
-        if owner.isdigit() and not _alive(int(owner)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _delete_netns(name: str) -> None:
-    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
-    for pid in pids.split():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 class LabError(Exception):
@@ -141,7 +117,7 @@ class Lab:
         self.hosts: list[Host] = []
         self.procs: list[Proc] = []
         self.failed = False
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{_FOLDER}{name}-{os.getpid()}-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{FOLDER}{name}-{os.getpid()}-"))
 
     # -- context ----------------------------------------------------------------
 
@@ -170,7 +146,7 @@ class Lab:
                 proc.popen.kill()
                 proc.popen.wait(timeout=5)
         for host in self.hosts:
-            _delete_netns(host.netns)
+            delete_netns(host.netns)
         self.hosts.clear()
         if not self.failed:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -377,69 +353,3 @@ def _answers(path: Path) -> bool:
         except OSError:
             return False
     return True
-
-
-def tidewire_toml(
-    *,
-    name: str,
-    private_key: str,
-    address: list[str],
-    lab: Lab,
-    listen_port: int | None = None,
-    listen: list[str] | None = None,
-    peers: Sequence[dict[str, Any]] = (),
-    exit: dict[str, Any] | None = None,
-    accounting: dict[str, Any] | None = None,
-    share: dict[str, Any] | None = None,
-    discovery: dict[str, Any] | None = None,
-    mtu: int = 1420,
-) -> str:
-    """A tidewire TOML config whose control socket and state live in the lab's folder."""
-    lines = [
-        "[interface]",
-        f'name = "{name}"',
-        f'private_key = "{private_key}"',
-        f"address = {list(address)!r}".replace("'", '"'),
-        f"mtu = {mtu}",
-        f'control_socket = "{lab.tmp / (name + ".sock")}"',
-        f'state_dir = "{lab.tmp / "state"}"',
-    ]
-    if listen_port is not None:
-        lines.append(f"listen_port = {listen_port}")
-    if listen is not None:
-        lines.append(f"listen = {_toml_value(listen)}")
-    for p in peers:
-        lines.append("\n[[peer]]")
-        for k, v in p.items():
-            lines.append(f"{k} = {_toml_value(v)}")
-    tables = (
-        ("exit", exit),
-        ("accounting", accounting),
-        ("share", share),
-        ("discovery", discovery),
-    )
-    for table, values in tables:
-        if values is not None:
-            lines.append(f"\n[{table}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return str(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return '"' + str(v) + '"'
-
-
-def genkey() -> tuple[str, str]:
-    """(private, public) in wg's base64 format, from tidewire's own CLI code path."""
-    import base64
-
-    from tidewire.protocol.keys import derive_public, private_from_seed
-
-    priv = private_from_seed(os.urandom(32))
-    return base64.b64encode(priv).decode(), base64.b64encode(derive_public(priv)).decode()

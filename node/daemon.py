@@ -7,16 +7,16 @@ install the kill switch, create the TUN device, set addresses, MTU and routes (w
 run PostUp, then run the data path until SIGTERM, SIGINT or `tidewire down` (then
 PreDown and SaveConfig; PostDown after the tear-down; node/service.py); SIGHUP re-reads
 the config and applies the difference (reload.py), as `tidewire reload` does.
-Tear-down undoes each step in reverse; the TUN interface goes away with its file
-descriptor even on kill -9, and stale rules and firewall tables are removed at the
-next start. Peers live in peers.py, control requests in handlers.py,
-the packet path in datapath.py; nothing here runs `ip` or `nft` on the event loop
-itself (they go to a worker thread).
+Tear-down undoes each step in reverse (host.py); the TUN interface goes away with its
+file descriptor even on kill -9, and stale rules and firewall tables are removed at the
+next start. The data path and its components are built in components.py, the stream
+listeners opened in listeners.py; peers live in peers.py, control requests in
+handlers.py, the packet path in datapath.py; nothing here runs `ip` or `nft` on the
+event loop itself (they go to a worker thread).
 """
 
 import base64
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -29,13 +29,15 @@ import trio
 
 from tidewire.node import (
     addresses,
+    components,
     control,
     dns,
     firewall,
+    host,
+    listeners,
     metrics_http,
     netconf,
     sdnotify,
-    status,
     uapi_server,
 )
 from tidewire.node.accounting import Accountant
@@ -44,32 +46,27 @@ from tidewire.node.config.service import AUTO
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
-from tidewire.node.dataplane import choose as choose_dataplane
 from tidewire.node.errors import NodeError
 from tidewire.node.exits import ExitClient, exit_addresses, start_exit_choice
 from tidewire.node.exits_open import OpenExit, start_open_admission
 from tidewire.node.handlers import Handlers
+from tidewire.node.host import off_loop
 from tidewire.node.metrics import Registry
-from tidewire.node.nat import NatTraversal, local_endpoints
-from tidewire.node.path_memory import PathMemory
+from tidewire.node.nat import NatTraversal
 from tidewire.node.peers import PeerError, Peers
 from tidewire.node.relay import RelayNode
 from tidewire.node.reload import Reloader, ReloadError
 from tidewire.node.routing import Routing
 from tidewire.node.service import Service
 from tidewire.node.sharing import Sharing
-from tidewire.node.state import TimestampStore, atomic_write
+from tidewire.node.state import TimestampStore
 from tidewire.node.timestamps import TimestampWriter
 from tidewire.node.transports.masked import MaskedTransport
-from tidewire.node.transports.relay import RelayTransport
 from tidewire.node.transports.stream import StreamTransport
-from tidewire.node.transports.tcp import TcpTransport
-from tidewire.node.transports.tls import TlsTransport
 from tidewire.node.transports.udp import UdpTransport
-from tidewire.node.tun import enable_tso, open_tun
+from tidewire.node.tun import open_tun
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
-from tidewire.protocol.types import RELAY
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.discovery import Discovery
@@ -79,11 +76,6 @@ log = logging.getLogger("tidewire.node")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RELOAD_SIGNAL = signal.SIGHUP
-
-
-async def off_loop(fn: Any, *args: Any) -> Any:
-    """Run a blocking call (`ip`, `nft`, sysctl files) in a worker thread."""
-    return await trio.to_thread.run_sync(fn, *args)
 
 
 class Daemon:
@@ -145,7 +137,7 @@ class Daemon:
         cfg = self.cfg
         self.started_at = trio.current_time()
         try:
-            self._lock()
+            host.take_lock(self)
             try:
                 store = TimestampStore(cfg.state_dir / cfg.name)
             except OSError as exc:
@@ -171,7 +163,7 @@ class Daemon:
                 masked.listen(cfg.masked_port, mark=self.mark)
             else:  # a socket of our own for dialling masked listeners
                 masked.bind(0, mark=self.mark)
-            self.streams = await self._open_streams(device.public_key)
+            self.streams = await listeners.open_streams(self, device.public_key)
             await self.service.install_kill_switch(mark=self.mark)  # before the TUN
             why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
             self.guard_installed = why is None
@@ -181,86 +173,11 @@ class Daemon:
             if self.exit_enabled:  # a policy that cannot be built stops us before the TUN
                 ExitPolicy(allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=own)
             self.tun_fd = open_tun(cfg.name, vnet_hdr=self.offloads)
-            relayed = RelayTransport(Counter())
-            dp = self.datapath = DataPath(
-                device=device,
-                tun_fd=self.tun_fd,
-                transports={
-                    self.udp.name: self.udp,
-                    masked.name: masked,
-                    **{t.name: t for t in self.streams},
-                    RELAY: relayed,
-                },
-                policy=None,
-                persist_timestamp=writer.put,
+            dp = await components.build(
+                self, device=device, writer=writer, masked=masked, routing=routing, own=own
             )
-            for transport in (self.udp, masked):
-                transport.drops = transport.batch.drops = dp.drops
-                transport.enable_offloads(gso=self.offloads, gro=self.offloads)
-            for stream in self.streams:
-                stream.drops = dp.drops
-            dp.tun_gro = self.offloads
-            dp.use_dataplane(choose_dataplane(self.dataplane))
-            if self.dataplane != "python" and dp.dataplane != "native":
-                log.warning("data plane: python, not native: %s", dp.dataplane_why)
-            else:
-                log.info("data plane: %s (%s)", dp.dataplane, dp.dataplane_why)
-            dp.tun_tso = self.offloads and self.tun_tso and enable_tso(self.tun_fd)
-            dp.ticker.interval = self.tick
-            peers = self.peers = Peers(
-                name=cfg.name, table=routing, datapath=dp, exit_enabled=self.exit_enabled
-            )
-            peers.memory = PathMemory(cfg.state_dir / cfg.name)
-            dp.path_confirmed = peers.remember
-            if self.exit_enabled:
-                from tidewire.node.ledger import Ledger, LedgerError
-
-                try:
-                    self.ledger = await off_loop(Ledger, cfg.state_dir / cfg.name / "ledger.sqlite")
-                except LedgerError as exc:
-                    raise NodeError(str(exc)) from None
-            self.accountant = dp.accountant = peers.accountant = self.accountant_class(
-                public_key=device.public_key,
-                static_private=cfg.private_key,
-                config=cfg.accounting,
-                ledger=self.ledger,
-                epoch_seconds=cfg.epoch_seconds,
-                control=dp.control,
-                disconnect=peers.disconnect,
-                rng=os.urandom,
-            )
-            dp.timers.add(self.accountant)
-            if self.notifier.watchdog is not None:  # pinged by the timer task: a stuck loop shows
-                dp.timers.add(
-                    sdnotify.Watchdog(
-                        self.notifier, interval=self.notifier.watchdog, now=trio.current_time()
-                    )
-                )
-            if any(spec.neighbour for spec in cfg.peers):
-                self.routing = Routing(
-                    public_key=device.public_key, control=dp.control, now=trio.current_time()
-                )
-                dp.timers.add(self.routing)
-                peers.routing = self.routing
-            self.nat = peers.nat = NatTraversal(
-                datapath=dp,
-                spec=cfg.nat,
-                local=local_endpoints(own, self.listen_port),
-                now=trio.current_time(),
-            )
-            dp.timers.add(self.nat)
-            self.relay = RelayNode(
-                dp,
-                relayed,
-                config=cfg.relay,
-                route=lambda key: self.routing.next_hop(key) if self.routing else None,
-                trusted=peers.is_neighbour,
-            )
-            relayed.drops = dp.drops
-            self.sharing = Sharing(
-                dp, cfg.share, provider=self.exit_enabled, state_dir=cfg.state_dir / cfg.name
-            )
-            status.register(self.metrics, self)
+            peers, accountant, sharing = self.peers, self.accountant, self.sharing
+            assert peers is not None and accountant is not None and sharing is not None
             tun_addresses = cfg.addresses + exit_addresses(cfg, device.public_key)
             await off_loop(
                 lambda: netconf.configure_link(cfg.name, addresses=tun_addresses, mtu=cfg.mtu)
@@ -273,13 +190,13 @@ class Daemon:
                     own_addresses=await off_loop(netconf.local_addresses),
                     resolver=[str(a.ip) for a in cfg.addresses] if cfg.dns.resolver else (),
                 )
-            await off_loop(self._clear_stale_rules)
+            await off_loop(host.clear_stale_rules, self)
             for spec in cfg.peers:
                 await peers.add(spec, last_timestamp=store.get(spec.public_key))
             self._discovery().attach(dp.control, dp.timers)
             await self._add_bootstrap(peers, store)
             if self.exit_enabled:
-                await self._start_exit(dp.policy)
+                await host.start_exit(self, dp.policy)
                 self.open_exit = await start_open_admission(self, peers, routing)
             for spec in cfg.peers:
                 peer = device.peers[spec.public_key]
@@ -302,8 +219,8 @@ class Daemon:
                     uapi = uapi_server.Uapi(self)
                     await nursery.start(uapi_server.serve, uapi_server.socket_path(cfg.name), uapi)
                     nursery.start_soon(self._signals)
-                    await nursery.start(self.accountant.run)
-                    await nursery.start(self.sharing.run)
+                    await nursery.start(accountant.run)
+                    await nursery.start(sharing.run)
                     if cfg.metrics_listen is not None:
                         await self._start_metrics(nursery, *cfg.metrics_listen)
                     if self.discovery is not None:
@@ -353,82 +270,18 @@ class Daemon:
                         await self.timestamps.drain()
                 if self.sharing is not None and self.sharing.quota is not None:
                     await off_loop(self.sharing.save)
-                await off_loop(self._teardown)
+                await off_loop(host.teardown, self)
                 await self.service.post_down()
 
     def listening(self) -> list[str]:
         """What the node listens on, as URLs (the masked dialling socket is not a listener)."""
-        out = [f"udp://0.0.0.0:{self.listen_port}"]
-        if self.masked is not None and self.masked.listening:
-            out.append(f"masked://0.0.0.0:{self.masked.port}")
-        out += [f"{t.name}://0.0.0.0:{t.port}" for t in self.streams if t.listening]
-        return out
-
-    async def _open_streams(self, public_key: bytes) -> list[StreamTransport]:
-        """The tcp and tls transports (every node dials with them), listening where
-        configured; a tls listener without a configured certificate makes its own."""
-        cfg = self.cfg
-        tcp = TcpTransport(Counter(), own_public=public_key)
-        tls = TlsTransport(Counter(), own_public=public_key)
-        tcp.mark = tls.mark = self.mark
-        if cfg.tcp_port is not None:
-            tcp.listen(cfg.tcp_port, mark=self.mark)
-        if cfg.tls_port is not None:
-            cert, key = cfg.tls.certificate, cfg.tls.key
-            if cert is None or key is None:
-                from tidewire.node.transports.certificate import ensure_self_signed
-
-                try:
-                    cert, key = await off_loop(ensure_self_signed, cfg.state_dir / cfg.name)
-                except OSError as exc:
-                    raise NodeError(f"cannot make a TLS certificate: {exc}") from None
-            tls.use_certificate(cert, key)
-            tls.fallback = cfg.tls.fallback
-            tls.listen(cfg.tls_port, mark=self.mark)
-        return [tcp, tls]
-
-    def _lock(self) -> None:
-        assert self.cfg.control_socket is not None
-        lock_path = self.cfg.control_socket.with_suffix(".lock")
-        try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise NodeError(
-                f"cannot create the lock file {lock_path}: {exc.strerror} (run as root?)"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip()
-            os.close(fd)
-            raise NodeError(
-                f"a tidewire daemon for {self.cfg.name} is already running"
-                + (f" (pid {other})" if other else "")
-                + f"; stop it with `tidewire down {self.cfg.name}`"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.lock_fd = fd
-
-    async def _start_exit(self, policy: ExitPolicy | None) -> None:
-        assert policy is not None
-        out = self.cfg.exit.outbound_interface or await off_loop(netconf.default_route_interface)
-        if out is None:
-            raise NodeError(
-                "the exit role needs an outbound interface: set [exit] outbound_interface"
-            )
-        self.outbound_interface = out
-        if await off_loop(firewall.remove, self.cfg.name):
-            log.info("removed stale exit rules of %s from an earlier run", self.cfg.name)
-        self.forwarding = await off_loop(firewall.enable_forwarding)
-        await off_loop(firewall.install, self.cfg.name, out, policy)
-        self.firewall_installed = True
+        return listeners.listening(self)
 
     def _discovery(self) -> "Discovery":
         from functools import partial
 
-        from tidewire.node.discovery import Discovery, provider_record
+        from tidewire.node.discovery import Discovery
+        from tidewire.node.own_record import provider_record
         from tidewire.protocol.accounting.receipts import signing_key_from_static
 
         self.discovery = Discovery(
@@ -474,51 +327,6 @@ class Daemon:
             ) from None
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         log.info("%s: metrics at http://%s/metrics", self.cfg.name, where)
-
-    def _clear_stale_rules(self) -> None:
-        """Remove the policy rules of this interface's last run, whatever its port was, and
-        record this run's table before any rule of it exists (a node with a random listen
-        port gets a new table every start, and a kill -9 leaves the old rules behind)."""
-        record = self.cfg.state_dir / self.cfg.name / "rules.table"
-        try:
-            stale = int(record.read_text().strip() or 0)
-        except (OSError, ValueError):
-            stale = 0
-        if stale and stale != self.table:
-            netconf.remove_rules(stale)
-        if self.table:
-            netconf.remove_rules(self.table)
-        atomic_write(record, f"{self.table}\n".encode())
-
-    def _teardown(self) -> None:
-        """Undo start-up (in a worker thread: it runs `nft` and `ip`)."""
-        if self.ledger is not None:
-            self.ledger.close()
-        if self.dns_record is not None:
-            dns.restore(self.dns_record)
-        if self.firewall_installed:
-            firewall.remove(self.cfg.name)
-        if self.guard_installed:
-            firewall.remove_guard(self.cfg.name)
-        if self.forwarding:
-            firewall.restore_forwarding(self.forwarding)
-        if self.table:
-            try:
-                netconf.remove_rules(self.table)
-            except Exception:  # pragma: no cover - best effort on the way out
-                log.exception("removing routing rules")
-        if self.tun_fd >= 0:
-            os.close(self.tun_fd)  # removes the interface, its addresses and routes
-            self.tun_fd = -1
-        self.service.remove_kill_switch()  # after the TUN: nothing leaks on the way down
-        self.udp.close()
-        if self.masked is not None:
-            self.masked.close()
-        for stream in self.streams:
-            stream.close()
-        if self.lock_fd >= 0:
-            os.close(self.lock_fd)
-            self.lock_fd = -1
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(*STOP_SIGNALS, RELOAD_SIGNAL) as signals:

@@ -30,7 +30,6 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
-from logging import INFO, WARNING
 from typing import TYPE_CHECKING
 
 import trio
@@ -40,8 +39,7 @@ from tidewire.node.core.capacity import QuotaMeter
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.ecn import ECT_1, decapsulate
 from tidewire.node.core.exit_policy import ExitPolicy
-from tidewire.node.core.gro import VNET_HDR_LEN, coalesce
-from tidewire.node.core.gso import Malformed, split
+from tidewire.node.core.gro import VNET_HDR_LEN
 from tidewire.node.core.mtu import DEFAULT_MTU, PathMtu, is_syn
 from tidewire.node.core.packet import TCP, inspect
 from tidewire.node.core.paths.manager import Paths
@@ -50,22 +48,15 @@ from tidewire.node.core.queues.passthrough import PassThrough
 from tidewire.node.core.routing.allowed_ips import AllowedIPs
 from tidewire.node.core.ticker import Ticker
 from tidewire.node.dataplane import Choice
+from tidewire.node.link_events import LinkEvents
 from tidewire.node.logs import PacketPathLog
 from tidewire.node.timers import TimerTask
 from tidewire.node.transports.base import Transport
-from tidewire.protocol.control.channel import Message, PathProbe, PathProbeReply
+from tidewire.node.tun_io import TUN_WRITE_BATCH, TunIO
+from tidewire.protocol.control.channel import PathProbe, PathProbeReply
 from tidewire.protocol.control.relay import is_frame as is_relay_frame
-from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
-from tidewire.protocol.link.events import (
-    HandshakeCompleted,
-    HandshakeGaveUp,
-    KeysZeroed,
-    PathChanged,
-    TimestampSent,
-)
 from tidewire.protocol.link.peer import Peer
-from tidewire.protocol.link.profile import Mode
 from tidewire.protocol.types import Path
 
 if TYPE_CHECKING:
@@ -73,11 +64,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidewire.node")
 
-BATCH = 256
-TUN_WRITE_BATCH = 128  # inner packets held for coalescing: bounds the memory of one batch
 
+class DataPath(TunIO, LinkEvents):
+    """The packet path; its TUN side is in tun_io.py, the link's outputs in link_events.py."""
 
-class DataPath:
     def __init__(
         self,
         *,
@@ -152,38 +142,6 @@ class DataPath:
         self.timers.rearm()
 
     # -- outbound: TUN -> peer ----------------------------------------------
-
-    async def tun_reader(self) -> None:
-        fd, view, tso = self.tun_fd, self._tun_buffer, self.tun_tso
-        skip = VNET_HDR_LEN if self.tun_gro else 0
-        native_split = self._native_split
-        while True:
-            await trio.lowlevel.wait_readable(fd)
-            now = trio.current_time()
-            for _ in range(BATCH):
-                try:
-                    n = os.readv(fd, [view])
-                except BlockingIOError:
-                    break
-                if not tso:
-                    self.outbound(bytes(view[skip:n]), now=now)
-                    continue
-                if native_split is not None:
-                    packets = native_split(view[:n])
-                    if isinstance(packets, str):
-                        self.drops[packets] += 1  # one bad frame; its neighbours go on
-                        continue
-                else:
-                    try:
-                        packets = split(view[:n])
-                    except Malformed as exc:
-                        self.drops[exc.reason] += 1
-                        continue
-                if len(packets) > 1:
-                    self.counters["tun_super_packets"] += 1
-                for packet in packets:
-                    self.outbound(packet, now=now)
-            self.after_batch()
 
     def outbound(self, packet: bytes, *, now: float) -> None:
         inner = inspect(packet)
@@ -356,14 +314,6 @@ class DataPath:
                 self.flush_tun()
         return True
 
-    def _to_tun(self, packet: bytes, now: float) -> None:
-        if not self.tun_gro:
-            self._write_tun(packet)
-            return
-        self.tun_out.append(packet)
-        if len(self.tun_out) >= TUN_WRITE_BATCH:
-            self.flush_tun()
-
     # -- after a batch: the queues, the core's outputs, the timer -----------------
 
     def after_batch(self, *, data: bool = True) -> None:
@@ -385,121 +335,6 @@ class DataPath:
         if self.accountant is not None:
             self.accountant.after_batch(now=now)
         self.flush()
-
-    def flush_tun(self) -> None:
-        """Write the batch's inner packets, TCP runs coalesced into super-packets."""
-        packets, self.tun_out = self.tun_out, []
-        if self._native_write is not None:  # coalesced and written without the GIL
-            _, full, failed = self._native_write(self.tun_fd, packets)
-            if full:
-                self.drops["tun_write_full"] += full
-            if failed:
-                self.drops["tun_write_failed"] += failed
-            return
-        for frame in coalesce(packets):
-            self._write_tun(frame)
-
-    def _write_tun(self, frame: bytes) -> None:
-        try:
-            os.write(self.tun_fd, frame)
-        except BlockingIOError:
-            self.drops["tun_write_full"] += 1
-        except OSError:
-            self.drops["tun_write_failed"] += 1
-
-    def send_control(self, peer_key: bytes, packet: bytes) -> None:
-        """Seal a control packet (overlay IPv6/UDP) for a peer and send it now."""
-        peer = self.device.peers.get(peer_key)
-        if peer is None:
-            return
-        out = self.device.encrypt(peer, packet, now=trio.current_time())
-        if out is not None and peer.path is not None:
-            self.send(out, peer.path)
-
-    def send_on(self, peer_key: bytes, msg: Message, path: Path) -> None:
-        """Seal a control message (a path probe or its reply) and send it on `path`, not
-        the peer's current one; only inside a session (a probe never starts a handshake)."""
-        peer = self.device.peers.get(peer_key)
-        now = trio.current_time()
-        if peer is None or peer.staged or peer.usable_keypair(now=now) is None:
-            self.drops["probe_no_session"] += 1
-            return
-        out = self.device.encrypt(peer, self.control.packet(peer_key, msg), now=now)
-        if out is not None:
-            self.send(out, path)
-
-    def race(self, peer_key: bytes, path: Path) -> None:
-        peer = self.device.peers.get(peer_key)
-        if peer is not None:
-            self.device.resend_initiation(peer, path)
-
-    def flush_paths(self, *, now: float) -> None:
-        """The path sets' probes, replies, raced initiations and events."""
-        paths = self.paths
-        paths.flush(send=self.send_on, initiate=self.race)
-        say = self.log.log
-        while (event := paths.next_event()) is not None:
-            key, kind, path, reason = event
-            if kind == "switched":
-                say(INFO, "path", key, "peer %s now on %s: %s", short(key), path, reason, now=now)
-            elif kind == "learned":
-                say(INFO, "path", key, "peer %s: learned path %s", short(key), path, now=now)
-            elif kind == "confirmed" and path is not None and self.path_confirmed is not None:
-                self.path_confirmed(key, path)
-
-    def flush(self) -> None:
-        dev = self.device
-        now = trio.current_time()
-        say = self.log.log
-        while (event := dev.next_event()) is not None:
-            key = event.public_key
-            if isinstance(event, TimestampSent):
-                self.persist_timestamp(key, event.timestamp)
-                self.paths.initiation_sent(key, now=now)
-            elif isinstance(event, HandshakeCompleted):
-                if self.accountant is not None:
-                    self.accountant.handshake_completed(key, now=now)
-                peer = dev.peers.get(key)
-                if peer is not None and peer.profile.mode is Mode.NATIVE:
-                    self.control.established(key, now=now)
-                how = "we initiated" if event.initiator else "they initiated"
-                say(
-                    INFO,
-                    "handshake",
-                    key,
-                    "handshake with %s completed (%s)",
-                    short(key),
-                    how,
-                    now=now,
-                )
-            elif isinstance(event, PathChanged):
-                say(INFO, "path", key, "peer %s now at %s", short(key), event.path, now=now)
-            elif isinstance(event, HandshakeGaveUp):
-                say(
-                    WARNING,
-                    "gave_up",
-                    key,
-                    "peer %s: no handshake response after 90 s; giving up for now",
-                    short(key),
-                    now=now,
-                )
-            elif isinstance(event, KeysZeroed):
-                say(
-                    INFO,
-                    "zeroed",
-                    key,
-                    "peer %s: keys erased after 540 s without a new session",
-                    short(key),
-                    now=now,
-                )
-        self.flush_paths(now=now)
-        for _ in range(3):  # a datagram on a relayed path may start a handshake with the relay
-            out = dev.datagrams_to_send()
-            if not out:
-                break
-            for data, path in out:
-                self.send(data, path)
-        self.timers.rearm()
 
 
 def _datagram_overhead(transport: object) -> int:

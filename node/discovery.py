@@ -13,17 +13,14 @@ Gossip (node/core/gossip.py, docs/protocol/gossip.md) runs with or without the D
 registered on the control plane and served by the one timer task (`attach`); what it
 takes lands in the same cache, saved a moment later. A provider signs its record for
 gossip even with `dht = false`, its endpoints then naming the address its default
-route leaves from.
+route leaves from. What the record says is built in own_record.py; the counters,
+status and `tidewire discover` read discovery through discovery_report.py.
 """
 
-import base64
 import dataclasses
-import functools
 import json
 import logging
 import os
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,18 +29,19 @@ from typing import TYPE_CHECKING, Any
 import trio
 from nacl.signing import SigningKey
 
+from tidewire.node import discovery_report
 from tidewire.node.config import DiscoverySpec
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache, rendezvous
 from tidewire.node.core.gossip import Gossip
 from tidewire.node.metrics import Registry
+from tidewire.node.own_record import route_source
 from tidewire.node.state import atomic_write
 from tidewire.protocol.control import records
 from tidewire.protocol.control.records import NodeRecord
 from tidewire.protocol.dht.items import MutableItem
 
 if TYPE_CHECKING:
-    from tidewire.node.daemon import Daemon
     from tidewire.node.dht import DhtService
     from tidewire.node.timers import TimerTask
 
@@ -126,7 +124,7 @@ class Discovery:
     async def _own_loop(self) -> None:
         """With no DHT: sign our record for gossip, again whenever asked and hourly."""
         while True:
-            self._sign_own(_route_source())
+            self._sign_own(route_source())
             self.republish = trio.Event()
             with trio.move_on_after(REPUBLISH):
                 await self.republish.wait()
@@ -183,7 +181,7 @@ class Discovery:
         assert self.own_record is not None
         while True:
             seen = max(svc.node.seen_as, key=lambda ip: svc.node.seen_as[ip], default=None)
-            item = svc.node.own_record = self._sign_own(seen or _route_source())
+            item = svc.node.own_record = self._sign_own(seen or route_source())
             with trio.move_on_after(OPERATION_DEADLINE):
                 stored = await svc.put(item)
                 log.info("node record published (seq %d) on %d DHT nodes", item.seq, stored.stored)
@@ -280,206 +278,21 @@ class Discovery:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, json.dumps(entries).encode())
 
-    # -- the metrics registry ----------------------------------------------------------
+    # -- what the registry, status and `tidewire discover` show (discovery_report.py) --
 
     def register(self, reg: Registry) -> None:
-        """The DHT's, gossip's and the record cache's counters, in the node's registry
-        (read when asked: the DHT socket exists only once `run` has bound it)."""
-
-        def dht(read: Callable[["DhtService"], Any]) -> Callable[[], Any]:
-            return lambda: read(self.svc) if self.svc is not None else []
-
-        reg.labelled(
-            "tidewire_dht_drops_total",
-            "DHT datagrams and items refused (malformed, unasked, rate-limited...), by reason.",
-            label="reason",
-            read=dht(lambda svc: svc.node.drops.items()),
-        )
-        reg.labelled(
-            "tidewire_dht_answered_total",
-            "DHT queries answered, by method.",
-            label="method",
-            read=dht(lambda svc: svc.node.answered.items()),
-        )
-        reg.labelled(
-            "tidewire_dht_store_events_total",
-            "What the DHT stores for others refused or evicted at its bounds.",
-            label="event",
-            read=dht(
-                lambda svc: [*svc.node.peers.counters.items(), *svc.node.items.counters.items()]
-            ),
-        )
-        reg.value(
-            "tidewire_dht_sources_evicted_total",
-            "Query sources the DHT's bounded rate-limit table forgot to make room.",
-            lambda: self.svc.node.limits.evicted if self.svc is not None else 0,
-            kind="counter",
-        )
-        reg.value(
-            "tidewire_dht_nodes",
-            "Nodes in the DHT routing table.",
-            lambda: len(self.svc.node.table) if self.svc is not None else 0,
-            kind="gauge",
-        )
-        reg.labelled(
-            "tidewire_gossip_events_total",
-            "Gossip of node records: pushes and pulls sent, taken, refused, rate-limited.",
-            label="event",
-            read=lambda: self.gossip.counters.items() if self.gossip is not None else [],
-        )
-        reg.value(
-            "tidewire_gossip_neighbours",
-            "Neighbours gossiped with.",
-            lambda: len(self.gossip.neighbours) if self.gossip is not None else 0,
-            kind="gauge",
-        )
-        reg.counters(
-            "tidewire_records_total",
-            "Node records offered to the cache: taken (by source), stale, invalid, expired.",
-            label="event",
-            source=self.cache.counters,
-        )
-        reg.value(
-            "tidewire_records_held",
-            "Verified node records held.",
-            lambda: len(self.cache.records),
-            kind="gauge",
-        )
-
-    # -- what status and `tidewire discover` show ----------------------------------
+        """The DHT's, gossip's and the record cache's counters, in the node's registry."""
+        discovery_report.register(self, reg)
 
     def status(self, reg: Registry) -> dict[str, Any]:
-        """The `discovery` part of `tidewire status --json`: the families `register`
-        added, read from the registry and named without `tidewire_` and `_total`."""
-        out: dict[str, Any] = {}
-        for name in STATUS_FAMILIES:
-            values = reg.collect(name)
-            key = name.removeprefix("tidewire_").removesuffix("_total")
-            out[key] = values if reg.families[name].label else values[""]
-        return out
+        """The `discovery` part of `tidewire status --json`."""
+        return discovery_report.status(reg)
 
     def confirm(self) -> None:
         for public_key, record_key in self.bindings():
             self.cache.confirm(public_key, record_key)
 
     def report(self, *, region: str | None = None) -> dict[str, Any]:
+        """What `tidewire discover` shows: the DHT, gossip, the cache and its providers."""
         self.confirm()
-        now = time.time()
-        svc = self.svc
-        found = self.cache.providers(region=region, now=now)
-        return {
-            "dht": {
-                "port": svc.address[1] if svc else None,
-                "nodes": len(svc.node.table) if svc else 0,
-                "drops": dict(svc.node.drops) if svc else {},
-                "region": self.spec.region,
-                "published_seq": self.published.seq if self.published else None,
-                "last_lookup": self.last_find,
-            },
-            "gossip": {
-                "neighbours": len(self.gossip.neighbours) if self.gossip else 0,
-                "counters": dict(self.gossip.counters) if self.gossip else {},
-            },
-            "records": dict(self.cache.counters),
-            "providers": [record_json(x.record, x.source) for x in found],
-        }
-
-
-STATUS_FAMILIES = (
-    "tidewire_dht_nodes",
-    "tidewire_dht_drops_total",
-    "tidewire_dht_answered_total",
-    "tidewire_dht_store_events_total",
-    "tidewire_dht_sources_evicted_total",
-    "tidewire_gossip_neighbours",
-    "tidewire_gossip_events_total",
-    "tidewire_records_held",
-    "tidewire_records_total",
-)
-
-
-def _route_source() -> str | None:
-    """The IPv4 address our default route leaves from (a UDP connect sends nothing),
-    or None with no route."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route lookup matters
-        except OSError:
-            return None
-        addr: str = s.getsockname()[0]
-        return addr
-
-
-def record_json(r: NodeRecord, source: str) -> dict[str, Any]:
-    return {
-        "public_key": base64.b64encode(r.public_key).decode(),
-        "record_key": r.record_key.hex(),
-        "source": source,
-        "overlay": r.overlay,
-        "endpoints": list(r.endpoints),
-        "roles": list(r.roles),
-        "price": r.price,
-        "capacity": r.capacity,
-        "clients": r.clients,
-        "load": r.load,
-        "region": r.region,
-        "version": r.version,
-        "seq": r.seq,
-        "expiry": r.expiry,
-    }
-
-
-def provider_record(daemon: "Daemon", external_ip: str | None) -> NodeRecord:
-    """A provider's record as it stands: its listeners (the wildcard address replaced
-    by the address the DHT sees it at), its shared rate and how full it is."""
-    from tidewire.node.core.capacity import live
-    from tidewire.node.core.overlay import overlay_text
-
-    cfg = daemon.cfg
-    dp = daemon.datapath
-    assert dp is not None
-    public = dp.device.public_key
-    host = external_ip or "0.0.0.0"
-    ends = tuple(url.replace("0.0.0.0", host) for url in daemon.listening())
-    share = cfg.share
-    clients = share.max_clients or 0
-    now = trio.current_time()
-    active = sum(1 for p in dp.device.peers.values() if live(p, now=now))
-    return NodeRecord(
-        public_key=public,
-        overlay=overlay_text(public),
-        endpoints=ends,
-        roles=("provider",),
-        price=cfg.exit.price,
-        capacity=(share.download or 0) * 8,
-        clients=clients,
-        load=min(100, active * 100 // clients) if clients else 0,
-        region=cfg.discovery.region,
-        version=f"tidewire {_version()}",
-        expiry=0,
-    )
-
-
-@functools.cache
-def _version() -> str:
-    """tidewire's installed version, from the `Version:` line of its dist-info's METADATA.
-    importlib.metadata would cost a provider 1.6 MiB of memory for this one string
-    (issue 5: `tidewire --version` defers it for the same reason)."""
-    for folder in sys.path:
-        try:
-            names = os.listdir(folder or ".")
-        except OSError:
-            continue
-        for name in names:
-            if not (name.startswith("tidewire-") and name.endswith(".dist-info")):
-                continue
-            try:
-                with open(os.path.join(folder or ".", name, "METADATA"), encoding="utf-8") as f:
-                    for line in f:
-                        if line.startswith("Version:"):
-                            return line.split(":", 1)[1].strip()
-                        if not line.strip():  # the headers end: no version
-                            break
-            except OSError:
-                continue
-    return "dev"
+        return discovery_report.report(self, region=region)

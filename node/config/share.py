@@ -11,7 +11,7 @@ own rates, resolved at load time (a direction a window leaves out keeps the base
 so `rates_at` is a lookup and `next_change` the distance to the next boundary where the
 rates differ. `QuotaPeriod` tells the UTC bounds of the day or month a date falls in.
 
-Parsing here raises ValueError with the reason; toml.py adds the file, line and key.
+Parsing here raises ValueError with the reason; toml_provider.py adds the file, line and key.
 Nothing here reads a clock: the node passes the minute of the day and the date.
 """
 

@@ -14,9 +14,9 @@ def test_the_daemon_with_discovery_loads_no_metadata_pdb_or_email() -> None:
         """
         import sys, types
         import tidewire.cli.main, tidewire.node.daemon, tidewire.node.discovery, tidewire.node.dht
-        from tidewire.node.discovery import _version
+        from tidewire.node.own_record import installed_version
         from tidewire.node.config.share import parse_rate, parse_size
-        v = _version()
+        v = installed_version()
         assert parse_rate("40.5 Mbit/s") == 5_062_500 and parse_size("1.5 GiB") == 3 << 29
         def ran(name):
             m = sys.modules.get(name)

@@ -9,7 +9,8 @@ from nacl.signing import SigningKey
 from tidewire.node.config import DiscoverySpec
 from tidewire.node.core.gossip import Gossip
 from tidewire.node.dht import DhtService
-from tidewire.node.discovery import STATUS_FAMILIES, Discovery
+from tidewire.node.discovery import Discovery
+from tidewire.node.discovery_report import STATUS_FAMILIES
 from tidewire.node.metrics import Registry
 from tidewire.protocol.dht import krpc
 from tidewire.protocol.dht.items import MutableItem
