@@ -217,7 +217,7 @@ def tun_batches(draw: st.DrawFn) -> list[bytes]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(tun_batches())
 def test_tun_writes_coalesce_as_the_python_path(packets: list[bytes]) -> None:
     assert native is not None
