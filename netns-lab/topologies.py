@@ -18,10 +18,10 @@ The same lab with a censor on the way (`build_exit_lab(lab, censor=True)`, censo
                                [censor] 198.51.102.1 ---- 198.51.102.2 [provider] ...
     [wgclient] 198.51.101.2 --'
 
-    The provider also listens on masked 8443, and the client's peer lists
-    masked://198.51.102.2:8443 first, then udp://...:51820. The WireGuard-mode client is
-    tidewire's own in wireguard mode (`wg_node`: a test reads its status), which can only
-    use udp. The censor forwards everything until its rules are switched on.
+    The tunnel is IPv4 only. The provider also listens on masked 8443, and the client's
+    peer lists masked://198.51.102.2:8443 first, then udp://...:51820. The WireGuard-mode
+    client is tidewire's own in wireguard mode (`wg_node`: a test reads its status), which
+    can only use udp. The censor forwards everything until its rules are switched on.
 
 The other labs with a censor on the way (a censored path, a censored pair) are in
 censored_lab.py, importable from here too.
@@ -107,22 +107,28 @@ def build_exit_lab(
             name=f"internet-{port}",
         )
 
+    def tunnel(v4: str, v6: str) -> list[str]:
+        """IPv4 and IPv6 in the tunnel; only IPv4 with the censor, whose tests count every
+        packet (an IPv6 address on a TUN sends MLD reports, which ::/0 would carry)."""
+        return [v4] if censor else [v4, v6]
+
     k_prov, p_prov = genkey()
     k_cli, p_cli = genkey()
     k_wg, p_wg = genkey()
-    wg_ips = ["10.99.0.3/32", "fd99::3/128"]
+    wg_ips = tunnel("10.99.0.3/32", "fd99::3/128")
+    client_ips = tunnel("10.99.0.2/32", "fd99::2/128")
     provider_node = lab.tidewire(
         provider,
         "twexit",
         tidewire_toml(
             name="twexit",
             private_key=k_prov,
-            address=["10.99.0.1/24", "fd99::1/64"],
+            address=tunnel("10.99.0.1/24", "fd99::1/64"),
             lab=lab,
             listen_port=None if censor else 51820,
             listen=["udp://0.0.0.0:51820", "masked://0.0.0.0:8443"] if censor else None,
             peers=[
-                {"public_key": p_cli, "allowed_ips": ["10.99.0.2/32", "fd99::2/128"]},
+                {"public_key": p_cli, "allowed_ips": client_ips},
                 {"public_key": p_wg, "allowed_ips": wg_ips, "mode": "wireguard"},
             ],
             exit={"enabled": True},
@@ -131,7 +137,7 @@ def build_exit_lab(
         ),
         misbehave=provider_misbehave,
     )
-    everything = ["0.0.0.0/0", "::/0"]
+    everything = tunnel("0.0.0.0/0", "::/0")
     if censor:
         skins = [f"masked://{CENSORED_PROVIDER}:8443", f"udp://{CENSORED_PROVIDER}:51820"]
         to_provider: dict[str, Any] = {"endpoints": skins}
@@ -143,7 +149,7 @@ def build_exit_lab(
         tidewire_toml(
             name="twcli",
             private_key=k_cli,
-            address=["10.99.0.2/32", "fd99::2/128"],
+            address=client_ips,
             lab=lab,
             peers=[
                 {"public_key": p_prov, "allowed_ips": everything, "provider": True, **to_provider}
