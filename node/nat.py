@@ -1,7 +1,8 @@
 """NAT traversal in the node: node/core/nat on the control channel, the link and the
 path sets (docs/routing.md, "NAT traversal").
 
-The core decides; this component connects it. It registers NAT_LOOKUP, NAT_INTRODUCE
+The core decides; this component connects it. A native peer the file gives no direct
+endpoint (none, or only relay:// ones) is a target. It registers NAT_LOOKUP, NAT_INTRODUCE
 and NAT_OBSERVED on the control plane (which has already checked that each came from
 the peer's own overlay address inside its authenticated link), tells the core of every
 native session that comes up, and answers its two questions from the link itself:
@@ -75,13 +76,13 @@ class NatTraversal:
             self.automatic.add(spec.public_key)
             if self.keepalive_on:
                 self._keepalive(spec.public_key, now=now)
-        if spec.mode is Mode.NATIVE and spec.endpoint is None and self.spec.punch:
+        if spec.mode is Mode.NATIVE and not _direct(spec) and self.spec.punch:
             self.core.add_target(spec.public_key, now=now)
             self._reach_mediators(now=now)
             self.dp.timers.rearm()
             return
         self.core.puncher.targets.pop(spec.public_key, None)  # an endpoint now: not sought
-        if self.core.puncher.targets and spec.endpoint is not None:
+        if self.core.puncher.targets and _direct(spec):
             self._reach_mediators(now=now)
 
     def _reach_mediators(self, *, now: float) -> None:
@@ -185,6 +186,14 @@ class NatTraversal:
                 for t in self.core.puncher.status()
             ],
         }
+
+
+def _direct(spec: PeerSpec) -> bool:
+    """Does the file give the peer a direct endpoint? One reached only through relays
+    (relay:// endpoints) is punched to as if it had none: the relayed path carries the
+    traffic until a punched one answers, and stays when none does (a symmetric NAT)."""
+    listed = [spec.endpoint, *spec.fallbacks] if spec.endpoint is not None else []
+    return any(not e.startswith(RELAY + "://") for e in listed)
 
 
 def local_endpoints(addresses: list[str], port: int) -> set[Endpoint]:
