@@ -68,23 +68,21 @@ def test_the_frame_layout_byte_for_byte() -> None:
     dkey, skey = b"\xdd" * 32, b"\x55" * 32
     data = b"\x04\x00\x00\x00datagram"
     got = wire.build(src6, dst6, ttl=8, destination=dkey, source=skey, datagram=data)
-    length = 8 + 4 + 64 + len(data)
+    length = 4 + 64 + len(data)
     expected = (
         bytes.fromhex("60000000")
         + struct.pack("!H", length)
-        + bytes([17, 64])
+        + bytes([253, 64])  # next header 253: RFC 3692's experimental number (RFC 4727 s. 3)
         + src6
         + dst6
-        + bytes.fromhex("1d33 1d33")
-        + struct.pack("!H", length)
-        + b"\x00\x00"
-        + bytes([32, 1, 8, 0])
+        + bytes([32, 2, 8, 0])
         + dkey
         + skey
         + data
     )
     assert got == expected
-    assert wire.HEADER_SIZE == 116 and wire.OVERHEAD == 148
+    # 1420 - 140 = 1280: IPv6's minimum MTU (RFC 8200 section 5) at the default link MTU
+    assert wire.HEADER_SIZE == 108 and wire.OVERHEAD == 140
     assert wire.is_frame(got)
     assert wire.parse(got) == wire.Frame(src6, 8, dkey, skey, data)
 
@@ -117,7 +115,7 @@ def test_truncated_and_mislabelled_frames_are_refused() -> None:
     assert wire.parse(good[:-1]) is None  # the IPv6 length no longer matches
     assert wire.parse(good[: wire.HEADER_SIZE]) is None  # no datagram
     other_kind = bytearray(good)
-    other_kind[48] = 33
+    other_kind[40] = 33
     assert wire.parse(bytes(other_kind)) is None
     r = relay()
     assert r.receive(C, good[:-1], now=0.0) is None
