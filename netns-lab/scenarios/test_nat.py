@@ -33,7 +33,9 @@ def _nodes(lab: Lab, net: NatLab, *, relay: bool = False) -> dict[str, Node]:
     def peer(name: str, endpoint: str | None = None) -> dict[str, Any]:
         p: dict[str, Any] = {"public_key": keys[name][1], "allowed_ips": [TUNNEL[name] + "/32"]}
         if endpoint:
-            p["endpoint"] = endpoint
+            p["endpoints" if endpoint.startswith("relay:") else "endpoint"] = (
+                [endpoint] if endpoint.startswith("relay:") else endpoint
+            )
         return p
 
     m_end = f"203.0.113.2:{PORT}"
