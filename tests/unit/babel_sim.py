@@ -56,6 +56,20 @@ class Net:
         self.delivered = 0
         self.loops_checked = 0
         self.installed: list[tuple[bytes, bytes]] = []  # (node, prefix) since the last check
+        # every node's deadline as of its last event (a node's get_timer moves only when
+        # it is called), and a heap of them with stale entries skipped: no scan of every
+        # node per event. Ties go to the lower index, as a scan in key order would.
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.timer: dict[bytes, float] = {}
+        self.timers: list[tuple[float, int, bytes]] = []
+        for k in self.keys:
+            self._note_timer(k)
+
+    def _note_timer(self, k: bytes) -> None:
+        t = self.nodes[k].get_timer()
+        if self.timer.get(k) != t:
+            self.timer[k] = t
+            heapq.heappush(self.timers, (t, self.index[k], k))
 
     def connect(self, a: int, b: int, delay: float) -> None:
         ka, kb = self.keys[a], self.keys[b]
@@ -69,6 +83,7 @@ class Net:
         return self.links[frozenset((self.keys[a], self.keys[b]))]
 
     def _drain(self, k: bytes) -> bool:
+        self._note_timer(k)
         fib_changed = False
         for act in self.nodes[k].take_actions():
             if isinstance(act, Send):
@@ -90,9 +105,13 @@ class Net:
         return fib_changed
 
     def run(self, until: float, check: Callable[["Net"], None] | None = None) -> None:
+        for k in self.keys:  # a test may have called an engine directly since the last run
+            self._note_timer(k)
+        timers, timer = self.timers, self.timer
         while True:
-            timer_node = min(self.keys, key=lambda k: self.nodes[k].get_timer())
-            t_timer = self.nodes[timer_node].get_timer()
+            while timers[0][0] != timer[timers[0][2]]:
+                heapq.heappop(timers)  # stale: that node's deadline moved since
+            t_timer, _, timer_node = timers[0]
             t_msg = self.events[0].time if self.events else float("inf")
             t = min(t_timer, t_msg)
             if t > until:
