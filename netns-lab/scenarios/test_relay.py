@@ -213,6 +213,9 @@ def test_two_hop_privacy_and_the_pair_cap() -> None:
         assert peers[pe]["active"]["transport"] == "relay"
         e_peers = {p["public_key"]: p for p in x["nodes"]["e"].status()["peers"]}
         assert e_peers[pc]["active"]["transport"] == "relay"
+        # c is not behind a NAT, so it never looked e up: no mediator told e its address
+        assert "198.51.100.2" not in str(candidates(x["nodes"]["e"], pc))
+        assert x["nodes"]["c"].status()["nat"]["counters"].get("lookups_sent", 0) == 0
         assert e_peers[pc]["tx_bytes"] > 2_000_000  # the download, sent on the relayed path
 
         # e's interfaces: r's address and e's own towards the internet, never c's
