@@ -109,6 +109,17 @@ class TransportReceiver:
                 results[k] = self._authenticated(kp, run[k], plaintext, path, now=now)
         return results
 
+    def receive_opened(
+        self, index: int, data: bytes, plaintext: bytes, path: Path, *, now: float
+    ) -> Received:
+        """A datagram the native receive thread opened with the keypair of `index` (its
+        window has moved) and handed back: what an authenticated one does from here."""
+        kp = self.index.get(index)
+        if not isinstance(kp, Keypair):  # the keypair went while the datagram waited
+            self.drops["transport_unknown_index"] += 1
+            return None
+        return self._authenticated(kp, data, plaintext, path, now=now)
+
     def _receive_transport(self, data: bytes, path: Path, *, now: float) -> Received:
         if len(data) < KEEPALIVE_SIZE:
             raise RemoteProtocolError("transport_short")
