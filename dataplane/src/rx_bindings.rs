@@ -195,10 +195,10 @@ impl Inbound {
         swap_counts(&self.shared.handed_back)
     }
 
-    /// The thread's work on one read's `datagrams` from `host`:`port`, without I/O:
-    /// (the inner packets for the TUN, the hand-backs queued, as `take` gives them). Drops are
-    /// counted as the thread counts them.
-    fn handle<'py>(&self, py: Python<'py>, datagrams: Vec<Vec<u8>>, host: &str, port: u16, ecn: u8) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    /// The thread's work on one read's `datagrams` from `host`:`port`, without I/O: the
+    /// inner packets for the TUN; hand-backs are queued for `take` and drops counted, as
+    /// the thread does.
+    fn handle<'py>(&self, py: Python<'py>, datagrams: Vec<Vec<u8>>, host: &str, port: u16, ecn: u8) -> PyResult<Bound<'py, PyList>> {
         let from = endpoint(host, port)?;
         let shared = &self.shared;
         let mut batch = Batch::default();
@@ -209,9 +209,7 @@ impl Inbound {
             drop(tables);
             shared.publish(&mut batch); // into the queue, as the thread does
         });
-        let tun = PyList::new_bound(py, batch.tun.iter().map(|p| PyBytes::new_bound(py, p)));
-        let back = self.take(py, usize::MAX);
-        Ok((tun, back))
+        Ok(PyList::new_bound(py, batch.tun.iter().map(|p| PyBytes::new_bound(py, p))))
     }
 }
 

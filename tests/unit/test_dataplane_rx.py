@@ -55,6 +55,13 @@ def inbound() -> Any:
     return rx
 
 
+def run(
+    rx: Any, datagrams: list[bytes], host: str, port: int, ecn: int
+) -> tuple[list[bytes], list[Any]]:
+    """One read through the thread's work: the TUN's packets and the hand-backs."""
+    return rx.handle(datagrams, host, port, ecn), rx.take(1 << 20)
+
+
 def ipv4(src: str, proto: int, payload: bytes, flags: int = 0x10) -> bytes:
     body = payload if proto != 6 else bytes(13) + bytes([flags]) + bytes(6) + payload
     total = 20 + len(body)
@@ -130,7 +137,7 @@ def test_the_native_path_writes_what_the_python_path_accepts(
     datagrams = [python_seal(RECV, LOCAL, counter, p, 1420) for p, counter in items]
     datagrams += [datagrams[i] for i in repeats if i < len(datagrams)]
     expected = [python_path(opener, d) for d in datagrams]
-    tun, back = rx.handle(datagrams, HOST, PORT, 0)
+    tun, back = run(rx, datagrams, HOST, PORT, 0)
     assert back == []  # nothing here is Python's: no SYNs (ACK flags), no control
     assert tun == [e for e in expected if isinstance(e, bytes)]
     drops = Counter({r: n for r, n in rx.drops()})
@@ -143,19 +150,19 @@ def test_what_the_thread_does_not_handle_goes_back_with_its_reason() -> None:
     sealed = python_seal(RECV, LOCAL, 1, data, None)
     other_index = python_seal(RECV, LOCAL + 1, 2, data, None)
     initiation = bytes([1, 0, 0, 0]) + bytes(144)
-    tun, back = rx.handle([initiation, other_index], HOST, PORT, 0)
+    tun, back = run(rx, [initiation, other_index], HOST, PORT, 0)
     assert tun == [] and [(b[0], b[1]) for b in back] == [
         ("raw", "handshake"),
         ("raw", "unknown_index"),
     ]
-    _, back = rx.handle([sealed], "192.0.2.8", PORT, 0)
+    _, back = run(rx, [sealed], "192.0.2.8", PORT, 0)
     assert [(b[0], b[1], b[5]) for b in back] == [("raw", "endpoint", "192.0.2.8")]
-    _, back = rx.handle([sealed], HOST, PORT, 3)  # CE outside: RFC 6040 is Python's
+    _, back = run(rx, [sealed], HOST, PORT, 3)  # CE outside: RFC 6040 is Python's
     assert [(b[0], b[1], b[7]) for b in back] == [("raw", "ecn", 3)]
     keepalive = python_seal(RECV, LOCAL, 3, b"", None)
     control = python_seal(RECV, LOCAL, 4, ipv6(1, OVERLAY, 17, b"hello"), None)
     syn = python_seal(RECV, LOCAL, 5, ipv4("10.9.1.2", 6, b"", flags=0x02), None)
-    tun, back = rx.handle([keepalive, control, syn, sealed], HOST, PORT, 0)
+    tun, back = run(rx, [keepalive, control, syn, sealed], HOST, PORT, 0)
     assert [(b[0], b[1], b[2]) for b in back] == [
         ("opened", "keepalive", LOCAL),
         ("opened", "control", LOCAL),
@@ -183,12 +190,12 @@ def test_a_removed_session_and_an_aged_one_go_back_to_python() -> None:
     rx = inbound()
     sealed = python_seal(RECV, LOCAL, 1, ipv4("10.9.1.2", 17, b"x"), None)
     rx.remove(LOCAL)
-    _, back = rx.handle([sealed], HOST, PORT, 0)
+    _, back = run(rx, [sealed], HOST, PORT, 0)
     assert [b[1] for b in back] == ["unknown_index"]
     assert native is not None
     session = native.Session(send_key=SEND, recv_key=RECV, local_index=LOCAL, remote_index=9)
     rx.install(session, peer=PEER, host=HOST, port=PORT, ttl=0.0)
-    _, back = rx.handle([sealed], HOST, PORT, 0)
+    _, back = run(rx, [sealed], HOST, PORT, 0)
     assert [b[1] for b in back] == ["aged"]
 
 
@@ -220,7 +227,7 @@ def test_a_removed_session_and_an_aged_one_go_back_to_python() -> None:
 )
 def test_hostile_datagrams_never_raise_and_each_ends_once(datagrams: list[bytes], ecn: int) -> None:
     rx = inbound()
-    tun, back = rx.handle(datagrams, HOST, PORT, ecn)
+    tun, back = run(rx, datagrams, HOST, PORT, ecn)
     dropped = sum(n for _, n in rx.drops())
     assert len(tun) + len(back) + dropped == len(datagrams)
 
