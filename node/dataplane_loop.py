@@ -1,10 +1,12 @@
-"""The native receive thread's Trio side (issue 17): the per-packet loop from the UDP
-sockets to the TUN for established sessions runs in a thread of the native module
-(dataplane/src/rx*.rs) without the GIL; this shell keeps it agreeing with the link and
-takes back what it does not handle.
+"""The native threads' Trio side (issue 17): the per-packet loops for established
+sessions run in threads of the native module without the GIL, from the UDP sockets to
+the TUN (dataplane/src/rx*.rs, here) and from the TUN to the UDP sockets
+(dataplane/src/tx*.rs, its shell in dataplane_send.py); this shell keeps them agreeing
+with the link and takes back what they do not handle.
 
-It runs in place of the UDP transport's readers when `eligible` says the node may: the
-native plane, no exit policy, the pass-through inbound queue, no [share] quota. Then:
+They run in place of the TUN reader and the UDP transport's readers when `eligible`
+says the node may: the native plane, no exit policy, pass-through queues, no [share]
+quota. For the receive thread:
 
 - **Installing.** Every `POLL` seconds, and after each hand-back batch, `reconcile`
   gives the thread each peer's current keypair (its native session, the peer's UDP
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node.core.roles import Role
+from tidewire.node.dataplane_send import NativeOutbound
 from tidewire.node.transports.udp import Shedding, UdpTransport
 from tidewire.protocol.link.constants import (
     KEEPALIVE_TIMEOUT,
@@ -61,25 +64,26 @@ def eligible(dp: "DataPath") -> str | None:
     """None if the receive thread may run on this node, else why not (one clause)."""
     if dp.dataplane != "native":
         return "the data plane is python"
-    if not hasattr(dp.native_module, "Inbound"):
-        return "the native module has no receive thread"
+    if not hasattr(dp.native_module, "Outbound"):
+        return "the native module has no send and receive threads"
     if dp.policy is not None:
         return "an exit policy is on (the native loop does not enforce it yet)"
-    if not dp._in_direct or dp.quota is not None:
+    if not dp._in_direct or not dp._out_direct or dp.quota is not None:
         return "[share] queues are on (the native loop has no queues yet)"
     return None
 
 
-def udp_reader(dp: "DataPath", udp: UdpTransport) -> Callable[[], Awaitable[None]]:
-    """What reads the UDP sockets: the native receive thread where `eligible`, else the
-    transport's own readers; the data plane's `why` in status says which."""
+def readers(dp: "DataPath", udp: UdpTransport) -> list[Callable[[], Awaitable[None]]]:
+    """What reads the TUN and the UDP sockets: the native threads where `eligible`, else
+    the data path's TUN reader and the transport's own readers; the data plane's `why`
+    in status says which."""
     why = eligible(dp)
     if why is None:
-        dp.dataplane_why += "; the native receive thread reads UDP"
-        return NativeInbound(dp, udp).serve
+        dp.dataplane_why += "; the native send and receive threads run the TUN and UDP"
+        return [NativeInbound(dp, udp).serve]
     if dp.dataplane == "native":
-        dp.dataplane_why += f"; UDP is read in Python: {why}"
-    return partial(udp.serve, dp)
+        dp.dataplane_why += f"; TUN and UDP are read in Python: {why}"
+    return [dp.tun_reader, partial(udp.serve, dp)]
 
 
 def _gated(acct: Any, peer_key: bytes) -> bool:
@@ -101,6 +105,7 @@ class NativeInbound:
     def __init__(self, dp: "DataPath", udp: UdpTransport) -> None:
         self.dp, self.udp = dp, udp
         self.thread: Any = None
+        self.send = NativeOutbound(dp, udp)
         self.installed: dict[int, tuple[Keypair, tuple[str, int]]] = {}  # index -> what
         self.ids: dict[bytes, int] = {}  # peer key -> the thread's peer id
         self.peers_by_id: dict[int, Peer] = {}
@@ -116,23 +121,39 @@ class NativeInbound:
             overlay=dp.control.local_overlay,
             limit=REJECT_AFTER_MESSAGES,
         )
+        send = self.send.make()
         self.reconcile(now=trio.current_time())
         thread.start()
-        log.info("data plane: native receive thread on %d UDP sockets", len(self.udp.sockets))
+        send.start()
+        log.info("data plane: native threads on the TUN and %d UDP sockets", len(self.udp.sockets))
         efd = thread.event_fd
         try:
-            while True:
-                with trio.move_on_after(POLL):
-                    await trio.lowlevel.wait_readable(efd)
-                with contextlib.suppress(BlockingIOError):
-                    os.read(efd, 8)  # reset the eventfd
-                now = trio.current_time()
-                moved = self.take(now=now)
-                moved |= self.poll(now=now)
-                self.reconcile(now=now)
-                dp.after_batch(data=moved)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._send_handbacks)
+                while True:
+                    with trio.move_on_after(POLL):
+                        await trio.lowlevel.wait_readable(efd)
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(efd, 8)  # reset the eventfd
+                    now = trio.current_time()
+                    moved = self.take(now=now)
+                    moved |= self.poll(now=now)
+                    moved |= self.send.poll(self.peers_by_id, now=now)
+                    self.reconcile(now=now)
+                    dp.after_batch(data=moved)
         finally:
+            send.stop()
             thread.stop()
+
+    async def _send_handbacks(self) -> None:
+        """The send thread's hand-backs, as soon as it signals them."""
+        efd = self.send.thread.event_fd
+        while True:
+            await trio.lowlevel.wait_readable(efd)
+            with contextlib.suppress(BlockingIOError):
+                os.read(efd, 8)
+            if self.send.take(now=trio.current_time()):
+                self.dp.after_batch()
 
     # -- hand-backs -----------------------------------------------------------
 
@@ -235,9 +256,12 @@ class NativeInbound:
             ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
             thread.install(kp.native, peer=self._id(peer), host=host, port=port, ttl=ttl)
             installed[index] = (kp, (host, port))
+        peers = [(self._id(p), p) for p in self.dp.device.peers.values()]
+        self.send.reconcile(peers, lambda key: _gated(self.dp.accountant, key), now=now)
         routes = self._routes()
         if routes != self.routes:
             thread.set_routes(routes)
+            self.send.thread.set_routes(routes)
             self.routes = routes
 
     def _routes(self) -> list[tuple[int, bytes, int, int]]:

@@ -20,10 +20,14 @@ mod replay;
 mod rx;
 mod rx_bindings;
 mod rx_thread;
+mod tx;
+mod tx_bindings;
+mod tx_thread;
 mod sys;
 mod transport;
 mod tun;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
@@ -94,6 +98,7 @@ impl Session {
                 local_index,
                 remote_index,
                 window: Mutex::new(ReplayWindow::new()),
+                send_counter: AtomicU64::new(0),
             }),
         })
     }
@@ -155,6 +160,18 @@ impl Session {
     fn replay_check(&self, counter: u64, limit: u64) -> bool {
         let window = self.keys.window.lock().unwrap_or_else(|e| e.into_inner());
         window.check(counter, limit)
+    }
+
+    /// Take `n` send counters (the send thread takes its own from the same counter): the
+    /// first; Python seals its datagrams of this keypair with these.
+    fn take_counters(&self, n: u64) -> u64 {
+        self.keys.take_counters(n)
+    }
+
+    /// The next send counter.
+    #[getter]
+    fn send_counter(&self) -> u64 {
+        self.keys.send_counter.load(Ordering::Relaxed)
     }
 
     #[getter]
@@ -220,6 +237,7 @@ fn write_tun<'py>(
 fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add_class::<rx_bindings::Inbound>()?;
+    m.add_class::<tx_bindings::Outbound>()?;
     m.add_function(wrap_pyfunction!(padded_length, m)?)?;
     m.add_function(wrap_pyfunction!(split_tso, m)?)?;
     m.add_function(wrap_pyfunction!(coalesce, m)?)?;

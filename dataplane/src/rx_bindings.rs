@@ -137,16 +137,7 @@ impl Inbound {
     /// Replace the prefix table: (IP version, network as 16 big-endian bytes, prefix
     /// length, peer id) per allowed IP.
     fn set_routes(&self, py: Python<'_>, routes: Vec<(u8, Vec<u8>, u32, u32)>) -> PyResult<()> {
-        let mut table = crate::prefix::Prefixes::new();
-        for (version, net, length, peer) in routes {
-            let net: [u8; 16] = net
-                .as_slice()
-                .try_into()
-                .map_err(|_| PyValueError::new_err("a network is 16 bytes"))?;
-            if !table.insert(version, u128::from_be_bytes(net), length, peer) {
-                return Err(PyValueError::new_err(format!("no IPv{version} prefix of length {length}")));
-            }
-        }
+        let table = crate::tx_bindings::prefixes(routes)?;
         let shared = &self.shared;
         py.allow_threads(|| {
             shared.tables.write().unwrap_or_else(|e| e.into_inner()).routes = table;

@@ -1,12 +1,14 @@
-//! The receive thread's system calls (rx_thread.rs): poll(2) on the UDP sockets,
+//! The threads' system calls (rx_thread.rs, tx_thread.rs): poll(2) on the UDP sockets,
 //! recvmsg(2) with the UDP_GRO segment size and the outer TOS as control messages, and
-//! an eventfd(2) that tells Python's event loop the hand-back queue has items. Every
+//! an eventfd(2) that tells Python's event loop the hand-back queue has items; the TUN
+//! read(2) and sendmsg(2) with UDP_SEGMENT (GSO) of the send thread. Every
 //! `unsafe` block of the crate outside tun.rs is here, each with its reasons.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 const SOL_UDP: i32 = 17;
 const UDP_GRO: i32 = 104;
+const UDP_SEGMENT: i32 = 103;
 
 pub struct Received {
     pub length: usize,
@@ -114,4 +116,78 @@ pub fn signal(fd: i32) {
 pub fn close(fd: i32) {
     // SAFETY: `fd` is the eventfd this module made and nothing uses after this call.
     unsafe { libc::close(fd) };
+}
+
+/// One read(2) of the non-blocking `fd` (the TUN) into `buf`: Ok(None) on EAGAIN.
+pub fn read(fd: i32, buf: &mut [u8]) -> Result<Option<usize>, i32> {
+    // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes; read(2) writes
+    // at most that many into it.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        let e = errno();
+        return if e == libc::EAGAIN || e == libc::EWOULDBLOCK { Ok(None) } else { Err(e) };
+    }
+    Ok(Some(n as usize))
+}
+
+/// sendmsg(2) of `data` to `to` on `fd`, with a UDP_SEGMENT control message when
+/// `segment` is given (the kernel cuts `data` into datagrams of that size, UDP GSO).
+pub fn send(fd: i32, to: SocketAddr, data: &[u8], segment: Option<u16>) -> Result<(), i32> {
+    // SAFETY: an all-zero sockaddr_storage is valid; it is filled below as the family's
+    // own struct, which it is large and aligned enough to hold.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match to {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: see above: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: see above: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut control = [0u64; 4]; // room for one cmsghdr with a u16, aligned
+    // SAFETY: an all-zero msghdr is valid; every pointer is set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = len as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(size) = segment {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
+        // SAFETY: `control` is 32 bytes, more than CMSG_SPACE(2); the header and the
+        // u16 are written within it, the value unaligned.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = SOL_UDP;
+            (*cmsg).cmsg_type = UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(2) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+        }
+    }
+    // SAFETY: `msg` points at live buffers (`storage`, `iov` over `data`, `control`)
+    // whose sizes it states; sendmsg(2) only reads them during the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, 0) };
+    if n < 0 {
+        return Err(errno());
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
-"""The native receive thread's Trio side (node/dataplane_loop.py) with real link crypto
-and the module's `Inbound`, driven through `handle` (the thread's per-read work without
-I/O): what it installs, how the polled counters reach the link's timers, rx bytes and
-accounting, and how hand-backs take the Python path."""
+"""The native threads' Trio side (node/dataplane_loop.py, dataplane_send.py) with real
+link crypto and the module's `Inbound` and `Outbound`, driven through `handle` (each
+thread's per-read work without I/O): what they install, how the polled counters reach
+the link's timers, rx/tx bytes and accounting, and how hand-backs take the Python path."""
 
 import socket
 from collections.abc import Iterator
@@ -59,6 +59,8 @@ class Udp:
 
     def __init__(self) -> None:
         self.sockets: dict[int, socket.socket] = {}
+        self.batch = Recorder()
+        self.batch.gso = True  # type: ignore[attr-defined]
 
     def deliver(
         self, dp: DataPath, datagrams: list[bytes], path: Path, *args: Any, now: float
@@ -111,6 +113,7 @@ def loop() -> Iterator[Loop]:
         overlay=dp.control.local_overlay,
         limit=REJECT_AFTER_MESSAGES,
     )
+    ni.send.make()  # over the socketpair's end: never started, driven through `handle`
     yield Loop(a, pa, b, pb, dp, theirs, ni, acct)
     ours.close()
     theirs.close()
@@ -167,3 +170,44 @@ def test_a_providers_client_and_an_aged_keypair_are_not_installed(loop: Loop) ->
     assert loop.loop.installed == {}
     loop.loop.reconcile(now=1.0)
     assert len(loop.loop.installed) == 1
+
+
+def test_the_send_thread_seals_what_the_peer_opens_and_its_counters_reach_the_link(
+    loop: Loop,
+) -> None:
+    # b sends to a: b's data path routes 10.0.0.1 to a's peer entry (pb)
+    loop.loop.reconcile(now=1.0)
+    assert list(loop.loop.send.installed) == [loop.loop.ids[loop.pb.public_key]]
+    packet = udp4("10.0.0.2", "10.0.0.1", 53)
+    before = loop.pb.current.native.send_counter
+    out = loop.loop.send.thread.handle(packet, False, False)
+    assert [(h, p) for h, p, _ in out] == [A_ADDR]
+    opened = loop.a.receive_datagram(out[0][2], Path(UDP, B_ADDR), now=1.0)
+    assert opened is not None and opened[1][: len(packet)] == packet
+    # Python's own sealing takes the next counter of the same session: no reuse
+    python_sealed = loop.b.encrypt(loop.pb, packet, now=1.0)
+    assert python_sealed is not None and int.from_bytes(python_sealed[8:16], "little") == before + 1
+    tx = loop.pb.tx_bytes
+    loop.pb.new_handshake = None
+    assert loop.loop.send.poll(loop.loop.peers_by_id, now=2.0)
+    assert loop.pb.tx_bytes == tx + len(out[0][2])
+    assert loop.pb.new_handshake is not None  # data sent: "no reply in 15 s" runs
+    assert loop.dp.counters["native_tx_bytes"] == len(packet)
+
+
+def test_the_send_thread_hands_back_what_python_must_do(loop: Loop) -> None:
+    loop.loop.reconcile(now=1.0)
+    big = udp4("10.0.0.2", "10.0.0.1", 53, b"x" * 1500)  # over the 1420 path's carry
+    syn = bytearray(udp4("10.0.0.2", "10.0.0.1", 53, b"x" * 20))
+    syn[9] = 6  # TCP, with the SYN bit where the header puts it
+    syn[20 + 13] = 0x02
+    assert loop.loop.send.thread.handle(big, False, False) == []
+    assert loop.loop.send.thread.handle(bytes(syn), False, False) == []
+    assert loop.loop.send.thread.handle(udp4("10.0.0.2", "10.7.7.7", 53), False, False) == []
+    assert loop.loop.send.thread.take(10) == [big, bytes(syn)]
+    assert dict(loop.loop.send.thread.handed_back()) == {"too_big": 1, "syn": 1}
+    assert dict(loop.loop.send.thread.drops()) == {"tun_no_route": 1}
+    loop.loop.send.remove(loop.loop.ids[loop.pb.public_key])
+    packet = udp4("10.0.0.2", "10.0.0.1", 53)
+    assert loop.loop.send.thread.handle(packet, False, False) == []
+    assert loop.loop.send.thread.take(10) == [packet]  # no sender: Python's path
