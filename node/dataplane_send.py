@@ -93,6 +93,8 @@ class NativeOutbound:
                 self.remove(peer_id)
         for reason, n in thread.drops():
             dp.drops[reason] += n
+        for event, n in thread.events():
+            dp.counters[event] += n
         for reason, n in thread.handed_back():
             self.handed_back[reason] += n
             if reason == "full":

@@ -50,6 +50,7 @@ pub struct TxShared {
     pub limit: u64, // REKEY_AFTER_MESSAGES: from there on Python seals (and rekeys)
     pub mtu: Option<usize>,
     pub drops: Mutex<HashMap<&'static str, u64>>,
+    pub events: Mutex<HashMap<&'static str, u64>>, // not drops: TUN super-packets cut
     pub handed_back: Mutex<HashMap<&'static str, u64>>,
     pub queue: Mutex<VecDeque<Vec<u8>>>,
     pub stop: AtomicBool,
@@ -60,6 +61,7 @@ pub struct TxBatch {
     pub out: Vec<(SocketAddr, Vec<u8>)>,
     pub handback: Vec<(Vec<u8>, &'static str)>,
     pub drops: HashMap<&'static str, u64>,
+    pub super_packets: u64,
 }
 
 impl TxBatch {
@@ -131,6 +133,7 @@ impl TxShared {
             limit,
             mtu,
             drops: Mutex::new(HashMap::new()),
+            events: Mutex::new(HashMap::new()),
             handed_back: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
             stop: AtomicBool::new(false),
@@ -148,6 +151,9 @@ impl TxShared {
         }
         match offload::split(frame) {
             Ok(packets) => {
+                if packets.len() > 1 {
+                    batch.super_packets += 1;
+                }
                 for p in &packets {
                     self.handle_packet(tables, p, now, batch);
                 }
@@ -191,6 +197,10 @@ impl TxShared {
 
     /// Merge drops and hand-backs; true if Python has something to read.
     pub fn publish(&self, batch: &mut TxBatch) -> bool {
+        if batch.super_packets > 0 {
+            let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            *events.entry("tun_super_packets").or_insert(0) += std::mem::take(&mut batch.super_packets);
+        }
         if !batch.drops.is_empty() {
             let mut drops = self.drops.lock().unwrap_or_else(|e| e.into_inner());
             for (reason, n) in batch.drops.drain() {

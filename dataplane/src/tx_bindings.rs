@@ -155,6 +155,11 @@ impl Outbound {
         swap(&self.shared.drops)
     }
 
+    /// Events counted since the last call (not drops: `tun_super_packets`).
+    fn events(&self) -> Vec<(&'static str, u64)> {
+        swap(&self.shared.events)
+    }
+
     fn handed_back(&self) -> Vec<(&'static str, u64)> {
         swap(&self.shared.handed_back)
     }

@@ -42,6 +42,6 @@ def test_a_pair_moves_data_intact_on_either_plane_and_says_which(plane: str) -> 
             st = node.status()
             assert not {k: v for k, v in st["drops"].items() if k.startswith("transport_")}
             if plane == "native":  # the receive thread wrote the transfer's bulk (TCP data or ACKs)
-                assert "native receive thread" in st["dataplane_why"], st["dataplane_why"]
+                assert "native send and receive threads" in st["dataplane_why"], st["dataplane_why"]
                 assert st["counters"].get("native_rx_datagrams", 0) > 5000, st["counters"]
         assert na.proc.alive() and nb.proc.alive()
