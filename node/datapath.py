@@ -259,6 +259,14 @@ class DataPath(TunIO, LinkEvents):
             self.paths.settle(now=now)
         return data
 
+    def receive_opened(
+        self, index: int, data: bytes, plaintext: bytes, path: Path, *, now: float, ecn: int
+    ) -> bool:
+        """A datagram the native receive thread opened and handed back (node/
+        dataplane_loop.py); True if it carried inner data."""
+        res = self.device.receive_opened(index, data, plaintext, path, now=now)
+        return res is not None and self.inbound(res[0], res[1], now=now, ecn=ecn)
+
     def shed(self, *, now: float) -> None:
         """A handshake message the transport shed: it counts towards the link's load."""
         self.device.load.count(now=now)

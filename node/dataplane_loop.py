@@ -37,13 +37,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node.core.roles import Role
-from tidewire.node.dataplane_send import NativeOutbound
+from tidewire.node.dataplane_send import NativeOutbound, count_handbacks
 from tidewire.node.transports.udp import Shedding, UdpTransport
 from tidewire.protocol.link.constants import (
-    KEEPALIVE_TIMEOUT,
     REJECT_AFTER_MESSAGES,
     REJECT_AFTER_TIME,
-    REKEY_TIMEOUT,
 )
 from tidewire.protocol.link.keypair import Keypair
 from tidewire.protocol.link.peer import Peer
@@ -57,7 +55,6 @@ log = logging.getLogger("tidewire.node")
 POLL = 0.05  # seconds between polls of the counters and reconciles
 TAKE = 256  # hand-backs per round
 MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair leaves the thread
-_LAST_MINUTE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
 
 
 def eligible(dp: "DataPath") -> str | None:
@@ -167,9 +164,7 @@ class NativeInbound:
             if kind == "raw":
                 moved |= udp.deliver(dp, [data], path, ecn, None, shedding, now=now)
                 continue
-            res = dp.device.receive_opened(index, data, plain, path, now=now)
-            if res is not None and dp.inbound(res[0], res[1], now=now, ecn=ecn):
-                moved = True
+            moved |= dp.receive_opened(index, data, plain, path, now=now, ecn=ecn)
         if dp.paths.unsettled:
             dp.paths.settle(now=now)
         return moved
@@ -185,15 +180,7 @@ class NativeInbound:
             peer = self.peers_by_id.get(peer_id)
             if peer is None or device.peers.get(peer.public_key) is not peer:
                 continue
-            cur = peer.current
-            if (
-                cur is not None
-                and cur.is_initiator
-                and not peer.sent_last_minute_handshake
-                and now - cur.created > _LAST_MINUTE
-            ):
-                peer.sent_last_minute_handshake = True
-                device.send_initiation(peer, now=now, retry=False)
+            device.keep_key_fresh_receiving(peer, now=now)
             hook, path = peer.path_hook, peer.path
             if hook is not None and path is not None:
                 hook(path, now)  # the active path answered (only its datagrams come here)
@@ -210,12 +197,7 @@ class NativeInbound:
                     self._remove_peer(peer)  # e.g. a provider refused: Python's path now
         for reason, n in thread.drops():
             (device.drops if reason.startswith("transport_") else dp.drops)[reason] += n
-        for reason, n in thread.handed_back():
-            self.handed_back[reason] += n
-            if reason == "full":
-                dp.drops["native_handback_full"] += n
-            else:
-                dp.counters["native_handback_" + reason] += n
+        count_handbacks(dp, thread.handed_back(), self.handed_back, "native_handback_")
         return moved
 
     # -- installing -----------------------------------------------------------

@@ -35,6 +35,19 @@ TAKE = 256
 MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair stops sealing in the thread
 
 
+def count_handbacks(
+    dp: "DataPath", counts: list[tuple[str, int]], total: Counter[str], prefix: str
+) -> None:
+    """A thread's hand-backs by reason into the registry: "full" (the queue was full)
+    is a drop, the rest are events named `prefix` + reason."""
+    for reason, n in counts:
+        total[reason] += n
+        if reason == "full":
+            dp.drops["native_handback_full"] += n
+        else:
+            dp.counters[prefix + reason] += n
+
+
 class NativeOutbound:
     """The send thread over the data path's TUN and `udp`'s sockets."""
 
@@ -95,12 +108,7 @@ class NativeOutbound:
             dp.drops[reason] += n
         for event, n in thread.events():
             dp.counters[event] += n
-        for reason, n in thread.handed_back():
-            self.handed_back[reason] += n
-            if reason == "full":
-                dp.drops["native_handback_full"] += n
-            else:
-                dp.counters["native_send_handback_" + reason] += n
+        count_handbacks(dp, thread.handed_back(), self.handed_back, "native_send_handback_")
         return moved
 
     def reconcile(self, peers: list[tuple[int, Peer]], gated: Any, *, now: float) -> None:

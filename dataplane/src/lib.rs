@@ -23,6 +23,7 @@ mod rx_thread;
 mod tx;
 mod tx_bindings;
 mod tx_thread;
+mod worker;
 mod sys;
 mod transport;
 mod tun;

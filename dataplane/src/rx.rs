@@ -25,6 +25,7 @@ use crate::inner::{classify, Inner};
 use crate::keys::Keys;
 use crate::prefix::Prefixes;
 use crate::transport::{Refusal, HEADER_SIZE, TAG_SIZE};
+use crate::worker::{self, Counts};
 
 pub const HANDBACK_LIMIT: usize = 4096; // items waiting for Python; more are dropped, counted
 pub const TUN_BATCH: usize = 128; // inner packets coalesced per TUN write batch
@@ -60,10 +61,10 @@ pub struct Shared {
     pub tables: RwLock<Tables>,
     pub overlay: [u8; 16],
     pub limit: u64, // REJECT_AFTER_MESSAGES
-    pub drops: Mutex<HashMap<&'static str, u64>>,
-    pub handed_back: Mutex<HashMap<&'static str, u64>>,
+    pub drops: Counts,
+    pub handed_back: Counts,
     pub queue: Mutex<VecDeque<Handback>>,
-    pub stop: AtomicBool,
+    pub stop: Arc<AtomicBool>,
 }
 
 /// One wake-up's results, merged into `Shared` once.
@@ -85,7 +86,7 @@ fn raw(batch: &mut Batch, d: &[u8], from: SocketAddr, ecn: u8, reason: &'static 
 }
 
 impl Shared {
-    pub fn new(overlay: [u8; 16], limit: u64) -> Self {
+    pub fn new(overlay: [u8; 16], limit: u64, stop: Arc<AtomicBool>) -> Self {
         Shared {
             tables: RwLock::new(Tables {
                 entries: HashMap::new(),
@@ -97,7 +98,7 @@ impl Shared {
             drops: Mutex::new(HashMap::new()),
             handed_back: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
-            stop: AtomicBool::new(false),
+            stop,
         }
     }
 
@@ -182,28 +183,10 @@ impl Shared {
 
     /// Merge a wake-up's drops and hand-backs; true if Python has something to read.
     pub fn publish(&self, batch: &mut Batch) -> bool {
-        if !batch.drops.is_empty() {
-            let mut drops = self.drops.lock().unwrap_or_else(|e| e.into_inner());
-            for (reason, n) in batch.drops.drain() {
-                *drops.entry(reason).or_insert(0) += n;
-            }
-        }
-        if batch.handback.is_empty() {
-            return false;
-        }
-        let mut counted = self.handed_back.lock().unwrap_or_else(|e| e.into_inner());
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        for item in batch.handback.drain(..) {
-            let reason = match &item {
-                Handback::Raw { reason, .. } | Handback::Opened { reason, .. } => *reason,
-            };
-            if queue.len() >= HANDBACK_LIMIT {
-                *counted.entry("full").or_insert(0) += 1;
-                continue;
-            }
-            *counted.entry(reason).or_insert(0) += 1;
-            queue.push_back(item);
-        }
-        true
+        worker::merge(&self.drops, &mut batch.drops);
+        let reason = |item: &Handback| match item {
+            Handback::Raw { reason, .. } | Handback::Opened { reason, .. } => *reason,
+        };
+        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, reason, HANDBACK_LIMIT)
     }
 }

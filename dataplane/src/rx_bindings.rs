@@ -7,7 +7,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -16,14 +15,14 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::rx::{Batch, Entry, Handback, PeerStats, Shared};
 use crate::rx_thread::{self, Io};
-use crate::{sys, Session};
+use crate::worker::{self, Worker};
+use crate::Session;
 
 #[pyclass(module = "tidewire._dataplane")]
 pub struct Inbound {
     shared: Arc<Shared>,
     io: Option<Io>, // until started
-    event_fd: i32,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 fn endpoint(host: &str, port: u16) -> PyResult<SocketAddr> {
@@ -56,11 +55,6 @@ fn handback_tuple<'py>(py: Python<'py>, item: &Handback) -> Bound<'py, PyTuple> 
     )
 }
 
-fn swap_counts(map: &std::sync::Mutex<std::collections::HashMap<&'static str, u64>>) -> Vec<(&'static str, u64)> {
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    map.drain().collect()
-}
-
 #[pymethods]
 impl Inbound {
     #[new]
@@ -69,44 +63,28 @@ impl Inbound {
         let overlay: [u8; 16] = overlay
             .try_into()
             .map_err(|_| PyValueError::new_err("overlay: an IPv6 address is 16 bytes"))?;
-        let event_fd = sys::eventfd();
-        if event_fd < 0 {
-            return Err(PyRuntimeError::new_err("eventfd failed"));
-        }
-        Ok(Inbound {
-            shared: Arc::new(Shared::new(overlay, limit)),
-            io: Some(Io { sockets, tun_fd, tun_gro, event_fd }),
-            event_fd,
-            thread: None,
-        })
+        let worker = Worker::new()?;
+        let shared = Arc::new(Shared::new(overlay, limit, Arc::clone(&worker.stop)));
+        let io = Some(Io { sockets, tun_fd, tun_gro, event_fd: worker.event_fd });
+        Ok(Inbound { shared, io, worker })
     }
 
     /// The eventfd that is readable while hand-backs wait (read 8 bytes to reset it).
     #[getter]
     fn event_fd(&self) -> i32 {
-        self.event_fd
+        self.worker.event_fd
     }
 
     /// Start the receive thread (once).
     fn start(&mut self) -> PyResult<()> {
         let io = self.io.take().ok_or_else(|| PyRuntimeError::new_err("already started"))?;
         let shared = Arc::clone(&self.shared);
-        let thread = std::thread::Builder::new()
-            .name("tidewire-rx".into())
-            .spawn(move || rx_thread::run(shared, io))
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the thread: {e}")))?;
-        self.thread = Some(thread);
-        Ok(())
+        self.worker.start("tidewire-rx", move || rx_thread::run(shared, io))
     }
 
     /// Stop the thread and wait for it (at most one poll interval).
     fn stop(&mut self, py: Python<'_>) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            py.allow_threads(|| {
-                let _ = thread.join();
-            });
-        }
+        self.worker.stop(py);
     }
 
     /// Open datagrams to `session`'s index from `host`:`port` for `ttl` more seconds.
@@ -177,13 +155,13 @@ impl Inbound {
 
     /// The drops counted since the last call, by the Python path's reason names.
     fn drops(&self) -> Vec<(&'static str, u64)> {
-        swap_counts(&self.shared.drops)
+        worker::swap(&self.shared.drops)
     }
 
     /// The hand-backs queued since the last call, by reason ("full": dropped, the queue
     /// was full).
     fn handed_back(&self) -> Vec<(&'static str, u64)> {
-        swap_counts(&self.shared.handed_back)
+        worker::swap(&self.shared.handed_back)
     }
 
     /// The thread's work on one read's `datagrams` from `host`:`port`, without I/O: the
@@ -201,15 +179,5 @@ impl Inbound {
             shared.publish(&mut batch); // into the queue, as the thread does
         });
         Ok(PyList::new_bound(py, batch.tun.iter().map(|p| PyBytes::new_bound(py, p))))
-    }
-}
-
-impl Drop for Inbound {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        sys::close(self.event_fd);
     }
 }

@@ -20,6 +20,7 @@ use crate::keys::Keys;
 use crate::offload;
 use crate::prefix::Prefixes;
 use crate::transport;
+use crate::worker::{self, Counts};
 
 pub const HANDBACK_LIMIT: usize = 4096;
 pub const VNET_HDR_LEN: usize = 10;
@@ -49,11 +50,11 @@ pub struct TxShared {
     pub tables: RwLock<TxTables>,
     pub limit: u64, // REKEY_AFTER_MESSAGES: from there on Python seals (and rekeys)
     pub mtu: Option<usize>,
-    pub drops: Mutex<HashMap<&'static str, u64>>,
-    pub events: Mutex<HashMap<&'static str, u64>>, // not drops: TUN super-packets cut
-    pub handed_back: Mutex<HashMap<&'static str, u64>>,
-    pub queue: Mutex<VecDeque<Vec<u8>>>,
-    pub stop: AtomicBool,
+    pub drops: Counts,
+    pub events: Counts, // not drops: TUN super-packets cut
+    pub handed_back: Counts,
+    pub queue: Mutex<VecDeque<(Vec<u8>, &'static str)>>,
+    pub stop: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -123,7 +124,7 @@ fn classify(p: &[u8]) -> Result<(u8, u128, usize), &'static str> {
 }
 
 impl TxShared {
-    pub fn new(limit: u64, mtu: Option<usize>) -> Self {
+    pub fn new(limit: u64, mtu: Option<usize>, stop: Arc<AtomicBool>) -> Self {
         TxShared {
             tables: RwLock::new(TxTables {
                 senders: HashMap::new(),
@@ -136,7 +137,7 @@ impl TxShared {
             events: Mutex::new(HashMap::new()),
             handed_back: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
-            stop: AtomicBool::new(false),
+            stop,
         }
     }
 
@@ -195,31 +196,13 @@ impl TxShared {
         batch.out.push((sender.endpoint, d));
     }
 
-    /// Merge drops and hand-backs; true if Python has something to read.
+    /// Merge drops, events and hand-backs; true if Python has something to read.
     pub fn publish(&self, batch: &mut TxBatch) -> bool {
+        worker::merge(&self.drops, &mut batch.drops);
         if batch.super_packets > 0 {
-            let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-            *events.entry("tun_super_packets").or_insert(0) += std::mem::take(&mut batch.super_packets);
+            let n = std::mem::take(&mut batch.super_packets);
+            worker::merge(&self.events, &mut HashMap::from([("tun_super_packets", n)]));
         }
-        if !batch.drops.is_empty() {
-            let mut drops = self.drops.lock().unwrap_or_else(|e| e.into_inner());
-            for (reason, n) in batch.drops.drain() {
-                *drops.entry(reason).or_insert(0) += n;
-            }
-        }
-        if batch.handback.is_empty() {
-            return false;
-        }
-        let mut counted = self.handed_back.lock().unwrap_or_else(|e| e.into_inner());
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        for (packet, reason) in batch.handback.drain(..) {
-            if queue.len() >= HANDBACK_LIMIT {
-                *counted.entry("full").or_insert(0) += 1;
-                continue;
-            }
-            *counted.entry(reason).or_insert(0) += 1;
-            queue.push_back(packet);
-        }
-        true
+        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, |h| h.1, HANDBACK_LIMIT)
     }
 }

@@ -7,7 +7,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -17,18 +16,14 @@ use pyo3::types::{PyBytes, PyList};
 use crate::prefix::Prefixes;
 use crate::tx::{Sender, TxBatch, TxShared, TxStats};
 use crate::tx_thread::{self, TxIo};
-use crate::{sys, Session};
+use crate::worker::{self, Worker};
+use crate::Session;
 
 #[pyclass(module = "tidewire._dataplane")]
 pub struct Outbound {
     shared: Arc<TxShared>,
     io: Option<TxIo>,
-    event_fd: i32,
-    thread: Option<JoinHandle<()>>,
-}
-
-fn swap(map: &std::sync::Mutex<std::collections::HashMap<&'static str, u64>>) -> Vec<(&'static str, u64)> {
-    map.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
+    worker: Worker,
 }
 
 pub fn prefixes(routes: Vec<(u8, Vec<u8>, u32, u32)>) -> PyResult<Prefixes> {
@@ -49,41 +44,26 @@ impl Outbound {
     #[pyo3(signature = (*, tun_fd, vnet, tso, v4, v6, gso, limit, mtu=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(tun_fd: i32, vnet: bool, tso: bool, v4: i32, v6: i32, gso: bool, limit: u64, mtu: Option<usize>) -> PyResult<Self> {
-        let event_fd = sys::eventfd();
-        if event_fd < 0 {
-            return Err(PyRuntimeError::new_err("eventfd failed"));
-        }
-        Ok(Outbound {
-            shared: Arc::new(TxShared::new(limit, mtu)),
-            io: Some(TxIo { tun_fd, vnet, tso, v4, v6, event_fd, gso: AtomicBool::new(gso) }),
-            event_fd,
-            thread: None,
-        })
+        let worker = Worker::new()?;
+        let shared = Arc::new(TxShared::new(limit, mtu, Arc::clone(&worker.stop)));
+        let gso = AtomicBool::new(gso);
+        let io = Some(TxIo { tun_fd, vnet, tso, v4, v6, event_fd: worker.event_fd, gso });
+        Ok(Outbound { shared, io, worker })
     }
 
     #[getter]
     fn event_fd(&self) -> i32 {
-        self.event_fd
+        self.worker.event_fd
     }
 
     fn start(&mut self) -> PyResult<()> {
         let io = self.io.take().ok_or_else(|| PyRuntimeError::new_err("already started"))?;
         let shared = Arc::clone(&self.shared);
-        let thread = std::thread::Builder::new()
-            .name("tidewire-tx".into())
-            .spawn(move || tx_thread::run(shared, io))
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the thread: {e}")))?;
-        self.thread = Some(thread);
-        Ok(())
+        self.worker.start("tidewire-tx", move || tx_thread::run(shared, io))
     }
 
     fn stop(&mut self, py: Python<'_>) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            py.allow_threads(|| {
-                let _ = thread.join();
-            });
-        }
+        self.worker.stop(py);
     }
 
     /// Seal the packets routed to `peer` with `session` and send them to `host`:`port`
@@ -128,7 +108,7 @@ impl Outbound {
         let items: Vec<Vec<u8>> = {
             let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             let n = limit.min(queue.len());
-            queue.drain(..n).collect()
+            queue.drain(..n).map(|(packet, _)| packet).collect()
         };
         PyList::new_bound(py, items.iter().map(|p| PyBytes::new_bound(py, p)))
     }
@@ -152,16 +132,16 @@ impl Outbound {
     }
 
     fn drops(&self) -> Vec<(&'static str, u64)> {
-        swap(&self.shared.drops)
+        worker::swap(&self.shared.drops)
     }
 
     /// Events counted since the last call (not drops: `tun_super_packets`).
     fn events(&self) -> Vec<(&'static str, u64)> {
-        swap(&self.shared.events)
+        worker::swap(&self.shared.events)
     }
 
     fn handed_back(&self) -> Vec<(&'static str, u64)> {
-        swap(&self.shared.handed_back)
+        worker::swap(&self.shared.handed_back)
     }
 
     /// The thread's work on one TUN read, without I/O: the sealed datagrams as (host,
@@ -179,15 +159,5 @@ impl Outbound {
             py,
             batch.out.iter().map(|(to, d)| (to.ip().to_string(), to.port(), PyBytes::new_bound(py, d))),
         )
-    }
-}
-
-impl Drop for Outbound {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        sys::close(self.event_fd);
     }
 }
