@@ -41,7 +41,7 @@ fn send_one(fd: i32, to: SocketAddr, d: &[u8], batch: &mut TxBatch) {
     }
 }
 
-fn send_run(io: &TxIo, fd: i32, to: SocketAddr, run: &[Vec<u8>], batch: &mut TxBatch) {
+fn send_run(io: &TxIo, fd: i32, to: SocketAddr, run: &[&[u8]], batch: &mut TxBatch) {
     if run.len() == 1 || !io.gso.load(Ordering::Relaxed) {
         for d in run {
             send_one(fd, to, d, batch);
@@ -90,7 +90,7 @@ pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
         if fd < 0 {
             batch.drop("send_no_socket", (j - i) as u64);
         } else {
-            let run: Vec<Vec<u8>> = out[i..j].iter().map(|(_, d)| d.clone()).collect();
+            let run: Vec<&[u8]> = out[i..j].iter().map(|(_, d)| d.as_slice()).collect();
             send_run(io, fd, *to, &run, batch);
         }
         i = j;
