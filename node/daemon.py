@@ -49,6 +49,7 @@ from tidewire.node.config.service import AUTO
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
+from tidewire.node.dataplane_loop import readers
 from tidewire.node.errors import NodeError
 from tidewire.node.exits import ExitClient, exit_addresses, start_exit_choice
 from tidewire.node.exits_open import OpenExit, start_open_admission
@@ -273,9 +274,9 @@ class Daemon:
         if self.discovery is not None:
             await nursery.start(self.discovery.run)
             self.exits = await start_exit_choice(self, nursery, self.discovery)
-        nursery.start_soon(dp.tun_reader)
         nursery.start_soon(dp.timers.run)
-        nursery.start_soon(self.udp.serve, dp)
+        for reader in readers(dp, self.udp):  # the TUN's and the sockets'
+            nursery.start_soon(reader)
         if cfg.dns.resolver:
             from tidewire.node.resolver import Resolver, system_upstreams
 

@@ -152,12 +152,13 @@ def check_allowed_ips(cfg: NodeConfig) -> None:
                 )
 
 
-def applied(running: NodeConfig, new: NodeConfig) -> NodeConfig:
-    """The config the node runs once `new` is applied: restart-only settings stay."""
+def applied(running: NodeConfig, new: NodeConfig, change: Diff | None = None) -> NodeConfig:
+    """The config the node runs once `new` is applied: restart-only settings stay, and
+    so does a [share] the change left for a restart."""
     return replace(
         running,
         peers=new.peers,
-        share=new.share,
+        share=running.share if change is not None and "[share]" in change.restart else new.share,
         exit=replace(running.exit, allow=new.exit.allow, deny=new.exit.deny),
         dns=replace(running.dns, servers=new.dns.servers, search=new.dns.search),
         client=new.client,
