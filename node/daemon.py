@@ -35,6 +35,7 @@ from tidewire.node import (
     firewall,
     host,
     listeners,
+    memory,
     metrics_http,
     netconf,
     sdnotify,
@@ -251,6 +252,7 @@ class Daemon:
                     )
                     await self.service.post_up()
                     task_status.started()
+                    memory.release_free_memory()  # what starting freed (node/memory.py)
                     self.notifier.ready(
                         f"{cfg.name} up: {len(cfg.peers)} peers, {', '.join(self.listening())}"
                     )

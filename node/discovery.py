@@ -166,11 +166,15 @@ class Discovery:
             log.warning("DHT bootstrap found no nodes; trying again in %.0f s", BOOTSTRAP_RETRY)
             await trio.sleep(BOOTSTRAP_RETRY)
 
-    async def _resolve(self, hosts: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    @staticmethod
+    async def _resolve(hosts: list[tuple[str, int]]) -> list[tuple[str, int]]:
         out = []
         for host, port in hosts:
             try:
-                infos = await trio.socket.getaddrinfo(host, port, trio.socket.AF_INET)
+                # an ASCII name as bytes: a str loads Python's idna codec (stringprep,
+                # unicodedata) into the node for good, even for a numeric address
+                name = host.encode() if host.isascii() else host
+                infos = await trio.socket.getaddrinfo(name, port, trio.socket.AF_INET)
             except OSError as exc:
                 log.warning("DHT bootstrap %s:%d: %s", host, port, exc)
                 continue
