@@ -36,7 +36,6 @@ from tidewire.node import (
     host,
     listeners,
     memory,
-    metrics_http,
     netconf,
     sdnotify,
     uapi_server,
@@ -321,6 +320,8 @@ class Daemon:
                 dp.device.send_keepalive(peer, now=trio.current_time())
 
     async def _start_metrics(self, nursery: trio.Nursery, host: str, port: int) -> None:
+        from tidewire.node import metrics_http  # and its HTTP server: only with metrics_listen
+
         try:
             await nursery.start(metrics_http.serve, host, port, self.metrics.render)
         except OSError as exc:

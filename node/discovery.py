@@ -31,6 +31,7 @@ from nacl.signing import SigningKey
 
 from tidewire.node import discovery_report
 from tidewire.node.config import DiscoverySpec
+from tidewire.node.config.system import resolvable
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache, rendezvous
 from tidewire.node.core.gossip import Gossip
@@ -171,9 +172,7 @@ class Discovery:
         out = []
         for host, port in hosts:
             try:
-                # an ASCII name as bytes: a str loads Python's idna codec (stringprep,
-                # unicodedata) into the node for good, even for a numeric address
-                name = host.encode() if host.isascii() else host
+                name = resolvable(host)  # not a str: no idna codec in the node
                 infos = await trio.socket.getaddrinfo(name, port, trio.socket.AF_INET)
             except OSError as exc:
                 log.warning("DHT bootstrap %s:%d: %s", host, port, exc)
