@@ -7,49 +7,35 @@ one JSON document on stdout, and so is its error, bad arguments included (env.py
 """
 
 import argparse
+import importlib
 import sys
 
-from . import (
-    cmd_client,
-    cmd_dashboard,
-    cmd_discover,
-    cmd_down,
-    cmd_exits,
-    cmd_keys,
-    cmd_metrics,
-    cmd_peer,
-    cmd_reload,
-    cmd_report,
-    cmd_rewards,
-    cmd_routes,
-    cmd_service,
-    cmd_status,
-    cmd_up,
-    cmd_usage,
-    cmd_verify,
-)
 from .env import Environment
 from .exit_status import ExitStatus
 
-COMMANDS = [
-    cmd_keys,
-    cmd_up,
-    cmd_down,
-    cmd_reload,
-    cmd_status,
-    cmd_metrics,
-    cmd_dashboard,
-    cmd_peer,
-    cmd_client,
-    cmd_usage,
-    cmd_discover,
-    cmd_routes,
-    cmd_exits,
-    cmd_report,
-    cmd_verify,
-    cmd_rewards,
-    cmd_service,
-]
+# the command modules, in the order of `--help`; each is imported only when needed
+COMMANDS = (
+    "cmd_keys",
+    "cmd_up",
+    "cmd_down",
+    "cmd_reload",
+    "cmd_status",
+    "cmd_metrics",
+    "cmd_dashboard",
+    "cmd_peer",
+    "cmd_client",
+    "cmd_usage",
+    "cmd_discover",
+    "cmd_routes",
+    "cmd_exits",
+    "cmd_report",
+    "cmd_verify",
+    "cmd_rewards",
+    "cmd_service",
+)
+# `tidewire up` is the daemon: it parses with its own command's parser only, so the
+# other commands' modules and parsers never take the running node's memory
+ALONE = {"up": "cmd_up"}
 
 JSON_HELP = 'print one JSON document on stdout, an error too ({"error": ...})'
 
@@ -94,15 +80,16 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return out or [parser]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; with `only` (a module in COMMANDS), that command's alone."""
     parser = _Parser(
         prog="tidewire",
         description="tidewire: a decentralized-bandwidth VPN node (WireGuard-compatible).",
     )
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in COMMANDS:
-        module.add_parser(sub)
+    for name in COMMANDS if only is None else (only,):
+        importlib.import_module(f"{__package__}.{name}").add_parser(sub)
     for leaf in _leaf_parsers(parser):
         if leaf is not parser and not any(a.dest == "json" for a in leaf._actions):
             leaf.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -114,7 +101,7 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # known before parsing, so that bad arguments are answered in JSON too
     env.json = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
-    parser = build_parser()
+    parser = build_parser(ALONE.get(argv[0]) if argv else None)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
@@ -123,6 +110,7 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     if args.command is None:
         parser.print_help(env.stdout)
         return ExitStatus.OK
+    del parser  # a daemon runs on for months; its parser is garbage now
     env.json = bool(getattr(args, "json", False))
     return env.finish(int(args.run(args, env)))
 

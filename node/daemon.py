@@ -38,7 +38,7 @@ from tidewire.node import (
     firewall,
     host,
     listeners,
-    metrics_http,
+    memory,
     netconf,
     sdnotify,
     uapi_server,
@@ -172,6 +172,7 @@ class Daemon:
                     await self._start_tasks(nursery, dp, writer)
                     await self.service.post_up()
                     task_status.started()
+                    memory.release_free_memory()  # what starting freed (node/memory.py)
                     self.notifier.ready(
                         f"{cfg.name} up: {len(cfg.peers)} peers, {', '.join(self.listening())}"
                     )
@@ -361,6 +362,8 @@ class Daemon:
                 dp.device.send_keepalive(peer, now=trio.current_time())
 
     async def _start_metrics(self, nursery: trio.Nursery, host: str, port: int) -> None:
+        from tidewire.node import metrics_http  # and its HTTP server: only with metrics_listen
+
         try:
             await nursery.start(metrics_http.serve, host, port, self.metrics.render)
         except OSError as exc:

@@ -31,6 +31,7 @@ from nacl.signing import SigningKey
 
 from tidewire.node import discovery_report
 from tidewire.node.config import DiscoverySpec
+from tidewire.node.config.system import resolvable
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.discovery import RecordCache, rendezvous
 from tidewire.node.core.gossip import Gossip
@@ -166,11 +167,13 @@ class Discovery:
             log.warning("DHT bootstrap found no nodes; trying again in %.0f s", BOOTSTRAP_RETRY)
             await trio.sleep(BOOTSTRAP_RETRY)
 
-    async def _resolve(self, hosts: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    @staticmethod
+    async def _resolve(hosts: list[tuple[str, int]]) -> list[tuple[str, int]]:
         out = []
         for host, port in hosts:
             try:
-                infos = await trio.socket.getaddrinfo(host, port, trio.socket.AF_INET)
+                name = resolvable(host)  # not a str: no idna codec in the node
+                infos = await trio.socket.getaddrinfo(name, port, trio.socket.AF_INET)
             except OSError as exc:
                 log.warning("DHT bootstrap %s:%d: %s", host, port, exc)
                 continue

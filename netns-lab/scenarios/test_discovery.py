@@ -9,7 +9,8 @@ The seeker's `tidewire discover --json` shows the provider's link key, its recor
 and its endpoints as the DHT saw them; a fresh libtorrent session fetches the record
 by key and salt and its signature holds over the record's canonical value; after a
 restart the seeker still knows the record (from its state directory) before any new
-lookup.
+lookup. Provider and seeker each stay within the daemon's memory goal, 40 MiB resident,
+with the DHT on.
 """
 
 import base64
@@ -29,6 +30,9 @@ from tidewire.protocol.dht import items
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 OURS, LIBTORRENT = 27, 3
+# bytes resident, the daemon's memory goal with one peer (issue 15), counted as the
+# benchmarks count it (MiB): the provider holds 40.1-40.2 MB (10^6), 38.3 MiB
+GOAL = 40 * 2**20
 
 
 def record_from(p: dict[str, Any]) -> NodeRecord:
@@ -85,10 +89,11 @@ def test_a_provider_is_found_through_the_dht() -> None:
         )
         assert records.verify(item, now=time.time()).public_key == base64.b64decode(p_prov)
 
-        # memory with the DHT on (the goal: 40 MB with one peer)
-        for name, node in (("provider", prov), ("seeker", seek)):
-            rss = _rss(node)
-            print(f"{name} RSS with the DHT on: {rss / 1e6:.1f} MB")
+        # memory with the DHT on (the goal: 40 MB with one peer; BENCHMARKS.md, "Memory")
+        rss = {name: _rss(node) for name, node in (("provider", prov), ("seeker", seek))}
+        for name, size in rss.items():
+            print(f"{name} RSS with the DHT on: {size / 1e6:.1f} MB ({size / 2**20:.1f} MiB)")
+        assert all(0 < size <= GOAL for size in rss.values()), f"over 40 MiB: {rss}"
 
         # a restart keeps what was found (the state directory), before any new lookup
         stop(lab, seek)

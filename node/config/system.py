@@ -94,9 +94,16 @@ def command_exists(word: str) -> bool:
     return found.returncode == 0
 
 
+def resolvable(host: str) -> bytes | str:
+    """A host for getaddrinfo: an ASCII name as bytes, since a str loads Python's idna
+    codec (stringprep, unicodedata: 0.3 MB) into the node for good, even for an address."""
+    return host.encode() if host.isascii() else host
+
+
 def resolve(host: str, port: int) -> tuple[str, int]:
     """The machine's answer for `check_system`: the first address DNS gives (blocking)."""
-    _family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    infos = socket.getaddrinfo(resolvable(host), port, type=socket.SOCK_DGRAM)
+    _family, _, _, _, sockaddr = infos[0]
     return str(sockaddr[0]), int(sockaddr[1])
 
 

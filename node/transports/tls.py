@@ -28,7 +28,6 @@ from typing import Any
 import trio
 
 from tidewire.node.errors import NodeError
-from tidewire.node.transports import fallback
 from tidewire.node.transports.stream import StreamTransport
 from tidewire.protocol.types import TLS
 
@@ -93,5 +92,7 @@ class TlsTransport(StreamTransport):
         return tls
 
     async def refuse(self, stream: trio.abc.Stream, held: bytes) -> None:
+        from tidewire.node.transports import fallback  # and its HTTP server: only when used
+
         self.drops["tls_fallback"] += 1
         await fallback.serve(stream, held, self.fallback)

@@ -1,6 +1,8 @@
 """A running node does not load modules it has no use for (issue 15's memory goal, 40 MB
 with one peer): a provider's record no longer takes its version from importlib.metadata
-(1.6 MiB), construct's debugger no longer runs pdb (0.6 MiB), and the TLS fallback page
+(1.6 MiB), construct's debugger no longer runs pdb (0.6 MiB), nor construct pickle, shutil
+bz2 and lzma, ctypes tempfile, linecache tokenize (0.5 MB), nor idna, traceback, shlex and
+sqlite3 (only a node with receipts opens SQLite), and the TLS fallback page
 loads the email package only when it answers, and rates and sizes of `[share]` are
 parsed without the decimal module (0.4 MiB). Each case runs in a fresh interpreter."""
 
@@ -23,6 +25,8 @@ def test_the_daemon_with_discovery_loads_no_metadata_pdb_or_email() -> None:
             return m is not None and type(m) is types.ModuleType
         print(v)
         unused = ("importlib.metadata", "pdb", "bdb", "email", "email.utils", "decimal")
+        unused += ("pickle", "_pickle", "bz2", "_bz2", "lzma", "_lzma", "tempfile", "tokenize")
+        unused += ("idna", "idna.core", "traceback", "shlex", "sqlite3", "_sqlite3")
         print([m for m in unused if ran(m)])
         """
     )
@@ -38,3 +42,31 @@ def test_a_deferred_pdb_still_works_when_used() -> None:
         """
     )
     assert out == "True type"
+
+
+def test_every_module_deferred_for_the_daemon_works_when_used() -> None:
+    # construct imports pickle (its Pickled field), shutil bz2 and lzma (archives),
+    # ctypes.util tempfile, linecache tokenize: a node uses none of them (0.5 MB)
+    out = _python(
+        """
+        import io, tidewire.cli, construct, shutil, linecache
+        import bz2, lzma, pickle, tempfile, tokenize
+        print(pickle.loads(pickle.dumps({"a": (1, 2)})), construct.Pickled.parse(pickle.dumps(3)))
+        print(bz2.decompress(bz2.compress(b"x" * 9)), lzma.decompress(lzma.compress(b"y")))
+        with tempfile.TemporaryDirectory() as d:
+            print(type(d).__name__)
+        print([t.string for t in tokenize.generate_tokens(io.StringIO("a+1").readline)][:3])
+        import idna, shlex, sqlite3, traceback
+        print(idna.encode("bücher.example"), shlex.split("a 'b c'"), traceback.format_exc())
+        print(sqlite3.connect(":memory:").execute("select 6 * 7").fetchone())
+        """
+    )
+    assert out.splitlines() == [
+        "{'a': (1, 2)} 3",
+        "b'xxxxxxxxx' b'y'",
+        "str",
+        "['a', '+', '1']",
+        "b'xn--bcher-kva.example' ['a', 'b c'] NoneType: None",
+        "",
+        "(42,)",
+    ]
