@@ -51,6 +51,7 @@ from tidewire.protocol.keys import encode_key, short
 from tidewire.protocol.types import RELAY, Path
 
 if TYPE_CHECKING:
+    from tidewire.node.core.paths.pathset import PathSet
     from tidewire.node.daemon import Daemon
     from tidewire.node.discovery import Discovery
     from tidewire.node.peers import Peers
@@ -59,9 +60,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidewire.exits")
 
 HANDSHAKE_DEADLINE = 10.0  # s from adding a provider to a session with it
+SECOND_PATH_GRACE = 1.0  # s a path failed over to under traffic has to answer
 RETRY_DOWN = 30.0  # s before a provider that stopped answering is tried again
 KEEPALIVE = 5  # s: the persistent keepalive of exit peers (their paths are measured)
 SKINS = ("udp", "masked", "tcp", "tls")  # the order a provider's endpoints are tried in
+
+
+def unconfirmed_failover(ps: "PathSet", *, now: float) -> bool:
+    """The session failed over to another path (another relay, say) under traffic and
+    that one has not answered within SECOND_PATH_GRACE either: the exit itself is gone,
+    not a path to it (a relay path answers in well under a second)."""
+    active = ps.active
+    return (
+        active is not None
+        and ps.switches > 0
+        and not ps.confirmed
+        and ps.unanswered is not None
+        and now - ps.unanswered >= SECOND_PATH_GRACE
+    )
 
 
 def exit_addresses(cfg: NodeConfig, public_key: bytes) -> list[Interface]:
@@ -192,6 +208,8 @@ class ExitClient:
             metric = path_metric(active.rtt.srtt, active.losses.loss or 0.0)
         if active is not None and active.state is State.DOWN:
             up: bool | None = False
+        elif ps is not None and unconfirmed_failover(ps, now=now):
+            up = False
         elif peer.current is not None or (active is not None and active.state is State.UP):
             up = True
         elif now - self.ours.get(key, now) > HANDSHAKE_DEADLINE:

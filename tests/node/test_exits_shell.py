@@ -150,3 +150,22 @@ def test_two_hops_gives_the_exit_session_relayed_paths_only(peers: Peers) -> Non
     # an exit that was our peer before (configured, a bootstrap) knows our address: unused
     del client.ours[exit_key]
     assert client.relays_to(exit_key, now=0.0) == ({}, None)
+
+
+def test_an_exit_whose_second_path_stays_silent_is_not_answering(peers: Peers) -> None:
+    dp = peers.datapath
+    client = ExitClient(RoutingSpec(auto=True), peers=peers, cache=RecordCache(), wall=lambda: 0.0)
+    _, key = keypair("e")
+    peer = dp.device.add_peer(PeerConfig(public_key=key))
+    ps = dp.paths.add(peer, [Path(UDP, ("192.0.2.1", 1)), Path(UDP, ("192.0.2.2", 1))])
+    first, second = ps.candidates
+    first.move(Move.ANSWER)
+    second.move(Move.ANSWER)
+    ps.active, ps.confirmed = first, True
+    peer.new_handshake = 20.0  # data went out unanswered
+    ps._switch(second, "first down", now=10.0)  # failed over under traffic
+    assert client.measure(key, now=10.9)[1] is not False  # a relay path answers in < 1 s
+    assert client.measure(key, now=11.0)[1] is False  # the exit itself is gone
+    ps._confirm(second)
+    ps.unanswered = None
+    assert client.measure(key, now=11.1)[1] is not False
