@@ -2,7 +2,8 @@
 (scenarios/test_routing.py), the gossip line (test_gossip.py) and the DHT swarm
 (test_discovery.py). Each builder starts the nodes and returns them with their keys.
 
-The route line, every peer `neighbour = true`; a and c know b's endpoint, b learns theirs:
+The route line, every peer `neighbour = true`; a and c know b's endpoint, b learns theirs;
+b is a relay (only a relay carries routes to others: docs/routing.md, "Stubs"):
 
     [a] 192.168.243.1 ---- [b] 192.168.243.2 / 192.168.244.2 ---- 192.168.244.3 [c]
         10.78.0.1              10.78.0.2                               10.78.0.3
@@ -28,10 +29,16 @@ TOOLS = Path(__file__).resolve().parent / "tools"
 PROVIDER_SHARE = {"download": "40 Mbit/s", "max_clients": 10}  # common.check_provider_record
 
 
-def _up(lab: Lab, host: Host, name: str, key: str, address: str, **config: Any) -> Node:
-    """A tidewire node on `host` with one tunnel address; `config` as tidewire_toml's."""
+RELAY = "\n[relay]\nenabled = true\n"  # appended to a node's config: it forwards frames
+
+
+def _up(
+    lab: Lab, host: Host, name: str, key: str, address: str, *, extra: str = "", **config: Any
+) -> Node:
+    """A tidewire node on `host` with one tunnel address; `config` as tidewire_toml's,
+    `extra` TOML text appended (RELAY)."""
     text = tidewire_toml(name=name, private_key=key, address=[address], lab=lab, **config)
-    return lab.tidewire(host, name, text)
+    return lab.tidewire(host, name, text + extra)
 
 
 @dataclass
@@ -62,7 +69,16 @@ def build_route_line(lab: Lab) -> RouteLine:
         "twc": (c, kc, "10.78.0.3/24", 51822, [peer(pb, "10.78.0.2/32", "192.168.244.2:51821")]),
     }
     nodes = {
-        name: _up(lab, host, name, key, addr, listen_port=port, peers=peers)
+        name: _up(
+            lab,
+            host,
+            name,
+            key,
+            addr,
+            listen_port=port,
+            peers=peers,
+            extra=RELAY if name == "twb" else "",
+        )
         for name, (host, key, addr, port, peers) in configs.items()
     }
     return RouteLine(nodes["twa"], nodes["twb"], nodes["twc"], pa, pb, pc)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from tidewire.node import netconf, sdnotify, status
+from tidewire.node.core.routing.babel import Params
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import choose as choose_dataplane
 from tidewire.node.errors import NodeError
@@ -106,8 +107,11 @@ async def build(
             )
         )
     if any(spec.neighbour for spec in cfg.peers):
-        daemon.routing = Routing(
-            public_key=device.public_key, control=dp.control, now=trio.current_time()
+        daemon.routing = Routing(  # only a relay carries routes to others (a stub else)
+            public_key=device.public_key,
+            control=dp.control,
+            now=trio.current_time(),
+            params=Params(transit=cfg.relay.enabled),
         )
         dp.timers.add(daemon.routing)
         peers.routing = daemon.routing

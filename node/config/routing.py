@@ -5,13 +5,16 @@
     max_price = 2000000                # micro-units of the token per GiB; none: any price
     region = "eu-west"                 # only providers announcing this tag
     avoid = ["hIkX...Q="]              # providers never to use
-    hops = 1                           # relays between client and exit (only 1 today)
+    hops = 1                           # 2: through a relay, never direct (at most 2)
     routes = ["0.0.0.0/0", "::/0"]     # the prefixes sent to the exit (the default)
 
 With `exit = "auto"` the node picks a provider from the records it learned (gossip, the
 DHT) by score (node/core/exits.py), adds it as a native peer with `routes` as its
 allowed IPs, and moves them to another when that is clearly better or the exit stops
-answering. `hops` above 1 needs relays, which this node does not have yet: it is refused.
+answering. `hops = 2` sends the session through a relay and never directly, so the exit
+never sees our address (node/core/exits.py). A relay frame names its destination, not a
+chain: after the first relay the relays' routes decide, so `hops` above 2 cannot be
+promised and is refused.
 """
 
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from .fields import Err, integer, key, networks
 KNOWN = {"exit", "max_price", "region", "avoid", "hops", "routes"}
 DEFAULT_ROUTES = ("0.0.0.0/0", "::/0")
 MAX_AVOID = 256
-MAX_HOPS = 1  # until relays land (issue 14, section 1)
+MAX_HOPS = 2  # a client chooses its first relay only (docs/protocol/relay.md)
 
 
 @dataclass
@@ -70,7 +73,11 @@ def load_routing(table: Any, err: Err, *, own_public: bytes) -> RoutingSpec:
     if "hops" in table:
         spec.hops = integer(table["hops"], err, "hops", 1, 8)
         if spec.hops > MAX_HOPS:
-            err("hops", "above 1 needs relays, which this version does not have yet")
+            err(
+                "hops",
+                "above 2 needs relay chains chosen by the client, which the relay frame "
+                "does not carry (it names only the destination): use 1 or 2",
+            )
     if "routes" in table:
         routes = table["routes"]
         if not (isinstance(routes, list) and routes and all(isinstance(r, str) for r in routes)):

@@ -24,6 +24,19 @@ makes itself. When the current exit stops answering the best answering candidate
 takes over at once (failover). The first choice waits until the candidates the
 shell connects to (`standby`) are measured, or SETTLE seconds, whichever is first.
 
+Relays (`hops`, docs/routing.md "Hops"): the shell tells the chooser, per candidate,
+which of our route-exchange neighbours have a route to it and at what metric
+(`routed_via`). `paths(key)` is what the session with that exit may use, in order of
+preference: with `hops = 1` its own endpoints first (DIRECT), then relays; with
+`hops >= 2` relays only, never DIRECT, so the exit sees a relay's address and never
+ours. The first relay is the one our own selected route goes through when that is a
+relay (the route exchange's hysteresis keeps it steady), then the others by metric.
+With `hops >= 2` a candidate no relay reaches does not answer (`up` is False, its
+report row says `no_relay`): it is not chosen, and a current exit that loses its last
+relay is failed over from. The relay frame carries a destination, not a chain, so a
+client names its first relay and the relays' routes decide the rest: `hops` above 2
+cannot be enforced and the config refuses it (node/config/routing.py).
+
 Time goes in through `handle_timer(now=...)` at `get_timer()`; decisions come out as
 `Switch` events (`take_events`).
 """
@@ -40,6 +53,8 @@ SETTLE = 3.0  # s the first choice waits for measurements
 EVALUATE = 0.5  # s between evaluations
 STANDBY = 2  # candidates besides the current one kept connected and measured
 MAX_CANDIDATES = 256
+MAX_RELAYS = 3  # relayed paths per exit session (the path set holds 8 candidates)
+DIRECT = None  # in `paths`: the exit's own endpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +73,7 @@ class Preferences:
     max_price: int | None = None
     region: str | None = None
     avoid: frozenset[bytes] = frozenset()
+    hops: int = 1  # at least hops - 1 relays between us and the exit
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +87,8 @@ class Switch:
 class _Seen:
     metric: float | None = None  # ms-equivalent, None: not measured yet
     up: bool | None = None  # None: not known yet
+    relays: dict[bytes, float] = field(default_factory=dict)  # neighbour -> route metric, ms
+    first: bytes | None = None  # the neighbour our selected route to it goes through
 
 
 @dataclass
@@ -115,8 +133,35 @@ class ExitChooser:
             return
         s = self.seen.setdefault(key, _Seen())
         s.metric, s.up = metric, up
-        if key == self.current and up is False:
+        if key == self.current and self._answering(key) is False:
             self._failover(now=now)
+
+    def routed_via(
+        self, key: bytes, relays: dict[bytes, float], *, selected: bytes | None, now: float
+    ) -> None:
+        """The neighbours with a finite route to `key` (metric in ms-equivalent) and the
+        one our selected route goes through (None: no selected route)."""
+        if key not in self.offers:
+            return
+        s = self.seen.setdefault(key, _Seen())
+        s.relays = {k: m for k, m in relays.items() if k not in (key, self.own_key)}
+        s.first = selected
+        if key == self.current and self._answering(key) is False:
+            self._failover(now=now)
+
+    def relays(self, key: bytes) -> list[bytes]:
+        """The relays a session with `key` goes through, best first (module comment)."""
+        s = self.seen.get(key)
+        if s is None:
+            return []
+        ranked = sorted(s.relays, key=lambda k: (k != s.first, s.relays[k], k))
+        return ranked[:MAX_RELAYS]
+
+    def paths(self, key: bytes) -> list[bytes | None]:
+        """DIRECT and relay keys, in order of preference, that a session with `key` may
+        use: with hops >= 2 relays only."""
+        relayed: list[bytes | None] = list(self.relays(key))
+        return relayed if self.prefs.hops >= 2 else [DIRECT, *relayed]
 
     # -- what it decides --------------------------------------------------------
 
@@ -140,6 +185,8 @@ class ExitChooser:
         o = self.offers[key]
         s = self.seen.get(key, _Seen())
         metric = UNMEASURED_MS if s.metric is None else s.metric
+        if self.prefs.hops >= 2 and s.relays:  # the route through the best relay
+            metric = min(s.relays.values())
         load = float(o.load)
         if key == self.current and o.clients:
             load = max(0.0, load - 100.0 / o.clients)  # our own share of its load
@@ -157,6 +204,8 @@ class ExitChooser:
 
     def _answering(self, key: bytes) -> bool | None:
         s = self.seen.get(key)
+        if self.prefs.hops >= 2 and (s is None or not s.relays):
+            return False  # no relay reaches it: never direct
         return None if s is None else s.up
 
     def _best(self, *, exclude: bytes | None = None) -> bytes | None:
@@ -247,7 +296,9 @@ class ExitChooser:
                     "public_key": key,
                     "score": round(self.cost(key), 2),
                     "metric_ms": None if s.metric is None else round(s.metric, 2),
-                    "up": s.up,
+                    "up": self._answering(key),
+                    "relays": self.relays(key),
+                    "no_relay": self.prefs.hops >= 2 and not s.relays,
                     "price": o.price,
                     "load": o.load,
                     "region": o.region,

@@ -7,22 +7,28 @@ path makes an exit not answering."""
 import ipaddress
 import socket
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tidewire.node import netconf
 from tidewire.node.config.routing import RoutingSpec
+from tidewire.node.core import relay
 from tidewire.node.core.capacity import Admission
 from tidewire.node.core.discovery import RecordCache
+from tidewire.node.core.exits import Offer
 from tidewire.node.core.open_admission import client_addresses
 from tidewire.node.core.paths.candidate import Move
+from tidewire.node.core.routing.table import Destination, Route
 from tidewire.node.datapath import DataPath
 from tidewire.node.exits import ExitClient
 from tidewire.node.exits_open import PUBLISH_EVERY, OpenExit
 from tidewire.node.peers import Peers
+from tidewire.protocol.keys import encode_key
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
-from tidewire.protocol.types import UDP, Path
+from tidewire.protocol.types import RELAY, UDP, Path
 
 from ..unit.helpers import keypair
 
@@ -103,3 +109,63 @@ def test_a_switch_moves_the_routes_and_a_down_path_is_not_answering(peers: Peers
     dp.paths.sets[old].candidates[0].move(Move.FAIL)
     dp.paths.sets[old].active = dp.paths.sets[old].candidates[0]
     assert client.measure(old, now=1.0)[1] is False
+
+
+def _routed(dest: bytes, via: dict[bytes, int], *, selected: bytes) -> Any:
+    """A stand-in for the route exchange: `via` neighbour -> route metric to `dest`."""
+    routes = {
+        n: Route(n, dest, 1, m - 256, 256, expires=1e9, hold=60.0, smoothed=m, smoothed_time=0)
+        for n, m in via.items()
+    }
+    table = Destination(dest, 0.0, routes=routes, selected=routes[selected])
+    return SimpleNamespace(engine=SimpleNamespace(destinations={dest: table}))
+
+
+def test_two_hops_gives_the_exit_session_relayed_paths_only(peers: Peers) -> None:
+    dp = peers.datapath
+    (_, exit_key), (_, r1), (_, r2), (_, far) = (keypair(n) for n in ("e", "r1", "r2", "far"))
+    for n, port in ((r1, 1), (r2, 2)):  # two relay neighbours on direct paths
+        dp.paths.add(dp.device.add_peer(PeerConfig(public_key=n)), [Path(UDP, ("192.0.2.1", port))])
+    hidden = dp.device.add_peer(PeerConfig(public_key=far))  # reached through a relay only
+    hidden.path = Path(RELAY, relay.address(r1, far))
+    spec = RoutingSpec(auto=True, hops=2, routes=[ipaddress.ip_network("0.0.0.0/0")])
+    routing = _routed(exit_key, {r1: 700, r2: 600, far: 300}, selected=r1)
+    client = ExitClient(spec, peers=peers, cache=RecordCache(), wall=lambda: 0.0, routing=routing)
+    client.core.set_offers([Offer(exit_key, endpoints=("udp://203.0.113.1:51820",))], now=0.0)
+    relays, first = client.relays_to(exit_key, now=0.0)
+    assert set(relays) == {r1, r2} and first == r1  # never `far`: no direct path to it
+    client.core.routed_via(exit_key, relays, selected=first, now=0.0)
+    # the exit's peer as _join leaves it with hops = 1: its endpoint, then a relay
+    peer = dp.device.add_peer(PeerConfig(public_key=exit_key))
+    direct = Path(UDP, ("203.0.113.1", 51820))
+    dp.paths.add(peer, [direct, Path(RELAY, relay.address(r2, exit_key))])
+    client.ours[exit_key] = 0.0
+    client._reroute(exit_key)
+    paths = [c.path for c in dp.paths.sets[exit_key].candidates]
+    assert paths == [Path(RELAY, relay.address(v, exit_key)) for v in (r1, r2)]  # no direct
+    assert peer.path == paths[0]
+    row = client.report(now=0.0)
+    assert row["hops"] == 2 and row["providers"][0]["relays"] == [encode_key(r1), encode_key(r2)]
+    assert client._path_of(exit_key) == {"transport": RELAY, "via": encode_key(r1), "up": False}
+    # an exit that was our peer before (configured, a bootstrap) knows our address: unused
+    del client.ours[exit_key]
+    assert client.relays_to(exit_key, now=0.0) == ({}, None)
+
+
+def test_an_exit_whose_second_path_stays_silent_is_not_answering(peers: Peers) -> None:
+    dp = peers.datapath
+    client = ExitClient(RoutingSpec(auto=True), peers=peers, cache=RecordCache(), wall=lambda: 0.0)
+    _, key = keypair("e")
+    peer = dp.device.add_peer(PeerConfig(public_key=key))
+    ps = dp.paths.add(peer, [Path(UDP, ("192.0.2.1", 1)), Path(UDP, ("192.0.2.2", 1))])
+    first, second = ps.candidates
+    first.move(Move.ANSWER)
+    second.move(Move.ANSWER)
+    ps.active, ps.confirmed = first, True
+    peer.new_handshake = 20.0  # data went out unanswered
+    ps._switch(second, "first down", now=10.0)  # failed over under traffic
+    assert client.measure(key, now=10.9)[1] is not False  # a relay path answers in < 1 s
+    assert client.measure(key, now=11.0)[1] is False  # the exit itself is gone
+    ps._confirm(second)
+    ps.unanswered = None
+    assert client.measure(key, now=11.1)[1] is not False

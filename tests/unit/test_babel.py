@@ -203,3 +203,18 @@ def test_a_lost_route_is_retracted_and_its_seqno_asked_for_from_every_neighbour(
     # the FD stays: the same seqno with a worse metric is not feasible
     b.receive(key(2), wire.Update(1600, (wire.UpdateEntry(key(9), 4, 600, key(9)),)), now=3.0)
     assert b.destinations[key(9)].selected is None
+
+
+def test_a_stub_announces_itself_but_carries_no_route() -> None:
+    # A - B - C and A - D - C; B is a stub (a node that does not relay): even though the
+    # way through B is cheaper, A and C reach each other through D, and still reach B
+    net = Net(4)
+    net.nodes[key(B)].transit = False
+    net.connect(A, B, 0.005)
+    net.connect(B, C, 0.005)
+    net.connect(A, D, 0.100)
+    net.connect(D, C, 0.100)
+    net.run(120, no_loop)
+    assert net.fib[key(A)][key(C)] == key(D) and net.fib[key(C)][key(A)] == key(D)
+    assert net.fib[key(A)][key(B)] == key(B) and net.fib[key(D)][key(B)] in (key(A), key(C))
+    assert net.fib[key(B)][key(C)] == key(C)  # a stub still learns routes for itself

@@ -59,6 +59,20 @@ def test_rtt_from_four_timestamps_and_its_cost() -> None:
     assert not r.sample(t1=1_000_000, t2=0, t3=60_000, now=1.053)  # held longer than the RTT
 
 
+def test_a_hello_echoed_after_a_handshake_wait_is_no_round_trip() -> None:
+    p = RttParams(rtt_min=0.010, rtt_max=0.400, max_penalty=1024)
+    r = Rtt(p)
+    # the hello left at 1 s but waited 5.2 s for the link's handshake: refused
+    assert not r.sample(t1=1_000_000, t2=7_000, t3=10_000, now=6.2)
+    assert r.smoothed is None and r.cost(now=6.2) == 0
+    # a 1.5 s one counts as rtt_max: doubled as the first, 0.8 s, not 3 s
+    assert r.sample(t1=1_000_000, t2=7_000, t3=10_000, now=2.5)
+    assert r.smoothed == 2 * p.rtt_max
+    for _ in range(30):  # then 10 ms samples every hello: the cost is gone within minutes
+        r.sample(t1=1_000_000, t2=7_000, t3=10_000, now=1.013)
+    assert r.cost(now=1.013) < 50
+
+
 def test_smoothing_halves_the_gap_each_half_life() -> None:
     assert smooth(1000.0, 0.0, 200, now=4.0, half_life=4.0) == 600.0
     assert smooth(1000.0, 0.0, 200, now=100.0, half_life=4.0) == 200.0  # snaps when close

@@ -39,11 +39,11 @@ def test_auto_with_the_defaults(tmp_path: Path) -> None:
 def test_every_key_is_read(tmp_path: Path) -> None:
     body = (
         f'exit = "{OTHER}"\nmax_price = 2000000\nregion = "eu-west"\n'
-        f'avoid = ["{OTHER}"]\nhops = 1\nroutes = ["10.1.0.0/16"]'
+        f'avoid = ["{OTHER}"]\nhops = 2\nroutes = ["10.1.0.0/16"]'
     )
     r = load(config(tmp_path, body)).routing
     assert r is not None and not r.auto and r.exit == base64.b64decode(OTHER)
-    assert r.max_price == 2_000_000 and r.region == "eu-west"
+    assert r.max_price == 2_000_000 and r.region == "eu-west" and r.hops == 2
     assert r.avoid == frozenset({base64.b64decode(OTHER)})
     assert r.routes == [ip_network("10.1.0.0/16")]
 
@@ -62,7 +62,7 @@ BAD = [  # (table, body, line of the error, key, what the sentence says)
     ("routing", AUTO + 'region = "EU West"', 6, "region", "tag"),
     ("routing", AUTO + 'avoid = "x"', 6, "avoid", "list"),
     ("routing", AUTO + 'avoid = ["x"]', 6, "avoid", "key"),
-    ("routing", AUTO + "hops = 2", 6, "hops", "relays"),
+    ("routing", AUTO + "hops = 3", 6, "hops", "relay chains"),
     ("routing", AUTO + "hops = 0", 6, "hops", "integer"),
     ("routing", AUTO + "routes = []", 6, "routes", "non-empty"),
     ("routing", AUTO + 'routes = ["10.0.0.0/33"]', 6, "routes", "not an IP prefix"),

@@ -7,6 +7,8 @@ finite entry is first recorded in the source table, where it lowers the feasibil
 distance (RFC 8966 section 3.7.3); one that cannot be recorded (the table is full)
 goes out as a retraction, since an advertisement without its FD could build a loop.
 Entries are packed into as few UPDATE messages as the control channel's size allows.
+A stub (`transit` False: a node that does not relay) announces only itself and
+retracts everything else, so no route is built through a node that would drop it.
 """
 
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ class Announcer:
     _changed: set[bytes]
     _own_changed: bool
     _interval_cs: int
+    transit: bool
 
     def _send(self, key: bytes, msg: wire.RouteMessage) -> None:
         self._actions.append(Send(key, msg))
@@ -76,7 +79,7 @@ class Announcer:
         if prefix == self.router_id:
             return self._own_entry()
         dest = self.destinations.get(prefix)
-        sel = dest.selected if dest is not None else None
+        sel = dest.selected if dest is not None and self.transit else None
         if sel is None:
             state = dest.state if dest is not None else None
             if state is None:

@@ -49,6 +49,7 @@ class Params:
     hop_count: int = 64  # of the seqno requests we start
     max_destinations: int = 4096
     max_sources: int = 8192
+    transit: bool = True  # False: a stub that announces only itself (it forwards nothing)
     rtt: RttParams = field(default_factory=RttParams)
 
 
@@ -78,6 +79,7 @@ class Babel(Announcer):
         self._next_housekeeping = now + HOUSEKEEPING
         self._interval_cs = round(params.update_interval * 100)
         self.hello_interval = params.hello_interval
+        self.transit = params.transit
 
     # -- the verbs the shell calls
 

@@ -16,7 +16,11 @@ IHU with t2 (when it heard the hello) and t3 (when it sent the IHU); at t4 the R
 is (t4 - t1) - (t3 - t2), independent of the two clocks. Samples are smoothed by an
 exponential average (babeld's rtt-decay of 42/256; the first sample counts double,
 so a new link starts pessimistic); the cost added to the ETX is 0 below rtt_min,
-max_penalty above rtt_max and linear between (RFC 9616 section 3.3).
+max_penalty above rtt_max and linear between (RFC 9616 section 3.3). A sample above
+rtt_max counts as rtt_max (the cost is the same) and one above RTT_ABSURD is refused:
+a hello that waited in the link for a handshake (5 s and more when the first
+initiation is lost) is echoed late, and one such sample, doubled as the first, kept a
+5 ms link at the full penalty for two minutes in the lab.
 
 Route metrics are smoothed too (babeld's smoothing half-life): `smooth` moves a
 smoothed value toward the metric with a half-life, so selection can insist that a
@@ -31,6 +35,7 @@ _FULL = (1 << HISTORY) - 1
 _RECENT = 0b111  # the last three slots: all empty means the link is down
 RTT_DECAY = 42 / 256
 RTT_VALID = 180.0  # seconds an RTT sample stays worth using (babeld)
+RTT_ABSURD = 2.0  # s: a longer "round trip" is a hello that waited for a handshake
 TS_MOD = 1 << 32
 
 
@@ -94,9 +99,9 @@ class Rtt:
         """One RFC 9616 measurement; False if it is absurd (a stale or forged echo)."""
         local = (timestamp(now) - t1) % TS_MOD / 1e6
         remote = (t3 - t2) % TS_MOD / 1e6
-        if local > 60.0 or remote > local:
+        if remote > local or local - remote > RTT_ABSURD:
             return False
-        rtt = local - remote
+        rtt = min(local - remote, self.params.rtt_max)
         if self.smoothed is None or now - self.time > RTT_VALID:
             self.smoothed = 2 * rtt
         else:
