@@ -50,15 +50,9 @@ class ExitLab:
     wg_iface: str
 
 
-def build_exit_lab(
-    lab: Lab,
-    *,
-    with_wireguard_go: bool = True,
-    provider_misbehave: tuple[str, ...] = (),
-    client_misbehave: tuple[str, ...] = (),
-    accounting: dict[str, Any] | None = None,
-    share: dict[str, Any] | None = None,
-) -> ExitLab:
+def exit_lab_hosts(lab: Lab) -> tuple[Host, Host, Host, Host, Host]:
+    """The exit lab's hosts, links and routes, with no tunnel software yet: (client,
+    wgclient, provider, lan, internet)."""
     client, wgclient, provider = lab.host("client"), lab.host("wgclient"), lab.host("provider")
     lan, internet = lab.host("lan"), lab.host("internet")
     lab.link(client, provider, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="isp0")
@@ -84,6 +78,19 @@ def build_exit_lab(
     client.run("ip route add default via 198.51.100.1")
     wgclient.run("ip route add default via 198.51.101.1")
     lan.run("ip route add default via 192.168.77.1")
+    return client, wgclient, provider, lan, internet
+
+
+def build_exit_lab(
+    lab: Lab,
+    *,
+    with_wireguard_go: bool = True,
+    provider_misbehave: tuple[str, ...] = (),
+    client_misbehave: tuple[str, ...] = (),
+    accounting: dict[str, Any] | None = None,
+    share: dict[str, Any] | None = None,
+) -> ExitLab:
+    client, wgclient, provider, lan, internet = exit_lab_hosts(lab)
     for port in (80, 25):
         internet.spawn(
             [sys.executable, str(TOOLS / "tcpsink.py"), "listen", "::", str(port)],  # v4 and v6
@@ -138,25 +145,31 @@ def build_exit_lab(
     wg_path = Path()
     wg_iface = "wgexit0"
     if with_wireguard_go:
-        wg_path = wg_quick_up(
-            lab,
-            wgclient,
-            wg_iface,
-            wg_conf(
-                private_key=k_wg,
-                address=["10.99.0.3/32", "fd99::3/128"],
-                listen_port=None,
-                peers=[
-                    {
-                        "PublicKey": p_prov,
-                        "AllowedIPs": "0.0.0.0/0, ::/0",
-                        "Endpoint": "198.51.101.1:51820",
-                    }
-                ],
-            ),
-        )
+        wg_path = wg_client_up(lab, wgclient, wg_iface, private_key=k_wg, provider=p_prov)
     return ExitLab(
         client, wgclient, provider, lan, internet, provider_node, client_node, wg_path, wg_iface
+    )
+
+
+def wg_client_up(lab: Lab, wgclient: Host, iface: str, *, private_key: str, provider: str) -> Path:
+    """The exit lab's stock client: wireguard-go (wg-quick) sending everything to the
+    provider at 198.51.101.1:51820, as 10.99.0.3 and fd99::3."""
+    return wg_quick_up(
+        lab,
+        wgclient,
+        iface,
+        wg_conf(
+            private_key=private_key,
+            address=["10.99.0.3/32", "fd99::3/128"],
+            listen_port=None,
+            peers=[
+                {
+                    "PublicKey": provider,
+                    "AllowedIPs": "0.0.0.0/0, ::/0",
+                    "Endpoint": "198.51.101.1:51820",
+                }
+            ],
+        ),
     )
 
 
