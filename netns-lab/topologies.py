@@ -154,23 +154,11 @@ def build_exit_lab(
 def wg_client_up(lab: Lab, wgclient: Host, iface: str, *, private_key: str, provider: str) -> Path:
     """The exit lab's stock client: wireguard-go (wg-quick) sending everything to the
     provider at 198.51.101.1:51820, as 10.99.0.3 and fd99::3."""
-    return wg_quick_up(
-        lab,
-        wgclient,
-        iface,
-        wg_conf(
-            private_key=private_key,
-            address=["10.99.0.3/32", "fd99::3/128"],
-            listen_port=None,
-            peers=[
-                {
-                    "PublicKey": provider,
-                    "AllowedIPs": "0.0.0.0/0, ::/0",
-                    "Endpoint": "198.51.101.1:51820",
-                }
-            ],
-        ),
-    )
+    peer = {"PublicKey": provider, "AllowedIPs": "0.0.0.0/0, ::/0"}
+    peer["Endpoint"] = "198.51.101.1:51820"
+    addresses = ["10.99.0.3/32", "fd99::3/128"]
+    conf = wg_conf(private_key=private_key, address=addresses, listen_port=None, peers=[peer])
+    return wg_quick_up(lab, wgclient, iface, conf)
 
 
 def tcp_check(host: Host, addr: str, port: int) -> bool:

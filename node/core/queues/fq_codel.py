@@ -195,7 +195,14 @@ class FqCoDel(Generic[T]):
     def enqueue(
         self, item: T, packet: bytes | bytearray | memoryview, size: int, now: float
     ) -> None:
-        index = self.classify(packet)
+        self.add(self.classify(packet), item, size, now)
+        limit = self.limit
+        while limit is not None and self.backlog > limit:
+            self.drop_fattest()
+
+    def add(self, index: int, item: T, size: int, now: float) -> None:
+        """Queue an item in flow `index` (from `classify`), the flow joining new_flows if
+        it was not listed; the byte limit is the caller's."""
         flow = self.flows.get(index)
         if flow is None:
             flow = self.flows[index] = Flow(index, self)
@@ -207,9 +214,6 @@ class FqCoDel(Generic[T]):
             flow.listed = True
             flow.deficit = self.quantum
             self.new_flows.append(flow)
-        limit = self.limit
-        while limit is not None and self.backlog > limit:
-            self.drop_fattest()
 
     def dequeue(self, now: float) -> Entry | None:
         """The next packet to send at `now`, or None when nothing is held."""
