@@ -138,7 +138,7 @@ def build(lab: Lab, share: dict[str, object] | None, *, with_wireguard_go: bool 
 
 def build_wireguard_go_provider(lab: Lab) -> WgProviderLab:
     """The exit lab's hosts and clients, with Debian's wireguard-go as the provider."""
-    client, wgclient, provider, _, internet = exit_lab_hosts(lab)
+    client, wgclient, provider, _, internet, _ = exit_lab_hosts(lab)
     k_prov, p_prov = genkey()
     k_cli, p_cli = genkey()
     k_wg, p_wg = genkey()
@@ -160,5 +160,6 @@ def build_wireguard_go_provider(lab: Lab) -> WgProviderLab:
         name="twcli", private_key=k_cli, address=["10.99.0.2/32"], lab=lab, peers=[peer]
     )
     lab.tidewire(client, "twcli", toml)
-    wg_client_up(lab, wgclient, "wgexit0", private_key=k_wg, provider=p_prov)
+    address = ["10.99.0.3/32", "fd99::3/128"]
+    wg_client_up(lab, wgclient, "wgexit0", private_key=k_wg, address=address, provider=p_prov)
     return WgProviderLab(client, wgclient, provider, internet)

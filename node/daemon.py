@@ -9,10 +9,13 @@ PreDown and SaveConfig; PostDown after the tear-down; node/service.py); SIGHUP r
 the config and applies the difference (reload.py), as `tidewire reload` does.
 Tear-down undoes each step in reverse (host.py); the TUN interface goes away with its
 file descriptor even on kill -9, and stale rules and firewall tables are removed at the
-next start. The data path and its components are built in components.py, the stream
-listeners opened in listeners.py; peers live in peers.py, control requests in
-handlers.py, the packet path in datapath.py; nothing here runs `ip` or `nft` on the
-event loop itself (they go to a worker thread).
+next start. `Daemon.run` reads as those phases: the host's side before the data path
+(`_open_host`), the data path and peers configured (`_configure`), the nursery's tasks
+(`_start_tasks`), and the tear-down however the run ended (`_shut_down`). The data
+path and its components are built in components.py, the stream listeners opened in
+listeners.py; peers live in peers.py, control requests in handlers.py, the packet path
+in datapath.py; nothing here runs `ip` or `nft` on the event loop itself (they go to a
+worker thread).
 """
 
 import base64
@@ -46,6 +49,7 @@ from tidewire.node.config.service import AUTO
 from tidewire.node.core.exit_policy import ExitPolicy
 from tidewire.node.core.ticker import INTERVAL
 from tidewire.node.datapath import DataPath
+from tidewire.node.dataplane_loop import readers
 from tidewire.node.errors import NodeError
 from tidewire.node.exits import ExitClient, exit_addresses, start_exit_choice
 from tidewire.node.exits_open import OpenExit, start_open_admission
@@ -134,6 +138,9 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Start (`_open_host`, components.build, `_configure`), run the tasks until a
+        stop (`_start_tasks`), then PreDown and SaveConfig at a clean stop, and always
+        the tear-down (`_shut_down`)."""
         cfg = self.cfg
         self.started_at = trio.current_time()
         try:
@@ -154,101 +161,15 @@ class Daemon:
             await self.service.check()
             await off_loop(firewall.recover_forwarding)  # what a killed exit left switched on
             await self.service.pre_up()
-            self.listen_port = self.udp.bind(cfg.listen_port or 0, mark=cfg.service.fwmark)
-            self.mark = cfg.service.fwmark or self.listen_port
-            routing = netconf.Routing.of(cfg.service.table, mark=self.mark)
-            self.table = routing.table if routing.mode == AUTO else 0
-            masked = self.masked = MaskedTransport(Counter(), own_public=device.public_key)
-            if cfg.masked_port is not None:  # a listener: clients may dial us masked
-                masked.listen(cfg.masked_port, mark=self.mark)
-            else:  # a socket of our own for dialling masked listeners
-                masked.bind(0, mark=self.mark)
-            self.streams = await listeners.open_streams(self, device.public_key)
-            await self.service.install_kill_switch(mark=self.mark)  # before the TUN
-            why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
-            self.guard_installed = why is None
-            if why is not None:
-                log.warning("no kernel-side handshake limit (%s); the node's own limit holds", why)
-            own = await off_loop(netconf.local_addresses)
-            if self.exit_enabled:  # a policy that cannot be built stops us before the TUN
-                ExitPolicy(allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=own)
-            self.tun_fd = open_tun(cfg.name, vnet_hdr=self.offloads)
+            routing, own = await self._open_host(device)
+            assert self.masked is not None
             dp = await components.build(
-                self, device=device, writer=writer, masked=masked, routing=routing, own=own
+                self, device=device, writer=writer, masked=self.masked, routing=routing, own=own
             )
-            peers, accountant, sharing = self.peers, self.accountant, self.sharing
-            assert peers is not None and accountant is not None and sharing is not None
-            tun_addresses = cfg.addresses + exit_addresses(cfg, device.public_key)
-            await off_loop(
-                lambda: netconf.configure_link(cfg.name, addresses=tun_addresses, mtu=cfg.mtu)
-            )
-            dp.mtu.set_routers([a.ip.packed for a in cfg.addresses])  # "too big" comes from here
-            if self.exit_enabled:  # after the link, so its own addresses are the router's too
-                dp.policy = ExitPolicy(
-                    allow=cfg.exit.allow,
-                    deny=cfg.exit.deny,
-                    own_addresses=await off_loop(netconf.local_addresses),
-                    resolver=[str(a.ip) for a in cfg.addresses] if cfg.dns.resolver else (),
-                )
-            await off_loop(host.clear_stale_rules, self)
-            for spec in cfg.peers:
-                await peers.add(spec, last_timestamp=store.get(spec.public_key))
-            self._discovery().attach(dp.control, dp.timers)
-            await self._add_bootstrap(peers, store)
-            if self.exit_enabled:
-                await host.start_exit(self, dp.policy)
-                self.open_exit = await start_open_admission(self, peers, routing)
-            for spec in cfg.peers:
-                peer = device.peers[spec.public_key]
-                if peer.path is not None and spec.persistent_keepalive:
-                    device.send_keepalive(peer, now=trio.current_time())
-            dp.flush()
-            if cfg.dns.servers:  # after the routes: the servers are reached through the tunnel
-                settings = dns.DnsSettings(cfg.dns.servers, cfg.dns.search)
-                self.dns_record = await off_loop(
-                    lambda: dns.apply(settings, iface=cfg.name, state_dir=cfg.state_dir / cfg.name)
-                )
-            else:  # a killed run's DNS, even if this one sets none
-                await off_loop(dns.recover, cfg.state_dir / cfg.name)
+            await self._configure(dp, store, routing)
             with self.cancel:
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(writer.run)
-                    await nursery.start(addresses.watch_addresses, dp.policy)
-                    await nursery.start(peers.run)
-                    await nursery.start(control.serve, cfg.control_socket, Handlers(self))
-                    uapi = uapi_server.Uapi(self)
-                    await nursery.start(uapi_server.serve, uapi_server.socket_path(cfg.name), uapi)
-                    nursery.start_soon(self._signals)
-                    await nursery.start(accountant.run)
-                    await nursery.start(sharing.run)
-                    if cfg.metrics_listen is not None:
-                        await self._start_metrics(nursery, *cfg.metrics_listen)
-                    if self.discovery is not None:
-                        await nursery.start(self.discovery.run)
-                        self.exits = await start_exit_choice(self, nursery, self.discovery)
-                    nursery.start_soon(dp.tun_reader)
-                    nursery.start_soon(dp.timers.run)
-                    nursery.start_soon(self.udp.serve, dp)
-                    if cfg.dns.resolver:
-                        from tidewire.node.resolver import Resolver, system_upstreams
-
-                        await nursery.start(
-                            Resolver(
-                                addresses=[str(a.ip) for a in cfg.addresses],
-                                upstreams=cfg.dns.upstream or await off_loop(system_upstreams),
-                            ).serve
-                        )
-                    nursery.start_soon(masked.serve, dp)
-                    for stream in self.streams:
-                        nursery.start_soon(stream.serve, dp)
-                    log.info(
-                        "%s up: public key %s, listening on %s, %d peers%s",
-                        cfg.name,
-                        base64.b64encode(device.public_key).decode(),
-                        ", ".join(self.listening()),
-                        len(cfg.peers),
-                        f", exit via {self.outbound_interface}" if self.exit_enabled else "",
-                    )
+                    await self._start_tasks(nursery, dp, writer)
                     await self.service.post_up()
                     task_status.started()
                     self.notifier.ready(
@@ -259,19 +180,140 @@ class Daemon:
                 await self.service.pre_down()  # then SaveConfig, as wg-quick down does
                 await off_loop(self.service.save_config, self.peers)
         finally:
-            self.notifier.stopping()
-            with trio.CancelScope(shield=True):
-                await self.service.pre_down()  # if PostUp ran and it has not yet
-                if self.accountant is not None and self.ledger is not None:
-                    with trio.move_on_after(5):
-                        await self.accountant.flush()  # the counters since the last flush
-                if self.timestamps is not None:
-                    with trio.move_on_after(5):
-                        await self.timestamps.drain()
-                if self.sharing is not None and self.sharing.quota is not None:
-                    await off_loop(self.sharing.save)
-                await off_loop(host.teardown, self)
-                await self.service.post_down()
+            await self._shut_down()
+
+    async def _open_host(self, device: Device) -> tuple[netconf.Routing, list[str]]:
+        """The host's side before the data path: the sockets (UDP, masked, streams), the
+        kill switch, the kernel's handshake guard and the TUN. Returns where the routes go
+        and the host's own addresses."""
+        cfg = self.cfg
+        self.listen_port = self.udp.bind(cfg.listen_port or 0, mark=cfg.service.fwmark)
+        self.mark = cfg.service.fwmark or self.listen_port
+        routing = netconf.Routing.of(cfg.service.table, mark=self.mark)
+        self.table = routing.table if routing.mode == AUTO else 0
+        masked = self.masked = MaskedTransport(Counter(), own_public=device.public_key)
+        if cfg.masked_port is not None:  # a listener: clients may dial us masked
+            masked.listen(cfg.masked_port, mark=self.mark)
+        else:  # a socket of our own for dialling masked listeners
+            masked.bind(0, mark=self.mark)
+        self.streams = await listeners.open_streams(self, device.public_key)
+        await self.service.install_kill_switch(mark=self.mark)  # before the TUN
+        why = await off_loop(firewall.install_guard, cfg.name, self.listen_port)
+        self.guard_installed = why is None
+        if why is not None:
+            log.warning("no kernel-side handshake limit (%s); the node's own limit holds", why)
+        own = await off_loop(netconf.local_addresses)
+        if self.exit_enabled:  # a policy that cannot be built stops us before the TUN
+            ExitPolicy(allow=cfg.exit.allow, deny=cfg.exit.deny, own_addresses=own)
+        self.tun_fd = open_tun(cfg.name, vnet_hdr=self.offloads)
+        return routing, own
+
+    async def _configure(
+        self, dp: DataPath, store: TimestampStore, routing: netconf.Routing
+    ) -> None:
+        """With the data path built: the TUN's addresses, the exit policy, the peers
+        (configured, then bootstrap), the exit and open admission, the first keepalives,
+        then DNS (after the routes: the servers are reached through the tunnel)."""
+        cfg = self.cfg
+        device = dp.device
+        peers = self.peers
+        assert peers is not None
+        tun_addresses = cfg.addresses + exit_addresses(cfg, device.public_key)
+        await off_loop(
+            lambda: netconf.configure_link(cfg.name, addresses=tun_addresses, mtu=cfg.mtu)
+        )
+        dp.mtu.set_routers([a.ip.packed for a in cfg.addresses])  # "too big" comes from here
+        if self.exit_enabled:  # after the link, so its own addresses are the router's too
+            dp.policy = ExitPolicy(
+                allow=cfg.exit.allow,
+                deny=cfg.exit.deny,
+                own_addresses=await off_loop(netconf.local_addresses),
+                resolver=[str(a.ip) for a in cfg.addresses] if cfg.dns.resolver else (),
+            )
+        await off_loop(host.clear_stale_rules, self)
+        for spec in cfg.peers:
+            await peers.add(spec, last_timestamp=store.get(spec.public_key))
+        self._discovery().attach(dp.control, dp.timers)
+        await self._add_bootstrap(peers, store)
+        if self.exit_enabled:
+            await host.start_exit(self, dp.policy)
+            self.open_exit = await start_open_admission(self, peers, routing)
+        for spec in cfg.peers:
+            peer = device.peers[spec.public_key]
+            if peer.path is not None and spec.persistent_keepalive:
+                device.send_keepalive(peer, now=trio.current_time())
+        dp.flush()
+        if cfg.dns.servers:
+            settings = dns.DnsSettings(cfg.dns.servers, cfg.dns.search)
+            self.dns_record = await off_loop(
+                lambda: dns.apply(settings, iface=cfg.name, state_dir=cfg.state_dir / cfg.name)
+            )
+        else:  # a killed run's DNS, even if this one sets none
+            await off_loop(dns.recover, cfg.state_dir / cfg.name)
+
+    async def _start_tasks(
+        self, nursery: trio.Nursery, dp: DataPath, writer: TimestampWriter
+    ) -> None:
+        """The node's tasks in the one nursery: the writers and servers first, the
+        readers and the timer task of the packet path last, then the line saying it is up."""
+        cfg = self.cfg
+        peers, accountant, sharing, masked = self.peers, self.accountant, self.sharing, self.masked
+        assert peers is not None and accountant is not None and sharing is not None
+        assert masked is not None
+        await nursery.start(writer.run)
+        await nursery.start(addresses.watch_addresses, dp.policy)
+        await nursery.start(peers.run)
+        await nursery.start(control.serve, cfg.control_socket, Handlers(self))
+        uapi = uapi_server.Uapi(self)
+        await nursery.start(uapi_server.serve, uapi_server.socket_path(cfg.name), uapi)
+        nursery.start_soon(self._signals)
+        await nursery.start(accountant.run)
+        await nursery.start(sharing.run)
+        if cfg.metrics_listen is not None:
+            await self._start_metrics(nursery, *cfg.metrics_listen)
+        if self.discovery is not None:
+            await nursery.start(self.discovery.run)
+            self.exits = await start_exit_choice(self, nursery, self.discovery)
+        nursery.start_soon(dp.timers.run)
+        for reader in readers(dp, self.udp):  # the TUN's and the sockets'
+            nursery.start_soon(reader)
+        if cfg.dns.resolver:
+            from tidewire.node.resolver import Resolver, system_upstreams
+
+            await nursery.start(
+                Resolver(
+                    addresses=[str(a.ip) for a in cfg.addresses],
+                    upstreams=cfg.dns.upstream or await off_loop(system_upstreams),
+                ).serve
+            )
+        nursery.start_soon(masked.serve, dp)
+        for stream in self.streams:
+            nursery.start_soon(stream.serve, dp)
+        log.info(
+            "%s up: public key %s, listening on %s, %d peers%s",
+            cfg.name,
+            base64.b64encode(dp.device.public_key).decode(),
+            ", ".join(self.listening()),
+            len(cfg.peers),
+            f", exit via {self.outbound_interface}" if self.exit_enabled else "",
+        )
+
+    async def _shut_down(self) -> None:
+        """However the run ended: PreDown if it has not run, the accounting and the
+        timestamps written out, the quota saved, the host's changes undone, PostDown."""
+        self.notifier.stopping()
+        with trio.CancelScope(shield=True):
+            await self.service.pre_down()  # if PostUp ran and it has not yet
+            if self.accountant is not None and self.ledger is not None:
+                with trio.move_on_after(5):
+                    await self.accountant.flush()  # the counters since the last flush
+            if self.timestamps is not None:
+                with trio.move_on_after(5):
+                    await self.timestamps.drain()
+            if self.sharing is not None and self.sharing.quota is not None:
+                await off_loop(self.sharing.save)
+            await off_loop(host.teardown, self)
+            await self.service.post_down()
 
     def listening(self) -> list[str]:
         """What the node listens on, as URLs (the masked dialling socket is not a listener)."""

@@ -30,7 +30,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -123,6 +123,8 @@ class DataPath(TunIO, LinkEvents):
         self._to_seal: dict[Peer, list[bytes]] = {}
         self._native_split: Callable[[memoryview], list[bytes] | str] | None = None
         self._native_write: Callable[[int, list[bytes]], tuple[int, int, int]] | None = None
+        self.native_module: Any = None  # with its receive thread, node/dataplane_loop.py
+        self.native_threads = False  # do they read the TUN and the sockets (`readers`)?
 
     def use_dataplane(self, choice: Choice) -> None:
         """Run `choice`'s data plane: keypairs made from now on get its sessions."""
@@ -131,6 +133,7 @@ class DataPath(TunIO, LinkEvents):
         self._batch_seal = choice.factory is not None
         self._native_split = choice.split
         self._native_write = choice.write_tun
+        self.native_module = choice.module
 
     def set_queues(self, out_queue: "Queue[tuple[Peer, bytes]]", in_queue: "Queue[bytes]") -> None:
         """Put other queues in the two slots (the [share] settings), timers included."""
@@ -256,6 +259,14 @@ class DataPath(TunIO, LinkEvents):
         if self.paths.unsettled:
             self.paths.settle(now=now)
         return data
+
+    def receive_opened(
+        self, index: int, data: bytes, plaintext: bytes, path: Path, *, now: float, ecn: int
+    ) -> bool:
+        """A datagram the native receive thread opened and handed back (node/
+        dataplane_loop.py); True if it carried inner data."""
+        res = self.device.receive_opened(index, data, plaintext, path, now=now)
+        return res is not None and self.inbound(res[0], res[1], now=now, ecn=ecn)
 
     def shed(self, *, now: float) -> None:
         """A handshake message the transport shed: it counts towards the link's load."""

@@ -47,6 +47,7 @@ class Choice:
     split: Callable[[memoryview], list[bytes] | str] | None = None
     # (tun fd, inner packets) -> (frames written, full, failed): coalesced and written
     write_tun: Callable[[int, list[bytes]], tuple[int, int, int]] | None = None
+    module: Any = None  # the native module itself (its receive thread: dataplane_loop.py)
 
 
 def load() -> Any:
@@ -105,4 +106,4 @@ def choose(wanted: str | None) -> Choice:
         )
 
     how = "asked for with --dataplane native" if wanted == NATIVE else "built and self-tested"
-    return Choice(NATIVE, how, factory, module.split_tso, module.write_tun)
+    return Choice(NATIVE, how, factory, module.split_tso, module.write_tun, module)

@@ -13,9 +13,10 @@ holds `routes` as its allowed IPs. A switch or a failover moves the routes to th
 exit in one step (`Peers.set_allowed`: the same prefixes on the same TUN, so the
 kernel's routes and the kill switch never change) while the old session stays, so a
 switch back costs no handshake. A peer that was already there (a configured or
-bootstrap peer) is used and never removed. These peers stay out of the configured set:
-reload and SaveConfig leave them alone. Our tunnel addresses are the ones an open
-provider derives from our key (node/core/open_admission.py), added to the TUN at start.
+bootstrap peer) is used and never removed. The peers this task adds are dynamic
+(`PeerSpec.origin` "exit"): reload, SaveConfig and the wg API leave them alone. Our
+tunnel addresses are the ones an open provider derives from our key
+(node/core/open_admission.py), added to the TUN at start.
 """
 
 import logging
@@ -228,10 +229,10 @@ class ExitClient:
             fallbacks=ends[1:],
             persistent_keepalive=KEEPALIVE,
             provider=True,
+            origin="exit",  # not configuration: reload and SaveConfig skip it
         )
         self.down_at[key] = now  # until it answers: a refused add waits RETRY_DOWN
         peer = await self.peers.add(spec)
-        self.peers.specs.pop(key, None)  # not configuration: reload and SaveConfig skip it
         self.ours[key] = now
         if peer.path is not None:
             self.peers.datapath.device.send_keepalive(peer, now=now)

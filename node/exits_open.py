@@ -6,9 +6,9 @@ admitted stranger becomes a dynamic peer at once (synchronously, inside the hand
 a native peer with no endpoint (it follows the client's path), its two derived
 addresses as allowed IPs, the client role for accounting (credit window, receipts),
 then the link's own `max_clients` check. The two address pools are routed into the
-TUN once at start, so a dynamic peer needs no `ip` call. Dynamic peers stay out of
-the configured set: reload and SaveConfig never see them; idle ones are forgotten by
-the timer task. WireGuard-mode initiations never reach the hook.
+TUN once at start, so a dynamic peer needs no `ip` call. Its spec is dynamic
+(`PeerSpec.origin` "open"): reload and SaveConfig leave it alone; idle ones are
+forgotten by the timer task. WireGuard-mode initiations never reach the hook.
 """
 
 import logging
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from tidewire.node import netconf
+from tidewire.node.config import PeerSpec
 from tidewire.node.core.capacity import live
 from tidewire.node.core.open_admission import POOL4, POOL6, OpenAdmission, client_addresses
 from tidewire.node.core.roles import Role
@@ -99,6 +100,9 @@ class OpenExit:
         for net in nets:
             dp.routes.insert(net, peer)
         self.peers.allowed[key] = nets
+        self.peers.specs[key] = PeerSpec(
+            public_key=key, allowed_ips=list(nets), mode=Mode.NATIVE, origin="open"
+        )
         if self.peers.accountant is not None:
             self.peers.accountant.set_role(key, Role.CLIENT)
         dp.paths.add(peer, [])

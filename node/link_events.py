@@ -6,6 +6,12 @@ and their replies go on the path they test, only inside a session. After each ba
 moved, peers given up, keys erased) and acts on or logs each, then the path sets'
 probes, raced initiations and events (node/core/paths), then the link's datagrams,
 and re-arms the one timer task. `DataPath` (datapath.py) is the class that uses this.
+
+Sending a datagram can queue more: one on a relayed path is sealed inside the link to
+the relay (node/transports/relay.py), which starts a handshake with the relay if there
+is no session yet. So the outbox is drained until it is empty, however many rounds
+that takes, within one bound for the whole flush (FLUSH_BOUND datagrams, counted as
+`outbox_flush_bound` when reached; what is left goes with the next flush).
 """
 
 from collections import Counter
@@ -21,6 +27,7 @@ from tidewire.node.logs import PacketPathLog
 from tidewire.node.timers import TimerTask
 from tidewire.protocol.control.channel import Message
 from tidewire.protocol.keys import short
+from tidewire.protocol.link.constants import MAX_OUTBOX
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.events import (
     HandshakeCompleted,
@@ -35,6 +42,10 @@ from tidewire.protocol.types import Path
 if TYPE_CHECKING:
     from tidewire.node.accounting import Accountant
 
+# datagrams one flush sends at most, in any number of rounds: three full outboxes (a
+# send that always queues another, a bug, must not hold the event loop for ever)
+FLUSH_BOUND = 3 * MAX_OUTBOX
+
 
 class LinkEvents:
     """Control sends and the link's outputs, mixed into `DataPath`, which sets these."""
@@ -45,6 +56,7 @@ class LinkEvents:
     log: PacketPathLog
     timers: TimerTask
     drops: Counter[str]
+    counters: Counter[str]
     accountant: "Accountant | None"
     persist_timestamp: Callable[[bytes, bytes], None]
     path_confirmed: Callable[[bytes, Path], None] | None
@@ -138,10 +150,18 @@ class LinkEvents:
                     now=now,
                 )
         self.flush_paths(now=now)
-        for _ in range(3):  # a datagram on a relayed path may start a handshake with the relay
-            out = dev.datagrams_to_send()
-            if not out:
-                break
+        self.flush_outbox()
+        self.timers.rearm()
+
+    def flush_outbox(self) -> None:
+        """The link's datagrams, until its outbox is empty (a send may queue more: a
+        relayed one, a handshake with the relay) or FLUSH_BOUND went out."""
+        dev = self.device
+        sent = 0
+        while out := dev.datagrams_to_send():
             for data, path in out:
                 self.send(data, path)
-        self.timers.rearm()
+            sent += len(out)
+            if sent >= FLUSH_BOUND:
+                self.counters["outbox_flush_bound"] += 1
+                return

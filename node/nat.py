@@ -13,6 +13,14 @@ and moves to it once it answers; without one the punch is a handshake initiation
 (a fresh one, or the latest again while the link's 5 s rate limit holds). Once a peer
 reports an observed endpoint that is none of ours, the peers whose keepalive the file
 does not set get `[nat] keepalive`.
+
+A native peer the file gives no endpoint is a target. One it gives only relay://
+endpoints becomes a target once we find we are behind a NAT (the relayed path carries
+the traffic meanwhile, and stays if no punch ever answers, as behind a symmetric NAT);
+not before, since a punch tells the far end our address, which a relayed path
+otherwise hides from it (docs/protocol/relay.md). A punch never moves a peer off a
+relayed path it is on: it races the latest initiation on the punched path, or probes
+it inside the relayed session.
 """
 
 import logging
@@ -49,6 +57,7 @@ class NatTraversal:
             punch=spec.punch,
         )
         self.automatic: set[bytes] = set()  # peers whose keepalive is ours to set
+        self.relayed: set[bytes] = set()  # relay-only peers: targets once behind a NAT
         self.keepalive_on = False
         control = datapath.control
         control.register(NatLookup, self._handle(self.core.on_lookup))
@@ -75,8 +84,15 @@ class NatTraversal:
             self.automatic.add(spec.public_key)
             if self.keepalive_on:
                 self._keepalive(spec.public_key, now=now)
-        if spec.mode is Mode.NATIVE and spec.endpoint is None and self.spec.punch:
-            self.core.add_target(spec.public_key, now=now)
+        native = spec.mode is Mode.NATIVE and self.spec.punch
+        self.relayed.discard(spec.public_key)
+        if native and spec.endpoint is not None and not _direct(spec):
+            self.relayed.add(spec.public_key)
+        if (native and spec.endpoint is None) or spec.public_key in self.relayed:
+            if spec.endpoint is None or self.core.behind_nat:
+                self.core.add_target(spec.public_key, now=now)
+            # the mediators, and the relays: the far end reaches us through a relay only
+            # while our link with it is up (and, behind a NAT, kept up by the keepalive)
             self._reach_mediators(now=now)
             self.dp.timers.rearm()
             return
@@ -100,6 +116,7 @@ class NatTraversal:
     def _forget(self, key: bytes) -> None:
         self.core.forget(key)
         self.automatic.discard(key)
+        self.relayed.discard(key)
 
     # -- what the core asks ------------------------------------------------------------
 
@@ -137,6 +154,9 @@ class NatTraversal:
                 self.dp.control.send(action.key, action.message)
             elif isinstance(action, Punch):
                 self._punch(action.key, action.path, now=now)
+        if self.core.behind_nat:
+            for key in self.relayed - self.core.puncher.targets.keys():
+                self.core.add_target(key, now=now)  # its first lookup goes at the next timer
         if self.core.behind_nat and not self.keepalive_on and self.spec.keepalive:
             self.keepalive_on = True
             log.info(
@@ -156,6 +176,12 @@ class NatTraversal:
             ps.add_candidate(path, now=now)
             if ps.chooser and peer.usable_keypair(now=now) is not None:
                 return  # the path set probes it inside the session
+        if peer.path is not None and peer.path.transport == RELAY:
+            # the relay carries the traffic until the punched path answers: race our
+            # initiation there, or start one over the relay (the next punch probes)
+            if not dev.resend_initiation(peer, path):
+                dev.initiate(peer, now=now)
+            return
         peer.path = path  # no session, or a stale one: the answer moves it anyway
         last = peer.handshake.last_sent_initiation
         if last is None or now - last >= REKEY_TIMEOUT or not dev.resend_initiation(peer, path):
@@ -185,6 +211,14 @@ class NatTraversal:
                 for t in self.core.puncher.status()
             ],
         }
+
+
+def _direct(spec: PeerSpec) -> bool:
+    """Does the file give the peer a direct endpoint? One reached only through relays
+    (relay:// endpoints) is punched to as if it had none: the relayed path carries the
+    traffic until a punched one answers, and stays when none does (a symmetric NAT)."""
+    listed = [spec.endpoint, *spec.fallbacks] if spec.endpoint is not None else []
+    return any(not e.startswith(RELAY + "://") for e in listed)
 
 
 def local_endpoints(addresses: list[str], port: int) -> set[Endpoint]:

@@ -5,7 +5,9 @@ cryptokey routes of the data path (its allowed IPs, looked up per packet) and th
 kernel's routes through the TUN (`ip`, run in a worker thread so the event loop never
 waits on it). An allowed IP another peer already holds is refused, unless the caller
 asks to move it, as `wg set` would silently do and leave the first peer broken.
-Every change is logged.
+Every change is logged. `specs` holds every peer's spec, the dynamic ones too (made by
+the exit choice or open admission, `PeerSpec.origin`); `configured` is the part that is
+configuration, the one reload diffs and SaveConfig writes.
 """
 
 import logging
@@ -292,6 +294,11 @@ class Peers:
             return
         if memory.remember(self.networks[key], key, path):
             self._nursery.start_soon(memory.save)
+
+    def configured(self) -> dict[bytes, PeerSpec]:
+        """The peers that are configuration (the file's, `peer add`'s, the wg API's), by
+        key: what a reload compares with the file and SaveConfig writes back."""
+        return {key: spec for key, spec in self.specs.items() if not spec.dynamic}
 
     def is_neighbour(self, key: bytes) -> bool:
         """Configured `neighbour = true`: trusted with routes, and with relay frames' sources."""

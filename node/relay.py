@@ -6,7 +6,10 @@ core says what it is: a datagram for us, given back to the data path's `receive`
 its relayed path (the link opens it like any other, so the end-to-end session learns
 the path from authenticated packets only), or a frame to forward, sealed inside the
 link to the next hop and queued on that hop's transport (it leaves with the batch).
-Every refusal is a counted drop in `drops` (relay_<reason>).
+Every refusal is a counted drop in `drops` (relay_<reason>). A frame the pair's rate
+cannot pay for yet waits in the core's pacing queue: this component is a timer
+component, and what the core releases leaves the same way (the timer task flushes the
+transports after it).
 
 The next hop for a destination is a direct peer with that key that has a path, else
 the next hop of the overlay route to it (node/routing.py), if the node has one.
@@ -48,6 +51,7 @@ class RelayNode:
         )
         transport.attach(datapath, self.core)
         datapath.relay = self
+        datapath.timers.add(self)
 
     def next_hop(self, destination: bytes) -> bytes | None:
         peer = self.datapath.device.peers.get(destination)
@@ -60,20 +64,36 @@ class RelayNode:
         if isinstance(verdict, core.Deliver):
             self.datapath.receive(verdict.datagram, Path(RELAY, verdict.address), now=now)
         elif isinstance(verdict, core.Forward):
-            dp = self.datapath
-            peer = dp.device.peers.get(verdict.next_hop)
-            if peer is None:
-                self.core.drops["relay_no_route"] += 1
-                return
-            out = dp.device.encrypt(peer, verdict.packet, now=now)
-            path = peer.path
-            if out is None or path is None:
-                return
-            transport = dp.transports.get(path.transport)
-            if transport is None:
-                dp.drops["send_no_transport"] += 1
-            else:
-                transport.add(out, path.address)
+            self._forward(verdict, now=now)
+        elif self.core.waiting:
+            self.datapath.timers.rearm()  # queued for the pair's rate
+
+    def _forward(self, verdict: core.Forward, *, now: float) -> None:
+        dp = self.datapath
+        peer = dp.device.peers.get(verdict.next_hop)
+        if peer is None:
+            self.core.drops["relay_no_route"] += 1
+            return
+        out = dp.device.encrypt(peer, verdict.packet, now=now)
+        path = peer.path
+        if out is None or path is None:
+            return
+        transport = dp.transports.get(path.transport)
+        if transport is None:
+            dp.drops["send_no_transport"] += 1
+        else:
+            transport.add(out, path.address)
+
+    def get_timer(self) -> float | None:
+        return self.core.get_timer()
+
+    def handle_timer(self, *, now: float) -> None:
+        """Frames whose pair's tokens came: sealed and queued like any forward."""
+        if not self.core.waiting:
+            return
+        self.core.handle_timer(now=now)
+        for verdict in self.core.take_released():
+            self._forward(verdict, now=now)
 
     def register(self, reg: Registry) -> None:
         """Frames and bytes forwarded and delivered, and per pair of ends (at most
@@ -109,6 +129,7 @@ class RelayNode:
             "pair_rate": c.config.pair_rate,
             "pair_cap": c.config.pair_cap,
             "max_pairs": c.config.max_pairs,
+            "queued": c.held,
             "counters": dict(c.counters),
             "drops": dict(c.drops),
             "pairs": c.status(),

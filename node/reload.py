@@ -20,6 +20,7 @@ Reloads run one at a time.
 """
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -63,6 +64,7 @@ class Reloader:
         try:
             new = await trio.to_thread.run_sync(self.read)
             change = diff(d.cfg, new, peers=d.peers.specs, exit_flag=d.exit_flag)
+            change = self.native_guard(change, new)
             await self.exit_rules(change, new)  # one nft transaction: all or nothing
         except (ConfigError, NodeError) as exc:
             log.error("%s: reload refused, nothing changed: %s", d.cfg.name, exc)
@@ -75,10 +77,23 @@ class Reloader:
                 f"the reload stopped halfway: {exc}; run `tidewire reload` again once"
                 " that is fixed"
             ) from None
-        d.cfg = applied(d.cfg, new)
+        d.cfg = applied(d.cfg, new, change)
         reply = describe(change, new)
         log.info("%s: reloaded %s: %s", d.cfg.name, new.path, summary(reply))
         return reply
+
+    def native_guard(self, change: Diff, new: NodeConfig) -> Diff:
+        """The native threads (node/dataplane_loop.py) have no queues: a [share] that
+        would shape or count a quota while they run is left for a restart, which runs
+        the Python readers instead, rather than applied to queues the threads bypass."""
+        d = self.daemon
+        dp, sharing = d.datapath, d.sharing
+        if not change.share or dp is None or not dp.native_threads or sharing is None:
+            return change
+        if not sharing.shapes(new.share) and new.share.quota is None:
+            return change
+        log.warning("%s: [share] needs a restart while the native threads run", d.cfg.name)
+        return replace(change, share=(), restart=[*change.restart, "[share]"])
 
     def read(self) -> NodeConfig:
         """The config file, loaded and checked as `tidewire up` checks it (blocking)."""

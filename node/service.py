@@ -117,9 +117,10 @@ class Service:
             return
         try:
             old = cfg.path.read_bytes()
-            new = saved_text(old.decode(), list(peers.specs.values()))
+            specs = list(peers.configured().values())  # not the dynamic peers
+            new = saved_text(old.decode(), specs)
             if new.encode() != old:
                 edit.replace_file(cfg.path, old, new)
-                log.info("%s: SaveConfig: %d peers into %s", cfg.name, len(peers.specs), cfg.path)
+                log.info("%s: SaveConfig: %d peers into %s", cfg.name, len(specs), cfg.path)
         except (OSError, UnicodeDecodeError, edit.EditError) as exc:
             log.error("%s: SaveConfig: cannot write %s: %s", cfg.name, cfg.path, exc)

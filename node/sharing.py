@@ -70,7 +70,8 @@ class Sharing:
         self._shape(share)
         self._limit(share)
 
-    def _shaped(self, share: ShareConfig) -> bool:
+    def shapes(self, share: ShareConfig) -> bool:
+        """Does `share` fill the queue slots on this node (a provider's or a client's)?"""
         if self.provider:
             return bool(share.download or share.upload or share.per_client or share.schedule)
         return bool(share.upload or share.schedule)
@@ -78,11 +79,11 @@ class Sharing:
     def _shape(self, share: ShareConfig) -> None:
         """Fill the data path's queue slots for `share` (at start: nothing is queued yet)."""
         dp, seed = self.dp, self.seed
-        if self.provider and self._shaped(share):
+        if self.provider and self.shapes(share):
             self.out_queue = _outbound(dp, share.download, seed=seed, cap=share.per_client)
             self.in_queue = _inbound(dp, share.upload, seed=seed ^ 0x5A5A, cap=share.per_client)
             dp.set_queues(self.out_queue, self.in_queue)
-        elif self._shaped(share):
+        elif self.shapes(share):
             self.out_queue = _outbound(dp, share.upload, seed=seed, cap=None)
             dp.set_queues(self.out_queue, dp.in_queue)
 
@@ -114,7 +115,7 @@ class Sharing:
         now = trio.current_time()
         dp, old = self.dp, self.share
         self.share = share
-        if not self._shaped(share):
+        if not self.shapes(share):
             self._unshape(now=now)
         elif self.out_queue is None:
             self._shape(share)

@@ -4,7 +4,10 @@ The socket (mode 0600 in a 0755 directory, as wireguard-go's ipc/uapi_unix.go ma
 it) takes `get=1` and `set=1` requests (node/core/uapi.py parses and formats them).
 A `set` is parsed, checked and planned in full before anything changes, then applied
 through `Peers`, so routes and roles stay consistent; requests run one at a time, as
-wireguard-go's ipcMutex has them. Peers added here are WireGuard-mode peers. The
+wireguard-go's ipcMutex has them. Dynamic peers (`PeerSpec.dynamic`: an exit choice's
+providers, an open provider's clients, native peers the node made itself) are not
+configuration: `get` leaves them out, so `wg showconf` never writes them and `wg
+syncconf` or `setconf` never removes them. Peers added here are WireGuard-mode peers. The
 private key and listen port cannot change at run time (EOPNOTSUPP); the fwmark is the
 node's own (its FwMark, or its listen port without one: the mark its routing rules
 match), so a `set` of that value or of 0 is accepted and changes nothing. Bounded like
@@ -77,6 +80,9 @@ class Uapi:
         wall = time.time() - trio.current_time()  # now: the clock may have been set since
         out = []
         for key, peer in d.datapath.device.peers.items():
+            spec = d.peers.specs.get(key)
+            if spec is not None and spec.dynamic:
+                continue  # not configuration: `wg showconf` never prints it, syncconf keeps it
             psk = peer.handshake.preshared_key
             path = peer.path
             out.append(

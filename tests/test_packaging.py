@@ -1,6 +1,11 @@
 """Both an editable install and a wheel work: the wheel is built from this tree, installed
 into a fresh virtual environment (dependencies from the package index), and its
-`tidewire` command runs. The wheel must hold the tidewire.* packages and nothing generic."""
+`tidewire` command runs. The wheel must hold the tidewire.* packages and nothing generic.
+
+The wheel's test needs the package index and takes seconds, so it runs with the lab
+tests (`scripts/test`, CI), not in the unit run (`-m "not lab"`). The fresh environment
+is made without pip of its own (ensurepip alone took 6 s): this venv's pip installs into
+it (`pip --python`)."""
 
 import subprocess
 import sys
@@ -8,9 +13,12 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.lab  # the package index, and seconds: with the lab tests, not the unit run
 def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     out = tmp_path / "dist"
     subprocess.run(
@@ -34,9 +42,10 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
         assert f"tidewire/cli/service/{unit}" in names
 
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
+    venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, timeout=600)
+    install = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)]
+    subprocess.run(install, check=True, timeout=600)
     help_out = subprocess.run(
         [str(env_dir / "bin" / "tidewire"), "--help"], capture_output=True, text=True, timeout=60
     )

@@ -12,10 +12,24 @@
 
 mod checksum;
 mod gro;
+mod inner;
+mod keys;
 mod offload;
+mod prefix;
 mod replay;
+mod rx;
+mod rx_bindings;
+mod rx_thread;
+mod tx;
+mod tx_bindings;
+mod tx_thread;
+mod worker;
+mod sys;
 mod transport;
 mod tun;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use pyo3::buffer::PyBuffer;
@@ -25,14 +39,11 @@ use pyo3::types::{PyBytes, PyList, PyString};
 
 use replay::ReplayWindow;
 
-/// One keypair's state in the native plane: both ciphers, both indices, the window.
+/// One keypair's state in the native plane: both ciphers, both indices, the window
+/// (keys.rs), shared with the receive thread once Python installs it there.
 #[pyclass(module = "tidewire._dataplane")]
-struct Session {
-    send: ChaCha20Poly1305,
-    recv: ChaCha20Poly1305,
-    local_index: u32,
-    remote_index: u32,
-    window: ReplayWindow,
+pub(crate) struct Session {
+    pub(crate) keys: Arc<keys::Keys>,
 }
 
 fn key(name: &str, value: &[u8]) -> PyResult<ChaCha20Poly1305> {
@@ -82,11 +93,14 @@ impl Session {
         remote_index: u32,
     ) -> PyResult<Self> {
         Ok(Session {
-            send: key("send_key", send_key)?,
-            recv: key("recv_key", recv_key)?,
-            local_index,
-            remote_index,
-            window: ReplayWindow::new(),
+            keys: Arc::new(keys::Keys {
+                send: key("send_key", send_key)?,
+                recv: key("recv_key", recv_key)?,
+                local_index,
+                remote_index,
+                window: Mutex::new(ReplayWindow::new()),
+                send_counter: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -104,7 +118,7 @@ impl Session {
             return Err(PyValueError::new_err("counter: the batch would pass 2^64"));
         }
         let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
-        let (aead, remote) = (&self.send, self.remote_index);
+        let (aead, remote) = (&self.keys.send, self.keys.remote_index);
         let sealed: Vec<Vec<u8>> = py.allow_threads(|| {
             slices
                 .iter()
@@ -123,20 +137,16 @@ impl Session {
     /// Counters at or past `limit` are refused as an expired keypair.
     #[pyo3(signature = (datagrams, *, limit))]
     fn open_batch<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         datagrams: &Bound<'py, PyList>,
         limit: u64,
     ) -> PyResult<Bound<'py, PyList>> {
         let items = items(datagrams)?;
         let slices: Vec<&[u8]> = items.iter().map(Item::as_slice).collect();
-        let (aead, window, local) = (&self.recv, &mut self.window, self.local_index);
-        let opened: Vec<Result<Vec<u8>, transport::Refusal>> = py.allow_threads(|| {
-            slices
-                .iter()
-                .map(|d| transport::open(aead, window, local, limit, d))
-                .collect()
-        });
+        let keys = &self.keys;
+        let opened: Vec<Result<Vec<u8>, transport::Refusal>> =
+            py.allow_threads(|| slices.iter().map(|d| keys.open(limit, d)).collect());
         let out = PyList::empty_bound(py);
         for result in opened {
             match result {
@@ -149,17 +159,30 @@ impl Session {
 
     /// Would the window accept `counter`? (The differential tests compare windows.)
     fn replay_check(&self, counter: u64, limit: u64) -> bool {
-        self.window.check(counter, limit)
+        let window = self.keys.window.lock().unwrap_or_else(|e| e.into_inner());
+        window.check(counter, limit)
+    }
+
+    /// Take `n` send counters (the send thread takes its own from the same counter): the
+    /// first; Python seals its datagrams of this keypair with these.
+    fn take_counters(&self, n: u64) -> u64 {
+        self.keys.take_counters(n)
+    }
+
+    /// The next send counter.
+    #[getter]
+    fn send_counter(&self) -> u64 {
+        self.keys.send_counter.load(Ordering::Relaxed)
     }
 
     #[getter]
     fn local_index(&self) -> u32 {
-        self.local_index
+        self.keys.local_index
     }
 
     #[getter]
     fn remote_index(&self) -> u32 {
-        self.remote_index
+        self.keys.remote_index
     }
 }
 
@@ -214,6 +237,8 @@ fn write_tun<'py>(
 #[pymodule]
 fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
+    m.add_class::<rx_bindings::Inbound>()?;
+    m.add_class::<tx_bindings::Outbound>()?;
     m.add_function(wrap_pyfunction!(padded_length, m)?)?;
     m.add_function(wrap_pyfunction!(split_tso, m)?)?;
     m.add_function(wrap_pyfunction!(coalesce, m)?)?;

@@ -1,7 +1,7 @@
 """The lab censor (censor.py, middlebox/tcp_censor.py) and its active prober (tools/prober.py)
 do what documented censors do, and the masked skin gets through what it should.
 
-On the censored exit lab (topologies.build_censored_exit_lab): the packet-threshold rule
+On the censored exit lab (topologies.build_exit_lab, censor=True): the packet-threshold rule
 lets a WireGuard flow carry a few packets and then kills it, while a masked client moves
 a transfer through it; the signature rule stops WireGuard; all of UDP blocked for a few
 seconds stops the masked client until the block lifts by itself; a port block is counted
@@ -26,7 +26,7 @@ from typing import Any
 from common import PY, ping, transfer
 from lab import Host, Lab, Node
 from middlebox.fully_encrypted import verdict
-from topologies import build_censored_exit_lab, build_censored_path
+from topologies import build_censored_path, build_exit_lab
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 CLIENT, PROVIDER, SERVER = "198.51.100.2", "198.51.102.2", "198.51.102.2"
@@ -53,8 +53,9 @@ def drops_total(node: Node) -> int:
 
 def test_the_censor_stops_wireguard_and_the_masked_skin_gets_through() -> None:
     with Lab("censor") as lab:
-        x = build_censored_exit_lab(lab)
+        x = build_exit_lab(lab, censor=True)
         censor = x.censor
+        assert censor is not None
 
         # (1) the packet threshold: a WireGuard flow carries a few packets, then dies ...
         censor.packet_threshold(20)

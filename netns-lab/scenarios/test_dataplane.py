@@ -1,5 +1,6 @@
 """The native data plane in a real tunnel: two tidewire nodes on it (the default when
-`tidewire._dataplane` is built), and the same pair on `--dataplane python`.
+`tidewire._dataplane` is built), its receive thread reading UDP, and the same pair on
+`--dataplane python`.
 
 [a] 192.168.243.1 ---- veth ---- 192.168.243.2 [b]
     tunnel 10.79.0.1              tunnel 10.79.0.2
@@ -40,4 +41,7 @@ def test_a_pair_moves_data_intact_on_either_plane_and_says_which(plane: str) -> 
         for node in (na, nb):
             st = node.status()
             assert not {k: v for k, v in st["drops"].items() if k.startswith("transport_")}
+            if plane == "native":  # the receive thread wrote the transfer's bulk (TCP data or ACKs)
+                assert "native send and receive threads" in st["dataplane_why"], st["dataplane_why"]
+                assert st["counters"].get("native_rx_datagrams", 0) > 5000, st["counters"]
         assert na.proc.alive() and nb.proc.alive()

@@ -1,4 +1,4 @@
-"""The masked skin through a WireGuard censor (topologies.build_censored_exit_lab, censor.py).
+"""The masked skin through a WireGuard censor (topologies.build_exit_lab, censor=True).
 
 With the censor dropping WireGuard's message signatures, a WireGuard-mode client cannot
 complete a handshake (the censor's counter shows it tried) while a native client whose
@@ -18,7 +18,7 @@ from typing import Any
 
 from common import PY, ping, transfer
 from lab import Lab, Node
-from topologies import build_censored_exit_lab
+from topologies import build_exit_lab
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 CLIENT, PROVIDER = "198.51.100.2", "198.51.102.2"
@@ -36,16 +36,18 @@ def drops_total(node: Node) -> int:
 
 def test_a_masked_client_gets_through_a_wireguard_censor() -> None:
     with Lab("masked") as lab:
-        x = build_censored_exit_lab(lab)
-        x.censor.signature_drop(True)
+        x = build_exit_lab(lab, censor=True)
+        censor, wg_node = x.censor, x.wg_node
+        assert censor is not None and wg_node is not None
+        censor.signature_drop(True)
         dump = lab.tmp / "censor.jsonl"
-        capture = x.censor.host.spawn([PY, str(TOOLS / "capture.py"), "any", str(dump)])
+        capture = censor.host.spawn([PY, str(TOOLS / "capture.py"), "any", str(dump)])
         lab.wait_for(lambda: "capturing" in capture.log(), timeout=10, what="the capture")
 
         # (1) the WireGuard-mode client is stopped at the censor, the masked one is not
         assert not ping(x.wgclient, "203.0.113.2", count=3, check=False)
-        assert x.censor.dropped("signature") > 0
-        assert x.wg_node.status()["peers"][0]["latest_handshake"] is None
+        assert censor.dropped("signature") > 0
+        assert wg_node.status()["peers"][0]["latest_handshake"] is None
         ping(x.client, "203.0.113.2")
         transfer(lab, x.client, x.internet, "203.0.113.2", 4 << 20)
         st = x.client_node.status()
@@ -81,7 +83,7 @@ def test_a_masked_client_gets_through_a_wireguard_censor() -> None:
         randoms = [os.urandom(n).hex() for n in (1, 16, 32, 64, 148, 200, 600, 1200)]
         before = drops_total(x.provider_node)
         masked_before = x.provider_node.status()["drops"].get("masked_unwrap_failed", 0)
-        out = x.censor.host.run(  # the censor probes: the client's own traffic is tunnelled
+        out = censor.host.run(  # the censor probes: the client's own traffic is tunnelled
             [sys.executable, str(TOOLS / "probe.py"), PROVIDER, "8443", "2", *randoms, *replays],
             timeout=30,
         )

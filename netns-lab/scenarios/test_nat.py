@@ -7,34 +7,43 @@ other up at m, m introduces them, both punch, and a's pings to b's tunnel addres
 over the direct path: a's and b's status show each other's public NAT address as the
 active path, and m's byte counters for a and b barely move while the pings flow.
 Behind symmetric NATs every punch fails: the failures are counted and the lookups
-retried with a growing backoff. (Relays are not on main yet, so nothing carries a's
-traffic to b there: the test checks only that a and b still reach m.)
+retried with a growing backoff, and m, a relay there (`[relay] enabled`), carries a's
+traffic to b: a and b list each other with the one endpoint relay://M, are still
+punch targets (no direct endpoint), and stay on the relayed path, ping and a small
+TCP transfer going end to end through m.
 """
 
 import itertools
 import time
 from typing import Any
 
+from common import transfer
 from lab import Lab, Node, genkey, tidewire_toml
 from nat import CONE_PORT, PORT, NatLab, build_nat_lab, check
+from test_relay import b64url
 
 TUNNEL = {"m": "10.77.0.1", "a": "10.77.0.2", "b": "10.77.0.3"}
 
 
-def _nodes(lab: Lab, net: NatLab) -> dict[str, Node]:
+def _nodes(lab: Lab, net: NatLab, *, relay: bool = False) -> dict[str, Node]:
+    """m, a and b; with `relay`, m forwards relay frames and a and b reach each other
+    through it (relay://M) until a punched path answers."""
     keys = {name: genkey() for name in TUNNEL}
 
     def peer(name: str, endpoint: str | None = None) -> dict[str, Any]:
         p: dict[str, Any] = {"public_key": keys[name][1], "allowed_ips": [TUNNEL[name] + "/32"]}
         if endpoint:
-            p["endpoint"] = endpoint
+            p["endpoints" if endpoint.startswith("relay:") else "endpoint"] = (
+                [endpoint] if endpoint.startswith("relay:") else endpoint
+            )
         return p
 
     m_end = f"203.0.113.2:{PORT}"
+    via_m = f"relay://{b64url(keys['m'][1])}" if relay else None
     layout = {
         "m": (net.m, [peer("a"), peer("b")]),
-        "a": (net.a, [peer("m", m_end), peer("b")]),
-        "b": (net.b, [peer("m", m_end), peer("a")]),
+        "a": (net.a, [peer("m", m_end), peer("b", via_m)]),
+        "b": (net.b, [peer("m", m_end), peer("a", via_m)]),
     }
     nodes = {}
     for name, (host, peers) in layout.items():
@@ -46,6 +55,8 @@ def _nodes(lab: Lab, net: NatLab) -> dict[str, Node]:
             listen_port=PORT,
             peers=peers,
         )
+        if relay and name == "m":
+            text += "\n[relay]\nenabled = true\n"
         nodes[name] = lab.tidewire(host, f"tw{name}", text)
     return nodes
 
@@ -101,13 +112,13 @@ def test_full_cone_nats_punch_through_and_traffic_skips_the_mediator() -> None:
         assert _peer(na, nb)["active"]["endpoint"] == public_b
 
 
-def test_symmetric_nats_fail_to_punch_and_retry_with_backoff() -> None:
+def test_symmetric_nats_fail_to_punch_stay_relayed_and_retry_with_backoff() -> None:
     with Lab("natsym") as lab:
         net = build_nat_lab(lab, "symmetric")
         seen = check(lab, net)
         assert seen["to_m"] != seen["to_inet"], seen  # a new mapping per destination
         assert not seen["unsolicited_in"], seen  # and only that destination may answer
-        nodes = _nodes(lab, net)
+        nodes = _nodes(lab, net, relay=True)
         na, nb, nm = nodes["a"], nodes["b"], nodes["m"]
         failures: list[float] = []  # when a's count of failed punches went up
 
@@ -117,6 +128,12 @@ def test_symmetric_nats_fail_to_punch_and_retry_with_backoff() -> None:
                 failures.append(time.monotonic())
             return n >= 5
 
+        # the relayed path works from the start, while the punches fail
+        lab.wait_for(
+            lambda: _ping(na, TUNNEL["b"]), timeout=30, what="a to ping b through the relay m"
+        )
+        assert _ping(na, TUNNEL["b"], count=5, size=1000), lab.logs()
+        transfer(lab, net.a, net.b, TUNNEL["b"], 1_000_000, timeout=30)
         lab.wait_for(failed, timeout=90, what="five failed punches from a", interval=0.25)
         gaps = [round(y - x, 1) for x, y in itertools.pairwise(failures)]
         print(f"seconds between a's failed punches: {gaps}")
@@ -125,7 +142,14 @@ def test_symmetric_nats_fail_to_punch_and_retry_with_backoff() -> None:
             t for t in na.status()["nat"]["targets"] if t["peer"] == nb.status()["public_key"]
         )
         assert not target["direct"] and target["backoff"] >= 4, target
+        assert target["punched"], target  # b's public mappings were tried, and failed
         assert _nat_counter(nm, "introductions") >= 3
         assert _nat_counter(na, "punches_succeeded") == 0
         assert na.status()["nat"]["behind_nat"]
-        assert _ping(na, TUNNEL["m"], count=3) and _ping(nb, TUNNEL["m"], count=3)
+        # still relayed, and still working, after the failed punches
+        assert _peer(na, nb)["active"]["transport"] == "relay"
+        assert _peer(nb, na)["active"]["transport"] == "relay"
+        assert _ping(na, TUNNEL["b"], count=3) and _ping(nb, TUNNEL["a"], count=3)
+        [pair] = nm.status()["relay"]["pairs"]
+        assert pair["bytes"] > 1_000_000 and not pair["drops"], pair  # the transfer crossed m
+        print(f"m relayed {pair['frames']} frames, {pair['bytes']} bytes for a and b")

@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network, ip_address
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.exit_policy import Rule
@@ -51,6 +51,12 @@ def ifname_problem(name: object) -> str | None:
 # Where a field was read, for errors found after loading: (line, "[[peer]] #1 endpoint").
 Where = tuple[int | None, str]
 
+# Who made a peer: "config" (the file, `peer add`, the wg API: configuration, which
+# reload diffs and SaveConfig writes) or, dynamic and never configuration, "exit" (a
+# provider the client's exit choice joined, node/exits.py) and "open" (a client an open
+# provider admitted, node/exits_open.py)
+Origin = Literal["config", "exit", "open"]
+
 
 class ConfigError(Exception):
     def __init__(self, path: Path | str, line: int | None, key: str, message: str) -> None:
@@ -72,8 +78,14 @@ class PeerSpec:
     mode: Mode = Mode.NATIVE
     provider: bool = False
     neighbour: bool = False  # an overlay neighbour: exchange routes with it (docs/routing.md)
+    origin: Origin = "config"
     line: int = 0
     where: dict[str, Where] = field(default_factory=dict)
+
+    @property
+    def dynamic(self) -> bool:
+        """Made at run time by the node itself: reload and SaveConfig leave it alone."""
+        return self.origin != "config"
 
 
 @dataclass

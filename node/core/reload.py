@@ -3,8 +3,9 @@
 `tidewire reload` and SIGHUP re-read the file the node started with, as `wg syncconf`
 does; this module decides, without touching anything, what that means. Peers are
 compared with the running peers (those of the file at start and those added at run
-time since, which a reload removes unless the file has them, as syncconf does) on
-the fields a peer can change in place: allowed IPs, endpoint(s), keepalive, preshared
+time since, which a reload removes unless the file has them, as syncconf does; not
+the dynamic ones, which the node made itself, `PeerSpec.dynamic`) on the fields a
+peer can change in place: allowed IPs, endpoint(s), keepalive, preshared
 key and provider; a peer whose `mode` changed must be removed and added again (its
 identifier strings differ, so its session cannot survive). [share], the exit's
 allow and deny rules and a client's DNS servers can change in place. The rest is fixed
@@ -104,11 +105,13 @@ def diff(
 ) -> Diff:
     """What to change to go from the running node to `new`.
 
-    `peers` are the running peers by key (run-time additions included); `exit_flag`
-    is true when the node was started with --exit, which keeps the exit on whatever
-    the file says."""
+    `peers` are the running peers by key (run-time additions included; dynamic ones,
+    an exit choice's providers and an open provider's clients, are not configuration
+    and are left alone); `exit_flag` is true when the node was started with --exit,
+    which keeps the exit on whatever the file says."""
     out = Diff()
     wanted = {spec.public_key: spec for spec in new.peers}
+    peers = {key: spec for key, spec in peers.items() if not spec.dynamic}
     out.removed = [key for key in peers if key not in wanted]
     for key, spec in wanted.items():
         old = peers.get(key)
@@ -149,12 +152,13 @@ def check_allowed_ips(cfg: NodeConfig) -> None:
                 )
 
 
-def applied(running: NodeConfig, new: NodeConfig) -> NodeConfig:
-    """The config the node runs once `new` is applied: restart-only settings stay."""
+def applied(running: NodeConfig, new: NodeConfig, change: Diff | None = None) -> NodeConfig:
+    """The config the node runs once `new` is applied: restart-only settings stay, and
+    so does a [share] the change left for a restart."""
     return replace(
         running,
         peers=new.peers,
-        share=new.share,
+        share=running.share if change is not None and "[share]" in change.restart else new.share,
         exit=replace(running.exit, allow=new.exit.allow, deny=new.exit.deny),
         dns=replace(running.dns, servers=new.dns.servers, search=new.dns.search),
         client=new.client,

@@ -245,6 +245,22 @@ def receive(sock: socket.socket, view: memoryview) -> tuple[list[bytes], tuple[s
     return [bytes(view[i : min(i + size, n)]) for i in range(0, n, size)], (addr[0], addr[1]), ecn
 
 
+class Shedding:
+    """A batch's handshake budget: HANDSHAKE_BUDGET in all, HANDSHAKE_PER_SOURCE each."""
+
+    def __init__(self) -> None:
+        self.budget = HANDSHAKE_BUDGET
+        self.sources: dict[str, int] = {}
+
+    def admit(self, host: str) -> bool:
+        seen = self.sources.get(host, 0)
+        if self.budget <= 0 or seen >= HANDSHAKE_PER_SOURCE:
+            return False
+        self.budget -= 1
+        self.sources[host] = seen + 1
+        return True
+
+
 class UdpTransport:
     """WireGuard framing on plain UDP: the transport of every stock WireGuard peer."""
 
@@ -321,7 +337,6 @@ class UdpTransport:
 
     async def _reader(self, sock: socket.socket, receiver: Receiver) -> None:
         view = memoryview(bytearray(65536))
-        deliver, deliver_batch = receiver.receive, receiver.receive_batch
         open_ = self.opener()
         name = self.name
         while True:
@@ -329,8 +344,7 @@ class UdpTransport:
             now = trio.current_time()
             cmsgs = self.gro or self.ecn_receive
             delivered = False
-            budget = HANDSHAKE_BUDGET
-            sources: dict[str, int] = {}
+            shedding = Shedding()
             for _ in range(BATCH):
                 try:
                     if cmsgs:
@@ -343,36 +357,51 @@ class UdpTransport:
                 except OSError:
                     self.drops["recv_error"] += 1  # e.g. ICMP errors reported on the socket
                     continue
-                path = Path(name, address)
-                run: list[bytes] = []  # transport data of this read, opened in one batch
-                for wire in datagrams:
-                    if open_ is None:
-                        data = wire
-                    else:
-                        opened = open_(wire, address)
-                        if opened is None:
-                            continue
-                        data = opened
-                    if data[:1] == b"\x04" and open_ is None and len(datagrams) > 1:
-                        run.append(data)
-                        continue
-                    if run:  # in order: what came before this one first
-                        delivered |= deliver_batch(run, path, now=now, ecn=ecn)
-                        run = []
-                    if b"\x00" < data[:1] < b"\x03":  # an initiation or a response
-                        host = address[0]
-                        seen = sources.get(host, 0)
-                        if budget <= 0 or seen >= HANDSHAKE_PER_SOURCE:
-                            self.drops["handshake_shed"] += 1
-                            receiver.shed(now=now)  # unread, but it is load all the same
-                            continue
-                        budget -= 1
-                        sources[host] = seen + 1
-                    if deliver(data, path, now=now, ecn=ecn):
-                        delivered = True
-                if run:
-                    delivered |= deliver_batch(run, path, now=now, ecn=ecn)
+                delivered |= self.deliver(
+                    receiver, datagrams, Path(name, address), ecn, open_, shedding, now=now
+                )
             receiver.after_batch(data=delivered)
+
+    def deliver(
+        self,
+        receiver: Receiver,
+        datagrams: list[bytes],
+        path: Path,
+        ecn: int,
+        open_: Callable[[bytes, Endpoint], bytes | None] | None,
+        shedding: "Shedding",
+        *,
+        now: float,
+    ) -> bool:
+        """The datagrams of one read from `path` to the data path (the native receive
+        thread's hand-backs come this way too); True if inner data moved."""
+        deliver, deliver_batch = receiver.receive, receiver.receive_batch
+        address = path.address
+        delivered = False
+        run: list[bytes] = []  # transport data of this read, opened in one batch
+        for wire in datagrams:
+            if open_ is None:
+                data = wire
+            else:
+                opened = open_(wire, address)
+                if opened is None:
+                    continue
+                data = opened
+            if data[:1] == b"\x04" and open_ is None and len(datagrams) > 1:
+                run.append(data)
+                continue
+            if run:  # in order: what came before this one first
+                delivered |= deliver_batch(run, path, now=now, ecn=ecn)
+                run = []
+            if b"\x00" < data[:1] < b"\x03" and not shedding.admit(str(address[0])):
+                self.drops["handshake_shed"] += 1
+                receiver.shed(now=now)  # unread, but it is load all the same
+                continue
+            if deliver(data, path, now=now, ecn=ecn):
+                delivered = True
+        if run:
+            delivered |= deliver_batch(run, path, now=now, ecn=ecn)
+        return delivered
 
     def close(self) -> None:
         for s in self.sockets.values():

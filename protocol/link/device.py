@@ -179,16 +179,19 @@ class Device(TransportReceiver, HandshakeReceiver):
         staged, as `encrypt`): in one native call when its session is native and
         established, else packet by packet as `encrypt`."""
         kp = peer.usable_keypair(now=now) if not peer.staged else None
-        start = kp.send_counter if kp is not None else 0
-        if kp is None or kp.native is None or start + len(packets) > REJECT_AFTER_MESSAGES:
+        native = kp.native if kp is not None else None
+        if native is None or native.send_counter + len(packets) > REJECT_AFTER_MESSAGES:
             return [self.encrypt(peer, p, now=now) for p in packets]
-        out: list[bytes | None] = kp.native.seal_batch(packets, counter=start, mtu=self.mtu)
+        assert kp is not None
+        # the native session's counter is the one counter (its send thread takes from it too)
+        start = native.take_counters(len(packets))
+        out: list[bytes | None] = native.seal_batch(packets, counter=start, mtu=self.mtu)
         kp.send_counter = start + len(packets)
         self._sent(peer, kp, sum(len(d) for d in out if d), any(packets), now=now)
         return out
 
     def _seal(self, peer: Peer, kp: Keypair, packet: bytes, *, now: float) -> bytes:
-        counter = kp.send_counter
+        counter = kp.send_counter if kp.native is None else kp.native.take_counters(1)
         kp.send_counter = counter + 1
         length = len(packet)
         padded = padded_length(length, self.mtu)

@@ -109,6 +109,17 @@ class TransportReceiver:
                 results[k] = self._authenticated(kp, run[k], plaintext, path, now=now)
         return results
 
+    def receive_opened(
+        self, index: int, data: bytes, plaintext: bytes, path: Path, *, now: float
+    ) -> Received:
+        """A datagram the native receive thread opened with the keypair of `index` (its
+        window has moved) and handed back: what an authenticated one does from here."""
+        kp = self.index.get(index)
+        if not isinstance(kp, Keypair):  # the keypair went while the datagram waited
+            self.drops["transport_unknown_index"] += 1
+            return None
+        return self._authenticated(kp, data, plaintext, path, now=now)
+
     def _receive_transport(self, data: bytes, path: Path, *, now: float) -> Received:
         if len(data) < KEEPALIVE_SIZE:
             raise RemoteProtocolError("transport_short")
@@ -146,15 +157,7 @@ class TransportReceiver:
             self.emit(HandshakeCompleted(peer.public_key, initiator=False))
             if peer.staged:
                 self._send_staged(peer, now=now)
-        cur = peer.current
-        if (
-            cur is not None
-            and cur.is_initiator
-            and not peer.sent_last_minute_handshake
-            and now - cur.created > _LAST_MINUTE
-        ):
-            peer.sent_last_minute_handshake = True
-            self.send_initiation(peer, now=now, retry=False)
+        self.keep_key_fresh_receiving(peer, now=now)
         self._update_path(peer, path, now=now)
         peer.on_any_authenticated_packet_traversal(now=now)
         peer.on_any_authenticated_packet_received()
@@ -164,6 +167,19 @@ class TransportReceiver:
             return None
         peer.on_data_received(now=now)
         return peer, plaintext
+
+    def keep_key_fresh_receiving(self, peer: Peer, *, now: float) -> None:
+        """An initiator receiving on a keypair near the end of its life starts the
+        last-minute handshake, once (wireguard-go's keepKeyFreshReceiving)."""
+        cur = peer.current
+        if (
+            cur is not None
+            and cur.is_initiator
+            and not peer.sent_last_minute_handshake
+            and now - cur.created > _LAST_MINUTE
+        ):
+            peer.sent_last_minute_handshake = True
+            self.send_initiation(peer, now=now, retry=False)
 
     def _update_path(self, peer: Peer, path: Path, *, now: float) -> None:
         """Roaming (WireGuard's endpoint update), only ever on an authenticated packet: the

@@ -73,6 +73,9 @@ class Spy:
         self.calls.append(len(packets))
         return self.real.seal_batch(packets, **kw)
 
+    def __getattr__(self, name: str) -> Any:  # the rest of the session as it is
+        return getattr(self.real, name)
+
 
 def test_a_missing_module_runs_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dataplane, "load", lambda: None)

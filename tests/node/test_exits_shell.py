@@ -53,7 +53,7 @@ def test_an_admitted_stranger_is_routed_by_its_derived_addresses(peers: Peers) -
     assert peer is not None and peers.datapath.device.peers[key] is peer
     addr4, _ = client_addresses(key)
     assert peers.datapath.routes.lookup_v4(v4(addr4)) is peer
-    assert key not in peers.specs  # never configuration: reload and SaveConfig skip it
+    assert peers.specs[key].dynamic and key not in peers.configured()  # not configuration
     assert opened.counters()["dynamic"] == 1
 
 

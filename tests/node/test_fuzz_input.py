@@ -3,8 +3,10 @@ ConfigError or FAIL lines, never any other exception (and never a traceback)."""
 
 import base64
 import contextlib
+import functools
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -14,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_receipts import PROVIDER, make_report
+from tidewire.cli import main as cli_main
 from tidewire.cli.env import Environment
 from tidewire.cli.main import main
 from tidewire.node.config import ConfigError, load
@@ -158,6 +161,15 @@ def test_mutated_configs_load_or_raise_config_error(
 def test_random_bytes_load_or_raise_config_error(content: bytes, name: str) -> None:
     with TemporaryDirectory() as tmp, contextlib.suppress(ConfigError):
         load_or_config_error(Path(tmp), name, content)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_parser() -> Iterator[None]:
+    """The CLI's parser built once for this module's hundreds of runs (building it took
+    14 ms a run, most of the report fuzzing's time); each run parses its own argv."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli_main, "build_parser", functools.cache(cli_main.build_parser))
+        yield
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

@@ -48,3 +48,20 @@ def test_a_configured_keepalive_is_marked_as_set(tmp_path: Path) -> None:
     )
     cfg = load(config(tmp_path, peers))
     assert [p.keepalive_set for p in cfg.peers] == [True, False]
+
+
+def test_a_peer_reached_only_through_relays_is_punched_to(tmp_path: Path) -> None:
+    """relay:// endpoints are no direct endpoint: NAT traversal still looks the peer up
+    (node/nat.py), so a punched path can take over from the relay."""
+    from tidewire.node.nat import _direct
+
+    relay = "relay://" + base64.urlsafe_b64encode(bytes([9]) * 32).decode().rstrip("=")
+    bodies = {
+        "": False,
+        f'endpoints = ["{relay}"]': False,
+        f'endpoints = ["{relay}", "198.51.100.7:51820"]': True,
+        'endpoint = "198.51.100.7:51820"': True,
+    }
+    for body, direct in bodies.items():
+        cfg = load(config(tmp_path, f'[[peer]]\npublic_key = "{PEER}"\nmode = "native"\n{body}'))
+        assert _direct(cfg.peers[0]) is direct, body

@@ -299,3 +299,36 @@ async def test_two_relays_in_a_row_follow_the_route() -> None:
         for n in (c, r, r2, e):
             n.tun.close()
             n.keep.close()
+
+
+def udp6(src: str, dst: str, size: int) -> bytes:
+    """An IPv6/UDP packet of `size` bytes in all."""
+    payload = bytes(size - 48)
+    head = struct.pack("!IHBB", 6 << 28, 8 + len(payload), 17, 64)
+    head += socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+    return head + struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
+
+
+async def test_ipv6s_minimum_mtu_crosses_a_relayed_path_at_the_default_link_mtu(
+    nodes: Trio,
+) -> None:
+    """1420 - 140 (the frame and the inner link's framing): a 1280-byte IPv6 packet, the
+    least any IPv6 link must carry (RFC 8200 section 5), crosses C -> R -> E; one byte
+    more gets a "packet too big" of 1280 into C's TUN instead."""
+    t = nodes
+    c6, e6 = "fd99::2", "fd99::3"
+    t.c.dp.routes.insert(ip_network(e6 + "/128"), t.c.peer(t.e))
+    t.e.dp.routes.insert(ip_network(c6 + "/128"), t.e.peer(t.c))
+    t.c.dp.mtu.set_routers([socket.inet_pton(socket.AF_INET6, c6)])
+    start(t)
+    send(t, t.c, t.e, b"first")  # the sessions are up
+    t.e.tun_packets()
+    assert t.c.dp.mtu.carry(RELAY) == 1280
+    for size in (1280, 1281):
+        t.c.dp.outbound(udp6(c6, e6, size), now=trio.current_time())
+        t.c.dp.after_batch()
+        t.net.run()
+    assert t.e.tun_packets() == [udp6(c6, e6, 1280)]
+    [answer] = t.c.tun_packets()
+    assert answer[6] == 58 and answer[40] == 2  # ICMPv6 packet too big...
+    assert struct.unpack("!I", answer[44:48])[0] == 1280  # ...saying 1280

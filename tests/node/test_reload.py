@@ -114,6 +114,21 @@ async def test_what_needs_a_restart_is_reported_and_left_running(node: Node) -> 
     assert (await node.reloader.reload())["restart_needed"] == ["[interface] listen"]
 
 
+async def test_a_share_the_native_threads_would_bypass_waits_for_a_restart(node: Node) -> None:
+    """The native threads have no queues: while they read the TUN and the sockets, a
+    [share] that shapes is listed as needing a restart and the running one stays."""
+    q = node.sharing.out_queue
+    assert q is not None and q.bucket.rate == 1_000_000
+    node.datapath.native_threads = True
+    node.cfg.path.write_text(config(download="16 Mbit/s"))
+    reply = await node.reloader.reload()
+    assert reply["share"] == [] and reply["restart_needed"] == ["[share]"]
+    assert node.sharing.out_queue is q and q.bucket.rate == 1_000_000
+    node.datapath.native_threads = False  # the Python readers: applied in place
+    assert (await node.reloader.reload())["share"] == ["download"]
+    assert q.bucket.rate == 2_000_000
+
+
 async def test_the_reload_request_answers_with_the_error_sentence(node: Node) -> None:
     handlers = Handlers(node)  # type: ignore[arg-type]
     node.cfg.path.write_text("[interface\n")

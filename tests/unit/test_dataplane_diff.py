@@ -139,7 +139,8 @@ def _stream(draw: st.DrawFn) -> list[bytes]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
+# 100: a differential property; the random-bytes one below keeps its 300
+@settings(max_examples=100, deadline=None)
 @given(data=st.data(), limit=st.sampled_from([REJECT_AFTER_MESSAGES, 5000]))
 def test_open_decides_as_the_python_path(data: st.DataObject, limit: int) -> None:
     stream = data.draw(st.composite(_stream)())
@@ -184,15 +185,17 @@ def test_the_pinned_transport_message_seals_and_opens_natively() -> None:
     [(keepalive, _)] = a.datagrams_to_send()  # the staged empty packet, counter 0
     assert b.receive_datagram(keepalive, here, now=0.025) is None
     assert pa.current is not None and pa.current.native is not None
-    pa.current.send_counter = 0  # the pinned message was the first counter
-    [data] = a.encrypt_batch(pa, [bytes(range(64))], now=0.03)
-    assert data is not None and data.hex() == TRANSPORT
-    assert pa.current.send_counter == 1
+    # the pinned message was the first counter, which the keepalive took from the
+    # session's one counter: seal it again with counter 0 directly
+    [data] = pa.current.native.seal_batch([bytes(range(64))], counter=0, mtu=a.mtu)
+    assert data.hex() == TRANSPORT
+    assert pa.current.native.send_counter == 1 and pa.current.send_counter == 1
     # counter 0 was the keepalive's: the native window refuses it as a replay
     assert b.receive_datagram(data, here, now=0.03) is None
     assert b.drops["transport_replay"] == 1
     [again] = a.encrypt_batch(pa, [bytes(range(64))], now=0.04)
-    assert again is not None
+    assert again is not None and int.from_bytes(again[8:16], "little") == 1
+    assert pa.current.native.send_counter == 2 and pa.current.send_counter == 2
     got = b.receive_datagram(again, here, now=0.04)
     assert got is not None and got[0] is pb and got[1] == bytes(range(64))
 

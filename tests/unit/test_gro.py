@@ -178,7 +178,9 @@ def test_never_more_than_64_kib() -> None:
     assert sum(len(IP(f[10:])[TCP].payload) for f in frames) == 100 * 1400
 
 
-@settings(max_examples=200)
+# 100: a property of coalescing built packets, not a parser of random bytes (those run
+# 300 examples in test_gso.py and test_dataplane_offload.py)
+@settings(max_examples=100)
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 1400), st.booleans()), max_size=30))
 def test_payload_of_every_flow_survives_in_order(spec: list[tuple[int, int, bool]]) -> None:
     seqs = [1000, 50000, 900000]

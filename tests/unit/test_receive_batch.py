@@ -102,7 +102,8 @@ class CountingSession:
         return getattr(self.inner, name)
 
 
-@settings(max_examples=150, deadline=None)
+# 100: three handshakes per example; random bytes alone run in test_dataplane_diff.py
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_a_batch_opens_as_one_datagram_at_a_time(data: st.DataObject) -> None:
     factory = choose(None).factory

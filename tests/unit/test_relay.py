@@ -5,6 +5,7 @@ time."""
 
 import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,23 +68,21 @@ def test_the_frame_layout_byte_for_byte() -> None:
     dkey, skey = b"\xdd" * 32, b"\x55" * 32
     data = b"\x04\x00\x00\x00datagram"
     got = wire.build(src6, dst6, ttl=8, destination=dkey, source=skey, datagram=data)
-    length = 8 + 4 + 64 + len(data)
+    length = 4 + 64 + len(data)
     expected = (
         bytes.fromhex("60000000")
         + struct.pack("!H", length)
-        + bytes([17, 64])
+        + bytes([253, 64])  # next header 253: RFC 3692's experimental number (RFC 4727 s. 3)
         + src6
         + dst6
-        + bytes.fromhex("1d33 1d33")
-        + struct.pack("!H", length)
-        + b"\x00\x00"
-        + bytes([32, 1, 8, 0])
+        + bytes([32, 2, 8, 0])
         + dkey
         + skey
         + data
     )
     assert got == expected
-    assert wire.HEADER_SIZE == 116 and wire.OVERHEAD == 148
+    # 1420 - 140 = 1280: IPv6's minimum MTU (RFC 8200 section 5) at the default link MTU
+    assert wire.HEADER_SIZE == 108 and wire.OVERHEAD == 140
     assert wire.is_frame(got)
     assert wire.parse(got) == wire.Frame(src6, 8, dkey, skey, data)
 
@@ -116,7 +115,7 @@ def test_truncated_and_mislabelled_frames_are_refused() -> None:
     assert wire.parse(good[:-1]) is None  # the IPv6 length no longer matches
     assert wire.parse(good[: wire.HEADER_SIZE]) is None  # no datagram
     other_kind = bytearray(good)
-    other_kind[48] = 33
+    other_kind[40] = 33
     assert wire.parse(bytes(other_kind)) is None
     r = relay()
     assert r.receive(C, good[:-1], now=0.0) is None
@@ -189,21 +188,75 @@ def test_the_byte_cap_holds_per_pair() -> None:
     assert r.drops["relay_cap"] == 2
 
 
-def test_the_rate_is_a_token_bucket_in_virtual_time() -> None:
-    rate = 100_000  # bytes per second: the burst is MIN_BURST (64 KiB)
+def test_the_rate_paces_frames_through_a_bounded_queue_in_virtual_time() -> None:
+    rate = 100_000  # bytes per second: the burst is MIN_BURST (64 KiB), the queue 64 KiB too
     r = relay(pair_rate=rate, pair_cap=None)
 
-    def one(now: float) -> bool:
-        return isinstance(
-            r.receive(C, frame_from(C, R, dst=E, src=C, data=b"d" * 1000), now=now), Forward
-        )
+    def one(now: float, data: bytes = b"d" * 1000) -> object:
+        return r.receive(C, frame_from(C, R, dst=E, src=C, data=data), now=now)
 
-    burst = sum(one(0.0) for _ in range(100))
-    assert burst == MIN_BURST // 1000  # 65 frames, then the bucket is empty
-    assert not one(0.0)  # 536 bytes left
-    assert not one(0.004)  # 400 bytes refilled: 936, not enough
-    assert one(0.005)  # 100 more: 1,036
-    assert r.drops["relay_rate"] == 100 - burst + 2
+    sent = [one(0.0) for _ in range(100)]
+    assert sum(isinstance(s, Forward) for s in sent) == MIN_BURST // 1000  # 65 leave at once
+    assert r.counters["queued"] == 35 and not r.drops  # the rest wait: nothing is dropped
+    assert r.get_timer() == pytest.approx(0.00464)  # 536 bytes left, 464 more at 100 kB/s
+    r.handle_timer(now=0.004)
+    assert r.take_released() == []  # 936 bytes of tokens: not enough for the head
+    r.handle_timer(now=0.00464)
+    [first] = r.take_released()
+    assert first.next_hop == E and wire.parse(first.packet).datagram == b"d" * 1000  # type: ignore[union-attr]
+    r.handle_timer(now=0.2)  # 0.195 s more of the rate: 19 frames, in order, no burst
+    assert len(r.take_released()) == 19 and r.status()[0]["queued"] == 15_000
+    r.handle_timer(now=1.0)
+    assert len(r.take_released()) == 15 and not r.waiting and r.get_timer() is None
+    [pair] = r.status()
+    assert pair["frames"] == 100 and pair["bytes"] == 100_000 and pair["drops"] == {}
+
+    # past the queue: after an idle spell 65 frames leave, 65 wait, the rest are dropped
+    sent = [one(10.0) for _ in range(200)]
+    assert sum(isinstance(s, Forward) for s in sent) == 65
+    assert r.status()[0]["queued"] == 65_000
+    assert r.drops["relay_rate"] == 70 and r.status()[0]["drops"] == {"rate": 70}
+
+
+@pytest.mark.parametrize(("data_from", "ack_from"), [(C, E), (E, C)], ids=["c-e", "e-c"])
+def test_the_two_directions_of_a_pair_take_turns_in_its_queue(
+    data_from: bytes, ack_from: bytes
+) -> None:
+    """The ACKs of the far end do not wait behind a full queue of data the other way
+    (both ways round: one of the two directions is the pair's first queue)."""
+    r = relay(pair_rate=100_000, pair_cap=None)
+
+    def data() -> object:
+        frame = frame_from(data_from, R, dst=ack_from, src=data_from, data=b"d" * 1000)
+        return r.receive(data_from, frame, now=0.0)
+
+    while isinstance(data(), Forward):
+        pass
+    for _ in range(4):
+        data()
+    ack = frame_from(ack_from, R, dst=data_from, src=ack_from, data=b"ack")
+    assert r.receive(ack_from, ack, now=0.0) is None  # queued behind the pair's debt
+    r.handle_timer(now=1.0)
+    order = [f.next_hop for f in r.take_released()]
+    assert sorted(order) == sorted([ack_from] * 5 + [data_from])
+    assert data_from in order[:2]  # second at the latest, not last of six
+
+
+def test_every_pair_together_holds_at_most_the_total_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidewire.node.core import relay as core
+
+    monkeypatch.setattr(core, "TOTAL_QUEUE", 3000)
+    ends = [keypair(f"relay-total-{i}")[1] for i in range(2)]
+    r = relay(peers=(C, *ends), pair_rate=100_000, pair_cap=None)
+    for end in ends:
+        while isinstance(
+            r.receive(C, frame_from(C, R, dst=end, src=C, data=b"d" * 1000), now=0.0), Forward
+        ):
+            pass
+        r.receive(C, frame_from(C, R, dst=end, src=C, data=b"d" * 1000), now=0.0)
+    # the first pair left one frame queued (and one in the loop's last call): 2000 held;
+    # the second pair's two frames find 1000 bytes of room: one is queued, one dropped
+    assert r.held == 3000 and r.drops == {"relay_queue_full": 1}
 
 
 def test_the_pair_table_is_bounded_and_keeps_busy_pairs() -> None:

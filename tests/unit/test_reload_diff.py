@@ -63,6 +63,13 @@ def test_a_peer_added_at_run_time_goes_unless_the_file_has_it() -> None:
     assert diff(running, running, peers=live).removed == [B]
 
 
+@pytest.mark.parametrize("origin", ["exit", "open"])
+def test_a_dynamic_peer_is_never_removed_or_compared(origin: str) -> None:
+    running = node(peer(A, "10.0.0.2/32"))
+    live = {**by_key(running), B: peer(B, "0.0.0.0/0", origin=origin)}  # made by the node
+    assert not diff(running, running, peers=live)
+
+
 @pytest.mark.parametrize(
     ("field", "edit"),
     [

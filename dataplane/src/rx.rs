@@ -1,0 +1,192 @@
+//! The receive thread's work (issue 17): the datagrams of a UDP read (one sender, a GRO
+//! buffer cut at its segment size) opened for established sessions and written to the
+//! TUN, with no Python on the way. Python installs the sessions (receiver index ->
+//! keys, the peer's id and its current endpoint, how long the keypair may still be
+//! used) and the prefix table; whatever this does not finish goes back to Python in
+//! the hand-back queue with its reason, and Python's path takes it from the start
+//! (`Raw`: not opened) or after authentication (`Opened`).
+//!
+//! Handed back unopened: handshake messages and anything not a transport message, an
+//! index with no installed session (a new keypair Python has not installed yet), a
+//! datagram from another endpoint than the installed one (roaming and path choice stay
+//! Python's), an aged keypair, an outer ECN field of ECT(1) or CE (RFC 6040's
+//! decapsulation is Python's). Handed back opened: keepalives (the link counts them),
+//! and what inner.rs names. Counted here: replayed and forged datagrams (the link's own
+//! reasons) and inner sources outside the peer's allowed IPs; the per-peer counters the
+//! link's timers and accounting need (PeerStats) are polled by Python.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::inner::{classify, Inner};
+use crate::keys::Keys;
+use crate::prefix::Prefixes;
+use crate::transport::{Refusal, HEADER_SIZE, TAG_SIZE};
+use crate::worker::{self, Counts};
+
+pub const HANDBACK_LIMIT: usize = 4096; // items waiting for Python; more are dropped, counted
+pub const TUN_BATCH: usize = 128; // inner packets coalesced per TUN write batch
+
+pub struct Entry {
+    pub keys: Arc<Keys>,
+    pub peer: u32,
+    pub endpoint: SocketAddr,
+    pub deadline: Instant,
+}
+
+/// What a peer's sessions received since Python last looked (it swaps them to 0).
+#[derive(Default)]
+pub struct PeerStats {
+    pub packets: AtomicU64,     // authenticated datagrams (the link's timers, rx bytes)
+    pub data: AtomicU64,        // of them, with inner data (the keepalive timer)
+    pub wire_bytes: AtomicU64,  // their length on the wire (the peer's rx_bytes)
+    pub inner_bytes: AtomicU64, // inner bytes written to the TUN (accounting)
+}
+
+pub struct Tables {
+    pub entries: HashMap<u32, Entry>, // by our receiver index
+    pub routes: Prefixes,
+    pub stats: HashMap<u32, Arc<PeerStats>>, // by peer id
+}
+
+pub enum Handback {
+    Raw { data: Vec<u8>, from: SocketAddr, ecn: u8, reason: &'static str },
+    Opened { index: u32, data: Vec<u8>, plain: Vec<u8>, from: SocketAddr, ecn: u8, reason: &'static str },
+}
+
+pub struct Shared {
+    pub tables: RwLock<Tables>,
+    pub overlay: [u8; 16],
+    pub limit: u64, // REJECT_AFTER_MESSAGES
+    pub drops: Counts,
+    pub handed_back: Counts,
+    pub queue: Mutex<VecDeque<Handback>>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// One wake-up's results, merged into `Shared` once.
+#[derive(Default)]
+pub struct Batch {
+    pub tun: Vec<Vec<u8>>,
+    pub handback: Vec<Handback>,
+    pub drops: HashMap<&'static str, u64>,
+}
+
+impl Batch {
+    pub fn drop(&mut self, reason: &'static str) {
+        *self.drops.entry(reason).or_insert(0) += 1;
+    }
+}
+
+fn raw(batch: &mut Batch, d: &[u8], from: SocketAddr, ecn: u8, reason: &'static str) {
+    batch.handback.push(Handback::Raw { data: d.to_vec(), from, ecn, reason });
+}
+
+impl Shared {
+    pub fn new(overlay: [u8; 16], limit: u64, stop: Arc<AtomicBool>) -> Self {
+        Shared {
+            tables: RwLock::new(Tables {
+                entries: HashMap::new(),
+                routes: Prefixes::new(),
+                stats: HashMap::new(),
+            }),
+            overlay,
+            limit,
+            drops: Mutex::new(HashMap::new()),
+            handed_back: Mutex::new(HashMap::new()),
+            queue: Mutex::new(VecDeque::new()),
+            stop,
+        }
+    }
+
+    /// The datagrams of one read from `from`, with the outer ECN field.
+    pub fn handle(
+        &self,
+        tables: &Tables,
+        datagrams: &[&[u8]],
+        from: SocketAddr,
+        ecn: u8,
+        now: Instant,
+        batch: &mut Batch,
+    ) {
+        for d in datagrams {
+            self.handle_one(tables, d, from, ecn, now, batch);
+        }
+    }
+
+    fn handle_one(
+        &self,
+        tables: &Tables,
+        d: &[u8],
+        from: SocketAddr,
+        ecn: u8,
+        now: Instant,
+        batch: &mut Batch,
+    ) {
+        if ecn & 1 != 0 {
+            return raw(batch, d, from, ecn, "ecn");
+        }
+        if d.len() < HEADER_SIZE + TAG_SIZE || d[..4] != [4, 0, 0, 0] {
+            let reason = if (1..=3).contains(&d.first().copied().unwrap_or(0)) {
+                "handshake"
+            } else {
+                "not_transport"
+            };
+            return raw(batch, d, from, ecn, reason);
+        }
+        let index = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+        let entry = match tables.entries.get(&index) {
+            Some(e) => e,
+            None => return raw(batch, d, from, ecn, "unknown_index"),
+        };
+        if entry.endpoint != from {
+            return raw(batch, d, from, ecn, "endpoint");
+        }
+        if now >= entry.deadline {
+            return raw(batch, d, from, ecn, "aged");
+        }
+        let mut plain = match entry.keys.open(self.limit, d) {
+            Ok(p) => p,
+            Err(Refusal::Expired) => return raw(batch, d, from, ecn, "expired"),
+            Err(r) => return batch.drop(r.reason()),
+        };
+        if plain.is_empty() {
+            let reason = "keepalive";
+            return batch.handback.push(Handback::Opened { index, data: d.to_vec(), plain, from, ecn, reason });
+        }
+        let (version, src, length) = match classify(&plain, &self.overlay) {
+            Inner::Deliver { version, src, length } => (version, src, length),
+            Inner::Python(reason) => {
+                let data = d.to_vec();
+                return batch.handback.push(Handback::Opened { index, data, plain, from, ecn, reason });
+            }
+        };
+        let stats = tables.stats.get(&entry.peer);
+        if let Some(s) = stats {
+            s.packets.fetch_add(1, Ordering::Relaxed);
+            s.data.fetch_add(1, Ordering::Relaxed);
+            s.wire_bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
+        }
+        let owner = if version == 4 { tables.routes.v4.lookup(src) } else { tables.routes.v6.lookup(src) };
+        if owner != Some(entry.peer) {
+            return batch.drop("inner_source_not_allowed");
+        }
+        if let Some(s) = stats {
+            s.inner_bytes.fetch_add(length as u64, Ordering::Relaxed);
+        }
+        plain.truncate(length);
+        batch.tun.push(plain);
+    }
+
+    /// Merge a wake-up's drops and hand-backs; true if Python has something to read.
+    pub fn publish(&self, batch: &mut Batch) -> bool {
+        worker::merge(&self.drops, &mut batch.drops);
+        let reason = |item: &Handback| match item {
+            Handback::Raw { reason, .. } | Handback::Opened { reason, .. } => *reason,
+        };
+        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, reason, HANDBACK_LIMIT)
+    }
+}

@@ -1,0 +1,183 @@
+//! `Inbound`, the receive thread as Python drives it (node/dataplane_loop.py): made
+//! over the UDP sockets and the TUN, started and stopped, sessions and the prefix table
+//! installed and removed, the hand-back queue taken through an eventfd Trio waits on,
+//! and the counters polled. `handle` runs the thread's per-read work on given
+//! datagrams without any I/O, for the differential tests and the fuzzing harness.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::rx::{Batch, Entry, Handback, PeerStats, Shared};
+use crate::rx_thread::{self, Io};
+use crate::worker::{self, Worker};
+use crate::Session;
+
+#[pyclass(module = "tidewire._dataplane")]
+pub struct Inbound {
+    shared: Arc<Shared>,
+    io: Option<Io>, // until started
+    worker: Worker,
+}
+
+fn endpoint(host: &str, port: u16) -> PyResult<SocketAddr> {
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| PyValueError::new_err(format!("host: {host:?} is not an IP address")))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn handback_tuple<'py>(py: Python<'py>, item: &Handback) -> Bound<'py, PyTuple> {
+    let (kind, index, data, plain, from, ecn, reason) = match item {
+        Handback::Raw { data, from, ecn, reason } => ("raw", 0, data, None, from, ecn, reason),
+        Handback::Opened { index, data, plain, from, ecn, reason } => {
+            ("opened", *index, data, Some(plain), from, ecn, reason)
+        }
+    };
+    let plain = plain.map(|p| PyBytes::new_bound(py, p).into_any());
+    PyTuple::new_bound(
+        py,
+        [
+            kind.into_py(py),
+            reason.into_py(py),
+            index.into_py(py),
+            PyBytes::new_bound(py, data).into_py(py),
+            plain.map_or_else(|| py.None(), |p| p.unbind()),
+            from.ip().to_string().into_py(py),
+            from.port().into_py(py),
+            ecn.into_py(py),
+        ],
+    )
+}
+
+#[pymethods]
+impl Inbound {
+    #[new]
+    #[pyo3(signature = (*, sockets, tun_fd, tun_gro, overlay, limit))]
+    fn new(sockets: Vec<i32>, tun_fd: i32, tun_gro: bool, overlay: &[u8], limit: u64) -> PyResult<Self> {
+        let overlay: [u8; 16] = overlay
+            .try_into()
+            .map_err(|_| PyValueError::new_err("overlay: an IPv6 address is 16 bytes"))?;
+        let worker = Worker::new()?;
+        let shared = Arc::new(Shared::new(overlay, limit, Arc::clone(&worker.stop)));
+        let io = Some(Io { sockets, tun_fd, tun_gro, event_fd: worker.event_fd });
+        Ok(Inbound { shared, io, worker })
+    }
+
+    /// The eventfd that is readable while hand-backs wait (read 8 bytes to reset it).
+    #[getter]
+    fn event_fd(&self) -> i32 {
+        self.worker.event_fd
+    }
+
+    /// Start the receive thread (once).
+    fn start(&mut self) -> PyResult<()> {
+        let io = self.io.take().ok_or_else(|| PyRuntimeError::new_err("already started"))?;
+        let shared = Arc::clone(&self.shared);
+        self.worker.start("tidewire-rx", move || rx_thread::run(shared, io))
+    }
+
+    /// Stop the thread and wait for it (at most one poll interval).
+    fn stop(&mut self, py: Python<'_>) {
+        self.worker.stop(py);
+    }
+
+    /// Open datagrams to `session`'s index from `host`:`port` for `ttl` more seconds.
+    #[pyo3(signature = (session, *, peer, host, port, ttl))]
+    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64) -> PyResult<()> {
+        let endpoint = endpoint(host, port)?;
+        let ttl = Duration::from_secs_f64(ttl.clamp(0.0, 1e6));
+        let keys = Arc::clone(&session.keys);
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
+            tables.stats.entry(peer).or_insert_with(|| Arc::new(PeerStats::default()));
+            let index = keys.local_index;
+            tables.entries.insert(index, Entry { keys, peer, endpoint, deadline: Instant::now() + ttl });
+        });
+        Ok(())
+    }
+
+    /// Forget the session of receiver index `index` (its datagrams go to Python again).
+    fn remove(&self, py: Python<'_>, index: u32) {
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
+            tables.entries.remove(&index);
+        });
+    }
+
+    /// Replace the prefix table: (IP version, network as 16 big-endian bytes, prefix
+    /// length, peer id) per allowed IP.
+    fn set_routes(&self, py: Python<'_>, routes: Vec<(u8, Vec<u8>, u32, u32)>) -> PyResult<()> {
+        let table = crate::tx_bindings::prefixes(routes)?;
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            shared.tables.write().unwrap_or_else(|e| e.into_inner()).routes = table;
+        });
+        Ok(())
+    }
+
+    /// Up to `limit` hand-backs, oldest first: (kind "raw" or "opened", reason, receiver
+    /// index, the datagram, the plaintext or None, host, port, outer ECN field).
+    fn take<'py>(&self, py: Python<'py>, limit: usize) -> Bound<'py, PyList> {
+        let items: Vec<Handback> = {
+            let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let n = limit.min(queue.len());
+            queue.drain(..n).collect()
+        };
+        PyList::new_bound(py, items.iter().map(|item| handback_tuple(py, item)))
+    }
+
+    /// Per peer id, what its sessions received since the last call: (peer, datagrams,
+    /// with data, wire bytes, inner bytes); peers with nothing new are left out.
+    fn stats(&self) -> Vec<(u32, u64, u64, u64, u64)> {
+        let tables = self.shared.tables.read().unwrap_or_else(|e| e.into_inner());
+        tables
+            .stats
+            .iter()
+            .filter_map(|(peer, s)| {
+                let packets = s.packets.swap(0, Ordering::Relaxed);
+                if packets == 0 {
+                    return None;
+                }
+                let data = s.data.swap(0, Ordering::Relaxed);
+                let wire = s.wire_bytes.swap(0, Ordering::Relaxed);
+                Some((*peer, packets, data, wire, s.inner_bytes.swap(0, Ordering::Relaxed)))
+            })
+            .collect()
+    }
+
+    /// The drops counted since the last call, by the Python path's reason names.
+    fn drops(&self) -> Vec<(&'static str, u64)> {
+        worker::swap(&self.shared.drops)
+    }
+
+    /// The hand-backs queued since the last call, by reason ("full": dropped, the queue
+    /// was full).
+    fn handed_back(&self) -> Vec<(&'static str, u64)> {
+        worker::swap(&self.shared.handed_back)
+    }
+
+    /// The thread's work on one read's `datagrams` from `host`:`port`, without I/O: the
+    /// inner packets for the TUN; hand-backs are queued for `take` and drops counted, as
+    /// the thread does.
+    fn handle<'py>(&self, py: Python<'py>, datagrams: Vec<Vec<u8>>, host: &str, port: u16, ecn: u8) -> PyResult<Bound<'py, PyList>> {
+        let from = endpoint(host, port)?;
+        let shared = &self.shared;
+        let mut batch = Batch::default();
+        py.allow_threads(|| {
+            let slices: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
+            let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
+            shared.handle(&tables, &slices, from, ecn, Instant::now(), &mut batch);
+            drop(tables);
+            shared.publish(&mut batch); // into the queue, as the thread does
+        });
+        Ok(PyList::new_bound(py, batch.tun.iter().map(|p| PyBytes::new_bound(py, p))))
+    }
+}

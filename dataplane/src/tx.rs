@@ -1,0 +1,208 @@
+//! The send thread's work (issue 17): the packets of a TUN read (TSO super-packets cut
+//! by offload.rs) routed by destination in the prefix table Python installs, sealed with
+//! the peer's current keypair (its send counter taken from the one shared counter,
+//! keys.rs) and queued for the peer's endpoint, where tx_thread.rs sends them with UDP
+//! GSO. Handed back to Python (its `DataPath.outbound` takes them from the start): a
+//! peer with no installed sender (no session yet: Python stages and starts the
+//! handshake), a packet larger than the path carries (the ICMP "too big"), TCP SYNs (the
+//! MSS clamp), inner ECN codepoints (the outer TOS per RFC 6040), fragments, extension
+//! headers and anything malformed, an aged keypair or one at REKEY_AFTER_MESSAGES.
+//! Counted here: no route (`tun_no_route`), TUN frames offload.rs refuses (its reason).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::inner::TCP;
+use crate::keys::Keys;
+use crate::offload;
+use crate::prefix::Prefixes;
+use crate::transport;
+use crate::worker::{self, Counts};
+
+pub const HANDBACK_LIMIT: usize = 4096;
+pub const VNET_HDR_LEN: usize = 10;
+
+pub struct Sender {
+    pub keys: Arc<Keys>,
+    pub endpoint: SocketAddr,
+    pub deadline: Instant,
+    pub carry: usize, // the largest inner packet the peer's path carries
+}
+
+/// What a peer's sessions sent since Python last looked (it swaps them to 0).
+#[derive(Default)]
+pub struct TxStats {
+    pub packets: AtomicU64,
+    pub wire_bytes: AtomicU64,
+    pub inner_bytes: AtomicU64,
+}
+
+pub struct TxTables {
+    pub senders: HashMap<u32, Sender>, // by peer id
+    pub routes: Prefixes,
+    pub stats: HashMap<u32, Arc<TxStats>>,
+}
+
+pub struct TxShared {
+    pub tables: RwLock<TxTables>,
+    pub limit: u64, // REKEY_AFTER_MESSAGES: from there on Python seals (and rekeys)
+    pub mtu: Option<usize>,
+    pub drops: Counts,
+    pub events: Counts, // not drops: TUN super-packets cut
+    pub handed_back: Counts,
+    pub queue: Mutex<VecDeque<(Vec<u8>, &'static str)>>,
+    pub stop: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+pub struct TxBatch {
+    pub out: Vec<(SocketAddr, Vec<u8>)>,
+    pub handback: Vec<(Vec<u8>, &'static str)>,
+    pub drops: HashMap<&'static str, u64>,
+    pub super_packets: u64,
+}
+
+impl TxBatch {
+    pub fn drop(&mut self, reason: &'static str, n: u64) {
+        *self.drops.entry(reason).or_insert(0) += n;
+    }
+}
+
+fn be(bytes: &[u8]) -> u128 {
+    bytes.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+}
+
+/// (IP version, destination, length) of a packet the thread may seal, or why not.
+fn classify(p: &[u8]) -> Result<(u8, u128, usize), &'static str> {
+    let n = p.len();
+    if n < 20 {
+        return Err("inner");
+    }
+    match p[0] >> 4 {
+        4 => {
+            let ihl = usize::from(p[0] & 0x0F) * 4;
+            let total = usize::from(p[2]) << 8 | usize::from(p[3]);
+            if ihl < 20 || total < ihl || total > n {
+                return Err("inner");
+            }
+            if p[1] & 3 != 0 {
+                return Err("ecn");
+            }
+            if p[6] & 0x3F != 0 || p[7] != 0 {
+                return Err("fragment");
+            }
+            if p[9] == TCP && (total < ihl + 20 || p[ihl + 13] & 2 != 0) {
+                return Err("syn");
+            }
+            Ok((4, be(&p[16..20]), total))
+        }
+        6 => {
+            if n < 40 {
+                return Err("inner");
+            }
+            let total = 40 + (usize::from(p[4]) << 8 | usize::from(p[5]));
+            if total > n {
+                return Err("inner");
+            }
+            if (p[1] >> 4) & 3 != 0 {
+                return Err("ecn");
+            }
+            let proto = p[6];
+            if proto != TCP && proto != 17 && proto != 58 {
+                return Err("extension");
+            }
+            if proto == TCP && (total < 60 || p[53] & 2 != 0) {
+                return Err("syn");
+            }
+            Ok((6, be(&p[24..40]), total))
+        }
+        _ => Err("inner"),
+    }
+}
+
+impl TxShared {
+    pub fn new(limit: u64, mtu: Option<usize>, stop: Arc<AtomicBool>) -> Self {
+        TxShared {
+            tables: RwLock::new(TxTables {
+                senders: HashMap::new(),
+                routes: Prefixes::new(),
+                stats: HashMap::new(),
+            }),
+            limit,
+            mtu,
+            drops: Mutex::new(HashMap::new()),
+            events: Mutex::new(HashMap::new()),
+            handed_back: Mutex::new(HashMap::new()),
+            queue: Mutex::new(VecDeque::new()),
+            stop,
+        }
+    }
+
+    /// One TUN read: with `vnet`, a virtio-net header first (with `tso`, possibly a
+    /// super-packet or an unfinished checksum, cut by offload.rs).
+    pub fn handle_frame(&self, tables: &TxTables, frame: &[u8], vnet: bool, tso: bool, now: Instant, batch: &mut TxBatch) {
+        if !vnet {
+            return self.handle_packet(tables, frame, now, batch);
+        }
+        if !tso {
+            return self.handle_packet(tables, frame.get(VNET_HDR_LEN..).unwrap_or(&[]), now, batch);
+        }
+        match offload::split(frame) {
+            Ok(packets) => {
+                if packets.len() > 1 {
+                    batch.super_packets += 1;
+                }
+                for p in &packets {
+                    self.handle_packet(tables, p, now, batch);
+                }
+            }
+            Err(reason) => batch.drop(reason, 1),
+        }
+    }
+
+    pub fn handle_packet(&self, tables: &TxTables, p: &[u8], now: Instant, batch: &mut TxBatch) {
+        let (version, dst, length) = match classify(p) {
+            Ok(c) => c,
+            Err(reason) => return batch.handback.push((p.to_vec(), reason)),
+        };
+        let peer = if version == 4 { tables.routes.v4.lookup(dst) } else { tables.routes.v6.lookup(dst) };
+        let peer = match peer {
+            Some(peer) => peer,
+            None => return batch.drop("tun_no_route", 1),
+        };
+        let sender = match tables.senders.get(&peer) {
+            Some(s) => s,
+            None => return batch.handback.push((p.to_vec(), "no_session")),
+        };
+        if length > sender.carry {
+            return batch.handback.push((p.to_vec(), "too_big"));
+        }
+        if now >= sender.deadline {
+            return batch.handback.push((p.to_vec(), "aged"));
+        }
+        let counter = sender.keys.take_counters(1);
+        if counter >= self.limit {
+            return batch.handback.push((p.to_vec(), "rekey"));
+        }
+        let d = transport::seal(&sender.keys.send, sender.keys.remote_index, counter, p, self.mtu);
+        if let Some(s) = tables.stats.get(&peer) {
+            s.packets.fetch_add(1, Ordering::Relaxed);
+            s.wire_bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
+            s.inner_bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
+        }
+        batch.out.push((sender.endpoint, d));
+    }
+
+    /// Merge drops, events and hand-backs; true if Python has something to read.
+    pub fn publish(&self, batch: &mut TxBatch) -> bool {
+        worker::merge(&self.drops, &mut batch.drops);
+        if batch.super_packets > 0 {
+            let n = std::mem::take(&mut batch.super_packets);
+            worker::merge(&self.events, &mut HashMap::from([("tun_super_packets", n)]));
+        }
+        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, |h| h.1, HANDBACK_LIMIT)
+    }
+}

@@ -1,0 +1,124 @@
+//! The send thread: it waits on the TUN (poll, 100 ms so a stop is seen), drains up to
+//! READS reads, hands each to tx.rs and sends what was sealed: per endpoint, runs of
+//! equal-sized datagrams (the last may be shorter) in one sendmsg with UDP_SEGMENT, as
+//! node/transports/udp.py's BatchSender does, falling back to one datagram per call for
+//! good if the kernel refuses GSO. No Python object is touched here.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::sys;
+use crate::tx::{TxBatch, TxShared, VNET_HDR_LEN};
+
+const READS: usize = 64;
+const POLL_MS: i32 = 100;
+const MAX_SEGMENTS: usize = 64;
+const MAX_BYTES: usize = 65000;
+
+pub struct TxIo {
+    pub tun_fd: i32,
+    pub vnet: bool,
+    pub tso: bool,
+    pub v4: i32, // the UDP sockets by family (-1: none)
+    pub v6: i32,
+    pub event_fd: i32,
+    pub gso: AtomicBool,
+}
+
+fn refused(e: i32) -> bool {
+    e == libc::EINVAL || e == libc::EIO || e == libc::EOPNOTSUPP || e == libc::ENOPROTOOPT
+}
+
+fn send_one(fd: i32, to: SocketAddr, d: &[u8], batch: &mut TxBatch) {
+    match sys::send(fd, to, d, None) {
+        Ok(()) => {}
+        Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::ENOBUFS => {
+            batch.drop("send_buffer_full", 1)
+        }
+        Err(_) => batch.drop("send_failed", 1),
+    }
+}
+
+fn send_run(io: &TxIo, fd: i32, to: SocketAddr, run: &[&[u8]], batch: &mut TxBatch) {
+    if run.len() == 1 || !io.gso.load(Ordering::Relaxed) {
+        for d in run {
+            send_one(fd, to, d, batch);
+        }
+        return;
+    }
+    let joined = run.concat();
+    match sys::send(fd, to, &joined, Some(run[0].len() as u16)) {
+        Ok(()) => {}
+        Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::ENOBUFS => {
+            batch.drop("send_buffer_full", run.len() as u64)
+        }
+        Err(e) if refused(e) => {
+            io.gso.store(false, Ordering::Relaxed);
+            batch.drop("udp_gso_refused", 1);
+            for d in run {
+                send_one(fd, to, d, batch);
+            }
+        }
+        Err(_) => batch.drop("send_failed", run.len() as u64),
+    }
+}
+
+/// Send the batch's datagrams in order, GSO runs per endpoint.
+pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
+    let out = std::mem::take(&mut batch.out);
+    let mut i = 0;
+    while i < out.len() {
+        let (to, first) = (&out[i].0, &out[i].1);
+        let size = first.len();
+        let mut j = i + 1;
+        let mut bytes = size;
+        while j < out.len()
+            && out[j].0 == *to
+            && j - i < MAX_SEGMENTS
+            && bytes + out[j].1.len() <= MAX_BYTES
+            && out[j].1.len() <= size
+        {
+            bytes += out[j].1.len();
+            j += 1;
+            if out[j - 1].1.len() < size {
+                break; // a shorter datagram ends the run
+            }
+        }
+        let fd = if to.is_ipv4() { io.v4 } else { io.v6 };
+        if fd < 0 {
+            batch.drop("send_no_socket", (j - i) as u64);
+        } else {
+            let run: Vec<&[u8]> = out[i..j].iter().map(|(_, d)| d.as_slice()).collect();
+            send_run(io, fd, *to, &run, batch);
+        }
+        i = j;
+    }
+}
+
+pub fn run(shared: Arc<TxShared>, io: TxIo) {
+    let mut buf = vec![0u8; VNET_HDR_LEN + 65536];
+    let mut batch = TxBatch::default();
+    while !shared.stop.load(Ordering::Relaxed) {
+        if !sys::poll_readable(&[io.tun_fd], POLL_MS)[0] {
+            continue;
+        }
+        for _ in 0..READS {
+            let n = match sys::read(io.tun_fd, &mut buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(_) => {
+                    batch.drop("tun_read_failed", 1);
+                    break;
+                }
+            };
+            let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
+            shared.handle_frame(&tables, &buf[..n], io.vnet, io.tso, Instant::now(), &mut batch);
+        }
+        send_all(&io, &mut batch);
+        if shared.publish(&mut batch) {
+            sys::signal(io.event_fd);
+        }
+    }
+}

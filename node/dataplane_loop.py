@@ -1,0 +1,262 @@
+"""The native threads' Trio side (issue 17): the per-packet loops for established
+sessions run in threads of the native module without the GIL, from the UDP sockets to
+the TUN (dataplane/src/rx*.rs, here) and from the TUN to the UDP sockets
+(dataplane/src/tx*.rs, its shell in dataplane_send.py); this shell keeps them agreeing
+with the link and takes back what they do not handle.
+
+They run in place of the TUN reader and the UDP transport's readers when `eligible`
+says the node may: the native plane, no exit policy, pass-through queues, no [share]
+quota. For the receive thread:
+
+- **Installing.** Every `POLL` seconds, and after each hand-back batch, `reconcile`
+  gives the thread each peer's current keypair (its native session, the peer's UDP
+  endpoint and how long the keypair may still be used, less a margin) and the prefix
+  table of cryptokey routing; keypairs that are gone, aged or moved are removed. A
+  peer whose inbound packets accounting gates (a provider's client) is never
+  installed: its datagrams keep taking the Python path.
+- **Hand-backs.** The thread writes the eventfd when it queued items. Unopened ones
+  ("raw": handshakes, unknown indices, another endpoint, an outer CE...) go through the
+  UDP transport's `deliver`, as its own reader would hand them over; opened ones
+  (keepalives, control packets, SYNs, fragments...) through the link's
+  `receive_opened` and then `DataPath.inbound`.
+- **Counters.** What each peer received natively is polled: the link's timer hooks run
+  once per poll for it (authenticated traffic, data received, the initiator's
+  last-minute handshake), its rx bytes and accounting's inner bytes are added; native
+  drops join the link's or the data path's counters under the Python path's names, and
+  hand-backs are counted per reason (`native_handback_*`).
+"""
+
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from tidewire.node.core.roles import Role
+from tidewire.node.dataplane_send import NativeOutbound, count_handbacks
+from tidewire.node.transports.udp import Shedding, UdpTransport
+from tidewire.protocol.link.constants import (
+    REJECT_AFTER_MESSAGES,
+    REJECT_AFTER_TIME,
+)
+from tidewire.protocol.link.keypair import Keypair
+from tidewire.protocol.link.peer import Peer
+from tidewire.protocol.types import UDP, Path
+
+if TYPE_CHECKING:
+    from tidewire.node.datapath import DataPath
+
+log = logging.getLogger("tidewire.node")
+
+POLL = 0.05  # seconds between polls of the counters and reconciles
+TAKE = 256  # hand-backs per round
+MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair leaves the thread
+
+
+def eligible(dp: "DataPath") -> str | None:
+    """None if the receive thread may run on this node, else why not (one clause)."""
+    if dp.dataplane != "native":
+        return "the data plane is python"
+    if not hasattr(dp.native_module, "Outbound"):
+        return "the native module has no send and receive threads"
+    if dp.policy is not None:
+        return "an exit policy is on (the native loop does not enforce it yet)"
+    if not dp._in_direct or not dp._out_direct or dp.quota is not None:
+        return "[share] queues are on (the native loop has no queues yet)"
+    return None
+
+
+def readers(dp: "DataPath", udp: UdpTransport) -> list[Callable[[], Awaitable[None]]]:
+    """What reads the TUN and the UDP sockets: the native threads where `eligible`, else
+    the data path's TUN reader and the transport's own readers; the data plane's `why`
+    in status says which."""
+    why = eligible(dp)
+    if why is None:
+        dp.dataplane_why += "; the native send and receive threads run the TUN and UDP"
+        dp.native_threads = True
+        return [NativeInbound(dp, udp).serve]
+    if dp.dataplane == "native":
+        dp.dataplane_why += f"; TUN and UDP are read in Python: {why}"
+    return [dp.tun_reader, partial(udp.serve, dp)]
+
+
+def _gated(acct: Any, peer_key: bytes) -> bool:
+    """Does accounting hold this peer's inbound packets back one by one? A provider's
+    client (the credit window) and a provider that refused us do; counting alone (our
+    provider, a WireGuard peer) can take the native counters in bulk."""
+    if acct is None:
+        return False
+    role = acct.roles.get(peer_key)
+    if role is Role.CLIENT:
+        return True
+    used = acct.used.get(peer_key) if role is Role.PROVIDER else None
+    return bool(used is not None and used.refused)
+
+
+class NativeInbound:
+    """The receive thread over `udp`'s sockets, writing to the data path's TUN."""
+
+    def __init__(self, dp: "DataPath", udp: UdpTransport) -> None:
+        self.dp, self.udp = dp, udp
+        self.thread: Any = None
+        self.send = NativeOutbound(dp, udp)
+        self.installed: dict[int, tuple[Keypair, tuple[str, int]]] = {}  # index -> what
+        self.ids: dict[bytes, int] = {}  # peer key -> the thread's peer id
+        self.peers_by_id: dict[int, Peer] = {}
+        self.routes: list[tuple[int, bytes, int, int]] = []
+        self.handed_back: Counter[str] = Counter()
+
+    async def serve(self) -> None:
+        dp = self.dp
+        self.thread = thread = dp.native_module.Inbound(
+            sockets=[s.fileno() for s in self.udp.sockets.values()],
+            tun_fd=dp.tun_fd,
+            tun_gro=dp.tun_gro,
+            overlay=dp.control.local_overlay,
+            limit=REJECT_AFTER_MESSAGES,
+        )
+        send = self.send.make()
+        self.reconcile(now=trio.current_time())
+        thread.start()
+        send.start()
+        log.info("data plane: native threads on the TUN and %d UDP sockets", len(self.udp.sockets))
+        efd = thread.event_fd
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._send_handbacks)
+                while True:
+                    with trio.move_on_after(POLL):
+                        await trio.lowlevel.wait_readable(efd)
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(efd, 8)  # reset the eventfd
+                    now = trio.current_time()
+                    moved = self.take(now=now)
+                    moved |= self.poll(now=now)
+                    moved |= self.send.poll(self.peers_by_id, now=now)
+                    self.reconcile(now=now)
+                    dp.after_batch(data=moved)
+        finally:
+            send.stop()
+            thread.stop()
+
+    async def _send_handbacks(self) -> None:
+        """The send thread's hand-backs, as soon as it signals them."""
+        efd = self.send.thread.event_fd
+        while True:
+            await trio.lowlevel.wait_readable(efd)
+            with contextlib.suppress(BlockingIOError):
+                os.read(efd, 8)
+            if self.send.take(now=trio.current_time()):
+                self.dp.after_batch()
+
+    # -- hand-backs -----------------------------------------------------------
+
+    def take(self, *, now: float) -> bool:
+        """Whatever the thread handed back, through the Python path; True if data moved."""
+        dp, udp = self.dp, self.udp
+        moved = False
+        shedding = Shedding()
+        for kind, _reason, index, data, plain, host, port, ecn in self.thread.take(TAKE):
+            path = Path(UDP, (host, port))
+            if kind == "raw":
+                moved |= udp.deliver(dp, [data], path, ecn, None, shedding, now=now)
+                continue
+            moved |= dp.receive_opened(index, data, plain, path, now=now, ecn=ecn)
+        if dp.paths.unsettled:
+            dp.paths.settle(now=now)
+        return moved
+
+    # -- counters -------------------------------------------------------------
+
+    def poll(self, *, now: float) -> bool:
+        """The native counters into the link's timers, accounting and the registry."""
+        dp, thread = self.dp, self.thread
+        device, acct = dp.device, dp.accountant
+        moved = False
+        for peer_id, packets, data, wire, inner in thread.stats():
+            peer = self.peers_by_id.get(peer_id)
+            if peer is None or device.peers.get(peer.public_key) is not peer:
+                continue
+            device.keep_key_fresh_receiving(peer, now=now)
+            hook, path = peer.path_hook, peer.path
+            if hook is not None and path is not None:
+                hook(path, now)  # the active path answered (only its datagrams come here)
+            peer.on_any_authenticated_packet_traversal(now=now)
+            peer.on_any_authenticated_packet_received()
+            peer.rx_bytes += wire
+            dp.counters["native_rx_datagrams"] += packets
+            if data:
+                peer.on_data_received(now=now)
+            if inner:
+                moved = True
+                dp.counters["native_rx_bytes"] += inner
+                if acct is not None and not acct.inbound(peer.public_key, inner):
+                    self._remove_peer(peer)  # e.g. a provider refused: Python's path now
+        for reason, n in thread.drops():
+            (device.drops if reason.startswith("transport_") else dp.drops)[reason] += n
+        count_handbacks(dp, thread.handed_back(), self.handed_back, "native_handback_")
+        return moved
+
+    # -- installing -----------------------------------------------------------
+
+    def _id(self, peer: Peer) -> int:
+        peer_id = self.ids.get(peer.public_key)
+        if peer_id is None:
+            peer_id = self.ids[peer.public_key] = len(self.ids) + 1
+        self.peers_by_id[peer_id] = peer
+        return peer_id
+
+    def _wanted(self, peer: Peer, now: float) -> tuple[Keypair, tuple[str, int]] | None:
+        kp, path = peer.current, peer.path
+        if kp is None or kp.native is None or path is None or path.transport != UDP:
+            return None
+        if now - kp.created >= REJECT_AFTER_TIME - MARGIN:
+            return None
+        if _gated(self.dp.accountant, peer.public_key):
+            return None  # its credit is checked per packet: the Python path's
+        address = path.address
+        return kp, (str(address[0]), int(address[1]))
+
+    def reconcile(self, *, now: float) -> None:
+        """Make the thread's sessions and prefix table those of the link now."""
+        thread, installed = self.thread, self.installed
+        wanted: dict[int, tuple[Keypair, tuple[str, int]]] = {}
+        for peer in self.dp.device.peers.values():
+            w = self._wanted(peer, now)
+            if w is not None:
+                wanted[w[0].local_index] = w
+        for index in [i for i in installed if wanted.get(i) != installed[i]]:
+            thread.remove(index)
+            del installed[index]
+        for index, (kp, (host, port)) in wanted.items():
+            if index in installed:
+                continue
+            peer = self.dp.device.peers[kp.peer_key]
+            ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
+            thread.install(kp.native, peer=self._id(peer), host=host, port=port, ttl=ttl)
+            installed[index] = (kp, (host, port))
+        peers = [(self._id(p), p) for p in self.dp.device.peers.values()]
+        self.send.reconcile(peers, lambda key: _gated(self.dp.accountant, key), now=now)
+        routes = self._routes()
+        if routes != self.routes:
+            thread.set_routes(routes)
+            self.send.thread.set_routes(routes)
+            self.routes = routes
+
+    def _routes(self) -> list[tuple[int, bytes, int, int]]:
+        out = []
+        for version, family in ((4, self.dp.routes.v4), (6, self.dp.routes.v6)):
+            for length, table in family.by_length.items():
+                for net, peer in table.items():
+                    out.append((version, net.to_bytes(16, "big"), length, self._id(peer)))
+        out.sort()
+        return out
+
+    def _remove_peer(self, peer: Peer) -> None:
+        for index in [i for i, (kp, _) in self.installed.items() if kp.peer_key == peer.public_key]:
+            self.thread.remove(index)
+            del self.installed[index]

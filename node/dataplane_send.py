@@ -1,0 +1,139 @@
+"""The native send thread's Trio side (issue 17): the per-packet loop from the TUN to
+the UDP sockets for established sessions runs in a thread of the native module
+(dataplane/src/tx*.rs) without the GIL; node/dataplane_loop.py runs this beside the
+receive thread, from the same eligibility and the same peer ids and prefix table.
+
+- **Installing.** `reconcile` gives the thread a sender per peer with a usable current
+  keypair, nothing staged and a UDP path: the keypair's native session (the send
+  counter is the session's, shared with Python's own sealing), the endpoint, the time
+  left (180 s less a margin, less its age) and the largest inner packet the path
+  carries. A peer whose outbound packets accounting gates is never installed.
+- **Hand-backs** are inner packets for `DataPath.outbound`, as the TUN reader would
+  give them: no session yet, too big for the path, SYNs, inner ECN, fragments...
+- **Counters.** Per peer, what was sent runs the link's send-side timer hooks once per
+  poll (authenticated traffic sent, data sent, the initiator's rekey after 120 s), adds
+  the tx bytes and accounting's outbound bytes; drops join the data path's counters.
+"""
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from tidewire.protocol.link.constants import (
+    REJECT_AFTER_TIME,
+    REKEY_AFTER_MESSAGES,
+    REKEY_AFTER_TIME,
+)
+from tidewire.protocol.link.keypair import Keypair
+from tidewire.protocol.link.peer import Peer
+from tidewire.protocol.types import UDP
+
+if TYPE_CHECKING:
+    from tidewire.node.datapath import DataPath
+    from tidewire.node.transports.udp import UdpTransport
+
+TAKE = 256
+MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair stops sealing in the thread
+
+
+def count_handbacks(
+    dp: "DataPath", counts: list[tuple[str, int]], total: Counter[str], prefix: str
+) -> None:
+    """A thread's hand-backs by reason into the registry: "full" (the queue was full)
+    is a drop, the rest are events named `prefix` + reason."""
+    for reason, n in counts:
+        total[reason] += n
+        if reason == "full":
+            dp.drops["native_handback_full"] += n
+        else:
+            dp.counters[prefix + reason] += n
+
+
+class NativeOutbound:
+    """The send thread over the data path's TUN and `udp`'s sockets."""
+
+    def __init__(self, dp: "DataPath", udp: "UdpTransport") -> None:
+        self.dp, self.udp = dp, udp
+        self.thread: Any = None
+        self.installed: dict[int, tuple[Keypair, tuple[str, int], int]] = {}  # by peer id
+        self.handed_back: Counter[str] = Counter()
+
+    def make(self) -> Any:
+        import socket
+
+        dp, udp = self.dp, self.udp
+        s4, s6 = udp.sockets.get(socket.AF_INET), udp.sockets.get(socket.AF_INET6)
+        self.thread = dp.native_module.Outbound(
+            tun_fd=dp.tun_fd,
+            vnet=dp.tun_gro,
+            tso=dp.tun_tso,
+            v4=s4.fileno() if s4 is not None else -1,
+            v6=s6.fileno() if s6 is not None else -1,
+            gso=udp.batch.gso,
+            limit=REKEY_AFTER_MESSAGES,
+            mtu=dp.device.mtu,
+        )
+        return self.thread
+
+    def take(self, *, now: float) -> bool:
+        """The handed-back packets through the Python path; True if any."""
+        packets = self.thread.take(TAKE)
+        outbound = self.dp.outbound
+        for packet in packets:
+            outbound(packet, now=now)
+        return bool(packets)
+
+    def poll(self, peers_by_id: dict[int, Peer], *, now: float) -> bool:
+        dp, thread = self.dp, self.thread
+        device, acct = dp.device, dp.accountant
+        moved = False
+        for peer_id, packets, wire, inner in thread.stats():
+            peer = peers_by_id.get(peer_id)
+            if peer is None or device.peers.get(peer.public_key) is not peer:
+                continue
+            moved = True
+            peer.tx_bytes += wire
+            peer.on_any_authenticated_packet_traversal(now=now)
+            peer.on_any_authenticated_packet_sent()
+            peer.on_data_sent(now=now)
+            dp.counters["native_tx_datagrams"] += packets
+            dp.counters["native_tx_bytes"] += inner
+            kp = peer.current
+            if kp is not None and kp.native is not None:
+                kp.send_counter = kp.native.send_counter  # the mirror the link's checks read
+                if kp.is_initiator and now - kp.created > REKEY_AFTER_TIME:
+                    device.send_initiation(peer, now=now, retry=False)  # keepKeyFreshSending
+            if acct is not None and not acct.outbound(peer.public_key, inner):
+                self.remove(peer_id)
+        for reason, n in thread.drops():
+            dp.drops[reason] += n
+        for event, n in thread.events():
+            dp.counters[event] += n
+        count_handbacks(dp, thread.handed_back(), self.handed_back, "native_send_handback_")
+        return moved
+
+    def reconcile(self, peers: list[tuple[int, Peer]], gated: Any, *, now: float) -> None:
+        """Make the thread's senders those of the link now (`gated`: accounting holds
+        this peer's packets back one by one)."""
+        thread, installed = self.thread, self.installed
+        wanted: dict[int, tuple[Keypair, tuple[str, int], int]] = {}
+        for peer_id, peer in peers:
+            kp = peer.usable_keypair(now=now) if not peer.staged else None
+            path = peer.path
+            if kp is None or kp.native is None or path is None or path.transport != UDP:
+                continue
+            if now - kp.created >= REJECT_AFTER_TIME - MARGIN or gated(peer.public_key):
+                continue
+            address = path.address
+            wanted[peer_id] = (kp, (str(address[0]), int(address[1])), self.dp._carry(peer))
+        for peer_id in [i for i in installed if wanted.get(i) != installed[i]]:
+            self.remove(peer_id)
+        for peer_id, (kp, (host, port), carry) in wanted.items():
+            if peer_id in installed:
+                continue
+            ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
+            thread.install(kp.native, peer=peer_id, host=host, port=port, ttl=ttl, carry=carry)
+            installed[peer_id] = (kp, (host, port), carry)
+
+    def remove(self, peer_id: int) -> None:
+        self.thread.remove(peer_id)
+        self.installed.pop(peer_id, None)

@@ -1,0 +1,213 @@
+"""The native threads' Trio side (node/dataplane_loop.py, dataplane_send.py) with real
+link crypto and the module's `Inbound` and `Outbound`, driven through `handle` (each
+thread's per-read work without I/O): what they install, how the polled counters reach
+the link's timers, rx/tx bytes and accounting, and how hand-backs take the Python path."""
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+
+from tidewire.node.core.roles import Role
+from tidewire.node.datapath import DataPath
+from tidewire.node.dataplane import choose, load
+from tidewire.node.dataplane_loop import NativeInbound, eligible
+from tidewire.protocol.link.constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME
+from tidewire.protocol.link.device import Device
+from tidewire.protocol.link.peer import PeerConfig
+from tidewire.protocol.types import UDP, Path
+
+from ..unit.helpers import SeededRandom, keypair
+from .test_datapath import A_ADDR, B_ADDR, Recorder, handshake, tun_packets, udp4
+
+native = load()
+pytestmark = pytest.mark.skipif(
+    native is None or not hasattr(native, "Inbound"),
+    reason="tidewire._dataplane with its receive thread is not built (scripts/setup)",
+)
+
+
+@dataclass
+class Used:
+    refused: bool = False
+
+
+@dataclass
+class Counting:
+    """Stands in for the accountant: counts inbound bytes, knows roles."""
+
+    roles: dict[bytes, Role] = field(default_factory=dict)
+    used: dict[bytes, Used] = field(default_factory=dict)
+    seen: list[int] = field(default_factory=list)
+
+    def inbound(self, peer_key: bytes, n: int) -> bool:
+        self.seen.append(n)
+        return True
+
+    def outbound(self, peer_key: bytes, n: int) -> bool:
+        return True
+
+    def after_batch(self, *, now: float) -> None:
+        pass
+
+
+class Udp:
+    """Stands in for the UDP transport: no sockets, hand-backs straight to the data path."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[int, socket.socket] = {}
+        self.batch = Recorder()
+        self.batch.gso = True  # type: ignore[attr-defined]
+
+    def deliver(
+        self, dp: DataPath, datagrams: list[bytes], path: Path, *args: Any, now: float
+    ) -> bool:
+        return any([dp.receive(d, path, now=now) for d in datagrams])
+
+
+@dataclass
+class Loop:
+    a: Device
+    pa: Any
+    b: Device
+    pb: Any
+    dp: DataPath
+    tun: socket.socket
+    loop: NativeInbound
+    acct: Counting
+
+
+@pytest.fixture
+def loop() -> Iterator[Loop]:
+    ka, pub_a = keypair("dp-a")
+    kb, pub_b = keypair("dp-b")
+    choice = choose("native")
+    a = Device(private_key=ka, rng=SeededRandom("a"))
+    b = Device(private_key=kb, rng=SeededRandom("b"))
+    a.native = b.native = choice.factory
+    pa = a.add_peer(PeerConfig(public_key=pub_b, endpoint=B_ADDR))
+    pb = b.add_peer(PeerConfig(public_key=pub_a))
+    handshake(a, pa, b)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    theirs.setblocking(False)
+    dp = DataPath(
+        device=b,
+        tun_fd=ours.fileno(),
+        transports={UDP: Recorder()},
+        policy=None,
+        persist_timestamp=lambda key, stamp: None,
+    )
+    dp.use_dataplane(choice)
+    acct = Counting()
+    dp.accountant = acct  # type: ignore[assignment]
+    dp.routes.insert(ip_network("10.0.0.1/32"), pb)
+    ni = NativeInbound(dp, Udp())  # type: ignore[arg-type]
+    assert native is not None
+    ni.thread = native.Inbound(
+        sockets=[],
+        tun_fd=-1,
+        tun_gro=False,
+        overlay=dp.control.local_overlay,
+        limit=REJECT_AFTER_MESSAGES,
+    )
+    ni.send.make()  # over the socketpair's end: never started, driven through `handle`
+    yield Loop(a, pa, b, pb, dp, theirs, ni, acct)
+    ours.close()
+    theirs.close()
+
+
+def seal(p: Loop, inner: bytes) -> bytes:
+    sealed = p.a.encrypt(p.pa, inner, now=1.0)
+    assert sealed is not None
+    return sealed
+
+
+def test_the_common_node_runs_the_thread_and_a_policy_keeps_python(loop: Loop) -> None:
+    assert eligible(loop.dp) is None
+    loop.dp.policy = object()  # type: ignore[assignment]
+    assert "exit policy" in (eligible(loop.dp) or "")
+
+
+def test_an_established_session_opens_natively_and_its_counters_reach_the_link(loop: Loop) -> None:
+    loop.loop.reconcile(now=1.0)
+    assert list(loop.loop.installed) == [loop.pb.current.local_index]
+    packet = udp4("10.0.0.1", "203.0.113.9", 53)
+    sealed = seal(loop, packet)
+    rx_before = loop.pb.rx_bytes
+    loop.pb.send_keepalive = None
+    assert loop.loop.thread.handle([sealed], *A_ADDR, 0) == [packet]
+    assert loop.loop.poll(now=2.0)
+    assert loop.pb.rx_bytes == rx_before + len(sealed)
+    assert loop.pb.send_keepalive is not None  # data received: the keepalive timer runs
+    assert loop.acct.seen == [len(packet)]
+    assert loop.dp.counters["native_rx_bytes"] == len(packet)
+
+
+def test_a_datagram_from_another_endpoint_takes_the_python_path_and_moves_the_session(
+    loop: Loop,
+) -> None:
+    loop.loop.reconcile(now=1.0)
+    packet = udp4("10.0.0.1", "203.0.113.9", 53)
+    roamed = ("192.0.2.99", 4000)
+    assert loop.loop.thread.handle([seal(loop, packet)], *roamed, 0) == []
+    assert loop.loop.take(now=1.0) is True  # handed back ("endpoint"), then Python's path
+    loop.dp.flush_tun()
+    assert tun_packets(loop) == [packet]  # type: ignore[arg-type]
+    assert loop.pb.path == Path(UDP, roamed)  # roaming, on the Python path
+    loop.loop.reconcile(now=1.0)
+    assert [w[1] for w in loop.loop.installed.values()] == [roamed]
+
+
+def test_a_providers_client_and_an_aged_keypair_are_not_installed(loop: Loop) -> None:
+    loop.acct.roles[loop.pb.public_key] = Role.CLIENT
+    loop.loop.reconcile(now=1.0)
+    assert loop.loop.installed == {}
+    del loop.acct.roles[loop.pb.public_key]
+    loop.loop.reconcile(now=1.0 + REJECT_AFTER_TIME)
+    assert loop.loop.installed == {}
+    loop.loop.reconcile(now=1.0)
+    assert len(loop.loop.installed) == 1
+
+
+def test_the_send_thread_seals_what_the_peer_opens_and_its_counters_reach_the_link(
+    loop: Loop,
+) -> None:
+    # b sends to a: b's data path routes 10.0.0.1 to a's peer entry (pb)
+    loop.loop.reconcile(now=1.0)
+    assert list(loop.loop.send.installed) == [loop.loop.ids[loop.pb.public_key]]
+    packet = udp4("10.0.0.2", "10.0.0.1", 53)
+    before = loop.pb.current.native.send_counter
+    out = loop.loop.send.thread.handle(packet, False, False)
+    assert [(h, p) for h, p, _ in out] == [A_ADDR]
+    opened = loop.a.receive_datagram(out[0][2], Path(UDP, B_ADDR), now=1.0)
+    assert opened is not None and opened[1][: len(packet)] == packet
+    # Python's own sealing takes the next counter of the same session: no reuse
+    python_sealed = loop.b.encrypt(loop.pb, packet, now=1.0)
+    assert python_sealed is not None and int.from_bytes(python_sealed[8:16], "little") == before + 1
+    tx = loop.pb.tx_bytes
+    loop.pb.new_handshake = None
+    assert loop.loop.send.poll(loop.loop.peers_by_id, now=2.0)
+    assert loop.pb.tx_bytes == tx + len(out[0][2])
+    assert loop.pb.new_handshake is not None  # data sent: "no reply in 15 s" runs
+    assert loop.dp.counters["native_tx_bytes"] == len(packet)
+
+
+def test_the_send_thread_hands_back_what_python_must_do(loop: Loop) -> None:
+    loop.loop.reconcile(now=1.0)
+    big = udp4("10.0.0.2", "10.0.0.1", 53, b"x" * 1500)  # over the 1420 path's carry
+    syn = bytearray(udp4("10.0.0.2", "10.0.0.1", 53, b"x" * 20))
+    syn[9] = 6  # TCP, with the SYN bit where the header puts it
+    syn[20 + 13] = 0x02
+    assert loop.loop.send.thread.handle(big, False, False) == []
+    assert loop.loop.send.thread.handle(bytes(syn), False, False) == []
+    assert loop.loop.send.thread.handle(udp4("10.0.0.2", "10.7.7.7", 53), False, False) == []
+    assert loop.loop.send.thread.take(10) == [big, bytes(syn)]
+    assert dict(loop.loop.send.thread.handed_back()) == {"too_big": 1, "syn": 1}
+    assert dict(loop.loop.send.thread.drops()) == {"tun_no_route": 1}
+    loop.loop.send.remove(loop.loop.ids[loop.pb.public_key])
+    packet = udp4("10.0.0.2", "10.0.0.1", 53)
+    assert loop.loop.send.thread.handle(packet, False, False) == []
+    assert loop.loop.send.thread.take(10) == [packet]  # no sender: Python's path
