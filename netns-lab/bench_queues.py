@@ -3,11 +3,12 @@
 For each queue, N packets of 1500 bytes from 8 clients (4 inner flows each) are enqueued
 in batches of 64, each batch followed by `release`, as the data path does; then the
 batch's time on the wire passes at 1 Gbit/s and the timer fires once, which lets out
-what the pacer allows (the burst of 1 ms covers one batch). The figure is wall
+what the pacer allows (the burst of 4 ms covers one batch, 0.8 ms). The figure is wall
 time per packet for enqueue + dequeue (deliver is a no-op), minus nothing: PassThrough
 is measured alongside as the floor of the interface itself. Offered at the rate, most
 packets take the idle path (nothing queued, the burst allows them); offered 5% over
-it, a standing queue forms and every packet goes through DRR, FQ-CoDel and CoDel.
+it, a standing queue forms once the 5% excess has used up the burst (after about 6,000
+packets) and from then on every packet goes through DRR, FQ-CoDel and CoDel.
 
     .venv/bin/python netns-lab/bench_queues.py [--packets 200000]
 """

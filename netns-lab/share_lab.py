@@ -4,6 +4,11 @@ stock wireguard-go one) each pull 4 TCP streams from the internet host through t
 provider while a ping every 50 ms runs from the tidewire client. Reports each client's
 goodput, the provider's rate on the wire towards its clients, and the ping's RTT idle
 and under load.
+
+The provider is tidewire (`build`), or Debian's wireguard-go with the exit NAT an
+operator sets up by hand (`build_wireguard_go_provider`): forwarding on in the
+provider's namespace and an nftables masquerade out of its internet link. Then the
+tidewire client speaks plain WireGuard to it.
 """
 
 import json
@@ -12,9 +17,34 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from lab import Host, Lab
-from topologies import ExitLab, build_exit_lab
+from lab import Host, Lab, genkey, tidewire_toml
+from topologies import ExitLab, build_exit_lab, exit_lab_hosts, wg_client_up
+from wg import wg_conf, wg_quick_up
+
+NAT = """table ip wgnat {
+  chain post {
+    type nat hook postrouting priority srcnat;
+    ip saddr 10.99.0.0/24 oifname "wan0" masquerade
+  }
+}
+"""
+
+
+class ShareHosts(Protocol):
+    client: Host  # the tidewire client; it pings
+    wgclient: Host  # the stock wireguard-go client
+    provider: Host
+    internet: Host
+
+
+@dataclass
+class WgProviderLab:
+    client: Host
+    wgclient: Host
+    provider: Host
+    internet: Host
 
 
 @dataclass
@@ -47,7 +77,7 @@ def _rtts(text: str) -> list[float]:
     return [float(m) for m in re.findall(r"time=([\d.]+) ms", text)]
 
 
-def measure(lab: Lab, x: ExitLab, *, seconds: int = 15, omit: int = 0) -> ShareRun:
+def measure(lab: Lab, x: ShareHosts, *, seconds: int = 15, omit: int = 0) -> ShareRun:
     """`omit`: seconds at the start of the pulls that their goodput leaves out (slow start)."""
     internet = x.internet
     servers = [
@@ -104,3 +134,32 @@ def measure(lab: Lab, x: ExitLab, *, seconds: int = 15, omit: int = 0) -> ShareR
 
 def build(lab: Lab, share: dict[str, object] | None, *, with_wireguard_go: bool = True) -> ExitLab:
     return build_exit_lab(lab, share=share, with_wireguard_go=with_wireguard_go)
+
+
+def build_wireguard_go_provider(lab: Lab) -> WgProviderLab:
+    """The exit lab's hosts and clients, with Debian's wireguard-go as the provider."""
+    client, wgclient, provider, _, internet, _ = exit_lab_hosts(lab)
+    k_prov, p_prov = genkey()
+    k_cli, p_cli = genkey()
+    k_wg, p_wg = genkey()
+    peers = [
+        {"PublicKey": p_cli, "AllowedIPs": "10.99.0.2/32"},
+        {"PublicKey": p_wg, "AllowedIPs": "10.99.0.3/32"},
+    ]
+    conf = wg_conf(private_key=k_prov, address=["10.99.0.1/24"], listen_port=51820, peers=peers)
+    wg_quick_up(lab, provider, "wgprov0", conf)
+    provider.run("sysctl -qw net.ipv4.ip_forward=1")  # the provider's namespace, not the host
+    provider.run(["nft", "-f", "-"], input=NAT)
+    peer = {
+        "public_key": p_prov,
+        "endpoint": "198.51.100.1:51820",
+        "allowed_ips": ["0.0.0.0/0"],
+        "mode": "wireguard",
+    }
+    toml = tidewire_toml(
+        name="twcli", private_key=k_cli, address=["10.99.0.2/32"], lab=lab, peers=[peer]
+    )
+    lab.tidewire(client, "twcli", toml)
+    address = ["10.99.0.3/32", "fd99::3/128"]
+    wg_client_up(lab, wgclient, "wgexit0", private_key=k_wg, address=address, provider=p_prov)
+    return WgProviderLab(client, wgclient, provider, internet)

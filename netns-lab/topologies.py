@@ -63,17 +63,11 @@ class ExitLab:
     wg_node: Node | None = None  # with censor=True: the WireGuard-mode tidewire client
 
 
-def build_exit_lab(
-    lab: Lab,
-    *,
-    censor: bool = False,
-    with_wireguard_go: bool = True,
-    provider_misbehave: tuple[str, ...] = (),
-    client_misbehave: tuple[str, ...] = (),
-    accounting: dict[str, Any] | None = None,
-    share: dict[str, Any] | None = None,
-) -> ExitLab:
-    """The exit lab, or with `censor` the censored exit lab (the module's diagrams)."""
+def exit_lab_hosts(
+    lab: Lab, *, censor: bool = False
+) -> tuple[Host, Host, Host, Host, Host, Censor | None]:
+    """The exit lab's hosts, links and routes, with no tunnel software yet: (client,
+    wgclient, provider, lan, internet, the censor if `censor`)."""
     client, wgclient, provider = lab.host("client"), lab.host("wgclient"), lab.host("provider")
     lan, internet = lab.host("lan"), lab.host("internet")
     the_censor = _front(lab, client, wgclient, provider) if censor else None
@@ -101,6 +95,21 @@ def build_exit_lab(
     client.run("ip route add default via 198.51.100.1")
     wgclient.run("ip route add default via 198.51.101.1")
     lan.run("ip route add default via 192.168.77.1")
+    return client, wgclient, provider, lan, internet, the_censor
+
+
+def build_exit_lab(
+    lab: Lab,
+    *,
+    censor: bool = False,
+    with_wireguard_go: bool = True,
+    provider_misbehave: tuple[str, ...] = (),
+    client_misbehave: tuple[str, ...] = (),
+    accounting: dict[str, Any] | None = None,
+    share: dict[str, Any] | None = None,
+) -> ExitLab:
+    """The exit lab, or with `censor` the censored exit lab (the module's diagrams)."""
+    client, wgclient, provider, lan, internet, the_censor = exit_lab_hosts(lab, censor=censor)
     for port in (80, 25):
         internet.spawn(
             [sys.executable, str(TOOLS / "tcpsink.py"), "listen", "::", str(port)],  # v4 and v6
@@ -174,22 +183,8 @@ def build_exit_lab(
             ),
         )
     elif with_wireguard_go:
-        wg_path = wg_quick_up(
-            lab,
-            wgclient,
-            wg_iface,
-            wg_conf(
-                private_key=k_wg,
-                address=wg_ips,
-                listen_port=None,
-                peers=[
-                    {
-                        "PublicKey": p_prov,
-                        "AllowedIPs": "0.0.0.0/0, ::/0",
-                        "Endpoint": "198.51.101.1:51820",
-                    }
-                ],
-            ),
+        wg_path = wg_client_up(
+            lab, wgclient, wg_iface, private_key=k_wg, address=wg_ips, provider=p_prov
         )
     return ExitLab(
         client,
@@ -204,6 +199,17 @@ def build_exit_lab(
         censor=the_censor,
         wg_node=wg_node,
     )
+
+
+def wg_client_up(
+    lab: Lab, wgclient: Host, iface: str, *, private_key: str, address: list[str], provider: str
+) -> Path:
+    """The exit lab's stock client: wireguard-go (wg-quick) sending everything to the
+    provider at 198.51.101.1:51820."""
+    peer = {"PublicKey": provider, "AllowedIPs": "0.0.0.0/0, ::/0"}
+    peer["Endpoint"] = "198.51.101.1:51820"
+    conf = wg_conf(private_key=private_key, address=address, listen_port=None, peers=[peer])
+    return wg_quick_up(lab, wgclient, iface, conf)
 
 
 def _front(lab: Lab, client: Host, wgclient: Host, provider: Host) -> Censor:

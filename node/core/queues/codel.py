@@ -53,7 +53,7 @@ class CodelQueue(Protocol):
 class CoDel:
     """The CoDel variables of one queue (codel_vars) and its dequeue (codel_dequeue)."""
 
-    __slots__ = ("count", "drop_next", "dropping", "first_above_time", "lastcount", "ldelay")
+    __slots__ = ("count", "drop_next", "dropping", "first_above_time", "lastcount")
 
     def __init__(self) -> None:
         self.count = 0  # drops (and marks) since entering the dropping state, plus resume
@@ -61,7 +61,6 @@ class CoDel:
         self.dropping = False
         self.first_above_time = 0.0  # when the sojourn may be called persistent; 0: below
         self.drop_next = 0.0  # time of the next drop while dropping
-        self.ldelay = 0.0  # sojourn time of the last packet looked at
 
     def is_idle(self, now: float, interval: float = INTERVAL) -> bool:
         """True when this state acts exactly like a fresh one from `now` on, so an owner may
@@ -85,7 +84,7 @@ class CoDel:
         if entry is None:
             self.first_above_time = 0.0
             return False
-        self.ldelay = sojourn = now - entry[0]
+        sojourn = now - entry[0]
         if sojourn < target or backlog <= mtu:
             self.first_above_time = 0.0
             return False

@@ -108,6 +108,27 @@ class FqCoDel(Generic[T]):
     item) out. Counters: drops (CoDel's and the limit's), overlimit (the limit's alone),
     marks, backlog (bytes), packets, sojourn (of the last packet dequeued)."""
 
+    __slots__ = (
+        "backlog",
+        "drops",
+        "flows",
+        "hash",
+        "interval",
+        "limit",
+        "mark",
+        "marks",
+        "mtu",
+        "new_flows",
+        "nflows",
+        "old_flows",
+        "overlimit",
+        "packets",
+        "quantum",
+        "seed",
+        "sojourn",
+        "target",
+    )
+
     def __init__(
         self,
         *,
@@ -174,7 +195,14 @@ class FqCoDel(Generic[T]):
     def enqueue(
         self, item: T, packet: bytes | bytearray | memoryview, size: int, now: float
     ) -> None:
-        index = self.classify(packet)
+        self.add(self.classify(packet), item, size, now)
+        limit = self.limit
+        while limit is not None and self.backlog > limit:
+            self.drop_fattest()
+
+    def add(self, index: int, item: T, size: int, now: float) -> None:
+        """Queue an item in flow `index` (from `classify`), the flow joining new_flows if
+        it was not listed; the byte limit is the caller's."""
         flow = self.flows.get(index)
         if flow is None:
             flow = self.flows[index] = Flow(index, self)
@@ -186,9 +214,6 @@ class FqCoDel(Generic[T]):
             flow.listed = True
             flow.deficit = self.quantum
             self.new_flows.append(flow)
-        limit = self.limit
-        while limit is not None and self.backlog > limit:
-            self.drop_fattest()
 
     def dequeue(self, now: float) -> Entry | None:
         """The next packet to send at `now`, or None when nothing is held."""
@@ -207,36 +232,6 @@ class FqCoDel(Generic[T]):
                 head.popleft()
                 old_flows.append(flow)
                 continue
-            queue = flow.packets
-            if queue:
-                # codel_should_drop and the no-drop branches of codel_dequeue inlined, the
-                # common case under load: the packet leaves unless a drop or mark is due
-                # (sojourn above target for an interval and, while dropping, drop_next
-                # reached), which goes to codel.CoDel.dequeue below
-                entry = queue[0]
-                size = entry[1]
-                sojourn = now - entry[0]
-                state = flow.codel
-                above = state.first_above_time
-                if sojourn < self.target or self.backlog - size <= self.mtu:
-                    state.first_above_time = 0.0
-                    state.dropping = False
-                elif above == 0.0:
-                    state.first_above_time = now + self.interval
-                    state.dropping = False
-                elif now <= above:
-                    state.dropping = False
-                elif not state.dropping or now >= state.drop_next:
-                    size = -1  # a drop or a mark is due
-                if size >= 0:
-                    queue.popleft()
-                    flow.bytes -= size
-                    self.backlog -= size
-                    self.packets -= 1
-                    state.ldelay = sojourn
-                    flow.deficit -= size
-                    self.sojourn = sojourn
-                    return entry
             got = flow.codel.dequeue(flow, now, self.target, self.interval, self.mtu)
             if got is None:
                 head.popleft()

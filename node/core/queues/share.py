@@ -28,13 +28,13 @@ When nothing is queued and the buckets allow it, a packet is delivered at once f
 
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, TypeVar
 
 from tidewire.node.core.ecn import mark_ce
 
 from . import codel
 from .base import QueueBase
-from .fq_codel import FlowHash, FqCoDel, flow_hash
+from .fq_codel import _IPV4_PLAIN, FLOWS, TCP, UDP, FlowHash, FqCoDel, flow_hash
 from .shaper import TokenBucket
 
 T = TypeVar("T")
@@ -51,12 +51,15 @@ CAP_BURST_TIME = 0.010
 Packet = bytes | bytearray | memoryview
 
 
-class Client(Generic[T]):
-    __slots__ = ("active", "cap", "deficit", "fq", "key", "sent_bytes", "sent_packets")
+class Client(FqCoDel[T]):
+    """One client's queue: an FQ-CoDel over its flows, with its place on the round robin
+    (deficit, active) and its cap."""
 
-    def __init__(self, key: bytes, fq: FqCoDel[T], cap: TokenBucket | None) -> None:
+    __slots__ = ("active", "cap", "deficit", "key", "sent_bytes", "sent_packets")
+
+    def __init__(self, key: bytes, cap: TokenBucket | None, **fq: Any) -> None:
+        super().__init__(**fq)
         self.key = key
-        self.fq = fq
         self.deficit = 0
         self.active = False  # on the round robin (or throttled by its cap)
         self.cap = cap
@@ -64,14 +67,13 @@ class Client(Generic[T]):
         self.sent_packets = 0
 
     def stats(self) -> dict[str, float | int]:
-        fq = self.fq
         return {
-            "delay": fq.sojourn,  # seconds the last packet sent had waited
-            "backlog_bytes": fq.backlog,
-            "backlog_packets": fq.packets,
-            "drops": fq.drops,
-            "overlimit_drops": fq.overlimit,
-            "marks": fq.marks,
+            "delay": self.sojourn,  # seconds the last packet sent had waited
+            "backlog_bytes": self.backlog,
+            "backlog_packets": self.packets,
+            "drops": self.drops,
+            "overlimit_drops": self.overlimit,
+            "marks": self.marks,
             "sent_bytes": self.sent_bytes,
             "sent_packets": self.sent_packets,
             "cap": -1 if self.cap is None or self.cap.rate is None else self.cap.rate,  # B/s
@@ -102,6 +104,7 @@ class Share(QueueBase[T]):
         self.bucket = TokenBucket(rate, per_packet_overhead=per_packet_overhead, mtu=mtu)
         self.seed = seed
         self.hash = hash
+        self._plain_hash = hash is flow_hash  # then enqueue inlines classify's common case
         self.overhead = per_packet_overhead
         self.cap = cap
         self.limit = limit
@@ -113,7 +116,6 @@ class Share(QueueBase[T]):
         self.active: deque[Client[T]] = deque()
         self.throttled: list[Client[T]] = []
         self.backlog = 0  # bytes held, all clients
-        self.packets = 0
         self.overlimit = 0  # of drops: those the byte limit made
         self._now = float("-inf")  # the last time seen
 
@@ -137,10 +139,8 @@ class Share(QueueBase[T]):
         client = self.clients.pop(key, None)
         if client is None:
             return
-        fq = client.fq
-        self.backlog -= fq.backlog
-        self.packets -= fq.packets
-        self.drops += fq.packets
+        self.backlog -= client.backlog
+        self.drops += client.packets
         if client in self.active:
             self.active.remove(client)
         if client in self.throttled:
@@ -149,7 +149,12 @@ class Share(QueueBase[T]):
     def _client(self, key: bytes) -> Client[T]:
         client = self.clients.get(key)
         if client is None:
-            fq: FqCoDel[T] = FqCoDel(
+            cap = None
+            if self.cap is not None:
+                cap = self._cap_bucket(self.cap)
+            client = self.clients[key] = Client(
+                key,
+                cap,
                 seed=self.seed,
                 hash=self.hash,
                 mark=None if self.with_packet is None else self._mark,
@@ -159,10 +164,6 @@ class Share(QueueBase[T]):
                 interval=self.interval,
                 mtu=self.mtu,
             )
-            cap = None
-            if self.cap is not None:
-                cap = self._cap_bucket(self.cap)
-            client = self.clients[key] = Client(key, fq, cap)
         return client
 
     def _cap_bucket(self, rate: float) -> TokenBucket:
@@ -179,11 +180,12 @@ class Share(QueueBase[T]):
     # -- the packet path ---------------------------------------------------------
 
     def enqueue(self, item: T, key: bytes, size: int, now: float, /) -> None:
+        """FqCoDel.enqueue with its classify's common case inlined (IPv4 without options
+        and the default hash): a call fewer per packet."""
         client = self.clients.get(key)
         if client is None:
             client = self._client(key)
-        fq = client.fq
-        if not self.active and not fq.packets:
+        if not self.active and not client.packets:
             bucket = self.bucket
             cap = client.cap
             if (bucket.rate is None or now >= bucket.next_at) and (
@@ -192,15 +194,22 @@ class Share(QueueBase[T]):
                 bucket.consume(size, now)
                 if cap is not None:
                     cap.consume(size, now)
-                fq.sojourn = 0.0
+                client.sojourn = 0.0
                 client.sent_bytes += size
                 client.sent_packets += 1
                 self.deliver(item, now)
                 return
-        fq.enqueue(item, self.packet_of(item), size, now)
+        packet = self.packet_of(item)
+        if self._plain_hash and len(packet) >= 24 and packet[0] == 0x45:
+            fragment, proto, addresses, ports = _IPV4_PLAIN.unpack_from(packet)
+            if proto in (TCP, UDP) and not fragment & 0x3FFF:
+                proto = proto << 32 | ports
+            index = hash((self.seed, addresses, proto)) % FLOWS
+        else:
+            index = client.classify(packet)
+        client.add(index, item, size, now)
         self._now = now
         self.backlog += size
-        self.packets += 1
         if not client.active:
             client.active = True
             client.deficit = self.quantum
@@ -210,19 +219,23 @@ class Share(QueueBase[T]):
 
     def _overflow(self) -> None:
         while self.backlog > self.limit:
-            fattest = max(self.clients.values(), key=lambda client: client.fq.backlog)
-            fq = fattest.fq
-            before = fq.backlog
-            dropped = fq.drop_fattest()
-            self.backlog -= before - fq.backlog
-            self.packets -= dropped
+            fattest = max(self.clients.values(), key=lambda client: client.backlog)
+            before = fattest.backlog
+            dropped = fattest.drop_fattest()
+            self.backlog -= before - fattest.backlog
             self.drops += dropped
             self.overlimit += dropped
 
     def _drain(self, now: float) -> None:
         """Deficit round robin until the pacer says wait or nothing is left. The pacer's
         arithmetic (TokenBucket.consume) and the totals are kept in locals for the batch
-        and written back once: `deliver` must not call back into this queue."""
+        and written back once: `deliver` must not call back into this queue.
+
+        Within the client, the common case of FqCoDel.dequeue is inlined: spent flows go
+        to the tail of old_flows with another quantum, and the packet at the head of the
+        first flow with deficit left leaves if CoDel lets it (its sojourn under target,
+        the first interval above it, or dropping but before drop_next). Anything else, a
+        drop or mark due or an empty flow, goes to FqCoDel.dequeue."""
         self._now = now
         if self.throttled:
             self._wake(now)
@@ -230,18 +243,21 @@ class Share(QueueBase[T]):
         if not active:
             return
         bucket = self.bucket
-        rate = bucket.rate
         next_at = bucket.next_at
         start = now - bucket.slack
         per_byte = bucket.per_byte
         overhead = self.overhead
         charge = bucket.per_packet_overhead
         quantum = self.quantum
+        flow_quantum = self.mtu
+        target = self.target
+        interval = self.interval
+        mtu = self.mtu
         deliver = self.deliver
-        backlog = packets = drops = 0  # what leaves (or is dropped) in this batch
+        backlog = drops = 0  # bytes that leave (or are dropped) and drops in this batch
         try:
             while active:
-                if rate is not None and now < next_at:
+                if now < next_at:  # unlimited: next_at never passes now (no slack, no cost)
                     return
                 client = active[0]
                 if client.deficit <= 0:
@@ -253,31 +269,67 @@ class Share(QueueBase[T]):
                     active.popleft()
                     self.throttled.append(client)
                     continue
-                fq = client.fq
-                held, queued = fq.backlog, fq.packets
-                entry = fq.dequeue(now)
-                backlog += held - fq.backlog
-                gone = queued - fq.packets
-                packets += gone
+                entry = None
+                head = client.new_flows or client.old_flows
+                while head:
+                    flow = head[0]
+                    if flow.deficit <= 0:
+                        flow.deficit += flow_quantum
+                        head.popleft()
+                        client.old_flows.append(flow)
+                        head = client.new_flows or client.old_flows
+                        continue
+                    queue = flow.packets
+                    if not queue:
+                        break
+                    entry = queue[0]
+                    size = entry[1]
+                    sojourn = now - entry[0]
+                    state = flow.codel
+                    above = state.first_above_time
+                    if sojourn < target or client.backlog - size <= mtu:
+                        state.first_above_time = 0.0
+                        state.dropping = False
+                    elif above == 0.0:
+                        state.first_above_time = now + interval
+                        state.dropping = False
+                    elif now <= above:
+                        state.dropping = False
+                    elif not state.dropping or now >= state.drop_next:
+                        entry = None  # a drop or a mark is due
+                        break
+                    queue.popleft()
+                    flow.bytes -= size
+                    flow.deficit -= size
+                    client.backlog -= size
+                    client.packets -= 1
+                    client.sojourn = sojourn
+                    backlog += size
+                    break
                 if entry is None:
-                    drops += gone
-                    active.popleft()
-                    client.active = False
-                    continue
-                drops += gone - 1
-                size = entry[1]
+                    held, queued = client.backlog, client.packets
+                    entry = client.dequeue(now)
+                    backlog += held - client.backlog
+                    if entry is None:
+                        drops += queued - client.packets
+                        active.popleft()
+                        client.active = False
+                        continue
+                    drops += queued - client.packets - 1
+                    size = entry[1]
                 client.deficit -= size + overhead
-                if rate is not None:
-                    next_at = (next_at if next_at > start else start) + (size + charge) * per_byte
+                next_at = (next_at if next_at > start else start) + (size + charge) * per_byte
                 if cap is not None:
                     cap.consume(size, now)
                 client.sent_bytes += size
                 client.sent_packets += 1
                 deliver(entry[2], now)
+                if client.deficit <= 0 and now >= next_at:  # what the next round does first
+                    client.deficit += quantum
+                    active.rotate(-1)
         finally:
             bucket.next_at = next_at
             self.backlog -= backlog
-            self.packets -= packets
             self.drops += drops
 
     def _wake(self, now: float) -> None:
@@ -309,7 +361,7 @@ class Share(QueueBase[T]):
             self._drain(now)
 
     def __len__(self) -> int:
-        return self.packets
+        return sum(client.packets for client in self.clients.values())
 
     # -- status and metrics ------------------------------------------------------
 
@@ -321,9 +373,9 @@ class Share(QueueBase[T]):
         return {
             "rate": -1 if self.bucket.rate is None else self.bucket.rate,
             "backlog_bytes": self.backlog,
-            "backlog_packets": self.packets,
+            "backlog_packets": len(self),
             "drops": self.drops,
             "overlimit_drops": self.overlimit,
-            "marks": sum(client.fq.marks for client in self.clients.values()),
+            "marks": sum(client.marks for client in self.clients.values()),
             "clients": len(self.clients),
         }
