@@ -8,6 +8,7 @@ one JSON document on stdout, and so is its error, bad arguments included (env.py
 
 import argparse
 import importlib
+import os
 import sys
 
 from .env import Environment
@@ -115,5 +116,22 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
     return env.finish(int(args.run(args, env)))
 
 
+# `up` runs the daemon for months: in an interpreter without docstrings and asserts
+# (-OO) it holds about 1.6 MB less (BENCHMARKS.md, "Memory"); its asserts only narrow
+# types. -P: no working directory on sys.path. TIDEWIRE_OPTIMIZE=0 keeps the interpreter
+# as started.
+LEAN = ("-OO", "-P", "-c", "import sys; from tidewire.cli.main import main; sys.exit(main())")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The console script: `main`, after re-executing `up` in a lean interpreter (the
+    same process: its pid, environment and open descriptors stay)."""
+    argv = sys.argv[1:] if argv is None else argv
+    lean = sys.flags.optimize >= 2 or os.environ.get("TIDEWIRE_OPTIMIZE") == "0"
+    if argv[:1] == ["up"] and not lean and sys.executable:
+        os.execv(sys.executable, [sys.executable, *LEAN, *argv])
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
