@@ -12,7 +12,7 @@ quota. For the receive thread:
   gives the thread each peer's current keypair (its native session, the peer's UDP
   endpoint and how long the keypair may still be used, less a margin) and the prefix
   table of cryptokey routing; keypairs that are gone, aged or moved are removed. A
-  peer whose inbound packets accounting gates (a provider's client) is never
+  peer accounting counts for receipts (a provider's client, or our provider) is never
   installed: its datagrams keep taking the Python path.
 - **Hand-backs.** The thread writes the eventfd when it queued items. Unopened ones
   ("raw": handshakes, unknown indices, another endpoint, an outer CE...) go through the
@@ -85,16 +85,14 @@ def readers(dp: "DataPath", udp: UdpTransport) -> list[Callable[[], Awaitable[No
 
 
 def _gated(acct: Any, peer_key: bytes) -> bool:
-    """Does accounting hold this peer's inbound packets back one by one? A provider's
-    client (the credit window) and a provider that refused us do; counting alone (our
-    provider, a WireGuard peer) can take the native counters in bulk."""
+    """Does accounting count this peer's packets one by one? A provider's client does
+    (the credit window gates each), and so does a provider we use: its invoices are
+    checked against what we counted, and the polled counters reach accounting up to a
+    poll late, after an invoice that followed the data (a client refused honest
+    invoices as over-billed). Their packets keep the Python path (handed back)."""
     if acct is None:
         return False
-    role = acct.roles.get(peer_key)
-    if role is Role.CLIENT:
-        return True
-    used = acct.used.get(peer_key) if role is Role.PROVIDER else None
-    return bool(used is not None and used.refused)
+    return acct.roles.get(peer_key) in (Role.CLIENT, Role.PROVIDER)
 
 
 class NativeInbound:

@@ -161,10 +161,13 @@ def test_a_datagram_from_another_endpoint_takes_the_python_path_and_moves_the_se
     assert [w[1] for w in loop.loop.installed.values()] == [roamed]
 
 
-def test_a_providers_client_and_an_aged_keypair_are_not_installed(loop: Loop) -> None:
-    loop.acct.roles[loop.pb.public_key] = Role.CLIENT
+@pytest.mark.parametrize("role", [Role.CLIENT, Role.PROVIDER])
+def test_a_peer_counted_for_receipts_and_an_aged_keypair_are_not_installed(
+    loop: Loop, role: Role
+) -> None:
+    loop.acct.roles[loop.pb.public_key] = role  # a provider's client, or our provider
     loop.loop.reconcile(now=1.0)
-    assert loop.loop.installed == {}
+    assert loop.loop.installed == {} and loop.loop.send.installed == {}
     del loop.acct.roles[loop.pb.public_key]
     loop.loop.reconcile(now=1.0 + REJECT_AFTER_TIME)
     assert loop.loop.installed == {}
