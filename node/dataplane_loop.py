@@ -37,7 +37,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node.core.roles import Role
-from tidewire.node.dataplane_send import NativeOutbound, count_handbacks
+from tidewire.node.dataplane_send import (
+    MARGIN,
+    NativeOutbound,
+    count_handbacks,
+    native_endpoint,
+)
 from tidewire.node.transports.udp import Shedding, UdpTransport
 from tidewire.protocol.link.constants import (
     REJECT_AFTER_MESSAGES,
@@ -54,7 +59,6 @@ log = logging.getLogger("tidewire.node")
 
 POLL = 0.05  # seconds between polls of the counters and reconciles
 TAKE = 256  # hand-backs per round
-MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair leaves the thread
 
 
 def eligible(dp: "DataPath") -> str | None:
@@ -209,15 +213,12 @@ class NativeInbound:
         return peer_id
 
     def _wanted(self, peer: Peer, now: float) -> tuple[Keypair, tuple[str, int]] | None:
-        kp, path = peer.current, peer.path
-        if kp is None or kp.native is None or path is None or path.transport != UDP:
-            return None
-        if now - kp.created >= REJECT_AFTER_TIME - MARGIN:
-            return None
-        if _gated(self.dp.accountant, peer.public_key):
-            return None  # its credit is checked per packet: the Python path's
-        address = path.address
-        return kp, (str(address[0]), int(address[1]))
+        kp = peer.current
+        endpoint = native_endpoint(peer, kp, self._gated, now=now)
+        return None if kp is None or endpoint is None else (kp, endpoint)
+
+    def _gated(self, peer_key: bytes) -> bool:
+        return _gated(self.dp.accountant, peer_key)
 
     def reconcile(self, *, now: float) -> None:
         """Make the thread's sessions and prefix table those of the link now."""
@@ -238,7 +239,7 @@ class NativeInbound:
             thread.install(kp.native, peer=self._id(peer), host=host, port=port, ttl=ttl)
             installed[index] = (kp, (host, port))
         peers = [(self._id(p), p) for p in self.dp.device.peers.values()]
-        self.send.reconcile(peers, lambda key: _gated(self.dp.accountant, key), now=now)
+        self.send.reconcile(peers, self._gated, now=now)
         routes = self._routes()
         if routes != self.routes:
             thread.set_routes(routes)

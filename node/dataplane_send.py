@@ -32,7 +32,22 @@ if TYPE_CHECKING:
     from tidewire.node.transports.udp import UdpTransport
 
 TAKE = 256
-MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair stops sealing in the thread
+MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair leaves the threads
+
+
+def native_endpoint(
+    peer: Peer, kp: Keypair | None, gated: Any, *, now: float
+) -> tuple[str, int] | None:
+    """Where the threads may carry `kp`'s datagrams for `peer` (both directions): its UDP
+    endpoint, if `kp` has a native session with more than MARGIN left and accounting
+    does not count the peer packet by packet (`gated`); else None."""
+    path = peer.path
+    if kp is None or kp.native is None or path is None or path.transport != UDP:
+        return None
+    if now - kp.created >= REJECT_AFTER_TIME - MARGIN or gated(peer.public_key):
+        return None
+    address = path.address
+    return str(address[0]), int(address[1])
 
 
 def count_handbacks(
@@ -118,13 +133,9 @@ class NativeOutbound:
         wanted: dict[int, tuple[Keypair, tuple[str, int], int]] = {}
         for peer_id, peer in peers:
             kp = peer.usable_keypair(now=now) if not peer.staged else None
-            path = peer.path
-            if kp is None or kp.native is None or path is None or path.transport != UDP:
-                continue
-            if now - kp.created >= REJECT_AFTER_TIME - MARGIN or gated(peer.public_key):
-                continue
-            address = path.address
-            wanted[peer_id] = (kp, (str(address[0]), int(address[1])), self.dp._carry(peer))
+            endpoint = native_endpoint(peer, kp, gated, now=now)
+            if kp is not None and endpoint is not None:
+                wanted[peer_id] = (kp, endpoint, self.dp._carry(peer))
         for peer_id in [i for i in installed if wanted.get(i) != installed[i]]:
             self.remove(peer_id)
         for peer_id, (kp, (host, port), carry) in wanted.items():
