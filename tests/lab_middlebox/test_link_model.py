@@ -3,11 +3,13 @@ virtual time: delay, rate spacing, the tail drop, FIFO order under jitter, seede
 and the box's control requests, any JSON at all answered or refused in a sentence."""
 
 import random
+import socket
+import struct
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from middlebox.impair import control, impairment_from
+from middlebox.impair import SO_TIMESTAMPNS, arrival, control, impairment_from
 from middlebox.link_model import Impairment, LinkModel
 
 FRAME = bytes(1250)  # 10,000 bits
@@ -65,6 +67,26 @@ def test_loss_takes_its_share() -> None:
     kept = sum(link.arrive(FRAME, now=0.0, rng=rng.random) for _ in range(10_000))
     assert 7300 <= kept <= 7700
     assert link.stats.lost == 10_000 - kept
+
+
+def stamp(seconds: float) -> list[tuple[int, int, bytes]]:
+    whole = int(seconds)
+    return [
+        (
+            socket.SOL_SOCKET,
+            SO_TIMESTAMPNS,
+            struct.pack("qq", whole, round((seconds - whole) * 1e9)),
+        )
+    ]
+
+
+def test_a_frame_arrives_when_the_kernel_stamped_it_not_when_it_was_read() -> None:
+    # stamped 4 ms before the box read it: it joins the link 4 ms earlier on the box's clock
+    assert arrival(stamp(1000.000), wall=1000.004, mono=50.0) == pytest.approx(49.996)
+    # no stamp, a stamp from the future (the wall clock stepped) or an absurdly old one
+    assert arrival([], wall=1000.0, mono=50.0) == 50.0
+    assert arrival(stamp(1000.5), wall=1000.0, mono=50.0) == 50.0
+    assert arrival(stamp(900.0), wall=1000.0, mono=50.0) == 49.0
 
 
 def test_bad_settings_are_refused_with_their_name() -> None:
