@@ -90,7 +90,6 @@ class Box:
         self.control.bind(control)
         self.control.listen(4)
         self.rng = random.Random()
-        self.ages = []
 
     def run(self) -> None:
         print("ready", flush=True)
@@ -124,13 +123,7 @@ class Box:
                 return
             if addr[2] == socket.PACKET_OUTGOING:  # what this box itself sent
                 continue
-            t = arrival(ancillary, wall, mono)
-            self.ages.append(mono - t)
-            if len(self.ages) >= 2000:
-                self.ages.sort()
-                print(direction, "age p50 %.3f p99 %.3f max %.3f ms" % (self.ages[1000]*1e3, self.ages[1980]*1e3, self.ages[-1]*1e3), flush=True)
-                self.ages = []
-            link.arrive(frame, now=t, rng=self.rng.random)
+            link.arrive(frame, now=arrival(ancillary, wall, mono), rng=self.rng.random)
 
     def serve_control(self) -> None:
         conn, _ = self.control.accept()
@@ -151,7 +144,8 @@ def arrival(ancillary: list[tuple[int, int, bytes]], wall: float, mono: float) -
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
             seconds, nanoseconds = struct.unpack_from("qq", data)
-            return mono - min(1.0, max(0.0, wall - (seconds + nanoseconds * 1e-9)))
+            age = wall - (int(seconds) + int(nanoseconds) * 1e-9)
+            return mono - min(1.0, max(0.0, age))
     return mono
 
 
