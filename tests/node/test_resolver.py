@@ -1,6 +1,7 @@
 """The provider's resolver (node/resolver.py) on loopback, with a fake upstream: answers
 over UDP and TCP, the cache spares the upstream, hostile queries are dropped and
-counted, a client over its rate is dropped, and a dead upstream gives SERVFAIL."""
+counted, a client over its rate is dropped, and a dead upstream gives SERVFAIL. Queries
+with and without DO or CD are cached apart."""
 
 import socket
 import struct
@@ -79,6 +80,27 @@ async def test_udp_tcp_cache_and_hostile_input() -> None:
         assert await ask_udp(port, reply, timeout=0.3) is None
         assert r.drops["malformed"] == 2
         assert await ask_udp(port, dnsmsg.build_query(9, "www.example.test", A)) is not None
+        nursery.cancel_scope.cancel()
+
+
+async def test_do_and_cd_each_have_their_own_cache_entry() -> None:
+    up = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await up.bind(("127.0.0.1", 0))
+    seen: Counter[bytes] = Counter()
+    port = free_port()
+    r = resolver.Resolver(addresses=["127.0.0.1"], upstreams=[up.getsockname()], port=port)
+    name = b"\x04sign\x07example\x04test\x00"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(fake_upstream, up, seen)
+        await nursery.start(r.serve)
+        for n, (do, cd) in enumerate([(False, False), (True, False), (False, True)]):
+            q = dnsmsg.build_query(n, "sign.example.test", A, do=do, cd=cd)
+            assert await ask_udp(port, q) is not None
+            assert seen[name] == n + 1, (do, cd)  # a miss: asked upstream
+        for n, (do, cd) in enumerate([(True, False), (False, False), (False, True)]):
+            q = dnsmsg.build_query(n, "sign.example.test", A, do=do, cd=cd)
+            assert await ask_udp(port, q) is not None
+        assert seen[name] == 3 and r.counts["cached"] == 3
         nursery.cancel_scope.cancel()
 
 
