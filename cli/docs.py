@@ -195,7 +195,9 @@ def zsh(parser: argparse.ArgumentParser) -> str:
         ' [[ "$w" == -* ]] || path_words+=("$w"); done'
     )
     lines.append('    case "${(j: :)path_words}" in')
-    for path, specs in funcs:
+    leaves = dict(funcs)
+    groups: list[tuple[str, list[str]]] = [(p, []) for p in subs if p and p not in leaves]
+    for path, specs in [*funcs[:1], *groups, *funcs[1:]]:  # a group ("peer"): its subcommands
         children = [w for w in subs.get(path, []) if not w.startswith("-")]
         if children:
             lines.append(f'        "{path}") compadd -- {" ".join(children)} ;;')

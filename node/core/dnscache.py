@@ -1,6 +1,8 @@
 """The provider resolver's memory: a bounded answer cache and a per-client rate limit.
 
-`AnswerCache` keeps upstream answers keyed by (qname, qtype, qclass) for their
+`AnswerCache` keeps upstream answers keyed by (qname, qtype, qclass, CD, DO)
+(`dnsmsg.Query.key`: an answer without DNSSEC records is never served to a query
+that set DO, nor one an upstream validated to a query that set CD) for their
 smallest TTL (RFC 1035 section 3.2.1; capped at MAX_TTL, and answers with no TTL
 to go by, truncated ones and SERVFAILs are not kept) and hands them back with
 their TTLs counted down, least recently used first out when full. `ClientLimiter`
@@ -20,7 +22,7 @@ RATE = 50.0  # queries a second per client: a browser opening a busy page stays 
 BURST = 100.0
 MAX_CLIENTS = 4096
 
-Key = tuple[bytes, int, int]
+Key = tuple[bytes, int, int, bool, bool]  # qname, qtype, qclass, CD, DO
 
 
 class AnswerCache:

@@ -4,7 +4,11 @@
 else a forwarder must not relay is refused (None): a response, an opcode other
 than QUERY, a question count other than one, answers or authority records in a
 query, a name with a compression pointer or a label over 63 bytes, a name over 255
-bytes, trailing garbage beyond the additional section's bound. `parse_response`
+bytes, an additional record cut short, trailing garbage after the additional
+section. The query's CD bit (RFC 4035 section 3.2.2) and the DO bit of its OPT
+record (RFC 3225; RFC 6891 section 6.1.4) are part of its cache key: an answer
+asked for without DNSSEC records, or validated, must not be served to a query that
+asked for them, or asked not to validate (as Unbound and dnsmasq key theirs). `parse_response`
 checks that an upstream's answer is for that question (ID, name, type, class),
 and walks every resource record with the same bounds, to find where the TTLs are
 (the cache counts them down in place) and their minimum (how long the answer may
@@ -24,6 +28,8 @@ OPCODE_MASK = 0x7800
 TC = 0x0200
 RD = 0x0100
 RA = 0x0080
+CD = 0x0010  # checking disabled (RFC 4035 section 3.2.2)
+DO = 0x8000  # DNSSEC OK: the top bit of the OPT record's extended flags (RFC 3225)
 RCODE_MASK = 0x000F
 NOERROR, SERVFAIL, NXDOMAIN, REFUSED = 0, 2, 3, 5
 OPT = 41  # EDNS pseudo-record type
@@ -41,10 +47,16 @@ class Query(NamedTuple):
     qtype: int
     qclass: int
     end: int  # offset just past the question
+    do: bool = False  # the OPT record's DO bit
 
     @property
-    def key(self) -> tuple[bytes, int, int]:
-        return (self.qname, self.qtype, self.qclass)
+    def cd(self) -> bool:
+        return bool(self.flags & CD)
+
+    @property
+    def key(self) -> tuple[bytes, int, int, bool, bool]:
+        """What the cache keys an answer on: the question, CD and DO."""
+        return (self.qname, self.qtype, self.qclass, self.cd, self.do)
 
 
 class Response(NamedTuple):
@@ -106,7 +118,27 @@ def parse_query(data: bytes) -> Query | None:
     if at + 4 > len(data):
         return None
     qtype, qclass = struct.unpack_from("!HH", data, at)
-    return Query(qid, flags, qname, qtype, qclass, at + 4)
+    do = _additional_do(data, at + 4, ar)
+    if do is None:
+        return None
+    return Query(qid, flags, qname, qtype, qclass, at + 4, do)
+
+
+def _additional_do(data: bytes, at: int, count: int) -> bool | None:
+    """Whether an OPT record among the `count` additional records at `at` sets DO, or
+    None if they do not end exactly where the message does."""
+    do = False
+    for _ in range(count):
+        after = _skip_name(data, at)
+        if after is None or after + 10 > len(data):
+            return None
+        rtype, _rclass, flags, rdlength = struct.unpack_from("!HHIH", data, after)
+        at = after + 10 + rdlength
+        if at > len(data):
+            return None
+        if rtype == OPT:
+            do = do or bool(flags & DO)
+    return do if at == len(data) else None
 
 
 def parse_response(data: bytes, query: Query) -> Response | None:
@@ -171,12 +203,26 @@ def error_response(data: bytes, query: Query, rcode: int) -> bytes:
     return HEADER.pack(query.id, flags, 1, 0, 0, 0) + data[HEADER.size : query.end]
 
 
-def build_query(qid: int, name: str, qtype: int, *, qclass: int = 1, rd: bool = True) -> bytes:
-    """A query for `name` (tests and the lab's stub use it); ValueError on a bad name."""
+def build_query(
+    qid: int,
+    name: str,
+    qtype: int,
+    *,
+    qclass: int = 1,
+    rd: bool = True,
+    cd: bool = False,
+    do: bool = False,
+    edns: bool = False,
+) -> bytes:
+    """A query for `name` (tests and the lab's stub use it), with an OPT record (1232
+    bytes) when `edns` or `do`; ValueError on a bad name."""
+    flags = (RD if rd else 0) | (CD if cd else 0)
+    opt = b"\0" + struct.pack("!HHIH", OPT, 1232, DO if do else 0, 0) if edns or do else b""
     return (
-        HEADER.pack(qid, RD if rd else 0, 1, 0, 0, 0)
+        HEADER.pack(qid, flags, 1, 0, 0, 1 if opt else 0)
         + encode_name(name)
         + struct.pack("!HH", qtype, qclass)
+        + opt
     )
 
 

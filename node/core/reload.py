@@ -12,6 +12,10 @@ allow and deny rules and a client's DNS servers can change in place. The rest is
 at start (the key, the listeners, the interface and its addresses, ...): a change
 there is reported as needing a restart and the running value stays.
 
+A file that names a dynamic peer's key is refused whole, before anything changes: the
+exit choice or open admission owns that peer and would later remove it or move its
+routes under the configuration; a restart makes it configured from the start.
+
 `applied(running, new)` is the config the node runs after a reload: the new one in
 everything that was applied, the running one in everything that needs a restart, so
 the next reload still reports those.
@@ -35,6 +39,9 @@ PEER_FIELDS = (
     "provider",
     "mode",
 )
+
+# who made a dynamic peer (`PeerSpec.origin`), as a refusal names it
+MAKERS = {"exit": "the exit choice", "open": "open admission"}
 
 # what only a restart changes: (name in the reply, how to read it from a NodeConfig)
 RESTART_ONLY = (
@@ -83,8 +90,7 @@ class Diff:
     def __bool__(self) -> bool:
         """Anything to apply (a change needing a restart applies nothing)."""
         return bool(
-            self.added or self.removed or self.changed or self.share or self.exit_policy
-            or self.dns
+            self.added or self.removed or self.changed or self.share or self.exit_policy or self.dns
         )
 
 
@@ -110,6 +116,7 @@ def diff(
     and are left alone); `exit_flag` is true when the node was started with --exit,
     which keeps the exit on whatever the file says."""
     out = Diff()
+    refuse_dynamic(new, peers)
     wanted = {spec.public_key: spec for spec in new.peers}
     peers = {key: spec for key, spec in peers.items() if not spec.dynamic}
     out.removed = [key for key in peers if key not in wanted]
@@ -135,6 +142,22 @@ def diff(
         if read(running) != read(new):
             out.restart.append(name)
     return out
+
+
+def refuse_dynamic(new: NodeConfig, peers: dict[bytes, PeerSpec]) -> None:
+    """Refuse a file that configures a key the node runs as a dynamic peer."""
+    for i, spec in enumerate(new.peers):
+        running = peers.get(spec.public_key)
+        if running is not None and running.dynamic:
+            raise ConfigError(
+                new.path,
+                spec.line or None,
+                f"peer #{i + 1} public_key",
+                f"peer {short(spec.public_key)} is a dynamic peer that"
+                f" {MAKERS.get(running.origin, running.origin)} made, which a reload cannot"
+                " make configuration: remove it from the file, or restart the node to"
+                " configure it",
+            )
 
 
 def check_allowed_ips(cfg: NodeConfig) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tidewire.node.transports.udp import BatchSender
+from tidewire.node.transports.udp_send import BatchSender
 from tidewire.protocol.types import UDP, Path
 
 

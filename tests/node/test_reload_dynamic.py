@@ -1,7 +1,8 @@
 """Dynamic peers are not configuration (`PeerSpec.origin`, node/peers.py): a provider the
 exit choice joined (node/exits.py) and a client an open provider admitted
 (node/exits_open.py) survive a reload with their sessions, SaveConfig does not write
-them into the file, and the wg API (`wg showconf`, `wg syncconf`) does not see them."""
+them into the file, and the wg API (`wg showconf`, `wg syncconf`) does not see them. A
+file that names one is refused whole (node/core/reload.py, `refuse_dynamic`)."""
 
 from collections.abc import AsyncIterator
 from ipaddress import ip_network
@@ -16,6 +17,7 @@ from tidewire.node.core.discovery import RecordCache
 from tidewire.node.core.exits import Offer
 from tidewire.node.exits import ExitClient
 from tidewire.node.exits_open import OpenExit
+from tidewire.node.reload import ReloadError
 from tidewire.node.service import Service
 from tidewire.node.uapi_server import Uapi
 from tidewire.protocol.keys import encode_key
@@ -26,7 +28,7 @@ from tidewire.protocol.types import UDP
 from tidewire.protocol.types import Path as LinkPath
 
 from ..unit.helpers import SeededRandom, keypair
-from .reload_node import K_NODE, P_A, P_B, P_NODE, Node, config, running_node
+from .reload_node import K_NODE, P_A, P_B, P_C, P_NODE, Node, config, running_node, state
 
 K_EXIT, P_EXIT = keypair("reload-exit")
 EXIT_ADDR = ("192.0.2.50", 51820)
@@ -127,3 +129,44 @@ async def test_the_wg_api_does_not_see_dynamic_peers(node: Node) -> None:
     node.listen_port, node.mark = 51820, 51820  # type: ignore[attr-defined]
     seen = [p.public_key for p in Uapi(node).snapshot().peers]  # type: ignore[arg-type]
     assert sorted(seen) == sorted([P_A, P_B])  # `wg showconf` prints these two only
+
+
+def naming(key: bytes, ips: str) -> str:
+    """The file with peer C added first and `key` configured after it: a reload that stops
+    at `key` would have added C already."""
+    more = f'[[peer]]\npublic_key = "{encode_key(P_C)}"\nallowed_ips = ["10.9.0.4/32"]\n\n'
+    more += f'[[peer]]\npublic_key = "{encode_key(key)}"\nallowed_ips = [{ips}]\n'
+    return config(more=more)
+
+
+async def test_a_reload_naming_a_dynamic_exit_peer_is_refused_whole(node: Node) -> None:
+    await join_exit(node)
+    exit_session(node)
+    before = state(node)
+    peer = node.datapath.device.peers[P_EXIT]
+    session = peer.current
+    node.cfg.path.write_text(naming(P_EXIT, '"10.9.0.50/32"'))
+    lines = node.cfg.path.read_text().splitlines()
+    line = [i + 1 for i, t in enumerate(lines) if t == "[[peer]]"][-1]  # the exit's
+    with pytest.raises(ReloadError) as err:
+        await node.reloader.reload()
+    message = str(err.value)
+    assert message.startswith(f"{node.cfg.path}:{line}: peer #4 public_key: ")
+    assert "the exit choice" in message and message.endswith("; nothing changed")
+    assert state(node) == before  # peer C was not added, nothing else moved
+    assert P_C not in node.datapath.device.peers
+    assert node.datapath.device.peers[P_EXIT] is peer and peer.current is session
+    assert node.peers.specs[P_EXIT].origin == "exit"
+
+
+async def test_a_reload_naming_an_openly_admitted_client_is_refused_whole(node: Node) -> None:
+    opened = OpenExit(node.peers, max_clients=4)
+    _, stranger = keypair("reload-stranger")
+    assert opened.admit(stranger, trio.current_time()) is not None
+    before = state(node)
+    node.cfg.path.write_text(naming(stranger, '"10.9.0.60/32"'))
+    with pytest.raises(ReloadError, match=r"open admission.*; nothing changed$"):
+        await node.reloader.reload()
+    assert state(node) == before
+    assert node.peers.specs[stranger].origin == "open"
+    assert stranger in opened.core.dynamic

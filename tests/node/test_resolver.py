@@ -1,10 +1,13 @@
 """The provider's resolver (node/resolver.py) on loopback, with a fake upstream: answers
 over UDP and TCP, the cache spares the upstream, hostile queries are dropped and
-counted, a client over its rate is dropped, and a dead upstream gives SERVFAIL."""
+counted, a client over its rate is dropped, and a dead upstream gives SERVFAIL. Queries
+with and without DO or CD are cached apart."""
 
 import socket
 import struct
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -45,15 +48,23 @@ async def ask_udp(port: int, query: bytes, timeout: float = 2) -> bytes | None:
     return None
 
 
-async def test_udp_tcp_cache_and_hostile_input() -> None:
+@asynccontextmanager
+async def serving(seen: Counter[bytes]) -> AsyncIterator[tuple[resolver.Resolver, int]]:
+    """A resolver on a free loopback port whose upstream is `fake_upstream`."""
     up = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     await up.bind(("127.0.0.1", 0))
-    seen: Counter[bytes] = Counter()
     port = free_port()
     r = resolver.Resolver(addresses=["127.0.0.1"], upstreams=[up.getsockname()], port=port)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(fake_upstream, up, seen)
         await nursery.start(r.serve)
+        yield r, port
+        nursery.cancel_scope.cancel()
+
+
+async def test_udp_tcp_cache_and_hostile_input() -> None:
+    seen: Counter[bytes] = Counter()
+    async with serving(seen) as (r, port):
         reply = await ask_udp(port, dnsmsg.build_query(0x4242, "www.example.test", A))
         assert (
             reply is not None and reply[:2] == b"\x42\x42" and reply.endswith(bytes([192, 0, 2, 7]))
@@ -79,7 +90,20 @@ async def test_udp_tcp_cache_and_hostile_input() -> None:
         assert await ask_udp(port, reply, timeout=0.3) is None
         assert r.drops["malformed"] == 2
         assert await ask_udp(port, dnsmsg.build_query(9, "www.example.test", A)) is not None
-        nursery.cancel_scope.cancel()
+
+
+async def test_do_and_cd_each_have_their_own_cache_entry() -> None:
+    seen: Counter[bytes] = Counter()
+    name = b"\x04sign\x07example\x04test\x00"
+    async with serving(seen) as (r, port):
+        for n, (do, cd) in enumerate([(False, False), (True, False), (False, True)]):
+            q = dnsmsg.build_query(n, "sign.example.test", A, do=do, cd=cd)
+            assert await ask_udp(port, q) is not None
+            assert seen[name] == n + 1, (do, cd)  # a miss: asked upstream
+        for n, (do, cd) in enumerate([(True, False), (False, False), (False, True)]):
+            q = dnsmsg.build_query(n, "sign.example.test", A, do=do, cd=cd)
+            assert await ask_udp(port, q) is not None
+        assert seen[name] == 3 and r.counts["cached"] == 3
 
 
 async def test_rate_limit_and_dead_upstream() -> None:

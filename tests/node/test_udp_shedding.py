@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 import trio
 
-from tidewire.node.transports.udp import SOL_UDP, UDP_SEGMENT, UdpTransport
+from tidewire.node.transports.udp import UdpTransport
+from tidewire.node.transports.udp_send import SOL_UDP, UDP_SEGMENT
 from tidewire.protocol.types import Path
 
 

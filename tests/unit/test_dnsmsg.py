@@ -34,7 +34,33 @@ def answer(
 
 def test_query_question_is_read_and_lower_cased() -> None:
     q = dnsmsg.parse_query(dnsmsg.build_query(0x1234, "WWW.Example.ORG", A))
-    assert q is not None and q.id == 0x1234 and q.key == (b"\x03www\x07example\x03org\x00", 1, 1)
+    name = b"\x03www\x07example\x03org\x00"
+    assert q is not None and q.id == 0x1234 and q.key == (name, 1, 1, False, False)
+
+
+def test_the_key_carries_the_do_and_cd_bits() -> None:
+    """CD is a header bit (RFC 4035 section 3.2.2), DO the top bit of the OPT record's
+    extended flags (RFC 6891 section 6.1.4, RFC 3225): an answer to one must not be
+    served to the other, as Unbound and dnsmasq key their caches."""
+    keys = set()
+    for do in (False, True):
+        for cd in (False, True):
+            q = dnsmsg.parse_query(dnsmsg.build_query(1, "example.org", A, do=do, cd=cd))
+            assert q is not None and (q.do, q.cd) == (do, cd)
+            keys.add(q.key)
+    assert len(keys) == 4
+    plain = dnsmsg.parse_query(dnsmsg.build_query(1, "example.org", A, edns=True))
+    assert plain is not None and not plain.do  # EDNS without DO is the same as none
+    assert plain.key == dnsmsg.parse_query(dnsmsg.build_query(1, "example.org", A)).key  # type: ignore[union-attr]
+
+
+def test_a_query_whose_additional_section_does_not_parse_is_refused() -> None:
+    good = dnsmsg.build_query(7, "example.org", A, do=True)
+    assert dnsmsg.parse_query(good) is not None
+    assert dnsmsg.parse_query(good[:-1]) is None  # cut inside the OPT record
+    assert dnsmsg.parse_query(good + b"\x00") is None  # trailing garbage
+    claims_two = good[:10] + b"\x00\x02" + good[12:]
+    assert dnsmsg.parse_query(claims_two) is None  # the second record is missing
 
 
 def test_what_a_forwarder_must_not_relay_is_refused() -> None:
@@ -103,10 +129,34 @@ def test_cache_counts_ttls_down_and_expires() -> None:
     assert not cache.put(q.key, msg, r._replace(rcode=dnsmsg.SERVFAIL), now=0)
     assert not cache.put(q.key, msg, r._replace(min_ttl=0), now=0)
     for i in range(3):
-        cache.put((b"%d" % i, 1, 1), msg, r._replace(min_ttl=10**9), now=0)
-    assert len(cache) == 2 and cache.get((b"0", 1, 1), now=0) is None
-    assert cache.get((b"2", 1, 1), now=MAX_TTL - 1) is not None
-    assert cache.get((b"2", 1, 1), now=MAX_TTL) is None  # a huge TTL is capped
+        cache.put((b"%d" % i, 1, 1, False, False), msg, r._replace(min_ttl=10**9), now=0)
+    assert len(cache) == 2 and cache.get((b"0", 1, 1, False, False), now=0) is None
+    assert cache.get((b"2", 1, 1, False, False), now=MAX_TTL - 1) is not None
+    assert cache.get((b"2", 1, 1, False, False), now=MAX_TTL) is None  # a huge TTL is capped
+
+
+def test_an_answer_cached_without_do_or_cd_is_not_served_with_them() -> None:
+    asked = {}
+    for do, cd in ((False, False), (True, False), (False, True), (True, True)):
+        query = dnsmsg.build_query(1, "example.org", A, do=do, cd=cd)
+        q = dnsmsg.parse_query(query)
+        assert q is not None
+        asked[do, cd] = q, query
+    cache = AnswerCache()
+    q, query = asked[False, False]
+    msg = answer(query, (A, 60, b"\x01\x02\x03\x04"))
+    r = dnsmsg.parse_response(msg, q)
+    assert r is not None and cache.put(q.key, msg, r, now=0.0)
+    assert cache.get(q.key, now=1.0) is not None
+    for flags in ((True, False), (False, True), (True, True)):
+        assert cache.get(asked[flags][0].key, now=1.0) is None, flags
+    signed, query = asked[True, False]  # and the other way round: DO's answer stays with DO
+    msg = answer(query, (A, 60, b"\x01\x02\x03\x04"))
+    r = dnsmsg.parse_response(msg, signed)
+    cache = AnswerCache()
+    assert r is not None and cache.put(signed.key, msg, r, now=0.0)
+    assert cache.get(asked[False, False][0].key, now=1.0) is None
+    assert cache.get(signed.key, now=1.0) is not None
 
 
 def test_limiter_is_a_token_bucket_per_client() -> None:
@@ -126,6 +176,27 @@ queries = st.builds(
     st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,4}", fullmatch=True),
     st.integers(0, 0xFFFF),
 )
+
+
+@given(
+    st.from_regex(r"[a-zA-Z0-9]{1,20}(\.[a-zA-Z0-9]{1,20}){0,4}", fullmatch=True),
+    st.integers(0, 0xFFFF),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 0x7FFF),
+)
+def test_the_key_is_the_question_and_the_two_bits_of_the_bytes(
+    name: str, qtype: int, do: bool, cd: bool, edns: bool, z: int
+) -> None:
+    """Whatever else the OPT record's flags and the header carry, the key is the
+    lower-cased question and exactly the DO and CD bits."""
+    query = bytearray(dnsmsg.build_query(1, name, qtype, do=do, cd=cd, edns=edns))
+    if do or edns:  # the other extended flags (Z) and the rest of the header do not count
+        struct.pack_into("!H", query, len(query) - 4, (0x8000 if do else 0) | z)
+    q = dnsmsg.parse_query(bytes(query))
+    assert q is not None
+    assert q.key == (dnsmsg.encode_name(name.lower()), qtype, 1, cd, do)
 
 
 @given(st.binary(max_size=600))

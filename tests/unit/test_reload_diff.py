@@ -71,6 +71,21 @@ def test_a_dynamic_peer_is_never_removed_or_compared(origin: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("origin", "maker"), [("exit", "the exit choice"), ("open", "open admission")]
+)
+def test_a_file_naming_a_dynamic_peer_is_refused_naming_the_file_and_line(
+    origin: str, maker: str
+) -> None:
+    running = node(peer(A, "10.0.0.2/32"))
+    live = {**by_key(running), B: peer(B, "0.0.0.0/0", origin=origin)}
+    new = node(peer(A, "10.0.0.2/32"), peer(B, "10.0.0.3/32", line=12))
+    with pytest.raises(ConfigError) as err:
+        diff(running, new, peers=live)
+    assert str(err.value).startswith("/etc/tidewire/tw9.toml:12: peer #2 public_key: peer ")
+    assert f"is a dynamic peer that {maker} made" in str(err.value)
+
+
+@pytest.mark.parametrize(
     ("field", "edit"),
     [
         ("allowed_ips", {"allowed_ips": [ip_network("10.0.0.0/24")]}),
@@ -96,9 +111,7 @@ def test_each_field_of_a_peer_is_a_change_of_that_field(
 def test_share_keys_that_differ() -> None:
     running = node(share=ShareConfig(download=1_000_000, max_clients=4))
     new = node(
-        share=ShareConfig(
-            download=2_000_000, max_clients=4, quota=Quota(10**9, QuotaPeriod.DAY)
-        )
+        share=ShareConfig(download=2_000_000, max_clients=4, quota=Quota(10**9, QuotaPeriod.DAY))
     )
     change = diff(running, new, peers={})
     assert change.share == ("download", "quota")
