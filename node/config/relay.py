@@ -17,6 +17,7 @@ from tidewire.node.core.relay import RelayConfig
 
 from .fields import Err, integer
 from .share import RATE_EXAMPLE, parse_rate, parse_size
+from .toml_table import boolean
 
 KEYS = ("enabled", "pair_rate", "pair_cap", "max_pairs", "require_receipts", "price")
 
@@ -30,9 +31,7 @@ def relay_table(table: Any, err: Err) -> RelayConfig:
     cfg = RelayConfig()
     for key in ("enabled", "require_receipts"):
         if key in table:
-            if not isinstance(table[key], bool):
-                err(key, "must be true or false")
-            setattr(cfg, key, table[key])
+            setattr(cfg, key, boolean(table[key], err, key))
     if "price" in table:
         cfg.price = integer(table["price"], err, "price", 0, 1 << 62)
     if "pair_rate" in table:

@@ -8,7 +8,9 @@ marked `provider = true`; invoices, receipts, the credit window and the cut-off 
 provider's (node/core/accounting.py), and the receipts land in R's ledger with C as the
 client."""
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -20,6 +22,7 @@ from tidewire.node.core.relay import Forward, Relay, RelayConfig
 from tidewire.node.core.roles import Role
 from tidewire.node.ledger import Ledger
 from tidewire.node.usage import usage
+from tidewire.protocol.control import channel
 from tidewire.protocol.control import relay as wire
 from tidewire.protocol.keys import encode_key
 
@@ -28,6 +31,18 @@ from ..unit.helpers import keypair
 (C_PRIV, C), (R_PRIV, R), (E_PRIV, E) = (keypair("relay-pay-" + n) for n in "cre")
 MiB = 1 << 20
 DATAGRAM = 1200
+
+
+def frame(sender: bytes, to: bytes, fill: bytes) -> bytes:
+    """A relay frame from the end `sender` to the end `to` through R, on the link with R."""
+    return wire.build(
+        overlay.overlay_address(sender),
+        overlay.overlay_address(R),
+        ttl=8,
+        destination=to,
+        source=sender,
+        datagram=fill * DATAGRAM,
+    )
 
 
 class Rig:
@@ -101,15 +116,7 @@ class Rig:
         for _ in range(n):
             if not self.c_acct.relayed_via(R, DATAGRAM, up=True):
                 continue
-            frame = wire.build(
-                overlay.overlay_address(C),
-                overlay.overlay_address(R),
-                ttl=8,
-                destination=E,
-                source=C,
-                datagram=b"u" * DATAGRAM,
-            )
-            if isinstance(self.relay.receive(C, frame, now=now), Forward):
+            if isinstance(self.relay.receive(C, frame(C, E, b"u"), now=now), Forward):
                 done += 1
                 self.relayed += DATAGRAM
         return done
@@ -118,15 +125,7 @@ class Rig:
         """E sends n datagrams to C through R; how many reached C."""
         done = 0
         for _ in range(n):
-            frame = wire.build(
-                overlay.overlay_address(E),
-                overlay.overlay_address(R),
-                ttl=8,
-                destination=C,
-                source=E,
-                datagram=b"d" * DATAGRAM,
-            )
-            if isinstance(self.relay.receive(E, frame, now=now), Forward):
+            if isinstance(self.relay.receive(E, frame(E, C, b"d"), now=now), Forward):
                 self.relayed += DATAGRAM
                 assert self.c_acct.relayed_via(R, DATAGRAM, up=False)
                 done += 1
@@ -227,13 +226,30 @@ async def test_a_free_relay_charges_nobody_and_the_other_end_never_pays(tmp_path
         overlay_of=overlay.overlay_address,
         charge=lambda payer, n, up: False,
     )
-    frame = wire.build(
-        overlay.overlay_address(C),
-        overlay.overlay_address(R),
-        ttl=8,
-        destination=E,
-        source=C,
-        datagram=b"x" * DATAGRAM,
-    )
-    assert isinstance(free.receive(C, frame, now=0.0), Forward)
+    assert isinstance(free.receive(C, frame(C, E, b"x"), now=0.0), Forward)
     assert free.status()[0]["payer"] is None
+
+
+async def test_a_relay_that_over_bills_is_refused_and_no_longer_used(tmp_path: Path) -> None:
+    """R's invoices bill 10% more than it relayed: C refuses the first one over its
+    tolerance, disconnects R (the provider's path) and sends nothing more through it."""
+    cfg = AccountingConfig(credit_window=4 * MiB, slack=64 * 1024)
+    rig = Rig(tmp_path, cfg)
+    honest = rig.r_acct.make_invoice
+
+    def inflated(s: Any, *, now: float, wall_ms: int) -> channel.Invoice:
+        inv = honest(s, now=now, wall_ms=wall_ms)
+        inv = dataclasses.replace(inv, bytes_up=int(inv.bytes_up * 1.1))
+        s.pending[inv.seq] = inv
+        return inv
+
+    rig.r_acct.make_invoice = inflated  # type: ignore[method-assign]
+    await rig.start()
+    for step in range(30):
+        rig.up(100, now=0.1 * step)
+        await rig.tick(now=0.1 * step)
+    used = rig.c_acct.used[R]
+    assert used.refused and "bills" in used.refusal_reason
+    before = rig.c_acct.drops["provider_refused"]
+    assert rig.cut == [R] and rig.up(10, now=3.5) == 0
+    assert rig.c_acct.drops["provider_refused"] == before + 10
