@@ -162,6 +162,11 @@ class Accountant(AccountantStore):
             return True  # a provider of ours or a stock peer: not billed for relaying
         return self._count(payer, n, up)
 
+    def pays_relaying(self, peer_key: bytes) -> bool:
+        """Has this peer a session with us (it said hello), so it pays for what we relay?"""
+        credit = self.credits.get(peer_key)
+        return credit is not None and credit.current is not None
+
     def relayed_via(self, relay: bytes, n: int, *, up: bool) -> bool:
         """A relay frame of n datagram bytes on our link with `relay`, sent (up) or
         delivered to us (down). A relay we pay (`provider = true`) bills those bytes, so

@@ -55,6 +55,7 @@ class RelayNode:
             trusted=trusted,
             overlay_of=datapath.control.overlay_of,
             charge=self._charge if config.require_receipts else None,
+            paying=self._paying,
         )
         transport.attach(datapath, self.core)
         datapath.relay = self
@@ -65,6 +66,10 @@ class RelayNode:
         if peer is not None and peer.path is not None and peer.path.transport != RELAY:
             return destination
         return self.route(destination)
+
+    def _paying(self, key: bytes) -> bool:
+        acct = self.datapath.accountant
+        return acct is not None and acct.pays_relaying(key)
 
     def _charge(self, payer: bytes, n: int, up: bool) -> bool:
         acct = self.datapath.accountant

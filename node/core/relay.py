@@ -26,6 +26,9 @@ A relay with `require_receipts` is paid like a provider (docs/protocol/relay.md,
 "Paying a relay"): each pair has a payer, the end that opened it (sent its first frame)
 when that end is the neighbour whose link carried the frame in; a pair opened through
 another relay for an end that is not our peer is free here (the first relay bills).
+An opener that has no paid session (never said hello) gives way to an end of the pair
+that has one, as soon as a frame from or to it crosses: after a relay restarts, the
+exit's answer may reach it before the client's next frame and open the pair first.
 Every frame of a paid pair is charged to its payer when it leaves (`charge(payer,
 bytes, up)`: up away from the payer, down towards it), which is the provider's own
 credit gate (node/accounting.py `relayed_for`); a frame the payer's credit refuses is
@@ -166,9 +169,11 @@ class Relay:
         trusted: Callable[[bytes], bool],
         overlay_of: Callable[[bytes], bytes],
         charge: Callable[[bytes, int, bool], bool] | None = None,
+        paying: Callable[[bytes], bool] = lambda key: False,
     ) -> None:
         self.public_key = public_key
         self.charge = charge  # (payer, bytes, up) -> may it leave? (require_receipts)
+        self.paying = paying  # has this peer a paid session with us (said hello)?
         self.local_overlay = local_overlay
         self.config = config
         self.next_hop = next_hop  # destination key -> neighbour key, or None
@@ -236,6 +241,12 @@ class Relay:
         if pair is None:
             self._drop("pairs_full")
             return None
+        if self.charge is not None and (pair.payer is None or not self.paying(pair.payer)):
+            # no payer, or one that never said hello: a direct end of this frame that pays
+            for end in (payer, hop if hop == frame.destination else None):
+                if end is not None and self.paying(end):
+                    pair.payer = end
+                    break
         cap = self.config.pair_cap
         if cap is not None and pair.bytes + pair.held + size > cap:
             self._refuse(pair, "cap")

@@ -68,6 +68,7 @@ class Rig:
             trusted=lambda k: False,
             overlay_of=overlay.overlay_address,
             charge=self.r_acct.relayed_for,
+            paying=self.r_acct.pays_relaying,
         )
         self.relayed = 0  # datagram bytes R forwarded, both directions
 
@@ -253,3 +254,23 @@ async def test_a_relay_that_over_bills_is_refused_and_no_longer_used(tmp_path: P
     before = rig.c_acct.drops["provider_refused"]
     assert rig.cut == [R] and rig.up(10, now=3.5) == 0
     assert rig.c_acct.drops["provider_refused"] == before + 10
+
+
+async def test_the_exit_opening_the_pair_after_a_restart_does_not_pay_for_it(
+    tmp_path: Path,
+) -> None:
+    """The exit's frames reach R before C has said hello (R just restarted): they open
+    the pair and are held to E's window as its own; C's hello makes C the payer, and
+    then everything flows and is billed to C."""
+    cfg = AccountingConfig(credit_window=4 * MiB)
+    rig = Rig(tmp_path, cfg)
+    assert rig.down(10, now=0.0) == 10  # E first: E opened the pair
+    assert rig.relay.status()[0]["payer"] == encode_key(E)
+    await rig.start()  # C's hello
+    for step in range(1, 40):
+        now = 0.1 * step
+        assert rig.down(100, now=now) == 100 and rig.up(30, now=now) == 30
+        await rig.tick(now=now)
+    assert rig.relay.status()[0]["payer"] == encode_key(C)
+    assert rig.r_acct.credits[E].owed == 10 * DATAGRAM  # what it was charged before C paid
+    assert rig.r_acct.drops == {} and rig.c_acct.used[R].refused is False

@@ -255,6 +255,35 @@ def test_a_paid_pair_is_charged_to_the_end_that_opened_it_when_frames_leave() ->
     assert r.status()[0]["frames"] == len(charged)  # a refused frame is not forwarded
 
 
+def test_an_opener_that_does_not_pay_gives_way_to_an_end_that_does() -> None:
+    """After a restart the exit's answer may open the pair first: it never pays, so the
+    first frame from or to the client, which has a paid session, makes the client the
+    payer; two paying ends keep the one they have (no flip-flop)."""
+    paying: set[bytes] = set()
+    charged: list[bytes] = []
+    r = relay(require_receipts=True, pair_rate=None, peers=(C, E, X))
+
+    def charge(payer: bytes, n: int, up: bool) -> bool:
+        charged.append(payer)
+        return True
+
+    r.charge = charge
+    r.paying = paying.__contains__
+    r.receive(E, frame_from(E, R, dst=C, src=E, data=b"d" * 10), now=0.0)
+    assert charged == [E]  # opened by E, nobody pays yet
+    paying.add(C)  # C's hello opened its session
+    r.receive(E, frame_from(E, R, dst=C, src=E, data=b"d" * 10), now=0.1)  # towards C
+    r.receive(C, frame_from(C, R, dst=E, src=C, data=b"u" * 10), now=0.2)
+    assert charged == [E, C, C] and r.status()[0]["payer"] == encode_key_b64(C)
+    # C and X both pay: the pair C-X stays with whichever paid first
+    paying.add(X)
+    charged.clear()
+    r.receive(C, frame_from(C, R, dst=X, src=C, data=b"u" * 10), now=0.3)
+    r.receive(X, frame_from(X, R, dst=C, src=X, data=b"u" * 10), now=0.4)
+    r.receive(C, frame_from(C, R, dst=X, src=C, data=b"u" * 10), now=0.5)
+    assert charged == [C, C, C]
+
+
 def test_a_pair_opened_through_a_trusted_relay_is_free_here() -> None:
     """A frame another relay forwards for an end that is not our peer: the first relay
     bills it, so this pair has no payer and nothing is charged."""
