@@ -494,3 +494,46 @@ def test_a_client_that_does_not_pay_the_relay_is_cut_off() -> None:
 
         time.sleep(2)  # two more seconds of pings every 50 ms: not one answered
         assert len(replies(pinger)) == answered
+
+
+def test_a_client_cut_off_by_the_relay_resumes_when_it_pays() -> None:
+    """A client that signs nothing for its first 8 s (tools/misbehave.py pause), then pays:
+    r drops its frames past the window and cuts its link, and once c signs the invoice
+    that covers what it owes (after a new handshake with r: the cut erased r's keys),
+    its pings are answered again and r's ledger holds the receipt."""
+    import time
+
+    with Lab("relayresume") as lab:
+        x = build(
+            lab,
+            cap="unlimited",
+            receipts=False,
+            relay_paid="credit_window = 65536\ninvoice_bytes = 8192\ncutoff = 2.0\n",
+            client_misbehave=("pause", "8"),
+        )
+        c, relay = x["hosts"]["c"], x["nodes"]["r"]
+        pc, _, _ = x["keys"]
+        lab.wait_for(lambda: ping(c, "10.99.0.1", count=1, check=False), timeout=30, what="e")
+        pinger = c.spawn(
+            ["ping", "-D", "-n", "-i", "0.05", "-s", "1000", "-W", "1", "10.99.0.1"], name="ping"
+        )
+        lab.wait_for(lambda: "cut off" in relay.proc.log(), timeout=15, what="r to cut c off")
+        cut_at = time.time()
+        unpaid = relay_status(relay)["drops"]["relay_unpaid"]
+        assert unpaid > 0
+        lab.wait_for(
+            lambda: len([t for t in replies(pinger) if t > cut_at + 1]) >= 20,
+            timeout=45,
+            what="c's pings through r again once it pays",
+        )
+        resumed = min(t for t in replies(pinger) if t > cut_at + 1)
+        # the pings stopped while c did not pay: at least the cut-off's 2 s without a reply
+        gap = longest_gap(replies(pinger), min(replies(pinger)), resumed)
+        [session] = usage(relay)["sessions"]
+        print(
+            f"resume: r dropped {unpaid} unpaid frames, no ping answered for {gap:.1f} s, "
+            f"c cut off, relayed again {resumed - cut_at:.1f} s after the cut; receipted "
+            f"{session['verified_up']} up / {session['verified_down']} down"
+        )
+        assert gap >= 2.0, gap
+        assert session["client"] == pc and session["verified_up"] + session["verified_down"] > 0
