@@ -454,24 +454,28 @@ def test_a_paid_relay_keeps_receipts_matching_what_it_relayed() -> None:
         assert relay_status(relay)["drops"].get("relay_unpaid", 0) == 0
 
 
+UNPAID = "credit_window = 65536\ninvoice_bytes = 8192\ncutoff = 2.0\n"  # r's [accounting]
+
+
+def build_unpaid(lab: Lab, misbehave: tuple[str, ...]) -> tuple[Host, Node, str, Any]:
+    """The paid relay with a small window and a quick cut-off, e without its exit role,
+    and a client that cheats as `misbehave` says, pinging e with 1,000 bytes every 50 ms:
+    (c, r's node, c's key, the ping)."""
+    x = build(lab, cap="unlimited", receipts=False, relay_paid=UNPAID, client_misbehave=misbehave)
+    c = x["hosts"]["c"]
+    lab.wait_for(lambda: ping(c, "10.99.0.1", count=1, check=False), timeout=30, what="e")
+    pinger = c.spawn(
+        ["ping", "-D", "-n", "-i", "0.05", "-s", "1000", "-W", "1", "10.99.0.1"], name="ping"
+    )
+    return c, x["nodes"]["r"], x["keys"][0], pinger
+
+
 def test_a_client_that_does_not_pay_the_relay_is_cut_off() -> None:
     """The same relay, and a client that says hello but never signs (tools/misbehave.py
     silent): r holds it to its credit window (64 KiB here), then drops its frames
     (`relay_unpaid`) and cuts its link after `cutoff` (2 s); its pings stop."""
     with Lab("relayunpaid") as lab:
-        x = build(
-            lab,
-            cap="unlimited",
-            receipts=False,
-            relay_paid="credit_window = 65536\ninvoice_bytes = 8192\ncutoff = 2.0\n",
-            client_misbehave=("silent",),
-        )
-        c, relay = x["hosts"]["c"], x["nodes"]["r"]
-        pc, _, _ = x["keys"]
-        lab.wait_for(lambda: ping(c, "10.99.0.1", count=1, check=False), timeout=30, what="e")
-        pinger = c.spawn(
-            ["ping", "-D", "-n", "-i", "0.05", "-s", "1000", "-W", "1", "10.99.0.1"], name="ping"
-        )
+        _, relay, pc, pinger = build_unpaid(lab, ("silent",))
         lab.wait_for(
             lambda: relay_status(relay)["drops"].get("relay_unpaid", 0) > 20,
             timeout=30,
@@ -504,19 +508,7 @@ def test_a_client_cut_off_by_the_relay_resumes_when_it_pays() -> None:
     import time
 
     with Lab("relayresume") as lab:
-        x = build(
-            lab,
-            cap="unlimited",
-            receipts=False,
-            relay_paid="credit_window = 65536\ninvoice_bytes = 8192\ncutoff = 2.0\n",
-            client_misbehave=("pause", "8"),
-        )
-        c, relay = x["hosts"]["c"], x["nodes"]["r"]
-        pc, _, _ = x["keys"]
-        lab.wait_for(lambda: ping(c, "10.99.0.1", count=1, check=False), timeout=30, what="e")
-        pinger = c.spawn(
-            ["ping", "-D", "-n", "-i", "0.05", "-s", "1000", "-W", "1", "10.99.0.1"], name="ping"
-        )
+        _, relay, pc, pinger = build_unpaid(lab, ("pause", "8"))
         lab.wait_for(lambda: "cut off" in relay.proc.log(), timeout=15, what="r to cut c off")
         cut_at = time.time()
         unpaid = relay_status(relay)["drops"]["relay_unpaid"]
