@@ -88,6 +88,7 @@ class Accountant(AccountantStore):
         self.send_queue, self.receive_queue = trio.open_memory_channel[tuple[str, bytes, Any]](1024)
         self.next_tick: float | None = None
         self.next_flush: float | None = None
+        self.relay_clients = False  # [relay] require_receipts: who relays through us pays
         control.register(channel.Hello, self._on_hello)
         control.register(channel.Invoice, self._on_invoice)
         control.register(channel.ReceiptMessage, self._on_receipt)
@@ -150,6 +151,30 @@ class Accountant(AccountantStore):
         self._unverified(peer_key, "wireguard", n, up)
         return True
 
+    def relayed_for(self, payer: bytes, n: int, up: bool) -> bool:
+        """A relay frame of n datagram bytes we forward for `payer` (a relay that requires
+        receipts, node/core/relay.py): the provider's credit gate, with relayed bytes as
+        what is served. A peer with no role becomes a client here; False: drop it."""
+        role = self.roles.get(payer)
+        if role is None:
+            self.set_role(payer, Role.CLIENT)
+        elif role is not Role.CLIENT:
+            return True  # a provider of ours or a stock peer: not billed for relaying
+        return self._count(payer, n, up)
+
+    def pays_relaying(self, peer_key: bytes) -> bool:
+        """Has this peer a session with us (it said hello), so it pays for what we relay?"""
+        credit = self.credits.get(peer_key)
+        return credit is not None and credit.current is not None
+
+    def relayed_via(self, relay: bytes, n: int, *, up: bool) -> bool:
+        """A relay frame of n datagram bytes on our link with `relay`, sent (up) or
+        delivered to us (down). A relay we pay (`provider = true`) bills those bytes, so
+        they are our own count; False: we refused it, drop the frame."""
+        if self.roles.get(relay) is not Role.PROVIDER:
+            return True
+        return self._count(relay, n, up)
+
     def outbound(self, peer_key: bytes, n: int) -> bool:
         """A packet of n inner bytes from the TUN to this peer. False: hold it back."""
         role = self.roles.get(peer_key)
@@ -175,6 +200,8 @@ class Accountant(AccountantStore):
             raise RemoteProtocolError("unexpected", "this message does not fit the peer's role")
 
     def _on_hello(self, peer_key: bytes, msg: channel.Hello, *, now: float) -> None:
+        if self.relay_clients and peer_key not in self.roles:
+            self.set_role(peer_key, Role.CLIENT)  # a peer that will pay for relaying
         self._expect(peer_key, Role.CLIENT)
         credit = self.credits[peer_key]
         if not credit.admit(msg.session_id, now=now):

@@ -82,7 +82,7 @@ async def build(
     )
     peers.memory = PathMemory(cfg.state_dir / cfg.name)
     dp.path_confirmed = peers.remember
-    if daemon.exit_enabled:
+    if daemon.exit_enabled or cfg.relay.require_receipts:  # a paid relay keeps receipts too
         from tidewire.node.ledger import Ledger, LedgerError
 
         try:
@@ -99,6 +99,7 @@ async def build(
         disconnect=peers.disconnect,
         rng=os.urandom,
     )
+    daemon.accountant.relay_clients = cfg.relay.require_receipts
     dp.timers.add(daemon.accountant)
     if daemon.notifier.watchdog is not None:  # pinged by the timer task: a stuck loop shows
         dp.timers.add(

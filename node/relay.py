@@ -13,6 +13,12 @@ transports after it).
 
 The next hop for a destination is a direct peer with that key that has a path, else
 the next hop of the overlay route to it (node/routing.py), if the node has one.
+
+Paying relays go through the accountant (node/accounting.py), the provider's code: a
+relay with `require_receipts` charges each paid pair's frames to its payer's credit
+(`relayed_for`) as they leave; an end counts the frames on its link with a relay it
+pays (`relayed_via`: delivered here, sent in node/transports/relay.py), which is what
+it checks that relay's invoices against.
 """
 
 from collections.abc import Callable
@@ -48,6 +54,8 @@ class RelayNode:
             next_hop=self.next_hop,
             trusted=trusted,
             overlay_of=datapath.control.overlay_of,
+            charge=self._charge if config.require_receipts else None,
+            paying=self._paying,
         )
         transport.attach(datapath, self.core)
         datapath.relay = self
@@ -59,9 +67,23 @@ class RelayNode:
             return destination
         return self.route(destination)
 
+    def _paying(self, key: bytes) -> bool:
+        acct = self.datapath.accountant
+        return acct is not None and acct.pays_relaying(key)
+
+    def _charge(self, payer: bytes, n: int, up: bool) -> bool:
+        acct = self.datapath.accountant
+        return acct is None or acct.relayed_for(payer, n, up)
+
     def receive(self, neighbour: bytes, packet: bytes, *, now: float) -> None:
         verdict = self.core.receive(neighbour, packet, now=now)
         if isinstance(verdict, core.Deliver):
+            acct = self.datapath.accountant
+            if acct is not None and not acct.relayed_via(
+                neighbour, len(verdict.datagram), up=False
+            ):
+                self.core.drops["relay_provider_refused"] += 1
+                return
             self.datapath.receive(verdict.datagram, Path(RELAY, verdict.address), now=now)
         elif isinstance(verdict, core.Forward):
             self._forward(verdict, now=now)
@@ -129,6 +151,8 @@ class RelayNode:
             "pair_rate": c.config.pair_rate,
             "pair_cap": c.config.pair_cap,
             "max_pairs": c.config.max_pairs,
+            "require_receipts": c.config.require_receipts,
+            "price": c.config.price,
             "queued": c.held,
             "counters": dict(c.counters),
             "drops": dict(c.drops),

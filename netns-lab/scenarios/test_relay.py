@@ -85,28 +85,49 @@ def exit_node(
 
 
 def client_node(
-    lab: Lab, host: Host, key: str, *, relays: dict[str, str], exit_key: str, allowed: str
+    lab: Lab,
+    host: Host,
+    key: str,
+    *,
+    relays: dict[str, str],
+    exit_key: str,
+    allowed: str,
+    pay_relays: bool = False,
+    misbehave: tuple[str, ...] = (),
 ) -> Node:
-    """The client: a link to each relay (key -> its address), and the exit through them."""
+    """The client: a link to each relay (key -> its address), and the exit through them.
+    `pay_relays` marks the relays `provider = true`: it says hello and signs their
+    invoices for the relay frames on its links with them."""
     e = peer(exit_key, allowed=[allowed, "fd99::1/128"])
     e["endpoints"] = [f"relay://{b64url(k)}" for k in relays]
     if allowed == "0.0.0.0/0":
         e["provider"] = True
+    links = [
+        peer(k, f"{a}:51820") | ({"provider": True} if pay_relays else {})
+        for k, a in relays.items()
+    ]
     text = tidewire_toml(
         name="twc",
         private_key=key,
         address=["10.99.0.2/32", "fd99::2/128"],
         lab=lab,
-        peers=[*(peer(k, f"{a}:51820") for k, a in relays.items()), e],
+        peers=[*links, e],
     )
-    return lab.tidewire(host, "twc", text)
+    return lab.tidewire(host, "twc", text, misbehave=misbehave)
 
 
 def build(
-    lab: Lab, *, cap: str = f"{CAP} B", rate: str = "unlimited", receipts: bool = True
+    lab: Lab,
+    *,
+    cap: str = f"{CAP} B",
+    rate: str = "unlimited",
+    receipts: bool = True,
+    relay_paid: str = "",
+    client_misbehave: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The line c - r - e - internet; without `receipts`, e is no exit and c routes only
-    e's tunnel address to it."""
+    e's tunnel address to it. `relay_paid` (an [accounting] table's lines for r) makes r
+    require receipts and c pay it."""
     c, r, e, net = lab.host("c"), lab.host("r"), lab.host("e"), lab.host("internet")
     lab.link(c, r, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="down0")
     lab.link(r, e, "192.0.2.1/24", "192.0.2.2/24", a_if="up0", b_if="isp0")
@@ -132,7 +153,12 @@ def build(
             client=pc,
             exit_key=pe,
             exit_at="192.0.2.2",
-            extra=f'pair_cap = "{cap}"\npair_rate = "{rate}"\n',
+            extra=f'pair_cap = "{cap}"\npair_rate = "{rate}"\n'
+            + (
+                f"require_receipts = true\nprice = 250000\n\n[accounting]\n{relay_paid}"
+                if relay_paid
+                else ""
+            ),
         ),
         "e": exit_node(lab, e, ke, relays=[pr], client=pc, exit_role=receipts),
         "c": client_node(
@@ -142,6 +168,8 @@ def build(
             relays={pr: "198.51.100.1"},
             exit_key=pe,
             allowed="0.0.0.0/0" if receipts else "10.99.0.1/32",
+            pay_relays=bool(relay_paid),
+            misbehave=client_misbehave,
         ),
     }
     return {"hosts": {"c": c, "r": r, "e": e, "net": net}, "nodes": nodes, "keys": (pc, pr, pe)}
@@ -377,3 +405,127 @@ def test_the_pair_rate_paces_a_download_and_receipts_still_match() -> None:
         assert lost <= pair["frames"] * 0.1, st
         assert used["refused"] is None, used
         assert served["verified_down"] >= len(body)  # the whole download is receipted
+
+
+def test_a_paid_relay_keeps_receipts_matching_what_it_relayed() -> None:
+    """r requires receipts ([relay] require_receipts): c (its relay peer marked `provider
+    = true`) pings and downloads 2 MB through r and e's exit role. r invoices c for the
+    relay frames of the pair c-e, both directions, and c signs them against its own count
+    of the frames on its link with r; the receipts in r's ledger cover what r relayed
+    within 64 KiB (the last invoice's worth of probes and keepalives still in flight,
+    and what crossed before c's hello opened the session), and c refused nothing."""
+    with Lab("relaypay") as lab:
+        x = build(lab, cap="unlimited", relay_paid="invoice_interval = 0.5\n")
+        c, relay, client = x["hosts"]["c"], x["nodes"]["r"], x["nodes"]["c"]
+        pc, pr, _ = x["keys"]
+        lab.wait_for(lambda: ping(c, "203.0.113.2", count=1, check=False), timeout=30, what="e")
+        code, body = download(c, "small.txt", timeout=60)
+        assert code == 0 and body == MARKER * 70_000, f"curl exited {code}, {len(body)} bytes"
+
+        def receipted() -> int:
+            [s] = usage(relay)["sessions"]
+            return int(s["verified_up"] + s["verified_down"])
+
+        def relayed() -> int:
+            [pair] = relay_status(relay)["pairs"]
+            return int(pair["bytes"])
+
+        lab.wait_for(
+            lambda: relayed() - receipted() < 64 * 1024, timeout=15, what="r's last receipt"
+        )
+        [session] = usage(relay)["sessions"]
+        assert session["client"] == pc and session["state"] == "active", session
+        [pair] = relay_status(relay)["pairs"]
+        assert pair["payer"] == pc and pair["drops"] == {}, pair
+        # probes and keepalives still cross r, so each side is read after the one before:
+        # c signs before r commits, so c's signature is never behind r's ledger
+        rec = receipted()
+        paid = {u["provider"]: u for u in usage(client)["providers_used"]}[pr]
+        assert paid["refused"] is None and paid["receipts"] > 0, paid
+        signed = paid["signed_up"] + paid["signed_down"]
+        counted = paid["sent"] + paid["received"]
+        print(
+            f"r relayed {pair['bytes']} bytes for c; receipted {rec} in "
+            f"{paid['receipts']} receipts; c counted {counted}, signed {signed}"
+        )
+        assert rec <= relayed() and pair["bytes"] - rec < 64 * 1024
+        assert pair["bytes"] > len(body)  # the download crossed r
+        assert 0 <= signed - rec < 64 * 1024 and signed <= counted
+        assert relay_status(relay)["drops"].get("relay_unpaid", 0) == 0
+
+
+UNPAID = "credit_window = 65536\ninvoice_bytes = 8192\ncutoff = 2.0\n"  # r's [accounting]
+
+
+def build_unpaid(lab: Lab, misbehave: tuple[str, ...]) -> tuple[Host, Node, str, Any]:
+    """The paid relay with a small window and a quick cut-off, e without its exit role,
+    and a client that cheats as `misbehave` says, pinging e with 1,000 bytes every 50 ms:
+    (c, r's node, c's key, the ping)."""
+    x = build(lab, cap="unlimited", receipts=False, relay_paid=UNPAID, client_misbehave=misbehave)
+    c = x["hosts"]["c"]
+    lab.wait_for(lambda: ping(c, "10.99.0.1", count=1, check=False), timeout=30, what="e")
+    pinger = c.spawn(
+        ["ping", "-D", "-n", "-i", "0.05", "-s", "1000", "-W", "1", "10.99.0.1"], name="ping"
+    )
+    return c, x["nodes"]["r"], x["keys"][0], pinger
+
+
+def test_a_client_that_does_not_pay_the_relay_is_cut_off() -> None:
+    """The same relay, and a client that says hello but never signs (tools/misbehave.py
+    silent): r holds it to its credit window (64 KiB here), then drops its frames
+    (`relay_unpaid`) and cuts its link after `cutoff` (2 s); its pings stop."""
+    with Lab("relayunpaid") as lab:
+        _, relay, pc, pinger = build_unpaid(lab, ("silent",))
+        lab.wait_for(
+            lambda: relay_status(relay)["drops"].get("relay_unpaid", 0) > 20,
+            timeout=30,
+            what="r to drop c's unpaid frames",
+        )
+        lab.wait_for(lambda: "cut off" in relay.proc.log(), timeout=10, what="r to cut c off")
+        answered = len(replies(pinger))
+        st = relay_status(relay)
+        [pair] = st["pairs"]
+        print(
+            f"unpaid: r relayed {pair['bytes']} bytes for c, then dropped "
+            f"{st['drops']['relay_unpaid']} frames; {answered} pings answered"
+        )
+        assert pair["payer"] == pc and pair["drops"]["unpaid"] == st["drops"]["relay_unpaid"]
+        assert pair["bytes"] <= 65536 + 8192 + 2 * 1500, pair  # the window, then nothing
+        assert relay.status()["drops"]["relay_unpaid"] >= pair["drops"]["unpaid"]
+        [session] = usage(relay)["sessions"]
+        assert session["client"] == pc and session["verified_up"] + session["verified_down"] == 0
+        import time
+
+        time.sleep(2)  # two more seconds of pings every 50 ms: not one answered
+        assert len(replies(pinger)) == answered
+
+
+def test_a_client_cut_off_by_the_relay_resumes_when_it_pays() -> None:
+    """A client that signs nothing for its first 8 s (tools/misbehave.py pause), then pays:
+    r drops its frames past the window and cuts its link, and once c signs the invoice
+    that covers what it owes (after a new handshake with r: the cut erased r's keys),
+    its pings are answered again and r's ledger holds the receipt."""
+    import time
+
+    with Lab("relayresume") as lab:
+        _, relay, pc, pinger = build_unpaid(lab, ("pause", "8"))
+        lab.wait_for(lambda: "cut off" in relay.proc.log(), timeout=15, what="r to cut c off")
+        cut_at = time.time()
+        unpaid = relay_status(relay)["drops"]["relay_unpaid"]
+        assert unpaid > 0
+        lab.wait_for(
+            lambda: len([t for t in replies(pinger) if t > cut_at + 1]) >= 20,
+            timeout=45,
+            what="c's pings through r again once it pays",
+        )
+        resumed = min(t for t in replies(pinger) if t > cut_at + 1)
+        # the pings stopped while c did not pay: at least the cut-off's 2 s without a reply
+        gap = longest_gap(replies(pinger), min(replies(pinger)), resumed)
+        [session] = usage(relay)["sessions"]
+        print(
+            f"resume: r dropped {unpaid} unpaid frames, no ping answered for {gap:.1f} s, "
+            f"c cut off, relayed again {resumed - cut_at:.1f} s after the cut; receipted "
+            f"{session['verified_up']} up / {session['verified_down']} down"
+        )
+        assert gap >= 2.0, gap
+        assert session["client"] == pc and session["verified_up"] + session["verified_down"] > 0

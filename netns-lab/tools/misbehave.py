@@ -6,11 +6,14 @@ attribute `Daemon.accountant_class`, replaced here with a subclass of Accountant
     python netns-lab/tools/misbehave.py silent up CONFIG ...           # never signs
     python netns-lab/tools/misbehave.py rotate SECONDS up CONFIG ...   # never signs and
                                               # says hello with a fresh session every SECONDS
+    python netns-lab/tools/misbehave.py pause SECONDS up CONFIG ...    # signs nothing for
+                                              # its first SECONDS, then pays as it should
 
 Everything after the mode (and its number) is passed to tidewire's CLI unchanged.
 """
 
 import sys
+import time
 from typing import Any
 
 from tidewire.cli.main import main
@@ -42,6 +45,19 @@ class Overbilling(Accountant):
 class Silent(Accountant):
     def answer_invoice(self, used: UsedSession, inv: channel.Invoice) -> Any:
         return None
+
+
+class Pausing(Accountant):
+    """Signs nothing until `seconds` after start, then answers invoices honestly (a client
+    that stops paying for a while)."""
+
+    seconds = 10.0
+    started = time.monotonic()
+
+    def answer_invoice(self, used: UsedSession, inv: channel.Invoice) -> Any:
+        if time.monotonic() - self.started < self.seconds:
+            return None
+        return super().answer_invoice(used, inv)
 
 
 class Rotating(Silent):
@@ -77,8 +93,11 @@ class Rotating(Silent):
 
 
 def run(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("overbill", "silent", "rotate"):
-        print("usage: misbehave.py overbill FACTOR|silent|rotate SECONDS ARGS...", file=sys.stderr)
+    if not argv or argv[0] not in ("overbill", "silent", "rotate", "pause"):
+        print(
+            "usage: misbehave.py overbill FACTOR|silent|rotate SECONDS|pause SECONDS ARGS...",
+            file=sys.stderr,
+        )
         return 2
     mode, rest = argv[0], argv[1:]
     cls: type[Accountant] = Silent
@@ -88,6 +107,9 @@ def run(argv: list[str]) -> int:
     elif mode == "rotate":
         Rotating.interval, rest = float(rest[0]), rest[1:]
         cls = Rotating
+    elif mode == "pause":
+        Pausing.seconds, rest = float(rest[0]), rest[1:]
+        cls = Pausing
     Daemon.accountant_class = cls
     return main(rest)
 

@@ -5,6 +5,8 @@
     pair_rate = "50 Mbit/s"   # per pair of ends, both directions together; "unlimited" is off
     pair_cap = "10 GB"        # bytes per pair while the relay remembers it; "unlimited" is off
     max_pairs = 256           # pairs remembered at once
+    require_receipts = false  # paid like a provider: invoices, receipts, [accounting]'s credit
+    price = 0                 # micro-units of the token per GiB relayed (as [exit] price)
 
 Every node delivers frames addressed to itself; only `enabled` makes it forward.
 """
@@ -15,8 +17,9 @@ from tidewire.node.core.relay import RelayConfig
 
 from .fields import Err, integer
 from .share import RATE_EXAMPLE, parse_rate, parse_size
+from .toml_table import boolean
 
-KEYS = ("enabled", "pair_rate", "pair_cap", "max_pairs")
+KEYS = ("enabled", "pair_rate", "pair_cap", "max_pairs", "require_receipts", "price")
 
 
 def relay_table(table: Any, err: Err) -> RelayConfig:
@@ -26,10 +29,11 @@ def relay_table(table: Any, err: Err) -> RelayConfig:
         if k not in KEYS:
             err(k, f"unknown key (known: {', '.join(sorted(KEYS))})")
     cfg = RelayConfig()
-    if "enabled" in table:
-        if not isinstance(table["enabled"], bool):
-            err("enabled", "must be true or false")
-        cfg.enabled = table["enabled"]
+    for key in ("enabled", "require_receipts"):
+        if key in table:
+            setattr(cfg, key, boolean(table[key], err, key))
+    if "price" in table:
+        cfg.price = integer(table["price"], err, "price", 0, 1 << 62)
     if "pair_rate" in table:
         value = table["pair_rate"]
         if not isinstance(value, str):

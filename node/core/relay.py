@@ -20,7 +20,19 @@ token bucket (`pair_rate`, bytes per second, with a burst of BURST_SECONDS of it
 byte cap (`pair_cap`) over the pair's life in the table. The table holds at most
 `max_pairs` pairs; when full, a pair idle for PAIR_IDLE seconds makes room, otherwise a
 new pair is refused (`pairs_full`) rather than evicting one in use, which would reset
-its cap. Receipts for relayed bytes (a relay paid like a provider) are not done yet.
+its cap.
+
+A relay with `require_receipts` is paid like a provider (docs/protocol/relay.md,
+"Paying a relay"): each pair has a payer, the end that opened it (sent its first frame)
+when that end is the neighbour whose link carried the frame in; a pair opened through
+another relay for an end that is not our peer is free here (the first relay bills).
+An opener that has no paid session (never said hello) gives way to an end of the pair
+that has one, as soon as a frame from or to it crosses: after a relay restarts, the
+exit's answer may reach it before the client's next frame and open the pair first.
+Every frame of a paid pair is charged to its payer when it leaves (`charge(payer,
+bytes, up)`: up away from the payer, down towards it), which is the provider's own
+credit gate (node/accounting.py `relayed_for`); a frame the payer's credit refuses is
+dropped and counted (`unpaid`).
 
 The rate paces, it does not police: a frame the bucket cannot pay for now waits in the
 pair's queue (one FIFO per direction, released in turn, so the ACKs of one direction
@@ -61,6 +73,8 @@ class RelayConfig:
     pair_rate: int | None = 50_000_000 // 8  # bytes per second; None is unlimited
     pair_cap: int | None = 10 * 10**9  # bytes per pair; None is unlimited
     max_pairs: int = 256
+    require_receipts: bool = False  # paid like a provider: invoices, receipts, credit
+    price: int = 0  # micro-units of the token per GiB relayed, as [exit] price
     where: dict[str, tuple[int | None, str]] = field(default_factory=dict)
 
 
@@ -117,9 +131,21 @@ def keys_of(host: str) -> tuple[bytes, bytes] | None:
 
 
 class Pair:
-    __slots__ = ("bytes", "drops", "frames", "held", "last", "queues", "refilled", "tokens", "turn")
+    __slots__ = (
+        "bytes",
+        "drops",
+        "frames",
+        "held",
+        "last",
+        "payer",
+        "queues",
+        "refilled",
+        "tokens",
+        "turn",
+    )
 
-    def __init__(self, *, tokens: float, now: float) -> None:
+    def __init__(self, *, tokens: float, now: float, payer: bytes | None = None) -> None:
+        self.payer = payer  # the end charged for both directions (require_receipts)
         self.frames = 0
         self.bytes = 0
         self.drops: Counter[str] = Counter()
@@ -142,8 +168,12 @@ class Relay:
         next_hop: Callable[[bytes], bytes | None],
         trusted: Callable[[bytes], bool],
         overlay_of: Callable[[bytes], bytes],
+        charge: Callable[[bytes, int, bool], bool] | None = None,
+        paying: Callable[[bytes], bool] = lambda key: False,
     ) -> None:
         self.public_key = public_key
+        self.charge = charge  # (payer, bytes, up) -> may it leave? (require_receipts)
+        self.paying = paying  # has this peer a paid session with us (said hello)?
         self.local_overlay = local_overlay
         self.config = config
         self.next_hop = next_hop  # destination key -> neighbour key, or None
@@ -206,10 +236,17 @@ class Relay:
         key = (source, frame.destination)
         if key[1] < key[0]:
             key = (frame.destination, source)
-        pair = self._pair(key, now=now)
+        payer = source if self.config.require_receipts and source == neighbour else None
+        pair = self._pair(key, now=now, payer=payer)
         if pair is None:
             self._drop("pairs_full")
             return None
+        if self.charge is not None and (pair.payer is None or not self.paying(pair.payer)):
+            # no payer, or one that never said hello: a direct end of this frame that pays
+            for end in (payer, hop if hop == frame.destination else None):
+                if end is not None and self.paying(end):
+                    pair.payer = end
+                    break
         cap = self.config.pair_cap
         if cap is not None and pair.bytes + pair.held + size > cap:
             self._refuse(pair, "cap")
@@ -226,8 +263,7 @@ class Relay:
             ),
         )
         if not pair.held and self._pay(pair, size, now=now):
-            self._count(pair, size)
-            return out
+            return out if self._leave(pair, out, size) else None
         if pair.held + size > self.queue_limit:
             self._refuse(pair, "rate")
             return None
@@ -246,6 +282,20 @@ class Relay:
         pair.drops[reason] += 1
         self._drop(reason)
 
+    def _leave(self, pair: Pair, out: Forward, size: int) -> bool:
+        """A frame the pair's rate let go: charged to the pair's payer, if it has one, and
+        counted; False if the payer's credit refuses it (a counted drop)."""
+        payer, charge = pair.payer, self.charge
+        if (
+            payer is not None
+            and charge is not None
+            and not charge(payer, size, out.next_hop != payer)
+        ):
+            self._refuse(pair, "unpaid")
+            return False
+        self._count(pair, size)
+        return True
+
     def _count(self, pair: Pair, size: int) -> None:
         pair.frames += 1
         pair.bytes += size
@@ -255,7 +305,7 @@ class Relay:
     def _drop(self, reason: str) -> None:
         self.drops["relay_" + reason] += 1
 
-    def _pair(self, key: tuple[bytes, bytes], *, now: float) -> Pair | None:
+    def _pair(self, key: tuple[bytes, bytes], *, now: float, payer: bytes | None) -> Pair | None:
         pair = self.pairs.get(key)
         if pair is not None:
             self.pairs.move_to_end(key)
@@ -267,7 +317,7 @@ class Relay:
                 return None
             del self.pairs[oldest_key]
             self.counters["pairs_forgotten"] += 1
-        pair = self.pairs[key] = Pair(tokens=self.burst, now=now)
+        pair = self.pairs[key] = Pair(tokens=self.burst, now=now, payer=payer)
         return pair
 
     def _pay(self, pair: Pair, size: int, *, now: float) -> bool:
@@ -308,11 +358,12 @@ class Relay:
                 size = _size(q[0])
                 if not self._pay(pair, size, now=now):
                     break
-                self.released.append(q.popleft())
+                out = q.popleft()
                 pair.turn = 1 - pair.turn
                 pair.held -= size
                 self.held -= size
-                self._count(pair, size)
+                if self._leave(pair, out, size):
+                    self.released.append(out)
             if not pair.held:
                 del self.waiting[key]
 
@@ -330,6 +381,7 @@ class Relay:
                 "bytes": p.bytes,
                 "queued": p.held,
                 "drops": dict(p.drops),
+                "payer": None if p.payer is None else encode_key(p.payer),
             }
             for (a, b), p in self.pairs.items()
         ]

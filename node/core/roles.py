@@ -6,7 +6,8 @@ unverified (STOCK). A peer marked `provider = true` is a provider this node uses
 node counts its own traffic and signs receipts for it (PROVIDER). Any other peer has no
 role and is not counted: among them a control-only peer (no allowed IPs, such as a
 gossip `bootstrap` node), which can send no inner packet the exit would forward and so
-is no client, even on an exit.
+is no client, even on an exit. A relay with `[relay] require_receipts` makes a peer
+its CLIENT when it relays through it or says hello (node/accounting.py `relayed_for`).
 """
 
 from collections.abc import Sequence

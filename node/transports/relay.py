@@ -61,6 +61,10 @@ class RelayTransport:
         if peer is None:
             self.drops["relay_unknown_via"] += 1
             return
+        acct = dp.accountant  # a relay we pay bills this datagram: count it as it does
+        if acct is not None and not acct.relayed_via(via, len(data), up=True):
+            self.drops["relay_provider_refused"] += 1
+            return
         out = dp.device.encrypt(peer, relay.wrap(via, end, data), now=trio.current_time())
         path = peer.path
         if out is None or path is None:

@@ -36,6 +36,9 @@ def test_the_defaults_and_the_settings(tmp_path: Path) -> None:
     assert (cfg.enabled, cfg.pair_rate, cfg.pair_cap, cfg.max_pairs) == (True, 1_000_000, 2**30, 9)
     off = load(write(tmp_path, '[relay]\npair_rate = "unlimited"\npair_cap = "unlimited"\n')).relay
     assert off.pair_rate is None and off.pair_cap is None and not off.enabled
+    assert not off.require_receipts and off.price == 0  # free relaying by default
+    paid = load(write(tmp_path, "[relay]\nrequire_receipts = true\nprice = 250000\n")).relay
+    assert paid.require_receipts and paid.price == 250_000
 
 
 @pytest.mark.parametrize(
@@ -48,6 +51,9 @@ def test_the_defaults_and_the_settings(tmp_path: Path) -> None:
         ('[relay]\npair_cap = "lots"\n', 6, "[relay] pair_cap", "is not a size"),
         ("[relay]\nmax_pairs = 0\n", 6, "[relay] max_pairs", "integer from 1"),
         ("[relay]\nrelay = true\n", 6, "[relay] relay", "unknown key"),
+        ('[relay]\nrequire_receipts = "yes"\n', 6, "[relay] require_receipts", "true or false"),
+        ("[relay]\nenabled = true\nprice = -1\n", 7, "[relay] price", "integer from 0"),
+        ('[relay]\nprice = "cheap"\n', 6, "[relay] price", "integer"),
     ],
 )
 def test_mistakes_name_the_line_and_key(

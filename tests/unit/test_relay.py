@@ -23,6 +23,7 @@ from tidewire.node.core.relay import (
     keys_of,
 )
 from tidewire.protocol.control import relay as wire
+from tidewire.protocol.keys import encode_key as encode_key_b64
 
 from .helpers import keypair
 
@@ -216,6 +217,82 @@ def test_the_rate_paces_frames_through_a_bounded_queue_in_virtual_time() -> None
     assert sum(isinstance(s, Forward) for s in sent) == 65
     assert r.status()[0]["queued"] == 65_000
     assert r.drops["relay_rate"] == 70 and r.status()[0]["drops"] == {"rate": 70}
+
+
+def test_a_paid_pair_is_charged_to_the_end_that_opened_it_when_frames_leave() -> None:
+    """require_receipts: the payer is the neighbour that sent the pair's first frame as its
+    own; frames away from it are up, towards it down; queued frames are charged when the
+    rate lets them go (virtual time), and a refused charge is a counted drop."""
+    charged: list[tuple[bytes, int, bool]] = []
+    refuse = {"now": False}
+
+    def charge(payer: bytes, n: int, up: bool) -> bool:
+        if refuse["now"]:
+            return False
+        charged.append((payer, n, up))
+        return True
+
+    r = relay(require_receipts=True, pair_rate=100_000, pair_cap=None)
+    r.charge = charge
+    assert isinstance(
+        r.receive(C, frame_from(C, R, dst=E, src=C, data=b"u" * 1000), now=0.0), Forward
+    )
+    assert isinstance(
+        r.receive(E, frame_from(E, R, dst=C, src=E, data=b"d" * 500), now=0.0), Forward
+    )
+    assert charged == [(C, 1000, True), (C, 500, False)]
+    assert r.status()[0]["payer"] == encode_key_b64(C)
+    for _ in range(70):  # past the burst: these wait in the queue, charged only on leaving
+        r.receive(C, frame_from(C, R, dst=E, src=C, data=b"u" * 1000), now=0.0)
+    queued = r.counters["queued"]
+    assert queued > 0 and len(charged) == 2 + 70 - queued
+    r.handle_timer(now=0.02)
+    assert len(charged) == 2 + 70 - queued + len(r.take_released())
+    refuse["now"] = True
+    r.handle_timer(now=1.0)
+    assert r.take_released() == [] and r.status()[0]["drops"] == {"unpaid": r.drops["relay_unpaid"]}
+    assert r.drops["relay_unpaid"] > 0 and not r.waiting
+    assert r.status()[0]["frames"] == len(charged)  # a refused frame is not forwarded
+
+
+def test_an_opener_that_does_not_pay_gives_way_to_an_end_that_does() -> None:
+    """After a restart the exit's answer may open the pair first: it never pays, so the
+    first frame from or to the client, which has a paid session, makes the client the
+    payer; two paying ends keep the one they have (no flip-flop)."""
+    paying: set[bytes] = set()
+    charged: list[bytes] = []
+    r = relay(require_receipts=True, pair_rate=None, peers=(C, E, X))
+
+    def charge(payer: bytes, n: int, up: bool) -> bool:
+        charged.append(payer)
+        return True
+
+    r.charge = charge
+    r.paying = paying.__contains__
+    r.receive(E, frame_from(E, R, dst=C, src=E, data=b"d" * 10), now=0.0)
+    assert charged == [E]  # opened by E, nobody pays yet
+    paying.add(C)  # C's hello opened its session
+    r.receive(E, frame_from(E, R, dst=C, src=E, data=b"d" * 10), now=0.1)  # towards C
+    r.receive(C, frame_from(C, R, dst=E, src=C, data=b"u" * 10), now=0.2)
+    assert charged == [E, C, C] and r.status()[0]["payer"] == encode_key_b64(C)
+    # C and X both pay: the pair C-X stays with whichever paid first
+    paying.add(X)
+    charged.clear()
+    r.receive(C, frame_from(C, R, dst=X, src=C, data=b"u" * 10), now=0.3)
+    r.receive(X, frame_from(X, R, dst=C, src=X, data=b"u" * 10), now=0.4)
+    r.receive(C, frame_from(C, R, dst=X, src=C, data=b"u" * 10), now=0.5)
+    assert charged == [C, C, C]
+
+
+def test_a_pair_opened_through_a_trusted_relay_is_free_here() -> None:
+    """A frame another relay forwards for an end that is not our peer: the first relay
+    bills it, so this pair has no payer and nothing is charged."""
+    r = relay(require_receipts=True, peers=(R, E), trusted=(R,), me=X)
+    r.charge = lambda payer, n, up: False
+    assert isinstance(
+        r.receive(R, frame_from(R, X, dst=E, src=C, data=b"x" * 100), now=0.0), Forward
+    )
+    assert r.status()[0]["payer"] is None
 
 
 @pytest.mark.parametrize(("data_from", "ack_from"), [(C, E), (E, C)], ids=["c-e", "e-c"])
