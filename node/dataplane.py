@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
 from tidewire.node.core.gro import GSO_TCPV4, NEEDS_CSUM, VNET_HDR, coalesce
 from tidewire.node.core.gso import split
+from tidewire.protocol.link.aead import ChaCha20Poly1305
 from tidewire.protocol.link.constants import REPLAY_WINDOW
 from tidewire.protocol.link.handshake import SessionKeys
 from tidewire.protocol.link.messages import HEADER, padded_length

@@ -12,8 +12,7 @@ It then owns the replay window, so both paths see one window.
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
+from .aead import ChaCha20Poly1305
 from .handshake import SessionKeys
 from .replay import ReplayWindow
 

@@ -18,10 +18,9 @@ datagram changes which keypair an index names within the run.
 
 from collections import Counter
 
-from cryptography.exceptions import InvalidTag
-
 from ..errors import RemoteProtocolError
 from ..types import Path
+from .aead import InvalidTag
 from .constants import (
     KEEPALIVE_SIZE,
     KEEPALIVE_TIMEOUT,

@@ -32,8 +32,6 @@ RemoteProtocolError and leaves its state exactly as before the call.
 from _blake2 import blake2s
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..types import RandomSource
 from .masked import MIN_WIRE_SIZE, derive_key
@@ -70,6 +68,10 @@ class _Keystream:
         if index != self._index:
             if index >= _MAX_CHUNKS:
                 return None
+            # imported here: only a node with a tcp or tls path loads `cryptography`
+            # (protocol/link/aead.py; issue 15's memory)
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
             nonce = (index * _BLOCKS_PER_CHUNK).to_bytes(4, "little") + bytes(12)
             self._chunk = (
                 Cipher(algorithms.ChaCha20(self._key, nonce), None)

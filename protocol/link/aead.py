@@ -1,0 +1,88 @@
+"""The link's ChaCha20-Poly1305 (RFC 8439 section 2.8): one class, whichever backend runs.
+
+`ChaCha20Poly1305(key)` with `encrypt(nonce, data, aad)` and `decrypt(nonce, data, aad)`,
+the interface of `cryptography`'s class. The native data plane's class
+(dataplane/src/aead.rs, `tidewire._dataplane`) is chosen when the module is built and
+passes the self-test below; otherwise `cryptography`'s. A node with the native module
+therefore never maps `cryptography` (its Rust module and statically linked OpenSSL are
+6-7 MB of a router's memory, issue 15) unless it runs a masked or stream skin or TLS.
+
+A bad tag raises `InvalidTag`, the chosen backend's own exception: callers catch this
+name and never a backend's.
+"""
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+NATIVE = "native"
+CRYPTOGRAPHY = "cryptography"
+
+# RFC 8439 section 2.8.2: key, nonce, associated data, plaintext and the tag. The tag
+# authenticates the ciphertext, so a right tag says the ciphertext is right too.
+_KEY = bytes(range(0x80, 0xA0))
+_NONCE = bytes.fromhex("070000004041424344454647")
+_AAD = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+_PLAIN = (
+    b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for "
+    b"the future, sunscreen would be it."
+)
+_TAG = bytes.fromhex("1ae10b594f09e26a7e902ecbd0600691")
+
+
+class Aead(Protocol):
+    """One key's ChaCha20-Poly1305, as both backends' classes offer it."""
+
+    def encrypt(
+        self, nonce: bytes, data: bytes | memoryview, associated_data: bytes | None
+    ) -> bytes: ...
+
+    def decrypt(
+        self, nonce: bytes, data: bytes | memoryview, associated_data: bytes | None
+    ) -> bytes: ...
+
+
+def self_test(cls: Any, invalid_tag: type[Exception]) -> bool:
+    """Does `cls` give RFC 8439's tag, open its own output and refuse a flipped bit?"""
+    try:
+        aead = cls(_KEY)
+        sealed = aead.encrypt(_NONCE, _PLAIN, _AAD)
+        if sealed[-16:] != _TAG or aead.decrypt(_NONCE, memoryview(sealed), _AAD) != _PLAIN:
+            return False
+        forged = bytes([sealed[0] ^ 1]) + sealed[1:]
+        try:
+            aead.decrypt(_NONCE, forged, _AAD)
+        except invalid_tag:
+            return True
+        return False
+    except Exception:  # a broken build must not stop the node: cryptography runs then
+        return False
+
+
+def _native() -> tuple[Any, type[Exception]] | None:
+    try:
+        from tidewire import _dataplane  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    cls = getattr(_dataplane, "ChaCha20Poly1305", None)  # a build from before aead.rs
+    invalid_tag = getattr(_dataplane, "InvalidTag", None)
+    if cls is None or invalid_tag is None or not self_test(cls, invalid_tag):
+        return None
+    return cls, invalid_tag
+
+
+def _cryptography() -> tuple[Any, type[Exception]]:
+    from cryptography.exceptions import InvalidTag as invalid_tag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as cls
+
+    return cls, invalid_tag
+
+
+def choose() -> tuple[str, Callable[[bytes], Aead], type[Exception]]:
+    """(backend name, the class, its bad-tag exception)."""
+    native = _native()
+    if native is not None:
+        return (NATIVE, *native)
+    return (CRYPTOGRAPHY, *_cryptography())
+
+
+BACKEND, ChaCha20Poly1305, InvalidTag = choose()
