@@ -7,8 +7,14 @@ passes the self-test below; otherwise `cryptography`'s. A node with the native m
 therefore never maps `cryptography` (its Rust module and statically linked OpenSSL are
 6-7 MB of a router's memory, issue 15) unless it runs a masked or stream skin or TLS.
 
-A bad tag raises `InvalidTag`, the chosen backend's own exception: callers catch this
-name and never a backend's.
+A node that runs the Python data plane (node/dataplane.py) switches to `cryptography`
+at start (`use_cryptography`): there the AEAD is per packet, and on this machine kind
+OpenSSL's AVX-512 code is faster per call than the Rust crate's for full-size packets
+(BENCHMARKS.md, "The link's AEAD without cryptography"). The native data plane seals and
+opens its packets itself; the class here then serves handshakes and hand-backs.
+
+A bad tag raises one of `BAD_TAG`, the exceptions of every backend in use: callers catch
+that tuple, never a backend's class (a keypair made before a switch keeps its backend).
 """
 
 from collections.abc import Callable
@@ -85,4 +91,14 @@ def choose() -> tuple[str, Callable[[bytes], Aead], type[Exception]]:
     return (CRYPTOGRAPHY, *_cryptography())
 
 
-BACKEND, ChaCha20Poly1305, InvalidTag = choose()
+BACKEND, ChaCha20Poly1305, _invalid_tag = choose()
+BAD_TAG: tuple[type[Exception], ...] = (_invalid_tag,)
+
+
+def use_cryptography() -> None:
+    """Keypairs made from now on use `cryptography`'s class (the Python data plane)."""
+    global BACKEND, ChaCha20Poly1305, BAD_TAG
+    cls, invalid_tag = _cryptography()
+    BACKEND, ChaCha20Poly1305 = CRYPTOGRAPHY, cls
+    if invalid_tag not in BAD_TAG:
+        BAD_TAG = (*BAD_TAG, invalid_tag)

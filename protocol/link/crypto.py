@@ -19,7 +19,7 @@ from nacl import bindings as _sodium
 from nacl.exceptions import CryptoError
 
 from ..errors import RemoteProtocolError
-from .aead import ChaCha20Poly1305, InvalidTag
+from . import aead
 
 equal = _compare_digest  # constant-time, as hmac.compare_digest
 
@@ -74,14 +74,14 @@ def nonce(counter: int) -> bytes:
 
 
 def aead_encrypt(key: bytes, counter: int, plaintext: bytes, ad: bytes) -> bytes:
-    return ChaCha20Poly1305(key).encrypt(_NONCE.pack(counter), plaintext, ad)
+    return aead.ChaCha20Poly1305(key).encrypt(_NONCE.pack(counter), plaintext, ad)
 
 
 def aead_decrypt(key: bytes, counter: int, ciphertext: bytes, ad: bytes) -> bytes:
     """Decrypt or raise RemoteProtocolError("decrypt")."""
     try:
-        return ChaCha20Poly1305(key).decrypt(_NONCE.pack(counter), ciphertext, ad)
-    except InvalidTag:
+        return aead.ChaCha20Poly1305(key).decrypt(_NONCE.pack(counter), ciphertext, ad)
+    except aead.BAD_TAG:
         raise RemoteProtocolError("decrypt") from None
 
 

@@ -20,7 +20,7 @@ from collections import Counter
 
 from ..errors import RemoteProtocolError
 from ..types import Path
-from .aead import InvalidTag
+from . import aead
 from .constants import (
     KEEPALIVE_SIZE,
     KEEPALIVE_TIMEOUT,
@@ -140,7 +140,7 @@ class TransportReceiver:
                 plaintext = kp.recv_aead.decrypt(
                     nonce(counter), memoryview(data)[TRANSPORT_HEADER_SIZE:], None
                 )
-            except InvalidTag:
+            except aead.BAD_TAG:
                 raise RemoteProtocolError("transport_decrypt") from None
             kp.replay.accept(counter, REJECT_AFTER_MESSAGES)
         return self._authenticated(kp, data, plaintext, path, now=now)

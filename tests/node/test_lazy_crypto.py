@@ -1,8 +1,9 @@
 """A plain node (UDP skin, no TLS) never imports `cryptography` when the native module
 is built: the link's AEAD is the native class (protocol/link/aead.py), and the masked
 skin, the stream skin and the TLS certificate import `cryptography` only when used
-(issue 15's memory: its Rust module and OpenSSL are 6-7 MB). Each case runs in a fresh
-interpreter, so other tests' imports do not count."""
+(issue 15's memory: its Rust module and OpenSSL are 6-7 MB). Nor does it load Babel's
+modules (node/components.py imports them for a node with a neighbour). Each case runs
+in a fresh interpreter, so other tests' imports do not count."""
 
 import textwrap
 
@@ -13,7 +14,7 @@ from tidewire.protocol.link import aead
 from .test_lazy_modules import _python
 
 pytestmark = pytest.mark.skipif(
-    aead.BACKEND != aead.NATIVE, reason="the native module (with its AEAD) is not built"
+    aead.choose()[0] != aead.NATIVE, reason="the native module (with its AEAD) is not built"
 )
 
 # a plain node's pieces: the daemon and its components imported, the data plane chosen,
@@ -48,13 +49,14 @@ _PLAIN_NODE = textwrap.dedent(
     forged = sealed[:-1] + bytes([sealed[-1] ^ 1])
     a.receive_datagram(sealed, Path(UDP, ("10.0.0.2", 51820)), now=1.0)
     a.receive_datagram(forged, Path(UDP, ("10.0.0.2", 51820)), now=1.0)
-    print(plane.name, pa.current is not None, "cryptography" in sys.modules)
+    babel = "tidewire.node.core.routing.babel" in sys.modules
+    print(plane.name, pa.current is not None, "cryptography" in sys.modules, babel)
     """
 )
 
 
-def test_a_plain_node_never_imports_cryptography() -> None:
-    assert _python(_PLAIN_NODE).splitlines() == ["native True False"]
+def test_a_plain_node_imports_neither_cryptography_nor_babel() -> None:
+    assert _python(_PLAIN_NODE).splitlines() == ["native True False False"]
 
 
 @pytest.mark.parametrize(
@@ -72,4 +74,28 @@ def test_a_plain_node_never_imports_cryptography() -> None:
 )
 def test_a_skin_or_certificate_imports_cryptography_when_used(use: str) -> None:
     code = _PLAIN_NODE + "\n" + use + '\nprint("cryptography" in sys.modules)\n'
-    assert _python(code).splitlines() == ["native True False", "True"]
+    assert _python(code).splitlines() == ["native True False False", "True"]
+
+
+def test_the_python_data_plane_seals_with_cryptography_and_catches_both_forgeries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as Reference
+
+    from tidewire.node.dataplane import PYTHON, choose
+    from tidewire.protocol.errors import RemoteProtocolError
+    from tidewire.protocol.link.crypto import aead_decrypt, aead_encrypt
+
+    for name in ("BACKEND", "ChaCha20Poly1305", "BAD_TAG"):  # restored after the test
+        monkeypatch.setattr(aead, name, getattr(aead, name))
+    key = bytes(range(32))
+    made_before = aead.ChaCha20Poly1305(key)  # a keypair's, from before the switch
+    assert choose(PYTHON).name == PYTHON
+    assert (aead.BACKEND, aead.ChaCha20Poly1305) == (aead.CRYPTOGRAPHY, Reference)
+    sealed = aead_encrypt(key, 1, b"inner", b"")
+    assert made_before.decrypt(bytes(4) + (1).to_bytes(8, "little"), sealed, b"") == b"inner"
+    forged = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    with pytest.raises(RemoteProtocolError):
+        aead_decrypt(key, 1, forged, b"")
+    with pytest.raises(aead.BAD_TAG):  # the native keypair's exception is still caught
+        made_before.decrypt(bytes(4) + (1).to_bytes(8, "little"), forged, b"")
