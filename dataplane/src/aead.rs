@@ -99,13 +99,18 @@ fn with_aad<R>(
     }
 }
 
-fn nonce_of(nonce: &[u8]) -> PyResult<&Nonce> {
+/// The nonce and the data of a call, checked.
+fn arguments<'a, 'py>(
+    nonce: &'a [u8],
+    name: &str,
+    data: &Bound<'py, PyAny>,
+) -> PyResult<(&'a Nonce, Input<'py>)> {
     if nonce.len() != 12 {
         return Err(PyValueError::new_err(
             "nonce: ChaCha20-Poly1305's nonce is 12 bytes",
         ));
     }
-    Ok(Nonce::from_slice(nonce))
+    Ok((Nonce::from_slice(nonce), Input::new(name, data)?))
 }
 
 #[pyclass(module = "tidewire._dataplane", name = "ChaCha20Poly1305", frozen)]
@@ -136,8 +141,7 @@ impl Aead {
         data: &Bound<'py, PyAny>,
         associated_data: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let nonce = nonce_of(nonce)?;
-        let data = Input::new("data", data)?;
+        let (nonce, data) = arguments(nonce, "data", data)?;
         let n = data.len();
         with_aad(py, associated_data, |aad| {
             PyBytes::new_bound_with(py, n + TAG_SIZE, |out| {
@@ -153,17 +157,16 @@ impl Aead {
         })
     }
 
-    /// The plaintext of `data` (ciphertext, then the tag), or `InvalidTag`.
-    #[pyo3(signature = (nonce, data, associated_data))]
+    /// The plaintext of `sealed` (ciphertext, then the tag), or `InvalidTag`.
+    #[pyo3(signature = (nonce, sealed, associated_data))]
     fn decrypt<'py>(
         &self,
         py: Python<'py>,
         nonce: &[u8],
-        data: &Bound<'py, PyAny>,
+        sealed: &Bound<'py, PyAny>,
         associated_data: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let nonce = nonce_of(nonce)?;
-        let data = Input::new("data", data)?;
+        let (nonce, data) = arguments(nonce, "sealed", sealed)?;
         let n = match data.len().checked_sub(TAG_SIZE) {
             Some(n) => n,
             None => return Err(InvalidTag::new_err(())),

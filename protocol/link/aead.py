@@ -25,14 +25,14 @@ CRYPTOGRAPHY = "cryptography"
 
 # RFC 8439 section 2.8.2: key, nonce, associated data, plaintext and the tag. The tag
 # authenticates the ciphertext, so a right tag says the ciphertext is right too.
-_KEY = bytes(range(0x80, 0xA0))
-_NONCE = bytes.fromhex("070000004041424344454647")
-_AAD = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
-_PLAIN = (
+RFC8439_KEY = bytes(range(0x80, 0xA0))
+RFC8439_NONCE = bytes.fromhex("070000004041424344454647")
+RFC8439_AAD = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+RFC8439_PLAIN = (
     b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for "
     b"the future, sunscreen would be it."
 )
-_TAG = bytes.fromhex("1ae10b594f09e26a7e902ecbd0600691")
+RFC8439_TAG = bytes.fromhex("1ae10b594f09e26a7e902ecbd0600691")
 
 
 class Aead(Protocol):
@@ -49,14 +49,15 @@ class Aead(Protocol):
 
 def self_test(cls: Any, invalid_tag: type[Exception]) -> bool:
     """Does `cls` give RFC 8439's tag, open its own output and refuse a flipped bit?"""
+    key, nonce, aad, plain = RFC8439_KEY, RFC8439_NONCE, RFC8439_AAD, RFC8439_PLAIN
     try:
-        aead = cls(_KEY)
-        sealed = aead.encrypt(_NONCE, _PLAIN, _AAD)
-        if sealed[-16:] != _TAG or aead.decrypt(_NONCE, memoryview(sealed), _AAD) != _PLAIN:
+        box = cls(key)
+        sealed = box.encrypt(nonce, plain, aad)
+        if sealed[-16:] != RFC8439_TAG or box.decrypt(nonce, memoryview(sealed), aad) != plain:
             return False
         forged = bytes([sealed[0] ^ 1]) + sealed[1:]
         try:
-            aead.decrypt(_NONCE, forged, _AAD)
+            box.decrypt(nonce, forged, aad)
         except invalid_tag:
             return True
         return False

@@ -2,9 +2,9 @@
 (dataplane/src/aead.rs) and `cryptography`'s, and the choice between them.
 
 Sources:
-- RFC 8439 section 2.8.2 ("Example and Test Vector for AEAD_CHACHA20_POLY1305"): key,
-  nonce (constant 07000000 and IV 4041424344454647), AAD, the "sunscreen" plaintext, the
-  ciphertext and the tag, verbatim.
+- RFC 8439 section 2.8.2 ("Example and Test Vector for AEAD_CHACHA20_POLY1305"): the
+  ciphertext and the tag verbatim here; its inputs (key 80..9f, nonce 07000000 with IV
+  4041424344454647, AAD, the "sunscreen" plaintext) are aead.py's, for its self-test.
 - Differential: random keys, nonces, data and associated data, against `cryptography`'s
   implementation (OpenSSL), which only tests import here.
 """
@@ -22,6 +22,10 @@ from hypothesis import strategies as st
 import tidewire
 from tidewire.node.dataplane import load
 from tidewire.protocol.link import aead
+from tidewire.protocol.link.aead import RFC8439_AAD as AAD
+from tidewire.protocol.link.aead import RFC8439_KEY as KEY
+from tidewire.protocol.link.aead import RFC8439_NONCE as NONCE
+from tidewire.protocol.link.aead import RFC8439_PLAIN as PLAIN
 
 # None when not built, or built before aead.rs
 Native: Any = getattr(load(), "ChaCha20Poly1305", None)
@@ -31,13 +35,6 @@ needs_native = pytest.mark.skipif(
     Native is None, reason="tidewire._dataplane is not built (scripts/setup builds it)"
 )
 
-KEY = bytes(range(0x80, 0xA0))
-NONCE = bytes.fromhex("070000004041424344454647")
-AAD = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
-PLAIN = (
-    b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for "
-    b"the future, sunscreen would be it."
-)
 CIPHERTEXT = bytes.fromhex(
     "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6"
     "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36"
