@@ -8,7 +8,8 @@ therefore never maps `cryptography` (its Rust module and statically linked OpenS
 6-7 MB of a router's memory, issue 15) unless it runs a masked or stream skin or TLS.
 
 A node that runs the Python data plane (node/dataplane.py) switches to `cryptography`
-at start (`use_cryptography`): there the AEAD is per packet, and on this machine kind
+at start (`use_cryptography`), and so does a node once its masked or stream skin has
+loaded `cryptography`: there the AEAD is per packet, and on this machine kind
 OpenSSL's AVX-512 code is faster per call than the Rust crate's for full-size packets
 (BENCHMARKS.md, "The link's AEAD without cryptography"). The native data plane seals and
 opens its packets itself; the class here then serves handshakes and hand-backs.
@@ -97,8 +98,12 @@ BAD_TAG: tuple[type[Exception], ...] = (_invalid_tag,)
 
 
 def use_cryptography() -> None:
-    """Keypairs made from now on use `cryptography`'s class (the Python data plane)."""
+    """Keypairs made from now on use `cryptography`'s class: on the Python data plane,
+    and once a masked or stream skin has loaded `cryptography` anyway (their peers'
+    packets take the Python path)."""
     global BACKEND, ChaCha20Poly1305, BAD_TAG
+    if BACKEND == CRYPTOGRAPHY:
+        return
     cls, invalid_tag = _cryptography()
     BACKEND, ChaCha20Poly1305 = CRYPTOGRAPHY, cls
     if invalid_tag not in BAD_TAG:

@@ -54,6 +54,7 @@ from nacl import bindings as _sodium
 from nacl.exceptions import CryptoError
 
 from ..errors import LocalProtocolError
+from ..link import aead
 from ..link.constants import (
     COOKIE_REPLY_SIZE,
     INITIATION_SIZE,
@@ -176,6 +177,7 @@ class MaskedSkin:
             # the encryptor is a keyed block function, built once (RFC 9001 section 5.4.3).
             from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+            aead.use_cryptography()  # loaded now: the link's faster AEAD per packet
             hp = self._hp = Cipher(algorithms.AES(self._hp_key), modes.ECB()).encryptor()
         return int.from_bytes(hp.update(sample), "little")
 

@@ -33,6 +33,7 @@ from _blake2 import blake2s
 from dataclasses import dataclass
 
 from ..errors import LocalProtocolError, RemoteProtocolError
+from ..link import aead
 from ..types import RandomSource
 from .masked import MIN_WIRE_SIZE, derive_key
 
@@ -72,6 +73,7 @@ class _Keystream:
             # (protocol/link/aead.py; issue 15's memory)
             from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+            aead.use_cryptography()  # loaded now: the link's faster AEAD per packet
             nonce = (index * _BLOCKS_PER_CHUNK).to_bytes(4, "little") + bytes(12)
             self._chunk = (
                 Cipher(algorithms.ChaCha20(self._key, nonce), None)

@@ -59,22 +59,39 @@ def test_a_plain_node_imports_neither_cryptography_nor_babel() -> None:
     assert _python(_PLAIN_NODE).splitlines() == ["native True False False"]
 
 
+_AFTER = """
+from tidewire.protocol.link import aead
+print("cryptography" in sys.modules, aead.BACKEND)
+"""
+
+
 @pytest.mark.parametrize(
-    "use",
+    ("use", "use_switches"),
     [
-        "from tidewire.protocol.skins.masked import MaskedSkin\n"
-        "MaskedSkin(bytes(32)).decoy(rng=os.urandom)",
-        "from tidewire.protocol.skins.stream import StreamFramer\n"
-        "StreamFramer(bytes(32), nonce=bytes(16), direction=0).frame(bytes(100))",
-        "import tempfile, pathlib\n"
-        "from tidewire.node.transports.certificate import ensure_self_signed\n"
-        "ensure_self_signed(pathlib.Path(tempfile.mkdtemp()))",
+        (
+            "from tidewire.protocol.skins.masked import MaskedSkin\n"
+            "MaskedSkin(bytes(32)).decoy(rng=os.urandom)",
+            True,
+        ),
+        (
+            "from tidewire.protocol.skins.stream import StreamFramer\n"
+            "StreamFramer(bytes(32), nonce=bytes(16), direction=0).frame(bytes(100))",
+            True,
+        ),
+        (
+            "import tempfile, pathlib\n"
+            "from tidewire.node.transports.certificate import ensure_self_signed\n"
+            "ensure_self_signed(pathlib.Path(tempfile.mkdtemp()))",
+            False,
+        ),
     ],
     ids=["masked", "stream", "certificate"],
 )
-def test_a_skin_or_certificate_imports_cryptography_when_used(use: str) -> None:
-    code = _PLAIN_NODE + "\n" + use + '\nprint("cryptography" in sys.modules)\n'
-    assert _python(code).splitlines() == ["native True False False", "True"]
+def test_a_skin_or_certificate_imports_cryptography_when_used(use: str, use_switches: bool) -> None:
+    code = _PLAIN_NODE + "\n" + use + "\n" + _AFTER
+    # loaded: the link's keypairs from now on use it too (faster per packet here)
+    expected = "True cryptography" if use_switches else "True native"
+    assert _python(code).splitlines() == ["native True False False", expected]
 
 
 def test_the_python_data_plane_seals_with_cryptography_and_catches_both_forgeries(
@@ -86,8 +103,11 @@ def test_the_python_data_plane_seals_with_cryptography_and_catches_both_forgerie
     from tidewire.protocol.errors import RemoteProtocolError
     from tidewire.protocol.link.crypto import aead_decrypt, aead_encrypt
 
-    for name in ("BACKEND", "ChaCha20Poly1305", "BAD_TAG"):  # restored after the test
-        monkeypatch.setattr(aead, name, getattr(aead, name))
+    # the native class chosen at start, whatever other tests switched (restored after)
+    backend, native, invalid_tag = aead.choose()
+    monkeypatch.setattr(aead, "BACKEND", backend)
+    monkeypatch.setattr(aead, "ChaCha20Poly1305", native)
+    monkeypatch.setattr(aead, "BAD_TAG", (invalid_tag,))
     key = bytes(range(32))
     made_before = aead.ChaCha20Poly1305(key)  # a keypair's, from before the switch
     assert choose(PYTHON).name == PYTHON
