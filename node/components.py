@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import trio
 
 from tidewire.node import netconf, sdnotify, status
-from tidewire.node.core.routing.babel import Params
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import choose as choose_dataplane
 from tidewire.node.errors import NodeError
@@ -25,7 +24,6 @@ from tidewire.node.nat import NatTraversal, local_endpoints
 from tidewire.node.path_memory import PathMemory
 from tidewire.node.peers import Peers
 from tidewire.node.relay import RelayNode
-from tidewire.node.routing import Routing
 from tidewire.node.sharing import Sharing
 from tidewire.node.timestamps import TimestampWriter
 from tidewire.node.transports.masked import MaskedTransport
@@ -107,7 +105,10 @@ async def build(
                 daemon.notifier, interval=daemon.notifier.watchdog, now=trio.current_time()
             )
         )
-    if any(spec.neighbour for spec in cfg.peers):
+    if any(spec.neighbour for spec in cfg.peers):  # Babel's modules load only here
+        from tidewire.node.core.routing.babel import Params
+        from tidewire.node.routing import Routing
+
         daemon.routing = Routing(  # only a relay carries routes to others (a stub else)
             public_key=device.public_key,
             control=dp.control,

@@ -60,7 +60,6 @@ from tidewire.node.nat import NatTraversal
 from tidewire.node.peers import PeerError, Peers
 from tidewire.node.relay import RelayNode
 from tidewire.node.reload import Reloader, ReloadError
-from tidewire.node.routing import Routing
 from tidewire.node.service import Service
 from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore
@@ -75,6 +74,7 @@ from tidewire.protocol.link.device import Device
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.discovery import Discovery
     from tidewire.node.ledger import Ledger
+    from tidewire.node.routing import Routing  # Babel is loaded only with a neighbour
 
 log = logging.getLogger("tidewire.node")
 

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
 from tidewire.node.core.gro import GSO_TCPV4, NEEDS_CSUM, VNET_HDR, coalesce
 from tidewire.node.core.gso import split
+from tidewire.protocol.link import aead
 from tidewire.protocol.link.constants import REPLAY_WINDOW
 from tidewire.protocol.link.handshake import SessionKeys
 from tidewire.protocol.link.messages import HEADER, padded_length
@@ -68,7 +67,7 @@ def self_test(module: Any) -> str | None:
         packet = bytes(range(45))
         sealed = session.seal_batch([packet], counter=5, mtu=None)
         padded = packet + bytes(padded_length(len(packet)) - len(packet))
-        expected = HEADER.pack(4, 7, 5) + ChaCha20Poly1305(_KEY_A).encrypt(
+        expected = HEADER.pack(4, 7, 5) + aead.ChaCha20Poly1305(_KEY_A).encrypt(
             bytes(4) + (5).to_bytes(8, "little"), padded, None
         )
         if sealed != [expected]:
@@ -87,15 +86,18 @@ def self_test(module: Any) -> str | None:
 
 
 def choose(wanted: str | None) -> Choice:
-    """The data plane to run: `wanted` ("native", "python" or None for the default)."""
+    """The data plane to run: `wanted` ("native", "python" or None for the default).
+
+    Choosing the Python path makes the link's keypairs use `cryptography`'s AEAD from
+    then on, the fastest per packet (protocol/link/aead.py)."""
     if wanted == PYTHON:
-        return Choice(PYTHON, "asked for with --dataplane python", None)
+        return _python("asked for with --dataplane python")
     module = load()
     if module is None:
-        return Choice(PYTHON, "the native module tidewire._dataplane is not built", None)
+        return _python("the native module tidewire._dataplane is not built")
     failure = self_test(module)
     if failure is not None:
-        return Choice(PYTHON, f"the native module failed its self-test ({failure})", None)
+        return _python(f"the native module failed its self-test ({failure})")
 
     def factory(keys: SessionKeys) -> Any:
         return module.Session(
@@ -107,3 +109,8 @@ def choose(wanted: str | None) -> Choice:
 
     how = "asked for with --dataplane native" if wanted == NATIVE else "built and self-tested"
     return Choice(NATIVE, how, factory, module.split_tso, module.write_tun, module)
+
+
+def _python(why: str) -> Choice:
+    aead.use_cryptography()
+    return Choice(PYTHON, why, None)

@@ -10,6 +10,7 @@
 //! bookkeeping after authentication. `unsafe` only at the system-call boundary
 //! (tun.rs: write(2)), each block with its reasons.
 
+mod aead;
 mod checksum;
 mod gro;
 mod inner;
@@ -237,6 +238,7 @@ fn write_tun<'py>(
 #[pymodule]
 fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
+    aead::register(m)?;
     m.add_class::<rx_bindings::Inbound>()?;
     m.add_class::<tx_bindings::Outbound>()?;
     m.add_function(wrap_pyfunction!(padded_length, m)?)?;

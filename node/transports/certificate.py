@@ -13,11 +13,6 @@ import os
 import secrets
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 CERT_FILE = "tls-cert.pem"
 KEY_FILE = "tls-key.pem"
 VALIDITY = datetime.timedelta(days=365)
@@ -28,6 +23,12 @@ def ensure_self_signed(state_dir: Path) -> tuple[Path, Path]:
     cert_path, key_path = state_dir / CERT_FILE, state_dir / KEY_FILE
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    # imported here: only a tls listener making its certificate loads `cryptography`
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     state_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     host = f"{secrets.token_hex(4)}.example.net"

@@ -12,8 +12,7 @@ It then owns the replay window, so both paths see one window.
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
+from . import aead
 from .handshake import SessionKeys
 from .replay import ReplayWindow
 
@@ -40,8 +39,8 @@ class Keypair:
         now: float,
         native: Callable[[SessionKeys], Any] | None = None,
     ) -> None:
-        self.send_aead = ChaCha20Poly1305(keys.send)
-        self.recv_aead = ChaCha20Poly1305(keys.recv)
+        self.send_aead = aead.ChaCha20Poly1305(keys.send)
+        self.recv_aead = aead.ChaCha20Poly1305(keys.recv)
         self.send_counter = 0
         self.replay = ReplayWindow()
         self.created = now

@@ -18,10 +18,9 @@ datagram changes which keypair an index names within the run.
 
 from collections import Counter
 
-from cryptography.exceptions import InvalidTag
-
 from ..errors import RemoteProtocolError
 from ..types import Path
+from . import aead
 from .constants import (
     KEEPALIVE_SIZE,
     KEEPALIVE_TIMEOUT,
@@ -141,7 +140,7 @@ class TransportReceiver:
                 plaintext = kp.recv_aead.decrypt(
                     nonce(counter), memoryview(data)[TRANSPORT_HEADER_SIZE:], None
                 )
-            except InvalidTag:
+            except aead.BAD_TAG:
                 raise RemoteProtocolError("transport_decrypt") from None
             kp.replay.accept(counter, REJECT_AFTER_MESSAGES)
         return self._authenticated(kp, data, plaintext, path, now=now)

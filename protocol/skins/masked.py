@@ -48,12 +48,13 @@ What this does NOT hide:
 from _blake2 import blake2s
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from nacl import bindings as _sodium
 from nacl.exceptions import CryptoError
 
 from ..errors import LocalProtocolError
+from ..link import aead
 from ..link.constants import (
     COOKIE_REPLY_SIZE,
     INITIATION_SIZE,
@@ -153,7 +154,7 @@ class MaskedSkin:
     holds one skin per listener key.
     """
 
-    __slots__ = ("_hp", "_hs_key", "responder_public", "sizes")
+    __slots__ = ("_hp", "_hp_key", "_hs_key", "responder_public", "sizes")
 
     def __init__(
         self,
@@ -161,16 +162,24 @@ class MaskedSkin:
         *,
         sizes: PaddingSizes | Sequence[tuple[int, int, int]] = DEFAULT_SIZES,
     ) -> None:
-        hp_key = derive_key(HP_LABEL, responder_public, 16)
+        self._hp_key = derive_key(HP_LABEL, responder_public, 16)
+        self._hp: Any = None  # built on the first datagram (`_mask`)
         self.responder_public = responder_public
         self._hs_key = derive_key(HS_LABEL, responder_public)
-        # ECB on exactly one block per update keeps no state between calls: the encryptor
-        # is a keyed block function, built once (RFC 9001 section 5.4.3).
-        self._hp = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor()
         self.sizes = sizes if isinstance(sizes, PaddingSizes) else PaddingSizes.parse(sizes)
 
     def _mask(self, sample: bytes) -> int:
-        return int.from_bytes(self._hp.update(sample), "little")
+        hp = self._hp
+        if hp is None:
+            # Every node holds its own skin, but only one that sends or receives masked
+            # datagrams loads `cryptography` for it (protocol/link/aead.py; issue 15's
+            # memory). ECB on exactly one block per update keeps no state between calls:
+            # the encryptor is a keyed block function, built once (RFC 9001 section 5.4.3).
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+            aead.use_cryptography()  # loaded now: the link's faster AEAD per packet
+            hp = self._hp = Cipher(algorithms.AES(self._hp_key), modes.ECB()).encryptor()
+        return int.from_bytes(hp.update(sample), "little")
 
     def wrap(self, datagram: bytes, *, rng: RandomSource) -> bytes:
         """Wire bytes for one link datagram. A datagram the link would never produce

@@ -32,9 +32,8 @@ RemoteProtocolError and leaves its state exactly as before the call.
 from _blake2 import blake2s
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-
 from ..errors import LocalProtocolError, RemoteProtocolError
+from ..link import aead
 from ..types import RandomSource
 from .masked import MIN_WIRE_SIZE, derive_key
 
@@ -70,6 +69,11 @@ class _Keystream:
         if index != self._index:
             if index >= _MAX_CHUNKS:
                 return None
+            # imported here: only a node with a tcp or tls path loads `cryptography`
+            # (protocol/link/aead.py; issue 15's memory)
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+            aead.use_cryptography()  # loaded now: the link's faster AEAD per packet
             nonce = (index * _BLOCKS_PER_CHUNK).to_bytes(4, "little") + bytes(12)
             self._chunk = (
                 Cipher(algorithms.ChaCha20(self._key, nonce), None)
