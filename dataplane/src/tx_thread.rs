@@ -41,41 +41,43 @@ fn send_one(fd: i32, to: SocketAddr, d: &[u8], batch: &mut TxBatch) {
     }
 }
 
-fn send_run(io: &TxIo, fd: i32, to: SocketAddr, run: &[&[u8]], batch: &mut TxBatch) {
-    if run.len() == 1 || !io.gso.load(Ordering::Relaxed) {
-        for d in run {
+/// A run of `count` datagrams of `size` bytes (the last may be shorter), one after
+/// another in `data`: one sendmsg with UDP_SEGMENT, or one per datagram without GSO.
+fn send_run(io: &TxIo, fd: i32, to: SocketAddr, data: &[u8], size: usize, count: usize, batch: &mut TxBatch) {
+    if count == 1 || !io.gso.load(Ordering::Relaxed) {
+        for d in data.chunks(size) {
             send_one(fd, to, d, batch);
         }
         return;
     }
-    let joined = run.concat();
-    match sys::send(fd, to, &joined, Some(run[0].len() as u16)) {
+    match sys::send(fd, to, data, Some(size as u16)) {
         Ok(()) => {}
         Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::ENOBUFS => {
-            batch.drop("send_buffer_full", run.len() as u64)
+            batch.drop("send_buffer_full", count as u64)
         }
         Err(e) if refused(e) => {
             io.gso.store(false, Ordering::Relaxed);
             batch.drop("udp_gso_refused", 1);
-            for d in run {
+            for d in data.chunks(size) {
                 send_one(fd, to, d, batch);
             }
         }
-        Err(_) => batch.drop("send_failed", run.len() as u64),
+        Err(_) => batch.drop("send_failed", count as u64),
     }
 }
 
 /// Send the batch's datagrams in order, GSO runs per endpoint.
 pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
     let out = std::mem::take(&mut batch.out);
+    let sealed = std::mem::take(&mut batch.sealed);
     let mut i = 0;
     while i < out.len() {
-        let (to, first) = (&out[i].0, &out[i].1);
+        let (to, first) = (out[i].0, &out[i].1);
         let size = first.len();
         let mut j = i + 1;
         let mut bytes = size;
         while j < out.len()
-            && out[j].0 == *to
+            && out[j].0 == to
             && j - i < MAX_SEGMENTS
             && bytes + out[j].1.len() <= MAX_BYTES
             && out[j].1.len() <= size
@@ -90,11 +92,16 @@ pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
         if fd < 0 {
             batch.drop("send_no_socket", (j - i) as u64);
         } else {
-            let run: Vec<&[u8]> = out[i..j].iter().map(|(_, d)| d.as_slice()).collect();
-            send_run(io, fd, *to, &run, batch);
+            // sealed one after another: the run is one contiguous slice
+            let data = &sealed[first.start..out[j - 1].1.end];
+            send_run(io, fd, to, data, size, j - i, batch);
         }
         i = j;
     }
+    batch.out = out;
+    batch.out.clear();
+    batch.sealed = sealed;
+    batch.sealed.clear(); // both keep their capacity for the next wake-up
 }
 
 pub fn run(shared: Arc<TxShared>, io: TxIo) {
