@@ -160,15 +160,8 @@ impl TxShared {
         if !tso {
             return self.handle_packet(tables, frame.get(VNET_HDR_LEN..).unwrap_or(&[]), now, batch);
         }
-        match offload::split(frame) {
-            Ok(packets) => {
-                if packets.len() > 1 {
-                    batch.super_packets += 1;
-                }
-                for p in &packets {
-                    self.handle_packet(tables, p, now, batch);
-                }
-            }
+        match offload::split_each(frame, |p| self.handle_packet(tables, p, now, batch)) {
+            Ok(count) => batch.super_packets += u64::from(count > 1),
             Err(reason) => batch.drop(reason, 1),
         }
     }
