@@ -42,8 +42,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--tun-tso",
         action="store_true",
-        help="take TCP super-packets from the TUN and cut them in the node (TSO); off by"
-        " default: slower than plain reads where the checksums cost more than the reads",
+        help="take TCP super-packets from the TUN and cut them in the node (TSO); the"
+        " default on the native data plane, which cuts them natively; off by default on the"
+        " Python one, where the checksums cost more than the reads",
     )
     p.add_argument(
         "--tick-ms",

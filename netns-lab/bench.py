@@ -36,7 +36,10 @@ from bench_peers import IMPLEMENTATIONS, Setup, setup_openvpn, userspace, wg_up
 from lab import TIDEWIRE, Host, Lab, LabError, genkey, tidewire_toml
 from wg import wg_conf
 
+from tidewire.cli.main import LEAN
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+LEAN_UP = LEAN[-1]  # `tidewire up` re-executes itself with this command line
 
 
 def pids_named(host: Host, names: tuple[str, ...]) -> list[int]:
@@ -48,7 +51,8 @@ def pids_named(host: Host, names: tuple[str, ...]) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if comm in names or any(f"/{n} " in cmdline or cmdline.startswith(n) for n in names):
+        named = any(f"/{n} " in cmdline or cmdline.startswith(n) for n in names)
+        if named or comm in names or ("tidewire" in names and LEAN_UP in cmdline):
             found.append(int(pid))
     return found
 

@@ -73,7 +73,9 @@ async def build(
         log.warning("data plane: python, not native: %s", dp.dataplane_why)
     else:
         log.info("data plane: %s (%s)", dp.dataplane, dp.dataplane_why)
-    dp.tun_tso = daemon.offloads and daemon.tun_tso and enable_tso(daemon.tun_fd)
+    # TSO reads pay where the cutting is native (BENCHMARKS.md, "the threads profiled")
+    tso = daemon.tun_tso or dp.dataplane == "native"
+    dp.tun_tso = daemon.offloads and tso and enable_tso(daemon.tun_fd)
     dp.ticker.interval = daemon.tick
     peers = daemon.peers = Peers(
         name=cfg.name, table=routing, datapath=dp, exit_enabled=daemon.exit_enabled

@@ -5,14 +5,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use chacha20poly1305::ChaCha20Poly1305;
 
+use crate::cipher::Cipher;
 use crate::replay::ReplayWindow;
 use crate::transport::{self, Refusal};
 
 pub struct Keys {
-    pub send: ChaCha20Poly1305,
-    pub recv: ChaCha20Poly1305,
+    pub send: Cipher,
+    pub recv: Cipher,
     pub local_index: u32,
     pub remote_index: u32,
     pub window: Mutex<ReplayWindow>,
@@ -32,5 +32,11 @@ impl Keys {
         // a poisoned lock only means a panic elsewhere; the window itself is intact
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
         transport::open(&self.recv, &mut window, self.local_index, limit, data)
+    }
+
+    /// Open one datagram in place (transport::open_in_place): the text's length.
+    pub fn open_in_place(&self, limit: u64, data: &mut [u8]) -> Result<usize, Refusal> {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        transport::open_in_place(&self.recv, &mut window, self.local_index, limit, data)
     }
 }

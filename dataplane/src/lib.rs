@@ -12,6 +12,7 @@
 
 mod aead;
 mod checksum;
+mod cipher;
 mod gro;
 mod inner;
 mod keys;
@@ -32,7 +33,6 @@ mod tun;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -47,11 +47,11 @@ pub(crate) struct Session {
     pub(crate) keys: Arc<keys::Keys>,
 }
 
-fn key(name: &str, value: &[u8]) -> PyResult<ChaCha20Poly1305> {
-    if value.len() != 32 {
-        return Err(PyValueError::new_err(format!("{name}: a key is 32 bytes")));
-    }
-    Ok(ChaCha20Poly1305::new_from_slice(value).expect("32 bytes is the key size"))
+fn key(name: &str, value: &[u8]) -> PyResult<cipher::Cipher> {
+    let key: &[u8; 32] = value
+        .try_into()
+        .map_err(|_| PyValueError::new_err(format!("{name}: a key is 32 bytes")))?;
+    Ok(cipher::Cipher::new(key))
 }
 
 /// One item of a batch: a `bytes` object, read in place without the GIL (bytes are

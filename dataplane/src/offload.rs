@@ -33,6 +33,15 @@ fn u16_be(b: &[u8], at: usize) -> usize {
 
 /// The IP packets carried by one TUN read (virtio_net_hdr first), checksums finished.
 pub fn split(frame: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    let mut out = Vec::new();
+    split_each(frame, |p| out.push(p.to_vec()))?;
+    Ok(out)
+}
+
+/// `split` without a buffer per packet: `each` sees the packets one by one, in order,
+/// built in one scratch buffer (the send thread seals each as it comes); a refusal
+/// comes before any packet. The number of packets.
+pub fn split_each(frame: &[u8], mut each: impl FnMut(&[u8])) -> Result<usize, &'static str> {
     if frame.len() < VNET_HDR_LEN + 20 {
         return Err("tun_short");
     }
@@ -47,14 +56,16 @@ pub fn split(frame: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
     let pkt = &frame[VNET_HDR_LEN..];
     if gso_type == GSO_NONE {
         if flags & NEEDS_CSUM != 0 {
-            return finish(pkt, csum_start, csum_offset).map(|p| vec![p]);
+            each(&finish(pkt, csum_start, csum_offset)?);
+        } else {
+            each(pkt);
         }
-        return Ok(vec![pkt.to_vec()]);
+        return Ok(1);
     }
     if (gso_type != GSO_TCPV4 && gso_type != GSO_TCPV6) || gso_size == 0 {
         return Err("tun_gso_unsupported");
     }
-    segment(pkt, gso_type == GSO_TCPV6, gso_size)
+    segment(pkt, gso_type == GSO_TCPV6, gso_size, &mut each)
 }
 
 fn finish(pkt: &[u8], start: usize, offset: usize) -> Result<Vec<u8>, &'static str> {
@@ -75,7 +86,7 @@ fn finish(pkt: &[u8], start: usize, offset: usize) -> Result<Vec<u8>, &'static s
     Ok(out)
 }
 
-fn segment(pkt: &[u8], v6: bool, mss: usize) -> Result<Vec<Vec<u8>>, &'static str> {
+fn segment(pkt: &[u8], v6: bool, mss: usize, each: &mut impl FnMut(&[u8])) -> Result<usize, &'static str> {
     let n = pkt.len();
     let (ip_len, pseudo) = if v6 {
         if pkt[0] >> 4 != 6 || n < 60 {
@@ -116,12 +127,12 @@ fn segment(pkt: &[u8], v6: bool, mss: usize) -> Result<Vec<Vec<u8>>, &'static st
     let flags0 = pkt[ip_len + 13];
     let ip_id0 = u16::from_be_bytes([pkt[4], pkt[5]]);
     let count = std::cmp::max(1, (payload.len() + mss - 1) / mss);
-    let mut out = Vec::with_capacity(count);
+    let mut seg = Vec::with_capacity(hdr_len + mss);
     for i in 0..count {
         let chunk = &payload
             [std::cmp::min(i * mss, payload.len())..std::cmp::min((i + 1) * mss, payload.len())];
         let total = hdr_len + chunk.len();
-        let mut seg = Vec::with_capacity(total);
+        seg.clear();
         seg.extend_from_slice(&pkt[..hdr_len]);
         let seq = seq0.wrapping_add((i * mss) as u32);
         seg[ip_len + 4..ip_len + 8].copy_from_slice(&seq.to_be_bytes());
@@ -147,9 +158,9 @@ fn segment(pkt: &[u8], v6: bool, mss: usize) -> Result<Vec<Vec<u8>>, &'static st
             complement(words(&seg[ip_len..]) + words(chunk) + pseudo + (total - ip_len) as u64);
         seg[ip_len + 16..ip_len + 18].copy_from_slice(&sum.to_be_bytes());
         seg.extend_from_slice(chunk);
-        out.push(seg);
+        each(&seg);
     }
-    Ok(out)
+    Ok(count)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -67,10 +68,13 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
 }
 
-/// One wake-up's results, merged into `Shared` once.
+/// One wake-up's results, merged into `Shared` once. The datagrams are opened in
+/// place in `arena`, one after another, so nothing is allocated per datagram; `tun`
+/// holds where each inner packet for the TUN lies in it.
 #[derive(Default)]
 pub struct Batch {
-    pub tun: Vec<Vec<u8>>,
+    pub arena: Vec<u8>,
+    pub tun: Vec<Range<usize>>,
     pub handback: Vec<Handback>,
     pub drops: HashMap<&'static str, u64>,
 }
@@ -78,6 +82,17 @@ pub struct Batch {
 impl Batch {
     pub fn drop(&mut self, reason: &'static str) {
         *self.drops.entry(reason).or_insert(0) += 1;
+    }
+
+    /// The inner packets for the TUN, in order.
+    pub fn packets(&self) -> Vec<&[u8]> {
+        self.tun.iter().map(|r| &self.arena[r.clone()]).collect()
+    }
+
+    /// Forget the TUN packets once written (the arena keeps its capacity).
+    pub fn clear_tun(&mut self) {
+        self.arena.clear();
+        self.tun.clear();
     }
 }
 
@@ -148,21 +163,32 @@ impl Shared {
         if now >= entry.deadline {
             return raw(batch, d, from, ecn, "aged");
         }
-        let mut plain = match entry.keys.open(self.limit, d) {
-            Ok(p) => p,
-            Err(Refusal::Expired) => return raw(batch, d, from, ecn, "expired"),
-            Err(r) => return batch.drop(r.reason()),
-        };
-        if plain.is_empty() {
-            let reason = "keepalive";
-            return batch.handback.push(Handback::Opened { index, data: d.to_vec(), plain, from, ecn, reason });
-        }
-        let (version, src, length) = match classify(&plain, &self.overlay) {
-            Inner::Deliver { version, src, length } => (version, src, length),
-            Inner::Python(reason) => {
-                let data = d.to_vec();
-                return batch.handback.push(Handback::Opened { index, data, plain, from, ecn, reason });
+        // opened in place in the arena: the datagram itself stays whole for a hand-back
+        let start = batch.arena.len();
+        batch.arena.extend_from_slice(d);
+        let n = match entry.keys.open_in_place(self.limit, &mut batch.arena[start..]) {
+            Ok(n) => n,
+            Err(refusal) => {
+                batch.arena.truncate(start);
+                return match refusal {
+                    Refusal::Expired => raw(batch, d, from, ecn, "expired"),
+                    r => batch.drop(r.reason()),
+                };
             }
+        };
+        let text = start + HEADER_SIZE..start + HEADER_SIZE + n;
+        let opened = |batch: &mut Batch, reason: &'static str| {
+            let plain = batch.arena[text.clone()].to_vec();
+            batch.arena.truncate(start);
+            let data = d.to_vec();
+            batch.handback.push(Handback::Opened { index, data, plain, from, ecn, reason });
+        };
+        if n == 0 {
+            return opened(batch, "keepalive");
+        }
+        let (version, src, length) = match classify(&batch.arena[text.clone()], &self.overlay) {
+            Inner::Deliver { version, src, length } => (version, src, length),
+            Inner::Python(reason) => return opened(batch, reason),
         };
         let stats = tables.stats.get(&entry.peer);
         if let Some(s) = stats {
@@ -172,13 +198,14 @@ impl Shared {
         }
         let owner = if version == 4 { tables.routes.v4.lookup(src) } else { tables.routes.v6.lookup(src) };
         if owner != Some(entry.peer) {
+            batch.arena.truncate(start);
             return batch.drop("inner_source_not_allowed");
         }
         if let Some(s) = stats {
             s.inner_bytes.fetch_add(length as u64, Ordering::Relaxed);
         }
-        plain.truncate(length);
-        batch.tun.push(plain);
+        batch.arena.truncate(text.start + length);
+        batch.tun.push(text.start..text.start + length);
     }
 
     /// Merge a wake-up's drops and hand-backs; true if Python has something to read.

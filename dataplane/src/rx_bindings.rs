@@ -178,6 +178,6 @@ impl Inbound {
             drop(tables);
             shared.publish(&mut batch); // into the queue, as the thread does
         });
-        Ok(PyList::new_bound(py, batch.tun.iter().map(|p| PyBytes::new_bound(py, p))))
+        Ok(PyList::new_bound(py, batch.packets().into_iter().map(|p| PyBytes::new_bound(py, p))))
     }
 }

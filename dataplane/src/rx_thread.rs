@@ -26,13 +26,13 @@ fn write_tun(io: &Io, batch: &mut Batch) {
     if batch.tun.is_empty() {
         return;
     }
-    let packets = std::mem::take(&mut batch.tun);
+    let packets = batch.packets();
     let (_, full, failed) = if io.tun_gro {
-        let slices: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
-        tun::write_frames(io.tun_fd, &gro::coalesce(&slices))
+        tun::write_frames(io.tun_fd, &gro::coalesce(&packets))
     } else {
         tun::write_frames(io.tun_fd, &packets)
     };
+    batch.clear_tun();
     for _ in 0..full {
         batch.drop("tun_write_full");
     }

@@ -5,13 +5,11 @@
 //! the MTU), with the nonce of four zero bytes and the counter, and no associated
 //! data. No I/O here; the bindings in lib.rs release the GIL around these calls.
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
-
+use crate::cipher::Cipher;
 use crate::replay::ReplayWindow;
 
 pub const HEADER_SIZE: usize = 16;
-pub const TAG_SIZE: usize = 16;
+pub const TAG_SIZE: usize = crate::cipher::TAG_SIZE;
 pub const MESSAGE_TRANSPORT: u32 = 4;
 
 /// Why a datagram was refused: the same names as the Python path's drop counters.
@@ -38,12 +36,6 @@ impl Refusal {
     }
 }
 
-fn nonce(counter: u64) -> Nonce {
-    let mut n = [0u8; 12];
-    n[4..].copy_from_slice(&counter.to_le_bytes());
-    Nonce::from(n)
-}
-
 /// The plaintext length after padding: `protocol/link/messages.py`'s `padded_length`.
 pub fn padded_length(length: usize, mtu: Option<usize>) -> usize {
     let padded = (length + 15) & !15;
@@ -53,38 +45,47 @@ pub fn padded_length(length: usize, mtu: Option<usize>) -> usize {
     }
 }
 
-/// One sealed datagram for `remote_index` with `counter`.
-pub fn seal(
-    aead: &ChaCha20Poly1305,
+/// One sealed datagram for `remote_index` with `counter`, appended to `out` (the send
+/// thread seals a GSO run's datagrams one after another into one buffer).
+pub fn seal_into(
+    aead: &Cipher,
     remote_index: u32,
     counter: u64,
     packet: &[u8],
     mtu: Option<usize>,
-) -> Vec<u8> {
+    out: &mut Vec<u8>,
+) {
     let padded = padded_length(packet.len(), mtu);
-    let mut out = Vec::with_capacity(HEADER_SIZE + padded + TAG_SIZE);
+    let start = out.len();
+    out.reserve(HEADER_SIZE + padded + TAG_SIZE);
     out.extend_from_slice(&MESSAGE_TRANSPORT.to_le_bytes());
     out.extend_from_slice(&remote_index.to_le_bytes());
     out.extend_from_slice(&counter.to_le_bytes());
     out.extend_from_slice(packet);
-    out.resize(HEADER_SIZE + padded, 0);
-    let tag = aead
-        .encrypt_in_place_detached(&nonce(counter), b"", &mut out[HEADER_SIZE..])
-        .expect("a buffer under 256 GiB always seals");
+    out.resize(start + HEADER_SIZE + padded, 0);
+    let tag = aead.seal(counter, &mut out[start + HEADER_SIZE..]);
     out.extend_from_slice(&tag);
+}
+
+/// One sealed datagram for `remote_index` with `counter`.
+pub fn seal(aead: &Cipher, remote_index: u32, counter: u64, packet: &[u8], mtu: Option<usize>) -> Vec<u8> {
+    let mut out = Vec::new();
+    seal_into(aead, remote_index, counter, packet, mtu, &mut out);
     out
 }
 
-/// Open one datagram addressed to `local_index`, in the Python path's order of
+/// Open one datagram addressed to `local_index` in place, in the Python path's order of
 /// checks: length, type word, index, counter limit, replay window, authentication;
-/// the window moves only once the datagram authenticated.
-pub fn open(
-    aead: &ChaCha20Poly1305,
+/// the window moves only once the datagram authenticated. On success the text is
+/// `data[HEADER_SIZE..HEADER_SIZE + n]` for the returned n; on a refusal after the
+/// window check (a forgery) `data`'s body may be overwritten.
+pub fn open_in_place(
+    aead: &Cipher,
     window: &mut ReplayWindow,
     local_index: u32,
     limit: u64,
-    data: &[u8],
-) -> Result<Vec<u8>, Refusal> {
+    data: &mut [u8],
+) -> Result<usize, Refusal> {
     if data.len() < HEADER_SIZE + TAG_SIZE {
         return Err(Refusal::Short);
     }
@@ -105,27 +106,35 @@ pub fn open(
     if !window.check(counter, limit) {
         return Err(Refusal::Replay);
     }
-    let split = data.len() - TAG_SIZE;
-    let mut plain = data[HEADER_SIZE..split].to_vec();
-    let tag = Tag::from_slice(&data[split..]);
-    if aead
-        .decrypt_in_place_detached(&nonce(counter), b"", &mut plain, tag)
-        .is_err()
-    {
+    if !aead.open(counter, &mut data[HEADER_SIZE..]) {
         return Err(Refusal::Decrypt);
     }
     window.accept(counter, limit);
-    Ok(plain)
+    Ok(data.len() - HEADER_SIZE - TAG_SIZE)
+}
+
+/// `open_in_place` on a copy: the plaintext.
+pub fn open(
+    aead: &Cipher,
+    window: &mut ReplayWindow,
+    local_index: u32,
+    limit: u64,
+    data: &[u8],
+) -> Result<Vec<u8>, Refusal> {
+    let mut copy = data.to_vec();
+    let n = open_in_place(aead, window, local_index, limit, &mut copy)?;
+    copy.truncate(HEADER_SIZE + n);
+    copy.drain(..HEADER_SIZE);
+    Ok(copy)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chacha20poly1305::KeyInit;
 
     #[test]
     fn a_sealed_datagram_opens_once() {
-        let aead = ChaCha20Poly1305::new(&[7u8; 32].into());
+        let aead = Cipher::new(&[7u8; 32]);
         let mut w = ReplayWindow::new();
         let d = seal(&aead, 9, 3, b"hello", None);
         assert_eq!(d.len(), 16 + 16 + 16);

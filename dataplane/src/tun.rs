@@ -6,9 +6,9 @@
 //! long as it calls in.
 
 /// What became of a batch's frames: (written, full, failed).
-pub fn write_frames(fd: i32, frames: &[Vec<u8>]) -> (usize, usize, usize) {
+pub fn write_frames<F: AsRef<[u8]>>(fd: i32, frames: &[F]) -> (usize, usize, usize) {
     let (mut written, mut full, mut failed) = (0, 0, 0);
-    for frame in frames {
+    for frame in frames.iter().map(AsRef::as_ref) {
         // SAFETY: `frame` is a live, initialised buffer of `frame.len()` bytes that
         // write(2) only reads; `fd` is an open descriptor Python lends for the call (a
         // closed or wrong one makes write fail with EBADF, counted, never undefined).

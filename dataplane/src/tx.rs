@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -57,9 +58,13 @@ pub struct TxShared {
     pub stop: Arc<AtomicBool>,
 }
 
+/// One wake-up's results. The sealed datagrams lie one after another in `sealed` (a
+/// GSO run is one slice of it, sent without a copy); `out` says where each lies and
+/// where it goes.
 #[derive(Default)]
 pub struct TxBatch {
-    pub out: Vec<(SocketAddr, Vec<u8>)>,
+    pub sealed: Vec<u8>,
+    pub out: Vec<(SocketAddr, Range<usize>)>,
     pub handback: Vec<(Vec<u8>, &'static str)>,
     pub drops: HashMap<&'static str, u64>,
     pub super_packets: u64,
@@ -68,6 +73,11 @@ pub struct TxBatch {
 impl TxBatch {
     pub fn drop(&mut self, reason: &'static str, n: u64) {
         *self.drops.entry(reason).or_insert(0) += n;
+    }
+
+    /// The sealed datagrams with their endpoints, in order.
+    pub fn datagrams(&self) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8])> {
+        self.out.iter().map(move |(to, r)| (*to, &self.sealed[r.clone()]))
     }
 }
 
@@ -150,15 +160,8 @@ impl TxShared {
         if !tso {
             return self.handle_packet(tables, frame.get(VNET_HDR_LEN..).unwrap_or(&[]), now, batch);
         }
-        match offload::split(frame) {
-            Ok(packets) => {
-                if packets.len() > 1 {
-                    batch.super_packets += 1;
-                }
-                for p in &packets {
-                    self.handle_packet(tables, p, now, batch);
-                }
-            }
+        match offload::split_each(frame, |p| self.handle_packet(tables, p, now, batch)) {
+            Ok(count) => batch.super_packets += u64::from(count > 1),
             Err(reason) => batch.drop(reason, 1),
         }
     }
@@ -187,13 +190,16 @@ impl TxShared {
         if counter >= self.limit {
             return batch.handback.push((p.to_vec(), "rekey"));
         }
-        let d = transport::seal(&sender.keys.send, sender.keys.remote_index, counter, p, self.mtu);
+        let start = batch.sealed.len();
+        let (keys, mtu) = (&sender.keys, self.mtu);
+        transport::seal_into(&keys.send, keys.remote_index, counter, p, mtu, &mut batch.sealed);
+        let end = batch.sealed.len();
         if let Some(s) = tables.stats.get(&peer) {
             s.packets.fetch_add(1, Ordering::Relaxed);
-            s.wire_bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
+            s.wire_bytes.fetch_add((end - start) as u64, Ordering::Relaxed);
             s.inner_bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
         }
-        batch.out.push((sender.endpoint, d));
+        batch.out.push((sender.endpoint, start..end));
     }
 
     /// Merge drops, events and hand-backs; true if Python has something to read.

@@ -157,7 +157,7 @@ impl Outbound {
         });
         PyList::new_bound(
             py,
-            batch.out.iter().map(|(to, d)| (to.ip().to_string(), to.port(), PyBytes::new_bound(py, d))),
+            batch.datagrams().map(|(to, d)| (to.ip().to_string(), to.port(), PyBytes::new_bound(py, d))),
         )
     }
 }

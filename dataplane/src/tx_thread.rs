@@ -1,8 +1,10 @@
 //! The send thread: it waits on the TUN (poll, 100 ms so a stop is seen), drains up to
-//! READS reads, hands each to tx.rs and sends what was sealed: per endpoint, runs of
+//! READS reads, hands each to tx.rs and sends what was sealed (sooner once SEND_AT
+//! bytes wait, as TSO reads are up to 64 KB each): per endpoint, runs of
 //! equal-sized datagrams (the last may be shorter) in one sendmsg with UDP_SEGMENT, as
 //! node/transports/udp.py's BatchSender does, falling back to one datagram per call for
-//! good if the kernel refuses GSO. No Python object is touched here.
+//! good if the kernel refuses GSO. A run is one slice of the batch's sealed buffer,
+//! sent without a copy. No Python object is touched here.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,9 @@ const READS: usize = 64;
 const POLL_MS: i32 = 100;
 const MAX_SEGMENTS: usize = 64;
 const MAX_BYTES: usize = 65000;
+// sealed bytes that are sent before the next read: 64 TSO reads would hold 4 MB (the
+// buffer keeps its capacity, and the node's resident memory with it)
+const SEND_AT: usize = 256 * 1024;
 
 pub struct TxIo {
     pub tun_fd: i32,
@@ -41,41 +46,43 @@ fn send_one(fd: i32, to: SocketAddr, d: &[u8], batch: &mut TxBatch) {
     }
 }
 
-fn send_run(io: &TxIo, fd: i32, to: SocketAddr, run: &[&[u8]], batch: &mut TxBatch) {
-    if run.len() == 1 || !io.gso.load(Ordering::Relaxed) {
-        for d in run {
+/// A run of `count` datagrams of `size` bytes (the last may be shorter), one after
+/// another in `data`: one sendmsg with UDP_SEGMENT, or one per datagram without GSO.
+fn send_run(io: &TxIo, fd: i32, to: SocketAddr, data: &[u8], size: usize, count: usize, batch: &mut TxBatch) {
+    if count == 1 || !io.gso.load(Ordering::Relaxed) {
+        for d in data.chunks(size) {
             send_one(fd, to, d, batch);
         }
         return;
     }
-    let joined = run.concat();
-    match sys::send(fd, to, &joined, Some(run[0].len() as u16)) {
+    match sys::send(fd, to, data, Some(size as u16)) {
         Ok(()) => {}
         Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::ENOBUFS => {
-            batch.drop("send_buffer_full", run.len() as u64)
+            batch.drop("send_buffer_full", count as u64)
         }
         Err(e) if refused(e) => {
             io.gso.store(false, Ordering::Relaxed);
             batch.drop("udp_gso_refused", 1);
-            for d in run {
+            for d in data.chunks(size) {
                 send_one(fd, to, d, batch);
             }
         }
-        Err(_) => batch.drop("send_failed", run.len() as u64),
+        Err(_) => batch.drop("send_failed", count as u64),
     }
 }
 
 /// Send the batch's datagrams in order, GSO runs per endpoint.
 pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
     let out = std::mem::take(&mut batch.out);
+    let sealed = std::mem::take(&mut batch.sealed);
     let mut i = 0;
     while i < out.len() {
-        let (to, first) = (&out[i].0, &out[i].1);
+        let (to, first) = (out[i].0, &out[i].1);
         let size = first.len();
         let mut j = i + 1;
         let mut bytes = size;
         while j < out.len()
-            && out[j].0 == *to
+            && out[j].0 == to
             && j - i < MAX_SEGMENTS
             && bytes + out[j].1.len() <= MAX_BYTES
             && out[j].1.len() <= size
@@ -90,11 +97,16 @@ pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
         if fd < 0 {
             batch.drop("send_no_socket", (j - i) as u64);
         } else {
-            let run: Vec<&[u8]> = out[i..j].iter().map(|(_, d)| d.as_slice()).collect();
-            send_run(io, fd, *to, &run, batch);
+            // sealed one after another: the run is one contiguous slice
+            let data = &sealed[first.start..out[j - 1].1.end];
+            send_run(io, fd, to, data, size, j - i, batch);
         }
         i = j;
     }
+    batch.out = out;
+    batch.out.clear();
+    batch.sealed = sealed;
+    batch.sealed.clear(); // both keep their capacity for the next wake-up
 }
 
 pub fn run(shared: Arc<TxShared>, io: TxIo) {
@@ -115,6 +127,10 @@ pub fn run(shared: Arc<TxShared>, io: TxIo) {
             };
             let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
             shared.handle_frame(&tables, &buf[..n], io.vnet, io.tso, Instant::now(), &mut batch);
+            drop(tables);
+            if batch.sealed.len() >= SEND_AT {
+                send_all(&io, &mut batch);
+            }
         }
         send_all(&io, &mut batch);
         if shared.publish(&mut batch) {
