@@ -7,12 +7,15 @@ passes the self-test below; otherwise `cryptography`'s. A node with the native m
 therefore never maps `cryptography` (its Rust module and statically linked OpenSSL are
 6-7 MB of a router's memory, issue 15) unless it runs a masked or stream skin or TLS.
 
-A node that runs the Python data plane (node/dataplane.py) switches to `cryptography`
-at start (`use_cryptography`), and so does a node once its masked or stream skin has
-loaded `cryptography`: there the AEAD is per packet, and on this machine kind
-OpenSSL's AVX-512 code is faster per call than the Rust crate's for full-size packets
-(BENCHMARKS.md, "The link's AEAD without cryptography"). The native data plane seals and
-opens its packets itself; the class here then serves handshakes and hand-backs.
+The native class is built on ring's assembly (the `ring` feature, the default), which is
+faster per call than `cryptography` (1.4 against 2.8 us for 1400 bytes on this machine
+kind), or on the portable RustCrypto code (a toolchain too old for ring), which is slower
+than OpenSSL's AVX-512 code for full-size packets (BENCHMARKS.md, "The link's AEAD
+without cryptography"). With the portable build, a node that runs the Python data plane
+(node/dataplane.py) switches to `cryptography` at start (`use_cryptography`), and so does
+a node once its masked or stream skin has loaded `cryptography`: there the AEAD is per
+packet. The native data plane seals and opens its packets itself; the class here then
+serves handshakes and hand-backs.
 
 A bad tag raises one of `BAD_TAG`, the exceptions of every backend in use: callers catch
 that tuple, never a backend's class (a keypair made before a switch keeps its backend).
@@ -78,6 +81,15 @@ def _native() -> tuple[Any, type[Exception]] | None:
     return cls, invalid_tag
 
 
+def _native_is_faster() -> bool:
+    """Is the native class ring's assembly (faster per call than `cryptography`)?"""
+    try:
+        from tidewire import _dataplane  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    return getattr(_dataplane, "AEAD_ASSEMBLY", False) is True
+
+
 def _cryptography() -> tuple[Any, type[Exception]]:
     from cryptography.exceptions import InvalidTag as invalid_tag
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as cls
@@ -95,14 +107,15 @@ def choose() -> tuple[str, Callable[[bytes], Aead], type[Exception]]:
 
 BACKEND, ChaCha20Poly1305, _invalid_tag = choose()
 BAD_TAG: tuple[type[Exception], ...] = (_invalid_tag,)
+NATIVE_IS_FASTER = BACKEND == NATIVE and _native_is_faster()
 
 
 def use_cryptography() -> None:
-    """Keypairs made from now on use `cryptography`'s class: on the Python data plane,
-    and once a masked or stream skin has loaded `cryptography` anyway (their peers'
-    packets take the Python path)."""
+    """Keypairs made from now on use `cryptography`'s class, unless the native class is
+    the faster one: on the Python data plane, and once a masked or stream skin has
+    loaded `cryptography` anyway (their peers' packets take the Python path)."""
     global BACKEND, ChaCha20Poly1305, BAD_TAG
-    if BACKEND == CRYPTOGRAPHY:
+    if BACKEND == CRYPTOGRAPHY or (BACKEND == NATIVE and NATIVE_IS_FASTER):
         return
     cls, invalid_tag = _cryptography()
     BACKEND, ChaCha20Poly1305 = CRYPTOGRAPHY, cls

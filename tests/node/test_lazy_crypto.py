@@ -89,8 +89,10 @@ print("cryptography" in sys.modules, aead.BACKEND)
 )
 def test_a_skin_or_certificate_imports_cryptography_when_used(use: str, use_switches: bool) -> None:
     code = _PLAIN_NODE + "\n" + use + "\n" + _AFTER
-    # loaded: the link's keypairs from now on use it too (faster per packet here)
-    expected = "True cryptography" if use_switches else "True native"
+    # loaded: the link's keypairs from now on use it too, unless the native class is
+    # ring's assembly, the faster one per packet
+    switches = use_switches and not aead.NATIVE_IS_FASTER
+    expected = "True cryptography" if switches else "True native"
     assert _python(code).splitlines() == ["native True False False", expected]
 
 
@@ -108,6 +110,7 @@ def test_the_python_data_plane_seals_with_cryptography_and_catches_both_forgerie
     monkeypatch.setattr(aead, "BACKEND", backend)
     monkeypatch.setattr(aead, "ChaCha20Poly1305", native)
     monkeypatch.setattr(aead, "BAD_TAG", (invalid_tag,))
+    monkeypatch.setattr(aead, "NATIVE_IS_FASTER", False)  # the portable build's rule
     key = bytes(range(32))
     made_before = aead.ChaCha20Poly1305(key)  # a keypair's, from before the switch
     assert choose(PYTHON).name == PYTHON
@@ -119,3 +122,17 @@ def test_the_python_data_plane_seals_with_cryptography_and_catches_both_forgerie
         aead_decrypt(key, 1, forged, b"")
     with pytest.raises(aead.BAD_TAG):  # the native keypair's exception is still caught
         made_before.decrypt(bytes(4) + (1).to_bytes(8, "little"), forged, b"")
+
+
+def test_the_python_data_plane_keeps_the_native_class_when_it_is_ring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tidewire.node.dataplane import PYTHON, choose
+
+    backend, native, invalid_tag = aead.choose()
+    monkeypatch.setattr(aead, "BACKEND", backend)
+    monkeypatch.setattr(aead, "ChaCha20Poly1305", native)
+    monkeypatch.setattr(aead, "BAD_TAG", (invalid_tag,))
+    monkeypatch.setattr(aead, "NATIVE_IS_FASTER", True)
+    assert choose(PYTHON).name == PYTHON
+    assert (aead.BACKEND, aead.ChaCha20Poly1305) == (aead.NATIVE, native)
