@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from tidewire.protocol.control import routes as wire
 
+from .agenda import Agenda
 from .announce import Action, Announcer, Install, Uninstall
 from .metric import INFINITY, RttParams
 from .neighbours import Neighbour
@@ -70,6 +71,8 @@ class Babel(Announcer):
         self.destinations: dict[bytes, Destination] = {}
         self.sources = SourceTable(cap=params.max_sources)
         self.requests = Requests()
+        self.agenda = Agenda(self.sources)  # what housekeeping must look at (agenda.py)
+        self._created = 0  # destinations created so far: their order
         self.counters: Counter[str] = Counter()
         self._actions: list[Action] = []
         self._changed: set[bytes] = set()  # prefixes to announce in a triggered update
@@ -97,6 +100,7 @@ class Babel(Announcer):
             return
         for dest in list(self.destinations.values()):
             if dest.routes.pop(key, None) is not None:
+                self.agenda.watch(dest.prefix)  # gone at housekeeping if it has no route left
                 self._reselect(dest, now=now)
         self._flush(now=now)
 
@@ -184,6 +188,7 @@ class Babel(Announcer):
         if e.metric < INFINITY:
             dest.last_heard = now
         self._reselect(dest, now=now)
+        self.agenda.route(dest, route)
 
     def _unfeasible(
         self, dest: Destination, n: Neighbour, e: wire.UpdateEntry, *, now: float
@@ -273,6 +278,8 @@ class Babel(Announcer):
             if route is not None:
                 route.touch(now=now, half_life=self.params.half_life)
                 route.cost = n.cost
+                if self.agenda.settling(dest.prefix, route):
+                    self.agenda.watch(dest.prefix)
                 sel = dest.selected
                 if sel is None or sel is route or route.metric <= sel.metric:
                     self._reselect(dest, now=now)  # else it cannot win now (housekeeping smooths)
@@ -283,6 +290,7 @@ class Babel(Announcer):
         if new is not old:
             if new is not None:
                 self._actions.append(Install(dest.prefix, new.neighbour, new.metric))
+                self.agenda.route(dest, new)  # a selected route has one more deadline
             else:
                 self._actions.append(Uninstall(dest.prefix))
         state = dest.state
@@ -333,14 +341,16 @@ class Babel(Announcer):
                 self._changed.add(victim.prefix)
             del self.destinations[victim.prefix]
             self.counters["route_destinations_evicted"] += 1
-        dest = self.destinations[prefix] = Destination(prefix, now)
+        self._created += 1
+        dest = self.destinations[prefix] = Destination(prefix, now, order=self._created)
         return dest
 
     def _housekeeping(self, *, now: float) -> None:
         for n in self.neighbours.values():
             n.check_missed(now=now)
             self._link_changed(n, now=now)
-        for prefix, dest in list(self.destinations.items()):
+        for dest in self.agenda.due(self.destinations, now=now):
+            prefix = dest.prefix
             moved = False  # did time change anything selection looks at?
             for key, r in list(dest.routes.items()):
                 if now >= r.expires + r.hold:
@@ -353,13 +363,16 @@ class Babel(Announcer):
                 elif r is dest.selected and not r.refresh_asked and now >= r.expires - r.hold / 8:
                     r.refresh_asked = True  # about to expire: ask its neighbour (babeld)
                     self._send(key, wire.RouteRequest(prefix))
-                moved = moved or r.smoothed != r.metric  # smoothing still under way
+                moved = moved or self.agenda.settling(prefix, r)  # smoothing under way
             if moved:
                 self._reselect(dest, now=now)
             if not dest.routes:
                 del self.destinations[prefix]
+            for r in dest.routes.values():
+                self.agenda.route(dest, r)
         for prefix, router_id, p in self.requests.due(now=now):
             for key in p.targets:
                 if key in self.neighbours:
                     self._send(key, wire.SeqnoRequest(p.seqno, p.hop_count, prefix, router_id))
-        self.sources.collect(now=now)
+        for prefix in self.sources.collect(now=now):
+            self.agenda.watch(prefix)  # an FD forgotten: a route it held back may count now
