@@ -18,12 +18,11 @@ from tidewire.node.core.routing.table import Destination, Route
 from .babel_sim import Net
 
 
-def acts(agenda: Agenda, d: Destination, r: Route, now: float) -> bool:
+def acts(d: Destination, r: Route, now: float) -> bool:
     return (
         now >= r.expires + r.hold
         or (r.refmetric < INFINITY and now >= r.expires)
         or (r is d.selected and not r.refresh_asked and now >= r.expires - r.hold / 8)
-        or agenda.settling(d.prefix, r)
     )
 
 
@@ -46,7 +45,9 @@ def test_agenda_names_every_destination_the_full_scan_would_act_on() -> None:
             must = {
                 p
                 for p, d in destinations.items()
-                if not d.routes or any(acts(agenda, d, r, now) for r in d.routes.values())
+                if not d.routes
+                or agenda.contested(d)
+                or any(acts(d, r, now) for r in d.routes.values())
             }
             got = due(destinations, now=now)
             missing = must - {d.prefix for d in got}

@@ -169,6 +169,8 @@ class Babel(Announcer):
             if dest is None:
                 return
         feasible = self.sources.feasible(e.prefix, e.router_id, e.seqno, e.metric)
+        if feasible and route is not None and self._refreshed(dest, route, e, n, hold, now=now):
+            return
         if not feasible:
             self.counters["route_unfeasible"] += 1
             self._unfeasible(dest, n, e, now=now)
@@ -188,7 +190,49 @@ class Babel(Announcer):
         if e.metric < INFINITY:
             dest.last_heard = now
         self._reselect(dest, now=now)
-        self.agenda.route(dest, route)
+        self.agenda.queue(dest, route)
+        self.agenda.check(dest)
+
+    def _refreshed(
+        self,
+        dest: Destination,
+        route: Route,
+        e: wire.UpdateEntry,
+        n: Neighbour,
+        hold: float,
+        *,
+        now: float,
+    ) -> bool:
+        """The periodic update that repeats what a route already says, in a destination
+        whose selection time cannot change (agenda.py, `contested`): only its hold starts
+        again, and selection would choose as it did (every input the same, none expired),
+        so it is not run. This is most of what a large overlay receives."""
+        if (
+            route.router_id != e.router_id
+            or route.seqno != e.seqno
+            or route.refmetric != e.metric
+            or route.cost != n.cost
+            or route.hold != hold
+            or self.agenda.watching(dest.prefix)
+        ):
+            return False
+        if e.metric < INFINITY:
+            if now >= route.expires:
+                return False
+            for r in dest.routes.values():
+                if r.refmetric < INFINITY and now >= r.expires:
+                    return False  # housekeeping has not retracted it yet; selection would
+            route.expires = now + hold
+            dest.last_heard = now
+        elif route.expires > now:
+            return False
+        route.touch(now=now, half_life=self.params.half_life)
+        route.refresh_asked = False
+        sel = dest.selected
+        if sel is not None and self.requests.pending:
+            self.requests.satisfied(dest.prefix, sel.router_id, sel.seqno)
+        self.agenda.queue(dest, route)
+        return True
 
     def _unfeasible(
         self, dest: Destination, n: Neighbour, e: wire.UpdateEntry, *, now: float
@@ -278,8 +322,7 @@ class Babel(Announcer):
             if route is not None:
                 route.touch(now=now, half_life=self.params.half_life)
                 route.cost = n.cost
-                if self.agenda.settling(dest.prefix, route):
-                    self.agenda.watch(dest.prefix)
+                self.agenda.check(dest)
                 sel = dest.selected
                 if sel is None or sel is route or route.metric <= sel.metric:
                     self._reselect(dest, now=now)  # else it cannot win now (housekeeping smooths)
@@ -290,7 +333,7 @@ class Babel(Announcer):
         if new is not old:
             if new is not None:
                 self._actions.append(Install(dest.prefix, new.neighbour, new.metric))
-                self.agenda.route(dest, new)  # a selected route has one more deadline
+                self.agenda.queue(dest, new)  # a selected route has one more deadline
             else:
                 self._actions.append(Uninstall(dest.prefix))
         state = dest.state
@@ -363,13 +406,13 @@ class Babel(Announcer):
                 elif r is dest.selected and not r.refresh_asked and now >= r.expires - r.hold / 8:
                     r.refresh_asked = True  # about to expire: ask its neighbour (babeld)
                     self._send(key, wire.RouteRequest(prefix))
-                moved = moved or self.agenda.settling(prefix, r)  # smoothing under way
-            if moved:
+            if moved or self.agenda.contested(dest):  # or smoothing may switch it now
                 self._reselect(dest, now=now)
             if not dest.routes:
                 del self.destinations[prefix]
             for r in dest.routes.values():
-                self.agenda.route(dest, r)
+                self.agenda.queue(dest, r)
+            self.agenda.check(dest)
         for prefix, router_id, p in self.requests.due(now=now):
             for key in p.targets:
                 if key in self.neighbours:
