@@ -79,11 +79,17 @@ def main(n: int, seed: int) -> None:
 
     band = Params().trigger_delta
     wall, cpu = time.monotonic(), time.process_time()
+
+    def progress() -> None:  # a long run says how far it is (stderr, so stdout stays the result)
+        used = time.process_time() - cpu
+        print(f"  t={net.now:.0f} s: {net.delivered} messages, CPU {used:.0f} s", file=sys.stderr)
+
     step = 10.0
     net.run(30.0, check)
     while not converged(net, band):
+        progress()
         net.run(net.now + step, check)
-    print(f"{n} nodes, {len(edges)} links: initial convergence by t={net.now:.0f} s")
+    print(f"{n} nodes, {len(edges)} links: initial convergence by t={net.now:.0f} s", flush=True)
     use: Counter[frozenset[bytes]] = Counter()
     for node, fib in net.fib.items():
         for nh in fib.values():
@@ -96,6 +102,7 @@ def main(n: int, seed: int) -> None:
         net.run(net.now + step, check)
         if converged(net, band):
             break
+        progress()
     print(f"cut a link {count} next hops used: converged again {net.now - cut:.0f} s later")
     state = max(len(b.destinations) + len(b.sources) for b in net.nodes.values())
     print(f"forwarding loops seen: {loops}; largest state: {state} destinations+sources")

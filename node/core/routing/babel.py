@@ -317,15 +317,21 @@ class Babel(Announcer):
     def _link_changed(self, n: Neighbour, *, now: float) -> None:
         if not n.refresh(now=now):
             return
+        key, cost, half_life = n.key, n.cost, self.params.half_life
         for dest in self.destinations.values():
-            route = dest.routes.get(n.key)
-            if route is not None:
-                route.touch(now=now, half_life=self.params.half_life)
-                route.cost = n.cost
+            route = dest.routes.get(key)
+            if route is None:
+                continue
+            if route.refmetric >= INFINITY:
+                route.cost = cost  # still infinite: nothing to smooth (touch sets it then)
+                continue
+            route.touch(now=now, half_life=half_life)
+            route.cost = cost
+            sel = dest.selected
+            if sel is None or sel is route or route.metric <= sel.metric:
+                self._reselect(dest, now=now)
                 self.agenda.check(dest)
-                sel = dest.selected
-                if sel is None or sel is route or route.metric <= sel.metric:
-                    self._reselect(dest, now=now)  # else it cannot win now (housekeeping smooths)
+            # else it cannot win, now or by smoothing: the choice and the agenda stand
 
     def _reselect(self, dest: Destination, *, now: float) -> None:
         old = dest.selected
