@@ -7,7 +7,12 @@ edges, one-way delays 2-80 ms), lets it converge, then fails the busiest link (t
 one most next hops use) and measures, in virtual time, how long until every node's
 metric to every destination is within the trigger band of the shortest path again.
 Loops are checked after every FIB change (only through the changed next hops).
-Prints the times and the largest per-node state.
+Prints the times and the largest per-node state, and its progress on stderr.
+Measured (docs/routing.md, "Convergence, measured"): `babel_scale 200 1` 130 s, 14 s
+after the cut, 97 s of CPU; `babel_scale 200 2` 120 s, 12 s, 82 s of CPU. Run long
+ones in the background with nice:
+
+    nohup nice -n 10 .venv/bin/python -m tests.unit.babel_scale 1000 1 > scale.log 2>&1 &
 """
 
 import heapq

@@ -10,6 +10,13 @@ calls a check after every event that changed a FIB. The wire is memoised both wa
 (`encode` by message, `decode` by bytes; the messages are frozen): a network repeats
 the same hellos and updates many times, and construct's encoder and decoder were 40%
 of a large run's time. The bytes and the messages are the same as without it.
+
+How fast (tests.unit.babel_scale, which runs it at scale; docs/routing.md has the
+table): `.venv/bin/python -m tests.unit.babel_scale 200 1` converges by t = 130 s and
+again 14 s after the busiest link is cut, no loop, 398 destinations and sources at
+most, 667,270 messages in 97 s of CPU; `babel_scale 200 2`: 120 s, 12 s, 618,429
+messages, 82 s. The cost grows as N^2 (every node's table to every neighbour every
+update interval): 1,000 nodes is about 45 minutes of CPU and was not run to the end.
 """
 
 import heapq
