@@ -29,16 +29,16 @@ from dataclasses import dataclass, field
 from tidewire.protocol.control import routes as wire
 
 from .agenda import Agenda
-from .announce import Action, Announcer, Install, Uninstall
+from .announce import Action, Install, Uninstall
 from .metric import INFINITY, RttParams
 from .neighbours import Neighbour
 from .requests import Requests
-from .sources import SourceTable, seqno_ge, seqno_gt, seqno_plus
+from .seqno import SeqnoRequester
+from .sources import SourceTable
 from .table import Advertised, Destination, Route, select
 
 HOUSEKEEPING = 1.0  # seconds between expiry, smoothing and resend checks
 MAX_INTERVAL = 60.0  # a neighbour's update interval above this is taken as this
-SEQNO_FAR = 100  # a seqno this far behind our FD: a source that restarted; let it expire
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class Params:
     rtt: RttParams = field(default_factory=RttParams)
 
 
-class Babel(Announcer):
+class Babel(SeqnoRequester):
     def __init__(
         self,
         *,
@@ -83,6 +83,7 @@ class Babel(Announcer):
         self._interval_cs = round(params.update_interval * 100)
         self.hello_interval = params.hello_interval
         self.transit = params.transit
+        self.hop_count = params.hop_count  # of the seqno requests we start (seqno.py)
 
     # -- the verbs the shell calls
 
@@ -234,83 +235,11 @@ class Babel(Announcer):
         self.agenda.queue(dest, route)
         return True
 
-    def _unfeasible(
-        self, dest: Destination, n: Neighbour, e: wire.UpdateEntry, *, now: float
-    ) -> None:
-        """An unfeasible update better than what we use: ask its origin for a new seqno."""
-        fd = self.sources.get(e.prefix, e.router_id)
-        if fd is None or (fd.seqno - e.seqno) % 65536 > SEQNO_FAR:
-            return
-        current = dest.selected.metric if dest.selected is not None else INFINITY
-        if e.metric + n.cost >= current:
-            return
-        seqno = seqno_plus(fd.seqno, 1)
-        if self.requests.add(
-            e.prefix,
-            e.router_id,
-            seqno=seqno,
-            hop_count=self.params.hop_count,
-            targets=(n.key,),
-            requester=None,
-            now=now,
-        ):
-            self._send(
-                n.key, wire.SeqnoRequest(seqno, self.params.hop_count, e.prefix, e.router_id)
-            )
-
     def _on_route_request(self, n: Neighbour, prefix: bytes | None, *, now: float) -> None:
         if prefix is None:
             self._send_table(n.key, now=now)
             return
         self._send_entries(n.key, [self._entry_for(prefix, n.key)], now=now)
-
-    def _on_seqno_request(self, n: Neighbour, req: wire.SeqnoRequest, *, now: float) -> None:
-        if req.prefix == self.router_id:
-            if req.router_id == self.router_id and seqno_gt(req.seqno, self.seqno):
-                self.seqno = seqno_plus(self.seqno, 1)
-                self._own_changed = True
-            else:
-                self._send_entries(n.key, [self._own_entry()], now=now)
-            return
-        dest = self.destinations.get(req.prefix)
-        sel = dest.selected if dest is not None else None
-        if sel is not None and (sel.router_id != req.router_id or seqno_ge(sel.seqno, req.seqno)):
-            self._send_entries(n.key, [self._entry_for(req.prefix, n.key)], now=now)
-            return
-        if req.hop_count < 2 or dest is None:
-            self.counters["route_request_dropped"] += 1
-            return
-        target = self._forward_target(dest, req, exclude=n.key)
-        if target is None:
-            self.counters["route_request_dropped"] += 1
-            return
-        if self.requests.add(
-            req.prefix,
-            req.router_id,
-            seqno=req.seqno,
-            hop_count=req.hop_count - 1,
-            targets=(target,),
-            requester=n.key,
-            now=now,
-        ):
-            self._send(
-                target, wire.SeqnoRequest(req.seqno, req.hop_count - 1, req.prefix, req.router_id)
-            )
-
-    @staticmethod
-    def _forward_target(
-        dest: Destination, req: wire.SeqnoRequest, *, exclude: bytes
-    ) -> bytes | None:
-        """The selected route's neighbour, or else the best other one that has the source
-        (RFC 8966 3.8.1.2), never the requester."""
-        if dest.selected is not None and dest.selected.neighbour != exclude:
-            return dest.selected.neighbour
-        options = [
-            r
-            for r in dest.routes.values()
-            if r.neighbour != exclude and r.router_id == req.router_id and r.refmetric < INFINITY
-        ]
-        return min(options, key=lambda r: (r.metric, r.neighbour)).neighbour if options else None
 
     # -- state changes
 
@@ -360,26 +289,6 @@ class Babel(Announcer):
             dest.state = Advertised(new.router_id, new.seqno, new.metric)
         if self.requests.pending:
             self.requests.satisfied(dest.prefix, new.router_id, new.seqno)
-
-    def _request_lost(self, prefix: bytes, state: Advertised, *, now: float) -> None:
-        fd = self.sources.get(prefix, state.router_id)
-        if fd is None or not self.neighbours:
-            return  # we never advertised it: nothing of ours can loop, nothing to ask
-        seqno = seqno_plus(fd.seqno, 1)
-        targets = tuple(self.neighbours)
-        if self.requests.add(
-            prefix,
-            state.router_id,
-            seqno=seqno,
-            hop_count=self.params.hop_count,
-            targets=targets,
-            requester=None,
-            now=now,
-        ):
-            for key in targets:
-                self._send(
-                    key, wire.SeqnoRequest(seqno, self.params.hop_count, prefix, state.router_id)
-                )
 
     def _new_destination(self, prefix: bytes, *, now: float) -> Destination | None:
         if len(self.destinations) >= self.params.max_destinations:
