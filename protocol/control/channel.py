@@ -144,11 +144,14 @@ _FAMILIES: dict[int, tuple[type, int, Callable[[Any], bytes], Callable[[bytes], 
 }
 _FAMILY_OF: dict[type, int] = {v[0]: k for k, v in _FAMILIES.items()}
 LARGEST = max([MAX_SIZE, *(v[1] for v in _FAMILIES.values())])
+# the route exchange's headers, built once: an overlay sends its tables in many messages
+_ROUTE_HEADER = {cls: bytes(_HEADER.build({"type": k})) for cls, k in routes.KIND_OF.items()}
+_ROUTE_KIND = {h: routes.KIND_OF[cls] for cls, h in _ROUTE_HEADER.items()}
 
 
 def encode(msg: Message) -> bytes:
     if isinstance(msg, routes.RouteMessage):
-        return bytes(_HEADER.build({"type": routes.KIND_OF[type(msg)]})) + routes.encode_body(msg)
+        return _ROUTE_HEADER[type(msg)] + routes.encode_body(msg)
     family = _FAMILY_OF.get(type(msg))
     if family is not None:
         return _HEADER.build({"type": family}) + _FAMILIES[family][2](msg)  # type: ignore[no-any-return]
@@ -164,6 +167,11 @@ def decode(data: bytes) -> Message:
         raise RemoteProtocolError("control_oversized")
     if len(data) < 4:
         raise RemoteProtocolError("control_short")
+    route_kind = _ROUTE_KIND.get(bytes(data[:4]))
+    if route_kind is not None:
+        if len(data) > MAX_SIZE:
+            raise RemoteProtocolError("control_oversized")
+        return routes.decode_body(route_kind, data[4:])
     try:
         kind = _HEADER.parse(data[:4])["type"]
     except ConstructError:

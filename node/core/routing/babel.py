@@ -28,16 +28,17 @@ from dataclasses import dataclass, field
 
 from tidewire.protocol.control import routes as wire
 
-from .announce import Action, Announcer, Install, Uninstall
+from .agenda import Agenda
+from .announce import Action, Install, Uninstall
 from .metric import INFINITY, RttParams
 from .neighbours import Neighbour
 from .requests import Requests
-from .sources import SourceTable, seqno_ge, seqno_gt, seqno_plus
+from .seqno import SeqnoRequester
+from .sources import SourceTable
 from .table import Advertised, Destination, Route, select
 
 HOUSEKEEPING = 1.0  # seconds between expiry, smoothing and resend checks
 MAX_INTERVAL = 60.0  # a neighbour's update interval above this is taken as this
-SEQNO_FAR = 100  # a seqno this far behind our FD: a source that restarted; let it expire
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class Params:
     rtt: RttParams = field(default_factory=RttParams)
 
 
-class Babel(Announcer):
+class Babel(SeqnoRequester):
     def __init__(
         self,
         *,
@@ -70,6 +71,8 @@ class Babel(Announcer):
         self.destinations: dict[bytes, Destination] = {}
         self.sources = SourceTable(cap=params.max_sources)
         self.requests = Requests()
+        self.agenda = Agenda(self.sources)  # what housekeeping must look at (agenda.py)
+        self._created = 0  # destinations created so far: their order
         self.counters: Counter[str] = Counter()
         self._actions: list[Action] = []
         self._changed: set[bytes] = set()  # prefixes to announce in a triggered update
@@ -80,6 +83,7 @@ class Babel(Announcer):
         self._interval_cs = round(params.update_interval * 100)
         self.hello_interval = params.hello_interval
         self.transit = params.transit
+        self.hop_count = params.hop_count  # of the seqno requests we start (seqno.py)
 
     # -- the verbs the shell calls
 
@@ -97,6 +101,7 @@ class Babel(Announcer):
             return
         for dest in list(self.destinations.values()):
             if dest.routes.pop(key, None) is not None:
+                self.agenda.watch(dest.prefix)  # gone at housekeeping if it has no route left
                 self._reselect(dest, now=now)
         self._flush(now=now)
 
@@ -165,6 +170,8 @@ class Babel(Announcer):
             if dest is None:
                 return
         feasible = self.sources.feasible(e.prefix, e.router_id, e.seqno, e.metric)
+        if feasible and route is not None and self._refreshed(dest, route, e, n, hold, now=now):
+            return
         if not feasible:
             self.counters["route_unfeasible"] += 1
             self._unfeasible(dest, n, e, now=now)
@@ -184,30 +191,49 @@ class Babel(Announcer):
         if e.metric < INFINITY:
             dest.last_heard = now
         self._reselect(dest, now=now)
+        self.agenda.queue(dest, route)
+        self.agenda.check(dest)
 
-    def _unfeasible(
-        self, dest: Destination, n: Neighbour, e: wire.UpdateEntry, *, now: float
-    ) -> None:
-        """An unfeasible update better than what we use: ask its origin for a new seqno."""
-        fd = self.sources.get(e.prefix, e.router_id)
-        if fd is None or (fd.seqno - e.seqno) % 65536 > SEQNO_FAR:
-            return
-        current = dest.selected.metric if dest.selected is not None else INFINITY
-        if e.metric + n.cost >= current:
-            return
-        seqno = seqno_plus(fd.seqno, 1)
-        if self.requests.add(
-            e.prefix,
-            e.router_id,
-            seqno=seqno,
-            hop_count=self.params.hop_count,
-            targets=(n.key,),
-            requester=None,
-            now=now,
+    def _refreshed(
+        self,
+        dest: Destination,
+        route: Route,
+        e: wire.UpdateEntry,
+        n: Neighbour,
+        hold: float,
+        *,
+        now: float,
+    ) -> bool:
+        """The periodic update that repeats what a route already says, in a destination
+        whose selection time cannot change (agenda.py, `contested`): only its hold starts
+        again, and selection would choose as it did (every input the same, none expired),
+        so it is not run. This is most of what a large overlay receives."""
+        if (
+            route.router_id != e.router_id
+            or route.seqno != e.seqno
+            or route.refmetric != e.metric
+            or route.cost != n.cost
+            or route.hold != hold
+            or self.agenda.watching(dest.prefix)
         ):
-            self._send(
-                n.key, wire.SeqnoRequest(seqno, self.params.hop_count, e.prefix, e.router_id)
-            )
+            return False
+        if e.metric < INFINITY:
+            if now >= route.expires:
+                return False
+            for r in dest.routes.values():
+                if r.refmetric < INFINITY and now >= r.expires:
+                    return False  # housekeeping has not retracted it yet; selection would
+            route.expires = now + hold
+            dest.last_heard = now
+        elif route.expires > now:
+            return False
+        route.touch(now=now, half_life=self.params.half_life)
+        route.refresh_asked = False
+        sel = dest.selected
+        if sel is not None and self.requests.pending:
+            self.requests.satisfied(dest.prefix, sel.router_id, sel.seqno)
+        self.agenda.queue(dest, route)
+        return True
 
     def _on_route_request(self, n: Neighbour, prefix: bytes | None, *, now: float) -> None:
         if prefix is None:
@@ -215,67 +241,26 @@ class Babel(Announcer):
             return
         self._send_entries(n.key, [self._entry_for(prefix, n.key)], now=now)
 
-    def _on_seqno_request(self, n: Neighbour, req: wire.SeqnoRequest, *, now: float) -> None:
-        if req.prefix == self.router_id:
-            if req.router_id == self.router_id and seqno_gt(req.seqno, self.seqno):
-                self.seqno = seqno_plus(self.seqno, 1)
-                self._own_changed = True
-            else:
-                self._send_entries(n.key, [self._own_entry()], now=now)
-            return
-        dest = self.destinations.get(req.prefix)
-        sel = dest.selected if dest is not None else None
-        if sel is not None and (sel.router_id != req.router_id or seqno_ge(sel.seqno, req.seqno)):
-            self._send_entries(n.key, [self._entry_for(req.prefix, n.key)], now=now)
-            return
-        if req.hop_count < 2 or dest is None:
-            self.counters["route_request_dropped"] += 1
-            return
-        target = self._forward_target(dest, req, exclude=n.key)
-        if target is None:
-            self.counters["route_request_dropped"] += 1
-            return
-        if self.requests.add(
-            req.prefix,
-            req.router_id,
-            seqno=req.seqno,
-            hop_count=req.hop_count - 1,
-            targets=(target,),
-            requester=n.key,
-            now=now,
-        ):
-            self._send(
-                target, wire.SeqnoRequest(req.seqno, req.hop_count - 1, req.prefix, req.router_id)
-            )
-
-    @staticmethod
-    def _forward_target(
-        dest: Destination, req: wire.SeqnoRequest, *, exclude: bytes
-    ) -> bytes | None:
-        """The selected route's neighbour, or else the best other one that has the source
-        (RFC 8966 3.8.1.2), never the requester."""
-        if dest.selected is not None and dest.selected.neighbour != exclude:
-            return dest.selected.neighbour
-        options = [
-            r
-            for r in dest.routes.values()
-            if r.neighbour != exclude and r.router_id == req.router_id and r.refmetric < INFINITY
-        ]
-        return min(options, key=lambda r: (r.metric, r.neighbour)).neighbour if options else None
-
     # -- state changes
 
     def _link_changed(self, n: Neighbour, *, now: float) -> None:
         if not n.refresh(now=now):
             return
+        key, cost, half_life = n.key, n.cost, self.params.half_life
         for dest in self.destinations.values():
-            route = dest.routes.get(n.key)
-            if route is not None:
-                route.touch(now=now, half_life=self.params.half_life)
-                route.cost = n.cost
-                sel = dest.selected
-                if sel is None or sel is route or route.metric <= sel.metric:
-                    self._reselect(dest, now=now)  # else it cannot win now (housekeeping smooths)
+            route = dest.routes.get(key)
+            if route is None:
+                continue
+            if route.refmetric >= INFINITY:
+                route.cost = cost  # still infinite: nothing to smooth (touch sets it then)
+                continue
+            route.touch(now=now, half_life=half_life)
+            route.cost = cost
+            sel = dest.selected
+            if sel is None or sel is route or route.metric <= sel.metric:
+                self._reselect(dest, now=now)
+                self.agenda.check(dest)
+            # else it cannot win, now or by smoothing: the choice and the agenda stand
 
     def _reselect(self, dest: Destination, *, now: float) -> None:
         old = dest.selected
@@ -283,6 +268,7 @@ class Babel(Announcer):
         if new is not old:
             if new is not None:
                 self._actions.append(Install(dest.prefix, new.neighbour, new.metric))
+                self.agenda.queue(dest, new)  # a selected route has one more deadline
             else:
                 self._actions.append(Uninstall(dest.prefix))
         state = dest.state
@@ -304,26 +290,6 @@ class Babel(Announcer):
         if self.requests.pending:
             self.requests.satisfied(dest.prefix, new.router_id, new.seqno)
 
-    def _request_lost(self, prefix: bytes, state: Advertised, *, now: float) -> None:
-        fd = self.sources.get(prefix, state.router_id)
-        if fd is None or not self.neighbours:
-            return  # we never advertised it: nothing of ours can loop, nothing to ask
-        seqno = seqno_plus(fd.seqno, 1)
-        targets = tuple(self.neighbours)
-        if self.requests.add(
-            prefix,
-            state.router_id,
-            seqno=seqno,
-            hop_count=self.params.hop_count,
-            targets=targets,
-            requester=None,
-            now=now,
-        ):
-            for key in targets:
-                self._send(
-                    key, wire.SeqnoRequest(seqno, self.params.hop_count, prefix, state.router_id)
-                )
-
     def _new_destination(self, prefix: bytes, *, now: float) -> Destination | None:
         if len(self.destinations) >= self.params.max_destinations:
             unused = [d for d in self.destinations.values() if d.selected is None]
@@ -333,14 +299,16 @@ class Babel(Announcer):
                 self._changed.add(victim.prefix)
             del self.destinations[victim.prefix]
             self.counters["route_destinations_evicted"] += 1
-        dest = self.destinations[prefix] = Destination(prefix, now)
+        self._created += 1
+        dest = self.destinations[prefix] = Destination(prefix, now, order=self._created)
         return dest
 
     def _housekeeping(self, *, now: float) -> None:
         for n in self.neighbours.values():
             n.check_missed(now=now)
             self._link_changed(n, now=now)
-        for prefix, dest in list(self.destinations.items()):
+        for dest in self.agenda.due(self.destinations, now=now):
+            prefix = dest.prefix
             moved = False  # did time change anything selection looks at?
             for key, r in list(dest.routes.items()):
                 if now >= r.expires + r.hold:
@@ -353,13 +321,16 @@ class Babel(Announcer):
                 elif r is dest.selected and not r.refresh_asked and now >= r.expires - r.hold / 8:
                     r.refresh_asked = True  # about to expire: ask its neighbour (babeld)
                     self._send(key, wire.RouteRequest(prefix))
-                moved = moved or r.smoothed != r.metric  # smoothing still under way
-            if moved:
+            if moved or self.agenda.contested(dest):  # or smoothing may switch it now
                 self._reselect(dest, now=now)
             if not dest.routes:
                 del self.destinations[prefix]
+            for r in dest.routes.values():
+                self.agenda.queue(dest, r)
+            self.agenda.check(dest)
         for prefix, router_id, p in self.requests.due(now=now):
             for key in p.targets:
                 if key in self.neighbours:
                     self._send(key, wire.SeqnoRequest(p.seqno, p.hop_count, prefix, router_id))
-        self.sources.collect(now=now)
+        for prefix in self.sources.collect(now=now):
+            self.agenda.watch(prefix)  # an FD forgotten: a route it held back may count now

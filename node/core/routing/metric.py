@@ -126,9 +126,12 @@ def link_cost(*, txcost: int, rxcost: int, rtt_cost: int) -> int:
     return min(INFINITY, etx + rtt_cost)
 
 
+SNAP = 4  # a smoothed metric this close to the metric is the metric (at the next step)
+
+
 def smooth(smoothed: float, since: float, metric: int, *, now: float, half_life: float) -> float:
     """`smoothed` (as of `since`) moved toward `metric` over the time up to `now`."""
     if metric >= INFINITY or half_life <= 0 or now <= since:
         return float(metric) if metric >= INFINITY or half_life <= 0 else smoothed
     value = metric + (smoothed - metric) * 0.5 ** ((now - since) / half_life)
-    return float(metric) if abs(value - metric) < 4 else value
+    return float(metric) if abs(value - metric) < SNAP else value

@@ -33,6 +33,7 @@ class Route:
     smoothed: float
     smoothed_time: float
     refresh_asked: bool = False
+    queued: float = float("inf")  # the earliest deadline queued for it (agenda.py)
 
     @property
     def metric(self) -> int:  # add_metric, inlined: selection asks millions of times
@@ -65,6 +66,7 @@ class Destination:
     routes: dict[bytes, Route] = field(default_factory=dict)  # by neighbour key
     selected: Route | None = None
     state: Advertised | None = None  # what the selected route was at the last selection
+    order: int = 0  # when it was created, among the engine's destinations (agenda.py)
 
 
 def select(
