@@ -96,6 +96,17 @@ def test_a_skin_or_certificate_imports_cryptography_when_used(use: str, use_swit
     assert _python(code).splitlines() == ["native True False False", expected]
 
 
+def native_chosen(monkeypatch: pytest.MonkeyPatch, *, faster: bool) -> object:
+    """The native class chosen as at start, whatever other tests switched (restored
+    after), with ring's rule (`faster`) or the portable build's; the class."""
+    backend, native, invalid_tag = aead.choose()
+    monkeypatch.setattr(aead, "BACKEND", backend)
+    monkeypatch.setattr(aead, "ChaCha20Poly1305", native)
+    monkeypatch.setattr(aead, "BAD_TAG", (invalid_tag,))
+    monkeypatch.setattr(aead, "NATIVE_IS_FASTER", faster)
+    return native
+
+
 def test_the_python_data_plane_seals_with_cryptography_and_catches_both_forgeries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -105,12 +116,7 @@ def test_the_python_data_plane_seals_with_cryptography_and_catches_both_forgerie
     from tidewire.protocol.errors import RemoteProtocolError
     from tidewire.protocol.link.crypto import aead_decrypt, aead_encrypt
 
-    # the native class chosen at start, whatever other tests switched (restored after)
-    backend, native, invalid_tag = aead.choose()
-    monkeypatch.setattr(aead, "BACKEND", backend)
-    monkeypatch.setattr(aead, "ChaCha20Poly1305", native)
-    monkeypatch.setattr(aead, "BAD_TAG", (invalid_tag,))
-    monkeypatch.setattr(aead, "NATIVE_IS_FASTER", False)  # the portable build's rule
+    native_chosen(monkeypatch, faster=False)  # the portable build's rule
     key = bytes(range(32))
     made_before = aead.ChaCha20Poly1305(key)  # a keypair's, from before the switch
     assert choose(PYTHON).name == PYTHON
@@ -129,10 +135,6 @@ def test_the_python_data_plane_keeps_the_native_class_when_it_is_ring(
 ) -> None:
     from tidewire.node.dataplane import PYTHON, choose
 
-    backend, native, invalid_tag = aead.choose()
-    monkeypatch.setattr(aead, "BACKEND", backend)
-    monkeypatch.setattr(aead, "ChaCha20Poly1305", native)
-    monkeypatch.setattr(aead, "BAD_TAG", (invalid_tag,))
-    monkeypatch.setattr(aead, "NATIVE_IS_FASTER", True)
+    native = native_chosen(monkeypatch, faster=True)
     assert choose(PYTHON).name == PYTHON
     assert (aead.BACKEND, aead.ChaCha20Poly1305) == (aead.NATIVE, native)
