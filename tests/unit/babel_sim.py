@@ -17,7 +17,7 @@ again 14 s after the busiest link is cut, no loop, 398 destinations and sources 
 most, 667,270 messages in 97 s of CPU; `babel_scale 200 2`: 120 s, 12 s, 618,429
 messages, 82 s; `babel_scale 400 1`: 130 s, 15 s, 798, 2,604,657 messages, 393 s.
 The cost grows as N^2 (every node's table to every neighbour every update
-interval): 1,000 nodes is about 40 minutes of CPU and has not been run to the end.
+interval): 1,000 nodes is 1.5-2 hours of CPU and has not been run to the end.
 """
 
 import heapq
