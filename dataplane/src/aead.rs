@@ -19,71 +19,7 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-const TAG_SIZE: usize = 16;
-
-/// One key's seal and open with any 12-byte nonce and associated data.
-#[cfg(feature = "ring")]
-mod backend {
-    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
-
-    pub struct Key(LessSafeKey);
-
-    impl Key {
-        pub fn new(key: &[u8; 32]) -> Self {
-            let unbound =
-                UnboundKey::new(&CHACHA20_POLY1305, key).expect("32 bytes is the key size");
-            Key(LessSafeKey::new(unbound))
-        }
-
-        pub fn seal(&self, nonce: [u8; 12], aad: &[u8], body: &mut [u8]) -> Option<[u8; 16]> {
-            let n = Nonce::assume_unique_for_key(nonce);
-            let tag = self
-                .0
-                .seal_in_place_separate_tag(n, Aad::from(aad), body)
-                .ok()?;
-            let mut out = [0u8; 16];
-            out.copy_from_slice(tag.as_ref());
-            Some(out)
-        }
-
-        pub fn open(&self, nonce: [u8; 12], aad: &[u8], body: &mut [u8], tag: [u8; 16]) -> bool {
-            let n = Nonce::assume_unique_for_key(nonce);
-            let aad = Aad::from(aad);
-            self.0
-                .open_in_place_separate_tag(n, aad, tag.into(), body, 0..)
-                .is_ok()
-        }
-    }
-}
-
-#[cfg(not(feature = "ring"))]
-mod backend {
-    use chacha20poly1305::aead::AeadInPlace;
-    use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-
-    pub struct Key(ChaCha20Poly1305);
-
-    impl Key {
-        pub fn new(key: &[u8; 32]) -> Self {
-            Key(ChaCha20Poly1305::new(key.into()))
-        }
-
-        pub fn seal(&self, nonce: [u8; 12], aad: &[u8], body: &mut [u8]) -> Option<[u8; 16]> {
-            let tag = self
-                .0
-                .encrypt_in_place_detached(&nonce.into(), aad, body)
-                .ok()?;
-            Some(tag.into())
-        }
-
-        pub fn open(&self, nonce: [u8; 12], aad: &[u8], body: &mut [u8], tag: [u8; 16]) -> bool {
-            let tag = tag.into();
-            self.0
-                .decrypt_in_place_detached(&nonce.into(), aad, body, &tag)
-                .is_ok()
-        }
-    }
-}
+use crate::cipher::{Cipher, ASSEMBLY, KEY_SIZE, NONCE_SIZE, TAG_SIZE};
 
 create_exception!(
     _dataplane,
@@ -167,8 +103,8 @@ fn arguments<'py>(
     nonce: &[u8],
     name: &str,
     data: &Bound<'py, PyAny>,
-) -> PyResult<([u8; 12], Input<'py>)> {
-    let nonce: [u8; 12] = nonce
+) -> PyResult<([u8; NONCE_SIZE], Input<'py>)> {
+    let nonce: [u8; NONCE_SIZE] = nonce
         .try_into()
         .map_err(|_| PyValueError::new_err("nonce: ChaCha20-Poly1305's nonce is 12 bytes"))?;
     Ok((nonce, Input::new(name, data)?))
@@ -176,18 +112,25 @@ fn arguments<'py>(
 
 #[pyclass(module = "tidewire._dataplane", name = "ChaCha20Poly1305", frozen)]
 pub struct Aead {
-    cipher: backend::Key,
+    cipher: Cipher,
 }
 
 #[pymethods]
 impl Aead {
+    /// Whether the backend is ring's assembly (faster per call than `cryptography`'s
+    /// OpenSSL here, 1.4 against 2.8 us for 1400 bytes) or the portable one (slower:
+    /// protocol/link/aead.py then prefers `cryptography` where the AEAD runs per packet
+    /// in Python).
+    #[classattr]
+    const ASSEMBLY: bool = ASSEMBLY;
+
     #[new]
     fn new(key: &[u8]) -> PyResult<Self> {
-        let key: &[u8; 32] = key
+        let key: &[u8; KEY_SIZE] = key
             .try_into()
             .map_err(|_| PyValueError::new_err("key: ChaCha20-Poly1305's key is 32 bytes"))?;
         Ok(Aead {
-            cipher: backend::Key::new(key),
+            cipher: Cipher::new(key),
         })
     }
 
@@ -208,7 +151,7 @@ impl Aead {
                 data.copy_into(py, 0, body)?;
                 let sealed = self
                     .cipher
-                    .seal(nonce, aad, body)
+                    .seal_detached(nonce, aad, body)
                     .ok_or_else(|| PyValueError::new_err("data: too long for one nonce"))?;
                 tag.copy_from_slice(&sealed);
                 Ok(())
@@ -235,7 +178,7 @@ impl Aead {
         with_aad(py, associated_data, |aad| {
             PyBytes::new_bound_with(py, n, |out| {
                 data.copy_into(py, 0, out)?;
-                if self.cipher.open(nonce, aad, out, tag) {
+                if self.cipher.open_detached(nonce, aad, out, tag) {
                     Ok(())
                 } else {
                     Err(InvalidTag::new_err(()))
@@ -245,12 +188,8 @@ impl Aead {
     }
 }
 
-/// The class and its exception, added to the module (lib.rs), and whether the backend
-/// is ring's assembly (faster per call than `cryptography`'s OpenSSL here, 1.4 against
-/// 2.8 us for 1400 bytes) or the portable one (slower: protocol/link/aead.py then
-/// prefers `cryptography` where the AEAD runs per packet in Python).
+/// The class and its exception, added to the module (lib.rs).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Aead>()?;
-    m.add("AEAD_ASSEMBLY", cfg!(feature = "ring"))?;
     m.add("InvalidTag", m.py().get_type_bound::<InvalidTag>())
 }

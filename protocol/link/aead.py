@@ -81,15 +81,6 @@ def _native() -> tuple[Any, type[Exception]] | None:
     return cls, invalid_tag
 
 
-def _native_is_faster() -> bool:
-    """Is the native class ring's assembly (faster per call than `cryptography`)?"""
-    try:
-        from tidewire import _dataplane  # type: ignore[attr-defined]
-    except ImportError:
-        return False
-    return getattr(_dataplane, "AEAD_ASSEMBLY", False) is True
-
-
 def _cryptography() -> tuple[Any, type[Exception]]:
     from cryptography.exceptions import InvalidTag as invalid_tag
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as cls
@@ -107,7 +98,7 @@ def choose() -> tuple[str, Callable[[bytes], Aead], type[Exception]]:
 
 BACKEND, ChaCha20Poly1305, _invalid_tag = choose()
 BAD_TAG: tuple[type[Exception], ...] = (_invalid_tag,)
-NATIVE_IS_FASTER = BACKEND == NATIVE and _native_is_faster()
+NATIVE_IS_FASTER = BACKEND == NATIVE and getattr(ChaCha20Poly1305, "ASSEMBLY", False) is True
 
 
 def use_cryptography() -> None:
