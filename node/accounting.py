@@ -110,6 +110,8 @@ class Accountant(AccountantStore):
         if credit is not None and role is not Role.CLIENT:
             self.credits.pop(peer_key)
             self.retired += [saved_row(s) for s in credit.sessions.values()]
+        if role is not Role.PROVIDER:
+            self.hello_due.pop(peer_key, None)  # no hello retry for a provider that went
         if role is None:
             self.roles.pop(peer_key, None)
             used = self.used.get(peer_key)

@@ -176,3 +176,43 @@ def test_exit_auto_finds_providers_through_the_dht() -> None:
         # the providers' re-signed records, with their new load, come by gossip too)
         took = discover(cli)["records"]
         assert took.get("taken_dht", 0) >= 2, took
+
+
+def test_a_standby_exit_killed_leaves_the_client_on_its_exit() -> None:
+    """The client keeps a session with the next best provider (standby); when that one
+    dies, the client stays on its exit, carries on, and keeps running."""
+    with Lab("exitsstby") as lab:
+        client, _net, p1, p2 = build(lab)
+        (k1, pub1), (k2, pub2), (kc, _) = genkey(), genkey(), genkey()
+        n2 = provider(lab, p2, "p2", k2, {"dht": False, "region": "lab"})
+        provider(
+            lab,
+            p1,
+            "p1",
+            k1,
+            {"dht": False, "region": "lab", "bootstrap": [f"{pub2}@udp://192.0.2.1:51820"]},
+        )
+        boot = {"dht": False, "bootstrap": [f"{pub1}@udp://203.0.113.1:51820"]}
+        cli = client_node(lab, client, kc, boot)
+        try:
+            lab.wait_for(
+                lambda: chosen(cli) == pub1
+                and any(p["public_key"] == pub2 and p["connected"] for p in exits(cli)["providers"]),
+                timeout=40,
+                what="the client on p1 with p2 on standby",
+            )
+            gap, _ = ping_gap(cli.host, 8, n2.proc.popen.kill)
+            print(f"kill -9 of the standby exit: the longest ping gap was {gap:.2f} s")
+            assert gap < 1.0
+            lab.wait_for(
+                lambda: not any(
+                    p["public_key"] == pub2 and p["connected"] for p in exits(cli)["providers"]
+                ),
+                timeout=30,
+                what="the dead standby to be let go",
+            )
+            assert cli.proc.alive() and chosen(cli) == pub1
+            ping(cli.host, TARGET, count=3)
+        except Exception:
+            print(lab.logs())
+            raise

@@ -175,3 +175,19 @@ async def test_a_hello_from_a_peer_that_is_not_a_client_is_a_counted_drop() -> N
     await rig.drain()
     assert rig.control.drops["control_unexpected"] == 2
     assert rig.acct.open_sessions(STOCK_PEER) == {} and rig.acct.served == {}
+
+
+async def test_a_provider_removed_before_it_answered_our_hello_is_forgotten() -> None:
+    """A client's hello to a provider is retried until an invoice comes; a provider that
+    dies first (a standby exit killed) and is removed leaves no retry behind, so the
+    timer does not look for its gone session (this crashed the client's daemon)."""
+    rig = Rig(None, AccountingConfig())
+    provider = b"\x0c" * 32
+    rig.acct.set_role(provider, Role.PROVIDER)
+    rig.acct.handshake_completed(provider, now=0.0)
+    assert provider in rig.acct.hello_due
+    rig.acct.set_role(provider, None)  # Peers.remove
+    assert provider not in rig.acct.hello_due
+    rig.sent.clear()
+    rig.acct.handle_timer(now=60.0)  # past the hello retry
+    assert [k for k, _ in rig.sent if k == provider] == []
