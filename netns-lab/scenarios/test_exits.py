@@ -55,9 +55,7 @@ def build(lab: Lab) -> tuple[Host, Host, Host, Host]:
     return client, net, p1, p2
 
 
-def provider(
-    lab: Lab, host: Host, name: str, key: str, discovery: dict[str, Any]
-) -> Node:
+def provider(lab: Lab, host: Host, name: str, key: str, discovery: dict[str, Any]) -> Node:
     return lab.tidewire(
         host,
         f"tw{name}",
@@ -178,6 +176,11 @@ def test_exit_auto_finds_providers_through_the_dht() -> None:
         assert took.get("taken_dht", 0) >= 2, took
 
 
+def connected(cli: Node, key: str) -> bool:
+    """The client holds a session with provider `key` (its exit or a standby)."""
+    return any(p["public_key"] == key and p["connected"] for p in exits(cli)["providers"])
+
+
 def test_a_standby_exit_killed_leaves_the_client_on_its_exit() -> None:
     """The client keeps a session with the next best provider (standby); when that one
     dies, the client stays on its exit, carries on, and keeps running."""
@@ -196,8 +199,7 @@ def test_a_standby_exit_killed_leaves_the_client_on_its_exit() -> None:
         cli = client_node(lab, client, kc, boot)
         try:
             lab.wait_for(
-                lambda: chosen(cli) == pub1
-                and any(p["public_key"] == pub2 and p["connected"] for p in exits(cli)["providers"]),
+                lambda: chosen(cli) == pub1 and connected(cli, pub2),
                 timeout=40,
                 what="the client on p1 with p2 on standby",
             )
@@ -205,9 +207,7 @@ def test_a_standby_exit_killed_leaves_the_client_on_its_exit() -> None:
             print(f"kill -9 of the standby exit: the longest ping gap was {gap:.2f} s")
             assert gap < 1.0
             lab.wait_for(
-                lambda: not any(
-                    p["public_key"] == pub2 and p["connected"] for p in exits(cli)["providers"]
-                ),
+                lambda: not connected(cli, pub2),
                 timeout=30,
                 what="the dead standby to be let go",
             )
