@@ -148,8 +148,8 @@ class Lab:
         for host in self.hosts:
             delete_netns(host.netns)
         self.hosts.clear()
-        if not self.failed:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self.failed and not os.environ.get("TIDEWIRE_LAB_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)  # TIDEWIRE_LAB_KEEP=1 keeps it
 
     def logs(self) -> str:
         return "\n".join(

@@ -134,7 +134,7 @@ def test_every_client_takes_the_lowest_latency_route_to_its_exit(mesh: Mesh) -> 
 
         start = time.monotonic()
         try:
-            lab.wait_for(settled, timeout=90, what="every client on its exit by the best route")
+            lab.wait_for(settled, timeout=150, what="every client on its exit by the best route")
         except Exception:
             print("expected", want, "\nseen", seen)
             show_routes(mesh)

@@ -22,7 +22,12 @@ one's for WINDOW seconds without a break. The current exit's load is corrected f
 our own share of it (one of its `clients`), so a client does not flee the load it
 makes itself. When the current exit stops answering the best answering candidate
 takes over at once (failover). The first choice waits until the candidates the
-shell connects to (`standby`) are measured, or SETTLE seconds, whichever is first.
+shell connects to (`standby`) are measured, or SETTLE seconds, whichever is first. A
+first choice made at SETTLE without them is provisional: for PROVISIONAL seconds a
+candidate that answers and is more than MARGIN cheaper takes over at once (reason
+"settled"), without the window. A handshake lost on the way (the next try is 5 s later)
+must not tie the client to a worse exit for WINDOW seconds; once sessions are measured,
+Althea's rule alone applies.
 
 Relays (`hops`, docs/routing.md "Hops"): the shell tells the chooser, per candidate,
 which of our route-exchange neighbours have a route to it and at what metric
@@ -50,6 +55,7 @@ PRICE_UNIT = 1_000_000  # micro-units per GiB: one token
 MARGIN = 0.10  # Althea: more than 10% better ...
 WINDOW = 180.0  # ... for several minutes
 SETTLE = 3.0  # s the first choice waits for measurements
+PROVISIONAL = 15.0  # s a first choice made without them may still be corrected at once
 EVALUATE = 0.5  # s between evaluations
 STANDBY = 2  # candidates besides the current one kept connected and measured
 MAX_CANDIDATES = 256
@@ -80,7 +86,7 @@ class Preferences:
 class Switch:
     old: bytes | None
     new: bytes | None
-    reason: str  # "first", "better", "failover", "gone", "fixed"
+    reason: str  # "first", "settled", "better", "failover", "gone", "fixed"
 
 
 @dataclass(slots=True)
@@ -102,6 +108,7 @@ class ExitChooser:
     current: bytes | None = None
     better_since: dict[bytes, float] = field(default_factory=dict)
     first_offer: float | None = None
+    provisional_until: float | None = None  # a first choice made at SETTLE, unmeasured
     next_eval: float | None = None
     events: list[Switch] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
@@ -230,11 +237,14 @@ class ExitChooser:
             return  # a fixed exit is waited for, never replaced
         self._switch(self._best(exclude=self.current), "failover")
 
+    def _measured(self) -> bool:
+        wanted = self.standby()
+        return bool(wanted) and all(self._answering(k) is True for k in wanted)
+
     def _settled(self, *, now: float) -> bool:
         if self.first_offer is not None and now - self.first_offer >= SETTLE:
             return True
-        wanted = self.standby()
-        return bool(wanted) and all(self._answering(k) is True for k in wanted)
+        return self._measured()
 
     def get_timer(self) -> float | None:
         return self.next_eval
@@ -256,6 +266,8 @@ class ExitChooser:
             return
         if cur is None:
             if self.eligible() and self._settled(now=now):
+                if not self._measured():
+                    self.provisional_until = now + PROVISIONAL
                 self._switch(self._best(), "first")
             return
         if cur not in {o.public_key for o in self.eligible()}:  # filtered out by a reload
@@ -277,6 +289,11 @@ class ExitChooser:
             del self.better_since[k]  # the advantage broke: its window starts over
         for k in clearly:
             self.better_since.setdefault(k, now)
+        if self.provisional_until is not None and now < self.provisional_until:
+            if clearly:  # the first choice was made before this one answered
+                self._switch(min(clearly, key=lambda k: (self.cost(k), k)), "settled")
+            return
+        self.provisional_until = None
         ready = [k for k in clearly if now - self.better_since[k] >= self.window]
         if ready:
             self._switch(min(ready, key=lambda k: (self.cost(k), k)), "better")

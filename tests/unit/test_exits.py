@@ -69,6 +69,44 @@ def test_the_first_choice_is_made_after_settle_with_partial_measurements() -> No
     assert ch.current == A  # measured and answering beats an unknown
 
 
+def test_a_first_choice_made_before_the_best_answered_is_corrected_at_once() -> None:
+    """B's handshake was lost once (the retry is 5 s later): A is chosen at SETTLE, and
+    B, clearly cheaper once it answers, takes over without Althea's window."""
+    ch = ExitChooser(Preferences())
+    ch.set_offers([Offer(A), Offer(B)], now=0.0)
+    ch.measured(A, metric=80.0, up=True, now=0.0)
+    t = run(ch, exits.SETTLE)
+    assert ch.current == A
+    ch.measured(B, metric=10.0, up=True, now=6.0)  # 30 against 100
+    run(ch, 6.0 + exits.EVALUATE, start=t)
+    assert ch.current == B
+    assert [e.reason for e in ch.take_events()] == ["first", "settled"]
+
+
+def test_the_correction_of_a_provisional_choice_ends_after_its_window() -> None:
+    ch = ExitChooser(Preferences())
+    ch.set_offers([Offer(A), Offer(B)], now=0.0)
+    ch.measured(A, metric=80.0, up=True, now=0.0)
+    t = run(ch, exits.SETTLE + exits.PROVISIONAL + 1.0)
+    assert ch.current == A
+    ch.measured(B, metric=10.0, up=True, now=t)  # too late for the correction
+    t = run(ch, t + exits.WINDOW - 1.0, start=t)
+    assert ch.current == A
+    run(ch, t + 2.0 + exits.EVALUATE, start=t)
+    assert ch.current == B
+    assert [e.reason for e in ch.take_events()] == ["first", "better"]
+
+
+def test_a_provisional_choice_is_kept_against_less_than_ten_percent() -> None:
+    ch = ExitChooser(Preferences())
+    ch.set_offers([Offer(A), Offer(B)], now=0.0)
+    ch.measured(A, metric=30.0, up=True, now=0.0)
+    t = run(ch, exits.SETTLE)
+    ch.measured(B, metric=26.0, up=True, now=t)  # 46 against 50
+    run(ch, exits.SETTLE + exits.PROVISIONAL, start=t)
+    assert ch.current == A
+
+
 @pytest.mark.parametrize(
     "prefs, expected",
     [
