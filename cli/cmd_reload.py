@@ -37,12 +37,12 @@ def render(r: dict[str, Any]) -> str:
         lines.append("  exit policy:   new allow and deny rules")
     if r["dns"]:
         lines.append("  dns:           new servers and search domains")
+    if r.get("relay"):
+        lines.append(f"  relay:         {', '.join(r['relay'])}")
     if not r["changed"]:
         lines.append("  nothing to change")
     if r["restart_needed"]:
-        lines.append(
-            f"  needs a restart (still as it runs): {', '.join(r['restart_needed'])}"
-        )
+        lines.append(f"  needs a restart (still as it runs): {', '.join(r['restart_needed'])}")
     return "\n".join(lines)
 
 

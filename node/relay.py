@@ -106,6 +106,14 @@ class RelayNode:
         else:
             transport.add(out, path.address)
 
+    def reconfigure(self, config: core.RelayConfig, *, now: float) -> None:
+        """A reload's limits (core.Relay.reconfigure); frames the new rate lets go leave."""
+        self.core.reconfigure(config, now=now)
+        for verdict in self.core.take_released():
+            self._forward(verdict, now=now)
+        self.datapath.flush()
+        self.datapath.timers.rearm()
+
     def get_timer(self) -> float | None:
         return self.core.get_timer()
 

@@ -74,8 +74,7 @@ class Reloader:
         except (NodeError, LocalProtocolError, OSError) as exc:
             log.error("%s: reload stopped halfway: %s", d.cfg.name, exc)
             raise ReloadError(
-                f"the reload stopped halfway: {exc}; run `tidewire reload` again once"
-                " that is fixed"
+                f"the reload stopped halfway: {exc}; run `tidewire reload` again once that is fixed"
             ) from None
         d.cfg = applied(d.cfg, new, change)
         reply = describe(change, new)
@@ -145,6 +144,9 @@ class Reloader:
             log.info("%s: [share] now %s", d.cfg.name, ", ".join(change.share))
         if change.dns:
             await self._dns(new)
+        if change.relay and d.relay is not None:
+            d.relay.reconfigure(applied(d.cfg, new).relay, now=trio.current_time())
+            log.info("%s: [relay] now %s", d.cfg.name, ", ".join(change.relay))
 
     def _timestamp(self, spec: Any) -> bytes | None:
         w = self.daemon.timestamps
@@ -179,6 +181,7 @@ def describe(change: Diff, new: NodeConfig) -> dict[str, Any]:
         "share": list(change.share),
         "exit_policy": change.exit_policy,
         "dns": change.dns,
+        "relay": list(change.relay),
         "restart_needed": list(change.restart),
     }
 
@@ -197,6 +200,8 @@ def summary(reply: dict[str, Any]) -> str:
         parts.append("exit rules")
     if reply["dns"]:
         parts.append("DNS")
+    if reply["relay"]:
+        parts.append("[relay] " + ", ".join(reply["relay"]))
     if reply["restart_needed"]:
         parts.append("needs a restart: " + ", ".join(reply["restart_needed"]))
     return "; ".join(parts)

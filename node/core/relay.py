@@ -182,15 +182,30 @@ class Relay:
         rate = config.pair_rate
         self.burst = float("inf") if rate is None else max(rate * BURST_SECONDS, MIN_BURST)
         self.pairs: OrderedDict[tuple[bytes, bytes], Pair] = OrderedDict()
-        self.queue_limit = (
-            float("inf") if rate is None else max(rate * QUEUE_TIME, MIN_QUEUE)
-        )  # bytes per pair
+        # bytes per pair
+        self.queue_limit = float("inf") if rate is None else max(rate * QUEUE_TIME, MIN_QUEUE)
         self.waiting: dict[tuple[bytes, bytes], Pair] = {}  # pairs with frames queued
         self.held = 0  # bytes queued over every pair
         self.released: list[Forward] = []  # what handle_timer let go, for take_released
         # delivered, delivered_bytes, forwarded, forwarded_bytes, queued, wrapped
         self.counters: Counter[str] = Counter()
         self.drops: Counter[str] = Counter()  # relay_<reason>, all pairs together
+
+    def reconfigure(self, config: RelayConfig, *, now: float) -> None:
+        """A reload's [relay] limits (`enabled` and `require_receipts` need a restart):
+        each pair's bucket is filled at the old rate up to `now`, then holds at most the
+        new burst; a lower cap or max_pairs applies from the next frame, and frames that
+        wait for tokens leave at the new rate (at once when it is unlimited)."""
+        for pair in self.pairs.values():
+            self._pay(pair, 0, now=now)
+        self.config = config
+        rate = config.pair_rate
+        self.burst = float("inf") if rate is None else max(rate * BURST_SECONDS, MIN_BURST)
+        self.queue_limit = float("inf") if rate is None else max(rate * QUEUE_TIME, MIN_QUEUE)
+        for pair in self.pairs.values():
+            pair.tokens = min(pair.tokens, self.burst)
+            pair.refilled = now
+        self.handle_timer(now=now)
 
     def wrap(self, via: bytes, end: bytes, datagram: bytes) -> bytes:
         """The frame of one of our own end-to-end datagrams, to seal for `via`."""

@@ -62,8 +62,13 @@ RESTART_ONLY = (
     ("[dns] resolver", lambda c: (c.dns.resolver, c.dns.upstream)),
     ("[discovery]", lambda c: c.discovery),
     ("[[peer]] neighbour", lambda c: sorted(p.public_key for p in c.peers if p.neighbour)),
+    ("[relay] enabled, require_receipts", lambda c: (c.relay.enabled, c.relay.require_receipts)),
     ("[interface] table, fwmark, hooks, kill switch", lambda c: c.service),
 )
+
+
+# [relay] keys a reload applies to the running relay (the rest of the table restarts)
+RELAY_LIVE = ("pair_rate", "pair_cap", "max_pairs", "price")
 
 
 @dataclass(frozen=True)
@@ -85,12 +90,19 @@ class Diff:
     share: tuple[str, ...] = ()  # [share] keys that differ
     exit_policy: bool = False  # [exit] allow or deny differ
     dns: bool = False  # [dns] servers or search differ
+    relay: tuple[str, ...] = ()  # [relay] limits that differ (RELAY_LIVE)
     restart: list[str] = field(default_factory=list)  # of RESTART_ONLY, those that differ
 
     def __bool__(self) -> bool:
         """Anything to apply (a change needing a restart applies nothing)."""
         return bool(
-            self.added or self.removed or self.changed or self.share or self.exit_policy or self.dns
+            self.added
+            or self.removed
+            or self.changed
+            or self.share
+            or self.exit_policy
+            or self.dns
+            or self.relay
         )
 
 
@@ -136,6 +148,7 @@ def diff(
     )
     out.exit_policy = (running.exit.allow, running.exit.deny) != (new.exit.allow, new.exit.deny)
     out.dns = (running.dns.servers, running.dns.search) != (new.dns.servers, new.dns.search)
+    out.relay = tuple(k for k in RELAY_LIVE if getattr(running.relay, k) != getattr(new.relay, k))
     for name, read in RESTART_ONLY:
         if name == "[exit] enabled" and exit_flag:
             continue
@@ -184,6 +197,7 @@ def applied(running: NodeConfig, new: NodeConfig, change: Diff | None = None) ->
         share=running.share if change is not None and "[share]" in change.restart else new.share,
         exit=replace(running.exit, allow=new.exit.allow, deny=new.exit.deny),
         dns=replace(running.dns, servers=new.dns.servers, search=new.dns.search),
+        relay=replace(running.relay, **{k: getattr(new.relay, k) for k in RELAY_LIVE}),
         client=new.client,
         warnings=new.warnings,
     )

@@ -16,8 +16,10 @@ from tidewire.node import netconf, sdnotify
 from tidewire.node.config import load
 from tidewire.node.datapath import DataPath
 from tidewire.node.peers import Peers
+from tidewire.node.relay import RelayNode
 from tidewire.node.reload import Reloader
 from tidewire.node.sharing import Sharing
+from tidewire.node.transports.relay import RelayTransport
 from tidewire.protocol.keys import encode_key
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
@@ -97,6 +99,15 @@ class Node:
         self.peers = Peers(name="twrl", table=routing, datapath=self.datapath, exit_enabled=True)
         self.sharing = Sharing(self.datapath, self.cfg.share, provider=True, state_dir=path.parent)
         self.notifier = sdnotify.Notifier({})  # no service manager: every message is a no-op
+        self.relay: RelayNode | None = None
+        if self.cfg.relay.enabled:
+            self.relay = RelayNode(
+                self.datapath,
+                RelayTransport(self.datapath.drops),
+                config=self.cfg.relay,
+                route=lambda key: None,
+                trusted=lambda key: False,
+            )
         self.reloader = Reloader(self)  # type: ignore[arg-type]
         self.cancel = trio.CancelScope()
 
@@ -132,9 +143,7 @@ async def running_node(
 def handshake(n: Node) -> Device:
     """A session between peer A and the node, as a client dialling it makes one."""
     a = Device(private_key=K_A, rng=SeededRandom("a"))
-    pa = a.add_peer(
-        PeerConfig(public_key=P_NODE, endpoint=("192.0.2.1", 51820), mode=Mode.NATIVE)
-    )
+    pa = a.add_peer(PeerConfig(public_key=P_NODE, endpoint=("192.0.2.1", 51820), mode=Mode.NATIVE))
     dev = n.datapath.device
     now = trio.current_time()
     a.initiate(pa, now=now)

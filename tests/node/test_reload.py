@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+from tidewire.cli.cmd_reload import render
 from tidewire.node import control
 from tidewire.node.daemon import Daemon
 from tidewire.node.handlers import Handlers
@@ -103,6 +104,28 @@ async def test_a_reload_applies_the_difference_and_the_session_survives(node: No
     assert sorted(node.routes) == [("add", "10.9.0.3/32"), ("add", "10.9.1.0/24")]  # type: ignore[attr-defined]
     again = await node.reloader.reload()  # the same file again: nothing to do
     assert not again["changed"]
+
+
+async def test_a_reload_changes_the_relays_limits_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = '[relay]\nenabled = true\npair_rate = "{}"\n'
+    text = config(more=relay.format("20 Mbit/s"))
+    async with running_node(tmp_path, monkeypatch, text=text) as n:
+        assert n.relay is not None and n.relay.status()["pair_rate"] == 2_500_000
+        core = n.relay.core
+        n.cfg.path.write_text(config(more=relay.format("40 Mbit/s") + "max_pairs = 9\n"))
+        reply = await n.reloader.reload()
+        assert reply["relay"] == ["pair_rate", "max_pairs"] and reply["restart_needed"] == []
+        assert "  relay:         pair_rate, max_pairs" in render(reply).splitlines()
+        assert n.relay.core is core and n.relay.status()["pair_rate"] == 5_000_000
+        assert core.config.max_pairs == 9 and n.cfg.relay.pair_rate == 5_000_000
+        n.cfg.path.write_text(
+            config(more=relay.format("40 Mbit/s") + "max_pairs = 9\nrequire_receipts = true\n")
+        )
+        reply = await n.reloader.reload()
+        assert reply["restart_needed"] == ["[relay] enabled, require_receipts"]
+        assert not core.config.require_receipts
 
 
 async def test_what_needs_a_restart_is_reported_and_left_running(node: Node) -> None:

@@ -99,6 +99,7 @@ async def test_tidewire_reload_prints_the_changes_or_the_error(
             "share": [],
             "exit_policy": False,
             "dns": False,
+            "relay": [],
             "restart_needed": ["[interface] listen"],
         }
         node.cfg.path.write_text("[interface\n")

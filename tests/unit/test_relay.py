@@ -219,6 +219,29 @@ def test_the_rate_paces_frames_through_a_bounded_queue_in_virtual_time() -> None
     assert r.drops["relay_rate"] == 70 and r.status()[0]["drops"] == {"rate": 70}
 
 
+def test_a_reload_changes_the_pair_rate_of_pairs_that_wait() -> None:
+    """Frames queued for a slow pair rate leave at the new rate after reconfigure, at
+    once when it is unlimited; a lower max_pairs refuses the next new pair only."""
+    r = relay(peers=(C, E, X), pair_rate=100_000, pair_cap=None)
+
+    def one(now: float, src: bytes = C, dst: bytes = E) -> object:
+        return r.receive(src, frame_from(src, R, dst=dst, src=src, data=b"d" * 1000), now=now)
+
+    [one(0.0) for _ in range(100)]  # 65 leave, 35 wait
+    slow = r.get_timer()
+    r.reconfigure(RelayConfig(enabled=True, pair_rate=1_000_000, pair_cap=None), now=0.001)
+    assert r.take_released() == []  # 636 bytes of tokens by then, the head needs 1,000
+    fast = r.get_timer()
+    assert slow is not None and fast is not None and fast < slow
+    r.reconfigure(RelayConfig(enabled=True, pair_rate=None, pair_cap=None), now=0.002)
+    assert not r.waiting and r.get_timer() is None and r.held == 0
+    assert r.status()[0]["frames"] == 100 and not r.drops
+    unlimited = RelayConfig(enabled=True, pair_rate=None, pair_cap=None, max_pairs=1)
+    r.reconfigure(unlimited, now=0.003)
+    assert isinstance(one(0.004), Forward)  # the pair there carries on
+    assert one(0.004, src=E, dst=X) is None and r.drops["relay_pairs_full"] == 1
+
+
 def test_a_paid_pair_is_charged_to_the_end_that_opened_it_when_frames_leave() -> None:
     """require_receipts: the payer is the neighbour that sent the pair's first frame as its
     own; frames away from it are up, towards it down; queued frames are charged when the

@@ -10,6 +10,7 @@ import pytest
 from tidewire.node.config import ConfigError, ExitSpec, NodeConfig, PeerSpec
 from tidewire.node.config.share import Quota, QuotaPeriod, ShareConfig
 from tidewire.node.core.exit_policy import parse_rule
+from tidewire.node.core.relay import RelayConfig
 from tidewire.node.core.reload import PEER_FIELDS, applied, check_allowed_ips, diff
 from tidewire.protocol.link.profile import Mode
 
@@ -137,6 +138,21 @@ def test_dns_servers_change_in_place_the_resolver_needs_a_restart() -> None:
     new.dns.resolver = True
     change = diff(running, new, peers={})
     assert (change.dns, change.restart) == (False, ["[dns] resolver"])
+
+
+def test_relay_limits_change_in_place_its_role_and_receipts_need_a_restart() -> None:
+    running = node(relay=RelayConfig(enabled=True))
+    new = node(relay=RelayConfig(enabled=True, pair_rate=None, max_pairs=8, price=5))
+    change = diff(running, new, peers={})
+    assert change.relay == ("pair_rate", "max_pairs", "price")
+    assert change and not change.restart
+    after = applied(running, new)
+    assert (after.relay.pair_rate, after.relay.max_pairs, after.relay.price) == (None, 8, 5)
+    for edit in ({"enabled": False}, {"require_receipts": True}):
+        other = node(relay=RelayConfig(**{"enabled": True, **edit}))  # type: ignore[arg-type]
+        change = diff(running, other, peers={})
+        assert change.restart == ["[relay] enabled, require_receipts"]
+        assert not change and applied(running, other).relay == running.relay
 
 
 @pytest.mark.parametrize(
