@@ -234,7 +234,9 @@ class Daemon:
         await off_loop(host.clear_stale_rules, self)
         for spec in cfg.peers:
             await peers.add(spec, last_timestamp=store.get(spec.public_key))
-        self._discovery().attach(dp.control, dp.timers)
+        discovery = self._discovery()
+        discovery.attach(dp.control, dp.timers)
+        discovery.watchers.append(self._pay_relays)
         await self._add_bootstrap(peers, store)
         if self.exit_enabled:
             await host.start_exit(self, dp.policy)
@@ -274,6 +276,7 @@ class Daemon:
             await self._start_metrics(nursery, *cfg.metrics_listen)
         if self.discovery is not None:
             await nursery.start(self.discovery.run)
+            self._pay_relays()  # the records kept on disk
             self.exits = await start_exit_choice(self, nursery, self.discovery)
         nursery.start_soon(dp.timers.run)
         for reader in readers(dp, self.udp):  # the TUN's and the sockets'
@@ -320,6 +323,15 @@ class Daemon:
         """What the node listens on, as URLs (the masked dialling socket is not a listener)."""
         return listeners.listening(self)
 
+    def _pay_relays(self) -> None:
+        """Relays our records say want receipts are paid (node/relay_pay.py)."""
+        from tidewire.node.relay_pay import pay_relays
+
+        if self.peers is not None and self.discovery is not None:
+            routing = self.cfg.routing
+            max_price = routing.max_price if routing is not None else None
+            pay_relays(self.peers, self.discovery.cache, max_price=max_price, wall=time.time())
+
     def _discovery(self) -> "Discovery":
         from functools import partial
 
@@ -331,7 +343,10 @@ class Daemon:
             self.cfg.discovery,
             state_dir=self.cfg.state_dir / self.cfg.name,
             sign_key=signing_key_from_static(self.cfg.private_key),
-            own_record=partial(provider_record, self) if self.exit_enabled else None,
+            own_record=partial(provider_record, self)
+            if self.exit_enabled or self.cfg.relay.enabled
+            else None,
+            announce=self.exit_enabled,  # the rendezvous is where clients look for exits
             mark=self.mark,
             bindings=self._provider_keys,
         )

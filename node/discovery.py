@@ -67,10 +67,12 @@ class Discovery:
         state_dir: Path,
         sign_key: SigningKey,
         own_record: Callable[[str | None], NodeRecord] | None,
+        announce: bool = True,
         mark: int = 0,
         bindings: Callable[[], Iterable[tuple[bytes, bytes]]] = tuple,
     ) -> None:
-        """`own_record(external_ip)` builds a provider's record (None: not a provider);
+        """`own_record(external_ip)` builds a provider's or relay's record (None:
+        neither), announced on the region's rendezvous when `announce` (a provider);
         `bindings()` gives (link key, Ed25519 key) of the providers whose sessions have
         shown their Ed25519 key (their invoices): records that contradict one are
         forgeries, dropped (`RecordCache.confirm`)."""
@@ -78,6 +80,8 @@ class Discovery:
         self.path = state_dir / CACHE_FILE
         self.sign_key = sign_key
         self.own_record = own_record
+        self.announce = announce
+        self.watchers: list[Callable[[], None]] = []  # told when the cache took records
         self.bindings = bindings
         self.mark = mark  # SO_MARK of the node's outer sockets: the DHT stays outside the tunnel
         self.cache = RecordCache()
@@ -98,8 +102,13 @@ class Discovery:
             wall_offset=time.time() - trio.current_time(),
         )
         g.register(control)
-        g.on_taken = self.dirty.set
+        g.on_taken = self._changed
         timers.add(g)
+
+    def _changed(self) -> None:
+        self.dirty.set()
+        for watch in self.watchers:
+            watch()
 
     # -- the task ---------------------------------------------------------------
 
@@ -119,7 +128,7 @@ class Discovery:
             await trio.sleep(SAVE_DELAY)
             self.dirty = trio.Event()
             if self.gossip is not None:
-                self.gossip.on_taken = self.dirty.set
+                self.gossip.on_taken = self._changed
             await trio.to_thread.run_sync(self._save)
 
     async def _own_loop(self) -> None:
@@ -188,7 +197,7 @@ class Discovery:
             with trio.move_on_after(OPERATION_DEADLINE):
                 stored = await svc.put(item)
                 log.info("node record published (seq %d) on %d DHT nodes", item.seq, stored.stored)
-            if self.spec.region:
+            if self.spec.region and self.announce:
                 hash_ = rendezvous(self.spec.region, time.time())
                 with trio.move_on_after(OPERATION_DEADLINE):
                     done = await svc.announce(hash_, svc.address[1])
@@ -240,6 +249,9 @@ class Discovery:
         taken = self.cache.offer(item, source=source, now=time.time()) is not None
         if taken and source == "dht" and self.gossip is not None:
             self.gossip.taken(item, now=trio.current_time())
+        if taken:
+            for watch in self.watchers:
+                watch()
         return taken
 
     # -- the state directory ------------------------------------------------------

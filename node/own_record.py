@@ -1,4 +1,4 @@
-"""A provider's own node record as it stands, from the running node: its listeners
+"""A provider's or relay's own node record as it stands, from the running node: its listeners
 (the wildcard address replaced by the address the DHT sees it at, or the one its
 default route leaves from), its price, its shared rate and how full it is, and
 tidewire's version read without importlib.metadata. Signed and published by
@@ -31,8 +31,9 @@ def route_source() -> str | None:
 
 
 def provider_record(daemon: "Daemon", external_ip: str | None) -> NodeRecord:
-    """A provider's record as it stands: its listeners (the wildcard address replaced
-    by the address the DHT sees it at), its shared rate and how full it is."""
+    """A provider's or a relay's record as it stands: its listeners (the wildcard
+    address replaced by the address the DHT sees it at), its roles, its shared rate and
+    how full it is, and a paid relay's price (`rprice`)."""
     from tidewire.node.core.capacity import live
     from tidewire.node.core.overlay import overlay_text
 
@@ -50,14 +51,22 @@ def provider_record(daemon: "Daemon", external_ip: str | None) -> NodeRecord:
         public_key=public,
         overlay=overlay_text(public),
         endpoints=ends,
-        roles=("provider",),
+        roles=roles(daemon),
         price=cfg.exit.price,
+        relay_price=cfg.relay.price if cfg.relay.enabled and cfg.relay.require_receipts else None,
         capacity=(share.download or 0) * 8,
         clients=clients,
         load=min(100, active * 100 // clients) if clients else 0,
         region=cfg.discovery.region,
         version=f"tidewire {installed_version()}",
         expiry=0,
+    )
+
+
+def roles(daemon: "Daemon") -> tuple[str, ...]:
+    """What the node offers: an exit ("provider") and forwarding ("relay")."""
+    return (("provider",) if daemon.exit_enabled else ()) + (
+        ("relay",) if daemon.cfg.relay.enabled else ()
     )
 
 

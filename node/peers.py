@@ -57,6 +57,8 @@ class Peers:
         self.nat: NatTraversal | None = None  # NAT traversal (node/nat.py)
         self.allowed: dict[bytes, list[Network]] = {}
         self.specs: dict[bytes, PeerSpec] = {}
+        self.paid_relays: set[bytes] = set()  # relays whose records ask for receipts
+        self.priced_out: set[bytes] = set()  # paid relays over [routing] max_price
         self.masked_paths: dict[bytes, list[Path]] = {}  # listeners registered with a skin
         self.memory: PathMemory | None = None  # the winning path per network (path_memory.py)
         self.networks: dict[bytes, str | None] = {}  # the network each peer is reached on
@@ -249,6 +251,7 @@ class Peers:
         if self.routing is not None:
             self.routing.remove_neighbour(public_key, now=trio.current_time())
         self.specs.pop(public_key, None)
+        self.paid_relays.discard(public_key)
         for path in self.masked_paths.pop(public_key, []):
             self._unregister(path)
         dp.paths.remove(public_key)
@@ -307,7 +310,7 @@ class Peers:
 
     def role(self, spec: PeerSpec) -> Role | None:
         return role_of(
-            provider=spec.provider,
+            provider=spec.provider or spec.public_key in self.paid_relays,  # relay_pay.py
             exit_enabled=self.exit_enabled,
             wireguard=spec.mode.value == "wireguard",
             allowed_ips=spec.allowed_ips,

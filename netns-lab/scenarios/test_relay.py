@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from common import PY, TOOLS, ping
 from lab import Host, Lab, Node, genkey, tidewire_toml
 from test_accounting import usage
@@ -123,11 +124,13 @@ def build(
     rate: str = "unlimited",
     receipts: bool = True,
     relay_paid: str = "",
+    pay_by_record: bool = False,
     client_misbehave: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The line c - r - e - internet; without `receipts`, e is no exit and c routes only
     e's tunnel address to it. `relay_paid` (an [accounting] table's lines for r) makes r
-    require receipts and c pay it."""
+    require receipts and c pay it: c's link with r is marked `provider = true`, or with
+    `pay_by_record` c learns it from r's node record (gossip) and pays it unasked."""
     c, r, e, net = lab.host("c"), lab.host("r"), lab.host("e"), lab.host("internet")
     lab.link(c, r, "198.51.100.2/24", "198.51.100.1/24", a_if="eth0", b_if="down0")
     lab.link(r, e, "192.0.2.1/24", "192.0.2.2/24", a_if="up0", b_if="isp0")
@@ -168,7 +171,7 @@ def build(
             relays={pr: "198.51.100.1"},
             exit_key=pe,
             allowed="0.0.0.0/0" if receipts else "10.99.0.1/32",
-            pay_relays=bool(relay_paid),
+            pay_relays=bool(relay_paid) and not pay_by_record,
             misbehave=client_misbehave,
         ),
     }
@@ -407,17 +410,27 @@ def test_the_pair_rate_paces_a_download_and_receipts_still_match() -> None:
         assert served["verified_down"] >= len(body)  # the whole download is receipted
 
 
-def test_a_paid_relay_keeps_receipts_matching_what_it_relayed() -> None:
+@pytest.mark.parametrize("by_record", [False, True], ids=["configured", "by_record"])
+def test_a_paid_relay_keeps_receipts_matching_what_it_relayed(by_record: bool) -> None:
     """r requires receipts ([relay] require_receipts): c (its relay peer marked `provider
-    = true`) pings and downloads 2 MB through r and e's exit role. r invoices c for the
+    = true`, or told by r's node record, which says `rprice`) pings and downloads 2 MB
+    through r and e's exit role. r invoices c for the
     relay frames of the pair c-e, both directions, and c signs them against its own count
     of the frames on its link with r; the receipts in r's ledger cover what r relayed
     within 64 KiB (the last invoice's worth of probes and keepalives still in flight,
     and what crossed before c's hello opened the session), and c refused nothing."""
     with Lab("relaypay") as lab:
-        x = build(lab, cap="unlimited", relay_paid="invoice_interval = 0.5\n")
+        x = build(
+            lab, cap="unlimited", relay_paid="invoice_interval = 0.5\n", pay_by_record=by_record
+        )
         c, relay, client = x["hosts"]["c"], x["nodes"]["r"], x["nodes"]["c"]
         pc, pr, _ = x["keys"]
+        if by_record:
+            lab.wait_for(
+                lambda: "asks for receipts (250000 per GiB): paying it" in client.proc.log(),
+                timeout=20,
+                what="c to learn from r's record that r wants receipts",
+            )
         lab.wait_for(lambda: ping(c, "203.0.113.2", count=1, check=False), timeout=30, what="e")
         code, body = download(c, "small.txt", timeout=60)
         assert code == 0 and body == MARKER * 70_000, f"curl exited {code}, {len(body)} bytes"

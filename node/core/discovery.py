@@ -101,5 +101,11 @@ class RecordCache:
         ]
         return sorted(out, key=lambda x: (x.record.load, x.record.price, x.record.record_key))
 
+    def record_of(self, public_key: bytes, *, now: float) -> NodeRecord | None:
+        """The newest live record naming the link key `public_key` (a relay's terms)."""
+        self._expire(now)
+        named = [x for x in self.records.values() if x.record.public_key == public_key]
+        return max(named, key=lambda x: x.item.seq).record if named else None
+
     def _count(self, what: str) -> None:
         self.counters[what] = self.counters.get(what, 0) + 1

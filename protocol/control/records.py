@@ -15,6 +15,8 @@ value is the canonical bencoding (sorted keys, nothing else) of a dictionary:
     region   the region tag it announces under
     ver      software version
     exp      expiry, Unix seconds
+    rprice   only on a relay that requires receipts ([relay] require_receipts): its
+             price per GiB relayed, micro-units (a client with a link to it pays it)
 
 The same four parts (key, seq, value, signature) travel in gossip, checked the same
 way. `verify` refuses a bad signature, another salt, a value that is not canonical or
@@ -72,10 +74,13 @@ class NodeRecord:
     expiry: int
     seq: int = 0
     record_key: bytes = b""  # Ed25519, set by verify() and make()
+    relay_price: int | None = None  # rprice: a relay paid with receipts, else None
 
     def value(self) -> bytes:
+        paid = {} if self.relay_price is None else {"rprice": self.relay_price}
         return bencode.encode(
-            {
+            paid
+            | {
                 "addr": self.overlay,
                 "cap": self.capacity,
                 "clients": self.clients,
@@ -162,4 +167,5 @@ def _parse(doc: dict[bytes, bencode.Value]) -> NodeRecord:
         version=need_text(doc.get(b"ver"), "ver"),
         expiry=need_int(b"exp"),
         seq=need_int(b"seq"),
+        relay_price=need_int(b"rprice") if b"rprice" in doc else None,
     )

@@ -54,6 +54,31 @@ def test_a_record_round_trips_and_names_its_signing_key() -> None:
     )
 
 
+def test_a_paid_relay_says_its_price_and_a_record_without_it_encodes_as_before() -> None:
+    plain = make(seq=5)
+    assert b"rprice" not in plain.value  # an unpaid relay or a provider: no new key
+    paid = make(seq=5, roles=("relay",), relay_price=40_000)
+    assert b"6:rpricei40000e" in paid.value
+    rec = records.verify(paid, now=NOW)
+    assert rec.relay_price == 40_000 and rec.roles == ("relay",)
+    assert records.verify(plain, now=NOW).relay_price is None
+    doc = bencode.decode(paid.value)
+    assert isinstance(doc, dict)
+    doc[b"rprice"] = -1
+    with pytest.raises(RecordError, match="rprice"):
+        records.verify(resign(bencode.encode(doc), seq=5), now=NOW)
+
+
+def test_the_cache_finds_a_record_by_its_link_key() -> None:
+    cache = RecordCache()
+    cache.offer(make(seq=1, roles=("relay",), relay_price=7), source="gossip", now=NOW)
+    cache.offer(make(seq=2, roles=("relay",), relay_price=9), source="gossip", now=NOW)
+    rec = cache.record_of(RECORD.public_key, now=NOW)
+    assert rec is not None and rec.relay_price == 9
+    assert cache.record_of(bytes(32), now=NOW) is None
+    assert cache.record_of(RECORD.public_key, now=RECORD.expiry + 1) is None  # expired
+
+
 def resign(value: bytes, seq: int = 1, salt: bytes = records.SALT) -> items.MutableItem:
     return items.sign(KEY, value, seq, salt)
 

@@ -1,0 +1,63 @@
+"""A client pays the relays that ask for it: a relay with `[relay] require_receipts`
+says so in its node record (`rprice`, protocol/control/records.py), and a node that has
+a link with it, learning that record by gossip or the DHT, treats the relay as a
+provider from then on (`Peers.paid_relays`): it says hello, and signs the relay's
+invoices for the frames on that link against its own count, as a configured
+`provider = true` does. Without that, a paid relay drops our frames once its credit
+window is spent (`relay_unpaid`).
+
+A relay priced above `[routing] max_price` is not paid (and so not used past its credit
+window): the client says so once in its log. A peer that is our provider or client
+already keeps its role. A forged record can only make us offer receipts to the node
+that holds the link key; a relay that does not ask for them ignores our hello.
+"""
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from tidewire.node.core.roles import Role
+from tidewire.protocol.keys import short
+
+if TYPE_CHECKING:
+    from tidewire.node.core.discovery import RecordCache
+    from tidewire.node.peers import Peers
+
+log = logging.getLogger("tidewire.node")
+
+
+def pay_relays(
+    peers: "Peers", cache: "RecordCache", *, max_price: int | None, wall: float
+) -> list[bytes]:
+    """Take up the relays among our peers whose records ask for receipts; the keys taken."""
+    acct = peers.accountant
+    if acct is None:
+        return []
+    taken = []
+    for key, spec in peers.specs.items():
+        if key in peers.paid_relays or spec.dynamic or acct.roles.get(key) is not None:
+            continue
+        record = cache.record_of(key, now=wall)
+        if record is None or "relay" not in record.roles or record.relay_price is None:
+            continue
+        if max_price is not None and record.relay_price > max_price:
+            if key not in peers.priced_out:
+                peers.priced_out.add(key)
+                log.warning(
+                    "relay %s asks %d per GiB, over max_price %d: not paid",
+                    short(key),
+                    record.relay_price,
+                    max_price,
+                )
+            continue
+        peers.paid_relays.add(key)
+        acct.set_role(key, Role.PROVIDER)
+        peer = peers.datapath.device.peers.get(key)
+        if peer is not None and peer.current is not None:
+            acct.handshake_completed(key, now=trio.current_time())  # our hello now
+        log.info(
+            "relay %s asks for receipts (%d per GiB): paying it", short(key), record.relay_price
+        )
+        taken.append(key)
+    return taken
