@@ -65,11 +65,13 @@ from tidewire.node.sharing import Sharing
 from tidewire.node.state import TimestampStore
 from tidewire.node.timestamps import TimestampWriter
 from tidewire.node.transports.masked import MaskedTransport
+from tidewire.node.transports.relay import RelayTransport
 from tidewire.node.transports.stream import StreamTransport
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.node.tun import open_tun
 from tidewire.protocol.keys import short
 from tidewire.protocol.link.device import Device
+from tidewire.protocol.types import RELAY
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
     from tidewire.node.discovery import Discovery
@@ -237,6 +239,9 @@ class Daemon:
         discovery = self._discovery()
         discovery.attach(dp.control, dp.timers)
         discovery.watchers.append(self._pay_relays)
+        relayed = dp.transports.get(RELAY)
+        if isinstance(relayed, RelayTransport):
+            relayed.on_open = self._pay_relays  # our datagrams go through a relay first
         await self._add_bootstrap(peers, store)
         if self.exit_enabled:
             await host.start_exit(self, dp.policy)
@@ -325,12 +330,19 @@ class Daemon:
 
     def _pay_relays(self) -> None:
         """Relays our records say want receipts are paid (node/relay_pay.py)."""
-        from tidewire.node.relay_pay import pay_relays
+        from tidewire.node.relay_pay import chosen_relays, pay_relays
 
-        if self.peers is not None and self.discovery is not None:
+        dp = self.datapath
+        opened = chosen_relays(dp.paths) if dp is not None else set()
+        if self.peers is not None and self.discovery is not None and opened:
             routing = self.cfg.routing
-            max_price = routing.max_price if routing is not None else None
-            pay_relays(self.peers, self.discovery.cache, max_price=max_price, wall=time.time())
+            pay_relays(
+                self.peers,
+                self.discovery.cache,
+                opened=opened,
+                max_price=routing.max_price if routing is not None else None,
+                wall=time.time(),
+            )
 
     def _discovery(self) -> "Discovery":
         from functools import partial

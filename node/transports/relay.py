@@ -13,6 +13,7 @@ the frame's headers and the link's framing around the end-to-end datagram.
 """
 
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -37,6 +38,10 @@ class RelayTransport:
         self.datapath: DataPath | None = None
         self.relay: core.Relay | None = None
         self._keys: dict[str, tuple[bytes, bytes] | None] = {}
+        # the relays our own datagrams went through, and who is told of a new one (the
+        # daemon: a relay we chose and that asks for receipts is paid, node/relay_pay.py)
+        self.opened: set[bytes] = set()
+        self.on_open: Callable[[], None] | None = None
 
     def attach(self, datapath: "DataPath", relay: core.Relay) -> None:
         self.datapath, self.relay = datapath, relay
@@ -61,6 +66,12 @@ class RelayTransport:
         if peer is None:
             self.drops["relay_unknown_via"] += 1
             return
+        if via not in self.opened:
+            if len(self.opened) >= CACHE:
+                self.opened.clear()
+            self.opened.add(via)
+            if self.on_open is not None:
+                self.on_open()
         acct = dp.accountant  # a relay we pay bills this datagram: count it as it does
         if acct is not None and not acct.relayed_via(via, len(data), up=True):
             self.drops["relay_provider_refused"] += 1

@@ -1,7 +1,8 @@
 """A client pays a relay whose node record asks for receipts (node/relay_pay.py),
 without root: a real Peers and Accountant, a record cache fed signed records, literal
-times. The relay becomes a provider to accounting (hello, receipts) and stays one
-through a peer update; a free relay, a relay over max_price and a peer that already has
+times. A relay our datagrams go through becomes a provider to accounting (hello,
+receipts) and stays one through a peer update; one we only receive from (the far end of
+a pair never pays), a free relay, a relay over max_price and a peer that already has
 a role are left as they are."""
 
 import dataclasses
@@ -18,10 +19,11 @@ from tidewire.node.accounting import Accountant
 from tidewire.node.config import PeerSpec
 from tidewire.node.core.accounting import AccountingConfig
 from tidewire.node.core.discovery import RecordCache
+from tidewire.node.core.relay import encode as relay_key
 from tidewire.node.core.roles import Role
 from tidewire.node.datapath import DataPath
 from tidewire.node.peers import Peers
-from tidewire.node.relay_pay import pay_relays
+from tidewire.node.relay_pay import chosen_relays, pay_relays
 from tidewire.protocol.control import records
 from tidewire.protocol.control.records import NodeRecord
 from tidewire.protocol.link.device import Device
@@ -94,11 +96,12 @@ async def test_a_relay_that_asks_for_receipts_is_paid_as_a_provider(peers: Peers
     spec = await add(peers, RELAY)
     acct = peers.accountant
     assert acct is not None and acct.roles.get(RELAY) is None
-    assert pay_relays(peers, cache_with(), max_price=None, wall=NOW) == []
+    assert pay_relays(peers, cache_with(), opened={RELAY}, max_price=None, wall=NOW) == []
     cache = cache_with(RECORD)
-    assert pay_relays(peers, cache, max_price=None, wall=NOW) == [RELAY]
+    assert pay_relays(peers, cache, opened=set(), max_price=None, wall=NOW) == []  # unused
+    assert pay_relays(peers, cache, opened={RELAY}, max_price=None, wall=NOW) == [RELAY]
     assert acct.roles[RELAY] is Role.PROVIDER and RELAY in acct.used
-    assert pay_relays(peers, cache, max_price=None, wall=NOW) == []  # once
+    assert pay_relays(peers, cache, opened={RELAY}, max_price=None, wall=NOW) == []  # once
     await peers.update(dataclasses.replace(spec, provider=True))  # a reload marks it
     await peers.update(spec)  # and unmarks it: the record still asks
     assert acct.roles[RELAY] is Role.PROVIDER  # a peer update keeps it paid
@@ -114,12 +117,23 @@ async def test_a_free_relay_a_dear_one_and_a_peer_with_a_role_are_left_alone(
     acct = peers.accountant
     assert acct is not None
     free = dataclasses.replace(RECORD, relay_price=None)
-    assert pay_relays(peers, cache_with(free), max_price=None, wall=NOW) == []
+    assert pay_relays(peers, cache_with(free), opened={RELAY}, max_price=None, wall=NOW) == []
     other = dataclasses.replace(RECORD, public_key=OTHER)
     used = acct.used[OTHER]
     with caplog.at_level(logging.WARNING, logger="tidewire.node"):
         cache = cache_with(RECORD, other)
-        assert pay_relays(peers, cache, max_price=100_000, wall=NOW) == []
-        assert pay_relays(peers, cache, max_price=100_000, wall=NOW) == []
+        assert pay_relays(peers, cache, opened={RELAY, OTHER}, max_price=100_000, wall=NOW) == []
+        assert pay_relays(peers, cache, opened={RELAY, OTHER}, max_price=100_000, wall=NOW) == []
     assert acct.roles.get(RELAY) is None and acct.used[OTHER] is used
     assert len([r for r in caplog.records if "over max_price" in r.message]) == 1  # once
+
+
+async def test_the_relays_we_chose_are_ours_to_pay_a_learned_one_is_not(peers: Peers) -> None:
+    await add(peers, RELAY)
+    exit_key = bytes([7]) * 32
+    await add(peers, exit_key, endpoint=f"relay://{relay_key(RELAY)}")
+    paths = peers.datapath.paths
+    assert chosen_relays(paths) == {RELAY}
+    for cand in paths.sets[exit_key].candidates:
+        cand.learned = True  # as an exit learns its client's relayed path
+    assert chosen_relays(paths) == set()
