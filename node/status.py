@@ -19,8 +19,8 @@ import trio
 
 from tidewire.node import accounting_metrics
 from tidewire.node.core.paths.manager import describe
-from tidewire.node.core.queues import implementation
 from tidewire.node.core.paths.pathset import PathSet
+from tidewire.node.core.queues import implementation
 from tidewire.node.core.roles import Role
 from tidewire.node.metrics import Registry
 from tidewire.protocol.keys import encode_key

@@ -14,10 +14,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyTuple};
 use pyo3::PyTraverseError;
 
+use crate::queue::flow_hash as hashing;
 use crate::queue::fq_codel::FLOWS;
 use crate::queue::shaper::RateError;
 use crate::queue::share::{Config, Share as Core, LIMIT};
-use crate::queue::flow_hash as hashing;
 use crate::queue::{codel, ecn, Host};
 
 impl From<RateError> for PyErr {
@@ -121,7 +121,7 @@ impl<'a, 'py> Host<Py<PyAny>> for PyHost<'a, 'py> {
 #[pyclass(module = "tidewire._dataplane", name = "Share")]
 pub struct Share {
     core: Core<Py<PyAny>>,
-    #[pyo3(get)]
+    #[pyo3(get, set)]
     deliver: Py<PyAny>,
     #[pyo3(get)]
     packet_of: Py<PyAny>,
@@ -212,11 +212,24 @@ impl Share {
     }
 
     #[pyo3(signature = (item, key, size, now, /))]
-    fn enqueue(&mut self, py: Python<'_>, item: Py<PyAny>, key: &[u8], size: i64, now: f64) -> PyResult<()> {
+    fn enqueue(
+        &mut self,
+        py: Python<'_>,
+        item: Py<PyAny>,
+        key: &[u8],
+        size: i64,
+        now: f64,
+    ) -> PyResult<()> {
         let mut host = host!(self, py);
         let seed = self.seed_hash;
         let classify = |item: &Py<PyAny>| {
-            let host = PyHost { py, deliver: &self.deliver, packet_of: &self.packet_of, with_packet: None, shape: self.shape };
+            let host = PyHost {
+                py,
+                deliver: &self.deliver,
+                packet_of: &self.packet_of,
+                with_packet: None,
+                shape: self.shape,
+            };
             host.classify(item, seed)
         };
         self.core.enqueue(item, key, size, now, classify, &mut host)
@@ -263,12 +276,12 @@ impl Share {
     }
 
     /// The cap a client seen from now on gets (None: uncapped).
-    #[getter]
+    #[getter(cap)]
     fn get_cap(&self) -> Option<f64> {
         self.core.cap
     }
 
-    #[setter]
+    #[setter(cap)]
     fn set_cap_default(&mut self, cap: Option<f64>) {
         self.core.cap = cap;
     }
@@ -321,7 +334,13 @@ impl Share {
     /// The client keys, first seen first (the Python class's dict, iterated).
     #[getter]
     fn clients<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
-        PyList::new_bound(py, self.core.clients().iter().map(|c| PyBytes::new_bound(py, &c.key)))
+        PyList::new_bound(
+            py,
+            self.core
+                .clients()
+                .iter()
+                .map(|c| PyBytes::new_bound(py, &c.key)),
+        )
     }
 
     /// Per client key: delay, backlog, drops, marks, bytes sent, cap.
@@ -388,7 +407,11 @@ pub fn flow_hash(addresses: &[u8], proto_ports: u64, seed: &Bound<'_, PyAny>) ->
         Err(_) => seed.hash()? as i64,
     };
     let lane = hashing::hash_i128(i128::from(proto_ports));
-    Ok(hashing::hash_tuple(&[seed, hashing::hash_be_bytes(addresses), lane]))
+    Ok(hashing::hash_tuple(&[
+        seed,
+        hashing::hash_be_bytes(addresses),
+        lane,
+    ]))
 }
 
 /// The flow index of a packet (fq_codel.py's FqCoDel(seed=seed).classify).

@@ -132,9 +132,7 @@ async def running_node(
 def handshake(n: Node) -> Device:
     """A session between peer A and the node, as a client dialling it makes one."""
     a = Device(private_key=K_A, rng=SeededRandom("a"))
-    pa = a.add_peer(
-        PeerConfig(public_key=P_NODE, endpoint=("192.0.2.1", 51820), mode=Mode.NATIVE)
-    )
+    pa = a.add_peer(PeerConfig(public_key=P_NODE, endpoint=("192.0.2.1", 51820), mode=Mode.NATIVE))
     dev = n.datapath.device
     now = trio.current_time()
     a.initiate(pa, now=now)
@@ -157,7 +155,7 @@ def state(n: Node) -> tuple[object, ...]:
         sorted(dev.peers),
         {k: [str(x) for x in v] for k, v in n.peers.allowed.items()},
         [(p.current, p.path, p.persistent_keepalive) for p in dev.peers.values()],
-        q.bucket.rate,
+        q.rate,
         n.cfg,
         list(n.routes),  # type: ignore[attr-defined]
     )

@@ -34,7 +34,13 @@ pub struct Params {
 
 impl CoDel {
     pub fn new() -> Self {
-        CoDel { count: 0, lastcount: 0, dropping: false, first_above_time: 0.0, drop_next: 0.0 }
+        CoDel {
+            count: 0,
+            lastcount: 0,
+            dropping: false,
+            first_above_time: 0.0,
+            drop_next: 0.0,
+        }
     }
 
     pub fn is_idle(&self, now: f64, interval: f64) -> bool {
@@ -43,7 +49,13 @@ impl CoDel {
             && now - self.drop_next >= REENTRY_INTERVALS * interval
     }
 
-    fn should_drop<T>(&mut self, entry: Option<&Entry<T>>, backlog: i64, now: f64, p: &Params) -> bool {
+    fn should_drop<T>(
+        &mut self,
+        entry: Option<&Entry<T>>,
+        backlog: i64,
+        now: f64,
+        p: &Params,
+    ) -> bool {
         let entry = match entry {
             None => {
                 self.first_above_time = 0.0;

@@ -47,12 +47,17 @@ mod tests {
 
     #[test]
     fn marks_ect_and_keeps_the_checksum_right() {
-        let mut p = vec![0x45, 0x02, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut p = vec![
+            0x45, 0x02, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         let sum = crate::checksum::complement(crate::checksum::words(&p));
         p[10..12].copy_from_slice(&sum.to_be_bytes());
         let marked = mark_ce(&p).unwrap();
         assert_eq!(marked[1], 0x03);
-        assert_eq!(crate::checksum::fold(crate::checksum::words(&marked)), 0xFFFF);
+        assert_eq!(
+            crate::checksum::fold(crate::checksum::words(&marked)),
+            0xFFFF
+        );
         p[1] = 0;
         assert!(mark_ce(&p).is_none());
         assert!(mark_ce(&[0x45; 10]).is_none());

@@ -70,7 +70,11 @@ impl<'a, T, H: Host<T>> CodelQueue<T> for FlowQueue<'a, T, H> {
             None => None,
             Some(item) => {
                 self.fq.marks += 1;
-                Some(Entry { time: entry.time, size: entry.size, item })
+                Some(Entry {
+                    time: entry.time,
+                    size: entry.size,
+                    item,
+                })
             }
         })
     }
@@ -112,7 +116,11 @@ impl<T> FqCoDel<T> {
             }));
         }
         if let Some(flow) = self.flows[index].as_mut() {
-            flow.packets.push_back(Entry { time: now, size, item });
+            flow.packets.push_back(Entry {
+                time: now,
+                size,
+                item,
+            });
             flow.bytes += size;
             if !flow.listed {
                 flow.listed = true;
@@ -133,7 +141,11 @@ impl<T> FqCoDel<T> {
     ) -> Result<Option<Entry<T>>, H::Error> {
         loop {
             let from_new = !self.new_flows.is_empty();
-            let index = match if from_new { self.new_flows.front() } else { self.old_flows.front() } {
+            let index = match if from_new {
+                self.new_flows.front()
+            } else {
+                self.old_flows.front()
+            } {
                 Some(&i) => i,
                 None => return Ok(None),
             };
@@ -150,7 +162,15 @@ impl<T> FqCoDel<T> {
                     continue;
                 }
             };
-            let got = state.dequeue(&mut FlowQueue { fq: self, index, host }, now, p);
+            let got = state.dequeue(
+                &mut FlowQueue {
+                    fq: self,
+                    index,
+                    host,
+                },
+                now,
+                p,
+            );
             if let Some(flow) = self.flows[index].as_mut() {
                 flow.codel = state;
             }
@@ -228,6 +248,9 @@ impl<T> FqCoDel<T> {
 
     /// Every queued item, for the garbage collector's traversal.
     pub fn items(&self) -> impl Iterator<Item = &T> {
-        self.flows.iter().flatten().flat_map(|f| f.packets.iter().map(|e| &e.item))
+        self.flows
+            .iter()
+            .flatten()
+            .flat_map(|f| f.packets.iter().map(|e| &e.item))
     }
 }

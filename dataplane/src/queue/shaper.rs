@@ -8,6 +8,7 @@ pub const BURST_TIME: f64 = 0.004;
 pub const BURST_MTUS: i64 = 2;
 
 /// A rate that is neither positive nor None (shaper.py raises ValueError).
+#[derive(Debug)]
 pub struct RateError(pub f64);
 
 pub struct TokenBucket {

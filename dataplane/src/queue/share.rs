@@ -71,7 +71,11 @@ impl<T> Share<T> {
             limit: c.limit,
             mtu: c.mtu,
             quantum: c.quantum,
-            params: Params { target: c.target, interval: c.interval, mtu: c.mtu },
+            params: Params {
+                target: c.target,
+                interval: c.interval,
+                mtu: c.mtu,
+            },
             index: HashMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -369,7 +373,11 @@ impl<T> Share<T> {
     }
 
     pub fn get_timer(&self) -> Option<f64> {
-        let paced = if self.bucket.rate.is_some() { self.bucket.next_at } else { f64::NEG_INFINITY };
+        let paced = if self.bucket.rate.is_some() {
+            self.bucket.next_at
+        } else {
+            f64::NEG_INFINITY
+        };
         if !self.active.is_empty() {
             return Some(pymax(paced, self.last_now));
         }
