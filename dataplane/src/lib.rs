@@ -2,7 +2,8 @@
 //! opening WireGuard transport data messages for a batch of packets of one keypair,
 //! with the replay window, cutting TUN super-packets (`split_tso`, offload.rs) and
 //! coalescing TUN writes (`coalesce`, gro.rs) and writing them (`write_tun`, tun.rs),
-//! while the GIL is released.
+//! while the GIL is released; and the provider's queue, `Share` (queue/, share_bindings.rs),
+//! node/core/queues/share.py's in Rust, with the GIL held (it calls `deliver` per packet).
 //!
 //! Python stays the control plane: it derives the keys in the handshake, installs
 //! them here as a `Session` per keypair, owns the send counter (it passes the first
