@@ -44,6 +44,7 @@ def test_the_chooser_picks_the_native_class_and_status_names_it() -> None:
 
 
 def test_another_hash_needs_the_python_class() -> None:
+    assert share_class(hash=lambda *a: 0) is Share
     with pytest.raises(TypeError):
         Native(print, packet_of=print, with_packet=None, rate=None, seed=1, hash=lambda *a: 0)
 

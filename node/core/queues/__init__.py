@@ -28,10 +28,13 @@ _WHERE = {
 }
 
 
-def share_class() -> Any:
+def share_class(*, hash: Any = None) -> Any:
     """tidewire._dataplane.Share if the native module is built and has it, else share.Share.
-    Both take the same arguments but `hash`: a Share with another flow hash is the Python one.
-    Called by a node that shapes: one without [share] imports neither."""
+    Both take the same arguments but `hash`: a Share with a flow hash of its own (`hash`
+    given) is the Python one. Called by a node that shapes: one without [share] imports
+    neither."""
+    if hash is not None:
+        return import_module(".share", __name__).Share
     try:
         from tidewire import _dataplane  # type: ignore[attr-defined]
     except ImportError:

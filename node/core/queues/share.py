@@ -25,8 +25,9 @@ CoDel drops every packet it would mark.
 When nothing is queued and the buckets allow it, a packet is delivered at once from
 `enqueue`: the queue costs an idle or unshaped link a few lookups per packet.
 
-This class is the reference. dataplane/src/queue/ is the same queue in Rust (about 0.2 us
-a packet where this one costs 2, BENCHMARKS.md), `tidewire._dataplane.Share`, which
+This class is the reference. dataplane/src/queue/ is the same queue in Rust (with a
+standing queue 0.2 us a packet over a pass-through where this one costs 1.8, BENCHMARKS.md,
+"The provider's queue natively"), `tidewire._dataplane.Share`, which
 `share_class()` (__init__.py) picks when the module is built; `shape` ("pair": items are
 `(peer, packet)`, "packet": items are packets) lets it read items without calling
 `packet_of`, and is only recorded here. An exception from `deliver` or `with_packet`
