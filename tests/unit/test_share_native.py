@@ -366,3 +366,26 @@ def test_ce_marks_are_the_python_bytes() -> None:
         while total >> 16:
             total = (total & 0xFFFF) + (total >> 16)
         assert total == 0xFFFF
+
+
+def test_a_queue_in_a_cycle_with_its_owner_is_collected() -> None:
+    """A DataPath holds its queue and the queue its `deliver`, a bound method of the
+    DataPath: the native class shows the collector what it holds, items included."""
+    import gc
+    import weakref
+
+    class Owner:
+        def deliver(self, item: Any, now: float) -> None:
+            pass
+
+    owner = Owner()
+    owner.queue = Native(  # type: ignore[attr-defined]
+        owner.deliver, packet_of=lambda i: i[1], with_packet=None, rate=1_000.0, seed=1
+    )
+    for _ in range(5):  # the items hold the owner too
+        owner.queue.enqueue((owner, ipv4()), KEYS[0], 1500, 0.0)  # type: ignore[attr-defined]
+    assert len(owner.queue) > 0  # type: ignore[attr-defined]
+    gone = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert gone() is None
