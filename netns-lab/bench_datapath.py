@@ -19,7 +19,8 @@ pacer's burst the batch queues, so most packets go through DRR, FQ-CoDel and the
 pacer (the sojourn stays under CoDel's target: no drops). Every WAKE packets the queue
 is released, their wire time passes and its timer fires once, as the node's timer task
 wakes late and lets out all that is due. Compare with a run without it:
-the difference is the queues' cost per packet in the data path.
+the difference is the queues' cost per packet in the data path. `--load 1.05` offers 5%
+over the rate: the outbound queue then stands and every packet goes through FQ-CoDel.
 
 Both data planes are measured when the native one is built (node/dataplane.py): on
 it, DataPath seals each batch per peer in one native call and the link opens through
@@ -27,8 +28,8 @@ the native session. Inbound is measured twice: datagram by datagram, and as a UD
 socket hands them over, READ per read, each read opened in one native call. Last, the
 TUN offloads alone: cutting a 46-segment TSO read and coalescing a batch for the TUN.
 
-    .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--share [--queue native|python]]
-        [--dataplane native|python]
+    .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--dataplane native|python]
+        [--share [--queue native|python] [--load X]]
 """
 
 import argparse
@@ -73,12 +74,12 @@ def shared(dp: DataPath, queue: str | None) -> None:
     class share_class() picks (the native one when built), or the one `--queue` names."""
     real = queues.share_class
     if queue == "python":
-        queues.share_class = lambda: Share
+        setattr(queues, "share_class", lambda **_: Share)  # noqa: B010 (what _outbound calls)
     try:
         out = _outbound(dp, RATE, seed=1, cap=None)
         inn = _inbound(dp, RATE, seed=2, cap=None)
     finally:
-        queues.share_class = real
+        setattr(queues, "share_class", real)  # noqa: B010
     dp.set_queues(out, inn)
     print(f"queues: {implementation(out)}")
 
@@ -126,7 +127,14 @@ def main() -> None:
         choices=("native", "python"),
         help="with --share: this Share (default: the node's)",
     )
+    parser.add_argument(
+        "--load",
+        type=float,
+        default=LOAD,
+        help="with --share: offered over the rate (1.05: a standing queue)",
+    )
     args = parser.parse_args()
+    globals()["LOAD"] = args.load  # pace() reads it
     for name in [args.dataplane] if args.dataplane else CHOICES:
         choice = choose(name)
         if choice.name != name:
