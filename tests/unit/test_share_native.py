@@ -389,3 +389,27 @@ def test_a_queue_in_a_cycle_with_its_owner_is_collected() -> None:
     del owner
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.parametrize("cls", [Share, Native], ids=["python", "native"])
+def test_a_throttled_client_whose_cap_is_lifted_is_due_at_once(cls: Any) -> None:
+    """get_timer used to take the min of no caps (ValueError) when every throttled client's
+    cap had been lifted, as a reload that drops per_client does."""
+    got: list[float] = []
+    q = cls(
+        lambda item, now: got.append(now),
+        packet_of=lambda item: item,
+        with_packet=None,
+        rate=None,
+        seed=1,
+        cap=10_000.0,
+    )
+    for _ in range(10):
+        q.enqueue(ipv4(), KEYS[0], 1500, 0.0)
+    q.release(now=0.0)
+    held = len(q)
+    assert held and q.get_timer() > 0.0  # waiting for its cap
+    q.set_cap(KEYS[0], None, now=0.0)
+    assert q.get_timer() == float("-inf")  # due now
+    q.handle_timer(now=0.0)
+    assert len(q) == 0 and len(got) == 10

@@ -21,6 +21,8 @@ pub struct TokenBucket {
     pub next_at: f64,
 }
 
+/// `not rate > 0` as shaper.py writes it: NaN is refused too.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn check(rate: Option<f64>) -> Result<(), RateError> {
     match rate {
         Some(r) if !(r > 0.0) => Err(RateError(r)),

@@ -372,6 +372,8 @@ impl<T> Share<T> {
         Ok(())
     }
 
+    /// share.py's get_timer; the wake-up is Python's `min` (the first of equals, NaN as it does).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn get_timer(&self) -> Option<f64> {
         let paced = if self.bucket.rate.is_some() {
             self.bucket.next_at
