@@ -11,7 +11,7 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyList, PyTuple};
 use pyo3::PyTraverseError;
 
 use crate::queue::flow_hash as hashing;
@@ -26,6 +26,24 @@ impl From<RateError> for PyErr {
             "a rate must be positive bytes per second or None, not {}",
             e.0
         ))
+    }
+}
+
+/// A rate argument: its value, and whether Python gave an int (shown back as one).
+fn rate_arg(rate: Option<&Bound<'_, PyAny>>) -> PyResult<(Option<f64>, bool)> {
+    match rate {
+        None => Ok((None, false)),
+        Some(r) if r.is_none() => Ok((None, false)),
+        Some(r) => Ok((Some(r.extract::<f64>()?), r.is_instance_of::<PyInt>())),
+    }
+}
+
+/// A rate as Python holds it: the int it was given as, else the float.
+fn rate_out(py: Python<'_>, rate: Option<f64>, int: bool) -> PyObject {
+    match rate {
+        None => py.None(),
+        Some(r) if int => (r as i64).into_py(py),
+        Some(r) => r.into_py(py),
     }
 }
 
@@ -158,11 +176,11 @@ impl Share {
         deliver: Py<PyAny>,
         packet_of: Py<PyAny>,
         with_packet: Option<Py<PyAny>>,
-        rate: Option<f64>,
+        rate: Option<&Bound<'_, PyAny>>,
         seed: &Bound<'_, PyAny>,
         hash: Option<&Bound<'_, PyAny>>,
         per_packet_overhead: i64,
-        cap: Option<f64>,
+        cap: Option<&Bound<'_, PyAny>>,
         limit: i64,
         mtu: i64,
         quantum: i64,
@@ -190,7 +208,8 @@ impl Share {
             Ok(v) => hashing::hash_i128(v),
             Err(_) => seed.hash()? as i64,
         };
-        let core = Core::new(Config {
+        let ((rate, rate_int), (cap, cap_int)) = (rate_arg(rate)?, rate_arg(cap)?);
+        let mut core = Core::new(Config {
             rate,
             overhead: per_packet_overhead,
             cap,
@@ -200,6 +219,8 @@ impl Share {
             target,
             interval,
         })?;
+        core.bucket.int_rate = rate_int;
+        core.cap_int = cap_int;
         Ok(Share {
             core,
             deliver,
@@ -260,30 +281,41 @@ impl Share {
     }
 
     #[pyo3(signature = (rate, *, now))]
-    fn set_rate(&mut self, rate: Option<f64>, now: f64) -> PyResult<()> {
-        Ok(self.core.set_rate(rate, now)?)
+    fn set_rate(&mut self, rate: Option<&Bound<'_, PyAny>>, now: f64) -> PyResult<()> {
+        let (rate, int) = rate_arg(rate)?;
+        self.core.set_rate(rate, now)?;
+        self.core.bucket.int_rate = int;
+        Ok(())
     }
 
     #[pyo3(signature = (key, rate, *, now))]
-    fn set_cap(&mut self, key: &[u8], rate: Option<f64>, now: f64) -> PyResult<()> {
-        Ok(self.core.set_cap(key, rate, now)?)
+    fn set_cap(&mut self, key: &[u8], rate: Option<&Bound<'_, PyAny>>, now: f64) -> PyResult<()> {
+        let (rate, int) = rate_arg(rate)?;
+        self.core.set_cap(key, rate, now)?;
+        if let Some(cap) = self.core.cap_of(key) {
+            cap.int_rate = int;
+        }
+        Ok(())
     }
 
     /// The pacer's rate in bytes per second (None: unlimited).
     #[getter]
-    fn rate(&self) -> Option<f64> {
-        self.core.bucket.rate
+    fn rate(&self, py: Python<'_>) -> PyObject {
+        rate_out(py, self.core.bucket.rate, self.core.bucket.int_rate)
     }
 
     /// The cap a client seen from now on gets (None: uncapped).
     #[getter(cap)]
-    fn get_cap(&self) -> Option<f64> {
-        self.core.cap
+    fn get_cap(&self, py: Python<'_>) -> PyObject {
+        rate_out(py, self.core.cap, self.core.cap_int)
     }
 
     #[setter(cap)]
-    fn set_cap_default(&mut self, cap: Option<f64>) {
+    fn set_cap_default(&mut self, cap: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let (cap, int) = rate_arg(cap)?;
         self.core.cap = cap;
+        self.core.cap_int = int;
+        Ok(())
     }
 
     #[getter]
@@ -356,9 +388,11 @@ impl Share {
             st.set_item("marks", c.fq.marks)?;
             st.set_item("sent_bytes", c.sent_bytes)?;
             st.set_item("sent_packets", c.sent_packets)?;
-            match c.cap.as_ref().and_then(|b| b.rate) {
-                Some(rate) => st.set_item("cap", rate)?,
-                None => st.set_item("cap", -1)?,
+            match c.cap.as_ref() {
+                Some(b) if b.rate.is_some() => {
+                    st.set_item("cap", rate_out(py, b.rate, b.int_rate))?
+                }
+                _ => st.set_item("cap", -1)?,
             }
             out.set_item(PyBytes::new_bound(py, &c.key), st)?;
         }
@@ -367,8 +401,9 @@ impl Share {
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let st = PyDict::new_bound(py);
-        match self.core.bucket.rate {
-            Some(rate) => st.set_item("rate", rate)?,
+        let bucket = &self.core.bucket;
+        match bucket.rate {
+            Some(_) => st.set_item("rate", rate_out(py, bucket.rate, bucket.int_rate))?,
             None => st.set_item("rate", -1)?,
         }
         st.set_item("backlog_bytes", self.core.backlog)?;

@@ -132,9 +132,9 @@ ops = st.one_of(
     st.tuples(st.just("release")),
     st.tuples(st.just("timer")),
     st.tuples(st.just("timer")),
-    st.tuples(st.just("rate"), st.sampled_from([None, 30_000.0, 150_000.0, 1e6, 12_345.6])),
-    st.tuples(st.just("cap"), st.integers(0, 3), st.sampled_from([None, 20_000.0, 61_000.5])),
-    st.tuples(st.just("capall"), st.sampled_from([None, 40_000.0])),
+    st.tuples(st.just("rate"), st.sampled_from([None, 30_000.0, 150_000, 1e6, 12_345.6])),
+    st.tuples(st.just("cap"), st.integers(0, 3), st.sampled_from([None, 20_000, 61_000.5])),
+    st.tuples(st.just("capall"), st.sampled_from([None, 40_000.0, 40_000])),
     st.tuples(st.just("forget"), st.integers(0, 3)),
 )
 
@@ -169,10 +169,10 @@ class Side:
             q.drops,
             q.overlimit,
             q.backlog,
-            q.rate,
-            q.cap,
-            q.stats(),
-            q.client_stats(),
+            repr(q.rate),  # repr: an int stays an int (status's JSON), floats to the bit
+            repr(q.cap),
+            repr(q.stats()),
+            repr(q.client_stats()),
             list(q.clients),
         )
 
@@ -233,8 +233,8 @@ def differ(ops_: list[tuple[Any, ...]], *, shape: str | None, **kw: Any) -> None
 @settings(max_examples=400, deadline=None)
 @given(
     st.lists(ops, min_size=10, max_size=60),
-    st.sampled_from([None, 30_000.0, 150_000.0, 1e6]),
-    st.sampled_from([None, 60_000.0]),
+    st.sampled_from([None, 30_000.0, 150_000, 1e6]),  # the node's rates are ints
+    st.sampled_from([None, 60_000.0, 60_000]),
     st.sampled_from([20_000, 1 << 22]),
     st.integers(0, 2**64 - 1),
     st.sampled_from([(0.005, 0.1), (0.001, 0.02)]),
@@ -328,8 +328,8 @@ def test_random_bytes_never_raise_and_match(junk: list[bytes], shape: str | None
             now = max(now, timer) + 0.01
             q.handle_timer(now=now)
     assert logs["nat"] == logs["ref"]
-    assert queues[1].stats() == queues[0].stats()
-    assert queues[1].client_stats() == queues[0].client_stats()
+    assert repr(queues[1].stats()) == repr(queues[0].stats())
+    assert repr(queues[1].client_stats()) == repr(queues[0].client_stats())
 
 
 def test_ce_marks_are_the_python_bytes() -> None:

@@ -13,6 +13,9 @@ pub struct RateError(pub f64);
 
 pub struct TokenBucket {
     pub rate: Option<f64>,
+    /// The rate was given as a Python int (the node's are): shown as one, as Python would.
+    /// Presentation only: the arithmetic is the same, an int's float being exact here.
+    pub int_rate: bool,
     pub per_packet_overhead: i64,
     mtu: i64,
     burst_time: f64,
@@ -40,6 +43,7 @@ impl TokenBucket {
         check(rate)?;
         let mut bucket = TokenBucket {
             rate: None,
+            int_rate: false,
             per_packet_overhead,
             mtu,
             burst_time,

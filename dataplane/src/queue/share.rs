@@ -46,6 +46,7 @@ pub struct Share<T> {
     pub bucket: TokenBucket,
     pub overhead: i64,
     pub cap: Option<f64>,
+    pub cap_int: bool, // the cap was a Python int (shaper.rs's int_rate)
     pub limit: i64,
     pub mtu: i64,
     pub quantum: i64,
@@ -68,6 +69,7 @@ impl<T> Share<T> {
             bucket: TokenBucket::new(c.rate, c.overhead, c.mtu, super::shaper::BURST_TIME)?,
             overhead: c.overhead,
             cap: c.cap,
+            cap_int: false,
             limit: c.limit,
             mtu: c.mtu,
             quantum: c.quantum,
@@ -99,7 +101,11 @@ impl<T> Share<T> {
             return Ok(slot);
         }
         let cap = match self.cap {
-            Some(rate) => Some(self.cap_bucket(rate)?),
+            Some(rate) => {
+                let mut bucket = self.cap_bucket(rate)?;
+                bucket.int_rate = self.cap_int;
+                Some(bucket)
+            }
             None => None,
         };
         self.made += 1;
@@ -162,6 +168,12 @@ impl<T> Share<T> {
             }
         }
         Ok(())
+    }
+
+    /// The cap bucket of `key`'s client, if it has one.
+    pub fn cap_of(&mut self, key: &[u8]) -> Option<&mut TokenBucket> {
+        let slot = *self.index.get(key)?;
+        self.slots[slot].as_mut()?.cap.as_mut()
     }
 
     pub fn forget(&mut self, key: &[u8]) {
