@@ -241,3 +241,21 @@ def test_random_bytes_through_fq_codel_never_raise(junk: list[bytes]) -> None:
     while q.dequeue(now) is not None:
         now += 0.01
     assert q.packets == q.backlog == 0
+
+
+def test_without_the_native_module_the_node_gets_the_python_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fresh install without Rust: share_class() falls back to share.Share; so does a
+    module built before it had a Share."""
+    import sys
+    import types
+
+    import tidewire
+    from tidewire.node.core.queues import share_class
+
+    monkeypatch.delattr(tidewire, "_dataplane", raising=False)
+    monkeypatch.setitem(sys.modules, "tidewire._dataplane", None)  # the import fails
+    assert share_class() is Share
+    monkeypatch.setattr(tidewire, "_dataplane", types.ModuleType("old"), raising=False)
+    assert share_class() is Share
