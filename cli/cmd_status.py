@@ -55,6 +55,8 @@ def render(st: dict[str, Any]) -> str:
     ]
     if "dataplane" in st:  # a node from before the native plane does not say
         lines.append(f"  data plane: {st['dataplane']} ({st.get('dataplane_why', '')})")
+    if st.get("queues"):
+        lines.append(f"  queues: {st['queues']}")
     ex = st["exit"]
     if ex["enabled"]:
         refused = ", ".join(f"{k} {v}" for k, v in sorted(ex["refused"].items())) or "none"

@@ -19,7 +19,8 @@ pacer's burst the batch queues, so most packets go through DRR, FQ-CoDel and the
 pacer (the sojourn stays under CoDel's target: no drops). Every WAKE packets the queue
 is released, their wire time passes and its timer fires once, as the node's timer task
 wakes late and lets out all that is due. Compare with a run without it:
-the difference is the queues' cost per packet in the data path.
+the difference is the queues' cost per packet in the data path. `--load 1.05` offers 5%
+over the rate: the outbound queue then stands and every packet goes through FQ-CoDel.
 
 Both data planes are measured when the native one is built (node/dataplane.py): on
 it, DataPath seals each batch per peer in one native call and the link opens through
@@ -27,7 +28,8 @@ the native session. Inbound is measured twice: datagram by datagram, and as a UD
 socket hands them over, READ per read, each read opened in one native call. Last, the
 TUN offloads alone: cutting a 46-segment TSO read and coalescing a batch for the TUN.
 
-    .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--share] [--dataplane native|python]
+    .venv/bin/python netns-lab/bench_datapath.py [--ecn] [--dataplane native|python]
+        [--share [--queue native|python] [--load X]]
 """
 
 import argparse
@@ -38,16 +40,18 @@ import struct
 import time
 from collections import Counter
 
+from tidewire.node.core import queues
 from tidewire.node.core.gro import coalesce
 from tidewire.node.core.gso import split
+from tidewire.node.core.queues import implementation
 from tidewire.node.core.queues.share import Share
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import CHOICES, choose, load
-from tidewire.node.sharing import OVERHEAD
+from tidewire.node.sharing import OVERHEAD, _inbound, _outbound
 from tidewire.node.transports.udp import UdpTransport
 from tidewire.protocol.link.crypto import clamp, public_key
 from tidewire.protocol.link.device import Device
-from tidewire.protocol.link.peer import Peer, PeerConfig
+from tidewire.protocol.link.peer import PeerConfig
 from tidewire.protocol.types import UDP, Path
 
 A_ADDR, B_ADDR = ("192.0.2.1", 51820), ("198.51.100.2", 51820)
@@ -65,35 +69,29 @@ def segment(seq: int, tos: int = 0) -> bytes:
     return ip + _TCP.pack(40000, 5201, seq, 0, 5 << 4, 0x10, 65535, 0, 0) + bytes(PAYLOAD)
 
 
-def shared(dp: DataPath) -> None:
-    """[share]'s queues in both slots, as node/sharing.py builds them."""
-    out: Share[tuple[Peer, bytes]] = Share(
-        dp._seal,
-        packet_of=lambda item: item[1],
-        with_packet=lambda item, packet: (item[0], packet),
-        rate=RATE,
-        seed=1,
-        per_packet_overhead=OVERHEAD,
-    )
-    inn: Share[bytes] = Share(
-        dp._to_tun,
-        packet_of=lambda packet: packet,
-        with_packet=lambda _, packet: packet,
-        rate=RATE,
-        seed=2,
-        per_packet_overhead=OVERHEAD,
-    )
+def shared(dp: DataPath, queue: str | None) -> None:
+    """[share]'s queues in both slots, built by node/sharing.py's own builders: with the
+    class share_class() picks (the native one when built), or the one `--queue` names."""
+    real = queues.share_class
+    if queue == "python":
+        setattr(queues, "share_class", lambda **_: Share)  # noqa: B010 (what _outbound calls)
+    try:
+        out = _outbound(dp, RATE, seed=1, cap=None)
+        inn = _inbound(dp, RATE, seed=2, cap=None)
+    finally:
+        setattr(queues, "share_class", real)  # noqa: B010
     dp.set_queues(out, inn)
+    print(f"queues: {implementation(out)}")
 
 
 def pace(queue: object, now: float) -> float:
     """After WAKE packets at `now`: release, let their wire time pass, fire the timer once
     (a node's timer task wakes late and lets out everything due)."""
-    assert isinstance(queue, Share)
-    queue.release(now=now)
+    assert implementation(queue) is not None
+    queue.release(now=now)  # type: ignore[attr-defined]
     now += WAKE * (len(segment(0)) + OVERHEAD) / RATE / LOAD
-    if (timer := queue.get_timer()) is not None:
-        queue.handle_timer(now=max(now, timer))
+    if (timer := queue.get_timer()) is not None:  # type: ignore[attr-defined]
+        queue.handle_timer(now=max(now, timer))  # type: ignore[attr-defined]
     return now
 
 
@@ -124,17 +122,29 @@ def main() -> None:
     parser.add_argument("--ecn", action="store_true", help="ECN-capable segments (ECT(0))")
     parser.add_argument("--share", action="store_true", help="[share]'s queues in both slots")
     parser.add_argument("--dataplane", choices=CHOICES, help="only this one (default: both)")
+    parser.add_argument(
+        "--queue",
+        choices=("native", "python"),
+        help="with --share: this Share (default: the node's)",
+    )
+    parser.add_argument(
+        "--load",
+        type=float,
+        default=LOAD,
+        help="with --share: offered over the rate (1.05: a standing queue)",
+    )
     args = parser.parse_args()
+    globals()["LOAD"] = args.load  # pace() reads it
     for name in [args.dataplane] if args.dataplane else CHOICES:
         choice = choose(name)
         if choice.name != name:
             print(f"{name}: not measured, {choice.why}")
             continue
         print(f"-- {name} data plane")
-        measure(name, ecn=args.ecn, share=args.share)
+        measure(name, ecn=args.ecn, share=args.share, queue_kind=args.queue)
 
 
-def measure(name: str, *, ecn: bool, share: bool) -> None:
+def measure(name: str, *, ecn: bool, share: bool, queue_kind: str | None = None) -> None:
     ka, kb = clamp(os.urandom(32)), clamp(os.urandom(32))
     a = Device(private_key=ka, rng=os.urandom, wall_offset=time.time())
     b = Device(private_key=kb, rng=os.urandom, wall_offset=time.time())
@@ -166,7 +176,7 @@ def measure(name: str, *, ecn: bool, share: bool) -> None:
         dp.tun_gro = True
         dp.use_dataplane(choose(name))
         if share:
-            shared(dp)
+            shared(dp, queue_kind)
         paths.append(dp)
     out, inn = paths
     batch = [segment(1 + i * PAYLOAD, 2 if ecn else 0) for i in range(BATCH)]
@@ -234,8 +244,8 @@ def measure(name: str, *, ecn: bool, share: bool) -> None:
     per_merge = (time.perf_counter() - start) / ROUNDS / BATCH
     print(f"TSO read cut: {per_cut * 1e6:.2f} µs per segment; GRO write: {per_merge * 1e6:.2f}")
     for name, queue in (("outbound", out.out_queue), ("inbound", inn.in_queue)):
-        if isinstance(queue, Share):
-            st = queue.stats()
+        if implementation(queue) is not None:
+            st = queue.stats()  # type: ignore[union-attr]
             print(f"{name} queue: {st['drops']} dropped, {st['backlog_packets']} held at the end")
 
 

@@ -10,12 +10,17 @@ packets take the idle path (nothing queued, the burst allows them); offered 5% o
 it, a standing queue forms once the 5% excess has used up the burst (after about 6,000
 packets) and from then on every packet goes through DRR, FQ-CoDel and CoDel.
 
+Each Share case runs on both classes in one run: share.Share (Python, the reference) and,
+when the module is built, tidewire._dataplane.Share (dataplane/src/queue/), which reads the
+`(peer, packet)` items by shape, as node/sharing.py builds it.
+
     .venv/bin/python netns-lab/bench_queues.py [--packets 200000]
 """
 
 import argparse
 import time
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
 from tidewire.node.core.queues import PassThrough, Shaper, Share
@@ -64,29 +69,44 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=200_000)
     args = parser.parse_args()
 
-    def share(rate: float | None) -> Callable[[Callable[[Any, float], None]], Queue[Any]]:
-        return lambda deliver: Share(
+    try:
+        Native = import_module("tidewire._dataplane").Share
+    except (ImportError, AttributeError):
+        Native = None
+    classes: list[tuple[str, Any]] = [("python", Share)]
+    if Native is not None:
+        classes.append(("native", Native))
+
+    def share(cls: Any, rate: float | None) -> Callable[[Callable[[Any, float], None]], Queue[Any]]:
+        return lambda deliver: cls(
             deliver,
             packet_of=lambda item: item[1],
             with_packet=lambda item, p: (item[0], p),
             rate=rate,
             seed=1,
             per_packet_overhead=60,
+            **({"shape": "pair"} if cls is Native else {}),
         )
 
-    cases: dict[str, Callable[[Callable[[Any, float], None]], Queue[Any]]] = {
-        "passthrough": PassThrough,
-        "shaper 1 Gbit/s": lambda deliver: Shaper(deliver, rate=RATE),
-        "share unlimited (idle path)": share(None),
-        "share 1 Gbit/s (queued: DRR + FQ-CoDel + pacer)": share(RATE),
-    }
+    runs: list[tuple[str, Callable[[Callable[[Any, float], None]], Queue[Any]], float]] = [
+        ("passthrough", PassThrough, 1.0),
+        ("shaper 1 Gbit/s", lambda deliver: Shaper(deliver, rate=RATE), 1.0),
+    ]
+    for kind, cls in classes:
+        runs += [
+            (f"share[{kind}] unlimited (idle path)", share(cls, None), 1.0),
+            (f"share[{kind}] 1 Gbit/s (queued: DRR + FQ-CoDel + pacer)", share(cls, RATE), 1.0),
+            (
+                f"share[{kind}] 1 Gbit/s offered 1.05x (all through FQ-CoDel)",
+                share(cls, RATE),
+                1.05,
+            ),
+        ]
     floor = None
-    for name, make, load in [(name, make, 1.0) for name, make in cases.items()] + [
-        ("share 1 Gbit/s offered 1.05x (all through FQ-CoDel)", share(RATE), 1.05)
-    ]:
+    for name, make, load in runs:
         best = min(run(make, args.packets, load)[0] for _ in range(3))
         floor = best if floor is None else floor
-        print(f"{name:50} {best:6.2f} us/packet   (+{best - floor:5.2f} over passthrough)")
+        print(f"{name:60} {best:6.2f} us/packet   (+{best - floor:5.2f} over passthrough)")
 
 
 if __name__ == "__main__":

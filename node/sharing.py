@@ -249,7 +249,7 @@ class Sharing:
         for direction, queue in (("download", self.out_queue), ("upload", self.in_queue)):
             if queue is None:
                 continue
-            out[f"{direction}_rate"] = queue.bucket.rate
+            out[f"{direction}_rate"] = queue.rate
             for key, st in queue.client_stats().items():
                 out["clients"].setdefault(encode_key(key), {})[direction] = st
         return out
@@ -265,32 +265,36 @@ async def _within(scope: trio.CancelScope, fn: Any) -> None:
 def _outbound(dp: "DataPath", rate: float | None, *, seed: int, cap: float | None) -> "Share[Any]":
     """The queue before sealing: items are (peer, packet)."""
     # loaded only by a node that shapes: every module costs a router's memory
-    from tidewire.node.core.queues.share import Share as Queue
+    from tidewire.node.core.queues import share_class
 
-    return Queue(
+    queue: Share[Any] = share_class()(
         dp._seal,
         packet_of=itemgetter(1),
         with_packet=_with_packet,
+        shape="pair",
         rate=rate,
         seed=seed,
         per_packet_overhead=OVERHEAD,
         cap=cap,
     )
+    return queue
 
 
 def _inbound(dp: "DataPath", rate: float | None, *, seed: int, cap: float | None) -> "Share[Any]":
     """The queue before the TUN: items are packets."""
-    from tidewire.node.core.queues.share import Share as Queue
+    from tidewire.node.core.queues import share_class
 
-    return Queue(
+    queue: Share[Any] = share_class()(
         dp._to_tun,
         packet_of=_same,
         with_packet=_replace,
+        shape="packet",
         rate=rate,
         seed=seed,
         per_packet_overhead=OVERHEAD,
         cap=cap,
     )
+    return queue
 
 
 def _period(period: QuotaPeriod, wall: float) -> tuple[int, int]:

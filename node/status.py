@@ -20,6 +20,7 @@ import trio
 from tidewire.node import accounting_metrics
 from tidewire.node.core.paths.manager import describe
 from tidewire.node.core.paths.pathset import PathSet
+from tidewire.node.core.queues import implementation
 from tidewire.node.core.roles import Role
 from tidewire.node.metrics import Registry
 from tidewire.protocol.keys import encode_key
@@ -62,6 +63,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "roles": roles(daemon),
         "dataplane": dp.dataplane,
         "dataplane_why": dp.dataplane_why,
+        "queues": implementation(dp.out_queue),  # the Share in use: "native", "python", None
         "uptime": round(trio.current_time() - daemon.started_at, 1),
         "listen": daemon.listening(),
         "exit": {

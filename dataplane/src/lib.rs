@@ -2,7 +2,8 @@
 //! opening WireGuard transport data messages for a batch of packets of one keypair,
 //! with the replay window, cutting TUN super-packets (`split_tso`, offload.rs) and
 //! coalescing TUN writes (`coalesce`, gro.rs) and writing them (`write_tun`, tun.rs),
-//! while the GIL is released.
+//! while the GIL is released; and the provider's queue, `Share` (queue/, share_bindings.rs),
+//! node/core/queues/share.py's in Rust, with the GIL held (it calls `deliver` per packet).
 //!
 //! Python stays the control plane: it derives the keys in the handshake, installs
 //! them here as a `Session` per keypair, owns the send counter (it passes the first
@@ -18,10 +19,12 @@ mod inner;
 mod keys;
 mod offload;
 mod prefix;
+mod queue;
 mod replay;
 mod rx;
 mod rx_bindings;
 mod rx_thread;
+mod share_bindings;
 mod tx;
 mod tx_bindings;
 mod tx_thread;
@@ -241,6 +244,9 @@ fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     aead::register(m)?;
     m.add_class::<rx_bindings::Inbound>()?;
     m.add_class::<tx_bindings::Outbound>()?;
+    m.add_class::<share_bindings::Share>()?;
+    m.add_function(wrap_pyfunction!(share_bindings::flow_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(share_bindings::classify, m)?)?;
     m.add_function(wrap_pyfunction!(padded_length, m)?)?;
     m.add_function(wrap_pyfunction!(split_tso, m)?)?;
     m.add_function(wrap_pyfunction!(coalesce, m)?)?;

@@ -4,9 +4,14 @@ half, holds the rate, and keeps a ping's added latency low (netns-lab/share_lab.
 `per_client` caps each client, `max_clients` refuses a client too many at the handshake
 and a `quota` stops service once used, each refusal counted where status shows it."""
 
+from importlib.util import find_spec
+
 from common import ping
 from lab import Lab
 from share_lab import build, measure
+
+# the queue the provider runs: the native Share when this checkout's module is built
+QUEUES = "native" if find_spec("tidewire._dataplane") is not None else "python"
 
 
 def test_a_shared_40_mbit_s_is_split_evenly_with_low_latency() -> None:
@@ -21,7 +26,9 @@ def test_a_shared_40_mbit_s_is_split_evenly_with_low_latency() -> None:
             assert abs(mbps - total / 2) <= 0.10 * (total / 2), (name, run.mbps)
         assert run.added_median <= 5.0, (run.idle_ms, run.added_median)
         assert run.added_p95 <= 15.0, (run.idle_ms, run.added_p95)
-        st = x.provider_node.status()["share"]
+        full = x.provider_node.status()
+        assert full["queues"] == QUEUES, full["queues"]
+        st = full["share"]
         assert st["download"] == 5_000_000 and len(st["clients"]) == 2
 
 
@@ -34,7 +41,9 @@ def test_per_client_caps_each_client() -> None:
         print(f"per_client 10 Mbit/s: {run}")
         for name, mbps in run.mbps.items():
             assert abs(mbps - 10.0) <= 0.10 * 10.0, (name, run.mbps)
-        st = x.provider_node.status()["share"]
+        full = x.provider_node.status()
+        assert full["queues"] == QUEUES, full["queues"]
+        st = full["share"]
         assert st["per_client"] == 1_250_000
         assert all(c["download"]["cap"] == 1_250_000 for c in st["clients"].values())
 

@@ -166,7 +166,7 @@ def state(n: Node) -> tuple[object, ...]:
         sorted(dev.peers),
         {k: [str(x) for x in v] for k, v in n.peers.allowed.items()},
         [(p.current, p.path, p.persistent_keepalive) for p in dev.peers.values()],
-        q.bucket.rate,
+        q.rate,
         n.cfg,
         list(n.routes),  # type: ignore[attr-defined]
     )

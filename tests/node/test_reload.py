@@ -77,7 +77,7 @@ async def test_a_reload_applies_the_difference_and_the_session_survives(node: No
     dev = node.datapath.device
     peer_a, session = dev.peers[P_A], dev.peers[P_A].current
     q = node.sharing.out_queue
-    assert q is not None and q.bucket.rate == 1_000_000
+    assert q is not None and q.rate == 1_000_000
     node.routes.clear()  # type: ignore[attr-defined]
     node.cfg.path.write_text(
         config(a_ips='"10.9.0.2/32", "10.9.1.0/24"', download="16 Mbit/s").replace(
@@ -99,7 +99,7 @@ async def test_a_reload_applies_the_difference_and_the_session_survives(node: No
     assert sorted(dev.peers) == sorted([P_A, P_C])
     assert [str(n) for n in node.peers.allowed[P_A]] == ["10.9.0.2/32", "10.9.1.0/24"]
     assert node.datapath.routes.lookup_v4(int(ip_address("10.9.1.7"))) is peer_a
-    assert node.sharing.out_queue is q and q.bucket.rate == 2_000_000  # the same queue
+    assert node.sharing.out_queue is q and q.rate == 2_000_000  # the same queue
     # C took B's prefix before B went: its kernel route was never missing
     assert sorted(node.routes) == [("add", "10.9.0.3/32"), ("add", "10.9.1.0/24")]  # type: ignore[attr-defined]
     again = await node.reloader.reload()  # the same file again: nothing to do
@@ -141,15 +141,15 @@ async def test_a_share_the_native_threads_would_bypass_waits_for_a_restart(node:
     """The native threads have no queues: while they read the TUN and the sockets, a
     [share] that shapes is listed as needing a restart and the running one stays."""
     q = node.sharing.out_queue
-    assert q is not None and q.bucket.rate == 1_000_000
+    assert q is not None and q.rate == 1_000_000
     node.datapath.native_threads = True
     node.cfg.path.write_text(config(download="16 Mbit/s"))
     reply = await node.reloader.reload()
     assert reply["share"] == [] and reply["restart_needed"] == ["[share]"]
-    assert node.sharing.out_queue is q and q.bucket.rate == 1_000_000
+    assert node.sharing.out_queue is q and q.rate == 1_000_000
     node.datapath.native_threads = False  # the Python readers: applied in place
     assert (await node.reloader.reload())["share"] == ["download"]
-    assert q.bucket.rate == 2_000_000
+    assert q.rate == 2_000_000
 
 
 async def test_the_reload_request_answers_with_the_error_sentence(node: Node) -> None:

@@ -2,8 +2,10 @@
 delivers: the same packets, in the same order, at the same times, with the same drops and
 marks, on random traces and on a long standing queue where CoDel drops and marks."""
 
+from importlib import import_module
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,8 +16,15 @@ from .queue_sim import Arrival, Driver, ipv4, ipv6
 
 KEYS = [bytes([k]) * 32 for k in range(4)]
 
+try:  # the native class (dataplane/src/queue/) is held to the same model
+    Native = import_module("tidewire._dataplane").Share
+    CLASSES: list[Any] = [Share, Native]
+except (ImportError, AttributeError):
+    CLASSES = [Share]
+each_class = pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__module__.split(".")[-1])
 
-def both(**kwargs: Any) -> tuple[list[Any], list[Any], Share[Any], RefShare]:
+
+def both(cls: Any = Share, **kwargs: Any) -> tuple[list[Any], list[Any], Share[Any], RefShare]:
     got: list[Any] = []
     want: list[Any] = []
     common: dict[str, Any] = {
@@ -25,13 +34,15 @@ def both(**kwargs: Any) -> tuple[list[Any], list[Any], Share[Any], RefShare]:
         "per_packet_overhead": 60,
         **kwargs,
     }
-    real: Share[Any] = Share(lambda item, now: got.append((now, item)), **common)
+    real: Share[Any] = cls(lambda item, now: got.append((now, item)), **common)
     model = RefShare(lambda item, now: want.append((now, item)), **common)
     return got, want, real, model
 
 
-def play(arrivals: list[Arrival], until: float, **kwargs: Any) -> tuple[Share[Any], RefShare]:
-    got, want, real, model = both(**kwargs)
+def play(
+    arrivals: list[Arrival], until: float, cls: Any = Share, **kwargs: Any
+) -> tuple[Share[Any], RefShare]:
+    got, want, real, model = both(cls, **kwargs)
     Driver(real).run(arrivals, until=until)
     Driver(model).run(arrivals, until=until)  # type: ignore[arg-type]
     assert len(got) == len(want)
@@ -49,6 +60,7 @@ def packet(flow: int, size: int, ect: bool) -> bytes:
     return ipv4(sport=flow, size=max(size, 28), tos=2 if ect else 0)
 
 
+@each_class
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
@@ -67,6 +79,7 @@ def packet(flow: int, size: int, ect: bool) -> bytes:
     st.sampled_from([30_000, 1 << 22]),
 )
 def test_random_traces_leave_in_the_models_order(
+    cls: Any,
     trace: list[tuple[int, int, int, bool, float, int]],
     rate: float | None,
     cap: float | None,
@@ -79,10 +92,11 @@ def test_random_traces_leave_in_the_models_order(
         data = packet(client * 10 + flow, size, ect)
         for _ in range(copies):
             arrivals.append((now, (len(arrivals), data), KEYS[client], len(data)))
-    play(arrivals, now + 30.0, rate=rate, cap=cap, limit=limit)
+    play(arrivals, now + 30.0, cls, rate=rate, cap=cap, limit=limit)
 
 
-def test_a_standing_queue_drops_and_marks_as_the_model_does() -> None:
+@each_class
+def test_a_standing_queue_drops_and_marks_as_the_model_does(cls: Any) -> None:
     """bench_queues.py's load in small: 4 clients of 4 flows offered 1.3x the rate for 3 s,
     half the flows ECN-capable, then the queue drains."""
     rate = 1.25e6
@@ -92,7 +106,7 @@ def test_a_standing_queue_drops_and_marks_as_the_model_does() -> None:
     for n in range(int(3.0 / gap)):
         k, _, data = flows[n % len(flows)]
         arrivals.append((n * gap, (n, data), KEYS[k], 1500))
-    real, _ = play(arrivals, 10.0, rate=rate, limit=200_000)
+    real, _ = play(arrivals, 10.0, cls, rate=rate, limit=200_000)
     stats = real.stats()
     assert real.drops > 0 and stats["marks"] > 0 and stats["overlimit_drops"] > 0
 

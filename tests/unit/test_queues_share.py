@@ -2,6 +2,8 @@
 flow counts, a short queue for sparse flows under saturation, per-client caps, a byte limit
 that holds under a burst, and random bytes that never break it."""
 
+from collections.abc import Iterator
+from importlib import import_module
 from typing import Any
 
 import pytest
@@ -36,8 +38,24 @@ class Sink:
         return [t - i[0][1] for t, i in self.log if i[0][0] == name]
 
 
+try:  # each test runs on the native class too (dataplane/src/queue/), when it is built
+    Native = import_module("tidewire._dataplane").Share
+    CLASSES: list[Any] = [Share, Native]
+except (ImportError, AttributeError):
+    CLASSES = [Share]
+_cls: Any = Share
+
+
+@pytest.fixture(autouse=True, params=CLASSES, ids=lambda c: c.__module__.split(".")[-1])
+def share_class(request: pytest.FixtureRequest) -> Iterator[None]:
+    global _cls
+    _cls = request.param
+    yield
+    _cls = Share
+
+
 def share(sink: Sink, **kwargs: Any) -> Share[Item]:
-    return Share(
+    return _cls(
         sink,
         packet_of=lambda item: item[1],
         with_packet=lambda item, packet: (item[0], packet),
@@ -223,3 +241,21 @@ def test_random_bytes_through_fq_codel_never_raise(junk: list[bytes]) -> None:
     while q.dequeue(now) is not None:
         now += 0.01
     assert q.packets == q.backlog == 0
+
+
+def test_without_the_native_module_the_node_gets_the_python_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fresh install without Rust: share_class() falls back to share.Share; so does a
+    module built before it had a Share."""
+    import sys
+    import types
+
+    import tidewire
+    from tidewire.node.core.queues import share_class
+
+    monkeypatch.delattr(tidewire, "_dataplane", raising=False)
+    monkeypatch.setitem(sys.modules, "tidewire._dataplane", None)  # the import fails
+    assert share_class() is Share
+    monkeypatch.setattr(tidewire, "_dataplane", types.ModuleType("old"), raising=False)
+    assert share_class() is Share

@@ -24,6 +24,14 @@ CoDel drops every packet it would mark.
 
 When nothing is queued and the buckets allow it, a packet is delivered at once from
 `enqueue`: the queue costs an idle or unshaped link a few lookups per packet.
+
+This class is the reference. dataplane/src/queue/ is the same queue in Rust (with a
+standing queue 0.2 us a packet over a pass-through where this one costs 1.8, BENCHMARKS.md,
+"The provider's queue natively"), `tidewire._dataplane.Share`, which
+`share_class()` (__init__.py) picks when the module is built; `shape` ("pair": items are
+`(peer, packet)`, "packet": items are packets) lets it read items without calling
+`packet_of`, and is only recorded here. An exception from `deliver` or `with_packet`
+propagates with the totals consistent (a packet whose marking raised counts as a drop).
 """
 
 from collections import deque
@@ -47,6 +55,8 @@ LIMIT = 1 << 22  # bytes held per direction, all clients together
 # lab, on a loaded 2-core host, a 10 Mbit/s cap with 1 ms of slack delivered 85% of
 # itself, with 10 ms the cap less the outer headers), so a cap may catch up 10 ms
 CAP_BURST_TIME = 0.010
+
+NO_DEBT = float("-inf")
 
 Packet = bytes | bytearray | memoryview
 
@@ -97,8 +107,10 @@ class Share(QueueBase[T]):
         quantum: int = QUANTUM,
         target: float = codel.TARGET,
         interval: float = codel.INTERVAL,
+        shape: str | None = None,
     ) -> None:
         super().__init__(deliver)
+        self.shape = shape  # the native class's hint ("pair" or "packet"); here the callables do
         self.packet_of = packet_of
         self.with_packet = with_packet
         self.bucket = TokenBucket(rate, per_packet_overhead=per_packet_overhead, mtu=mtu)
@@ -120,6 +132,11 @@ class Share(QueueBase[T]):
         self._now = float("-inf")  # the last time seen
 
     # -- configuration -----------------------------------------------------------
+
+    @property
+    def rate(self) -> float | None:
+        """The pacer's rate in bytes per second (None: unlimited)."""
+        return self.bucket.rate
 
     def set_rate(self, rate: float | None, *, now: float) -> None:
         self.bucket.set_rate(rate, now=now)
@@ -308,7 +325,12 @@ class Share(QueueBase[T]):
                     break
                 if entry is None:
                     held, queued = client.backlog, client.packets
-                    entry = client.dequeue(now)
+                    try:
+                        entry = client.dequeue(now)
+                    except BaseException:  # from with_packet: the totals still add up
+                        backlog += held - client.backlog
+                        drops += queued - client.packets  # the packet it was marking is lost
+                        raise
                     backlog += held - client.backlog
                     if entry is None:
                         drops += queued - client.packets
@@ -352,7 +374,8 @@ class Share(QueueBase[T]):
         if self.active:
             return max(paced, self._now)
         if self.throttled:
-            wake = min(c.cap.next_at for c in self.throttled if c.cap is not None)
+            # a client whose cap was lifted while it waited is due at once
+            wake = min(NO_DEBT if c.cap is None else c.cap.next_at for c in self.throttled)
             return max(paced, wake)
         return None
 
