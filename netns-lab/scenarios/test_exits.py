@@ -137,21 +137,29 @@ def check_choice_and_failover(
         raise
 
 
+def by_gossip(lab: Lab, *, kill_switch: bool = False) -> tuple[Node, dict[str, Node], str, str]:
+    """The gossip variant: the client names p1 as its bootstrap, p1 names p2; the client,
+    the providers by name, and p1's and p2's public keys."""
+    client, _net, p1, p2 = build(lab)
+    (k1, pub1), (k2, pub2), (kc, _) = genkey(), genkey(), genkey()
+    n2 = provider(lab, p2, "p2", k2, {"dht": False, "region": "lab"})
+    n1 = provider(
+        lab,
+        p1,
+        "p1",
+        k1,
+        {"dht": False, "region": "lab", "bootstrap": [f"{pub2}@udp://192.0.2.1:51820"]},
+    )
+    boot = {"dht": False, "bootstrap": [f"{pub1}@udp://203.0.113.1:51820"]}
+    cli = client_node(lab, client, kc, boot, kill_switch=kill_switch)
+    return cli, {"p1": n1, "p2": n2}, pub1, pub2
+
+
 def test_exit_auto_finds_providers_by_gossip_and_fails_over() -> None:
     with Lab("exits") as lab:
-        client, _net, p1, p2 = build(lab)
-        (k1, pub1), (k2, pub2), (kc, _) = genkey(), genkey(), genkey()
-        n2 = provider(lab, p2, "p2", k2, {"dht": False, "region": "lab"})
-        n1 = provider(
-            lab,
-            p1,
-            "p1",
-            k1,
-            {"dht": False, "region": "lab", "bootstrap": [f"{pub2}@udp://192.0.2.1:51820"]},
-        )
-        boot = {"dht": False, "bootstrap": [f"{pub1}@udp://203.0.113.1:51820"]}
-        cli = client_node(lab, client, kc, boot, kill_switch=True)
-        check_choice_and_failover(lab, cli, {"p1": n1, "p2": n2}, {"p1": pub1, "p2": pub2})
+        cli, nodes, pub1, pub2 = by_gossip(lab, kill_switch=True)
+        client = cli.host
+        check_choice_and_failover(lab, cli, nodes, {"p1": pub1, "p2": pub2})
         assert "tidewire_killswitch_twcli" in client.run("nft list tables").stdout
         # outside the tunnel nothing gets out: the exits' own network answers no ping
         assert not ping(client, "192.0.2.2", count=2, check=False)
@@ -185,18 +193,8 @@ def test_a_standby_exit_killed_leaves_the_client_on_its_exit() -> None:
     """The client keeps a session with the next best provider (standby); when that one
     dies, the client stays on its exit, carries on, and keeps running."""
     with Lab("exitsstby") as lab:
-        client, _net, p1, p2 = build(lab)
-        (k1, pub1), (k2, pub2), (kc, _) = genkey(), genkey(), genkey()
-        n2 = provider(lab, p2, "p2", k2, {"dht": False, "region": "lab"})
-        provider(
-            lab,
-            p1,
-            "p1",
-            k1,
-            {"dht": False, "region": "lab", "bootstrap": [f"{pub2}@udp://192.0.2.1:51820"]},
-        )
-        boot = {"dht": False, "bootstrap": [f"{pub1}@udp://203.0.113.1:51820"]}
-        cli = client_node(lab, client, kc, boot)
+        cli, nodes, pub1, pub2 = by_gossip(lab)
+        n2 = nodes["p2"]
         try:
             lab.wait_for(
                 lambda: chosen(cli) == pub1 and connected(cli, pub2),

@@ -19,6 +19,7 @@ from tidewire.node.core.queues import FqCoDel, implementation, share_class
 from tidewire.node.core.queues import share as share_py
 
 from .queue_sim import ipv4, ipv6
+from .test_queues_order import headers
 
 dataplane = pytest.importorskip("tidewire._dataplane")
 if not hasattr(dataplane, "Share"):
@@ -79,20 +80,6 @@ def test_the_flow_hash_is_cpythons_tuple_hash(addresses: int, proto_ports: int, 
 def test_the_flow_hash_at_the_modulus(addresses: int, proto_ports: int) -> None:
     got = dataplane.flow_hash(addresses.to_bytes(32, "big"), proto_ports, 7)
     assert got == hash((7, addresses, proto_ports))
-
-
-headers = st.one_of(
-    st.binary(max_size=70),
-    st.builds(
-        lambda b0, frag, proto, rest: (
-            bytes([b0]) + rest[:5] + frag.to_bytes(2, "big") + rest[5:6] + bytes([proto]) + rest[6:]
-        ),
-        st.sampled_from([0x45, 0x46, 0x4F, 0x44, 0x40, 0x60, 0x65]),
-        st.sampled_from([0, 0x4000, 0x2000, 0x0001, 0x8000, 0xFFFF]),
-        st.sampled_from([1, 6, 17, 50]),
-        st.binary(min_size=6, max_size=70),
-    ),
-)
 
 
 @settings(max_examples=1000, deadline=None)
