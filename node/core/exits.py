@@ -27,7 +27,12 @@ first choice made at SETTLE without them is provisional: for PROVISIONAL seconds
 candidate that answers and is more than MARGIN cheaper takes over at once (reason
 "settled"), without the window. A handshake lost on the way (the next try is 5 s later)
 must not tie the client to a worse exit for WINDOW seconds; once sessions are measured,
-Althea's rule alone applies.
+Althea's rule alone applies. Likewise after a failover: the exit failed over from, if
+it answers again within RETURN seconds and is more than MARGIN cheaper than the one we
+fell back on, is returned to at once ("recovered"), unless it failed before within
+FLAP_WINDOW (an exit that flaps is left for Althea's rule). A failover is a move we did
+not choose; a transient (a lost probe, a route withdrawn for a moment) must not leave
+the client on a worse exit for WINDOW seconds.
 
 Relays (`hops`, docs/routing.md "Hops"): the shell tells the chooser, per candidate,
 which of our route-exchange neighbours have a route to it and at what metric
@@ -56,6 +61,8 @@ MARGIN = 0.10  # Althea: more than 10% better ...
 WINDOW = 180.0  # ... for several minutes
 SETTLE = 3.0  # s the first choice waits for measurements
 PROVISIONAL = 15.0  # s a first choice made without them may still be corrected at once
+RETURN = 120.0  # s after a failover in which the exit we left may take us back at once
+FLAP_WINDOW = 600.0  # s: an exit that failed twice within this is not returned to early
 EVALUATE = 0.5  # s between evaluations
 STANDBY = 2  # candidates besides the current one kept connected and measured
 MAX_CANDIDATES = 256
@@ -86,7 +93,7 @@ class Preferences:
 class Switch:
     old: bytes | None
     new: bytes | None
-    reason: str  # "first", "settled", "better", "failover", "gone", "fixed"
+    reason: str  # "first", "settled", "recovered", "better", "failover", "gone", "fixed"
 
 
 @dataclass(slots=True)
@@ -109,6 +116,7 @@ class ExitChooser:
     better_since: dict[bytes, float] = field(default_factory=dict)
     first_offer: float | None = None
     provisional_until: float | None = None  # a first choice made at SETTLE, unmeasured
+    failed: dict[bytes, list[float]] = field(default_factory=dict)  # failovers away, by exit
     next_eval: float | None = None
     events: list[Switch] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
@@ -235,7 +243,18 @@ class ExitChooser:
     def _failover(self, *, now: float) -> None:
         if self.prefs.exit is not None:
             return  # a fixed exit is waited for, never replaced
+        old = self.current
+        if old is not None:
+            times = [t for t in self.failed.get(old, []) if now - t < FLAP_WINDOW]
+            self.failed[old] = [*times, now]
+            if len(self.failed) > MAX_CANDIDATES:
+                del self.failed[next(iter(self.failed))]
         self._switch(self._best(exclude=self.current), "failover")
+
+    def _may_return(self, key: bytes, *, now: float) -> bool:
+        """Did we fail over from `key` lately, and only once (module comment)?"""
+        times = [t for t in self.failed.get(key, []) if now - t < FLAP_WINDOW]
+        return len(times) == 1 and now - times[0] < RETURN
 
     def _measured(self) -> bool:
         wanted = self.standby()
@@ -289,6 +308,10 @@ class ExitChooser:
             del self.better_since[k]  # the advantage broke: its window starts over
         for k in clearly:
             self.better_since.setdefault(k, now)
+        back = [k for k in clearly if self._may_return(k, now=now)]
+        if back:  # the exit a failover took us from answers again, and is clearly better
+            self._switch(min(back, key=lambda k: (self.cost(k), k)), "recovered")
+            return
         if self.provisional_until is not None and now < self.provisional_until:
             if clearly:  # the first choice was made before this one answered
                 self._switch(min(clearly, key=lambda k: (self.cost(k), k)), "settled")

@@ -226,3 +226,41 @@ def test_metrics_from_paths_and_babel() -> None:
     assert exits.path_metric(0.030, 0.5) == pytest.approx(60.0)
     assert exits.path_metric(None, 0.0) is None
     assert exits.babel_metric(256) == pytest.approx(10.0)
+
+
+def test_the_exit_a_failover_left_takes_us_back_when_it_answers_again() -> None:
+    """A transient failover (A stopped answering for a moment) moved us to the dearer C;
+    A answers again and is clearly cheaper: back at once, not after Althea's window."""
+    ch = chooser([Offer(A), Offer(C)], {A: 10.0, C: 60.0})
+    t = run(ch, 20.0)
+    ch.measured(A, metric=None, up=False, now=20.0)
+    assert ch.current == C
+    t = run(ch, 50.0, start=t)
+    ch.measured(A, metric=10.0, up=True, now=50.0)  # retried and answering
+    run(ch, 50.0 + exits.EVALUATE, start=t)
+    assert ch.current == A
+    assert [e.reason for e in ch.take_events()] == ["first", "failover", "recovered"]
+
+
+def test_an_exit_that_flaps_or_comes_back_late_waits_for_the_window() -> None:
+    ch = chooser([Offer(A), Offer(C)], {A: 10.0, C: 60.0})
+    t = run(ch, 10.0)
+    ch.measured(A, metric=None, up=False, now=10.0)
+    t = run(ch, 20.0, start=t)
+    ch.measured(A, metric=10.0, up=True, now=20.0)
+    t = run(ch, 30.0, start=t)
+    assert ch.current == A  # recovered once
+    ch.measured(A, metric=None, up=False, now=30.0)  # and failed again: it flaps
+    t = run(ch, 40.0, start=t)
+    ch.measured(A, metric=10.0, up=True, now=40.0)
+    t = run(ch, 40.0 + exits.WINDOW - 1.0, start=t)
+    assert ch.current == C
+    run(ch, 40.0 + exits.WINDOW + 1.0, start=t)
+    assert ch.current == A  # Althea's rule, the whole window
+    late = chooser([Offer(A), Offer(C)], {A: 10.0, C: 60.0})
+    t = run(late, 10.0)
+    late.measured(A, metric=None, up=False, now=10.0)
+    t = run(late, 10.0 + exits.RETURN + 1.0, start=t)
+    late.measured(A, metric=10.0, up=True, now=t)
+    run(late, t + 2.0, start=t)
+    assert late.current == C
