@@ -47,7 +47,10 @@ def test_an_ecn_flow_is_marked_not_dropped_and_the_outer_header_copies_ecn() -> 
         assert down["drops"] <= max(2, down["marks"] // 50), down  # marks, not drops
         # the outer header copies the inner field: ECT(0) data, CE where the queue marked
         # (how many it marks depends on how loaded the machine is: only the kinds count)
-        assert outer[0b00] == 0 and outer[0b01] == 0, outer
+        # A retransmitted segment or a tail loss probe is Not-ECT by RFC 3168 6.1.5 (Linux
+        # sends them so): a few appear when latency spikes on a loaded host (2 of 4,053
+        # with no drop at all in one run), so they are bounded, not forbidden
+        assert outer[0b01] == 0 and outer[0b00] <= max(4, sum(outer.values()) // 200), outer
         assert outer[0b10] > 0.5 * sum(outer.values()), outer
         assert 0 < outer[0b11] <= down["marks"], (outer, down)
         assert outer[0b11] > 0, outer
