@@ -106,7 +106,11 @@ class Discovery:
         timers.add(g)
 
     def _changed(self) -> None:
+        """Gossip took records: save the cache soon, and tell the watchers."""
         self.dirty.set()
+        self._notify()
+
+    def _notify(self) -> None:
         for watch in self.watchers:
             watch()
 
@@ -250,8 +254,7 @@ class Discovery:
         if taken and source == "dht" and self.gossip is not None:
             self.gossip.taken(item, now=trio.current_time())
         if taken:
-            for watch in self.watchers:
-                watch()
+            self._notify()
         return taken
 
     # -- the state directory ------------------------------------------------------

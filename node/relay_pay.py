@@ -2,11 +2,10 @@
 says so in its node record (`rprice`, protocol/control/records.py), and a node that has
 a link with it, learning that record by gossip or the DHT, treats the relay as a
 provider from then on (`Peers.paid_relays`) once our own datagrams go through it
-(`chosen_relays`: the end that opens a pair pays, node/core/relay.py). It says
-hello and signs the relay's invoices for the frames on that link against its own count,
-as a configured
-`provider = true` does. Without that, a paid relay drops our frames once its credit
-window is spent (`relay_unpaid`).
+(`chosen_relays`: the end that opens a pair pays, node/core/relay.py). It says hello
+and signs the relay's invoices for the frames on that link against its own count, as a
+configured `provider = true` does. Without that, a paid relay drops our frames once its
+credit window is spent (`relay_unpaid`).
 
 A relay priced above `[routing] max_price` is not paid (and so not used past its credit
 window): the client says so once in its log. A peer that is our provider or client
@@ -63,9 +62,9 @@ def pay_relays(
         return []
     taken = []
     for key, spec in peers.specs.items():
-        if key in peers.paid_relays or spec.dynamic or acct.roles.get(key) is not None:
+        if key not in opened or key in peers.paid_relays or spec.dynamic:
             continue
-        if key not in opened:
+        if acct.roles.get(key) is not None:  # our provider or client already
             continue
         record = cache.record_of(key, now=wall)
         if record is None or "relay" not in record.roles or record.relay_price is None:

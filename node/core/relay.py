@@ -179,11 +179,8 @@ class Relay:
         self.next_hop = next_hop  # destination key -> neighbour key, or None
         self.trusted = trusted  # may this neighbour speak for a frame's source?
         self.overlay_of = overlay_of
-        rate = config.pair_rate
-        self.burst = float("inf") if rate is None else max(rate * BURST_SECONDS, MIN_BURST)
+        self._set_limits(config.pair_rate)
         self.pairs: OrderedDict[tuple[bytes, bytes], Pair] = OrderedDict()
-        # bytes per pair
-        self.queue_limit = float("inf") if rate is None else max(rate * QUEUE_TIME, MIN_QUEUE)
         self.waiting: dict[tuple[bytes, bytes], Pair] = {}  # pairs with frames queued
         self.held = 0  # bytes queued over every pair
         self.released: list[Forward] = []  # what handle_timer let go, for take_released
@@ -199,13 +196,16 @@ class Relay:
         for pair in self.pairs.values():
             self._pay(pair, 0, now=now)
         self.config = config
-        rate = config.pair_rate
-        self.burst = float("inf") if rate is None else max(rate * BURST_SECONDS, MIN_BURST)
-        self.queue_limit = float("inf") if rate is None else max(rate * QUEUE_TIME, MIN_QUEUE)
+        self._set_limits(config.pair_rate)
         for pair in self.pairs.values():
             pair.tokens = min(pair.tokens, self.burst)
             pair.refilled = now
         self.handle_timer(now=now)
+
+    def _set_limits(self, rate: int | None) -> None:
+        """A pair's bucket depth and queue, in bytes, for the pair rate (None: no limit)."""
+        self.burst = float("inf") if rate is None else max(rate * BURST_SECONDS, MIN_BURST)
+        self.queue_limit = float("inf") if rate is None else max(rate * QUEUE_TIME, MIN_QUEUE)
 
     def wrap(self, via: bytes, end: bytes, datagram: bytes) -> bytes:
         """The frame of one of our own end-to-end datagrams, to seal for `via`."""
