@@ -30,22 +30,12 @@ from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.profile import Mode
 
 from ..unit.helpers import keypair
+from ..unit.test_node_records import NOW
+from ..unit.test_node_records import RECORD as PROVIDER_RECORD
 
-NOW = 1_764_547_200.0
 (_, RELAY), (_, OTHER), (C_PRIV, _) = (keypair("autopay-" + n) for n in "roc")
-RECORD = NodeRecord(
-    public_key=RELAY,
-    overlay="fd74:7700::1",
-    endpoints=("udp://192.0.2.1:51820",),
-    roles=("relay",),
-    price=0,
-    capacity=0,
-    clients=0,
-    load=0,
-    region="",
-    version="tidewire 0.1.0",
-    expiry=int(NOW) + 3600,
-    relay_price=250_000,
+RECORD = dataclasses.replace(  # a relay's record, paid: rprice
+    PROVIDER_RECORD, public_key=RELAY, roles=("relay",), price=0, relay_price=250_000
 )
 
 
