@@ -11,15 +11,21 @@ retried with a growing backoff, and m, a relay there (`[relay] enabled`), carrie
 traffic to b: a and b list each other with the one endpoint relay://M, are still
 punch targets (no direct endpoint), and stay on the relayed path, ping and a small
 TCP transfer going end to end through m.
+Behind full-cone NATs with m a relay and a firewall on the way dropping everything
+between the two NATs at first, a and b start relayed and their punches fail; once the
+firewall lets them through, a retry (on its backoff) punches, and the direct path takes
+over from the relay under a running ping: no answer is lost, and m relays nothing more.
 """
 
 import itertools
+import re
 import time
 from typing import Any
 
 from common import transfer
 from lab import Lab, Node, genkey, tidewire_toml
 from nat import CONE_PORT, PORT, NatLab, build_nat_lab, check
+from test_paths import longest_gap, replies
 from test_relay import b64url
 
 TUNNEL = {"m": "10.77.0.1", "a": "10.77.0.2", "b": "10.77.0.3"}
@@ -110,6 +116,71 @@ def test_full_cone_nats_punch_through_and_traffic_skips_the_mediator() -> None:
         print(f"m's bytes for a and b during 20 x 1000-byte pings: {moved}")
         assert all(v < 1000 for v in moved.values()), moved  # not one ping: keepalives only
         assert _peer(na, nb)["active"]["endpoint"] == public_b
+
+
+BLOCK = """table ip labblock {
+    chain forward {
+        type filter hook forward priority filter - 10; policy accept;
+        ip saddr 198.51.100.2 ip daddr 192.0.2.2 drop
+        ip saddr 192.0.2.2 ip daddr 198.51.100.2 drop
+    }
+}
+"""
+
+
+def test_the_direct_path_takes_over_from_the_relay_once_a_punch_gets_through() -> None:
+    with Lab("nattakeover") as lab:
+        net = build_nat_lab(lab, "cone")
+        net.inet.run(["nft", "-f", "-"], input=BLOCK)  # the NATs cannot reach each other
+        nodes = _nodes(lab, net, relay=True)
+        na, nb, nm = nodes["a"], nodes["b"], nodes["m"]
+        public_b = f"192.0.2.2:{CONE_PORT['natb']}"
+        lab.wait_for(
+            lambda: _ping(na, TUNNEL["b"]), timeout=30, what="a to ping b through the relay m"
+        )
+        lab.wait_for(
+            lambda: _nat_counter(na, "punches_failed") >= 2,
+            timeout=30,
+            what="two failed punches from a",
+            interval=0.25,
+        )
+        assert _peer(na, nb)["active"]["transport"] == "relay"
+        [pair] = nm.status()["relay"]["pairs"]
+        assert pair["frames"] > 0, pair
+        pinger = net.a.spawn(["ping", "-n", "-D", "-i", "0.1", "-W", "1", TUNNEL["b"]], name="ping")
+        try:
+            time.sleep(2.0)
+            opened = time.time()
+            net.inet.run("nft delete table ip labblock")  # the firewall lets them through
+            lab.wait_for(
+                lambda: (
+                    (_peer(na, nb).get("active") or {}).get("endpoint") == public_b
+                    and (_peer(nb, na).get("active") or {}).get("transport") == "udp"
+                ),
+                timeout=90,  # the next retry comes within the backoff (60 s at most)
+                what="a and b to switch to the direct path",
+                interval=0.25,
+            )
+            took = time.time() - opened
+            relayed = nm.status()["relay"]["pairs"][0]["frames"]
+            time.sleep(3.0)  # 30 pings on the direct path
+            [after] = nm.status()["relay"]["pairs"]
+        finally:
+            pinger.popen.terminate()
+            pinger.popen.wait(timeout=10)
+        times = replies(pinger)
+        sent = [int(n) for n in re.findall(r"icmp_seq=(\d+)", pinger.log())]
+        gap = longest_gap(times, opened, times[-1])
+        print(
+            f"direct path {took:.1f} s after the firewall opened; the longest ping gap "
+            f"{gap:.2f} s; m relayed {after['frames'] - relayed} frames after the switch"
+        )
+        assert gap < 1.0, pinger.log()  # the switch lost no ping (0.1 s apart, -W 1)
+        assert len(set(sent)) == len(sent), pinger.log()  # none came twice
+        # the traffic left the relay: 30 pings passed, and at most probes of the standby path
+        assert after["frames"] - relayed < 10, after
+        assert _nat_counter(na, "punches_succeeded") + _nat_counter(nb, "punches_succeeded") >= 1
+        assert _ping(nb, TUNNEL["a"], count=3)
 
 
 def test_symmetric_nats_fail_to_punch_stay_relayed_and_retry_with_backoff() -> None:
