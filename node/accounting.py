@@ -89,6 +89,9 @@ class Accountant(AccountantStore):
         self.next_tick: float | None = None
         self.next_flush: float | None = None
         self.relay_clients = False  # [relay] require_receipts: who relays through us pays
+        # a peer's (datagrams lost, datagrams received) on its link, as its transport
+        # counters show them (Peer.rx_lost): what a provider's invoice may add for loss
+        self.link_loss: Callable[[bytes], tuple[int, int]] = lambda _key: (0, 0)
         control.register(channel.Hello, self._on_hello)
         control.register(channel.Invoice, self._on_invoice)
         control.register(channel.ReceiptMessage, self._on_receipt)
@@ -123,7 +126,10 @@ class Accountant(AccountantStore):
             self.credits[peer_key] = ClientCredit(config=self.config)
         if role is Role.PROVIDER:
             self.used[peer_key] = UsedSession(
-                session_id=self.rng(16), key=self.sign_key, config=self.config
+                session_id=self.rng(16),
+                key=self.sign_key,
+                config=self.config,
+                loss_base=self.link_loss(peer_key),
             )
 
     # -- data path (per packet) -------------------------------------------------
@@ -234,6 +240,7 @@ class Accountant(AccountantStore):
         used = self.used[peer_key]
         self.hello_due.pop(peer_key, None)
         was_refused = used.refused
+        used.note_loss(*self.link_loss(peer_key))
         out = self.answer_invoice(used, inv)
         if out is None:
             return

@@ -11,6 +11,7 @@ The daemon (daemon.py) calls it once the TUN is open and before any peer is adde
 import logging
 import os
 from collections import Counter
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -100,6 +101,7 @@ async def build(
         rng=os.urandom,
     )
     daemon.accountant.relay_clients = cfg.relay.require_receipts
+    daemon.accountant.link_loss = partial(_link_loss, device)
     dp.timers.add(daemon.accountant)
     if daemon.notifier.watchdog is not None:  # pinged by the timer task: a stuck loop shows
         dp.timers.add(
@@ -139,3 +141,9 @@ async def build(
     )
     status.register(daemon.metrics, daemon)
     return dp
+
+
+def _link_loss(device: Device, peer_key: bytes) -> tuple[int, int]:
+    """A peer's (datagrams lost, datagrams received) on its link (Peer.rx_lost)."""
+    peer = device.peers.get(peer_key)
+    return (0, 0) if peer is None else (peer.rx_lost, peer.rx_packets)

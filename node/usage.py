@@ -56,6 +56,7 @@ def usage(acct: Accountant, ledger_rows: list[dict[str, Any]]) -> dict[str, Any]
             "session_id": u.session_id.hex(),
             "sent": u.own_up,
             "received": u.own_down,
+            "lost_down": u.lost_down,  # the loss its counters showed, at the last invoice
             "signed_up": u.last.receipt.bytes_up if u.last else 0,
             "signed_down": u.last.receipt.bytes_down if u.last else 0,
             "receipts": u.last.receipt.seq if u.last else 0,

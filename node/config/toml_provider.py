@@ -102,7 +102,12 @@ def accounting_table(path: Path, text: str, table: Any) -> tuple[AccountingConfi
         "slack": (0, 1 << 36),
         "epoch_seconds": (60, 1 << 32),
     }
-    floats = {"invoice_interval": (0.05, 3600.0), "cutoff": (1.0, 86400.0), "tolerance": (0.0, 1.0)}
+    floats = {
+        "invoice_interval": (0.05, 3600.0),
+        "cutoff": (1.0, 86400.0),
+        "tolerance": (0.0, 1.0),
+        "loss_max": (0.0, 1.0),
+    }
     unknown(table, set(ints) | set(floats), err)
     values: dict[str, Any] = {}
     for k, (lo, hi) in ints.items():

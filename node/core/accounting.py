@@ -21,7 +21,13 @@ stays over).
 
 Client (`UsedSession`, one per provider): counts what it sends and receives, and
 signs an invoice only if neither direction exceeds its own count by more than
-`tolerance` plus `slack`; otherwise it refuses and stops using the provider.
+`tolerance` plus `slack`; otherwise it refuses and stops using the provider. What the
+provider sent and the path lost on the way (a relay's full queue, a lossy link) the
+provider counted and the client did not: the provider's transport counters show it, as
+the counters it skipped (`lost_down`, an estimate in bytes from the shell), and the
+client allows for that too, up to `loss_max` of its own count, so a long transfer over
+a path losing a few percent is not refused as over-billed once the loss outgrows the
+slack, while a provider skipping counters to bill more gains at most `loss_max`.
 """
 
 from dataclasses import dataclass, field
@@ -55,6 +61,7 @@ class AccountingConfig:
     cutoff: float = 30.0
     tolerance: float = 0.02
     slack: int = 1 * MiB
+    loss_max: float = 0.10  # the most of its own count a client allows for path loss
     max_pending_invoices: int = 64
     max_sessions: int = 4  # open sessions kept in memory per client
     session_burst: int = 3  # new sessions a client may open at once
@@ -301,13 +308,23 @@ class UsedSession:
     refused: bool = False
     refusal_reason: str = ""
     invoices_seen: int = 0
+    lost_down: int = 0  # bytes the provider sent that never arrived, as its counters show
+    loss_base: tuple[int, int] = (0, 0)  # the link's (lost, received) at the session's start
 
     @property
     def client_key(self) -> bytes:
         return bytes(self.key.verify_key)
 
-    def limit(self, own: int) -> int:
-        return int(own * (1 + self.config.tolerance)) + self.config.slack
+    def note_loss(self, lost: int, received: int) -> None:
+        """The link's running counts (datagrams skipped, datagrams received) for the
+        provider: the lost ones since the session began, at the session's mean size."""
+        lost -= self.loss_base[0]
+        received -= self.loss_base[1]
+        self.lost_down = lost * self.own_down // received if lost > 0 and received > 0 else 0
+
+    def limit(self, own: int, lost: int = 0) -> int:
+        allowance = min(lost, int(own * self.config.loss_max))
+        return int(own * (1 + self.config.tolerance)) + self.config.slack + allowance
 
     def on_invoice(self, inv: Invoice) -> SignedReceipt | Refusal:
         """Sign the invoice if it is within tolerance of our own counts; refuse otherwise."""
@@ -323,11 +340,13 @@ class UsedSession:
             raise RemoteProtocolError("invoice_stale", f"seq {inv.seq} after {prev.seq}")
         if prev is not None and (inv.bytes_up < prev.bytes_up or inv.bytes_down < prev.bytes_down):
             return Refusal(self.session_id, inv.seq, REFUSED_REGRESSED)
-        if inv.bytes_up > self.limit(self.own_up) or inv.bytes_down > self.limit(self.own_down):
+        if inv.bytes_up > self.limit(self.own_up) or inv.bytes_down > self.limit(
+            self.own_down, self.lost_down
+        ):
             self.refused = True
             self.refusal_reason = (
                 f"invoice {inv.seq} bills {inv.bytes_up} up / {inv.bytes_down} down; "
-                f"we counted {self.own_up} / {self.own_down}"
+                f"we counted {self.own_up} / {self.own_down}, {self.lost_down} lost on the way"
             )
             return Refusal(self.session_id, inv.seq, REFUSED_OVERBILLED)
         self.provider_key = inv.provider_key

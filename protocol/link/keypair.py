@@ -7,6 +7,10 @@ per-packet calls allocate nothing but their output.
 `native` is the keypair's session in the native data plane (dataplane/, issue 17)
 when the node runs it: built from the same keys by the factory the device was given.
 It then owns the replay window, so both paths see one window.
+
+`rx_top` is one past the highest counter that authenticated here on the Python path:
+the counters the peer skipped below it are datagrams it sent that have not arrived
+(`Peer.rx_lost`, which the client's receipts allow for, node/core/accounting.py).
 """
 
 from collections.abc import Callable
@@ -27,6 +31,7 @@ class Keypair:
         "recv_aead",
         "remote_index",
         "replay",
+        "rx_top",
         "send_aead",
         "send_counter",
     )
@@ -43,6 +48,7 @@ class Keypair:
         self.recv_aead = aead.ChaCha20Poly1305(keys.recv)
         self.send_counter = 0
         self.replay = ReplayWindow()
+        self.rx_top = 0  # one past the highest counter authenticated (Peer.rx_lost)
         self.created = now
         self.is_initiator = keys.is_initiator
         self.local_index = keys.local_index

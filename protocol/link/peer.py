@@ -78,6 +78,11 @@ class Peer:
         self.last_handshake: float | None = None  # monotonic time of the last completed handshake
         self.rx_bytes = 0
         self.tx_bytes = 0
+        # authenticated datagrams opened on the Python path, and the counters skipped
+        # below the highest of each keypair (sent by the peer, lost or not yet here; a
+        # late one takes its count back): the path's loss as the peer's counters show it
+        self.rx_packets = 0
+        self.rx_lost = 0
         # timers
         self.retransmit: float | None = None
         self.send_keepalive: float | None = None
@@ -94,9 +99,7 @@ class Peer:
         self.sent_last_minute_handshake = False
 
     def __repr__(self) -> str:
-        return (
-            f"<Peer {self.public_key.hex()[:8]} {self.profile.mode.value} path={self.path}>"
-        )
+        return f"<Peer {self.public_key.hex()[:8]} {self.profile.mode.value} path={self.path}>"
 
     # -- keypairs -----------------------------------------------------------
 

@@ -191,3 +191,33 @@ async def test_a_provider_removed_before_it_answered_our_hello_is_forgotten() ->
     rig.sent.clear()
     rig.acct.handle_timer(now=60.0)  # past the hello retry
     assert [k for k, _ in rig.sent if k == provider] == []
+
+
+async def test_a_client_allows_for_the_loss_its_providers_counters_show() -> None:
+    """The link's counts of the provider's datagrams reach the client's check of each
+    invoice, from where they stood when the session began: 8% of the datagrams since
+    then skipped, an invoice 7% over the client's count is signed; the next, 20% over
+    (beyond loss_max), is refused."""
+    rig = Rig(None, AccountingConfig(tolerance=0.0, slack=0))
+    provider = b"\x0d" * 32
+    link = {provider: (500, 9000)}  # lost and received before this session
+    rig.acct.link_loss = lambda key: link.get(key, (0, 0))
+    rig.acct.set_role(provider, Role.PROVIDER)
+    used = rig.acct.used[provider]
+    for _ in range(1000):
+        assert rig.acct.inbound(provider, PACKET)
+    link[provider] = (580, 10_000)
+    own = 1000 * PACKET
+
+    def answers(seq: int, billed: int) -> channel.Message:
+        rig.sent.clear()
+        inv = channel.Invoice(used.session_id, b"Q" * 32, seq, 0, billed, 1, 2)
+        rig.deliver(provider, inv, now=float(seq))
+        [(_, pkt)] = [(k, p) for k, p in rig.sent if k == provider]
+        parsed = overlay.parse(pkt, local=overlay.overlay_address(provider))
+        assert parsed is not None
+        return channel.decode(parsed[1])
+
+    assert isinstance(answers(1, int(own * 1.07)), channel.ReceiptMessage)
+    assert isinstance(answers(2, int(own * 1.20)), channel.Refusal)
+    assert "lost on the way" in used.refusal_reason

@@ -177,6 +177,38 @@ def test_client_signs_within_tolerance_only(factor: float, signs: bool) -> None:
         assert isinstance(c.on_invoice(again), channel.Refusal)
 
 
+@pytest.mark.parametrize(
+    ("lost", "factor", "signs"),
+    [
+        (0, 1.08, False),  # 8% over: beyond tolerance and slack with nothing lost
+        (800, 1.08, True),  # 8% of the provider's datagrams never arrived
+        (5000, 1.15, True),  # half lost: allowed for only up to loss_max (10%)...
+        (5000, 1.20, False),  # ...so 20% over is refused still
+    ],
+)
+def test_the_client_allows_for_what_the_counters_show_lost(
+    lost: int, factor: float, signs: bool
+) -> None:
+    c = used()
+    c.own_down = 20 * MiB
+    c.note_loss(lost, 10_000)  # of 10,000 datagrams received, at the session's mean size
+    assert c.lost_down == lost * 20 * MiB // 10_000
+    inv = channel.Invoice(SESSION, bytes(PROVIDER.verify_key), 1, 0, int(20 * MiB * factor), 1, 2)
+    assert isinstance(c.on_invoice(inv), channel.Refusal) != signs
+    assert ("lost on the way" in c.refusal_reason) != signs
+
+
+def test_loss_before_the_session_began_is_not_allowed_for() -> None:
+    c = UsedSession(
+        session_id=SESSION, key=CLIENT, config=AccountingConfig(), loss_base=(800, 10_000)
+    )
+    c.own_down = 20 * MiB
+    c.note_loss(800, 20_000)  # nothing lost since the session began
+    assert c.lost_down == 0
+    c.note_loss(900, 20_000)
+    assert c.lost_down == 100 * 20 * MiB // 10_000
+
+
 def test_slack_covers_small_sessions() -> None:
     c = used()
     c.own_up = 1000
