@@ -90,8 +90,10 @@ class Accountant(AccountantStore):
         self.next_flush: float | None = None
         self.relay_clients = False  # [relay] require_receipts: who relays through us pays
         # a peer's (datagrams lost, datagrams received) on its link, as its transport
-        # counters show them (Peer.rx_lost): what a provider's invoice may add for loss
+        # counters show them (Peer.rx_loss): what a provider's invoice may add for loss
         self.link_loss: Callable[[bytes], tuple[int, int]] = lambda _key: (0, 0)
+        # brings the native threads' counts in (node/dataplane_loop.py) before an invoice
+        self.refresh: Callable[[], None] = no_refresh
         control.register(channel.Hello, self._on_hello)
         control.register(channel.Invoice, self._on_invoice)
         control.register(channel.ReceiptMessage, self._on_receipt)
@@ -240,6 +242,7 @@ class Accountant(AccountantStore):
         used = self.used[peer_key]
         self.hello_due.pop(peer_key, None)
         was_refused = used.refused
+        self.refresh()
         used.note_loss(*self.link_loss(peer_key))
         out = self.answer_invoice(used, inv)
         if out is None:
@@ -329,3 +332,7 @@ class Accountant(AccountantStore):
             self.next_tick = now + TICK
         if self.next_flush is None and (self.credits or self.unverified or self.retired):
             self.next_flush = now + FLUSH_INTERVAL
+
+
+def no_refresh() -> None:
+    """Accounting's counts are current (no native threads count for it)."""

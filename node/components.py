@@ -144,6 +144,6 @@ async def build(
 
 
 def _link_loss(device: Device, peer_key: bytes) -> tuple[int, int]:
-    """A peer's (datagrams lost, datagrams received) on its link (Peer.rx_lost)."""
+    """A peer's (datagrams lost, datagrams received) on its link (Peer.rx_loss)."""
     peer = device.peers.get(peer_key)
-    return (0, 0) if peer is None else (peer.rx_lost, peer.rx_packets)
+    return (0, 0) if peer is None else peer.rx_loss()

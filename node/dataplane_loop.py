@@ -12,8 +12,10 @@ quota. For the receive thread:
   gives the thread each peer's current keypair (its native session, the peer's UDP
   endpoint and how long the keypair may still be used, less a margin) and the prefix
   table of cryptokey routing; keypairs that are gone, aged or moved are removed. A
-  peer accounting counts for receipts (a provider's client, or our provider) is never
-  installed: its datagrams keep taking the Python path.
+  provider's client is never installed (the credit window gates each of its packets):
+  its datagrams keep taking the Python path. A provider we use is, until we refuse it:
+  before accounting answers its invoice, the threads' counters are polled (`refresh`),
+  so what we check the invoice against includes every datagram that came before it.
 - **Hand-backs.** The thread writes the eventfd when it queued items. Unopened ones
   ("raw": handshakes, unknown indices, another endpoint, an outer CE...) go through the
   UDP transport's `deliver`, as its own reader would hand them over; opened ones
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from tidewire.node.accounting import no_refresh
 from tidewire.node.core.roles import Role
 from tidewire.node.dataplane_send import (
     MARGIN,
@@ -90,13 +93,17 @@ def readers(dp: "DataPath", udp: UdpTransport) -> list[Callable[[], Awaitable[No
 
 def _gated(acct: Any, peer_key: bytes) -> bool:
     """Does accounting count this peer's packets one by one? A provider's client does
-    (the credit window gates each), and so does a provider we use: its invoices are
-    checked against what we counted, and the polled counters reach accounting up to a
-    poll late, after an invoice that followed the data (a client refused honest
-    invoices as over-billed). Their packets keep the Python path (handed back)."""
+    (the credit window gates each), and so does a provider we refused (its traffic is
+    dropped). A provider we use does not: its invoices are checked against counters
+    polled just before (`refresh`; polled only once a poll, they were up to a poll
+    late, and a client refused honest invoices as over-billed)."""
     if acct is None:
         return False
-    return acct.roles.get(peer_key) in (Role.CLIENT, Role.PROVIDER)
+    role = acct.roles.get(peer_key)
+    if role is Role.PROVIDER:
+        used = acct.used.get(peer_key)
+        return used is None or used.refused
+    return role is Role.CLIENT
 
 
 class NativeInbound:
@@ -122,6 +129,8 @@ class NativeInbound:
             limit=REJECT_AFTER_MESSAGES,
         )
         send = self.send.make()
+        if dp.accountant is not None:
+            dp.accountant.refresh = self.refresh
         self.reconcile(now=trio.current_time())
         thread.start()
         send.start()
@@ -142,8 +151,11 @@ class NativeInbound:
                     self.reconcile(now=now)
                     dp.after_batch(data=moved)
         finally:
+            if dp.accountant is not None:
+                dp.accountant.refresh = no_refresh
             send.stop()
             thread.stop()
+            self.refresh()  # what the threads counted last
 
     async def _send_handbacks(self) -> None:
         """The send thread's hand-backs, as soon as it signals them."""
@@ -173,6 +185,12 @@ class NativeInbound:
         return moved
 
     # -- counters -------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Both threads' counters now (accounting, before it checks an invoice)."""
+        now = trio.current_time()
+        self.poll(now=now)
+        self.send.poll(self.peers_by_id, now=now)
 
     def poll(self, *, now: float) -> bool:
         """The native counters into the link's timers, accounting and the registry."""

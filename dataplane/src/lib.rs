@@ -167,6 +167,14 @@ impl Session {
         window.check(counter, limit)
     }
 
+    /// (datagrams lost, datagrams accepted) by the window: what the peer sent on this
+    /// keypair that never arrived, whichever path opened the rest (replay.rs).
+    #[getter]
+    fn rx_counts(&self) -> (u64, u64) {
+        let window = self.keys.window.lock().unwrap_or_else(|e| e.into_inner());
+        window.counts()
+    }
+
     /// Take `n` send counters (the send thread takes its own from the same counter): the
     /// first; Python seals its datagrams of this keypair with these.
     fn take_counters(&self, n: u64) -> u64 {

@@ -2,6 +2,8 @@
 //! protocol/link/replay.py and wireguard-go's replay.go: a ring of 128 blocks of
 //! 64 bits; `last` is the highest counter accepted so far. `accept` is called only
 //! after a packet authenticated, so a forged counter never moves the window.
+//! `accepted` counts what it accepted, so the counters below `last` it never saw are
+//! datagrams the peer sent that have not arrived (`lost`), as in replay.py.
 
 pub const BLOCK_BITS: u64 = 64;
 pub const RING_BLOCKS: usize = 128;
@@ -13,12 +15,19 @@ const RING_MASK: u64 = RING_BLOCKS as u64 - 1;
 
 pub struct ReplayWindow {
     last: u64,
+    accepted: u64,
     blocks: [u64; RING_BLOCKS],
 }
 
 impl ReplayWindow {
     pub fn new() -> Self {
-        ReplayWindow { last: 0, blocks: [0; RING_BLOCKS] }
+        ReplayWindow { last: 0, accepted: 0, blocks: [0; RING_BLOCKS] }
+    }
+
+    /// (counters up to `last` never accepted, counters accepted).
+    pub fn counts(&self) -> (u64, u64) {
+        let lost = if self.accepted == 0 { 0 } else { self.last + 1 - self.accepted };
+        (lost, self.accepted)
     }
 
     /// Would `counter` be accepted? Changes nothing.
@@ -58,6 +67,7 @@ impl ReplayWindow {
             return false;
         }
         self.blocks[slot] |= bit;
+        self.accepted += 1;
         true
     }
 }
@@ -75,5 +85,18 @@ mod tests {
         assert!(!w.check(9, u64::MAX));
         assert!(w.check(10, u64::MAX));
         assert!(!w.accept(5, 5));
+    }
+
+    #[test]
+    fn what_never_arrived_is_counted_until_it_does() {
+        let mut w = ReplayWindow::new();
+        assert_eq!(w.counts(), (0, 0));
+        for c in [0, 1, 4, 5] {
+            assert!(w.accept(c, u64::MAX));
+        }
+        assert_eq!(w.counts(), (2, 4)); // 2 and 3 skipped
+        assert!(w.accept(3, u64::MAX)); // late
+        assert!(!w.accept(3, u64::MAX)); // a replay counts nothing
+        assert_eq!(w.counts(), (1, 5));
     }
 }

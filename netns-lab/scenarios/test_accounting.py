@@ -53,6 +53,11 @@ def test_receipts_cover_what_iperf_moved_and_the_report_verifies() -> None:
         client_side = usage(x.client_node)["providers_used"][0]
         assert client_side["refused"] is None and client_side["receipts"] > 50
         assert abs(client_side["signed_up"] - s["verified_up"]) <= MiB
+        st = x.client_node.status()
+        if st["dataplane"] == "native":  # the client's traffic to its provider went natively
+            sent = st["counters"].get("native_tx_bytes", 0)
+            print(f"the client's send thread carried {sent} of {moved} bytes")
+            assert sent >= moved * 0.9, st["counters"]
 
         report = lab.tmp / "epoch.json"
         x.provider_node.cli("report", "--epoch", "current", "-o", str(report))

@@ -6,11 +6,8 @@ per-packet calls allocate nothing but their output.
 
 `native` is the keypair's session in the native data plane (dataplane/, issue 17)
 when the node runs it: built from the same keys by the factory the device was given.
-It then owns the replay window, so both paths see one window.
-
-`rx_top` is one past the highest counter that authenticated here on the Python path:
-the counters the peer skipped below it are datagrams it sent that have not arrived
-(`Peer.rx_lost`, which the client's receipts allow for, node/core/accounting.py).
+It then owns the replay window, so both paths see one window, and `rx_counts` reads
+the window's loss count (replay.py) from whichever holds it.
 """
 
 from collections.abc import Callable
@@ -31,7 +28,6 @@ class Keypair:
         "recv_aead",
         "remote_index",
         "replay",
-        "rx_top",
         "send_aead",
         "send_counter",
     )
@@ -48,13 +44,19 @@ class Keypair:
         self.recv_aead = aead.ChaCha20Poly1305(keys.recv)
         self.send_counter = 0
         self.replay = ReplayWindow()
-        self.rx_top = 0  # one past the highest counter authenticated (Peer.rx_lost)
         self.created = now
         self.is_initiator = keys.is_initiator
         self.local_index = keys.local_index
         self.remote_index = keys.remote_index
         self.peer_key = peer_key
         self.native = native(keys) if native is not None else None
+
+    def rx_counts(self) -> tuple[int, int]:
+        """(datagrams lost, datagrams accepted) by this keypair's window (replay.py)."""
+        if self.native is not None:
+            lost, accepted = self.native.rx_counts
+            return int(lost), int(accepted)
+        return self.replay.lost, self.replay.accepted
 
     def __repr__(self) -> str:
         role = "initiator" if self.is_initiator else "responder"

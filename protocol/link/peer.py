@@ -78,11 +78,7 @@ class Peer:
         self.last_handshake: float | None = None  # monotonic time of the last completed handshake
         self.rx_bytes = 0
         self.tx_bytes = 0
-        # authenticated datagrams opened on the Python path, and the counters skipped
-        # below the highest of each keypair (sent by the peer, lost or not yet here; a
-        # late one takes its count back): the path's loss as the peer's counters show it
-        self.rx_packets = 0
-        self.rx_lost = 0
+        self.rx_done = (0, 0)  # rx_counts of the keypairs gone (rx_loss)
         # timers
         self.retransmit: float | None = None
         self.send_keepalive: float | None = None
@@ -194,24 +190,24 @@ class Peer:
     def begin_initiator_session(self, kp: Keypair, index: dict[int, Any]) -> None:
         index[kp.local_index] = kp
         if self.next is not None:
-            _unindex(self.previous, index)
+            self._drop(self.previous, index)
             self.previous = self.next
             self.next = None
-            _unindex(self.current, index)
+            self._drop(self.current, index)
         else:
-            _unindex(self.previous, index)
+            self._drop(self.previous, index)
             self.previous = self.current
         self.current = kp
 
     def begin_responder_session(self, kp: Keypair, index: dict[int, Any]) -> None:
         index[kp.local_index] = kp
-        _unindex(self.next, index)
+        self._drop(self.next, index)
         self.next = kp
-        _unindex(self.previous, index)
+        self._drop(self.previous, index)
         self.previous = None
 
     def promote_next(self, index: dict[int, Any]) -> None:
-        _unindex(self.previous, index)
+        self._drop(self.previous, index)
         self.previous = self.current
         self.current = self.next
         self.next = None
@@ -219,7 +215,7 @@ class Peer:
     def zero(self, index: dict[int, Any]) -> None:
         """Erase every keypair and the handshake state (keys are dropped, not reused)."""
         for kp in self.keypairs():
-            _unindex(kp, index)
+            self._drop(kp, index)
         self.previous = self.current = self.next = None
         self.last_initiation = None
         idx = self.handshake.local_index
@@ -227,10 +223,25 @@ class Peer:
             del index[idx]
         self.handshake.clear()
 
+    def _drop(self, kp: Keypair | None, index: dict[int, Any]) -> None:
+        """A keypair leaves: out of the index, its counts kept in `rx_done`."""
+        if kp is None:
+            return
+        lost, accepted = kp.rx_counts()
+        self.rx_done = (self.rx_done[0] + lost, self.rx_done[1] + accepted)
+        _unindex(kp, index)
 
-def _unindex(kp: Keypair | None, index: dict[int, Any]) -> None:
-    if kp is None:
-        return
+    def rx_loss(self) -> tuple[int, int]:
+        """(datagrams lost, datagrams accepted) over every keypair this peer has had: what
+        it sent that never arrived, as its counters number it (ReplayWindow.lost)."""
+        lost, accepted = self.rx_done
+        for kp in self.keypairs():
+            n, a = kp.rx_counts()
+            lost, accepted = lost + n, accepted + a
+        return lost, accepted
+
+
+def _unindex(kp: Keypair, index: dict[int, Any]) -> None:
     idx = kp.local_index
     if index.get(idx) is kp:
         del index[idx]

@@ -5,6 +5,11 @@ moving it forward clears the blocks it passes over. A counter is accepted if it
 is below the limit, not already seen, and no more than 8128 behind `last`.
 Call `accept` only after the packet has authenticated, so forged counters can
 never move the window.
+
+`accepted` counts the counters accepted: below `last`, the rest are datagrams the peer
+sent that have not arrived (`lost`; a late one that arrives takes its count back), the
+path's loss as the sender's own numbering shows it (the receipts allow for it,
+node/core/accounting.py).
 """
 
 from .constants import REPLAY_BLOCK_BITS, REPLAY_RING_BLOCKS, REPLAY_WINDOW
@@ -15,11 +20,17 @@ _RING_MASK = REPLAY_RING_BLOCKS - 1
 
 
 class ReplayWindow:
-    __slots__ = ("blocks", "last")
+    __slots__ = ("accepted", "blocks", "last")
 
     def __init__(self) -> None:
         self.last = 0
+        self.accepted = 0
         self.blocks = [0] * REPLAY_RING_BLOCKS
+
+    @property
+    def lost(self) -> int:
+        """Counters up to `last` never accepted: sent by the peer, not (yet) arrived."""
+        return self.last + 1 - self.accepted if self.accepted else 0
 
     def check(self, counter: int, limit: int) -> bool:
         """Would `counter` be accepted? Changes nothing."""
@@ -51,4 +62,5 @@ class ReplayWindow:
         if self.blocks[slot] & bit:
             return False
         self.blocks[slot] |= bit
+        self.accepted += 1
         return True

@@ -154,6 +154,7 @@ def test_open_decides_as_the_python_path(data: st.DataObject, limit: int) -> Non
     assert s2.open_batch(stream, limit=limit) == [ref2.open(d, limit) for d in stream]
     for c in range(0, 20_000, 97):
         assert s2.replay_check(c, limit) == ref2.replay.check(c, limit)
+    assert s.rx_counts == s2.rx_counts == (ref2.replay.lost, ref2.replay.accepted)
 
 
 @settings(max_examples=300, deadline=None)
