@@ -218,6 +218,8 @@ class NativeInbound:
                     self._remove_peer(peer)  # e.g. a provider refused: Python's path now
         for reason, n in thread.drops():
             (device.drops if reason.startswith("transport_") else dp.drops)[reason] += n
+        for event, n in thread.events():
+            dp.counters[event] += n
         count_handbacks(dp, thread.handed_back(), self.handed_back, "native_handback_")
         return moved
 

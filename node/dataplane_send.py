@@ -84,6 +84,7 @@ class NativeOutbound:
             v4=s4.fileno() if s4 is not None else -1,
             v6=s6.fileno() if s6 is not None else -1,
             gso=udp.batch.gso,
+            ecn=udp.batch.ecn_send,
             limit=REKEY_AFTER_MESSAGES,
             mtu=dp.device.mtu,
         )

@@ -14,6 +14,7 @@
 mod aead;
 mod checksum;
 mod cipher;
+mod ecn;
 mod gro;
 mod inner;
 mod keys;

@@ -9,11 +9,12 @@
 //! Handed back unopened: handshake messages and anything not a transport message, an
 //! index with no installed session (a new keypair Python has not installed yet), a
 //! datagram from another endpoint than the installed one (roaming and path choice stay
-//! Python's), an aged keypair, an outer ECN field of ECT(1) or CE (RFC 6040's
-//! decapsulation is Python's). Handed back opened: keepalives (the link counts them),
+//! Python's), an aged keypair. Handed back opened: keepalives (the link counts them),
 //! and what inner.rs names. Counted here: replayed and forged datagrams (the link's own
-//! reasons) and inner sources outside the peer's allowed IPs; the per-peer counters the
-//! link's timers and accounting need (PeerStats) are polled by Python.
+//! reasons), inner sources outside the peer's allowed IPs, and outer CE on a Not-ECT
+//! packet (RFC 6040's decapsulation, ecn.rs, is done here in place, so a CE-marked
+//! datagram keeps its place in its flow); the per-peer counters the link's timers and
+//! accounting need (PeerStats) are polled by Python.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use crate::ecn::{self, Decap};
 use crate::inner::{classify, Inner};
 use crate::keys::Keys;
 use crate::prefix::Prefixes;
@@ -63,6 +65,7 @@ pub struct Shared {
     pub overlay: [u8; 16],
     pub limit: u64, // REJECT_AFTER_MESSAGES
     pub drops: Counts,
+    pub events: Counts, // not drops: inner ECN fields the outer one changed
     pub handed_back: Counts,
     pub queue: Mutex<VecDeque<Handback>>,
     pub stop: Arc<AtomicBool>,
@@ -77,6 +80,7 @@ pub struct Batch {
     pub tun: Vec<Range<usize>>,
     pub handback: Vec<Handback>,
     pub drops: HashMap<&'static str, u64>,
+    pub ecn_applied: u64,
 }
 
 impl Batch {
@@ -111,6 +115,7 @@ impl Shared {
             overlay,
             limit,
             drops: Mutex::new(HashMap::new()),
+            events: Mutex::new(HashMap::new()),
             handed_back: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
             stop,
@@ -141,9 +146,6 @@ impl Shared {
         now: Instant,
         batch: &mut Batch,
     ) {
-        if ecn & 1 != 0 {
-            return raw(batch, d, from, ecn, "ecn");
-        }
         if d.len() < HEADER_SIZE + TAG_SIZE || d[..4] != [4, 0, 0, 0] {
             let reason = if (1..=3).contains(&d.first().copied().unwrap_or(0)) {
                 "handshake"
@@ -201,6 +203,17 @@ impl Shared {
             batch.arena.truncate(start);
             return batch.drop("inner_source_not_allowed");
         }
+        if ecn & ecn::ECT_1 != 0 {
+            // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet
+            match ecn::decapsulate(ecn, &mut batch.arena[text.start..text.start + length]) {
+                Decap::Unchanged => {}
+                Decap::Changed => batch.ecn_applied += 1,
+                Decap::Drop => {
+                    batch.arena.truncate(start);
+                    return batch.drop("ecn_ce_not_ect");
+                }
+            }
+        }
         if let Some(s) = stats {
             s.inner_bytes.fetch_add(length as u64, Ordering::Relaxed);
         }
@@ -211,6 +224,10 @@ impl Shared {
     /// Merge a wake-up's drops and hand-backs; true if Python has something to read.
     pub fn publish(&self, batch: &mut Batch) -> bool {
         worker::merge(&self.drops, &mut batch.drops);
+        if batch.ecn_applied > 0 {
+            let n = std::mem::take(&mut batch.ecn_applied);
+            worker::merge(&self.events, &mut HashMap::from([("ecn_outer_applied", n)]));
+        }
         let reason = |item: &Handback| match item {
             Handback::Raw { reason, .. } | Handback::Opened { reason, .. } => *reason,
         };

@@ -158,6 +158,11 @@ impl Inbound {
         worker::swap(&self.shared.drops)
     }
 
+    /// Events counted since the last call (not drops: `ecn_outer_applied`).
+    fn events(&self) -> Vec<(&'static str, u64)> {
+        worker::swap(&self.shared.events)
+    }
+
     /// The hand-backs queued since the last call, by reason ("full": dropped, the queue
     /// was full).
     fn handed_back(&self) -> Vec<(&'static str, u64)> {

@@ -18,7 +18,8 @@ use crate::queue::flow_hash as hashing;
 use crate::queue::fq_codel::FLOWS;
 use crate::queue::shaper::RateError;
 use crate::queue::share::{Config, Share as Core, LIMIT};
-use crate::queue::{codel, ecn, Host};
+use crate::ecn;
+use crate::queue::{codel, Host};
 
 impl From<RateError> for PyErr {
     fn from(e: RateError) -> PyErr {

@@ -131,8 +131,9 @@ pub fn read(fd: i32, buf: &mut [u8]) -> Result<Option<usize>, i32> {
 }
 
 /// sendmsg(2) of `data` to `to` on `fd`, with a UDP_SEGMENT control message when
-/// `segment` is given (the kernel cuts `data` into datagrams of that size, UDP GSO).
-pub fn send(fd: i32, to: SocketAddr, data: &[u8], segment: Option<u16>) -> Result<(), i32> {
+/// `segment` is given (the kernel cuts `data` into datagrams of that size, UDP GSO) and
+/// an IP_TOS or IPV6_TCLASS one (an int, the family's) when `tos` is not 0.
+pub fn send(fd: i32, to: SocketAddr, data: &[u8], segment: Option<u16>, tos: u8) -> Result<(), i32> {
     // SAFETY: an all-zero sockaddr_storage is valid; it is filled below as the family's
     // own struct, which it is large and aligned enough to hold.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -162,25 +163,41 @@ pub fn send(fd: i32, to: SocketAddr, data: &[u8], segment: Option<u16>) -> Resul
         }
     };
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
-    let mut control = [0u64; 4]; // room for one cmsghdr with a u16, aligned
+    let mut control = [0u64; 8]; // room for two cmsghdrs (a u16 and an int), aligned
     // SAFETY: an all-zero msghdr is valid; every pointer is set below.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
     msg.msg_namelen = len as libc::socklen_t;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(size) = segment {
+    // SAFETY: CMSG_SPACE only computes a size.
+    let (seg_space, tos_space) = unsafe { (libc::CMSG_SPACE(2) as usize, libc::CMSG_SPACE(4) as usize) };
+    let space = if segment.is_some() { seg_space } else { 0 } + if tos != 0 { tos_space } else { 0 };
+    if space > 0 {
         msg.msg_control = control.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE only computes a size.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
-        // SAFETY: `control` is 32 bytes, more than CMSG_SPACE(2); the header and the
-        // u16 are written within it, the value unaligned.
+        msg.msg_controllen = space as _;
+        // SAFETY: `control` is 64 bytes, more than the two CMSG_SPACEs (48) that
+        // msg_controllen states; CMSG_FIRSTHDR and CMSG_NXTHDR stay within it, so each
+        // header and its value (written unaligned) lie inside `control`.
         unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = SOL_UDP;
-            (*cmsg).cmsg_type = UDP_SEGMENT;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(2) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            if let Some(size) = segment {
+                (*cmsg).cmsg_level = SOL_UDP;
+                (*cmsg).cmsg_type = UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(2) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            if tos != 0 {
+                let (level, kind) = match to {
+                    SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_TOS),
+                    SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+                };
+                (*cmsg).cmsg_level = level;
+                (*cmsg).cmsg_type = kind;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(4) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), i32::from(tos)); // a C int
+            }
         }
     }
     // SAFETY: `msg` points at live buffers (`storage`, `iov` over `data`, `control`)

@@ -5,8 +5,9 @@
 //! GSO. Handed back to Python (its `DataPath.outbound` takes them from the start): a
 //! peer with no installed sender (no session yet: Python stages and starts the
 //! handshake), a packet larger than the path carries (the ICMP "too big"), TCP SYNs (the
-//! MSS clamp), inner ECN codepoints (the outer TOS per RFC 6040), fragments, extension
-//! headers and anything malformed, an aged keypair or one at REKEY_AFTER_MESSAGES.
+//! MSS clamp), fragments, extension headers and anything malformed, an aged keypair or
+//! one at REKEY_AFTER_MESSAGES. The outer ECN field copies the inner one (RFC 6040
+//! section 4.1, ecn.rs): each datagram keeps it, and tx_thread.rs sends it as the TOS.
 //! Counted here: no route (`tun_no_route`), TUN frames offload.rs refuses (its reason).
 
 use std::collections::{HashMap, VecDeque};
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use crate::ecn;
 use crate::inner::TCP;
 use crate::keys::Keys;
 use crate::offload;
@@ -59,12 +61,12 @@ pub struct TxShared {
 }
 
 /// One wake-up's results. The sealed datagrams lie one after another in `sealed` (a
-/// GSO run is one slice of it, sent without a copy); `out` says where each lies and
-/// where it goes.
+/// GSO run is one slice of it, sent without a copy); `out` says where each lies, where
+/// it goes and its outer ECN field.
 #[derive(Default)]
 pub struct TxBatch {
     pub sealed: Vec<u8>,
-    pub out: Vec<(SocketAddr, Range<usize>)>,
+    pub out: Vec<(SocketAddr, Range<usize>, u8)>,
     pub handback: Vec<(Vec<u8>, &'static str)>,
     pub drops: HashMap<&'static str, u64>,
     pub super_packets: u64,
@@ -75,9 +77,9 @@ impl TxBatch {
         *self.drops.entry(reason).or_insert(0) += n;
     }
 
-    /// The sealed datagrams with their endpoints, in order.
-    pub fn datagrams(&self) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8])> {
-        self.out.iter().map(move |(to, r)| (*to, &self.sealed[r.clone()]))
+    /// The sealed datagrams with their endpoints and outer ECN fields, in order.
+    pub fn datagrams(&self) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8], u8)> {
+        self.out.iter().map(move |(to, r, ecn)| (*to, &self.sealed[r.clone()], *ecn))
     }
 }
 
@@ -98,9 +100,6 @@ fn classify(p: &[u8]) -> Result<(u8, u128, usize), &'static str> {
             if ihl < 20 || total < ihl || total > n {
                 return Err("inner");
             }
-            if p[1] & 3 != 0 {
-                return Err("ecn");
-            }
             if p[6] & 0x3F != 0 || p[7] != 0 {
                 return Err("fragment");
             }
@@ -116,9 +115,6 @@ fn classify(p: &[u8]) -> Result<(u8, u128, usize), &'static str> {
             let total = 40 + (usize::from(p[4]) << 8 | usize::from(p[5]));
             if total > n {
                 return Err("inner");
-            }
-            if (p[1] >> 4) & 3 != 0 {
-                return Err("ecn");
             }
             let proto = p[6];
             if proto != TCP && proto != 17 && proto != 58 {
@@ -199,7 +195,7 @@ impl TxShared {
             s.wire_bytes.fetch_add((end - start) as u64, Ordering::Relaxed);
             s.inner_bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
         }
-        batch.out.push((sender.endpoint, start..end));
+        batch.out.push((sender.endpoint, start..end, ecn::ecn_of(p).unwrap_or(ecn::NOT_ECT)));
     }
 
     /// Merge drops, events and hand-backs; true if Python has something to read.

@@ -41,13 +41,13 @@ pub fn prefixes(routes: Vec<(u8, Vec<u8>, u32, u32)>) -> PyResult<Prefixes> {
 #[pymethods]
 impl Outbound {
     #[new]
-    #[pyo3(signature = (*, tun_fd, vnet, tso, v4, v6, gso, limit, mtu=None))]
+    #[pyo3(signature = (*, tun_fd, vnet, tso, v4, v6, gso, limit, mtu=None, ecn=true))]
     #[allow(clippy::too_many_arguments)]
-    fn new(tun_fd: i32, vnet: bool, tso: bool, v4: i32, v6: i32, gso: bool, limit: u64, mtu: Option<usize>) -> PyResult<Self> {
+    fn new(tun_fd: i32, vnet: bool, tso: bool, v4: i32, v6: i32, gso: bool, limit: u64, mtu: Option<usize>, ecn: bool) -> PyResult<Self> {
         let worker = Worker::new()?;
         let shared = Arc::new(TxShared::new(limit, mtu, Arc::clone(&worker.stop)));
-        let gso = AtomicBool::new(gso);
-        let io = Some(TxIo { tun_fd, vnet, tso, v4, v6, event_fd: worker.event_fd, gso });
+        let (gso, ecn) = (AtomicBool::new(gso), AtomicBool::new(ecn));
+        let io = Some(TxIo { tun_fd, vnet, tso, v4, v6, event_fd: worker.event_fd, gso, ecn });
         Ok(Outbound { shared, io, worker })
     }
 
@@ -145,7 +145,7 @@ impl Outbound {
     }
 
     /// The thread's work on one TUN read, without I/O: the sealed datagrams as (host,
-    /// port, datagram); hand-backs are queued for `take`, drops counted.
+    /// port, datagram, outer ECN field); hand-backs are queued for `take`, drops counted.
     fn handle<'py>(&self, py: Python<'py>, frame: Vec<u8>, vnet: bool, tso: bool) -> Bound<'py, PyList> {
         let shared = &self.shared;
         let mut batch = TxBatch::default();
@@ -157,7 +157,7 @@ impl Outbound {
         });
         PyList::new_bound(
             py,
-            batch.datagrams().map(|(to, d)| (to.ip().to_string(), to.port(), PyBytes::new_bound(py, d))),
+            batch.datagrams().map(|(to, d, ecn)| (to.ip().to_string(), to.port(), PyBytes::new_bound(py, d), ecn)),
         )
     }
 }

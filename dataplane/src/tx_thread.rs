@@ -1,10 +1,12 @@
 //! The send thread: it waits on the TUN (poll, 100 ms so a stop is seen), drains up to
 //! READS reads, hands each to tx.rs and sends what was sealed (sooner once SEND_AT
 //! bytes wait, as TSO reads are up to 64 KB each): per endpoint, runs of
-//! equal-sized datagrams (the last may be shorter) in one sendmsg with UDP_SEGMENT, as
-//! node/transports/udp.py's BatchSender does, falling back to one datagram per call for
-//! good if the kernel refuses GSO. A run is one slice of the batch's sealed buffer,
-//! sent without a copy. No Python object is touched here.
+//! equal-sized datagrams (the last may be shorter) with one outer ECN field in one
+//! sendmsg with UDP_SEGMENT and, for ECT or CE, an IP_TOS or IPV6_TCLASS control
+//! message, as node/transports/udp_send.py's BatchSender does, falling back to one
+//! datagram per call for good if the kernel refuses GSO (and to Not-ECT for good if it
+//! refuses a TOS per send). A run is one slice of the batch's sealed buffer, sent
+//! without a copy. No Python object is touched here.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,17 +32,29 @@ pub struct TxIo {
     pub v6: i32,
     pub event_fd: i32,
     pub gso: AtomicBool,
+    pub ecn: AtomicBool, // a TOS control message per send where the field is not 0
 }
 
 fn refused(e: i32) -> bool {
     e == libc::EINVAL || e == libc::EIO || e == libc::EOPNOTSUPP || e == libc::ENOPROTOOPT
 }
 
-fn send_one(fd: i32, to: SocketAddr, d: &[u8], batch: &mut TxBatch) {
-    match sys::send(fd, to, d, None) {
+/// The TOS byte to send with: the ECN field, or none once the kernel refused one.
+fn tos(io: &TxIo, ecn: u8) -> u8 {
+    if io.ecn.load(Ordering::Relaxed) { ecn } else { 0 }
+}
+
+fn send_one(io: &TxIo, fd: i32, to: SocketAddr, d: &[u8], ecn: u8, batch: &mut TxBatch) {
+    let tos = tos(io, ecn);
+    match sys::send(fd, to, d, None, tos) {
         Ok(()) => {}
         Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::ENOBUFS => {
             batch.drop("send_buffer_full", 1)
+        }
+        Err(e) if tos != 0 && refused(e) => {
+            io.ecn.store(false, Ordering::Relaxed); // Not-ECT from now on
+            batch.drop("udp_ecn_refused", 1);
+            send_one(io, fd, to, d, 0, batch);
         }
         Err(_) => batch.drop("send_failed", 1),
     }
@@ -48,14 +62,15 @@ fn send_one(fd: i32, to: SocketAddr, d: &[u8], batch: &mut TxBatch) {
 
 /// A run of `count` datagrams of `size` bytes (the last may be shorter), one after
 /// another in `data`: one sendmsg with UDP_SEGMENT, or one per datagram without GSO.
-fn send_run(io: &TxIo, fd: i32, to: SocketAddr, data: &[u8], size: usize, count: usize, batch: &mut TxBatch) {
+#[allow(clippy::too_many_arguments)]
+fn send_run(io: &TxIo, fd: i32, to: SocketAddr, data: &[u8], size: usize, count: usize, ecn: u8, batch: &mut TxBatch) {
     if count == 1 || !io.gso.load(Ordering::Relaxed) {
         for d in data.chunks(size) {
-            send_one(fd, to, d, batch);
+            send_one(io, fd, to, d, ecn, batch);
         }
         return;
     }
-    match sys::send(fd, to, data, Some(size as u16)) {
+    match sys::send(fd, to, data, Some(size as u16), tos(io, ecn)) {
         Ok(()) => {}
         Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::ENOBUFS => {
             batch.drop("send_buffer_full", count as u64)
@@ -64,25 +79,26 @@ fn send_run(io: &TxIo, fd: i32, to: SocketAddr, data: &[u8], size: usize, count:
             io.gso.store(false, Ordering::Relaxed);
             batch.drop("udp_gso_refused", 1);
             for d in data.chunks(size) {
-                send_one(fd, to, d, batch);
+                send_one(io, fd, to, d, ecn, batch);
             }
         }
         Err(_) => batch.drop("send_failed", count as u64),
     }
 }
 
-/// Send the batch's datagrams in order, GSO runs per endpoint.
+/// Send the batch's datagrams in order, GSO runs per endpoint and ECN field.
 pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
     let out = std::mem::take(&mut batch.out);
     let sealed = std::mem::take(&mut batch.sealed);
     let mut i = 0;
     while i < out.len() {
-        let (to, first) = (out[i].0, &out[i].1);
+        let (to, first, ecn) = (out[i].0, &out[i].1, out[i].2);
         let size = first.len();
         let mut j = i + 1;
         let mut bytes = size;
         while j < out.len()
             && out[j].0 == to
+            && out[j].2 == ecn
             && j - i < MAX_SEGMENTS
             && bytes + out[j].1.len() <= MAX_BYTES
             && out[j].1.len() <= size
@@ -99,7 +115,7 @@ pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
         } else {
             // sealed one after another: the run is one contiguous slice
             let data = &sealed[first.start..out[j - 1].1.end];
-            send_run(io, fd, to, data, size, j - i, batch);
+            send_run(io, fd, to, data, size, j - i, ecn, batch);
         }
         i = j;
     }

@@ -61,6 +61,7 @@ class Udp:
         self.sockets: dict[int, socket.socket] = {}
         self.batch = Recorder()
         self.batch.gso = True  # type: ignore[attr-defined]
+        self.batch.ecn_send = True  # type: ignore[attr-defined]
 
     def deliver(
         self, dp: DataPath, datagrams: list[bytes], path: Path, *args: Any, now: float
@@ -184,7 +185,7 @@ def test_the_send_thread_seals_what_the_peer_opens_and_its_counters_reach_the_li
     packet = udp4("10.0.0.2", "10.0.0.1", 53)
     before = loop.pb.current.native.send_counter
     out = loop.loop.send.thread.handle(packet, False, False)
-    assert [(h, p) for h, p, _ in out] == [A_ADDR]
+    assert [(h, p) for h, p, _, _ in out] == [A_ADDR]
     opened = loop.a.receive_datagram(out[0][2], Path(UDP, B_ADDR), now=1.0)
     assert opened is not None and opened[1][: len(packet)] == packet
     # Python's own sealing takes the next counter of the same session: no reuse

@@ -7,8 +7,12 @@ same code the thread runs on each UDP read, without the I/O) against the Python 
   then node/core/packet.py's `inspect`, the trim and the allowed-IPs source check)
   accepts, and every other datagram is a drop with the Python path's reason or a
   hand-back.
-- Hand-backs: handshakes, unknown indices, another endpoint, an outer CE, keepalives,
-  control packets and SYNs go to Python with their reason, unopened or opened.
+- ECN (RFC 6040 section 4.2): under every outer field, with every inner one, the
+  native path writes what node/core/ecn.py's `decapsulate` makes of the packet (CE
+  marks, ECT(1)) or drops it as the Python path does (`ecn_ce_not_ect`), and counts
+  the changed ones as the Python path's `ecn_outer_applied`.
+- Hand-backs: handshakes, unknown indices, another endpoint, keepalives, control
+  packets and SYNs go to Python with their reason, unopened or opened.
 - Hostile input: random bytes, truncated and mutated datagrams never raise, and each
   datagram ends exactly once: in the TUN, dropped (counted) or handed back.
 """
@@ -21,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidewire.node.core.ecn import decapsulate, with_ecn
 from tidewire.node.core.packet import inspect
 from tidewire.node.dataplane import load
 from tidewire.protocol.link.constants import REJECT_AFTER_MESSAGES
@@ -84,9 +89,9 @@ def ipv6(src: int, dst: bytes, proto: int, payload: bytes, flags: int = 0x10) ->
     )
 
 
-def python_path(opener: PythonOpener, datagram: bytes) -> bytes | str:
-    """What the Python path does with one datagram of the peer: the inner packet it
-    writes to the TUN, or its drop reason."""
+def python_path(opener: PythonOpener, datagram: bytes, outer_ecn: int = 0) -> bytes | str:
+    """What the Python path does with one datagram of the peer under the outer ECN
+    field `outer_ecn`: the inner packet it writes to the TUN, or its drop reason."""
     plain = opener.open(datagram, REJECT_AFTER_MESSAGES)
     if isinstance(plain, str):
         return plain
@@ -106,6 +111,11 @@ def python_path(opener: PythonOpener, datagram: bytes) -> bytes | str:
     )
     if best not in ALLOWED:
         return "inner_source_not_allowed"
+    if outer_ecn & 1:  # as DataPath's receive: only ECT(1) and CE outside can change it
+        opened = decapsulate(outer_ecn, plain)
+        if opened is None:
+            return "ecn_ce_not_ect"
+        plain = bytes(opened)
     return plain[: inner.length]
 
 
@@ -125,23 +135,49 @@ _packets = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
-    st.lists(st.tuples(_packets, st.integers(0, 9000)), min_size=1, max_size=12),
+    st.lists(st.tuples(_packets, st.integers(0, 9000), st.integers(0, 3)), min_size=1, max_size=12),
     st.lists(st.integers(0, 11), max_size=6),
+    st.integers(0, 3),
 )
 def test_the_native_path_writes_what_the_python_path_accepts(
-    items: list[tuple[bytes, int]], repeats: list[int]
+    items: list[tuple[bytes, int, int]], repeats: list[int], outer_ecn: int
 ) -> None:
     rx, opener = inbound(), PythonOpener(RECV, LOCAL)
-    datagrams = [python_seal(RECV, LOCAL, counter, p, 1420) for p, counter in items]
+    datagrams = [
+        python_seal(RECV, LOCAL, counter, bytes(with_ecn(p, inner_ecn)), 1420)
+        for p, counter, inner_ecn in items
+    ]
     datagrams += [datagrams[i] for i in repeats if i < len(datagrams)]
-    expected = [python_path(opener, d) for d in datagrams]
-    tun, back = run(rx, datagrams, HOST, PORT, 0)
+    plains = [PythonOpener(RECV, LOCAL).open(d, REJECT_AFTER_MESSAGES) for d in datagrams]
+    expected = [python_path(opener, d, outer_ecn) for d in datagrams]
+    tun, back = run(rx, datagrams, HOST, PORT, outer_ecn)
     assert back == []  # nothing here is Python's: no SYNs (ACK flags), no control
     assert tun == [e for e in expected if isinstance(e, bytes)]
     drops = Counter({r: n for r, n in rx.drops()})
     assert drops == Counter(e for e in expected if isinstance(e, str))
+    # what the outer field changed counts as the Python path counts it
+    changed = sum(
+        isinstance(e, bytes) and not isinstance(p, str) and e != p[: len(e)]
+        for e, p in zip(expected, plains, strict=True)
+    )
+    assert dict(rx.events()) == ({"ecn_outer_applied": changed} if changed else {})
+
+
+def test_an_outer_ce_marks_the_inner_packet_in_place_and_drops_a_not_ect_one() -> None:
+    rx = inbound()
+    ect = bytes(with_ecn(ipv4("10.9.1.2", 17, b"x" * 30), 0b10))
+    not_ect = ipv4("10.9.1.2", 17, b"y" * 30)
+    sealed = [python_seal(RECV, LOCAL, c, p, None) for c, p in enumerate([ect, not_ect, ect])]
+    tun, back = run(rx, sealed[:2], HOST, PORT, 0b11)
+    assert back == [] and tun == [bytes(with_ecn(ect, 0b11))]
+    tun, back = run(rx, sealed[2:], HOST, PORT, 0b01)  # ECT(1) outside: ECT(0) becomes ECT(1)
+    assert back == [] and tun == [bytes(with_ecn(ect, 0b01))]
+    assert dict(rx.drops()) == {"ecn_ce_not_ect": 1}
+    assert dict(rx.events()) == {"ecn_outer_applied": 2}
+    # the dropped one still authenticated (the link's timers), but no inner byte counts
+    assert rx.stats() == [(PEER, 3, 3, sum(map(len, sealed)), 2 * len(ect))]
 
 
 def test_what_the_thread_does_not_handle_goes_back_with_its_reason() -> None:
@@ -157,8 +193,6 @@ def test_what_the_thread_does_not_handle_goes_back_with_its_reason() -> None:
     ]
     _, back = run(rx, [sealed], "192.0.2.8", PORT, 0)
     assert [(b[0], b[1], b[5]) for b in back] == [("raw", "endpoint", "192.0.2.8")]
-    _, back = run(rx, [sealed], HOST, PORT, 3)  # CE outside: RFC 6040 is Python's
-    assert [(b[0], b[1], b[7]) for b in back] == [("raw", "ecn", 3)]
     keepalive = python_seal(RECV, LOCAL, 3, b"", None)
     control = python_seal(RECV, LOCAL, 4, ipv6(1, OVERLAY, 17, b"hello"), None)
     syn = python_seal(RECV, LOCAL, 5, ipv4("10.9.1.2", 6, b"", flags=0x02), None)
@@ -176,7 +210,6 @@ def test_what_the_thread_does_not_handle_goes_back_with_its_reason() -> None:
         "handshake": 1,
         "unknown_index": 1,
         "endpoint": 1,
-        "ecn": 1,
         "keepalive": 1,
         "control": 1,
         "syn": 1,

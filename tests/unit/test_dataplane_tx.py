@@ -6,8 +6,10 @@ same code the thread runs on each TUN read, without the I/O) against the Python 
   `python_seal`), with consecutive counters from the session's one counter, and the
   counters Python takes afterwards follow on; super-packets read with TSO are cut as
   node/core/gso.py cuts them, then sealed segment by segment.
-- What the thread leaves to Python (no sender, too big, SYN, inner ECN, fragments) is
-  handed back as read; no route is the Python path's `tun_no_route`.
+- The outer ECN field of each sealed datagram is the inner packet's (RFC 6040 section
+  4.1, as DataPath's `_queue_sealed` copies it), so ECT and CE traffic stays native.
+- What the thread leaves to Python (no sender, too big, SYN, fragments) is handed back
+  as read; no route is the Python path's `tun_no_route`.
 - Hostile TUN reads (random bytes, inconsistent virtio-net headers) never raise, and
   each ends exactly once: sealed, handed back or dropped (counted).
 """
@@ -19,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidewire.node.core.ecn import encapsulate_ecn, with_ecn
 from tidewire.node.core.gso import Malformed, split
 from tidewire.node.dataplane import load
 from tidewire.protocol.link.constants import REKEY_AFTER_MESSAGES
@@ -63,10 +66,14 @@ def outbound(carry: int = MTU) -> tuple[Any, Any]:
     return tx, session
 
 
-_plain = st.one_of(
-    st.builds(lambda p: ipv4("10.1.2.3", 17, p), st.binary(max_size=1300)),
-    st.builds(lambda p: ipv4("10.1.2.3", 6, p), st.binary(max_size=1300)),  # ACK flags
-    st.builds(lambda p: ipv6(5, bytes(15) + b"\x01", 58, p), st.binary(max_size=1300)),
+_plain = st.builds(
+    lambda p, ecn: bytes(with_ecn(p, ecn)),
+    st.one_of(
+        st.builds(lambda p: ipv4("10.1.2.3", 17, p), st.binary(max_size=1300)),
+        st.builds(lambda p: ipv4("10.1.2.3", 6, p), st.binary(max_size=1300)),  # ACK flags
+        st.builds(lambda p: ipv6(5, bytes(15) + b"\x01", 58, p), st.binary(max_size=1300)),
+    ),
+    st.integers(0, 3),
 )
 
 
@@ -77,8 +84,9 @@ def test_packets_seal_as_the_python_path_with_the_one_counter(packets: list[byte
     out = []
     for p in packets:
         out += tx.handle(p, False, False)
-    assert [(h, port) for h, port, _ in out] == [(HOST, PORT)] * len(packets)
-    assert [d for _, _, d in out] == [
+    assert [(h, port) for h, port, _, _ in out] == [(HOST, PORT)] * len(packets)
+    assert [ecn for _, _, _, ecn in out] == [encapsulate_ecn(p) for p in packets]
+    assert [d for _, _, d, _ in out] == [
         python_seal(SEND, REMOTE, i, p, MTU) for i, p in enumerate(packets)
     ]
     assert session.take_counters(1) == len(packets)  # Python's next seal follows on
@@ -95,10 +103,10 @@ def test_tso_reads_are_cut_as_the_python_path_then_sealed(frame: bytes) -> None:
     except Malformed as exc:
         assert out == [] and back == [] and dict(tx.drops()) == {exc.reason: 1}
         return
-    # SYN segments and ECN-marked ones are Python's; the rest sealed in order
+    # SYN segments are Python's; the rest sealed in order
     assert len(out) + len(back) == len(segments)
     assert dict(tx.events()) == ({"tun_super_packets": 1} if len(segments) > 1 else {})
-    sealed = [d for _, _, d in out]
+    sealed = [d for _, _, d, _ in out]
     mine = [s for s in segments if s not in back]
     assert sealed == [python_seal(SEND, REMOTE, i, s, MTU) for i, s in enumerate(mine)]
 
@@ -107,17 +115,15 @@ def test_what_the_thread_does_not_send_goes_back_as_read() -> None:
     tx, _ = outbound(carry=1000)
     big = ipv4("10.1.2.3", 17, b"x" * 1000)
     syn = ipv4("10.1.2.3", 6, b"", flags=0x02)
-    ect = bytearray(ipv4("10.1.2.3", 17, b"x"))
-    ect[1] = 0x02
     frag = bytearray(ipv4("10.1.2.3", 17, b"x"))
     frag[6] = 0x20  # more fragments
     elsewhere = (
         ipv4("10.1.2.3", 17, b"x")[:16] + bytes([192, 0, 2, 1]) + ipv4("10.1.2.3", 17, b"x")[20:]
     )
-    for p in (big, syn, bytes(ect), bytes(frag), elsewhere):
+    for p in (big, syn, bytes(frag), elsewhere):
         assert tx.handle(p, False, False) == []
-    assert tx.take(10) == [big, syn, bytes(ect), bytes(frag)]
-    assert dict(tx.handed_back()) == {"too_big": 1, "syn": 1, "ecn": 1, "fragment": 1}
+    assert tx.take(10) == [big, syn, bytes(frag)]
+    assert dict(tx.handed_back()) == {"too_big": 1, "syn": 1, "fragment": 1}
     assert dict(tx.drops()) == {"tun_no_route": 1}
     tx.remove(PEER)
     p = ipv4("10.1.2.3", 17, b"y")

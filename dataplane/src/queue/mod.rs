@@ -6,16 +6,15 @@
 //!     codel.rs      CoDel's state machine of one flow (codel.py, RFC 8289)
 //!     fq_codel.rs   one client's flows: FQ-CoDel (fq_codel.py, RFC 8290)
 //!     flow_hash.rs  the classifier and CPython's tuple hash of its integers
-//!     ecn.rs        CE marking with the checksum update (node/core/ecn.py)
 //!     share.rs      clients by deficit round robin, the byte limit, the pacer
 //!
+//! CE marking is the crate's ecn.rs (the receive thread's RFC 6040 decapsulation uses it too).
 //! Items are whatever the caller queues (Py<PyAny> in share_bindings.rs); the queue reaches
 //! them through `Host`, which marks and delivers them, so the core knows nothing of Python.
 //! Floating-point expressions follow the Python ones in the same order (`pymax` is Python's
 //! `max(a, b)`: `a` unless `b > a`), so times match to the bit.
 
 pub mod codel;
-pub mod ecn;
 pub mod flow_hash;
 pub mod fq_codel;
 pub mod shaper;
