@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from tidewire.node.accounting_gate import CreditGates
 from tidewire.node.accounting_store import AccountantStore, saved_row
 from tidewire.node.core.accounting import (
     AccountingConfig,
@@ -94,6 +95,8 @@ class Accountant(AccountantStore):
         self.link_loss: Callable[[bytes], tuple[int, int]] = lambda _key: (0, 0)
         # brings the native threads' counts in (node/dataplane_loop.py) before an invoice
         self.refresh: Callable[[], None] = no_refresh
+        # the clients' credit windows in the native threads, while they run
+        self.gates: CreditGates | None = None
         control.register(channel.Hello, self._on_hello)
         control.register(channel.Invoice, self._on_invoice)
         control.register(channel.ReceiptMessage, self._on_receipt)
@@ -194,6 +197,24 @@ class Accountant(AccountantStore):
         """A packet of n inner bytes from this peer to the TUN. False: hold it back."""
         role = self.roles.get(peer_key)
         return self._count(peer_key, n, up=role is not Role.PROVIDER)
+
+    def native_outbound(self, peer_key: bytes, n: int) -> bool:
+        """n inner bytes the send thread sent to this peer; False: take it off the
+        thread (a provider we refused). A client's are charged: its gate let them by."""
+        return self._charged(peer_key, n, up=False) or self.outbound(peer_key, n)
+
+    def native_inbound(self, peer_key: bytes, n: int) -> bool:
+        """n inner bytes the receive thread wrote from this peer, as `native_outbound`."""
+        return self._charged(peer_key, n, up=True) or self.inbound(peer_key, n)
+
+    def _charged(self, peer_key: bytes, n: int, *, up: bool) -> bool:
+        """Charge a client's bytes the threads served (False: no client with a gate)."""
+        gates = self.gates
+        if gates is None or not gates.charge(peer_key, n, up=up):
+            return False
+        if self.credits[peer_key].current is None:  # as `_count`: no receipt can cover it
+            self._unverified(peer_key, "before_session", n, up)
+        return True
 
     def _unverified(self, peer_key: bytes, kind: str, n: int, up: bool) -> None:
         row = self.unverified.setdefault((peer_key, kind), [0, 0])

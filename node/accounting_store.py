@@ -22,6 +22,7 @@ from tidewire.protocol.errors import RemoteProtocolError
 from tidewire.protocol.keys import short
 
 if TYPE_CHECKING:  # sqlite3 is loaded only by nodes that keep a ledger (exit role)
+    from tidewire.node.accounting_gate import CreditGates
     from tidewire.node.ledger import Ledger
 
 log = logging.getLogger("tidewire.accounting")
@@ -37,6 +38,7 @@ class AccountantStore:
     retired: list[tuple[bytes, int, int]]
     unverified: dict[tuple[bytes, str], list[int]]
     receipts: int
+    gates: "CreditGates | None"
     receive_queue: trio.MemoryReceiveChannel[tuple[str, bytes, Any]]
 
     _drop: Callable[[str], None]
@@ -211,6 +213,8 @@ class AccountantStore:
             )
         credit.commit_receipt(s, signed)
         self.receipts += 1
+        if self.gates is not None:
+            self.gates.sync(peer_key)  # the threads may serve the client again at once
 
 
 def saved_row(s: ServedSession) -> tuple[bytes, int, int]:

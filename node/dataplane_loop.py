@@ -5,19 +5,22 @@ the TUN (dataplane/src/rx*.rs, here) and from the TUN to the UDP sockets
 with the link and takes back what they do not handle.
 
 They run in place of the TUN reader and the UDP transport's readers when `eligible`
-says the node may: the native plane, no exit policy, pass-through queues, no [share]
-quota. For the receive thread:
+says the node may: the native plane, pass-through queues, no [share] quota. An exit's
+policy runs in the receive thread too (dataplane/src/policy.rs, installed again when its
+`generation` changes). For the receive thread:
 
 - **Installing.** Every `POLL` seconds, and after each hand-back batch, `reconcile`
   gives the thread each peer's current keypair (its native session, the peer's UDP
   endpoint and how long the keypair may still be used, less a margin) and the prefix
   table of cryptokey routing; keypairs that are gone, aged or moved are removed. A
-  provider's client is never installed (the credit window gates each of its packets):
-  its datagrams keep taking the Python path. A provider we use is, until we refuse it:
+  provider's client is installed with its credit gate (node/accounting_gate.py): the
+  threads take its packets from its window and hand it back once it is over; what
+  they passed is charged to its session at each poll, and the gates are brought up to
+  date after it (and after each receipt). A provider we use is, until we refuse it:
   before accounting answers its invoice, the threads' counters are polled (`refresh`),
   so what we check the invoice against includes every datagram that came before it.
 - **Hand-backs.** The thread writes the eventfd when it queued items. Unopened ones
-  ("raw": handshakes, unknown indices, another endpoint, an outer CE...) go through the
+  ("raw": handshakes, unknown indices, another endpoint...) go through the
   UDP transport's `deliver`, as its own reader would hand them over; opened ones
   (keepalives, control packets, SYNs, fragments...) through the link's
   `receive_opened` and then `DataPath.inbound`.
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node.accounting import no_refresh
+from tidewire.node.accounting_gate import CreditGates
 from tidewire.node.core.roles import Role
 from tidewire.node.dataplane_send import (
     MARGIN,
@@ -61,6 +65,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidewire.node")
 
 POLL = 0.05  # seconds between polls of the counters and reconciles
+# what a session is installed with: its keypair, the peer's endpoint, a client's gate
+Wanted = tuple[Keypair, tuple[str, int], Any]
 TAKE = 256  # hand-backs per round
 
 
@@ -70,8 +76,6 @@ def eligible(dp: "DataPath") -> str | None:
         return "the data plane is python"
     if not hasattr(dp.native_module, "Outbound"):
         return "the native module has no send and receive threads"
-    if dp.policy is not None:
-        return "an exit policy is on (the native loop does not enforce it yet)"
     if not dp._in_direct or not dp._out_direct or dp.quota is not None:
         return "[share] queues are on (the native loop has no queues yet)"
     return None
@@ -92,18 +96,27 @@ def readers(dp: "DataPath", udp: UdpTransport) -> list[Callable[[], Awaitable[No
 
 
 def _gated(acct: Any, peer_key: bytes) -> bool:
-    """Does accounting count this peer's packets one by one? A provider's client does
-    (the credit window gates each), and so does a provider we refused (its traffic is
-    dropped). A provider we use does not: its invoices are checked against counters
-    polled just before (`refresh`; polled only once a poll, they were up to a poll
-    late, and a client refused honest invoices as over-billed)."""
+    """Does accounting count this peer's packets one by one, on the Python path? A
+    provider we refused does (its traffic is dropped), and a provider's client where
+    the threads have no credit gates. A client with a gate does not (the threads take
+    its packets from its window, `credit_gate`), nor a provider we use: its invoices
+    are checked against counters polled just before (`refresh`; polled only once a
+    poll, they were up to a poll late, and a client refused honest invoices)."""
     if acct is None:
         return False
     role = acct.roles.get(peer_key)
     if role is Role.PROVIDER:
         used = acct.used.get(peer_key)
         return used is None or used.refused
-    return role is Role.CLIENT
+    return role is Role.CLIENT and acct.gates is None
+
+
+def credit_gate(acct: Any, peer_key: bytes) -> Any:
+    """The native credit window of a provider's client (node/accounting_gate.py), or
+    None: the peer is no client, or the threads run without gates."""
+    if acct is None or acct.gates is None or acct.roles.get(peer_key) is not Role.CLIENT:
+        return None
+    return acct.gates.gate(peer_key)
 
 
 class NativeInbound:
@@ -113,11 +126,12 @@ class NativeInbound:
         self.dp, self.udp = dp, udp
         self.thread: Any = None
         self.send = NativeOutbound(dp, udp)
-        self.installed: dict[int, tuple[Keypair, tuple[str, int]]] = {}  # index -> what
+        self.installed: dict[int, Wanted] = {}  # receiver index -> what
         self.ids: dict[bytes, int] = {}  # peer key -> the thread's peer id
         self.peers_by_id: dict[int, Peer] = {}
         self.routes: list[tuple[int, bytes, int, int]] = []
         self.handed_back: Counter[str] = Counter()
+        self.policy_generation: int | None = None  # the exit policy's, as installed
 
     async def serve(self) -> None:
         dp = self.dp
@@ -129,8 +143,11 @@ class NativeInbound:
             limit=REJECT_AFTER_MESSAGES,
         )
         send = self.send.make()
-        if dp.accountant is not None:
-            dp.accountant.refresh = self.refresh
+        acct = dp.accountant
+        if acct is not None:
+            acct.refresh = self.refresh
+            if hasattr(dp.native_module, "Credit"):
+                acct.gates = CreditGates(acct.credits, dp.native_module.Credit)
         self.reconcile(now=trio.current_time())
         thread.start()
         send.start()
@@ -151,11 +168,12 @@ class NativeInbound:
                     self.reconcile(now=now)
                     dp.after_batch(data=moved)
         finally:
-            if dp.accountant is not None:
-                dp.accountant.refresh = no_refresh
             send.stop()
             thread.stop()
             self.refresh()  # what the threads counted last
+            if acct is not None:
+                acct.refresh = no_refresh
+                acct.gates = None
 
     async def _send_handbacks(self) -> None:
         """The send thread's hand-backs, as soon as it signals them."""
@@ -164,8 +182,12 @@ class NativeInbound:
             await trio.lowlevel.wait_readable(efd)
             with contextlib.suppress(BlockingIOError):
                 os.read(efd, 8)
-            if self.send.take(now=trio.current_time()):
-                self.dp.after_batch()
+            now = trio.current_time()
+            moved = self.send.take(now=now)
+            # a client's gate may have crossed its wake mark: charge and invoice now
+            self.poll(now=now)
+            self.send.poll(self.peers_by_id, now=now)
+            self.dp.after_batch(data=moved)
 
     # -- hand-backs -----------------------------------------------------------
 
@@ -214,13 +236,15 @@ class NativeInbound:
             if inner:
                 moved = True
                 dp.counters["native_rx_bytes"] += inner
-                if acct is not None and not acct.inbound(peer.public_key, inner):
+                if acct is not None and not acct.native_inbound(peer.public_key, inner):
                     self._remove_peer(peer)  # e.g. a provider refused: Python's path now
         for reason, n in thread.drops():
             (device.drops if reason.startswith("transport_") else dp.drops)[reason] += n
         for event, n in thread.events():
             dp.counters[event] += n
         count_handbacks(dp, thread.handed_back(), self.handed_back, "native_handback_")
+        if acct is not None and acct.gates is not None:
+            acct.gates.sync()  # what the Python path counted, receipts, larger windows
         return moved
 
     # -- installing -----------------------------------------------------------
@@ -232,18 +256,34 @@ class NativeInbound:
         self.peers_by_id[peer_id] = peer
         return peer_id
 
-    def _wanted(self, peer: Peer, now: float) -> tuple[Keypair, tuple[str, int]] | None:
+    def _wanted(self, peer: Peer, now: float) -> Wanted | None:
         kp = peer.current
         endpoint = native_endpoint(peer, kp, self._gated, now=now)
-        return None if kp is None or endpoint is None else (kp, endpoint)
+        if kp is None or endpoint is None:
+            return None
+        return kp, endpoint, credit_gate(self.dp.accountant, peer.public_key)
 
     def _gated(self, peer_key: bytes) -> bool:
         return _gated(self.dp.accountant, peer_key)
 
+    def _install_policy(self) -> None:
+        """The exit policy into the thread when it changed (a reload, the router's
+        addresses): the thread checks what the Python path's `policy.check` would."""
+        policy = self.dp.policy
+        generation = None if policy is None else policy.generation
+        if generation == self.policy_generation:
+            return
+        if policy is None:
+            self.thread.clear_policy()
+        else:
+            self.thread.set_policy(*policy.native_tables())
+        self.policy_generation = generation
+
     def reconcile(self, *, now: float) -> None:
-        """Make the thread's sessions and prefix table those of the link now."""
+        """Make the thread's sessions, prefix table and exit policy those of the link now."""
+        self._install_policy()
         thread, installed = self.thread, self.installed
-        wanted: dict[int, tuple[Keypair, tuple[str, int]]] = {}
+        wanted: dict[int, Wanted] = {}
         for peer in self.dp.device.peers.values():
             w = self._wanted(peer, now)
             if w is not None:
@@ -251,15 +291,17 @@ class NativeInbound:
         for index in [i for i in installed if wanted.get(i) != installed[i]]:
             thread.remove(index)
             del installed[index]
-        for index, (kp, (host, port)) in wanted.items():
+        for index, (kp, (host, port), gate) in wanted.items():
             if index in installed:
                 continue
             peer = self.dp.device.peers[kp.peer_key]
             ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
-            thread.install(kp.native, peer=self._id(peer), host=host, port=port, ttl=ttl)
-            installed[index] = (kp, (host, port))
+            peer_id = self._id(peer)
+            thread.install(kp.native, peer=peer_id, host=host, port=port, ttl=ttl, credit=gate)
+            installed[index] = (kp, (host, port), gate)
         peers = [(self._id(p), p) for p in self.dp.device.peers.values()]
-        self.send.reconcile(peers, self._gated, now=now)
+        gate_of = partial(credit_gate, self.dp.accountant)
+        self.send.reconcile(peers, self._gated, gate_of, now=now)
         routes = self._routes()
         if routes != self.routes:
             thread.set_routes(routes)
@@ -276,6 +318,6 @@ class NativeInbound:
         return out
 
     def _remove_peer(self, peer: Peer) -> None:
-        for index in [i for i, (kp, _) in self.installed.items() if kp.peer_key == peer.public_key]:
+        for index in [i for i, w in self.installed.items() if w[0].peer_key == peer.public_key]:
             self.thread.remove(index)
             del self.installed[index]

@@ -7,9 +7,11 @@ receive thread, from the same eligibility and the same peer ids and prefix table
   keypair, nothing staged and a UDP path: the keypair's native session (the send
   counter is the session's, shared with Python's own sealing), the endpoint, the time
   left (180 s less a margin, less its age) and the largest inner packet the path
-  carries. A peer whose outbound packets accounting gates is never installed.
+  carries, and for a provider's client its credit gate (node/accounting_gate.py). A
+  peer whose outbound packets accounting counts one by one is never installed.
 - **Hand-backs** are inner packets for `DataPath.outbound`, as the TUN reader would
-  give them: no session yet, too big for the path, SYNs, inner ECN, fragments...
+  give them: no session yet, too big for the path, SYNs, fragments, a client over its
+  credit window...
 - **Counters.** Per peer, what was sent runs the link's send-side timer hooks once per
   poll (authenticated traffic sent, data sent, the initiator's rekey after 120 s), adds
   the tx bytes and accounting's outbound bytes; drops join the data path's counters.
@@ -69,7 +71,7 @@ class NativeOutbound:
     def __init__(self, dp: "DataPath", udp: "UdpTransport") -> None:
         self.dp, self.udp = dp, udp
         self.thread: Any = None
-        self.installed: dict[int, tuple[Keypair, tuple[str, int], int]] = {}  # by peer id
+        self.installed: dict[int, tuple[Keypair, tuple[str, int], int, Any]] = {}  # by peer id
         self.handed_back: Counter[str] = Counter()
 
     def make(self) -> Any:
@@ -118,7 +120,7 @@ class NativeOutbound:
                 kp.send_counter = kp.native.send_counter  # the mirror the link's checks read
                 if kp.is_initiator and now - kp.created > REKEY_AFTER_TIME:
                     device.send_initiation(peer, now=now, retry=False)  # keepKeyFreshSending
-            if acct is not None and not acct.outbound(peer.public_key, inner):
+            if acct is not None and not acct.native_outbound(peer.public_key, inner):
                 self.remove(peer_id)
         for reason, n in thread.drops():
             dp.drops[reason] += n
@@ -127,24 +129,29 @@ class NativeOutbound:
         count_handbacks(dp, thread.handed_back(), self.handed_back, "native_send_handback_")
         return moved
 
-    def reconcile(self, peers: list[tuple[int, Peer]], gated: Any, *, now: float) -> None:
+    def reconcile(
+        self, peers: list[tuple[int, Peer]], gated: Any, gate_of: Any, *, now: float
+    ) -> None:
         """Make the thread's senders those of the link now (`gated`: accounting holds
-        this peer's packets back one by one)."""
+        this peer's packets back one by one; `gate_of`: a client's credit gate)."""
         thread, installed = self.thread, self.installed
-        wanted: dict[int, tuple[Keypair, tuple[str, int], int]] = {}
+        wanted: dict[int, tuple[Keypair, tuple[str, int], int, Any]] = {}
         for peer_id, peer in peers:
             kp = peer.usable_keypair(now=now) if not peer.staged else None
             endpoint = native_endpoint(peer, kp, gated, now=now)
             if kp is not None and endpoint is not None:
-                wanted[peer_id] = (kp, endpoint, self.dp._carry(peer))
+                gate = gate_of(peer.public_key)
+                wanted[peer_id] = (kp, endpoint, self.dp._carry(peer), gate)
         for peer_id in [i for i in installed if wanted.get(i) != installed[i]]:
             self.remove(peer_id)
-        for peer_id, (kp, (host, port), carry) in wanted.items():
+        for peer_id, (kp, (host, port), carry, gate) in wanted.items():
             if peer_id in installed:
                 continue
             ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
-            thread.install(kp.native, peer=peer_id, host=host, port=port, ttl=ttl, carry=carry)
-            installed[peer_id] = (kp, (host, port), carry)
+            thread.install(
+                kp.native, peer=peer_id, host=host, port=port, ttl=ttl, carry=carry, credit=gate
+            )
+            installed[peer_id] = (kp, (host, port), carry, gate)
 
     def remove(self, peer_id: int) -> None:
         self.thread.remove(peer_id)

@@ -12,14 +12,25 @@ const TCP_SYN: u8 = 0x02;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inner {
-    /// to the TUN: the IP version, the source address and the packet's own length
-    Deliver { version: u8, src: u128, length: usize },
+    /// to the TUN: the IP version, the source and destination addresses, the protocol,
+    /// the destination port of TCP and UDP (-1 if none, as packet.py's `dport`) and the
+    /// packet's own length
+    Deliver { version: u8, src: u128, dst: u128, proto: u8, dport: i32, length: usize },
     /// to Python, with why
     Python(&'static str),
 }
 
 fn be(bytes: &[u8]) -> u128 {
     bytes.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+}
+
+/// The destination port of a TCP or UDP header at `at`, or -1.
+fn port(packet: &[u8], proto: u8, at: usize, total: usize) -> i32 {
+    if (proto == TCP || proto == UDP) && total >= at + 4 {
+        i32::from(packet[at + 2]) << 8 | i32::from(packet[at + 3])
+    } else {
+        -1
+    }
 }
 
 pub fn classify(packet: &[u8], overlay: &[u8; 16]) -> Inner {
@@ -40,7 +51,9 @@ pub fn classify(packet: &[u8], overlay: &[u8; 16]) -> Inner {
             if packet[9] == TCP && (total < ihl + 20 || packet[ihl + 13] & TCP_SYN != 0) {
                 return Inner::Python("syn");
             }
-            Inner::Deliver { version: 4, src: be(&packet[12..16]), length: total }
+            let proto = packet[9];
+            let dport = port(packet, proto, ihl, total);
+            Inner::Deliver { version: 4, src: be(&packet[12..16]), dst: be(&packet[16..20]), proto, dport, length: total }
         }
         6 => {
             if n < 40 {
@@ -60,7 +73,8 @@ pub fn classify(packet: &[u8], overlay: &[u8; 16]) -> Inner {
             if proto == TCP && (total < 60 || packet[53] & TCP_SYN != 0) {
                 return Inner::Python("syn");
             }
-            Inner::Deliver { version: 6, src: be(&packet[8..24]), length: total }
+            let dport = port(packet, proto, 40, total);
+            Inner::Deliver { version: 6, src: be(&packet[8..24]), dst: be(&packet[24..40]), proto, dport, length: total }
         }
         _ => Inner::Python("inner"),
     }
@@ -81,7 +95,7 @@ mod tests {
         v4[33] = 0x10; // ACK
         assert_eq!(
             classify(&v4, &overlay),
-            Inner::Deliver { version: 4, src: 0x0a00_0002, length: 40 }
+            Inner::Deliver { version: 4, src: 0x0a00_0002, dst: 0, proto: TCP, dport: 0, length: 40 }
         );
         v4[33] = 0x12; // SYN-ACK
         assert_eq!(classify(&v4, &overlay), Inner::Python("syn"));

@@ -14,11 +14,13 @@
 mod aead;
 mod checksum;
 mod cipher;
+mod credit;
 mod ecn;
 mod gro;
 mod inner;
 mod keys;
 mod offload;
+mod policy;
 mod prefix;
 mod queue;
 mod replay;
@@ -250,6 +252,7 @@ fn write_tun<'py>(
 #[pymodule]
 fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
+    m.add_class::<credit::Credit>()?;
     aead::register(m)?;
     m.add_class::<rx_bindings::Inbound>()?;
     m.add_class::<tx_bindings::Outbound>()?;

@@ -10,8 +10,10 @@
 //! index with no installed session (a new keypair Python has not installed yet), a
 //! datagram from another endpoint than the installed one (roaming and path choice stay
 //! Python's), an aged keypair. Handed back opened: keepalives (the link counts them),
-//! and what inner.rs names. Counted here: replayed and forged datagrams (the link's own
-//! reasons), inner sources outside the peer's allowed IPs, and outer CE on a Not-ECT
+//! what inner.rs names, and a provider's client's packet while the client is over its
+//! credit window (`credit`: the Python path holds it back or serves it). Counted here: replayed and forged datagrams (the link's own
+//! reasons), inner sources outside the peer's allowed IPs, what an exit's policy refuses
+//! (policy.rs, `exit_<reason>` as the Python path), and outer CE on a Not-ECT
 //! packet (RFC 6040's decapsulation, ecn.rs, is done here in place, so a CE-marked
 //! datagram keeps its place in its flow); the per-peer counters the link's timers and
 //! accounting need (PeerStats) are polled by Python.
@@ -23,9 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use crate::credit;
 use crate::ecn::{self, Decap};
 use crate::inner::{classify, Inner};
 use crate::keys::Keys;
+use crate::policy::Policy;
 use crate::prefix::Prefixes;
 use crate::transport::{Refusal, HEADER_SIZE, TAG_SIZE};
 use crate::worker::{self, Counts};
@@ -38,6 +42,7 @@ pub struct Entry {
     pub peer: u32,
     pub endpoint: SocketAddr,
     pub deadline: Instant,
+    pub credit: Option<Arc<credit::Gate>>, // a provider's client: its credit window (credit.rs)
 }
 
 /// What a peer's sessions received since Python last looked (it swaps them to 0).
@@ -53,6 +58,7 @@ pub struct Tables {
     pub entries: HashMap<u32, Entry>, // by our receiver index
     pub routes: Prefixes,
     pub stats: HashMap<u32, Arc<PeerStats>>, // by peer id
+    pub policy: Option<Policy>,              // an exit's: where its clients may go
 }
 
 pub enum Handback {
@@ -81,6 +87,7 @@ pub struct Batch {
     pub handback: Vec<Handback>,
     pub drops: HashMap<&'static str, u64>,
     pub ecn_applied: u64,
+    pub wake: bool, // a client's gate crossed its wake mark: Python charges and invoices
 }
 
 impl Batch {
@@ -111,6 +118,7 @@ impl Shared {
                 entries: HashMap::new(),
                 routes: Prefixes::new(),
                 stats: HashMap::new(),
+                policy: None,
             }),
             overlay,
             limit,
@@ -188,8 +196,8 @@ impl Shared {
         if n == 0 {
             return opened(batch, "keepalive");
         }
-        let (version, src, length) = match classify(&batch.arena[text.clone()], &self.overlay) {
-            Inner::Deliver { version, src, length } => (version, src, length),
+        let (version, src, dst, proto, dport, length) = match classify(&batch.arena[text.clone()], &self.overlay) {
+            Inner::Deliver { version, src, dst, proto, dport, length } => (version, src, dst, proto, dport, length),
             Inner::Python(reason) => return opened(batch, reason),
         };
         let stats = tables.stats.get(&entry.peer);
@@ -203,6 +211,13 @@ impl Shared {
             batch.arena.truncate(start);
             return batch.drop("inner_source_not_allowed");
         }
+        if let Some(reason) = tables.policy.as_ref().and_then(|p| p.check(version, dst, proto, dport)) {
+            batch.arena.truncate(start);
+            return batch.drop(reason);
+        }
+        if !credit::open(&entry.credit) {
+            return opened(batch, "credit"); // over its window: the Python path decides
+        }
         if ecn & ecn::ECT_1 != 0 {
             // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet
             match ecn::decapsulate(ecn, &mut batch.arena[text.start..text.start + length]) {
@@ -214,6 +229,7 @@ impl Shared {
                 }
             }
         }
+        batch.wake |= credit::take(&entry.credit, length);
         if let Some(s) = stats {
             s.inner_bytes.fetch_add(length as u64, Ordering::Relaxed);
         }
@@ -221,8 +237,10 @@ impl Shared {
         batch.tun.push(text.start..text.start + length);
     }
 
-    /// Merge a wake-up's drops and hand-backs; true if Python has something to read.
+    /// Merge a wake-up's drops and hand-backs; true if Python has something to read
+    /// (or a gate crossed its wake mark).
     pub fn publish(&self, batch: &mut Batch) -> bool {
+        let wake = std::mem::take(&mut batch.wake);
         worker::merge(&self.drops, &mut batch.drops);
         if batch.ecn_applied > 0 {
             let n = std::mem::take(&mut batch.ecn_applied);
@@ -231,6 +249,6 @@ impl Shared {
         let reason = |item: &Handback| match item {
             Handback::Raw { reason, .. } | Handback::Opened { reason, .. } => *reason,
         };
-        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, reason, HANDBACK_LIMIT)
+        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, reason, HANDBACK_LIMIT) | wake
     }
 }

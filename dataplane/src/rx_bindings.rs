@@ -13,6 +13,8 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
+use crate::credit::Credit;
+use crate::policy::{intern, Policy, Rule as PolicyRule};
 use crate::rx::{Batch, Entry, Handback, PeerStats, Shared};
 use crate::rx_thread::{self, Io};
 use crate::worker::{self, Worker};
@@ -23,6 +25,12 @@ pub struct Inbound {
     shared: Arc<Shared>,
     io: Option<Io>, // until started
     worker: Worker,
+}
+
+/// An address as 16 big-endian bytes (IPv4 in the low 4).
+fn address(bytes: &[u8]) -> PyResult<u128> {
+    let b: [u8; 16] = bytes.try_into().map_err(|_| PyValueError::new_err("an address is 16 bytes"))?;
+    Ok(u128::from_be_bytes(b))
 }
 
 fn endpoint(host: &str, port: u16) -> PyResult<SocketAddr> {
@@ -87,9 +95,12 @@ impl Inbound {
         self.worker.stop(py);
     }
 
-    /// Open datagrams to `session`'s index from `host`:`port` for `ttl` more seconds.
-    #[pyo3(signature = (session, *, peer, host, port, ttl))]
-    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64) -> PyResult<()> {
+    /// Open datagrams to `session`'s index from `host`:`port` for `ttl` more seconds;
+    /// with `credit`, a provider's client's window gates each packet (credit.rs).
+    #[pyo3(signature = (session, *, peer, host, port, ttl, credit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, credit: Option<PyRef<'_, Credit>>) -> PyResult<()> {
+        let credit = credit.map(|c| Arc::clone(&c.gate));
         let endpoint = endpoint(host, port)?;
         let ttl = Duration::from_secs_f64(ttl.clamp(0.0, 1e6));
         let keys = Arc::clone(&session.keys);
@@ -98,7 +109,8 @@ impl Inbound {
             let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.stats.entry(peer).or_insert_with(|| Arc::new(PeerStats::default()));
             let index = keys.local_index;
-            tables.entries.insert(index, Entry { keys, peer, endpoint, deadline: Instant::now() + ttl });
+            let deadline = Instant::now() + ttl;
+            tables.entries.insert(index, Entry { keys, peer, endpoint, deadline, credit });
         });
         Ok(())
     }
@@ -121,6 +133,58 @@ impl Inbound {
             shared.tables.write().unwrap_or_else(|e| e.into_inner()).routes = table;
         });
         Ok(())
+    }
+
+    /// Install an exit policy (node/core/exit_policy.py's `native_tables`): `rules` as
+    /// ("allow" or "deny", IP version, shift, value as 16 big-endian bytes, protocol or
+    /// -1, port or -1, reason) in order, the router's `own` addresses as (version,
+    /// address, reason), the `resolver` addresses as (version, address). Refused packets
+    /// are counted as `exit_<reason>`.
+    #[allow(clippy::type_complexity)]
+    fn set_policy(
+        &self,
+        py: Python<'_>,
+        rules: Vec<(String, u8, u32, Vec<u8>, i32, i32, String)>,
+        own: Vec<(u8, Vec<u8>, String)>,
+        resolver: Vec<(u8, Vec<u8>)>,
+    ) -> PyResult<()> {
+        let mut policy = Policy::default();
+        for (kind, version, shift, value, proto, port, reason) in rules {
+            let rule = PolicyRule {
+                shift,
+                value: address(&value)?,
+                proto: u8::try_from(proto).ok(),
+                port: u16::try_from(port).ok(),
+                reason: intern(&format!("exit_{reason}")),
+            };
+            let f = policy.family_mut(version).ok_or_else(|| PyValueError::new_err("IP version 4 or 6"))?;
+            match kind.as_str() {
+                "allow" => f.allow.push(rule),
+                "deny" => f.deny.push(rule),
+                _ => return Err(PyValueError::new_err("a rule is \"allow\" or \"deny\"")),
+            }
+        }
+        for (version, addr, reason) in own {
+            let f = policy.family_mut(version).ok_or_else(|| PyValueError::new_err("IP version 4 or 6"))?;
+            f.own.insert(address(&addr)?, intern(&format!("exit_{reason}")));
+        }
+        for (version, addr) in resolver {
+            let f = policy.family_mut(version).ok_or_else(|| PyValueError::new_err("IP version 4 or 6"))?;
+            f.resolver.insert(address(&addr)?);
+        }
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            shared.tables.write().unwrap_or_else(|e| e.into_inner()).policy = Some(policy);
+        });
+        Ok(())
+    }
+
+    /// No exit policy: every allowed packet goes to the TUN.
+    fn clear_policy(&self, py: Python<'_>) {
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            shared.tables.write().unwrap_or_else(|e| e.into_inner()).policy = None;
+        });
     }
 
     /// Up to `limit` hand-backs, oldest first: (kind "raw" or "opened", reason, receiver

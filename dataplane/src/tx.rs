@@ -6,7 +6,8 @@
 //! peer with no installed sender (no session yet: Python stages and starts the
 //! handshake), a packet larger than the path carries (the ICMP "too big"), TCP SYNs (the
 //! MSS clamp), fragments, extension headers and anything malformed, an aged keypair or
-//! one at REKEY_AFTER_MESSAGES. The outer ECN field copies the inner one (RFC 6040
+//! one at REKEY_AFTER_MESSAGES, a provider's client's packet while the client is over
+//! its credit window (`credit`, credit.rs). The outer ECN field copies the inner one (RFC 6040
 //! section 4.1, ecn.rs): each datagram keeps it, and tx_thread.rs sends it as the TOS.
 //! Counted here: no route (`tun_no_route`), TUN frames offload.rs refuses (its reason).
 
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use crate::credit;
 use crate::ecn;
 use crate::inner::TCP;
 use crate::keys::Keys;
@@ -33,6 +35,7 @@ pub struct Sender {
     pub endpoint: SocketAddr,
     pub deadline: Instant,
     pub carry: usize, // the largest inner packet the peer's path carries
+    pub credit: Option<Arc<credit::Gate>>, // a provider's client: its credit window (credit.rs)
 }
 
 /// What a peer's sessions sent since Python last looked (it swaps them to 0).
@@ -70,6 +73,7 @@ pub struct TxBatch {
     pub handback: Vec<(Vec<u8>, &'static str)>,
     pub drops: HashMap<&'static str, u64>,
     pub super_packets: u64,
+    pub wake: bool, // a client's gate crossed its wake mark: Python charges and invoices
 }
 
 impl TxBatch {
@@ -182,6 +186,9 @@ impl TxShared {
         if now >= sender.deadline {
             return batch.handback.push((p.to_vec(), "aged"));
         }
+        if !credit::open(&sender.credit) {
+            return batch.handback.push((p.to_vec(), "credit")); // over its window
+        }
         let counter = sender.keys.take_counters(1);
         if counter >= self.limit {
             return batch.handback.push((p.to_vec(), "rekey"));
@@ -190,6 +197,7 @@ impl TxShared {
         let (keys, mtu) = (&sender.keys, self.mtu);
         transport::seal_into(&keys.send, keys.remote_index, counter, p, mtu, &mut batch.sealed);
         let end = batch.sealed.len();
+        batch.wake |= credit::take(&sender.credit, p.len());
         if let Some(s) = tables.stats.get(&peer) {
             s.packets.fetch_add(1, Ordering::Relaxed);
             s.wire_bytes.fetch_add((end - start) as u64, Ordering::Relaxed);
@@ -198,13 +206,15 @@ impl TxShared {
         batch.out.push((sender.endpoint, start..end, ecn::ecn_of(p).unwrap_or(ecn::NOT_ECT)));
     }
 
-    /// Merge drops, events and hand-backs; true if Python has something to read.
+    /// Merge drops, events and hand-backs; true if Python has something to read (or a
+    /// gate crossed its wake mark).
     pub fn publish(&self, batch: &mut TxBatch) -> bool {
+        let wake = std::mem::take(&mut batch.wake);
         worker::merge(&self.drops, &mut batch.drops);
         if batch.super_packets > 0 {
             let n = std::mem::take(&mut batch.super_packets);
             worker::merge(&self.events, &mut HashMap::from([("tun_super_packets", n)]));
         }
-        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, |h| h.1, HANDBACK_LIMIT)
+        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, |h| h.1, HANDBACK_LIMIT) | wake
     }
 }

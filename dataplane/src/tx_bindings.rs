@@ -13,6 +13,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+use crate::credit::Credit;
 use crate::prefix::Prefixes;
 use crate::tx::{Sender, TxBatch, TxShared, TxStats};
 use crate::tx_thread::{self, TxIo};
@@ -68,9 +69,10 @@ impl Outbound {
 
     /// Seal the packets routed to `peer` with `session` and send them to `host`:`port`
     /// for `ttl` more seconds; larger inner packets than `carry` go back to Python.
-    #[pyo3(signature = (session, *, peer, host, port, ttl, carry))]
+    #[pyo3(signature = (session, *, peer, host, port, ttl, carry, credit=None))]
     #[allow(clippy::too_many_arguments)]
-    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, carry: usize) -> PyResult<()> {
+    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, carry: usize, credit: Option<PyRef<'_, Credit>>) -> PyResult<()> {
+        let credit = credit.map(|c| Arc::clone(&c.gate));
         let ip: IpAddr =
             host.parse().map_err(|_| PyValueError::new_err(format!("host: {host:?} is not an IP address")))?;
         let endpoint = SocketAddr::new(ip, port);
@@ -80,7 +82,7 @@ impl Outbound {
         py.allow_threads(|| {
             let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.stats.entry(peer).or_insert_with(|| Arc::new(TxStats::default()));
-            tables.senders.insert(peer, Sender { keys, endpoint, deadline, carry });
+            tables.senders.insert(peer, Sender { keys, endpoint, deadline, carry, credit });
         });
         Ok(())
     }

@@ -206,6 +206,12 @@ class ClientCredit:
         """Count a packet of n bytes if credit allows it; False: hold it back."""
         if not self.allowed():
             return False
+        self.charge(n, up=up)
+        return True
+
+    def charge(self, n: int, *, up: bool) -> None:
+        """Count n bytes served, whatever the window (the native threads passed them
+        under their own copy of it, node/accounting_gate.py)."""
         s = self.current
         if s is None:
             self.pre_hello += n
@@ -213,7 +219,6 @@ class ClientCredit:
             s.served_up += n
         else:
             s.served_down += n
-        return True
 
     def admit(self, session_id: bytes, *, now: float) -> bool:
         """A hello for `session_id`: True if it may be opened (or is already open). A new

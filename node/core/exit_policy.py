@@ -112,6 +112,12 @@ DNS_PORT = 53
 
 # (shift, prefix value, proto, port, reason): a Rule compiled for the per-packet scan
 _Compiled = tuple[int, int, int | None, int | None, str]
+# ExitPolicy.native_tables: (rules, own addresses, resolver addresses)
+NativeTables = tuple[
+    list[tuple[str, int, int, bytes, int, int, str]],
+    list[tuple[int, bytes, str]],
+    list[tuple[int, bytes]],
+]
 
 
 def _compile(rules: list[Rule]) -> dict[int, list[_Compiled]]:
@@ -174,6 +180,7 @@ class ExitPolicy:
         for ip in self.resolver:
             self._resolver[ip.version].add(int(ip))
         self.block_smtp = block_smtp
+        self.generation = 0  # changes with the rules or the own addresses (the native copy)
         self.set_rules(allow=allow or [], deny=deny or [])
         self._own = own_destinations(own_addresses or [])
 
@@ -186,11 +193,30 @@ class ExitPolicy:
         rules.extend(Rule(r.network, r.proto, r.port, "operator") for r in deny)
         self.allow, self.deny = list(allow), rules
         self._allow, self._deny = _compile(self.allow), _compile(self.deny)
+        self.generation += 1
 
     def set_own_addresses(self, addresses: Iterable[str]) -> None:
         """Replace the router's own addresses ("ADDR" or "ADDR/PREFIXLEN", see
         `own_destinations`); the address watcher calls this when they change."""
         self._own = own_destinations(addresses)  # one assignment: check sees old or new
+        self.generation += 1
+
+    def native_tables(self) -> NativeTables:
+        """The policy as the native receive thread takes it (dataplane/src/policy.rs, which
+        runs `check` on the same tables): the compiled rules in order as ("allow" or
+        "deny", IP version, shift, value as 16 big-endian bytes, protocol or -1, port or
+        -1, reason), the own addresses as (version, address, reason) and the resolver's
+        as (version, address)."""
+        rules = [
+            (kind, version, shift, value.to_bytes(16, "big"), p, q, reason)
+            for kind, compiled in (("allow", self._allow), ("deny", self._deny))
+            for version in (4, 6)
+            for shift, value, proto, port, reason in compiled[version]
+            for p, q in [(-1 if proto is None else proto, -1 if port is None else port)]
+        ]
+        own = [(v, a.to_bytes(16, "big"), r) for v in (4, 6) for a, r in self._own[v].items()]
+        resolver = [(v, a.to_bytes(16, "big")) for v in (4, 6) for a in self._resolver[v]]
+        return rules, own, resolver
 
     def check(self, inner: Inner) -> str | None:
         """None if the packet may leave through the exit, else the reason it may not."""

@@ -6,14 +6,17 @@ when a session is replaced."""
 
 from pathlib import Path
 
+import pytest
 import trio
 from nacl.signing import SigningKey
 
 from tidewire.node.accounting import Accountant
+from tidewire.node.accounting_gate import CreditGates
 from tidewire.node.core import overlay
 from tidewire.node.core.accounting import AccountingConfig, UsedSession
 from tidewire.node.core.control_plane import ControlPlane
 from tidewire.node.core.roles import Role, role_of
+from tidewire.node.dataplane import load
 from tidewire.node.ledger import Ledger
 from tidewire.protocol.accounting.receipts import SignedReceipt
 from tidewire.protocol.control import channel
@@ -221,3 +224,38 @@ async def test_a_client_allows_for_the_loss_its_providers_counters_show() -> Non
     assert isinstance(answers(1, int(own * 1.07)), channel.ReceiptMessage)
     assert isinstance(answers(2, int(own * 1.20)), channel.Refusal)
     assert "lost on the way" in used.refusal_reason
+
+
+async def test_bytes_the_threads_served_are_charged_and_a_receipt_reopens_the_gate(
+    tmp_path: Path,
+) -> None:
+    native = load()
+    if native is None or not hasattr(native, "Credit"):
+        pytest.skip("tidewire._dataplane with credit gates is not built")
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    rig = Rig(ledger, AccountingConfig(credit_window=4 * MiB))
+    rig.acct.gates = CreditGates(rig.acct.credits, native.Credit)
+    gate = rig.acct.gates.gate(CLIENT_PEER)
+    gate.add(-1000)  # the receive thread took 1,000 bytes before any hello: unverified
+    assert rig.acct.native_inbound(CLIENT_PEER, 1000)
+    assert rig.acct.unverified_total == {"before_session": 1000}
+    rig.deliver(CLIENT_PEER, hello(1), now=0.0)
+    await rig.drain()
+    client = UsedSession(session_id=hello(1).session_id, key=CLIENT_SIGNING, config=rig.acct.config)
+    served = 0
+    while gate.left >= 0:  # the threads: pass while not negative, take, then charged
+        gate.add(-PACKET)
+        assert rig.acct.native_outbound(CLIENT_PEER, PACKET)
+        served += PACKET
+    rig.acct.gates.sync()
+    assert gate.left == 4 * MiB - 1000 - served < 0
+    client.own_down = served
+    rig.acct.after_batch(now=1.0)
+    [inv] = rig.invoices()
+    assert inv.bytes_down == served  # what the threads served is billed
+    signed = client.on_invoice(inv)
+    assert isinstance(signed, SignedReceipt)
+    rig.deliver(CLIENT_PEER, channel.ReceiptMessage(signed.wire()), now=1.1)
+    await rig.drain()
+    assert gate.left == 4 * MiB - 1000 >= 0  # in the ledger: the gate is open again at once
+    assert rig.acct.native_inbound(STOCK_PEER, 10)  # a stock peer: counted, no gate

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from tidewire.node.accounting_gate import CreditGates
+from tidewire.node.core.accounting import AccountingConfig, ClientCredit
+from tidewire.node.core.exit_policy import ExitPolicy, parse_rule
 from tidewire.node.core.roles import Role
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import choose, load
@@ -42,6 +45,7 @@ class Counting:
     roles: dict[bytes, Role] = field(default_factory=dict)
     used: dict[bytes, Used] = field(default_factory=dict)
     seen: list[int] = field(default_factory=list)
+    gates: CreditGates | None = None
 
     def inbound(self, peer_key: bytes, n: int) -> bool:
         self.seen.append(n)
@@ -49,6 +53,16 @@ class Counting:
 
     def outbound(self, peer_key: bytes, n: int) -> bool:
         return True
+
+    def native_inbound(self, peer_key: bytes, n: int) -> bool:  # as the Accountant's
+        if self.gates is not None and self.gates.charge(peer_key, n, up=True):
+            return True
+        return self.inbound(peer_key, n)
+
+    def native_outbound(self, peer_key: bytes, n: int) -> bool:
+        if self.gates is not None and self.gates.charge(peer_key, n, up=False):
+            return True
+        return self.outbound(peer_key, n)
 
     def after_batch(self, *, now: float) -> None:
         pass
@@ -126,10 +140,24 @@ def seal(p: Loop, inner: bytes) -> bytes:
     return sealed
 
 
-def test_the_common_node_runs_the_thread_and_a_policy_keeps_python(loop: Loop) -> None:
+def test_the_common_node_runs_the_thread_and_an_exit_policy_runs_in_it(loop: Loop) -> None:
+    loop.dp.policy = ExitPolicy(deny=[parse_rule("203.0.113.0/24 udp:53")])
     assert eligible(loop.dp) is None
-    loop.dp.policy = object()  # type: ignore[assignment]
-    assert "exit policy" in (eligible(loop.dp) or "")
+    loop.loop.reconcile(now=1.0)
+    ok, lan, denied = (
+        udp4("10.0.0.1", "198.51.100.9", 53),
+        udp4("10.0.0.1", "192.168.1.1", 53),
+        udp4("10.0.0.1", "203.0.113.9", 53),
+    )
+    assert loop.loop.thread.handle([seal(loop, p) for p in (ok, lan, denied)], *A_ADDR, 0) == [ok]
+    assert dict(loop.loop.thread.drops()) == {"exit_private": 1, "exit_operator": 1}
+    # a reload's rules reach the thread at the next reconcile
+    loop.dp.policy.set_rules(allow=[parse_rule("192.168.1.0/24")], deny=[])
+    loop.loop.reconcile(now=1.0)
+    assert loop.loop.thread.handle([seal(loop, p) for p in (lan, denied)], *A_ADDR, 0) == [
+        lan,
+        denied,
+    ]
 
 
 def test_an_established_session_opens_natively_and_its_counters_reach_the_link(loop: Loop) -> None:
@@ -162,11 +190,40 @@ def test_a_datagram_from_another_endpoint_takes_the_python_path_and_moves_the_se
     assert [w[1] for w in loop.loop.installed.values()] == [roamed]
 
 
+def test_a_providers_client_is_served_natively_within_its_credit_window(loop: Loop) -> None:
+    assert native is not None
+    key = loop.pb.public_key
+    credit = ClientCredit(config=AccountingConfig(credit_window=300))
+    loop.acct.roles[key] = Role.CLIENT
+    loop.acct.gates = CreditGates({key: credit}, native.Credit)
+    loop.loop.reconcile(now=1.0)
+    assert len(loop.loop.installed) == 1 and len(loop.loop.send.installed) == 1
+    packets = [udp4("10.0.0.1", "198.51.100.9", 53, bytes([i]) * 100) for i in range(4)]
+    n = len(packets[0])  # 128 bytes each: two fit the 300-byte window, a third passes
+    # while owed is within it (as `allowed`), the fourth waits for Python
+    assert loop.loop.thread.handle([seal(loop, p) for p in packets], *A_ADDR, 0) == packets[:3]
+    [back] = loop.loop.thread.take(10)
+    assert back[:2] == ("opened", "credit")
+    loop.loop.poll(now=2.0)  # the three are charged to the client, whatever the window
+    assert credit.pre_hello == 3 * n and loop.acct.seen == []
+    assert loop.acct.gates.gates[key].left == 300 - 3 * n < 0
+    out = loop.loop.send.thread.handle(udp4("10.0.0.2", "10.0.0.1", 53), False, False)
+    assert out == [] and loop.loop.send.thread.take(10) != []  # over it: Python's path
+    credit.window = 1000  # (a receipt or good standing: more credit)
+    loop.loop.poll(now=2.0)
+    reply = udp4("10.0.0.2", "10.0.0.1", 53)
+    assert len(loop.loop.send.thread.handle(reply, False, False)) == 1
+    loop.loop.send.poll(loop.loop.peers_by_id, now=2.0)
+    assert credit.pre_hello == 3 * n + len(reply)  # sent bytes are served bytes too
+    assert loop.acct.gates.gates[key].left == 1000 - credit.pre_hello
+
+
 @pytest.mark.parametrize("role", [Role.CLIENT, Role.PROVIDER])
 def test_a_peer_counted_for_receipts_and_an_aged_keypair_are_not_installed(
     loop: Loop, role: Role
 ) -> None:
-    loop.acct.roles[loop.pb.public_key] = role  # a provider's client, or our provider
+    # a provider's client without gates in the threads, or a provider we refused
+    loop.acct.roles[loop.pb.public_key] = role
     loop.loop.reconcile(now=1.0)
     assert loop.loop.installed == {} and loop.loop.send.installed == {}
     del loop.acct.roles[loop.pb.public_key]
