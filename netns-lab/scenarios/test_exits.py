@@ -214,3 +214,50 @@ def test_a_standby_exit_killed_leaves_the_client_on_its_exit() -> None:
         except Exception:
             print(lab.logs())
             raise
+
+
+TARGET6 = "2001:db8:ff::1"
+
+
+def test_an_open_exit_carries_a_strangers_ipv6() -> None:
+    """IPv6 through an open exit: the client's derived fd74:7701::/32 address reaches an
+    IPv6 host behind the provider, masqueraded (the host has no route to that pool)."""
+    with Lab("exits6") as lab:
+        client, net, p1, _p2 = build(lab)
+        p1.run("ip -6 addr add 2001:db8:1::1/64 dev wan0 nodad")  # beside its IPv4
+        net.run("ip -6 addr add 2001:db8:1::2/64 dev eth1 nodad")
+        net.run("sysctl -qw net.ipv6.conf.all.forwarding=1")
+        net.run(f"ip -6 addr add {TARGET6}/128 dev lo")
+        p1.run("ip -6 route add default via 2001:db8:1::2")
+        (k1, pub1), (kc, _) = genkey(), genkey()
+        n1 = lab.tidewire(
+            p1,
+            "twp1",
+            tidewire_toml(
+                name="twp1",
+                private_key=k1,
+                address=["10.99.0.1/24", "fd99::1/64"],
+                lab=lab,
+                listen_port=51820,
+                exit={"enabled": True, "open": True, "price": PRICES["p1"]},
+                discovery={"dht": False, "region": "lab"},
+            ),
+        )
+        boot = {"dht": False, "bootstrap": [f"{pub1}@udp://203.0.113.1:51820"]}
+        text = tidewire_toml(name="twcli", private_key=kc, address=[], lab=lab, discovery=boot)
+        text += '\n[routing]\nexit = "auto"\nroutes = ["0.0.0.0/0", "::/0"]\n'
+        cli = lab.tidewire(client, "twcli", text)
+        try:
+            lab.wait_for(lambda: chosen(cli) == pub1, timeout=40, what="the client on p1")
+            addrs = client.run("ip -6 -o addr show dev twcli").stdout
+            assert "fd74:7701:" in addrs, addrs  # the address both ends derive from its key
+            lab.wait_for(
+                lambda: ping(client, TARGET6, count=1, check=False),
+                timeout=15,
+                what="an IPv6 ping through the open exit",
+            )
+            ping(client, TARGET6, count=5)
+            assert exits(n1)["open_admission"]["admitted"] >= 1
+        except Exception:
+            print(lab.logs())
+            raise
