@@ -221,6 +221,10 @@ class Accountant(AccountantStore):
         row[0 if up else 1] += n
         self.unverified_total[kind] = self.unverified_total.get(kind, 0) + n
 
+    def held_back(self, n: int) -> None:
+        """n packets the native threads held back at a client's credit gate."""
+        self.drops["credit_exhausted"] = self.drops.get("credit_exhausted", 0) + n
+
     def _drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
 

@@ -1,8 +1,8 @@
 """A provider's credit windows in the native threads (issue 17): each client whose
 packets the threads carry has a native `Credit` (dataplane/src/credit.rs), one signed
 counter both threads take each packet's length from, passing packets while it is not
-negative and handing the rest back (`credit`) to the Python path, which holds them back
-as `ClientCredit.count` does.
+negative and holding the rest back as `ClientCredit.count` does (counted as the
+accountant's `credit_exhausted`, HELD).
 
 The counter must say what `ClientCredit` would: `window - owed`, less what the threads
 passed that accounting has not charged yet. So each gate remembers the target it was
@@ -24,6 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tidewire.node.core.accounting import ClientCredit
+
+HELD = "credit_exhausted"  # what the threads count a packet held back at a gate as
 
 
 def target(credit: ClientCredit) -> int:

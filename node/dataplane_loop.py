@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node.accounting import no_refresh
-from tidewire.node.accounting_gate import CreditGates
+from tidewire.node.accounting_gate import HELD, CreditGates
 from tidewire.node.core.roles import Role
 from tidewire.node.dataplane_send import (
     MARGIN,
@@ -239,6 +239,9 @@ class NativeInbound:
                 if acct is not None and not acct.native_inbound(peer.public_key, inner):
                     self._remove_peer(peer)  # e.g. a provider refused: Python's path now
         for reason, n in thread.drops():
+            if reason == HELD and acct is not None:
+                acct.held_back(n)  # at a credit gate: the accountant's drop
+                continue
             (device.drops if reason.startswith("transport_") else dp.drops)[reason] += n
         for event, n in thread.events():
             dp.counters[event] += n

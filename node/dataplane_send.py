@@ -20,6 +20,7 @@ receive thread, from the same eligibility and the same peer ids and prefix table
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from tidewire.node.accounting_gate import HELD
 from tidewire.protocol.link.constants import (
     REJECT_AFTER_TIME,
     REKEY_AFTER_MESSAGES,
@@ -123,6 +124,9 @@ class NativeOutbound:
             if acct is not None and not acct.native_outbound(peer.public_key, inner):
                 self.remove(peer_id)
         for reason, n in thread.drops():
+            if reason == HELD and acct is not None:
+                acct.held_back(n)  # at a credit gate: the accountant's drop
+                continue
             dp.drops[reason] += n
         for event, n in thread.events():
             dp.counters[event] += n

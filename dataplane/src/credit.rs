@@ -7,13 +7,18 @@
 //!
 //! A packet passes while the counter is not negative (as `ClientCredit.allowed`: owed at
 //! most the window, the packet counted after), so the window is overrun by at most one
-//! packet per thread; a packet that finds it negative goes back to Python (`credit`),
-//! whose path holds it back or, if a receipt came meanwhile, serves it.
+//! packet per thread; a packet that finds it negative is held back (dropped, counted as
+//! the accountant counts it, `credit_exhausted`) in the thread, as the Python path would:
+//! a receipt reopens the gate at once (Python syncs it when the receipt is committed), so
+//! nothing needs Python per packet, and an unpaid flood costs the node no Python work.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+
+/// The drop reason of a packet held back: the accountant's own.
+pub const HELD: &str = "credit_exhausted";
 
 /// The counter and its wake mark: a thread that takes it below the mark writes its
 /// eventfd, so Python charges the bytes and invoices them at once, not a poll later (at

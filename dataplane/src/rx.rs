@@ -10,8 +10,8 @@
 //! index with no installed session (a new keypair Python has not installed yet), a
 //! datagram from another endpoint than the installed one (roaming and path choice stay
 //! Python's), an aged keypair. Handed back opened: keepalives (the link counts them),
-//! what inner.rs names, and a provider's client's packet while the client is over its
-//! credit window (`credit`: the Python path holds it back or serves it). Counted here: replayed and forged datagrams (the link's own
+//! and what inner.rs names. Counted here: a provider's client's packets while it is over
+//! its credit window (`credit_exhausted`, the accountant's drop), replayed and forged datagrams (the link's own
 //! reasons), inner sources outside the peer's allowed IPs, what an exit's policy refuses
 //! (policy.rs, `exit_<reason>` as the Python path), and outer CE on a Not-ECT
 //! packet (RFC 6040's decapsulation, ecn.rs, is done here in place, so a CE-marked
@@ -216,7 +216,8 @@ impl Shared {
             return batch.drop(reason);
         }
         if !credit::open(&entry.credit) {
-            return opened(batch, "credit"); // over its window: the Python path decides
+            batch.arena.truncate(start); // over its window: held back, as the Python path
+            return batch.drop(credit::HELD);
         }
         if ecn & ecn::ECT_1 != 0 {
             // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet

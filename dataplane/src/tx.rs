@@ -6,8 +6,8 @@
 //! peer with no installed sender (no session yet: Python stages and starts the
 //! handshake), a packet larger than the path carries (the ICMP "too big"), TCP SYNs (the
 //! MSS clamp), fragments, extension headers and anything malformed, an aged keypair or
-//! one at REKEY_AFTER_MESSAGES, a provider's client's packet while the client is over
-//! its credit window (`credit`, credit.rs). The outer ECN field copies the inner one (RFC 6040
+//! one at REKEY_AFTER_MESSAGES. Counted: a provider's client's packet while the client is
+//! over its credit window (`credit_exhausted`, credit.rs). The outer ECN field copies the inner one (RFC 6040
 //! section 4.1, ecn.rs): each datagram keeps it, and tx_thread.rs sends it as the TOS.
 //! Counted here: no route (`tun_no_route`), TUN frames offload.rs refuses (its reason).
 
@@ -187,7 +187,7 @@ impl TxShared {
             return batch.handback.push((p.to_vec(), "aged"));
         }
         if !credit::open(&sender.credit) {
-            return batch.handback.push((p.to_vec(), "credit")); // over its window
+            return batch.drop(credit::HELD, 1); // over its window: held back
         }
         let counter = sender.keys.take_counters(1);
         if counter >= self.limit {

@@ -46,6 +46,10 @@ class Counting:
     used: dict[bytes, Used] = field(default_factory=dict)
     seen: list[int] = field(default_factory=list)
     gates: CreditGates | None = None
+    held: int = 0
+
+    def held_back(self, n: int) -> None:
+        self.held += n
 
     def inbound(self, peer_key: bytes, n: int) -> bool:
         self.seen.append(n)
@@ -200,15 +204,17 @@ def test_a_providers_client_is_served_natively_within_its_credit_window(loop: Lo
     assert len(loop.loop.installed) == 1 and len(loop.loop.send.installed) == 1
     packets = [udp4("10.0.0.1", "198.51.100.9", 53, bytes([i]) * 100) for i in range(4)]
     n = len(packets[0])  # 128 bytes each: two fit the 300-byte window, a third passes
-    # while owed is within it (as `allowed`), the fourth waits for Python
+    # while owed is within it (as `allowed`), the fourth is held back in the thread
     assert loop.loop.thread.handle([seal(loop, p) for p in packets], *A_ADDR, 0) == packets[:3]
-    [back] = loop.loop.thread.take(10)
-    assert back[:2] == ("opened", "credit")
+    assert loop.loop.thread.take(10) == []  # nothing for Python to do per packet
     loop.loop.poll(now=2.0)  # the three are charged to the client, whatever the window
     assert credit.pre_hello == 3 * n and loop.acct.seen == []
+    assert loop.acct.held == 1  # the accountant's drop, not the data path's
     assert loop.acct.gates.gates[key].left == 300 - 3 * n < 0
     out = loop.loop.send.thread.handle(udp4("10.0.0.2", "10.0.0.1", 53), False, False)
-    assert out == [] and loop.loop.send.thread.take(10) != []  # over it: Python's path
+    assert out == [] and loop.loop.send.thread.take(10) == []  # over it: held back
+    loop.loop.send.poll(loop.loop.peers_by_id, now=2.0)
+    assert loop.acct.held == 2
     credit.window = 1000  # (a receipt or good standing: more credit)
     loop.loop.poll(now=2.0)
     reply = udp4("10.0.0.2", "10.0.0.1", 53)
