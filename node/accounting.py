@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tidewire.node.accounting_gate import CreditGates
+from tidewire.node.accounting_gate import HELD, CreditGates
 from tidewire.node.accounting_store import AccountantStore, saved_row
 from tidewire.node.core.accounting import (
     AccountingConfig,
@@ -223,10 +223,10 @@ class Accountant(AccountantStore):
 
     def held_back(self, n: int) -> None:
         """n packets the native threads held back at a client's credit gate."""
-        self.drops["credit_exhausted"] = self.drops.get("credit_exhausted", 0) + n
+        self._drop(HELD, n)
 
-    def _drop(self, reason: str) -> None:
-        self.drops[reason] = self.drops.get(reason, 0) + 1
+    def _drop(self, reason: str, n: int = 1) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + n
 
     # -- control channel ------------------------------------------------------
 

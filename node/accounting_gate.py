@@ -24,8 +24,17 @@ from collections.abc import Callable
 from typing import Any
 
 from tidewire.node.core.accounting import ClientCredit
+from tidewire.node.core.roles import Role
 
 HELD = "credit_exhausted"  # what the threads count a packet held back at a gate as
+
+
+def credit_gate(acct: Any, peer_key: bytes) -> Any:
+    """The native credit window of a provider's client, or None: the peer is no client,
+    or the threads run without gates (`acct` is the Accountant, or None)."""
+    if acct is None or acct.gates is None or acct.roles.get(peer_key) is not Role.CLIENT:
+        return None
+    return acct.gates.gate(peer_key)
 
 
 def target(credit: ClientCredit) -> int:
@@ -45,9 +54,7 @@ class CreditGates:
         """The client's gate (made on first use), or None if the peer is no client."""
         credit = self.credits.get(peer_key)
         if credit is None:
-            self.gates.pop(peer_key, None)
-            self.synced.pop(peer_key, None)
-            return None
+            return None  # a gate it had is closed by the next `sync`
         gate = self.gates.get(peer_key)
         if gate is None:
             now = target(credit)

@@ -14,7 +14,7 @@ policy runs in the receive thread too (dataplane/src/policy.rs, installed again 
   endpoint and how long the keypair may still be used, less a margin) and the prefix
   table of cryptokey routing; keypairs that are gone, aged or moved are removed. A
   provider's client is installed with its credit gate (node/accounting_gate.py): the
-  threads take its packets from its window and hand it back once it is over; what
+  threads take its packets from its window and hold them back once it is over; what
   they passed is charged to its session at each poll, and the gates are brought up to
   date after it (and after each receipt). A provider we use is, until we refuse it:
   before accounting answers its invoice, the threads' counters are polled (`refresh`),
@@ -42,11 +42,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tidewire.node.accounting import no_refresh
-from tidewire.node.accounting_gate import HELD, CreditGates
+from tidewire.node.accounting_gate import CreditGates, credit_gate
 from tidewire.node.core.roles import Role
 from tidewire.node.dataplane_send import (
     MARGIN,
     NativeOutbound,
+    count_drops,
     count_handbacks,
     native_endpoint,
 )
@@ -109,14 +110,6 @@ def _gated(acct: Any, peer_key: bytes) -> bool:
         used = acct.used.get(peer_key)
         return used is None or used.refused
     return role is Role.CLIENT and acct.gates is None
-
-
-def credit_gate(acct: Any, peer_key: bytes) -> Any:
-    """The native credit window of a provider's client (node/accounting_gate.py), or
-    None: the peer is no client, or the threads run without gates."""
-    if acct is None or acct.gates is None or acct.roles.get(peer_key) is not Role.CLIENT:
-        return None
-    return acct.gates.gate(peer_key)
 
 
 class NativeInbound:
@@ -238,11 +231,7 @@ class NativeInbound:
                 dp.counters["native_rx_bytes"] += inner
                 if acct is not None and not acct.native_inbound(peer.public_key, inner):
                     self._remove_peer(peer)  # e.g. a provider refused: Python's path now
-        for reason, n in thread.drops():
-            if reason == HELD and acct is not None:
-                acct.held_back(n)  # at a credit gate: the accountant's drop
-                continue
-            (device.drops if reason.startswith("transport_") else dp.drops)[reason] += n
+        count_drops(dp, thread.drops())
         for event, n in thread.events():
             dp.counters[event] += n
         count_handbacks(dp, thread.handed_back(), self.handed_back, "native_handback_")
@@ -303,8 +292,7 @@ class NativeInbound:
             thread.install(kp.native, peer=peer_id, host=host, port=port, ttl=ttl, credit=gate)
             installed[index] = (kp, (host, port), gate)
         peers = [(self._id(p), p) for p in self.dp.device.peers.values()]
-        gate_of = partial(credit_gate, self.dp.accountant)
-        self.send.reconcile(peers, self._gated, gate_of, now=now)
+        self.send.reconcile(peers, self._gated, now=now)
         routes = self._routes()
         if routes != self.routes:
             thread.set_routes(routes)

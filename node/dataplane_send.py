@@ -10,17 +10,17 @@ receive thread, from the same eligibility and the same peer ids and prefix table
   carries, and for a provider's client its credit gate (node/accounting_gate.py). A
   peer whose outbound packets accounting counts one by one is never installed.
 - **Hand-backs** are inner packets for `DataPath.outbound`, as the TUN reader would
-  give them: no session yet, too big for the path, SYNs, fragments, a client over its
-  credit window...
+  give them: no session yet, too big for the path, SYNs, fragments...
 - **Counters.** Per peer, what was sent runs the link's send-side timer hooks once per
   poll (authenticated traffic sent, data sent, the initiator's rekey after 120 s), adds
-  the tx bytes and accounting's outbound bytes; drops join the data path's counters.
+  the tx bytes and accounting's outbound bytes; drops join the data path's counters
+  (`count_drops`, which the receive thread's poll uses too).
 """
 
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tidewire.node.accounting_gate import HELD
+from tidewire.node.accounting_gate import HELD, credit_gate
 from tidewire.protocol.link.constants import (
     REJECT_AFTER_TIME,
     REKEY_AFTER_MESSAGES,
@@ -64,6 +64,20 @@ def count_handbacks(
             dp.drops["native_handback_full"] += n
         else:
             dp.counters[prefix + reason] += n
+
+
+def count_drops(dp: "DataPath", counts: list[tuple[str, int]]) -> None:
+    """A thread's drops under the Python path's names: the link's (`transport_*`) to the
+    device, a credit gate's to the accountant (its `credit_exhausted`), the rest to the
+    data path."""
+    acct = dp.accountant
+    for reason, n in counts:
+        if reason == HELD and acct is not None:
+            acct.held_back(n)
+        elif reason.startswith("transport_"):
+            dp.device.drops[reason] += n
+        else:
+            dp.drops[reason] += n
 
 
 class NativeOutbound:
@@ -123,28 +137,22 @@ class NativeOutbound:
                     device.send_initiation(peer, now=now, retry=False)  # keepKeyFreshSending
             if acct is not None and not acct.native_outbound(peer.public_key, inner):
                 self.remove(peer_id)
-        for reason, n in thread.drops():
-            if reason == HELD and acct is not None:
-                acct.held_back(n)  # at a credit gate: the accountant's drop
-                continue
-            dp.drops[reason] += n
+        count_drops(dp, thread.drops())
         for event, n in thread.events():
             dp.counters[event] += n
         count_handbacks(dp, thread.handed_back(), self.handed_back, "native_send_handback_")
         return moved
 
-    def reconcile(
-        self, peers: list[tuple[int, Peer]], gated: Any, gate_of: Any, *, now: float
-    ) -> None:
+    def reconcile(self, peers: list[tuple[int, Peer]], gated: Any, *, now: float) -> None:
         """Make the thread's senders those of the link now (`gated`: accounting holds
-        this peer's packets back one by one; `gate_of`: a client's credit gate)."""
+        this peer's packets back one by one), a client's with its credit gate."""
         thread, installed = self.thread, self.installed
         wanted: dict[int, tuple[Keypair, tuple[str, int], int, Any]] = {}
         for peer_id, peer in peers:
             kp = peer.usable_keypair(now=now) if not peer.staged else None
             endpoint = native_endpoint(peer, kp, gated, now=now)
             if kp is not None and endpoint is not None:
-                gate = gate_of(peer.public_key)
+                gate = credit_gate(self.dp.accountant, peer.public_key)
                 wanted[peer_id] = (kp, endpoint, self.dp._carry(peer), gate)
         for peer_id in [i for i in installed if wanted.get(i) != installed[i]]:
             self.remove(peer_id)

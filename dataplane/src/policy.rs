@@ -4,9 +4,9 @@
 //! sees unfragmented packets without IPv6 extension headers (inner.rs hands the others to
 //! Python), so the fragment rules of the Python check never apply here.
 //!
-//! A rule is (shift, value, proto, port, reason, the drop counter's key): it matches an address whose bits above
-//! `shift` are `value`; with a port, only that destination port, of `proto` or (none) of
-//! TCP and UDP. The operator's allow rules are consulted first and win; then the router's
+//! A rule is (shift, value, proto, port, reason, the reason being its drop counter's
+//! key): it matches an address whose bits above `shift` are `value`; with a port, only
+//! that destination port, of `proto` or (none) of TCP and UDP. The operator's allow rules are consulted first and win; then the router's
 //! own addresses and the deny rules; an IPv6 destination that embeds an IPv4 address
 //! (NAT64, 6to4, Teredo) is refused if that address would be.
 

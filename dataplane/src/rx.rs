@@ -10,13 +10,13 @@
 //! index with no installed session (a new keypair Python has not installed yet), a
 //! datagram from another endpoint than the installed one (roaming and path choice stay
 //! Python's), an aged keypair. Handed back opened: keepalives (the link counts them),
-//! and what inner.rs names. Counted here: a provider's client's packets while it is over
-//! its credit window (`credit_exhausted`, the accountant's drop), replayed and forged datagrams (the link's own
+//! and what inner.rs names. Counted here: replayed and forged datagrams (the link's own
 //! reasons), inner sources outside the peer's allowed IPs, what an exit's policy refuses
-//! (policy.rs, `exit_<reason>` as the Python path), and outer CE on a Not-ECT
-//! packet (RFC 6040's decapsulation, ecn.rs, is done here in place, so a CE-marked
-//! datagram keeps its place in its flow); the per-peer counters the link's timers and
-//! accounting need (PeerStats) are polled by Python.
+//! (policy.rs, `exit_<reason>` as the Python path), a provider's client's packets while
+//! it is over its credit window (credit.rs, the accountant's `credit_exhausted`), and
+//! outer CE on a Not-ECT packet (RFC 6040's decapsulation, ecn.rs, is done here in
+//! place, so a CE-marked datagram keeps its place in its flow); the per-peer counters
+//! the link's timers and accounting need (PeerStats) are polled by Python.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

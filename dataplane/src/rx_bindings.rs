@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::credit::Credit;
-use crate::policy::{intern, Policy, Rule as PolicyRule};
+use crate::policy::{intern, Family as PolicyFamily, Policy, Rule as PolicyRule};
 use crate::rx::{Batch, Entry, Handback, PeerStats, Shared};
 use crate::rx_thread::{self, Io};
 use crate::worker::{self, Worker};
@@ -25,6 +25,11 @@ pub struct Inbound {
     shared: Arc<Shared>,
     io: Option<Io>, // until started
     worker: Worker,
+}
+
+/// The policy's tables for IP `version`, or a clear error.
+fn family(policy: &mut Policy, version: u8) -> PyResult<&mut PolicyFamily> {
+    policy.family_mut(version).ok_or_else(|| PyValueError::new_err("IP version 4 or 6"))
 }
 
 /// An address as 16 big-endian bytes (IPv4 in the low 4).
@@ -157,7 +162,7 @@ impl Inbound {
                 port: u16::try_from(port).ok(),
                 reason: intern(&format!("exit_{reason}")),
             };
-            let f = policy.family_mut(version).ok_or_else(|| PyValueError::new_err("IP version 4 or 6"))?;
+            let f = family(&mut policy, version)?;
             match kind.as_str() {
                 "allow" => f.allow.push(rule),
                 "deny" => f.deny.push(rule),
@@ -165,12 +170,10 @@ impl Inbound {
             }
         }
         for (version, addr, reason) in own {
-            let f = policy.family_mut(version).ok_or_else(|| PyValueError::new_err("IP version 4 or 6"))?;
-            f.own.insert(address(&addr)?, intern(&format!("exit_{reason}")));
+            family(&mut policy, version)?.own.insert(address(&addr)?, intern(&format!("exit_{reason}")));
         }
         for (version, addr) in resolver {
-            let f = policy.family_mut(version).ok_or_else(|| PyValueError::new_err("IP version 4 or 6"))?;
-            f.resolver.insert(address(&addr)?);
+            family(&mut policy, version)?.resolver.insert(address(&addr)?);
         }
         let shared = &self.shared;
         py.allow_threads(|| {
