@@ -284,7 +284,7 @@ class Daemon:
             self._pay_relays()  # the records kept on disk
             self.exits = await start_exit_choice(self, nursery, self.discovery)
         nursery.start_soon(dp.timers.run)
-        for reader in readers(dp, self.udp):  # the TUN's and the sockets'
+        for reader in readers(dp, self.udp, masked):  # the TUN's and the sockets'
             nursery.start_soon(reader)
         if cfg.dns.resolver:
             from tidewire.node.resolver import Resolver, system_upstreams
@@ -295,7 +295,6 @@ class Daemon:
                     upstreams=cfg.dns.upstream or await off_loop(system_upstreams),
                 ).serve
             )
-        nursery.start_soon(masked.serve, dp)
         for stream in self.streams:
             nursery.start_soon(stream.serve, dp)
         log.info(

@@ -4,8 +4,11 @@ the TUN (dataplane/src/rx*.rs, here) and from the TUN to the UDP sockets
 (dataplane/src/tx*.rs, its shell in dataplane_send.py); this shell keeps them agreeing
 with the link and takes back what they do not handle.
 
-They run in place of the TUN reader and the UDP transport's readers when `eligible`
-says the node may: the native plane, pass-through queues, no [share] quota. An exit's
+They run in place of the TUN reader and the UDP and masked transports' readers when
+`eligible` says the node may: the native plane, pass-through queues, no [share] quota.
+Sessions on a masked path run in the threads too: they unmask and mask the transport
+datagrams themselves (dataplane/src/mask.rs) with the keys the masked transport has
+(`native_masks`, installed again when its `generation` changes). An exit's
 policy runs in the receive thread too (dataplane/src/policy.rs, installed again when its
 `generation` changes). For the receive thread:
 
@@ -21,7 +24,8 @@ policy runs in the receive thread too (dataplane/src/policy.rs, installed again 
   so what we check the invoice against includes every datagram that came before it.
 - **Hand-backs.** The thread writes the eventfd when it queued items. Unopened ones
   ("raw": handshakes, unknown indices, another endpoint...) go through the
-  UDP transport's `deliver`, as its own reader would hand them over; opened ones
+  transport's `deliver`, as its own reader would hand them over (a masked socket's
+  datagram the thread did not unmask, "wire", through the skin's opener); opened ones
   (keepalives, control packets, SYNs, fragments...) through the link's
   `receive_opened` and then `DataPath.inbound`.
 - **Counters.** What each peer received natively is polled: the link's timer hooks run
@@ -46,11 +50,13 @@ from tidewire.node.accounting_gate import CreditGates, credit_gate
 from tidewire.node.core.roles import Role
 from tidewire.node.dataplane_send import (
     MARGIN,
+    Endpoint,
     NativeOutbound,
     count_drops,
     count_handbacks,
     native_endpoint,
 )
+from tidewire.node.transports.masked import MaskedTransport
 from tidewire.node.transports.udp import Shedding, UdpTransport
 from tidewire.protocol.link.constants import (
     REJECT_AFTER_MESSAGES,
@@ -67,7 +73,7 @@ log = logging.getLogger("tidewire.node")
 
 POLL = 0.05  # seconds between polls of the counters and reconciles
 # what a session is installed with: its keypair, the peer's endpoint, a client's gate
-Wanted = tuple[Keypair, tuple[str, int], Any]
+Wanted = tuple[Keypair, Endpoint, Any]
 TAKE = 256  # hand-backs per round
 
 
@@ -82,18 +88,20 @@ def eligible(dp: "DataPath") -> str | None:
     return None
 
 
-def readers(dp: "DataPath", udp: UdpTransport) -> list[Callable[[], Awaitable[None]]]:
-    """What reads the TUN and the UDP sockets: the native threads where `eligible`, else
-    the data path's TUN reader and the transport's own readers; the data plane's `why`
-    in status says which."""
+def readers(
+    dp: "DataPath", udp: UdpTransport, masked: MaskedTransport
+) -> list[Callable[[], Awaitable[None]]]:
+    """What reads the TUN and the UDP and masked sockets: the native threads where
+    `eligible`, else the data path's TUN reader and the transports' own readers; the
+    data plane's `why` in status says which."""
     why = eligible(dp)
     if why is None:
-        dp.dataplane_why += "; the native send and receive threads run the TUN and UDP"
+        dp.dataplane_why += "; the native send and receive threads run the TUN, UDP and masked"
         dp.native_threads = True
-        return [NativeInbound(dp, udp).serve]
+        return [NativeInbound(dp, udp, masked).serve]
     if dp.dataplane == "native":
         dp.dataplane_why += f"; TUN and UDP are read in Python: {why}"
-    return [dp.tun_reader, partial(udp.serve, dp)]
+    return [dp.tun_reader, partial(udp.serve, dp), partial(masked.serve, dp)]
 
 
 def _gated(acct: Any, peer_key: bytes) -> bool:
@@ -113,23 +121,28 @@ def _gated(acct: Any, peer_key: bytes) -> bool:
 
 
 class NativeInbound:
-    """The receive thread over `udp`'s sockets, writing to the data path's TUN."""
+    """The receive thread over `udp`'s sockets (and `masked`'s), writing to the TUN."""
 
-    def __init__(self, dp: "DataPath", udp: UdpTransport) -> None:
-        self.dp, self.udp = dp, udp
+    def __init__(
+        self, dp: "DataPath", udp: UdpTransport, masked: MaskedTransport | None = None
+    ) -> None:
+        self.dp, self.udp, self.masked = dp, udp, masked
         self.thread: Any = None
-        self.send = NativeOutbound(dp, udp)
+        self.send = NativeOutbound(dp, udp, masked)
         self.installed: dict[int, Wanted] = {}  # receiver index -> what
         self.ids: dict[bytes, int] = {}  # peer key -> the thread's peer id
         self.peers_by_id: dict[int, Peer] = {}
         self.routes: list[tuple[int, bytes, int, int]] = []
         self.handed_back: Counter[str] = Counter()
         self.policy_generation: int | None = None  # the exit policy's, as installed
+        self.masks_generation: int | None = None  # the masked transport's keys', as installed
 
     async def serve(self) -> None:
         dp = self.dp
+        masked = [] if self.masked is None else list(self.masked.sockets.values())
         self.thread = thread = dp.native_module.Inbound(
             sockets=[s.fileno() for s in self.udp.sockets.values()],
+            masked=[s.fileno() for s in masked],
             tun_fd=dp.tun_fd,
             tun_gro=dp.tun_gro,
             overlay=dp.control.local_overlay,
@@ -144,7 +157,11 @@ class NativeInbound:
         self.reconcile(now=trio.current_time())
         thread.start()
         send.start()
-        log.info("data plane: native threads on the TUN and %d UDP sockets", len(self.udp.sockets))
+        log.info(
+            "data plane: native threads on the TUN, %d UDP and %d masked sockets",
+            len(self.udp.sockets),
+            len(masked),
+        )
         efd = thread.event_fd
         try:
             async with trio.open_nursery() as nursery:
@@ -186,13 +203,19 @@ class NativeInbound:
 
     def take(self, *, now: float) -> bool:
         """Whatever the thread handed back, through the Python path; True if data moved."""
-        dp, udp = self.dp, self.udp
+        dp, masked = self.dp, self.masked
         moved = False
         shedding = Shedding()
-        for kind, _reason, index, data, plain, host, port, ecn in self.thread.take(TAKE):
-            path = Path(UDP, (host, port))
-            if kind == "raw":
-                moved |= udp.deliver(dp, [data], path, ecn, None, shedding, now=now)
+        opener = None
+        for kind, _reason, index, data, plain, host, port, ecn, via in self.thread.take(TAKE):
+            path = Path(via, (host, port))
+            if kind != "opened":
+                transport = self.udp if via == UDP else masked
+                assert transport is not None  # the thread reads masked sockets only with it
+                if kind == "wire" and opener is None:
+                    opener = transport.opener()
+                open_ = opener if kind == "wire" else None
+                moved |= transport.deliver(dp, [data], path, ecn, open_, shedding, now=now)
                 continue
             moved |= dp.receive_opened(index, data, plain, path, now=now, ecn=ecn)
         if dp.paths.unsettled:
@@ -250,7 +273,8 @@ class NativeInbound:
 
     def _wanted(self, peer: Peer, now: float) -> Wanted | None:
         kp = peer.current
-        endpoint = native_endpoint(peer, kp, self._gated, now=now)
+        masked = self.masked is not None
+        endpoint = native_endpoint(peer, kp, self._gated, masked=masked, now=now)
         if kp is None or endpoint is None:
             return None
         return kp, endpoint, credit_gate(self.dp.accountant, peer.public_key)
@@ -271,9 +295,20 @@ class NativeInbound:
             self.thread.set_policy(*policy.native_tables())
         self.policy_generation = generation
 
+    def _install_masks(self) -> None:
+        """The masked transport's keys into the thread when they changed (a listener
+        registered or forgotten)."""
+        masked = self.masked
+        if masked is None or masked.generation == self.masks_generation:
+            return
+        self.thread.set_masks(*masked.native_masks())
+        self.masks_generation = masked.generation
+
     def reconcile(self, *, now: float) -> None:
-        """Make the thread's sessions, prefix table and exit policy those of the link now."""
+        """Make the thread's sessions, prefix table, exit policy and masked keys those
+        of the link now."""
         self._install_policy()
+        self._install_masks()
         thread, installed = self.thread, self.installed
         wanted: dict[int, Wanted] = {}
         for peer in self.dp.device.peers.values():
@@ -283,14 +318,16 @@ class NativeInbound:
         for index in [i for i in installed if wanted.get(i) != installed[i]]:
             thread.remove(index)
             del installed[index]
-        for index, (kp, (host, port), gate) in wanted.items():
+        for index, (kp, (host, port, masked), gate) in wanted.items():
             if index in installed:
                 continue
             peer = self.dp.device.peers[kp.peer_key]
             ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
             peer_id = self._id(peer)
-            thread.install(kp.native, peer=peer_id, host=host, port=port, ttl=ttl, credit=gate)
-            installed[index] = (kp, (host, port), gate)
+            thread.install(
+                kp.native, peer=peer_id, host=host, port=port, ttl=ttl, credit=gate, masked=masked
+            )
+            installed[index] = wanted[index]
         peers = [(self._id(p), p) for p in self.dp.device.peers.values()]
         self.send.reconcile(peers, self._gated, now=now)
         routes = self._routes()

@@ -4,11 +4,13 @@ the UDP sockets for established sessions runs in a thread of the native module
 receive thread, from the same eligibility and the same peer ids and prefix table.
 
 - **Installing.** `reconcile` gives the thread a sender per peer with a usable current
-  keypair, nothing staged and a UDP path: the keypair's native session (the send
-  counter is the session's, shared with Python's own sealing), the endpoint, the time
-  left (180 s less a margin, less its age) and the largest inner packet the path
-  carries, and for a provider's client its credit gate (node/accounting_gate.py). A
-  peer whose outbound packets accounting counts one by one is never installed.
+  keypair, nothing staged and a UDP or masked path: the keypair's native session (the
+  send counter is the session's, shared with Python's own sealing), the endpoint, the
+  time left (180 s less a margin, less its age) and the largest inner packet the path
+  carries, for a provider's client its credit gate (node/accounting_gate.py), and on a
+  masked path the skin's key and padding sizes (the thread masks, pads and sends on the
+  masked transport's socket). A peer whose outbound packets accounting counts one by
+  one is never installed.
 - **Hand-backs** are inner packets for `DataPath.outbound`, as the TUN reader would
   give them: no session yet, too big for the path, SYNs, fragments...
 - **Counters.** Per peer, what was sent runs the link's send-side timer hooks once per
@@ -28,29 +30,37 @@ from tidewire.protocol.link.constants import (
 )
 from tidewire.protocol.link.keypair import Keypair
 from tidewire.protocol.link.peer import Peer
-from tidewire.protocol.types import UDP
+from tidewire.protocol.types import MASKED, UDP
 
 if TYPE_CHECKING:
     from tidewire.node.datapath import DataPath
+    from tidewire.node.transports.masked import MaskedTransport
     from tidewire.node.transports.udp import UdpTransport
 
 TAKE = 256
 MARGIN = 1.0  # seconds before REJECT_AFTER_TIME a keypair leaves the threads
 
 
+# where the threads carry a session: (host, port, on the masked transport)
+Endpoint = tuple[str, int, bool]
+
+
 def native_endpoint(
-    peer: Peer, kp: Keypair | None, gated: Any, *, now: float
-) -> tuple[str, int] | None:
+    peer: Peer, kp: Keypair | None, gated: Any, *, masked: bool, now: float
+) -> Endpoint | None:
     """Where the threads may carry `kp`'s datagrams for `peer` (both directions): its UDP
-    endpoint, if `kp` has a native session with more than MARGIN left and accounting
-    does not count the peer packet by packet (`gated`); else None."""
+    endpoint, or its masked one if the threads read the masked sockets (`masked`), if
+    `kp` has a native session with more than MARGIN left and accounting does not count
+    the peer packet by packet (`gated`); else None."""
     path = peer.path
-    if kp is None or kp.native is None or path is None or path.transport != UDP:
+    if kp is None or kp.native is None or path is None:
+        return None
+    if path.transport != UDP and not (masked and path.transport == MASKED):
         return None
     if now - kp.created >= REJECT_AFTER_TIME - MARGIN or gated(peer.public_key):
         return None
     address = path.address
-    return str(address[0]), int(address[1])
+    return str(address[0]), int(address[1]), path.transport == MASKED
 
 
 def count_handbacks(
@@ -80,26 +90,42 @@ def count_drops(dp: "DataPath", counts: list[tuple[str, int]]) -> None:
             dp.drops[reason] += n
 
 
-class NativeOutbound:
-    """The send thread over the data path's TUN and `udp`'s sockets."""
+def _fds(transport: "UdpTransport | None") -> tuple[int, int]:
+    """A transport's IPv4 and IPv6 socket descriptors (-1: none)."""
+    import socket
 
-    def __init__(self, dp: "DataPath", udp: "UdpTransport") -> None:
-        self.dp, self.udp = dp, udp
+    sockets = {} if transport is None else transport.sockets
+    s4, s6 = sockets.get(socket.AF_INET), sockets.get(socket.AF_INET6)
+    return (s4.fileno() if s4 is not None else -1, s6.fileno() if s6 is not None else -1)
+
+
+# what a sender is installed with: keypair, endpoint, carry, gate, the skin's (key, sizes)
+Installed = tuple[Keypair, Endpoint, int, Any, Any]
+
+
+class NativeOutbound:
+    """The send thread over the data path's TUN and `udp`'s sockets (and `masked`'s)."""
+
+    def __init__(
+        self, dp: "DataPath", udp: "UdpTransport", masked: "MaskedTransport | None" = None
+    ) -> None:
+        self.dp, self.udp, self.masked = dp, udp, masked
         self.thread: Any = None
-        self.installed: dict[int, tuple[Keypair, tuple[str, int], int, Any]] = {}  # by peer id
+        self.installed: dict[int, Installed] = {}  # by peer id
         self.handed_back: Counter[str] = Counter()
 
     def make(self) -> Any:
-        import socket
-
         dp, udp = self.dp, self.udp
-        s4, s6 = udp.sockets.get(socket.AF_INET), udp.sockets.get(socket.AF_INET6)
+        v4, v6 = _fds(udp)
+        masked_v4, masked_v6 = _fds(self.masked)
         self.thread = dp.native_module.Outbound(
             tun_fd=dp.tun_fd,
             vnet=dp.tun_gro,
             tso=dp.tun_tso,
-            v4=s4.fileno() if s4 is not None else -1,
-            v6=s6.fileno() if s6 is not None else -1,
+            v4=v4,
+            v6=v6,
+            masked_v4=masked_v4,
+            masked_v6=masked_v6,
             gso=udp.batch.gso,
             ecn=udp.batch.ecn_send,
             limit=REKEY_AFTER_MESSAGES,
@@ -146,24 +172,41 @@ class NativeOutbound:
     def reconcile(self, peers: list[tuple[int, Peer]], gated: Any, *, now: float) -> None:
         """Make the thread's senders those of the link now (`gated`: accounting holds
         this peer's packets back one by one), a client's with its credit gate."""
-        thread, installed = self.thread, self.installed
-        wanted: dict[int, tuple[Keypair, tuple[str, int], int, Any]] = {}
+        thread, installed, masked = self.thread, self.installed, self.masked
+        wanted: dict[int, Installed] = {}
         for peer_id, peer in peers:
             kp = peer.usable_keypair(now=now) if not peer.staged else None
-            endpoint = native_endpoint(peer, kp, gated, now=now)
-            if kp is not None and endpoint is not None:
-                gate = credit_gate(self.dp.accountant, peer.public_key)
-                wanted[peer_id] = (kp, endpoint, self.dp._carry(peer), gate)
+            endpoint = native_endpoint(peer, kp, gated, masked=masked is not None, now=now)
+            if kp is None or endpoint is None:
+                continue
+            skin = None
+            if endpoint[2]:
+                assert masked is not None
+                s = masked.skin_for((endpoint[0], endpoint[1]))
+                if s is None:
+                    continue  # no key for it: the Python path counts masked_no_key
+                skin = (s.hp_key, s.sizes.ranges)
+            gate = credit_gate(self.dp.accountant, peer.public_key)
+            wanted[peer_id] = (kp, endpoint, self.dp._carry(peer), gate, skin)
         for peer_id in [i for i in installed if wanted.get(i) != installed[i]]:
             self.remove(peer_id)
-        for peer_id, (kp, (host, port), carry, gate) in wanted.items():
+        for peer_id, (kp, (host, port, _), carry, gate, skin) in wanted.items():
             if peer_id in installed:
                 continue
             ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
+            mask, sizes = skin if skin is not None else (None, ())
             thread.install(
-                kp.native, peer=peer_id, host=host, port=port, ttl=ttl, carry=carry, credit=gate
+                kp.native,
+                peer=peer_id,
+                host=host,
+                port=port,
+                ttl=ttl,
+                carry=carry,
+                credit=gate,
+                mask=mask,
+                sizes=list(sizes),
             )
-            installed[peer_id] = (kp, (host, port), carry, gate)
+            installed[peer_id] = wanted[peer_id]
 
     def remove(self, peer_id: int) -> None:
         self.thread.remove(peer_id)

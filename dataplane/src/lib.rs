@@ -19,6 +19,7 @@ mod ecn;
 mod gro;
 mod inner;
 mod keys;
+mod mask;
 mod offload;
 mod policy;
 mod prefix;

@@ -17,6 +17,12 @@
 //! outer CE on a Not-ECT packet (RFC 6040's decapsulation, ecn.rs, is done here in
 //! place, so a CE-marked datagram keeps its place in its flow); the per-peer counters
 //! the link's timers and accounting need (PeerStats) are polled by Python.
+//!
+//! The masked transport's sockets are read here too (mask.rs): a datagram from an
+//! address with a registered listener key is unmasked under it, else under the node's
+//! own key if it listens; what unmasks to a transport datagram goes on as one from
+//! plain UDP would, for sessions installed on a masked path, and the rest goes back as
+//! it came (`Via::Wire`: handshake wrappers and decoys are the Python skin's).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -29,6 +35,7 @@ use crate::credit;
 use crate::ecn::{self, Decap};
 use crate::inner::{classify, Inner};
 use crate::keys::Keys;
+use crate::mask::{Mask, Unmasked};
 use crate::policy::Policy;
 use crate::prefix::Prefixes;
 use crate::transport::{Refusal, HEADER_SIZE, TAG_SIZE};
@@ -43,6 +50,21 @@ pub struct Entry {
     pub endpoint: SocketAddr,
     pub deadline: Instant,
     pub credit: Option<Arc<credit::Gate>>, // a provider's client: its credit window (credit.rs)
+    pub masked: bool,                      // its path is the masked transport's
+}
+
+/// Which transport a datagram came on, and whether it is still in its wire form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Udp,
+    Masked, // unmasked to a link datagram
+    Wire,   // from a masked socket, not unmasked here: for the Python skin
+}
+
+impl Via {
+    pub fn transport(self) -> &'static str {
+        if self == Via::Udp { "udp" } else { "masked" }
+    }
 }
 
 /// What a peer's sessions received since Python last looked (it swaps them to 0).
@@ -59,11 +81,13 @@ pub struct Tables {
     pub routes: Prefixes,
     pub stats: HashMap<u32, Arc<PeerStats>>, // by peer id
     pub policy: Option<Policy>,              // an exit's: where its clients may go
+    pub masks: HashMap<SocketAddr, Arc<Mask>>, // the listener key at each address we dial
+    pub own_mask: Option<Arc<Mask>>,           // ours, when we listen on masked://
 }
 
 pub enum Handback {
-    Raw { data: Vec<u8>, from: SocketAddr, ecn: u8, reason: &'static str },
-    Opened { index: u32, data: Vec<u8>, plain: Vec<u8>, from: SocketAddr, ecn: u8, reason: &'static str },
+    Raw { data: Vec<u8>, from: SocketAddr, via: Via, ecn: u8, reason: &'static str },
+    Opened { index: u32, data: Vec<u8>, plain: Vec<u8>, from: SocketAddr, via: Via, ecn: u8, reason: &'static str },
 }
 
 pub struct Shared {
@@ -107,8 +131,35 @@ impl Batch {
     }
 }
 
-fn raw(batch: &mut Batch, d: &[u8], from: SocketAddr, ecn: u8, reason: &'static str) {
-    batch.handback.push(Handback::Raw { data: d.to_vec(), from, ecn, reason });
+fn raw(batch: &mut Batch, d: &[u8], from: SocketAddr, via: Via, ecn: u8, reason: &'static str) {
+    batch.handback.push(Handback::Raw { data: d.to_vec(), from, via, ecn, reason });
+}
+
+/// A masked socket's datagram `d` unmasked in place, as the skin's opener tries the
+/// keys: the listener's at `from`, then our own if we listen. The bytes to handle and
+/// how they came: the link datagram (`Via::Masked`) or all of `d` as it was (`Via::Wire`).
+pub fn unmask<'a>(tables: &Tables, d: &'a mut [u8], from: SocketAddr) -> (&'a [u8], Via) {
+    let listener = tables.masks.get(&from);
+    for mask in listener.iter().copied().chain(tables.own_mask.as_ref()) {
+        match mask.unwrap(d) {
+            Unmasked::Transport(n) => return (&d[..n], Via::Masked),
+            // an authenticated wrapper under the listener's key is the skin's to open
+            Unmasked::Handshake if listener.is_some() => break,
+            _ => {}
+        }
+    }
+    (d, Via::Wire)
+}
+
+/// One read cut into its datagrams (at the GRO segment size), a masked socket's unmasked.
+pub fn cut<'a>(tables: &Tables, data: &'a mut [u8], size: usize, masked: bool, from: SocketAddr) -> Vec<(&'a [u8], Via)> {
+    if data.is_empty() {
+        return vec![(data, if masked { Via::Wire } else { Via::Udp })];
+    }
+    if !masked {
+        return data.chunks(size).map(|d| (d, Via::Udp)).collect();
+    }
+    data.chunks_mut(size).map(|d| unmask(tables, d, from)).collect()
 }
 
 impl Shared {
@@ -119,6 +170,8 @@ impl Shared {
                 routes: Prefixes::new(),
                 stats: HashMap::new(),
                 policy: None,
+                masks: HashMap::new(),
+                own_mask: None,
             }),
             overlay,
             limit,
@@ -130,26 +183,33 @@ impl Shared {
         }
     }
 
-    /// The datagrams of one read from `from`, with the outer ECN field.
+    /// The datagrams of one read from `from`, each with how it came, with the outer
+    /// ECN field.
     pub fn handle(
         &self,
         tables: &Tables,
-        datagrams: &[&[u8]],
+        datagrams: &[(&[u8], Via)],
         from: SocketAddr,
         ecn: u8,
         now: Instant,
         batch: &mut Batch,
     ) {
-        for d in datagrams {
-            self.handle_one(tables, d, from, ecn, now, batch);
+        for &(d, via) in datagrams {
+            if via == Via::Wire {
+                raw(batch, d, from, via, ecn, "masked");
+            } else {
+                self.handle_one(tables, d, from, via, ecn, now, batch);
+            }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_one(
         &self,
         tables: &Tables,
         d: &[u8],
         from: SocketAddr,
+        via: Via,
         ecn: u8,
         now: Instant,
         batch: &mut Batch,
@@ -160,18 +220,18 @@ impl Shared {
             } else {
                 "not_transport"
             };
-            return raw(batch, d, from, ecn, reason);
+            return raw(batch, d, from, via, ecn, reason);
         }
         let index = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
         let entry = match tables.entries.get(&index) {
             Some(e) => e,
-            None => return raw(batch, d, from, ecn, "unknown_index"),
+            None => return raw(batch, d, from, via, ecn, "unknown_index"),
         };
-        if entry.endpoint != from {
-            return raw(batch, d, from, ecn, "endpoint");
+        if entry.endpoint != from || entry.masked != (via == Via::Masked) {
+            return raw(batch, d, from, via, ecn, "endpoint");
         }
         if now >= entry.deadline {
-            return raw(batch, d, from, ecn, "aged");
+            return raw(batch, d, from, via, ecn, "aged");
         }
         // opened in place in the arena: the datagram itself stays whole for a hand-back
         let start = batch.arena.len();
@@ -181,7 +241,7 @@ impl Shared {
             Err(refusal) => {
                 batch.arena.truncate(start);
                 return match refusal {
-                    Refusal::Expired => raw(batch, d, from, ecn, "expired"),
+                    Refusal::Expired => raw(batch, d, from, via, ecn, "expired"),
                     r => batch.drop(r.reason()),
                 };
             }
@@ -191,7 +251,7 @@ impl Shared {
             let plain = batch.arena[text.clone()].to_vec();
             batch.arena.truncate(start);
             let data = d.to_vec();
-            batch.handback.push(Handback::Opened { index, data, plain, from, ecn, reason });
+            batch.handback.push(Handback::Opened { index, data, plain, from, via, ecn, reason });
         };
         if n == 0 {
             return opened(batch, "keepalive");

@@ -15,7 +15,8 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::credit::Credit;
 use crate::policy::{intern, Family as PolicyFamily, Policy, Rule as PolicyRule};
-use crate::rx::{Batch, Entry, Handback, PeerStats, Shared};
+use crate::mask::Mask;
+use crate::rx::{self, Batch, Entry, Handback, PeerStats, Shared, Via};
 use crate::rx_thread::{self, Io};
 use crate::worker::{self, Worker};
 use crate::Session;
@@ -45,11 +46,18 @@ fn endpoint(host: &str, port: u16) -> PyResult<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// A listener key's header protection (16 bytes, the skin's `hp_key`).
+pub fn mask(key: &[u8]) -> PyResult<Mask> {
+    let key: &[u8; 16] = key.try_into().map_err(|_| PyValueError::new_err("a mask key is 16 bytes"))?;
+    Ok(Mask::new(key))
+}
+
 fn handback_tuple<'py>(py: Python<'py>, item: &Handback) -> Bound<'py, PyTuple> {
-    let (kind, index, data, plain, from, ecn, reason) = match item {
-        Handback::Raw { data, from, ecn, reason } => ("raw", 0, data, None, from, ecn, reason),
-        Handback::Opened { index, data, plain, from, ecn, reason } => {
-            ("opened", *index, data, Some(plain), from, ecn, reason)
+    let (kind, index, data, plain, from, via, ecn, reason) = match item {
+        Handback::Raw { data, from, via: Via::Wire, ecn, reason } => ("wire", 0, data, None, from, Via::Wire, ecn, reason),
+        Handback::Raw { data, from, via, ecn, reason } => ("raw", 0, data, None, from, *via, ecn, reason),
+        Handback::Opened { index, data, plain, from, via, ecn, reason } => {
+            ("opened", *index, data, Some(plain), from, *via, ecn, reason)
         }
     };
     let plain = plain.map(|p| PyBytes::new_bound(py, p).into_any());
@@ -64,6 +72,7 @@ fn handback_tuple<'py>(py: Python<'py>, item: &Handback) -> Bound<'py, PyTuple> 
             from.ip().to_string().into_py(py),
             from.port().into_py(py),
             ecn.into_py(py),
+            via.transport().into_py(py),
         ],
     )
 }
@@ -71,14 +80,16 @@ fn handback_tuple<'py>(py: Python<'py>, item: &Handback) -> Bound<'py, PyTuple> 
 #[pymethods]
 impl Inbound {
     #[new]
-    #[pyo3(signature = (*, sockets, tun_fd, tun_gro, overlay, limit))]
-    fn new(sockets: Vec<i32>, tun_fd: i32, tun_gro: bool, overlay: &[u8], limit: u64) -> PyResult<Self> {
+    #[pyo3(signature = (*, sockets, tun_fd, tun_gro, overlay, limit, masked=Vec::new()))]
+    fn new(sockets: Vec<i32>, tun_fd: i32, tun_gro: bool, overlay: &[u8], limit: u64, masked: Vec<i32>) -> PyResult<Self> {
         let overlay: [u8; 16] = overlay
             .try_into()
             .map_err(|_| PyValueError::new_err("overlay: an IPv6 address is 16 bytes"))?;
         let worker = Worker::new()?;
         let shared = Arc::new(Shared::new(overlay, limit, Arc::clone(&worker.stop)));
-        let io = Some(Io { sockets, tun_fd, tun_gro, event_fd: worker.event_fd });
+        let flags = sockets.iter().map(|_| false).chain(masked.iter().map(|_| true)).collect();
+        let sockets = sockets.into_iter().chain(masked).collect();
+        let io = Some(Io { sockets, masked: flags, tun_fd, tun_gro, event_fd: worker.event_fd });
         Ok(Inbound { shared, io, worker })
     }
 
@@ -100,11 +111,12 @@ impl Inbound {
         self.worker.stop(py);
     }
 
-    /// Open datagrams to `session`'s index from `host`:`port` for `ttl` more seconds;
-    /// with `credit`, a provider's client's window gates each packet (credit.rs).
-    #[pyo3(signature = (session, *, peer, host, port, ttl, credit=None))]
+    /// Open datagrams to `session`'s index from `host`:`port` (on the masked transport
+    /// with `masked`) for `ttl` more seconds; with `credit`, a provider's client's
+    /// window gates each packet (credit.rs).
+    #[pyo3(signature = (session, *, peer, host, port, ttl, credit=None, masked=false))]
     #[allow(clippy::too_many_arguments)]
-    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, credit: Option<PyRef<'_, Credit>>) -> PyResult<()> {
+    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, credit: Option<PyRef<'_, Credit>>, masked: bool) -> PyResult<()> {
         let credit = credit.map(|c| Arc::clone(&c.gate));
         let endpoint = endpoint(host, port)?;
         let ttl = Duration::from_secs_f64(ttl.clamp(0.0, 1e6));
@@ -115,7 +127,7 @@ impl Inbound {
             tables.stats.entry(peer).or_insert_with(|| Arc::new(PeerStats::default()));
             let index = keys.local_index;
             let deadline = Instant::now() + ttl;
-            tables.entries.insert(index, Entry { keys, peer, endpoint, deadline, credit });
+            tables.entries.insert(index, Entry { keys, peer, endpoint, deadline, credit, masked });
         });
         Ok(())
     }
@@ -127,6 +139,24 @@ impl Inbound {
             let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.entries.remove(&index);
         });
+    }
+
+    /// The masked transport's keys (mask.rs): `listeners` as (host, port, hp_key) for
+    /// the addresses we dial, `own` our own hp_key if we listen on masked://.
+    #[pyo3(signature = (listeners, own=None))]
+    fn set_masks(&self, py: Python<'_>, listeners: Vec<(String, u16, Vec<u8>)>, own: Option<Vec<u8>>) -> PyResult<()> {
+        let mut masks = std::collections::HashMap::new();
+        for (host, port, key) in listeners {
+            masks.insert(endpoint(&host, port)?, Arc::new(mask(&key)?));
+        }
+        let own = own.map(|k| mask(&k).map(Arc::new)).transpose()?;
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
+            tables.masks = masks;
+            tables.own_mask = own;
+        });
+        Ok(())
     }
 
     /// Replace the prefix table: (IP version, network as 16 big-endian bytes, prefix
@@ -190,8 +220,10 @@ impl Inbound {
         });
     }
 
-    /// Up to `limit` hand-backs, oldest first: (kind "raw" or "opened", reason, receiver
-    /// index, the datagram, the plaintext or None, host, port, outer ECN field).
+    /// Up to `limit` hand-backs, oldest first: (kind, reason, receiver index, the
+    /// datagram, the plaintext or None, host, port, outer ECN field, transport "udp" or
+    /// "masked"). Kinds: "raw" (a link datagram, not opened), "opened", "wire" (a masked
+    /// socket's datagram as it came, for the skin's opener).
     fn take<'py>(&self, py: Python<'py>, limit: usize) -> Bound<'py, PyList> {
         let items: Vec<Handback> = {
             let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,16 +268,23 @@ impl Inbound {
         worker::swap(&self.shared.handed_back)
     }
 
-    /// The thread's work on one read's `datagrams` from `host`:`port`, without I/O: the
-    /// inner packets for the TUN; hand-backs are queued for `take` and drops counted, as
-    /// the thread does.
-    fn handle<'py>(&self, py: Python<'py>, datagrams: Vec<Vec<u8>>, host: &str, port: u16, ecn: u8) -> PyResult<Bound<'py, PyList>> {
+    /// The thread's work on one read's `datagrams` from `host`:`port` (a masked
+    /// socket's with `masked`), without I/O: the inner packets for the TUN; hand-backs
+    /// are queued for `take` and drops counted, as the thread does.
+    #[pyo3(signature = (datagrams, host, port, ecn, masked=false))]
+    fn handle<'py>(&self, py: Python<'py>, mut datagrams: Vec<Vec<u8>>, host: &str, port: u16, ecn: u8, masked: bool) -> PyResult<Bound<'py, PyList>> {
         let from = endpoint(host, port)?;
         let shared = &self.shared;
         let mut batch = Batch::default();
         py.allow_threads(|| {
-            let slices: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
             let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
+            let slices: Vec<(&[u8], Via)> = datagrams
+                .iter_mut()
+                .flat_map(|d| {
+                    let size = d.len().max(1);
+                    rx::cut(&tables, d, size, masked, from)
+                })
+                .collect();
             shared.handle(&tables, &slices, from, ecn, Instant::now(), &mut batch);
             drop(tables);
             shared.publish(&mut batch); // into the queue, as the thread does

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::gro;
-use crate::rx::{Batch, Shared, TUN_BATCH};
+use crate::rx::{self, Batch, Shared, TUN_BATCH};
 use crate::sys;
 use crate::tun;
 
@@ -17,6 +17,7 @@ const POLL_MS: i32 = 100;
 
 pub struct Io {
     pub sockets: Vec<i32>,
+    pub masked: Vec<bool>, // per socket: the masked transport's (mask.rs)
     pub tun_fd: i32,
     pub tun_gro: bool,
     pub event_fd: i32,
@@ -46,7 +47,7 @@ pub fn run(shared: Arc<Shared>, io: Io) {
     let mut batch = Batch::default();
     while !shared.stop.load(Ordering::Relaxed) {
         let ready = sys::poll_readable(&io.sockets, POLL_MS);
-        for (&fd, _) in io.sockets.iter().zip(ready).filter(|(_, r)| *r) {
+        for ((&fd, &masked), _) in io.sockets.iter().zip(&io.masked).zip(ready).filter(|(_, r)| *r) {
             for _ in 0..READS {
                 let got = match sys::receive(fd, &mut buf) {
                     Ok(Some(got)) => got,
@@ -56,12 +57,10 @@ pub fn run(shared: Arc<Shared>, io: Io) {
                         continue;
                     }
                 };
-                let data = &buf[..got.length];
                 let size = if got.segment == 0 { got.length.max(1) } else { got.segment };
-                let datagrams: Vec<&[u8]> =
-                    if data.is_empty() { vec![data] } else { data.chunks(size).collect() };
                 {
                     let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
+                    let datagrams = rx::cut(&tables, &mut buf[..got.length], size, masked, got.from);
                     shared.handle(&tables, &datagrams, got.from, got.ecn, Instant::now(), &mut batch);
                 }
                 if batch.tun.len() >= TUN_BATCH {

@@ -208,3 +208,20 @@ pub fn send(fd: i32, to: SocketAddr, data: &[u8], segment: Option<u16>, tos: u8)
     }
     Ok(())
 }
+
+/// `buf` filled from the kernel's CSPRNG (getrandom(2)); false if it failed.
+pub fn getrandom(buf: &mut [u8]) -> bool {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: writes at most `buf.len() - done` bytes into the live tail of `buf`.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return false;
+        }
+        done += n as usize;
+    }
+    true
+}

@@ -10,6 +10,8 @@
 //! over its credit window (`credit_exhausted`, credit.rs). The outer ECN field copies the inner one (RFC 6040
 //! section 4.1, ecn.rs): each datagram keeps it, and tx_thread.rs sends it as the TOS.
 //! Counted here: no route (`tun_no_route`), TUN frames offload.rs refuses (its reason).
+//! A peer on a masked path has its listener's skin: each sealed datagram is masked and
+//! padded in place (mask.rs) and goes out on the masked transport's socket.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use crate::credit;
 use crate::ecn;
 use crate::inner::TCP;
 use crate::keys::Keys;
+use crate::mask::{self, Rng, Skin};
 use crate::offload;
 use crate::prefix::Prefixes;
 use crate::transport;
@@ -36,6 +39,7 @@ pub struct Sender {
     pub deadline: Instant,
     pub carry: usize, // the largest inner packet the peer's path carries
     pub credit: Option<Arc<credit::Gate>>, // a provider's client: its credit window (credit.rs)
+    pub skin: Option<Arc<Skin>>,           // on a masked path: its listener's mask and padding
 }
 
 /// What a peer's sessions sent since Python last looked (it swaps them to 0).
@@ -65,15 +69,23 @@ pub struct TxShared {
 
 /// One wake-up's results. The sealed datagrams lie one after another in `sealed` (a
 /// GSO run is one slice of it, sent without a copy); `out` says where each lies, where
-/// it goes and its outer ECN field.
+/// it goes, its outer ECN field and whether it goes on the masked transport.
 #[derive(Default)]
 pub struct TxBatch {
     pub sealed: Vec<u8>,
-    pub out: Vec<(SocketAddr, Range<usize>, u8)>,
+    pub out: Vec<Out>,
+    pub rng: Option<Rng>, // the padding's, made on the first masked datagram
     pub handback: Vec<(Vec<u8>, &'static str)>,
     pub drops: HashMap<&'static str, u64>,
     pub super_packets: u64,
     pub wake: bool, // a client's gate crossed its wake mark: Python charges and invoices
+}
+
+pub struct Out {
+    pub to: SocketAddr,
+    pub range: Range<usize>,
+    pub ecn: u8,
+    pub masked: bool,
 }
 
 impl TxBatch {
@@ -83,7 +95,7 @@ impl TxBatch {
 
     /// The sealed datagrams with their endpoints and outer ECN fields, in order.
     pub fn datagrams(&self) -> impl ExactSizeIterator<Item = (SocketAddr, &[u8], u8)> {
-        self.out.iter().map(move |(to, r, ecn)| (*to, &self.sealed[r.clone()], *ecn))
+        self.out.iter().map(move |o| (o.to, &self.sealed[o.range.clone()], o.ecn))
     }
 }
 
@@ -196,14 +208,20 @@ impl TxShared {
         let start = batch.sealed.len();
         let (keys, mtu) = (&sender.keys, self.mtu);
         transport::seal_into(&keys.send, keys.remote_index, counter, p, mtu, &mut batch.sealed);
+        let wire = batch.sealed.len() - start; // the link's datagram, before any padding
+        if let Some(skin) = &sender.skin {
+            let rng = batch.rng.get_or_insert_with(Rng::new);
+            mask::wrap_into(skin, rng, &mut batch.sealed, start);
+        }
         let end = batch.sealed.len();
         batch.wake |= credit::take(&sender.credit, p.len());
         if let Some(s) = tables.stats.get(&peer) {
             s.packets.fetch_add(1, Ordering::Relaxed);
-            s.wire_bytes.fetch_add((end - start) as u64, Ordering::Relaxed);
+            s.wire_bytes.fetch_add(wire as u64, Ordering::Relaxed);
             s.inner_bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
         }
-        batch.out.push((sender.endpoint, start..end, ecn::ecn_of(p).unwrap_or(ecn::NOT_ECT)));
+        let ecn = ecn::ecn_of(p).unwrap_or(ecn::NOT_ECT);
+        batch.out.push(Out { to: sender.endpoint, range: start..end, ecn, masked: sender.skin.is_some() });
     }
 
     /// Merge drops, events and hand-backs; true if Python has something to read (or a

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::credit::Credit;
+use crate::mask::{Padding, Skin};
 use crate::prefix::Prefixes;
 use crate::tx::{Sender, TxBatch, TxShared, TxStats};
 use crate::tx_thread::{self, TxIo};
@@ -39,16 +40,30 @@ pub fn prefixes(routes: Vec<(u8, Vec<u8>, u32, u32)>) -> PyResult<Prefixes> {
     Ok(table)
 }
 
+/// The padding's ranges, checked as the skin's `PaddingSizes.parse` checks them.
+fn padding(ranges: Vec<(usize, usize, u64)>) -> PyResult<Padding> {
+    if ranges.is_empty() {
+        return Err(PyValueError::new_err("sizes: at least one (low, high, weight) range"));
+    }
+    for (i, &(low, high, weight)) in ranges.iter().enumerate() {
+        if !(crate::mask::SAMPLE_SIZE * 2 <= low && low <= high && high <= 65535) || weight == 0 {
+            return Err(PyValueError::new_err(format!("sizes[{i}]: need 32 <= low <= high <= 65535 and a weight")));
+        }
+    }
+    Ok(Padding { ranges })
+}
+
 #[pymethods]
 impl Outbound {
     #[new]
-    #[pyo3(signature = (*, tun_fd, vnet, tso, v4, v6, gso, limit, mtu=None, ecn=true))]
+    #[pyo3(signature = (*, tun_fd, vnet, tso, v4, v6, gso, limit, mtu=None, ecn=true, masked_v4=-1, masked_v6=-1))]
     #[allow(clippy::too_many_arguments)]
-    fn new(tun_fd: i32, vnet: bool, tso: bool, v4: i32, v6: i32, gso: bool, limit: u64, mtu: Option<usize>, ecn: bool) -> PyResult<Self> {
+    fn new(tun_fd: i32, vnet: bool, tso: bool, v4: i32, v6: i32, gso: bool, limit: u64, mtu: Option<usize>, ecn: bool, masked_v4: i32, masked_v6: i32) -> PyResult<Self> {
         let worker = Worker::new()?;
         let shared = Arc::new(TxShared::new(limit, mtu, Arc::clone(&worker.stop)));
         let (gso, ecn) = (AtomicBool::new(gso), AtomicBool::new(ecn));
-        let io = Some(TxIo { tun_fd, vnet, tso, v4, v6, event_fd: worker.event_fd, gso, ecn });
+        let event_fd = worker.event_fd;
+        let io = Some(TxIo { tun_fd, vnet, tso, v4, v6, masked_v4, masked_v6, event_fd, gso, ecn });
         Ok(Outbound { shared, io, worker })
     }
 
@@ -68,11 +83,17 @@ impl Outbound {
     }
 
     /// Seal the packets routed to `peer` with `session` and send them to `host`:`port`
-    /// for `ttl` more seconds; larger inner packets than `carry` go back to Python.
-    #[pyo3(signature = (session, *, peer, host, port, ttl, carry, credit=None))]
+    /// for `ttl` more seconds; larger inner packets than `carry` go back to Python. With
+    /// `mask` (the listener's hp_key) and `sizes` (the padding's (low, high, weight)
+    /// ranges), on the masked transport's socket under that skin.
+    #[pyo3(signature = (session, *, peer, host, port, ttl, carry, credit=None, mask=None, sizes=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
-    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, carry: usize, credit: Option<PyRef<'_, Credit>>) -> PyResult<()> {
+    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, carry: usize, credit: Option<PyRef<'_, Credit>>, mask: Option<Vec<u8>>, sizes: Vec<(usize, usize, u64)>) -> PyResult<()> {
         let credit = credit.map(|c| Arc::clone(&c.gate));
+        let skin = match mask {
+            None => None,
+            Some(key) => Some(Arc::new(Skin { mask: crate::rx_bindings::mask(&key)?, padding: padding(sizes)? })),
+        };
         let ip: IpAddr =
             host.parse().map_err(|_| PyValueError::new_err(format!("host: {host:?} is not an IP address")))?;
         let endpoint = SocketAddr::new(ip, port);
@@ -82,7 +103,7 @@ impl Outbound {
         py.allow_threads(|| {
             let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.stats.entry(peer).or_insert_with(|| Arc::new(TxStats::default()));
-            tables.senders.insert(peer, Sender { keys, endpoint, deadline, carry, credit });
+            tables.senders.insert(peer, Sender { keys, endpoint, deadline, carry, credit, skin });
         });
         Ok(())
     }

@@ -30,6 +30,8 @@ pub struct TxIo {
     pub tso: bool,
     pub v4: i32, // the UDP sockets by family (-1: none)
     pub v6: i32,
+    pub masked_v4: i32, // the masked transport's (-1: none)
+    pub masked_v6: i32,
     pub event_fd: i32,
     pub gso: AtomicBool,
     pub ecn: AtomicBool, // a TOS control message per send where the field is not 0
@@ -92,29 +94,35 @@ pub fn send_all(io: &TxIo, batch: &mut TxBatch) {
     let sealed = std::mem::take(&mut batch.sealed);
     let mut i = 0;
     while i < out.len() {
-        let (to, first, ecn) = (out[i].0, &out[i].1, out[i].2);
+        let (to, first, ecn, masked) = (out[i].to, &out[i].range, out[i].ecn, out[i].masked);
         let size = first.len();
         let mut j = i + 1;
         let mut bytes = size;
         while j < out.len()
-            && out[j].0 == to
-            && out[j].2 == ecn
+            && out[j].to == to
+            && out[j].ecn == ecn
+            && out[j].masked == masked
             && j - i < MAX_SEGMENTS
-            && bytes + out[j].1.len() <= MAX_BYTES
-            && out[j].1.len() <= size
+            && bytes + out[j].range.len() <= MAX_BYTES
+            && out[j].range.len() <= size
         {
-            bytes += out[j].1.len();
+            bytes += out[j].range.len();
             j += 1;
-            if out[j - 1].1.len() < size {
+            if out[j - 1].range.len() < size {
                 break; // a shorter datagram ends the run
             }
         }
-        let fd = if to.is_ipv4() { io.v4 } else { io.v6 };
+        let fd = match (masked, to.is_ipv4()) {
+            (false, true) => io.v4,
+            (false, false) => io.v6,
+            (true, true) => io.masked_v4,
+            (true, false) => io.masked_v6,
+        };
         if fd < 0 {
             batch.drop("send_no_socket", (j - i) as u64);
         } else {
             // sealed one after another: the run is one contiguous slice
-            let data = &sealed[first.start..out[j - 1].1.end];
+            let data = &sealed[first.start..out[j - 1].range.end];
             send_run(io, fd, to, data, size, j - i, ecn, batch);
         }
         i = j;

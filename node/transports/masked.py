@@ -20,6 +20,10 @@ hears nothing. Decoys: before the first initiation to a listener, `decoys` datag
 (DECOYS by default) that the listener drops; they blur the first flight's count and
 sizes (the canonical one-out, one-in exchange) for two small datagrams per listener and
 run, and are never sent on a listener's replies.
+
+The native threads (node/dataplane_loop.py) read and write these sockets themselves when
+they run: they unmask and mask transport datagrams with the keys `native_masks` gives
+them and hand back to `opener` whatever else comes (handshake wrappers, decoys, forgeries).
 """
 
 import os
@@ -61,11 +65,13 @@ class MaskedTransport(UdpTransport):
         self._greeted: set[Endpoint] = set()  # listeners that had their decoys
         self.rng = rng
         self.decoys = decoys
+        self.generation = 0  # counts changes of the keys (the native threads install them)
 
     def listen(self, port: int, *, mark: int) -> int:
         """Bind the configured masked:// port: datagrams from unregistered addresses are
         clients of ours, keyed by our own public key."""
         self.listening = True
+        self.generation += 1
         return self.bind(port, mark=mark)
 
     def register(self, address: Endpoint, listener_public: bytes) -> None:
@@ -73,16 +79,28 @@ class MaskedTransport(UdpTransport):
         skin = self._skins.get(listener_public)
         if skin is None:
             skin = self._skins[listener_public] = MaskedSkin(listener_public)
-        self.listeners[address] = skin
+        if self.listeners.get(address) is not skin:
+            self.listeners[address] = skin
+            self.generation += 1
 
     def forget(self, address: Endpoint) -> None:
-        self.listeners.pop(address, None)
+        if self.listeners.pop(address, None) is not None:
+            self.generation += 1
         self._greeted.discard(address)
 
-    def _skin(self, address: Endpoint) -> MaskedSkin | None:
+    def skin_for(self, address: Endpoint) -> MaskedSkin | None:
+        """The skin that wraps what we send to `address`, or None (no key for it)."""
         skin = self.listeners.get(address)
-        if skin is None and self.listening:
-            return self.own
+        return self.own if skin is None and self.listening else skin
+
+    def native_masks(self) -> tuple[list[tuple[str, int, bytes]], bytes | None]:
+        """The keys for the native receive thread's `set_masks`: (host, port, hp_key) per
+        listener we dial, and our own hp_key if we listen."""
+        listeners = [(str(a[0]), int(a[1]), s.hp_key) for a, s in self.listeners.items()]
+        return listeners, self.own.hp_key if self.listening else None
+
+    def _skin(self, address: Endpoint) -> MaskedSkin | None:
+        skin = self.skin_for(address)
         if skin is None:
             self.drops["masked_no_key"] += 1
         return skin

@@ -168,6 +168,12 @@ class MaskedSkin:
         self._hs_key = derive_key(HS_LABEL, responder_public)
         self.sizes = sizes if isinstance(sizes, PaddingSizes) else PaddingSizes.parse(sizes)
 
+    @property
+    def hp_key(self) -> bytes:
+        """The header protection key (public: it is derived from S_pub), for the native
+        threads' own skin (dataplane/src/mask.rs)."""
+        return self._hp_key
+
     def _mask(self, sample: bytes) -> int:
         hp = self._hp
         if hp is None:

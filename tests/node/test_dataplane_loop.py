@@ -4,6 +4,7 @@ thread's per-read work without I/O): what they install, how the polled counters 
 the link's timers, rx/tx bytes and accounting, and how hand-backs take the Python path."""
 
 import socket
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_network
@@ -18,10 +19,12 @@ from tidewire.node.core.roles import Role
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import choose, load
 from tidewire.node.dataplane_loop import NativeInbound, eligible
+from tidewire.node.transports.masked import MaskedTransport
 from tidewire.protocol.link.constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME
 from tidewire.protocol.link.device import Device
 from tidewire.protocol.link.peer import PeerConfig
-from tidewire.protocol.types import UDP, Path
+from tidewire.protocol.skins.masked import MaskedSkin
+from tidewire.protocol.types import MASKED, UDP, Path
 
 from ..unit.helpers import SeededRandom, keypair
 from .test_datapath import A_ADDR, B_ADDR, Recorder, handshake, tun_packets, udp4
@@ -191,7 +194,7 @@ def test_a_datagram_from_another_endpoint_takes_the_python_path_and_moves_the_se
     assert tun_packets(loop) == [packet]  # type: ignore[arg-type]
     assert loop.pb.path == Path(UDP, roamed)  # roaming, on the Python path
     loop.loop.reconcile(now=1.0)
-    assert [w[1] for w in loop.loop.installed.values()] == [roamed]
+    assert [w[1][:2] for w in loop.loop.installed.values()] == [roamed]
 
 
 def test_a_providers_client_is_served_natively_within_its_credit_window(loop: Loop) -> None:
@@ -278,3 +281,49 @@ def test_the_send_thread_hands_back_what_python_must_do(loop: Loop) -> None:
     packet = udp4("10.0.0.2", "10.0.0.1", 53)
     assert loop.loop.send.thread.handle(packet, False, False) == []
     assert loop.loop.send.thread.take(10) == [packet]  # no sender: Python's path
+
+
+def test_a_session_on_a_masked_path_runs_in_the_threads_under_its_listeners_skin(
+    loop: Loop,
+) -> None:
+    # b dials a masked listener at A_ADDR (a's key): both threads carry the session
+    masked = MaskedTransport(Counter(), own_public=loop.b.public_key)
+    masked.register(A_ADDR, loop.a.public_key)
+    skin = MaskedSkin(loop.a.public_key)
+    ni = NativeInbound(loop.dp, Udp(), masked)  # type: ignore[arg-type]
+    assert native is not None
+    ni.thread = native.Inbound(
+        sockets=[],
+        tun_fd=-1,
+        tun_gro=False,
+        overlay=loop.dp.control.local_overlay,
+        limit=REJECT_AFTER_MESSAGES,
+    )
+    ni.send.make()
+    loop.pb.path = Path(MASKED, A_ADDR)
+    ni.reconcile(now=1.0)
+    assert [w[1] for w in ni.installed.values()] == [(*A_ADDR, True)]
+    packet = udp4("10.0.0.1", "203.0.113.9", 53)
+    wire = skin.wrap(seal(loop, packet), rng=SeededRandom("w"))
+    assert ni.thread.handle([wire], *A_ADDR, 0) == []  # not from the plain socket
+    assert ni.thread.handle([wire], *A_ADDR, 0, True) == [packet]
+    # what it sends is masked with the listener's key, and a opens it
+    reply = udp4("10.0.0.2", "10.0.0.1", 53)
+    [(host, port, sent, _)] = ni.send.thread.handle(reply, False, False)
+    assert (host, port) == A_ADDR and sent[:4] != b"\x04\x00\x00\x00"
+    link = skin.unwrap(sent)
+    assert link is not None
+    opened = loop.a.receive_datagram(link, Path(MASKED, B_ADDR), now=1.0)
+    assert opened is not None and opened[1][: len(reply)] == reply
+    # random bytes on the masked socket go back to the skin's opener, which counts them
+    ni.take(now=1.0)  # the plain-socket copy above: "endpoint", dropped as a replay
+    assert ni.thread.handle([bytes(range(64))], *A_ADDR, 0, True) == []
+    ni.take(now=1.0)
+    assert masked.drops["masked_unwrap_failed"] == 1
+    # a forgotten listener leaves the threads' keys at the next reconcile
+    masked.forget(A_ADDR)
+    ni.reconcile(now=1.0)
+    assert ni.send.installed == {}  # no key to wrap with: the Python path counts it
+    late = skin.wrap(seal(loop, packet), rng=SeededRandom("x"))
+    assert ni.thread.handle([late], *A_ADDR, 0, True) == []
+    assert [item[0] for item in ni.thread.take(10)] == ["wire"]  # for the skin's opener
