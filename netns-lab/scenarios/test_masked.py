@@ -52,6 +52,14 @@ def test_a_masked_client_gets_through_a_wireguard_censor() -> None:
         transfer(lab, x.client, x.internet, "203.0.113.2", 4 << 20)
         st = x.client_node.status()
         assert st["peers"][0]["endpoint"] == f"masked://{PROVIDER}:8443"
+        # the upload ran in the threads at both ends of the masked path
+        for node, counter in (
+            (x.client_node, "native_tx_datagrams"),
+            (x.provider_node, "native_rx_datagrams"),
+        ):
+            ns = node.status()
+            if ns["dataplane"] == "native":
+                assert ns["counters"].get(counter, 0) > 1000, ns["counters"]
         assert x.provider_node.status()["listen"] == [
             "udp://0.0.0.0:51820",
             "masked://0.0.0.0:8443",
@@ -71,7 +79,7 @@ def test_a_masked_client_gets_through_a_wireguard_censor() -> None:
         seen = [json.loads(line) for line in dump.read_text().splitlines()]
         pair = [d for d in seen if {d["src"], d["dst"]} == {CLIENT, PROVIDER}]
         ours = [d for d in pair if 8443 in (d["sport"], d["dport"])]
-        assert len(ours) > 100  # the transfer went through here (GSO runs count once)
+        assert len(ours) > 50  # the transfer went through here (a GSO run of 64 counts once)
         assert not [d for d in ours if wireguard_looking(d)]
         spare = [d for d in pair if d not in ours]
         assert len(spare) < 20 and all(d["dport"] == 51820 for d in spare), spare
