@@ -94,6 +94,14 @@ pub struct Padding {
 }
 
 impl Padding {
+    /// The ranges, if they hold what `draw` relies on (some range, low <= high, a weight
+    /// in each, a total weight in 64 bits); the skin's `PaddingSizes.parse` has checked the policy (the bounds).
+    pub fn new(ranges: Vec<(usize, usize, u64)>) -> Option<Padding> {
+        let sound = ranges.iter().all(|&(low, high, weight)| low <= high && weight > 0);
+        let total = ranges.iter().try_fold(0u64, |sum, r| sum.checked_add(r.2));
+        (sound && !ranges.is_empty() && total.is_some()).then_some(Padding { ranges })
+    }
+
     /// A wire size for a datagram of `need` bytes: among the ranges whose high reaches
     /// `need`, one by weight, then a size uniformly in [max(low, need), high]; `need`
     /// itself if no range reaches it (PaddingSizes.draw, from the same 8 random bytes).
@@ -168,10 +176,24 @@ impl Rng {
         }
     }
 
+    /// Fill `dst` from the keystream: the same bytes `extend` would have appended.
+    pub fn fill(&mut self, dst: &mut [u8]) {
+        let mut done = 0;
+        while done < dst.len() {
+            if self.at == BUFFER {
+                self.refill();
+            }
+            let take = (dst.len() - done).min(BUFFER - self.at);
+            dst[done..done + take].copy_from_slice(&self.buf[self.at..self.at + take]);
+            self.at += take;
+            done += take;
+        }
+    }
+
     pub fn next_u64(&mut self) -> u64 {
-        let mut b = Vec::with_capacity(8);
-        self.extend(&mut b, 8);
-        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        let mut b = [0u8; 8];
+        self.fill(&mut b);
+        u64::from_le_bytes(b)
     }
 }
 

@@ -40,19 +40,6 @@ pub fn prefixes(routes: Vec<(u8, Vec<u8>, u32, u32)>) -> PyResult<Prefixes> {
     Ok(table)
 }
 
-/// The padding's ranges, checked as the skin's `PaddingSizes.parse` checks them.
-fn padding(ranges: Vec<(usize, usize, u64)>) -> PyResult<Padding> {
-    if ranges.is_empty() {
-        return Err(PyValueError::new_err("sizes: at least one (low, high, weight) range"));
-    }
-    for (i, &(low, high, weight)) in ranges.iter().enumerate() {
-        if !(crate::mask::SAMPLE_SIZE * 2 <= low && low <= high && high <= 65535) || weight == 0 {
-            return Err(PyValueError::new_err(format!("sizes[{i}]: need 32 <= low <= high <= 65535 and a weight")));
-        }
-    }
-    Ok(Padding { ranges })
-}
-
 #[pymethods]
 impl Outbound {
     #[new]
@@ -92,7 +79,7 @@ impl Outbound {
         let credit = credit.map(|c| Arc::clone(&c.gate));
         let skin = match mask {
             None => None,
-            Some(key) => Some(Arc::new(Skin { mask: crate::rx_bindings::mask(&key)?, padding: padding(sizes)? })),
+            Some(key) => Some(Arc::new(Skin { mask: crate::rx_bindings::mask(&key)?, padding: Padding::new(sizes).ok_or_else(|| PyValueError::new_err("sizes: not a checked PaddingSizes (a range with low > high or no weight)"))? })),
         };
         let ip: IpAddr =
             host.parse().map_err(|_| PyValueError::new_err(format!("host: {host:?} is not an IP address")))?;
