@@ -227,7 +227,7 @@ def memory_with_peers(name: str, n: int) -> float:
                 name="twmem0", private_key=private, address=["10.250.0.1/16"], lab=lab, peers=peers
             )
             binary = BASELINE[0] if name == "baseline" else TIDEWIRE
-            lab.tidewire(host, "twmem0", text, binary=binary)
+            lab.tidewire(host, "twmem0", text, binary=binary, start_timeout=90)
             procnames: tuple[str, ...] = ("tidewire",)
         else:
             wg_peers = [

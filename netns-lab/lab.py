@@ -254,11 +254,13 @@ class Lab:
         env: dict[str, str] | None = None,
         misbehave: tuple[str, ...] = (),
         binary: str = TIDEWIRE,
+        start_timeout: float = 15,
     ) -> Node:
         """Write a config and run `tidewire up` with it; wait until its control socket answers.
         `misbehave` (e.g. ("silent",), ("overbill", "1.10"), ("rotate", "0.5")) runs it
         through tools/misbehave.py instead, as a node that cheats at accounting. `binary`
-        runs another build of tidewire (a benchmark's baseline)."""
+        runs another build of tidewire (a benchmark's baseline); `start_timeout` is how long
+        its control socket may take to answer (a thousand peers take longer on a slow host)."""
         config = self.tmp / (conf_name or f"{name}.toml")
         config.write_text(config_text)
         sock = self.tmp / f"{name}.sock"
@@ -269,7 +271,9 @@ class Lab:
         node = Node(host, name, config, sock, proc)
         if wait:
             self.wait_for(
-                lambda: _answers(sock) or not proc.alive(), timeout=15, what=f"{name} to start"
+                lambda: _answers(sock) or not proc.alive(),
+                timeout=start_timeout,
+                what=f"{name} to start",
             )
             if not proc.alive():
                 raise LabError(f"tidewire {name} exited at start:\n{proc.log()}")
