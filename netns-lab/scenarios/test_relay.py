@@ -398,14 +398,18 @@ def test_the_pair_rate_paces_a_download_and_receipts_still_match() -> None:
         [served] = usage(provider)["sessions"]
         used = usage(client)["providers_used"][0]
         lost = st["drops"].get("relay_rate", 0)
+        queued = st["counters"].get("queued", 0)
         print(
-            f"20 Mbit/s pair rate: {mbit:.1f} Mbit/s of HTTP; queued {st['counters']['queued']} "
+            f"20 Mbit/s pair rate: {mbit:.1f} Mbit/s of HTTP; queued {queued} "
             f"of {pair['frames']} frames, dropped {lost}; e billed {served['verified_down']} "
             f"bytes down, c counted {used['received']} (and {used['lost_down']} lost on the "
             f"way) and signed {used['signed_down']}"
         )
-        assert 10 <= mbit <= 21, mbit  # paced: never above the rate, and TCP keeps most of it
-        assert st["counters"]["queued"] > 0  # the rate held frames back...
+        # paced: never above the rate, and TCP keeps a good part of it (10.0-17.9 Mbit/s
+        # in 7 runs on an idle host; 8.7 and 10.7 on a loaded one, where three Python
+        # nodes share 2 cores)
+        assert 7 <= mbit <= 21, mbit
+        assert queued > 0, st  # the rate held frames back...
         # ...and dropped only on overflow: fewer than a policer's 10-17%, mostly the slow
         # start's overshoot, a cost per connection that the receipts' 1 MiB slack covers
         assert lost <= pair["frames"] * 0.1, st

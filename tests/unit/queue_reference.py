@@ -19,7 +19,7 @@ from tidewire.node.core.ecn import mark_ce
 from tidewire.node.core.queues.codel import CoDel, Entry
 from tidewire.node.core.queues.fq_codel import DROP_BATCH, FqCoDel
 from tidewire.node.core.queues.shaper import TokenBucket
-from tidewire.node.core.queues.share import CAP_BURST_TIME
+from tidewire.node.core.queues.share import BURST_TIME
 
 MTU = 1500
 
@@ -79,7 +79,7 @@ class RefClient:
         self.active = False
         self.cap = None
         if cap is not None:
-            self.cap = TokenBucket(cap, per_packet_overhead=overhead, burst_time=CAP_BURST_TIME)
+            self.cap = TokenBucket(cap, per_packet_overhead=overhead, burst_time=BURST_TIME)
 
     def next_entry(self, now: float) -> Entry | None:
         """RFC 8290 section 4.2, the scheduler within the client."""
@@ -122,7 +122,9 @@ class RefShare:
         limit: int = 1 << 22,
     ) -> None:
         self.deliver, self.packet_of, self.with_packet = deliver, packet_of, with_packet
-        self.bucket = TokenBucket(rate, per_packet_overhead=per_packet_overhead)
+        self.bucket = TokenBucket(
+            rate, per_packet_overhead=per_packet_overhead, burst_time=BURST_TIME
+        )
         self.classifier: FqCoDel[Any] = FqCoDel(seed=seed)
         self.overhead, self.cap, self.limit = per_packet_overhead, cap, limit
         self.clients: dict[bytes, RefClient] = {}

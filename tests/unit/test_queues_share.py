@@ -129,7 +129,7 @@ def test_a_capped_client_gets_its_cap_and_the_other_the_rest() -> None:
 def test_a_cap_holds_its_rate_when_timer_wake_ups_come_late() -> None:
     """A busy host wakes the timer task milliseconds late; a capped client fed in bursts
     (a TCP window every 50 ms at twice its cap) still gets its cap, since its bucket
-    catches up what a late wake-up missed (share.CAP_BURST_TIME)."""
+    catches up what a late wake-up missed (share.BURST_TIME)."""
     sink = Sink()
     q = share(sink, rate=None, per_packet_overhead=0)
     q.set_cap(A, RATE, now=0.0)

@@ -18,7 +18,8 @@ use super::shaper::{RateError, TokenBucket};
 use super::{pymax, Host};
 
 pub const LIMIT: i64 = 1 << 22;
-pub const CAP_BURST_TIME: f64 = 0.010;
+/// share.py's BURST_TIME: the rate and each cap may catch up 20 ms of late wake-ups.
+pub const BURST_TIME: f64 = 0.020;
 
 pub struct Client<T> {
     pub key: Vec<u8>,
@@ -66,7 +67,7 @@ pub struct Share<T> {
 impl<T> Share<T> {
     pub fn new(c: Config) -> Result<Self, RateError> {
         Ok(Share {
-            bucket: TokenBucket::new(c.rate, c.overhead, c.mtu, super::shaper::BURST_TIME)?,
+            bucket: TokenBucket::new(c.rate, c.overhead, c.mtu, BURST_TIME)?,
             overhead: c.overhead,
             cap: c.cap,
             cap_int: false,
@@ -92,7 +93,7 @@ impl<T> Share<T> {
     }
 
     fn cap_bucket(&self, rate: f64) -> Result<TokenBucket, RateError> {
-        TokenBucket::new(Some(rate), self.overhead, self.mtu, CAP_BURST_TIME)
+        TokenBucket::new(Some(rate), self.overhead, self.mtu, BURST_TIME)
     }
 
     /// The slot of `key`'s client, made (with the direction's cap) if it is new.

@@ -14,11 +14,11 @@ bytes after an idle spell) and `next_at` is exactly when the next packet may lea
 `get_timer` of whatever queue it paces. Each packet is charged `per_packet_overhead`
 bytes on top of its size, since the outer headers, padding and tags the tunnel adds
 count against the real uplink. The burst allowance is 2 MTU or 4 ms of the rate,
-whichever is larger (a caller may give a longer `burst_time`, as share.py does for
-per-client caps). CAKE holds 1 ms, but it runs in the kernel: this bucket is released by
+whichever is larger (a caller may give a longer `burst_time`, as share.py does: 20
+ms for its rate and caps). CAKE holds 1 ms, but it runs in the kernel: this bucket is released by
 a timer task in user space, which wakes a few milliseconds late on a busy machine, and
 with 1 ms of allowance every late wake-up lost its capacity for good (40 Mbit/s shared
-delivered 29-37 Mbit/s in test_share.py; 4 ms delivers it). The rate
+delivered 29-37 Mbit/s in test_share.py, 4 ms 36-38 on a slower host). The rate
 may change at run time (`set_rate`): the debt or credit held is carried over in bytes.
 A rate of None is unlimited: every packet may leave at once.
 
@@ -155,7 +155,6 @@ class Shaper(QueueBase[T]):
 
     def __len__(self) -> int:
         return len(self._queue)
-
 
     def forget(self, key: bytes) -> None:
         pass  # one FIFO for everyone: nothing is kept per key
