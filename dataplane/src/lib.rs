@@ -29,6 +29,7 @@ mod rx;
 mod rx_bindings;
 mod rx_thread;
 mod share_bindings;
+mod share_thread_bindings;
 mod tx;
 mod tx_bindings;
 mod tx_thread;
@@ -258,6 +259,7 @@ fn _dataplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rx_bindings::Inbound>()?;
     m.add_class::<tx_bindings::Outbound>()?;
     m.add_class::<share_bindings::Share>()?;
+    m.add_class::<share_thread_bindings::ThreadShare>()?;
     m.add_function(wrap_pyfunction!(share_bindings::flow_hash, m)?)?;
     m.add_function(wrap_pyfunction!(share_bindings::classify, m)?)?;
     m.add_function(wrap_pyfunction!(padded_length, m)?)?;

@@ -204,24 +204,8 @@ impl Share {
                 )))
             }
         };
-        // hash(seed): computed here for any int within 128 bits, else asked of Python
-        let seed_hash = match seed.extract::<i128>() {
-            Ok(v) => hashing::hash_i128(v),
-            Err(_) => seed.hash()? as i64,
-        };
-        let ((rate, rate_int), (cap, cap_int)) = (rate_arg(rate)?, rate_arg(cap)?);
-        let mut core = Core::new(Config {
-            rate,
-            overhead: per_packet_overhead,
-            cap,
-            limit,
-            mtu,
-            quantum,
-            target,
-            interval,
-        })?;
-        core.bucket.int_rate = rate_int;
-        core.cap_int = cap_int;
+        let seed_hash = seed_hash(seed)?;
+        let core = core(rate, per_packet_overhead, cap, limit, mtu, quantum, target, interval)?;
         Ok(Share {
             core,
             deliver,
@@ -283,40 +267,29 @@ impl Share {
 
     #[pyo3(signature = (rate, *, now))]
     fn set_rate(&mut self, rate: Option<&Bound<'_, PyAny>>, now: f64) -> PyResult<()> {
-        let (rate, int) = rate_arg(rate)?;
-        self.core.set_rate(rate, now)?;
-        self.core.bucket.int_rate = int;
-        Ok(())
+        set_rate(&mut self.core, rate, now)
     }
 
     #[pyo3(signature = (key, rate, *, now))]
     fn set_cap(&mut self, key: &[u8], rate: Option<&Bound<'_, PyAny>>, now: f64) -> PyResult<()> {
-        let (rate, int) = rate_arg(rate)?;
-        self.core.set_cap(key, rate, now)?;
-        if let Some(cap) = self.core.cap_of(key) {
-            cap.int_rate = int;
-        }
-        Ok(())
+        set_cap(&mut self.core, key, rate, now)
     }
 
     /// The pacer's rate in bytes per second (None: unlimited).
     #[getter]
     fn rate(&self, py: Python<'_>) -> PyObject {
-        rate_out(py, self.core.bucket.rate, self.core.bucket.int_rate)
+        rate_of(py, &self.core)
     }
 
     /// The cap a client seen from now on gets (None: uncapped).
     #[getter(cap)]
     fn get_cap(&self, py: Python<'_>) -> PyObject {
-        rate_out(py, self.core.cap, self.core.cap_int)
+        cap_of(py, &self.core)
     }
 
     #[setter(cap)]
     fn set_cap_default(&mut self, cap: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let (cap, int) = rate_arg(cap)?;
-        self.core.cap = cap;
-        self.core.cap_int = int;
-        Ok(())
+        set_cap_default(&mut self.core, cap)
     }
 
     #[getter]
@@ -367,53 +340,16 @@ impl Share {
     /// The client keys, first seen first (the Python class's dict, iterated).
     #[getter]
     fn clients<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
-        PyList::new_bound(
-            py,
-            self.core
-                .clients()
-                .iter()
-                .map(|c| PyBytes::new_bound(py, &c.key)),
-        )
+        clients(py, &self.core)
     }
 
     /// Per client key: delay, backlog, drops, marks, bytes sent, cap.
     fn client_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new_bound(py);
-        for c in self.core.clients() {
-            let st = PyDict::new_bound(py);
-            st.set_item("delay", c.fq.sojourn)?;
-            st.set_item("backlog_bytes", c.fq.backlog)?;
-            st.set_item("backlog_packets", c.fq.packets)?;
-            st.set_item("drops", c.fq.drops)?;
-            st.set_item("overlimit_drops", c.fq.overlimit)?;
-            st.set_item("marks", c.fq.marks)?;
-            st.set_item("sent_bytes", c.sent_bytes)?;
-            st.set_item("sent_packets", c.sent_packets)?;
-            match c.cap.as_ref() {
-                Some(b) if b.rate.is_some() => {
-                    st.set_item("cap", rate_out(py, b.rate, b.int_rate))?
-                }
-                _ => st.set_item("cap", -1)?,
-            }
-            out.set_item(PyBytes::new_bound(py, &c.key), st)?;
-        }
-        Ok(out)
+        client_stats(py, &self.core)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let st = PyDict::new_bound(py);
-        let bucket = &self.core.bucket;
-        match bucket.rate {
-            Some(_) => st.set_item("rate", rate_out(py, bucket.rate, bucket.int_rate))?,
-            None => st.set_item("rate", -1)?,
-        }
-        st.set_item("backlog_bytes", self.core.backlog)?;
-        st.set_item("backlog_packets", self.core.len())?;
-        st.set_item("drops", self.core.drops)?;
-        st.set_item("overlimit_drops", self.core.overlimit)?;
-        st.set_item("marks", self.core.marks())?;
-        st.set_item("clients", self.core.clients().len())?;
-        Ok(st)
+        stats(py, &self.core)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -432,6 +368,110 @@ impl Share {
         self.core.clear();
         self.with_packet = None;
     }
+}
+
+/// `client_stats()` of a queue, as node/core/queues/share.py's Share gives it.
+pub fn client_stats<'py, T>(py: Python<'py>, core: &Core<T>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new_bound(py);
+    for c in core.clients() {
+        let st = PyDict::new_bound(py);
+        st.set_item("delay", c.fq.sojourn)?;
+        st.set_item("backlog_bytes", c.fq.backlog)?;
+        st.set_item("backlog_packets", c.fq.packets)?;
+        st.set_item("drops", c.fq.drops)?;
+        st.set_item("overlimit_drops", c.fq.overlimit)?;
+        st.set_item("marks", c.fq.marks)?;
+        st.set_item("sent_bytes", c.sent_bytes)?;
+        st.set_item("sent_packets", c.sent_packets)?;
+        match c.cap.as_ref() {
+            Some(b) if b.rate.is_some() => st.set_item("cap", rate_out(py, b.rate, b.int_rate))?,
+            _ => st.set_item("cap", -1)?,
+        }
+        out.set_item(PyBytes::new_bound(py, &c.key), st)?;
+    }
+    Ok(out)
+}
+
+/// `stats()` of a queue, as the Python Share gives it.
+pub fn stats<'py, T>(py: Python<'py>, core: &Core<T>) -> PyResult<Bound<'py, PyDict>> {
+    let st = PyDict::new_bound(py);
+    let bucket = &core.bucket;
+    match bucket.rate {
+        Some(_) => st.set_item("rate", rate_out(py, bucket.rate, bucket.int_rate))?,
+        None => st.set_item("rate", -1)?,
+    }
+    st.set_item("backlog_bytes", core.backlog)?;
+    st.set_item("backlog_packets", core.len())?;
+    st.set_item("drops", core.drops)?;
+    st.set_item("overlimit_drops", core.overlimit)?;
+    st.set_item("marks", core.marks())?;
+    st.set_item("clients", core.clients().len())?;
+    Ok(st)
+}
+
+/// `set_rate`, `set_cap` and the `cap` setter of a queue (Python's ints kept as ints).
+pub fn set_rate<T>(core: &mut Core<T>, rate: Option<&Bound<'_, PyAny>>, now: f64) -> PyResult<()> {
+    let (rate, int) = rate_arg(rate)?;
+    core.set_rate(rate, now)?;
+    core.bucket.int_rate = int;
+    Ok(())
+}
+
+pub fn set_cap<T>(core: &mut Core<T>, key: &[u8], rate: Option<&Bound<'_, PyAny>>, now: f64) -> PyResult<()> {
+    let (rate, int) = rate_arg(rate)?;
+    core.set_cap(key, rate, now)?;
+    if let Some(cap) = core.cap_of(key) {
+        cap.int_rate = int;
+    }
+    Ok(())
+}
+
+pub fn set_cap_default<T>(core: &mut Core<T>, cap: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let (cap, int) = rate_arg(cap)?;
+    core.cap = cap;
+    core.cap_int = int;
+    Ok(())
+}
+
+/// The pacer's rate and the new clients' cap, as Python holds them.
+pub fn rate_of<T>(py: Python<'_>, core: &Core<T>) -> PyObject {
+    rate_out(py, core.bucket.rate, core.bucket.int_rate)
+}
+
+pub fn cap_of<T>(py: Python<'_>, core: &Core<T>) -> PyObject {
+    rate_out(py, core.cap, core.cap_int)
+}
+
+/// The client keys, first seen first (the Python class's dict, iterated).
+pub fn clients<'py, T>(py: Python<'py>, core: &Core<T>) -> Bound<'py, PyList> {
+    PyList::new_bound(py, core.clients().iter().map(|c| PyBytes::new_bound(py, &c.key)))
+}
+
+/// hash(seed): computed here for any int within 128 bits, else asked of Python.
+pub fn seed_hash(seed: &Bound<'_, PyAny>) -> PyResult<i64> {
+    match seed.extract::<i128>() {
+        Ok(v) => Ok(hashing::hash_i128(v)),
+        Err(_) => Ok(seed.hash()? as i64),
+    }
+}
+
+/// A queue's settings from the Python Share's constructor arguments.
+#[allow(clippy::too_many_arguments)]
+pub fn core<T>(
+    rate: Option<&Bound<'_, PyAny>>,
+    per_packet_overhead: i64,
+    cap: Option<&Bound<'_, PyAny>>,
+    limit: i64,
+    mtu: i64,
+    quantum: i64,
+    target: f64,
+    interval: f64,
+) -> PyResult<Core<T>> {
+    let ((rate, rate_int), (cap, cap_int)) = (rate_arg(rate)?, rate_arg(cap)?);
+    let mut core = Core::new(Config { rate, overhead: per_packet_overhead, cap, limit, mtu, quantum, target, interval })?;
+    core.bucket.int_rate = rate_int;
+    core.cap_int = cap_int;
+    Ok(core)
 }
 
 /// hash((seed, int.from_bytes(addresses), proto_ports)) as flow_hash.rs computes it, for the
