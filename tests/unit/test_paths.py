@@ -68,6 +68,28 @@ def test_failover_within_2_s_of_the_last_reply_under_traffic() -> None:
     assert ps.switches == 1
 
 
+def test_a_cut_just_after_a_probe_still_fails_over_within_2_s() -> None:
+    """A measurement probe is the first data after the last reply and the path dies
+    before its answer: the pings behind it are traffic the path failed to answer all the
+    same. (When the probe's `new_handshake` was marked for `observe` to ignore, the pings
+    were hidden with it until a spare path's probe answered: 3 s here, and in the overlay
+    lab a cut link held a client 7.7 s on the dead path.)"""
+    sim, client, provider = setup([UDP, MASKED])
+    ping(sim, client)  # every 0.1 s, each answered 0.02 s later
+    sim.run_until(12.05)  # between the spare path's probes (10.06, 15.06)
+    ps = client.paths.sets[provider.device.public_key]
+    assert ps.active is not None and ps.active.path.transport == UDP
+    assert client.peer().new_handshake is None  # the last ping was answered
+    last_before = max(replies(client))
+    ps._probe(ps.active, now=12.05)  # the active path's measurement falls due here
+    client.flush(now=12.05)
+    sim.blocked.add(UDP)
+    sim.run_until(20.0)
+    assert ps.active.path.transport == MASKED
+    down_at = next(t for t in sim.sent_by("client", MASKED) if t > 12.05)
+    assert down_at - last_before <= 2.0, down_at
+
+
 def failed_over(until: float = 30.0) -> tuple[PathSim, End, End, PathSet]:
     """A client pinging over udp for 5 s, then udp blocked until `until`: it is on masked."""
     sim, client, provider = setup([UDP, MASKED])

@@ -292,11 +292,14 @@ class PathSet:
         return out
 
     def probes_sent(self) -> None:
-        """A probe is data to the link: the `new_handshake` timer it armed (if none was
-        armed) says nothing about traffic, so `observe` ignores it."""
-        nh = self.peer.new_handshake
-        if self._before_probes is None and nh is not None:
-            self._probe_marked = nh
+        """A probe is data to the link, but the `new_handshake` timer it armed (if none was
+        armed) says nothing about traffic: it is cleared, so the first data sent after the
+        probe arms it as if the probe had not gone. (Marking it for `observe` to ignore
+        hid the data sent behind the probe too, the timer being armed once: a path cut
+        just after a probe went unnoticed under traffic until another path's probe was
+        answered or its own were lost, 7.7 s in the overlay lab instead of DEAD_AFTER.)"""
+        if self._before_probes is None and self.peer.new_handshake is not None:
+            self.peer.new_handshake = None
 
     def _lost(self, c: Candidate, *, now: float) -> None:
         c.losses.record(lost=True)
