@@ -16,22 +16,12 @@ from hypothesis import strategies as st
 
 from tidewire.node.core.queues import share as share_py
 
-from .test_share_native import KEYS, packet_for
+from .test_share_native import KEYS, enqueues, packet_for
 
 dataplane = pytest.importorskip("tidewire._dataplane")
 if not hasattr(dataplane, "ThreadShare"):
     pytest.skip("this build of tidewire._dataplane has no ThreadShare", allow_module_level=True)
 
-enqueues = st.tuples(
-    st.just("enq"),
-    st.integers(0, 3),  # client
-    st.integers(0, 7),  # flow within it
-    st.sampled_from([40, 64, 200, 576, 1400, 1500]),
-    st.sampled_from([0, 1, 2, 3]),  # ECN: Not-ECT, ECT(1), ECT(0), CE
-    st.sampled_from(["v4", "v4", "v4", "v6", "frag", "opts", "junk"]),
-    st.binary(max_size=60),
-    st.integers(1, 40),  # copies back to back
-)
 ops = st.one_of(
     enqueues,
     enqueues,
