@@ -478,10 +478,7 @@ pub fn core<T>(
 /// tests that hold it to CPython's.
 #[pyfunction]
 pub fn flow_hash(addresses: &[u8], proto_ports: u64, seed: &Bound<'_, PyAny>) -> PyResult<i64> {
-    let seed = match seed.extract::<i128>() {
-        Ok(v) => hashing::hash_i128(v),
-        Err(_) => seed.hash()? as i64,
-    };
+    let seed = seed_hash(seed)?;
     let lane = hashing::hash_i128(i128::from(proto_ports));
     Ok(hashing::hash_tuple(&[
         seed,
@@ -493,10 +490,7 @@ pub fn flow_hash(addresses: &[u8], proto_ports: u64, seed: &Bound<'_, PyAny>) ->
 /// The flow index of a packet (fq_codel.py's FqCoDel(seed=seed).classify).
 #[pyfunction]
 pub fn classify(packet: &[u8], seed: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let seed = match seed.extract::<i128>() {
-        Ok(v) => hashing::hash_i128(v),
-        Err(_) => seed.hash()? as i64,
-    };
+    let seed = seed_hash(seed)?;
     let index = hashing::classify(packet, seed);
     Ok(index.min(FLOWS))
 }

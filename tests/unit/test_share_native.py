@@ -111,7 +111,8 @@ enqueues = st.tuples(
     st.binary(max_size=60),
     st.integers(1, 40),  # copies back to back
 )
-ops = st.one_of(
+# the steps on the queue's own clock (test_share_thread.py draws these too) ...
+CLOCKED = (
     enqueues,
     enqueues,
     enqueues,
@@ -119,10 +120,16 @@ ops = st.one_of(
     st.tuples(st.just("release")),
     st.tuples(st.just("timer")),
     st.tuples(st.just("timer")),
+)
+# ... and the settings that take no time
+CAP_ALL = st.tuples(st.just("capall"), st.sampled_from([None, 40_000.0, 40_000]))
+FORGET = st.tuples(st.just("forget"), st.integers(0, 3))
+ops = st.one_of(
+    *CLOCKED,
     st.tuples(st.just("rate"), st.sampled_from([None, 30_000.0, 150_000, 1e6, 12_345.6])),
     st.tuples(st.just("cap"), st.integers(0, 3), st.sampled_from([None, 20_000, 61_000.5])),
-    st.tuples(st.just("capall"), st.sampled_from([None, 40_000.0, 40_000])),
-    st.tuples(st.just("forget"), st.integers(0, 3)),
+    CAP_ALL,
+    FORGET,
 )
 
 

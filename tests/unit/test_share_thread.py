@@ -16,23 +16,14 @@ from hypothesis import strategies as st
 
 from tidewire.node.core.queues import share as share_py
 
-from .test_share_native import KEYS, enqueues, packet_for
+from .test_share_native import CAP_ALL, CLOCKED, FORGET, KEYS, packet_for
 
 dataplane = pytest.importorskip("tidewire._dataplane")
 if not hasattr(dataplane, "ThreadShare"):
     pytest.skip("this build of tidewire._dataplane has no ThreadShare", allow_module_level=True)
 
-ops = st.one_of(
-    enqueues,
-    enqueues,
-    enqueues,
-    st.tuples(st.just("adv"), st.sampled_from([0.0, 1e-4, 1e-3, 3e-3, 0.02, 0.2, 1.0])),
-    st.tuples(st.just("release")),
-    st.tuples(st.just("timer")),
-    st.tuples(st.just("timer")),
-    st.tuples(st.just("capall"), st.sampled_from([None, 40_000.0, 40_000])),
-    st.tuples(st.just("forget"), st.integers(0, 3)),
-)
+# its rate and per-client caps are set on its own clock, not the trace's: not drawn here
+ops = st.one_of(*CLOCKED, CAP_ALL, FORGET)
 
 
 def state(q: Any) -> tuple[Any, ...]:

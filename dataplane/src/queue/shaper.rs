@@ -4,7 +4,6 @@
 
 use super::pymax;
 
-pub const BURST_TIME: f64 = 0.004;
 pub const BURST_MTUS: i64 = 2;
 
 /// A rate that is neither positive nor None (shaper.py raises ValueError).
@@ -102,6 +101,8 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BURST_TIME: f64 = 0.004; // shaper.py's default (share.rs gives its own)
 
     #[test]
     fn paces_one_packet_per_cost_over_rate() {
