@@ -14,6 +14,8 @@ from tidewire.node.sharing import OVERHEAD
 
 # the queue the provider runs: the native Share when this checkout's module is built
 QUEUES = "native" if find_spec("tidewire._dataplane") is not None else "python"
+# the ping's added RTT under load, ms: median and 95th percentile
+ADDED_MEDIAN, ADDED_P95 = 5.0, 15.0
 
 
 def test_a_shared_40_mbit_s_is_split_evenly_with_low_latency() -> None:
@@ -21,7 +23,7 @@ def test_a_shared_40_mbit_s_is_split_evenly_with_low_latency() -> None:
         x = build(lab, {"download": "40 Mbit/s"})
         run = measure(lab, x, seconds=15)
         print(f"share 40 Mbit/s: {run}")
-        if run.added_median > 5.0 or run.added_p95 > 15.0:
+        if run.added_median > ADDED_MEDIAN or run.added_p95 > ADDED_P95:
             # the ping's RTT counts the hosts' scheduling as well as the queue: a CI host
             # busy for a stretch gave 6.26 ms of added median with the rate and split
             # right, and an idle host 1-2 ms. A standing queue fails both runs
@@ -32,8 +34,8 @@ def test_a_shared_40_mbit_s_is_split_evenly_with_low_latency() -> None:
         total = sum(run.mbps.values())
         for name, mbps in run.mbps.items():
             assert abs(mbps - total / 2) <= 0.10 * (total / 2), (name, run.mbps)
-        assert run.added_median <= 5.0, (run.idle_ms, run.added_median)
-        assert run.added_p95 <= 15.0, (run.idle_ms, run.added_p95)
+        assert run.added_median <= ADDED_MEDIAN, (run.idle_ms, run.added_median)
+        assert run.added_p95 <= ADDED_P95, (run.idle_ms, run.added_p95)
         full = x.provider_node.status()
         assert full["queues"] == QUEUES, full["queues"]
         st = full["share"]
