@@ -284,7 +284,7 @@ class Daemon:
             self._pay_relays()  # the records kept on disk
             self.exits = await start_exit_choice(self, nursery, self.discovery)
         nursery.start_soon(dp.timers.run)
-        for reader in readers(dp, self.udp, masked):  # the TUN's and the sockets'
+        for reader in readers(dp, self.udp, masked, sharing):  # the TUN's and the sockets'
             nursery.start_soon(reader)
         if cfg.dns.resolver:
             from tidewire.node.resolver import Resolver, system_upstreams

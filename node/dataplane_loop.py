@@ -5,7 +5,9 @@ the TUN (dataplane/src/rx*.rs, here) and from the TUN to the UDP sockets
 with the link and takes back what they do not handle.
 
 They run in place of the TUN reader and the UDP and masked transports' readers when
-`eligible` says the node may: the native plane, pass-through queues, no [share] quota.
+`eligible` says the node may: the native plane and no [share] quota. [share] queues
+become the threads' own (node/sharing.py's `to_threads`, dataplane/src/queue/held.rs):
+the send thread queues before it seals, the receive thread before the TUN.
 Sessions on a masked path run in the threads too: they unmask and mask the transport
 datagrams themselves (dataplane/src/mask.rs) with the keys the masked transport has
 (`native_masks`, installed again when its `generation` changes). An exit's
@@ -68,6 +70,7 @@ from tidewire.protocol.types import UDP, Path
 
 if TYPE_CHECKING:
     from tidewire.node.datapath import DataPath
+    from tidewire.node.sharing import Sharing
 
 log = logging.getLogger("tidewire.node")
 
@@ -77,28 +80,36 @@ Wanted = tuple[Keypair, Endpoint, Any]
 TAKE = 256  # hand-backs per round
 
 
-def eligible(dp: "DataPath") -> str | None:
+def eligible(dp: "DataPath", sharing: "Sharing | None" = None) -> str | None:
     """None if the receive thread may run on this node, else why not (one clause)."""
     if dp.dataplane != "native":
         return "the data plane is python"
-    if not hasattr(dp.native_module, "Outbound"):
+    module = dp.native_module
+    if not hasattr(module, "Outbound"):
         return "the native module has no send and receive threads"
-    if not dp._in_direct or not dp._out_direct or dp.quota is not None:
-        return "[share] queues are on (the native loop has no queues yet)"
+    if dp.quota is not None:
+        return "a [share] quota is on (the native threads do not count it)"
+    queues = not dp._in_direct or not dp._out_direct
+    if queues and (sharing is None or not hasattr(module, "ThreadShare")):
+        return "[share] queues are on (this native module has no queues for its threads)"
     return None
 
 
 def readers(
-    dp: "DataPath", udp: UdpTransport, masked: MaskedTransport
+    dp: "DataPath", udp: UdpTransport, masked: MaskedTransport, sharing: "Sharing | None" = None
 ) -> list[Callable[[], Awaitable[None]]]:
     """What reads the TUN and the UDP and masked sockets: the native threads where
     `eligible`, else the data path's TUN reader and the transports' own readers; the
-    data plane's `why` in status says which."""
-    why = eligible(dp)
+    data plane's `why` in status says which. With the threads, `sharing`'s queues
+    become theirs."""
+    why = eligible(dp, sharing)
     if why is None:
         dp.dataplane_why += "; the native send and receive threads run the TUN, UDP and masked"
         dp.native_threads = True
-        return [NativeInbound(dp, udp, masked).serve]
+        inbound = NativeInbound(dp, udp, masked)
+        if sharing is not None and hasattr(dp.native_module, "ThreadShare"):
+            sharing.to_threads(dp.native_module.ThreadShare, inbound.set_share)
+        return [inbound.serve]
     if dp.dataplane == "native":
         dp.dataplane_why += f"; TUN and UDP are read in Python: {why}"
     return [dp.tun_reader, partial(udp.serve, dp), partial(masked.serve, dp)]
@@ -136,6 +147,16 @@ class NativeInbound:
         self.handed_back: Counter[str] = Counter()
         self.policy_generation: int | None = None  # the exit policy's, as installed
         self.masks_generation: int | None = None  # the masked transport's keys', as installed
+        self.queues: tuple[Any, Any] = (None, None)  # [share]'s (outbound, inbound), set_share
+
+    def set_share(self, out_queue: Any, in_queue: Any) -> None:
+        """[share]'s queues for the threads (ThreadShare or None each): now if they run,
+        else when they start."""
+        self.queues = (out_queue, in_queue)
+        if self.thread is not None:
+            self.thread.set_share(in_queue)
+        if self.send.thread is not None:
+            self.send.thread.set_share(out_queue)
 
     async def serve(self) -> None:
         dp = self.dp
@@ -149,6 +170,7 @@ class NativeInbound:
             limit=REJECT_AFTER_MESSAGES,
         )
         send = self.send.make()
+        self.set_share(*self.queues)
         acct = dp.accountant
         if acct is not None:
             acct.refresh = self.refresh
@@ -325,7 +347,14 @@ class NativeInbound:
             ttl = REJECT_AFTER_TIME - MARGIN - (now - kp.created)
             peer_id = self._id(peer)
             thread.install(
-                kp.native, peer=peer_id, host=host, port=port, ttl=ttl, credit=gate, masked=masked
+                kp.native,
+                peer=peer_id,
+                host=host,
+                port=port,
+                ttl=ttl,
+                credit=gate,
+                masked=masked,
+                key=peer.public_key,
             )
             installed[index] = wanted[index]
         peers = [(self._id(p), p) for p in self.dp.device.peers.values()]

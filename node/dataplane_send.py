@@ -205,6 +205,7 @@ class NativeOutbound:
                 credit=gate,
                 mask=mask,
                 sizes=list(sizes),
+                key=kp.peer_key,
             )
             installed[peer_id] = wanted[peer_id]
 

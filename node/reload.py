@@ -82,14 +82,15 @@ class Reloader:
         return reply
 
     def native_guard(self, change: Diff, new: NodeConfig) -> Diff:
-        """The native threads (node/dataplane_loop.py) have no queues: a [share] that
-        would shape or count a quota while they run is left for a restart, which runs
-        the Python readers instead, rather than applied to queues the threads bypass."""
+        """The native threads (node/dataplane_loop.py) hold [share]'s queues themselves
+        (node/sharing.py's `to_threads`), so rates, caps and shaping on or off apply in
+        place; a quota they do not count, so a [share] with one is left for a restart,
+        which runs the Python readers instead, rather than applied past the threads."""
         d = self.daemon
         dp, sharing = d.datapath, d.sharing
         if not change.share or dp is None or not dp.native_threads or sharing is None:
             return change
-        if not sharing.shapes(new.share) and new.share.quota is None:
+        if new.share.quota is None and (sharing.threaded or not sharing.shapes(new.share)):
             return change
         log.warning("%s: [share] needs a restart while the native threads run", d.cfg.name)
         return replace(change, share=(), restart=[*change.restart, "[share]"])

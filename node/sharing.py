@@ -12,12 +12,19 @@ the data path asks per packet, persisted in the state directory every PERSIST se
 and at stop (a crash loses at most that much of the count), and rolled over when its
 day or month ends. The schedule's rates are applied at start and at each change.
 A reload hands other settings to `reconfigure`, which changes all of this in place.
+
+While the native send and receive threads run (node/dataplane_loop.py), the queues are
+theirs: `to_threads` puts the native module's `ThreadShare` (dataplane/src/queue/held.rs,
+the same queue on the threads' packets and clock) in them instead, and the data path's
+slots keep the pass-through queue for what the threads hand back. Turning shaping off
+then lifts the rates and caps and leaves the queues in place.
 """
 
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +72,10 @@ class Sharing:
         self.admission: Admission | None = None
         self.quota: QuotaMeter | None = None
         self.seed = int.from_bytes(os.urandom(8), "little")  # flow hashes an attacker cannot aim
+        # while the native threads run: their queue class and what installs the two
+        # queues (download or a client's upload, a provider's upload) in them
+        self._thread_share: Any = None
+        self._install: Callable[[Any, Any], None] | None = None
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, trio.CancelScope] = {}  # "schedule", "quota": while running
         self._shape(share)
@@ -77,15 +88,47 @@ class Sharing:
         return bool(share.upload or share.schedule)
 
     def _shape(self, share: ShareConfig) -> None:
-        """Fill the data path's queue slots for `share` (at start: nothing is queued yet)."""
+        """Fill the queue slots for `share` (at start, or once the threads take them:
+        nothing is queued yet)."""
         dp, seed = self.dp, self.seed
-        if self.provider and self.shapes(share):
-            self.out_queue = _outbound(dp, share.download, seed=seed, cap=share.per_client)
-            self.in_queue = _inbound(dp, share.upload, seed=seed ^ 0x5A5A, cap=share.per_client)
+        if not self.shapes(share):
+            return
+        down, up = (share.download, share.upload) if self.provider else (share.upload, None)
+        cap = share.per_client if self.provider else None
+        if self._install is not None:
+            self.out_queue = self._threaded(down, seed=seed, cap=cap)
+            self.in_queue = (
+                self._threaded(up, seed=seed ^ 0x5A5A, cap=cap) if self.provider else None
+            )
+            self._install(self.out_queue, self.in_queue)
+        elif self.provider:
+            self.out_queue = _outbound(dp, down, seed=seed, cap=cap)
+            self.in_queue = _inbound(dp, up, seed=seed ^ 0x5A5A, cap=cap)
             dp.set_queues(self.out_queue, self.in_queue)
-        elif self.shapes(share):
-            self.out_queue = _outbound(dp, share.upload, seed=seed, cap=None)
+        else:
+            self.out_queue = _outbound(dp, down, seed=seed, cap=None)
             dp.set_queues(self.out_queue, dp.in_queue)
+
+    def _threaded(self, rate: float | None, *, seed: int, cap: float | None) -> Any:
+        return self._thread_share(rate=rate, seed=seed, per_packet_overhead=OVERHEAD, cap=cap)
+
+    @property
+    def threaded(self) -> bool:
+        """Are the queues the native threads' (`to_threads`)?"""
+        return self._install is not None
+
+    def to_threads(self, thread_share: Any, install: Callable[[Any, Any], None]) -> None:
+        """The native threads run the packets from now on (before any has moved):
+        `thread_share` is their queue class, `install` puts the (outbound, inbound)
+        queues in them. Queues made for the Python path give their slots back."""
+        self._thread_share, self._install = thread_share, install
+        if self.out_queue is not None:
+            from tidewire.node.core.queues.passthrough import PassThrough
+
+            dp = self.dp
+            dp.set_queues(PassThrough(dp._seal), PassThrough(dp._to_tun))
+            self.out_queue = self.in_queue = None
+        self._shape(self.share)
 
     def _limit(self, share: ShareConfig) -> None:
         """`max_clients` and `quota` for `share`, keeping the counts of those in place."""
@@ -139,9 +182,12 @@ class Sharing:
         for queue in (self.out_queue, self.in_queue):
             if queue is not None:
                 queue.set_rate(None, now=now)
+                queue.cap = None  # for clients seen from now on
                 for key in list(queue.clients):
                     queue.set_cap(key, None, now=now)
                 queue.release(now=now)
+        if self._install is not None:
+            return  # the threads' queues stay, unpaced: a packet waits in them only behind another
         if self.out_queue is not None:
             from tidewire.node.core.queues.passthrough import PassThrough
 

@@ -63,7 +63,7 @@ def build_status(daemon: "Daemon") -> dict[str, Any]:
         "roles": roles(daemon),
         "dataplane": dp.dataplane,
         "dataplane_why": dp.dataplane_why,
-        "queues": implementation(dp.out_queue),  # the Share in use: "native", "python", None
+        "queues": queues(daemon),
         "uptime": round(trio.current_time() - daemon.started_at, 1),
         "listen": daemon.listening(),
         "exit": {
@@ -106,6 +106,14 @@ def _paths(ps: PathSet | None) -> dict[str, Any]:
     return describe(ps, now=trio.current_time())
 
 
+def queues(daemon: "Daemon") -> str | None:
+    """The Share in use: "native", "python", "threads" (the native threads'), None."""
+    sharing, dp = daemon.sharing, daemon.datapath
+    if sharing is not None and sharing.threaded:
+        return implementation(sharing.out_queue)
+    return None if dp is None else implementation(dp.out_queue)
+
+
 def _register_share(reg: Registry, daemon: "Daemon") -> None:
     sharing = daemon.sharing
     if sharing is None:
@@ -121,8 +129,14 @@ def _register_share(reg: Registry, daemon: "Daemon") -> None:
         ):
             name = f"tidewire_share_{direction}_{stat}" + (f"_{unit}" if unit else "")
 
-            def read(q: Any = queue, s: str = stat) -> list[tuple[str, float]]:
-                return [(encode_key(k), st[s]) for k, st in q.client_stats().items()]
+            def read(d: str = direction, s: str = stat) -> list[tuple[str, float]]:
+                # looked up per read: the native threads take the queues over at start
+                q = sharing.out_queue if d == "download" else sharing.in_queue
+                return (
+                    []
+                    if q is None
+                    else [(encode_key(k), st[s]) for k, st in q.client_stats().items()]
+                )
 
             reg.labelled(
                 name,

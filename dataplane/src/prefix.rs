@@ -34,7 +34,7 @@ impl Family {
                 let mut table = HashMap::new();
                 table.insert(net, peer);
                 self.by_length.push((length, table));
-                self.by_length.sort_by(|a, b| b.0.cmp(&a.0));
+                self.by_length.sort_by_key(|e| std::cmp::Reverse(e.0)); // longest first
             }
         }
     }

@@ -23,6 +23,10 @@
 //! own key if it listens; what unmasks to a transport datagram goes on as one from
 //! plain UDP would, for sessions installed on a masked path, and the rest goes back as
 //! it came (`Via::Wire`: handshake wrappers and decoys are the Python skin's).
+//!
+//! With a `[share]` queue (`share`, queue/held.rs), what passed the credit gate is queued
+//! under its client's key (DataPath.inbound's order) and written to the TUN when the
+//! queue lets it go.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -38,6 +42,7 @@ use crate::keys::Keys;
 use crate::mask::{Mask, Unmasked};
 use crate::policy::Policy;
 use crate::prefix::Prefixes;
+use crate::queue::held::{Held, ThreadQueue};
 use crate::transport::{Refusal, HEADER_SIZE, TAG_SIZE};
 use crate::worker::{self, Counts};
 
@@ -51,6 +56,7 @@ pub struct Entry {
     pub deadline: Instant,
     pub credit: Option<Arc<credit::Gate>>, // a provider's client: its credit window (credit.rs)
     pub masked: bool,                      // its path is the masked transport's
+    pub key: Vec<u8>,                      // the peer's public key: its client in the queue
 }
 
 /// Which transport a datagram came on, and whether it is still in its wire form.
@@ -83,6 +89,7 @@ pub struct Tables {
     pub policy: Option<Policy>,              // an exit's: where its clients may go
     pub masks: HashMap<SocketAddr, Arc<Mask>>, // the listener key at each address we dial
     pub own_mask: Option<Arc<Mask>>,           // ours, when we listen on masked://
+    pub share: Option<Arc<ThreadQueue>>,       // the [share] queue before the TUN, when it shapes
 }
 
 pub enum Handback {
@@ -122,6 +129,13 @@ impl Batch {
     /// The inner packets for the TUN, in order.
     pub fn packets(&self) -> Vec<&[u8]> {
         self.tun.iter().map(|r| &self.arena[r.clone()]).collect()
+    }
+
+    /// An inner packet for the TUN, copied to the end of the arena.
+    pub fn push_tun(&mut self, packet: &[u8]) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(packet);
+        self.tun.push(start..start + packet.len());
     }
 
     /// Forget the TUN packets once written (the arena keeps its capacity).
@@ -172,6 +186,7 @@ impl Shared {
                 policy: None,
                 masks: HashMap::new(),
                 own_mask: None,
+                share: None,
             }),
             overlay,
             limit,
@@ -294,8 +309,34 @@ impl Shared {
         if let Some(s) = stats {
             s.inner_bytes.fetch_add(length as u64, Ordering::Relaxed);
         }
-        batch.arena.truncate(text.start + length);
-        batch.tun.push(text.start..text.start + length);
+        let queue = match &tables.share {
+            Some(queue) => queue,
+            None => {
+                batch.arena.truncate(text.start + length);
+                return batch.tun.push(text.start..text.start + length);
+            }
+        };
+        let packet = batch.arena[text.start..text.start + length].to_vec();
+        batch.arena.truncate(start);
+        let held = Held { peer: entry.peer, packet };
+        if !queue.enqueue(held, &entry.key, length as i64, |h| batch.push_tun(&h.packet)) {
+            batch.drop("share_refused");
+        }
+    }
+
+    /// What the queue lets go now, for the TUN.
+    pub fn release(&self, batch: &mut Batch) {
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(queue) = &tables.share {
+            queue.release(|h| batch.push_tun(&h.packet));
+        }
+    }
+
+    /// How long the thread may wait for the sockets: `cap`, or less when the queue holds
+    /// a packet for later.
+    pub fn wait_ms(&self, cap: i32) -> i32 {
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        tables.share.as_ref().map_or(cap, |q| q.timeout_ms(cap))
     }
 
     /// Merge a wake-up's drops and hand-backs; true if Python has something to read

@@ -18,6 +18,7 @@ use crate::policy::{intern, Family as PolicyFamily, Policy, Rule as PolicyRule};
 use crate::mask::Mask;
 use crate::rx::{self, Batch, Entry, Handback, PeerStats, Shared, Via};
 use crate::rx_thread::{self, Io};
+use crate::share_thread_bindings::ThreadShare;
 use crate::worker::{self, Worker};
 use crate::Session;
 
@@ -114,9 +115,10 @@ impl Inbound {
     /// Open datagrams to `session`'s index from `host`:`port` (on the masked transport
     /// with `masked`) for `ttl` more seconds; with `credit`, a provider's client's
     /// window gates each packet (credit.rs).
-    #[pyo3(signature = (session, *, peer, host, port, ttl, credit=None, masked=false))]
+    /// `key` (the peer's public key) is its client in the `[share]` queue.
+    #[pyo3(signature = (session, *, peer, host, port, ttl, credit=None, masked=false, key=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
-    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, credit: Option<PyRef<'_, Credit>>, masked: bool) -> PyResult<()> {
+    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, credit: Option<PyRef<'_, Credit>>, masked: bool, key: Vec<u8>) -> PyResult<()> {
         let credit = credit.map(|c| Arc::clone(&c.gate));
         let endpoint = endpoint(host, port)?;
         let ttl = Duration::from_secs_f64(ttl.clamp(0.0, 1e6));
@@ -127,7 +129,7 @@ impl Inbound {
             tables.stats.entry(peer).or_insert_with(|| Arc::new(PeerStats::default()));
             let index = keys.local_index;
             let deadline = Instant::now() + ttl;
-            tables.entries.insert(index, Entry { keys, peer, endpoint, deadline, credit, masked });
+            tables.entries.insert(index, Entry { keys, peer, endpoint, deadline, credit, masked, key });
         });
         Ok(())
     }
@@ -139,6 +141,25 @@ impl Inbound {
             let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.entries.remove(&index);
         });
+    }
+
+    /// Queue what opened in `share` (a ThreadShare: `[share]` shaping) before the TUN,
+    /// or in nothing (None).
+    #[pyo3(signature = (share))]
+    fn set_share(&self, py: Python<'_>, share: Option<PyRef<'_, ThreadShare>>) {
+        let queue = share.map(|s| Arc::clone(&s.queue));
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            shared.tables.write().unwrap_or_else(|e| e.into_inner()).share = queue;
+        });
+    }
+
+    /// The inner packets the queue lets go now (tests: the thread does it after each
+    /// wake-up).
+    fn release<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        let mut batch = Batch::default();
+        py.allow_threads(|| self.shared.release(&mut batch));
+        PyList::new_bound(py, batch.packets().into_iter().map(|p| PyBytes::new_bound(py, p)))
     }
 
     /// The masked transport's keys (mask.rs): `listeners` as (host, port, hp_key) for

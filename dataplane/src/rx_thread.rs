@@ -1,4 +1,5 @@
-//! The receive thread: it waits on the UDP sockets (poll, 100 ms so a stop is seen),
+//! The receive thread: it waits on the UDP sockets (poll, 100 ms so a stop is seen, less
+//! while a `[share]` queue holds packets for later),
 //! drains up to READS reads per socket, hands each read's datagrams to rx.rs, writes
 //! what opened to the TUN (coalesced when the TUN takes virtio-net headers) and signals
 //! Python's eventfd when it handed anything back. No Python object is touched here.
@@ -46,7 +47,7 @@ pub fn run(shared: Arc<Shared>, io: Io) {
     let mut buf = vec![0u8; 65536];
     let mut batch = Batch::default();
     while !shared.stop.load(Ordering::Relaxed) {
-        let ready = sys::poll_readable(&io.sockets, POLL_MS);
+        let ready = sys::poll_readable(&io.sockets, shared.wait_ms(POLL_MS));
         for ((&fd, &masked), _) in io.sockets.iter().zip(&io.masked).zip(ready).filter(|(_, r)| *r) {
             for _ in 0..READS {
                 let got = match sys::receive(fd, &mut buf) {
@@ -68,6 +69,7 @@ pub fn run(shared: Arc<Shared>, io: Io) {
                 }
             }
         }
+        shared.release(&mut batch); // what a [share] queue lets go now
         write_tun(&io, &mut batch);
         if shared.publish(&mut batch) {
             sys::signal(io.event_fd);

@@ -1,6 +1,7 @@
 //! The Python class `tidewire._dataplane.ThreadShare`: the provider's queue as the native
-//! threads will hold it (queue/held.rs), with the settings and counters of the Python-driven
-//! `Share` (share_bindings.rs's helpers, so both read the same), for node/sharing.py.
+//! threads hold it (queue/held.rs; `Outbound.set_share` and `Inbound.set_share` put it
+//! in), with the settings and counters of the Python-driven `Share` (share_bindings.rs's
+//! helpers, so both read the same), for node/sharing.py.
 //!
 //! Its packets are the threads' and its clock is the queue's: the `now` that Python's verbs
 //! pass (Trio's clock) is not used, and `release` has nothing to do (the thread releases on

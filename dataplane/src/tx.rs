@@ -12,6 +12,11 @@
 //! Counted here: no route (`tun_no_route`), TUN frames offload.rs refuses (its reason).
 //! A peer on a masked path has its listener's skin: each sealed datagram is masked and
 //! padded in place (mask.rs) and goes out on the masked transport's socket.
+//! With `[share]` queues (`share`, queue/held.rs), a packet that passed the carry check
+//! is queued under its client's key and sealed when the queue lets it go (the order of
+//! DataPath.outbound and `_send_packet`: the credit gate and the send counter after the
+//! queue, so a provider charges only what left); one whose sender went meanwhile goes
+//! back to Python as `no_session`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,6 +32,7 @@ use crate::keys::Keys;
 use crate::mask::{self, Rng, Skin};
 use crate::offload;
 use crate::prefix::Prefixes;
+use crate::queue::held::{Held, ThreadQueue};
 use crate::transport;
 use crate::worker::{self, Counts};
 
@@ -40,6 +46,7 @@ pub struct Sender {
     pub carry: usize, // the largest inner packet the peer's path carries
     pub credit: Option<Arc<credit::Gate>>, // a provider's client: its credit window (credit.rs)
     pub skin: Option<Arc<Skin>>,           // on a masked path: its listener's mask and padding
+    pub key: Vec<u8>,                      // the peer's public key: its client in the queue
 }
 
 /// What a peer's sessions sent since Python last looked (it swaps them to 0).
@@ -54,6 +61,7 @@ pub struct TxTables {
     pub senders: HashMap<u32, Sender>, // by peer id
     pub routes: Prefixes,
     pub stats: HashMap<u32, Arc<TxStats>>,
+    pub share: Option<Arc<ThreadQueue>>, // the [share] queue before sealing, when it shapes
 }
 
 pub struct TxShared {
@@ -152,6 +160,7 @@ impl TxShared {
                 senders: HashMap::new(),
                 routes: Prefixes::new(),
                 stats: HashMap::new(),
+                share: None,
             }),
             limit,
             mtu,
@@ -195,6 +204,41 @@ impl TxShared {
         if length > sender.carry {
             return batch.handback.push((p.to_vec(), "too_big"));
         }
+        match &tables.share {
+            None => self.seal(tables, peer, sender, p, now, batch),
+            Some(queue) => {
+                let held = Held { peer, packet: p.to_vec() };
+                let deliver = |h: Held| self.seal_held(tables, h, now, batch);
+                if !queue.enqueue(held, &sender.key, p.len() as i64, deliver) {
+                    batch.drop("share_refused", 1);
+                }
+            }
+        }
+    }
+
+    /// A packet the queue let go: sealed for its peer's sender, if it still has one.
+    fn seal_held(&self, tables: &TxTables, held: Held, now: Instant, batch: &mut TxBatch) {
+        match tables.senders.get(&held.peer) {
+            Some(sender) => self.seal(tables, held.peer, sender, &held.packet, now, batch),
+            None => batch.handback.push((held.packet, "no_session")),
+        }
+    }
+
+    /// What the queue lets go now, sealed into `batch`.
+    pub fn release(&self, tables: &TxTables, now: Instant, batch: &mut TxBatch) {
+        if let Some(queue) = &tables.share {
+            queue.release(|h| self.seal_held(tables, h, now, batch));
+        }
+    }
+
+    /// How long the thread may wait for the TUN: `cap`, or less when the queue holds a
+    /// packet for later.
+    pub fn wait_ms(&self, cap: i32) -> i32 {
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        tables.share.as_ref().map_or(cap, |q| q.timeout_ms(cap))
+    }
+
+    fn seal(&self, tables: &TxTables, peer: u32, sender: &Sender, p: &[u8], now: Instant, batch: &mut TxBatch) {
         if now >= sender.deadline {
             return batch.handback.push((p.to_vec(), "aged"));
         }

@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyList};
 use crate::credit::Credit;
 use crate::mask::{Padding, Skin};
 use crate::prefix::Prefixes;
+use crate::share_thread_bindings::ThreadShare;
 use crate::tx::{Sender, TxBatch, TxShared, TxStats};
 use crate::tx_thread::{self, TxIo};
 use crate::worker::{self, Worker};
@@ -73,9 +74,10 @@ impl Outbound {
     /// for `ttl` more seconds; larger inner packets than `carry` go back to Python. With
     /// `mask` (the listener's hp_key) and `sizes` (the padding's (low, high, weight)
     /// ranges), on the masked transport's socket under that skin.
-    #[pyo3(signature = (session, *, peer, host, port, ttl, carry, credit=None, mask=None, sizes=Vec::new()))]
+    /// `key` (the peer's public key) is its client in the `[share]` queue.
+    #[pyo3(signature = (session, *, peer, host, port, ttl, carry, credit=None, mask=None, sizes=Vec::new(), key=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
-    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, carry: usize, credit: Option<PyRef<'_, Credit>>, mask: Option<Vec<u8>>, sizes: Vec<(usize, usize, u64)>) -> PyResult<()> {
+    fn install(&self, py: Python<'_>, session: PyRef<'_, Session>, peer: u32, host: &str, port: u16, ttl: f64, carry: usize, credit: Option<PyRef<'_, Credit>>, mask: Option<Vec<u8>>, sizes: Vec<(usize, usize, u64)>, key: Vec<u8>) -> PyResult<()> {
         let credit = credit.map(|c| Arc::clone(&c.gate));
         let skin = match mask {
             None => None,
@@ -90,7 +92,7 @@ impl Outbound {
         py.allow_threads(|| {
             let mut tables = shared.tables.write().unwrap_or_else(|e| e.into_inner());
             tables.stats.entry(peer).or_insert_with(|| Arc::new(TxStats::default()));
-            tables.senders.insert(peer, Sender { keys, endpoint, deadline, carry, credit, skin });
+            tables.senders.insert(peer, Sender { keys, endpoint, deadline, carry, credit, skin, key });
         });
         Ok(())
     }
@@ -101,6 +103,31 @@ impl Outbound {
         py.allow_threads(|| {
             shared.tables.write().unwrap_or_else(|e| e.into_inner()).senders.remove(&peer);
         });
+    }
+
+    /// Queue what the thread seals in `share` (a ThreadShare: `[share]` shaping), or in
+    /// nothing (None: each packet is sealed as it is read).
+    #[pyo3(signature = (share))]
+    fn set_share(&self, py: Python<'_>, share: Option<PyRef<'_, ThreadShare>>) {
+        let queue = share.map(|s| Arc::clone(&s.queue));
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            shared.tables.write().unwrap_or_else(|e| e.into_inner()).share = queue;
+        });
+    }
+
+    /// Let go what the queue allows now (tests: the thread does it after each wake-up);
+    /// the sealed datagrams as `handle` returns them.
+    fn release<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        let shared = &self.shared;
+        let mut batch = TxBatch::default();
+        py.allow_threads(|| {
+            let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
+            shared.release(&tables, Instant::now(), &mut batch);
+            drop(tables);
+            shared.publish(&mut batch);
+        });
+        datagrams(py, &batch)
     }
 
     /// Replace the prefix table, as `Inbound.set_routes`.
@@ -165,9 +192,14 @@ impl Outbound {
             drop(tables);
             shared.publish(&mut batch);
         });
-        PyList::new_bound(
-            py,
-            batch.datagrams().map(|(to, d, ecn)| (to.ip().to_string(), to.port(), PyBytes::new_bound(py, d), ecn)),
-        )
+        datagrams(py, &batch)
     }
+}
+
+/// A batch's sealed datagrams as (host, port, datagram, outer ECN field).
+fn datagrams<'py>(py: Python<'py>, batch: &TxBatch) -> Bound<'py, PyList> {
+    PyList::new_bound(
+        py,
+        batch.datagrams().map(|(to, d, ecn)| (to.ip().to_string(), to.port(), PyBytes::new_bound(py, d), ecn)),
+    )
 }

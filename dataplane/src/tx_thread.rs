@@ -1,4 +1,5 @@
-//! The send thread: it waits on the TUN (poll, 100 ms so a stop is seen), drains up to
+//! The send thread: it waits on the TUN (poll, 100 ms so a stop is seen, less while a
+//! `[share]` queue holds packets for later), drains up to
 //! READS reads, hands each to tx.rs and sends what was sealed (sooner once SEND_AT
 //! bytes wait, as TSO reads are up to 64 KB each): per endpoint, runs of
 //! equal-sized datagrams (the last may be shorter) with one outer ECN field in one
@@ -6,7 +7,8 @@
 //! message, as node/transports/udp_send.py's BatchSender does, falling back to one
 //! datagram per call for good if the kernel refuses GSO (and to Not-ECT for good if it
 //! refuses a TOS per send). A run is one slice of the batch's sealed buffer, sent
-//! without a copy. No Python object is touched here.
+//! without a copy. After the reads, the queue lets go what its pacer allows. No Python
+//! object is touched here.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,24 +139,28 @@ pub fn run(shared: Arc<TxShared>, io: TxIo) {
     let mut buf = vec![0u8; VNET_HDR_LEN + 65536];
     let mut batch = TxBatch::default();
     while !shared.stop.load(Ordering::Relaxed) {
-        if !sys::poll_readable(&[io.tun_fd], POLL_MS)[0] {
-            continue;
-        }
-        for _ in 0..READS {
-            let n = match sys::read(io.tun_fd, &mut buf) {
-                Ok(Some(n)) => n,
-                Ok(None) => break,
-                Err(_) => {
-                    batch.drop("tun_read_failed", 1);
-                    break;
+        // a [share] queue holding packets for later shortens the wait to its timer
+        if sys::poll_readable(&[io.tun_fd], shared.wait_ms(POLL_MS))[0] {
+            for _ in 0..READS {
+                let n = match sys::read(io.tun_fd, &mut buf) {
+                    Ok(Some(n)) => n,
+                    Ok(None) => break,
+                    Err(_) => {
+                        batch.drop("tun_read_failed", 1);
+                        break;
+                    }
+                };
+                let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
+                shared.handle_frame(&tables, &buf[..n], io.vnet, io.tso, Instant::now(), &mut batch);
+                drop(tables);
+                if batch.sealed.len() >= SEND_AT {
+                    send_all(&io, &mut batch);
                 }
-            };
-            let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
-            shared.handle_frame(&tables, &buf[..n], io.vnet, io.tso, Instant::now(), &mut batch);
-            drop(tables);
-            if batch.sealed.len() >= SEND_AT {
-                send_all(&io, &mut batch);
             }
+        }
+        {
+            let tables = shared.tables.read().unwrap_or_else(|e| e.into_inner());
+            shared.release(&tables, Instant::now(), &mut batch);
         }
         send_all(&io, &mut batch);
         if shared.publish(&mut batch) {

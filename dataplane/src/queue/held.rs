@@ -1,11 +1,11 @@
-//! The provider's queue as the native threads will hold it (issue 17, `[share]` in the
+//! The provider's queue as the native threads hold it (issue 17, `[share]` in the
 //! threads): share.rs's `Share` over packets the thread owns (`Held`), behind a mutex
 //! Python takes only for settings and counters, on the queue's own clock.
 //!
-//! Not wired into the threads yet: the send thread will enqueue after its carry check and
-//! seal what `deliver` lets go; the receive thread will enqueue after the credit take and
-//! write what is delivered to the TUN (the order of DataPath.outbound and .inbound). Its
-//! poll waits at most `timeout_ms`, and a `release` follows each wake-up.
+//! The send thread enqueues after its carry check and seals what the queue lets go
+//! (tx.rs); the receive thread enqueues after the credit take and writes what is let go
+//! to the TUN (rx.rs): the order of DataPath.outbound and .inbound. Each thread's poll
+//! waits at most `timeout_ms`, and a `release` follows each wake-up.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;

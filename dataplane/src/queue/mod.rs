@@ -7,7 +7,7 @@
 //!     fq_codel.rs   one client's flows: FQ-CoDel (fq_codel.py, RFC 8290)
 //!     flow_hash.rs  the classifier and CPython's tuple hash of its integers
 //!     share.rs      clients by deficit round robin, the byte limit, the pacer
-//!     held.rs       share.rs over packets the native threads own (not wired in yet)
+//!     held.rs       share.rs over packets the native threads own (tx.rs, rx.rs)
 //!
 //! CE marking is the crate's ecn.rs (the receive thread's RFC 6040 decapsulation uses it too).
 //! Items are whatever the caller queues (Py<PyAny> in share_bindings.rs); the queue reaches

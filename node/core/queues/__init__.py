@@ -46,8 +46,11 @@ def share_class(*, hash: Any = None) -> Any:
 
 
 def implementation(queue: object) -> str | None:
-    """Which Share a queue slot holds, for status: "native", "python", or None (another queue)."""
+    """Which Share a queue slot holds, for status: "native", "python", "threads" (the
+    native threads' own, ThreadShare), or None (another queue)."""
     kind = type(queue)
+    if kind.__name__ == "ThreadShare":
+        return "threads"
     if kind.__name__ != "Share":
         return None
     return "native" if kind.__module__ == "tidewire._dataplane" else "python"

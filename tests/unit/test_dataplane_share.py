@@ -1,0 +1,148 @@
+"""[share] in the native threads (dataplane/src/tx.rs and rx.rs with a ThreadShare put in
+by `set_share`), through `Outbound.handle` and `Inbound.handle` (each read's work, the
+thread's code without the I/O) and `release` (what the thread does after each wake-up):
+
+- Unpaced, the queue changes nothing: what is sealed, or written to the TUN, is what the
+  threads make without it, byte for byte, with consecutive send counters.
+- Paced, a read lets out only the pacer's burst; the rest comes out of later releases,
+  in order, sealed then (the send counter is taken when a packet leaves the queue, as
+  the Python path's `_send_packet` seals only what the queue let go) and byte-identical
+  to the Python path's sealing, each packet charged to its client's key.
+- A packet whose sender went while it waited goes back to Python (`no_session`).
+- `set_share(None)` takes the queue out again.
+
+The queue runs on its own monotonic clock, so the paced tests wait for it in real time,
+each wait bounded.
+"""
+
+import time
+from typing import Any
+
+import pytest
+
+from tidewire.node.dataplane import load
+from tidewire.node.sharing import OVERHEAD
+
+from .test_dataplane_diff import LOCAL, RECV, SEND, python_seal
+from .test_dataplane_rx import HOST as RX_HOST
+from .test_dataplane_rx import PORT as RX_PORT
+from .test_dataplane_rx import inbound, ipv4
+from .test_dataplane_tx import HOST, MTU, PEER, PORT, REMOTE, outbound
+
+native = load()
+pytestmark = pytest.mark.skipif(
+    native is None
+    or not hasattr(native, "ThreadShare")
+    or not hasattr(native.Outbound, "set_share"),
+    reason="tidewire._dataplane with queues in its threads is not built (scripts/setup)",
+)
+
+KEY = bytes([7] * 32)
+RATE = 200_000  # bytes per second: a 1000-byte packet (and OVERHEAD) every 5.3 ms
+
+
+def share(rate: float | None) -> Any:
+    assert native is not None
+    return native.ThreadShare(rate=rate, seed=11, per_packet_overhead=OVERHEAD)
+
+
+def keyed_outbound(queue: Any) -> tuple[Any, Any]:
+    tx, session = outbound()
+    tx.install(session, peer=PEER, host=HOST, port=PORT, ttl=60.0, carry=MTU, key=KEY)
+    tx.set_share(queue)
+    return tx, session
+
+
+def drain(release: Any, got: list[Any], want: int) -> None:
+    """Release until `want` items came out (at most 3 s)."""
+    deadline = time.monotonic() + 3.0
+    while len(got) < want and time.monotonic() < deadline:
+        time.sleep(0.002)
+        got += release()
+
+
+def flow(n: int, size: int = 1000) -> list[bytes]:
+    """`n` UDP packets of one flow (the same addresses and ports), numbered at the end."""
+    return [ipv4("10.1.2.3", 17, bytes(8) + bytes(size - 29) + bytes([i])) for i in range(n)]
+
+
+def test_an_unpaced_queue_seals_what_the_thread_seals_without_one() -> None:
+    packets = flow(6, 600)
+    tx, session = keyed_outbound(share(None))
+    out = [d for p in packets for _, _, d, _ in tx.handle(p, False, False)]
+    assert out == [python_seal(SEND, REMOTE, i, p, MTU) for i, p in enumerate(packets)]
+    assert session.take_counters(1) == len(packets)
+
+
+def test_a_paced_send_queue_lets_the_rest_go_on_its_timer_sealed_in_order() -> None:
+    queue = share(RATE)
+    tx, session = keyed_outbound(queue)
+    packets = flow(12)
+    out: list[Any] = []
+    for p in packets:
+        out += tx.handle(p, False, False)
+    first = len(out)
+    assert 1 <= first < len(packets), first  # the burst, the rest waits
+    assert len(queue) == len(packets) - first and queue.clients == [KEY]
+    started = time.monotonic()
+    drain(tx.release, out, len(packets))
+    took = time.monotonic() - started
+    assert [(h, port) for h, port, _, _ in out] == [(HOST, PORT)] * len(packets)
+    # the counters follow the order the packets left in: one flow, first in first out
+    assert [d for _, _, d, _ in out] == [
+        python_seal(SEND, REMOTE, i, p, MTU) for i, p in enumerate(packets)
+    ]
+    # the pacer spaced them: what waited left no sooner than its bytes allow
+    waited = sum(len(p) + OVERHEAD for p in packets[first:])
+    assert took >= 0.8 * (waited - 2 * (len(packets[0]) + OVERHEAD)) / RATE, took
+    assert len(queue) == 0 and queue.drops == 0
+    assert session.take_counters(1) == len(packets)
+    assert queue.client_stats()[KEY]["sent_bytes"] == sum(len(p) for p in packets)
+
+
+def test_a_packet_whose_sender_went_while_it_waited_goes_back_to_python() -> None:
+    queue = share(RATE)
+    tx, _ = keyed_outbound(queue)
+    packets = flow(8)
+    out: list[Any] = []
+    for p in packets:
+        out += tx.handle(p, False, False)
+    waiting = len(queue)
+    assert waiting > 0
+    tx.remove(PEER)
+    back: list[bytes] = []
+    drain(lambda: tx.release() + tx.take(64), back, waiting)
+    assert back == packets[len(out) :]  # as read, for the Python path to stage
+    assert dict(tx.handed_back()) == {"no_session": waiting}
+
+
+def test_set_share_none_takes_the_queue_out() -> None:
+    queue = share(RATE)
+    tx, _ = keyed_outbound(queue)
+    tx.set_share(None)
+    packets = flow(10)
+    out = [d for p in packets for _, _, d, _ in tx.handle(p, False, False)]
+    assert len(out) == len(packets) and len(queue) == 0 and queue.clients == []
+
+
+def keyed_inbound(queue: Any) -> Any:
+    assert native is not None
+    rx = inbound()
+    session = native.Session(send_key=SEND, recv_key=RECV, local_index=LOCAL, remote_index=9)
+    rx.install(session, peer=1, host=RX_HOST, port=RX_PORT, ttl=60.0, key=KEY)
+    rx.set_share(queue)
+    return rx
+
+
+def test_a_paced_receive_queue_writes_the_rest_to_the_tun_on_its_timer() -> None:
+    packets = [ipv4("10.9.1.2", 17, bytes(8) + bytes(970) + bytes([i])) for i in range(12)]
+    datagrams = [python_seal(RECV, LOCAL, i, p, 1420) for i, p in enumerate(packets)]
+    unpaced = keyed_inbound(share(None))
+    assert unpaced.handle(datagrams, RX_HOST, RX_PORT, 0) == packets  # nothing waits
+    queue = share(RATE)
+    rx = keyed_inbound(queue)
+    tun = rx.handle(datagrams, RX_HOST, RX_PORT, 0)
+    assert 1 <= len(tun) < len(packets) and queue.clients == [KEY]
+    drain(rx.release, tun, len(packets))
+    assert tun == packets and rx.take(64) == [] and dict(rx.drops()) == {}
+    assert len(queue) == 0 and queue.drops == 0
