@@ -3,7 +3,8 @@
     [a] 192.168.250.1 ---- veth ---- 192.168.250.2 [b]     tunnel 10.250.0.1 <-> 10.250.0.2
 
 Systems: tidewire (WireGuard mode, plain UDP), tidewire-masked, -tcp and -tls (native mode
-with only that skin's URL: `mask/tw`, `tcp/tw`, `tls/tw` are ratios to plain), another
+with only that skin's URL: `mask/tw`, `tcp/tw`, `tls/tw` are ratios to plain),
+tidewire-share (plain, with each end's sending through its [share] queue: `shar/tw`), another
 tidewire build (--baseline), Debian's wireguard-go, a current wireguard-go
 (`wireguard-go-current`) and boringtun (built on first use: netns-lab/wg_peers.py),
 OpenVPN. For each system: iperf3 TCP through the tunnel (single stream and 4 streams,
@@ -104,6 +105,7 @@ def setup_tidewire(
     binary: str = TIDEWIRE,
     names: tuple[str, str] = ("twbench0", "twbench1"),
     extra: tuple[str, ...] = (),
+    share: dict[str, str] | None = None,
 ) -> tuple[Callable[[], None], tuple[str, ...]]:
     lab.tidewire_pair(
         a,
@@ -115,11 +117,13 @@ def setup_tidewire(
         names=names,
         args=(*TIDEWIRE_ARGS, *extra),
         binary=binary,
+        share=share,
     )
     return (lambda: None), ("tidewire",)
 
 
 SKIN_PORTS = {"masked": 8443, "tcp": 8443, "tls": 443}
+SHARE_RATE = "40 Gbit/s"  # tidewire-share's pacer: above what the veth pair carries
 
 
 def skinned(skin: str) -> Setup:
@@ -147,6 +151,12 @@ def setup_python_plane(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], 
     return setup_tidewire(lab, a, b, names=("twpy0", "twpy1"), extra=("--dataplane", "python"))
 
 
+def setup_share(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
+    """The same tunnel with each end's sending through its [share] queue (a client's
+    `upload`: FQ-CoDel and a pacer) at a rate above the link's: what the queues cost."""
+    return setup_tidewire(lab, a, b, names=("twshare0", "twshare1"), share={"upload": SHARE_RATE})
+
+
 def setup_baseline(lab: Lab, a: Host, b: Host) -> tuple[Callable[[], None], tuple[str, ...]]:
     """The same tunnel, run by another build of tidewire (`--baseline PATH`)."""
     return setup_tidewire(lab, a, b, binary=BASELINE[0], names=("twbase0", "twbase1"))
@@ -158,6 +168,7 @@ SYSTEMS = {
     "tidewire-masked": skinned("masked"),
     "tidewire-tcp": skinned("tcp"),
     "tidewire-tls": skinned("tls"),
+    "tidewire-share": setup_share,
     "baseline": setup_baseline,
     "wireguard-go": userspace(IMPLEMENTATIONS["wireguard-go"]),
     "wireguard-go-current": userspace(IMPLEMENTATIONS["wireguard-go-current"]),
@@ -293,7 +304,7 @@ def main() -> int:
             results[name][f"rss_mib_{args.peers}_peers"] = memory_with_peers(name, args.peers)
     keys = [k for k in results[args.only[0]] if k != "processes"]
     header = "".join(f"{n:>{max(14, len(n) + 1)}}" for n in args.only)
-    skins = ("masked", "tcp", "tls")
+    skins = ("masked", "tcp", "tls", "share")
     labels = "".join(f"  {s[:4] + '/tw':>8}" for s in skins)
     refs = {
         "wireguard-go": "wg-go",

@@ -294,12 +294,14 @@ class Lab:
         args: tuple[str, ...] = (),
         binary: str = TIDEWIRE,
         b_listen: list[str] | None = None,
+        share: dict[str, Any] | None = None,
     ) -> tuple[Node, Node]:
         """Two tidewire nodes; a knows b's endpoint (or a list: its `endpoints`), b learns
         a's from its handshake.
 
         Each allows the other's tunnel addresses as host routes (/32, /128). `b_listen`
-        (URLs, e.g. a masked:// listener) replaces b's listen port.
+        (URLs, e.g. a masked:// listener) replaces b's listen port; `share` is both ends'
+        [share] table.
         """
         (ka, pa), (kb, pb) = genkey(), genkey()
 
@@ -327,6 +329,7 @@ class Lab:
                 listen_port=None if listen else port,
                 listen=listen,
                 peers=peers,
+                share=share,
             )
             ends.append(self.tidewire(host, name, config, args=args, binary=binary))
         na, nb = ends
