@@ -190,13 +190,15 @@ class DataPath(TunIO, LinkEvents):
         """Count, seal and queue one packet on the peer's path. Counted here and not before
         the queue: a client signs for what it received, so a provider must not bill what
         its queue dropped."""
+        quota = self.quota
+        if quota is not None and not quota.open():
+            self.drops["quota_exhausted"] += 1
+            return
         acct = self.accountant
         if acct is not None and not acct.outbound(peer.public_key, len(packet)):
             return
-        quota = self.quota
-        if quota is not None and not quota.take(len(packet)):
-            self.drops["quota_exhausted"] += 1
-            return
+        if quota is not None:  # taken once it is sure to go: a client pays for what it got
+            quota.used += len(packet)
         if self._batch_seal:
             batch = self._to_seal.get(peer)
             if batch is None:
@@ -307,13 +309,15 @@ class DataPath(TunIO, LinkEvents):
                 plaintext = bytes(opened)
         if inner.proto == TCP and is_syn(plaintext):
             plaintext = self.mtu.clamp(plaintext, inner.version, self._carry(peer))
+        quota = self.quota
+        if quota is not None and not quota.open():
+            self.drops["quota_exhausted"] += 1
+            return False
         acct = self.accountant
         if acct is not None and not acct.inbound(peer.public_key, inner.length):
             return False
-        quota = self.quota
-        if quota is not None and not quota.take(inner.length):
-            self.drops["quota_exhausted"] += 1
-            return False
+        if quota is not None:
+            quota.used += inner.length
         packet = plaintext[: inner.length] if inner.length != len(plaintext) else plaintext
         if not self._in_direct:
             self.in_queue.enqueue(packet, peer.public_key, inner.length, now)

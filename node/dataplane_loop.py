@@ -5,9 +5,10 @@ the TUN (dataplane/src/rx*.rs, here) and from the TUN to the UDP sockets
 with the link and takes back what they do not handle.
 
 They run in place of the TUN reader and the UDP and masked transports' readers when
-`eligible` says the node may: the native plane and no [share] quota. [share] queues
-become the threads' own (node/sharing.py's `to_threads`, dataplane/src/queue/held.rs):
-the send thread queues before it seals, the receive thread before the TUN.
+`eligible` says the node may: the native plane. [share] queues become the threads'
+own (node/sharing.py's `to_threads`, dataplane/src/queue/held.rs): the send thread
+queues before it seals, the receive thread before the TUN; a quota is a gate both
+take every packet from (node/quota_gate.py, synced at each poll).
 Sessions on a masked path run in the threads too: they unmask and mask the transport
 datagrams themselves (dataplane/src/mask.rs) with the keys the masked transport has
 (`native_masks`, installed again when its `generation` changes). An exit's
@@ -58,6 +59,7 @@ from tidewire.node.dataplane_send import (
     count_handbacks,
     native_endpoint,
 )
+from tidewire.node.quota_gate import QuotaGate
 from tidewire.node.transports.masked import MaskedTransport
 from tidewire.node.transports.udp import Shedding, UdpTransport
 from tidewire.protocol.link.constants import (
@@ -87,8 +89,8 @@ def eligible(dp: "DataPath", sharing: "Sharing | None" = None) -> str | None:
     module = dp.native_module
     if not hasattr(module, "Outbound"):
         return "the native module has no send and receive threads"
-    if dp.quota is not None:
-        return "a [share] quota is on (the native threads do not count it)"
+    if dp.quota is not None and not hasattr(module.Outbound, "set_quota"):
+        return "a [share] quota is on (this native module does not count one)"
     queues = not dp._in_direct or not dp._out_direct
     if queues and (sharing is None or not hasattr(module, "ThreadShare")):
         return "[share] queues are on (this native module has no queues for its threads)"
@@ -148,6 +150,7 @@ class NativeInbound:
         self.policy_generation: int | None = None  # the exit policy's, as installed
         self.masks_generation: int | None = None  # the masked transport's keys', as installed
         self.queues: tuple[Any, Any] = (None, None)  # [share]'s (outbound, inbound), set_share
+        self.quota: QuotaGate | None = None  # [share]'s quota, once there was one
 
     def set_share(self, out_queue: Any, in_queue: Any) -> None:
         """[share]'s queues for the threads (ThreadShare or None each): now if they run,
@@ -280,9 +283,25 @@ class NativeInbound:
         for event, n in thread.events():
             dp.counters[event] += n
         count_handbacks(dp, thread.handed_back(), self.handed_back, "native_handback_")
+        self._sync_quota()
         if acct is not None and acct.gates is not None:
             acct.gates.sync()  # what the Python path counted, receipts, larger windows
         return moved
+
+    def _sync_quota(self) -> None:
+        """A [share] quota's gate (node/quota_gate.py) brought up to date, and put in the
+        threads or taken out when a reload adds or removes the quota."""
+        meter, gate = self.dp.quota, self.quota
+        if meter is None and (gate is None or gate.meter is None):
+            return
+        if gate is None:
+            gate = self.quota = QuotaGate(self.dp.native_module.Credit)
+        had = gate.meter is not None
+        gate.sync(meter)
+        if had != (meter is not None):
+            native = gate.gate if meter is not None else None
+            self.thread.set_quota(native)
+            self.send.thread.set_quota(native)
 
     # -- installing -----------------------------------------------------------
 

@@ -23,6 +23,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from tidewire.node.accounting_gate import HELD, credit_gate
+from tidewire.node.quota_gate import QUOTA
 from tidewire.protocol.link.constants import (
     REJECT_AFTER_TIME,
     REKEY_AFTER_MESSAGES,
@@ -78,12 +79,16 @@ def count_handbacks(
 
 def count_drops(dp: "DataPath", counts: list[tuple[str, int]]) -> None:
     """A thread's drops under the Python path's names: the link's (`transport_*`) to the
-    device, a credit gate's to the accountant (its `credit_exhausted`), the rest to the
-    data path."""
+    device, a credit gate's to the accountant (its `credit_exhausted`), the quota's to
+    the data path and the quota's refusals, the rest to the data path."""
     acct = dp.accountant
     for reason, n in counts:
         if reason == HELD and acct is not None:
             acct.held_back(n)
+        elif reason == QUOTA:
+            dp.drops[reason] += n
+            if dp.quota is not None:
+                dp.quota.refused += n  # as its own `open` counts them
         elif reason.startswith("transport_"):
             dp.device.drops[reason] += n
         else:

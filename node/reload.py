@@ -83,14 +83,16 @@ class Reloader:
 
     def native_guard(self, change: Diff, new: NodeConfig) -> Diff:
         """The native threads (node/dataplane_loop.py) hold [share]'s queues themselves
-        (node/sharing.py's `to_threads`), so rates, caps and shaping on or off apply in
-        place; a quota they do not count, so a [share] with one is left for a restart,
-        which runs the Python readers instead, rather than applied past the threads."""
+        (node/sharing.py's `to_threads`) and its quota's gate, so rates, caps, the quota
+        and shaping on or off apply in place. Only threads of a module without queues or
+        gates leave a [share] that needs them for a restart, which runs the Python
+        readers instead, rather than applied to queues the threads bypass."""
         d = self.daemon
         dp, sharing = d.datapath, d.sharing
         if not change.share or dp is None or not dp.native_threads or sharing is None:
             return change
-        if new.share.quota is None and (sharing.threaded or not sharing.shapes(new.share)):
+        counts = new.share.quota is None or hasattr(dp.native_module.Outbound, "set_quota")
+        if counts and (sharing.threaded or not sharing.shapes(new.share)):
             return change
         log.warning("%s: [share] needs a restart while the native threads run", d.cfg.name)
         return replace(change, share=(), restart=[*change.restart, "[share]"])

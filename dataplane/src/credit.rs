@@ -19,6 +19,10 @@ use pyo3::prelude::*;
 
 /// The drop reason of a packet held back: the accountant's own.
 pub const HELD: &str = "credit_exhausted";
+/// The drop reason of a packet past a provider's `[share]` quota, whose one gate all the
+/// node's packets take from (node/quota_gate.py keeps it at the quota's bytes left): the
+/// Python path's own.
+pub const QUOTA: &str = "quota_exhausted";
 
 /// The counter and its wake mark: a thread that takes it below the mark writes its
 /// eventfd, so Python charges the bytes and invoices them at once, not a poll later (at

@@ -13,7 +13,8 @@
 //! and what inner.rs names. Counted here: replayed and forged datagrams (the link's own
 //! reasons), inner sources outside the peer's allowed IPs, what an exit's policy refuses
 //! (policy.rs, `exit_<reason>` as the Python path), a provider's client's packets while
-//! it is over its credit window (credit.rs, the accountant's `credit_exhausted`), and
+//! it is over its credit window (credit.rs, the accountant's `credit_exhausted`), any
+//! packet past a provider's quota (`quota_exhausted`, one such gate for all), and
 //! outer CE on a Not-ECT packet (RFC 6040's decapsulation, ecn.rs, is done here in
 //! place, so a CE-marked datagram keeps its place in its flow); the per-peer counters
 //! the link's timers and accounting need (PeerStats) are polled by Python.
@@ -90,6 +91,7 @@ pub struct Tables {
     pub masks: HashMap<SocketAddr, Arc<Mask>>, // the listener key at each address we dial
     pub own_mask: Option<Arc<Mask>>,           // ours, when we listen on masked://
     pub share: Option<Arc<ThreadQueue>>,       // the [share] queue before the TUN, when it shapes
+    pub quota: Option<Arc<credit::Gate>>,      // a provider's [share] quota: every packet's gate
 }
 
 pub enum Handback {
@@ -187,6 +189,7 @@ impl Shared {
                 masks: HashMap::new(),
                 own_mask: None,
                 share: None,
+                quota: None,
             }),
             overlay,
             limit,
@@ -294,6 +297,10 @@ impl Shared {
             batch.arena.truncate(start); // over its window: held back, as the Python path
             return batch.drop(credit::HELD);
         }
+        if !credit::open(&tables.quota) {
+            batch.arena.truncate(start);
+            return batch.drop(credit::QUOTA);
+        }
         if ecn & ecn::ECT_1 != 0 {
             // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet
             match ecn::decapsulate(ecn, &mut batch.arena[text.start..text.start + length]) {
@@ -306,6 +313,7 @@ impl Shared {
             }
         }
         batch.wake |= credit::take(&entry.credit, length);
+        credit::take(&tables.quota, length);
         if let Some(s) = stats {
             s.inner_bytes.fetch_add(length as u64, Ordering::Relaxed);
         }

@@ -143,6 +143,17 @@ impl Inbound {
         });
     }
 
+    /// Gate every packet the thread writes to the TUN by `quota` (a Credit holding a provider's
+    /// `[share]` quota's bytes left, node/quota_gate.py), or by nothing (None).
+    #[pyo3(signature = (quota))]
+    fn set_quota(&self, py: Python<'_>, quota: Option<PyRef<'_, Credit>>) {
+        let gate = quota.map(|q| Arc::clone(&q.gate));
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            shared.tables.write().unwrap_or_else(|e| e.into_inner()).quota = gate;
+        });
+    }
+
     /// Queue what opened in `share` (a ThreadShare: `[share]` shaping) before the TUN,
     /// or in nothing (None).
     #[pyo3(signature = (share))]

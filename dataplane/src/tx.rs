@@ -7,7 +7,8 @@
 //! handshake), a packet larger than the path carries (the ICMP "too big"), TCP SYNs (the
 //! MSS clamp), fragments, extension headers and anything malformed, an aged keypair or
 //! one at REKEY_AFTER_MESSAGES. Counted: a provider's client's packet while the client is
-//! over its credit window (`credit_exhausted`, credit.rs). The outer ECN field copies the inner one (RFC 6040
+//! over its credit window (`credit_exhausted`, credit.rs), and any packet past a
+//! provider's quota (`quota_exhausted`, the same kind of gate for all). The outer ECN field copies the inner one (RFC 6040
 //! section 4.1, ecn.rs): each datagram keeps it, and tx_thread.rs sends it as the TOS.
 //! Counted here: no route (`tun_no_route`), TUN frames offload.rs refuses (its reason).
 //! A peer on a masked path has its listener's skin: each sealed datagram is masked and
@@ -62,6 +63,7 @@ pub struct TxTables {
     pub routes: Prefixes,
     pub stats: HashMap<u32, Arc<TxStats>>,
     pub share: Option<Arc<ThreadQueue>>, // the [share] queue before sealing, when it shapes
+    pub quota: Option<Arc<credit::Gate>>, // a provider's [share] quota: every packet's gate
 }
 
 pub struct TxShared {
@@ -161,6 +163,7 @@ impl TxShared {
                 routes: Prefixes::new(),
                 stats: HashMap::new(),
                 share: None,
+                quota: None,
             }),
             limit,
             mtu,
@@ -245,6 +248,9 @@ impl TxShared {
         if !credit::open(&sender.credit) {
             return batch.drop(credit::HELD, 1); // over its window: held back
         }
+        if !credit::open(&tables.quota) {
+            return batch.drop(credit::QUOTA, 1);
+        }
         let counter = sender.keys.take_counters(1);
         if counter >= self.limit {
             return batch.handback.push((p.to_vec(), "rekey"));
@@ -259,6 +265,7 @@ impl TxShared {
         }
         let end = batch.sealed.len();
         batch.wake |= credit::take(&sender.credit, p.len());
+        credit::take(&tables.quota, p.len());
         if let Some(s) = tables.stats.get(&peer) {
             s.packets.fetch_add(1, Ordering::Relaxed);
             s.wire_bytes.fetch_add(wire as u64, Ordering::Relaxed);

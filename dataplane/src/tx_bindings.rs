@@ -105,6 +105,17 @@ impl Outbound {
         });
     }
 
+    /// Gate every packet the thread seals by `quota` (a Credit holding a provider's
+    /// `[share]` quota's bytes left, node/quota_gate.py), or by nothing (None).
+    #[pyo3(signature = (quota))]
+    fn set_quota(&self, py: Python<'_>, quota: Option<PyRef<'_, Credit>>) {
+        let gate = quota.map(|q| Arc::clone(&q.gate));
+        let shared = &self.shared;
+        py.allow_threads(|| {
+            shared.tables.write().unwrap_or_else(|e| e.into_inner()).quota = gate;
+        });
+    }
+
     /// Queue what the thread seals in `share` (a ThreadShare: `[share]` shaping), or in
     /// nothing (None: each packet is sealed as it is read).
     #[pyo3(signature = (share))]

@@ -52,10 +52,18 @@ class QuotaMeter:
     def exhausted(self) -> bool:
         return self.used >= self.limit
 
-    def take(self, n: int) -> bool:
-        """May `n` more bytes be served in this period? (Per packet: cheap.)"""
+    def open(self) -> bool:
+        """May a packet be served in this period? (Per packet: cheap.) A refusal is
+        counted; a packet that goes adds its bytes to `used` (the data path does, once
+        accounting let it go too, so a client is not billed for one the quota dropped)."""
         if self.used >= self.limit:
             self.refused += 1
+            return False
+        return True
+
+    def take(self, n: int) -> bool:
+        """May `n` more bytes be served in this period? If so they are counted."""
+        if not self.open():
             return False
         self.used += n
         return True

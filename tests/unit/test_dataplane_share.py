@@ -10,6 +10,9 @@ thread's code without the I/O) and `release` (what the thread does after each wa
   to the Python path's sealing, each packet charged to its client's key.
 - A packet whose sender went while it waited goes back to Python (`no_session`).
 - `set_share(None)` takes the queue out again.
+- A quota's gate (node/quota_gate.py, `set_quota`) passes exactly the packets the
+  Python path's QuotaMeter passes and counts the rest as `quota_exhausted`; its sync
+  charges the meter and follows what moved it (the Python path, a reload).
 
 The queue runs on its own monotonic clock, so the paced tests wait for it in real time,
 each wait bounded.
@@ -19,8 +22,12 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tidewire.node.core.capacity import QuotaMeter
 from tidewire.node.dataplane import load
+from tidewire.node.quota_gate import QUOTA, QuotaGate
 from tidewire.node.sharing import OVERHEAD
 
 from .test_dataplane_diff import LOCAL, RECV, SEND, python_seal
@@ -146,3 +153,45 @@ def test_a_paced_receive_queue_writes_the_rest_to_the_tun_on_its_timer() -> None
     drain(rx.release, tun, len(packets))
     assert tun == packets and rx.take(64) == [] and dict(rx.drops()) == {}
     assert len(queue) == 0 and queue.drops == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 20_000), st.lists(st.integers(28, 1400), min_size=1, max_size=30))
+def test_a_quota_gate_passes_exactly_what_the_quota_meter_would(
+    limit: int, sizes: list[int]
+) -> None:
+    """Sending through the thread with a quota's gate: the same packets pass as through
+    QuotaMeter (while `used < limit`, the last one past it included), the rest are
+    `quota_exhausted`; a sync charges what passed to the meter, in inner bytes."""
+    assert native is not None
+    tx, _ = keyed_outbound(None)
+    meter, ref = QuotaMeter(limit, start=0, end=86400), QuotaMeter(limit, start=0, end=86400)
+    gate = QuotaGate(native.Credit)
+    gate.sync(meter)
+    tx.set_quota(gate.gate)
+    packets = [ipv4("10.1.2.3", 17, bytes(n - 20)) for n in sizes]
+    passed = [bool(tx.handle(p, False, False)) for p in packets]
+    assert passed == [ref.take(len(p)) for p in packets]
+    refused = len(packets) - sum(passed)
+    assert dict(tx.drops()) == ({QUOTA: refused} if refused else {})
+    gate.sync(meter)
+    assert meter.used == ref.used
+
+
+def test_the_quota_gate_follows_the_python_path_a_new_limit_and_its_removal() -> None:
+    assert native is not None
+    tx, _ = keyed_outbound(None)
+    meter = QuotaMeter(5000, start=0, end=86400)
+    gate = QuotaGate(native.Credit)
+    gate.sync(meter)
+    tx.set_quota(gate.gate)
+    assert len(tx.handle(ipv4("10.1.2.3", 17, bytes(980)), False, False)) == 1
+    meter.used += 4000  # the Python path served some too
+    gate.sync(meter)
+    assert meter.used == 5000 and gate.gate.left == -1  # used up
+    assert tx.handle(ipv4("10.1.2.3", 17, bytes(980)), False, False) == []
+    meter.limit = 8000  # a reload's larger quota: open again at the next sync
+    gate.sync(meter)
+    assert len(tx.handle(ipv4("10.1.2.3", 17, bytes(980)), False, False)) == 1
+    gate.sync(None)  # the quota is gone: what passed is charged, the gate closed
+    assert meter.used == 6000 and gate.gate.left == -1 and gate.meter is None
