@@ -122,3 +122,6 @@ def test_a_quota_stops_service_once_its_bytes_are_used() -> None:
         assert not ping(x.client, "203.0.113.2", count=3, check=False)
         st = node.status()
         assert st["drops"]["quota_exhausted"] >= quota["refused"] > 0, st["drops"]
+        if QUEUES == "threads":  # the quota's gate is in the native threads
+            assert "native send and receive threads run" in st["dataplane_why"], st
+            assert st["share"]["quota"]["used"] == quota["used"]  # nothing past it since
