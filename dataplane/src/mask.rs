@@ -6,8 +6,10 @@
 //! section 5.4.3's header protection. Padding: random bytes up to a wire size drawn
 //! from the weighted ranges (`Padding`), never below the datagram's own size.
 //!
-//! Only transport datagrams are handled here. Handshake wrappers, decoys and whatever
-//! unmasks to nothing are the Python skin's (the caller hands the wire bytes back), so
+//! Only transport datagrams are handled here. Handshake wrappers are the Python skin's
+//! (the caller hands the wire bytes back); decoys and whatever unmasks to nothing under
+//! every key the skin would try are dropped by the caller, counted as the skin's opener
+//! counts them (`is_decoy`), so a flood of garbage on a masked port costs no Python, and
 //! the threads never answer a prober either.
 
 use aes::cipher::generic_array::GenericArray;
@@ -22,6 +24,8 @@ use crate::transport::{HEADER_SIZE, MESSAGE_TRANSPORT, TAG_SIZE};
 pub const SAMPLE_SIZE: usize = 16;
 const KEEPALIVE_SIZE: usize = HEADER_SIZE + TAG_SIZE; // 32: the smallest transport datagram
 const MAX_LENGTH: usize = 0xFF_FFFF; // three bytes of length (a debug check of `wrap`)
+
+const TYPE_DECOY: u8 = 0; // protocol/skins/masked.py's
 
 /// What one unmasking found.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,6 +49,12 @@ impl Mask {
         let mut block = GenericArray::clone_from_slice(&sample[..SAMPLE_SIZE]);
         self.aes.encrypt_block(&mut block);
         block.into()
+    }
+
+    /// Does `d` unmask to a decoy's type byte under this key? (The skin's `is_decoy`:
+    /// random bytes do one time in 256; only for counting what no key took.)
+    pub fn is_decoy(&self, d: &[u8]) -> bool {
+        d.len() >= HEADER_SIZE + SAMPLE_SIZE && d[0] ^ self.mask(&d[HEADER_SIZE..])[0] == TYPE_DECOY
     }
 
     /// Unmask `d` (a wire datagram) in place if it is a transport datagram under this

@@ -22,8 +22,9 @@
 //! The masked transport's sockets are read here too (mask.rs): a datagram from an
 //! address with a registered listener key is unmasked under it, else under the node's
 //! own key if it listens; what unmasks to a transport datagram goes on as one from
-//! plain UDP would, for sessions installed on a masked path, and the rest goes back as
-//! it came (`Via::Wire`: handshake wrappers and decoys are the Python skin's).
+//! plain UDP would, for sessions installed on a masked path, a handshake wrapper goes
+//! back as it came (`Via::Wire`: the Python skin's), and the rest (decoys, garbage) is
+//! dropped, counted as the skin's opener counts it.
 //!
 //! With a `[share]` queue (`share`, queue/held.rs), what passed the credit gate is queued
 //! under its client's key (DataPath.inbound's order) and written to the TUN when the
@@ -66,6 +67,7 @@ pub enum Via {
     Udp,
     Masked, // unmasked to a link datagram
     Wire,   // from a masked socket, not unmasked here: for the Python skin
+    Refused(&'static str), // from a masked socket, nothing under any key: dropped, counted
 }
 
 impl Via {
@@ -153,24 +155,28 @@ fn raw(batch: &mut Batch, d: &[u8], from: SocketAddr, via: Via, ecn: u8, reason:
 
 /// A masked socket's datagram `d` unmasked in place, as the skin's opener tries the
 /// keys: the listener's at `from`, then our own if we listen. The bytes to handle and
-/// how they came: the link datagram (`Via::Masked`) or all of `d` as it was (`Via::Wire`).
+/// how they came: the link datagram (`Via::Masked`), all of `d` as it was for the skin
+/// (`Via::Wire`: a handshake wrapper's type under a key), or nothing under any key
+/// (`Via::Refused`, with the reason the opener would count: a decoy's type under the key
+/// it checks, our own if we listen, else the listener's).
 pub fn unmask<'a>(tables: &Tables, d: &'a mut [u8], from: SocketAddr) -> (&'a [u8], Via) {
     let listener = tables.masks.get(&from);
-    for mask in listener.iter().copied().chain(tables.own_mask.as_ref()) {
+    let own = tables.own_mask.as_ref();
+    for mask in listener.into_iter().chain(own) {
         match mask.unwrap(d) {
             Unmasked::Transport(n) => return (&d[..n], Via::Masked),
-            // an authenticated wrapper under the listener's key is the skin's to open
-            Unmasked::Handshake if listener.is_some() => break,
-            _ => {}
+            Unmasked::Handshake => return (d, Via::Wire), // its wrapper may authenticate there
+            Unmasked::Nothing => {}
         }
     }
-    (d, Via::Wire)
+    let decoy = own.or(listener).map_or(false, |m| m.is_decoy(d));
+    (d, Via::Refused(if decoy { "masked_decoys" } else { "masked_unwrap_failed" }))
 }
 
 /// One read cut into its datagrams (at the GRO segment size), a masked socket's unmasked.
 pub fn cut<'a>(tables: &Tables, data: &'a mut [u8], size: usize, masked: bool, from: SocketAddr) -> Vec<(&'a [u8], Via)> {
     if data.is_empty() {
-        return vec![(data, if masked { Via::Wire } else { Via::Udp })];
+        return vec![if masked { unmask(tables, data, from) } else { (data, Via::Udp) }];
     }
     if !masked {
         return data.chunks(size).map(|d| (d, Via::Udp)).collect();
@@ -213,10 +219,10 @@ impl Shared {
         batch: &mut Batch,
     ) {
         for &(d, via) in datagrams {
-            if via == Via::Wire {
-                raw(batch, d, from, via, ecn, "masked");
-            } else {
-                self.handle_one(tables, d, from, via, ecn, now, batch);
+            match via {
+                Via::Wire => raw(batch, d, from, via, ecn, "masked"),
+                Via::Refused(reason) => batch.drop(reason),
+                _ => self.handle_one(tables, d, from, via, ecn, now, batch),
             }
         }
     }
@@ -293,13 +299,13 @@ impl Shared {
             batch.arena.truncate(start);
             return batch.drop(reason);
         }
+        if !credit::open(&tables.quota) {
+            batch.arena.truncate(start); // first, as DataPath.inbound
+            return batch.drop(credit::QUOTA);
+        }
         if !credit::open(&entry.credit) {
             batch.arena.truncate(start); // over its window: held back, as the Python path
             return batch.drop(credit::HELD);
-        }
-        if !credit::open(&tables.quota) {
-            batch.arena.truncate(start);
-            return batch.drop(credit::QUOTA);
         }
         if ecn & ecn::ECT_1 != 0 {
             // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet

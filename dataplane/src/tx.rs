@@ -245,11 +245,11 @@ impl TxShared {
         if now >= sender.deadline {
             return batch.handback.push((p.to_vec(), "aged"));
         }
+        if !credit::open(&tables.quota) {
+            return batch.drop(credit::QUOTA, 1); // first, as DataPath._send_packet
+        }
         if !credit::open(&sender.credit) {
             return batch.drop(credit::HELD, 1); // over its window: held back
-        }
-        if !credit::open(&tables.quota) {
-            return batch.drop(credit::QUOTA, 1);
         }
         let counter = sender.keys.take_counters(1);
         if counter >= self.limit {

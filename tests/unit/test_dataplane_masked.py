@@ -7,18 +7,21 @@
   skin to the datagram the unmasked sender seals with the same counter.
 - Receiving: for datagrams the Python skin wrapped (padded, under the listener's key or
   our own), mutated ones and random bytes, the thread takes exactly what the skin's
-  opener takes as a transport datagram, in the form it unwraps to, and hands back the
-  rest as it came ("wire"), so the opener counts it; inner packets of an installed
+  opener takes as a transport datagram, in the form it unwraps to, hands back wrappers
+  as they came ("wire"), and drops the rest (decoys, garbage) counted as the opener
+  counts them, so a flood of garbage costs no Python; inner packets of an installed
   masked session reach the TUN, and a masked session's datagram on plain UDP (or a
   plain one on the masked socket) is not opened.
 """
 
+from collections import Counter
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidewire.node.transports.masked import MaskedTransport
 from tidewire.protocol.skins.masked import MaskedSkin
 
 from .helpers import SeededRandom
@@ -30,8 +33,9 @@ pytestmark = pytest.mark.skipif(
     reason="tidewire._dataplane with the masked skin in its threads is not built",
 )
 
-LISTENER = MaskedSkin(bytes(range(7, 39)))  # the key of the listener we dial at HOST
-OWN = MaskedSkin(bytes(range(50, 82)))  # ours, when we listen
+LISTENER_PUBLIC, OWN_PUBLIC = bytes(range(7, 39)), bytes(range(50, 82))
+LISTENER = MaskedSkin(LISTENER_PUBLIC)  # the key of the listener we dial at HOST
+OWN = MaskedSkin(OWN_PUBLIC)  # ours, when we listen
 UNPADDED = ((32, 33, 1),)  # no datagram of the link is this small: never padded
 REMOTE = 9
 
@@ -121,21 +125,31 @@ def masked_inbound(*, listener: bool = True, own: bool = True, masked: bool = Tr
 
 
 def opened_by_python(data: bytes, *, listener: bool, own: bool) -> tuple[str, bytes]:
-    """What the skin's opener (node/transports/masked.py) makes of `data` from HOST:PORT:
-    ("transport", the link datagram) if it unwraps to one, else ("wire", data). As the
-    thread, a header that unmasks to a handshake type under the listener's key is left
-    to the opener whole (it may authenticate there: the thread does not open wrappers)."""
+    """What the thread should make of `data` from HOST:PORT, by the skin's own unwrap:
+    ("transport", the link datagram) if it unwraps to one; ("wire", data) if it is a
+    wrapper, or its header unmasks to a handshake type under a key (it may authenticate
+    in the opener: the thread does not open wrappers); else ("dropped", data)."""
     for skin, used in ((LISTENER, listener), (OWN, own)):
         if not used:
             continue
         out = skin.unwrap(data)
         if out is not None:
             return ("transport", out) if out[0] == 4 else ("wire", data)
-        if skin is LISTENER and len(data) >= 32:
+        if len(data) >= 32:
             kind = (int.from_bytes(data[:16], "little") ^ skin._mask(data[16:32])) & 0xFF
             if 1 <= kind <= 3:
                 return "wire", data
-    return "wire", data
+    return "dropped", data
+
+
+def skin_opener(*, listener: bool, own: bool) -> tuple[Any, Counter[str]]:
+    """node/transports/masked.py's opener with these keys, and the drops it counts."""
+    drops: Counter[str] = Counter()
+    transport = MaskedTransport(drops, own_public=OWN_PUBLIC)
+    if listener:
+        transport.register((HOST, PORT), LISTENER_PUBLIC)
+    transport.listening = own
+    return transport.opener(), drops
 
 
 @st.composite
@@ -167,14 +181,26 @@ def test_the_receive_thread_takes_what_the_skin_opens_and_hands_back_the_rest(
     rx = masked_inbound(listener=listener, own=own)
     tun = rx.handle(datagrams, HOST, PORT, 0, masked=True)
     back = rx.take(1 << 10)
-    drops = sum(n for _, n in rx.drops())
+    counted = Counter(dict(rx.drops()))
+    refused = Counter({r: n for r, n in counted.items() if r.startswith("masked_")})
     wires = [item[3] for item in back if item[0] == "wire"]
     expected = [opened_by_python(d, listener=listener, own=own) for d in datagrams]
-    # every datagram the skin does not take as transport comes back as it came
+    # wrappers come back as they came; what no key takes is dropped in the thread
     assert wires == [d for kind, d in expected if kind == "wire"]
     assert all(item[8] == "masked" for item in back)
+    assert refused.total() == sum(kind == "dropped" for kind, _ in expected)
+    # ... counted as the skin's opener counts it: its drops over all the datagrams are
+    # the thread's plus its own over what the thread handed back
+    opener, everything = skin_opener(listener=listener, own=own)
+    for d in datagrams:
+        opener(d, (HOST, PORT))
+    opener, handed = skin_opener(listener=listener, own=own)
+    for d in wires:
+        opener(d, (HOST, PORT))
+    assert everything == refused + handed
     # the rest are opened as link datagrams: in the TUN, dropped or handed back
     link = [d for kind, d in expected if kind == "transport"]
+    drops = counted.total() - refused.total()
     assert len(tun) + drops + len(back) - len(wires) == len(link)
     # what comes back unopened is in the form the skin unwraps it to
     assert all(item[3] in link for item in back if item[0] == "raw")
