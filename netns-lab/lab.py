@@ -37,6 +37,9 @@ from lab_stale import FOLDER, delete_netns, remove_stale
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 TIDEWIRE = str(VENV_BIN / "tidewire")
+# TIDEWIRE_LAB_DATAPLANE=python runs every lab node on that data plane (unless a test
+# chooses one): the whole lab on the Python path, as the native plane's reference
+LAB_DATAPLANE = os.environ.get("TIDEWIRE_LAB_DATAPLANE", "")
 _counter = itertools.count()
 
 
@@ -267,6 +270,8 @@ class Lab:
         cmd = [binary]
         if misbehave:
             cmd = [sys.executable, str(REPO / "netns-lab" / "tools" / "misbehave.py"), *misbehave]
+        if LAB_DATAPLANE and "--dataplane" not in args:
+            args = (*args, "--dataplane", LAB_DATAPLANE)
         proc = host.spawn([*cmd, "up", str(config), *args], name=f"tidewire-{name}", env=env)
         node = Node(host, name, config, sock, proc)
         if wait:

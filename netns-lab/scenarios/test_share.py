@@ -7,14 +7,17 @@ and a `quota` stops service once used, each refusal counted where status shows i
 from importlib.util import find_spec
 
 from common import ping
-from lab import Lab
+from lab import LAB_DATAPLANE, Lab
 from share_lab import build, measure
 
 from tidewire.node.sharing import OVERHEAD
 
 # the queue the provider runs: with this checkout's module built, the native threads'
-# own (they run the packets: no quota here), else the Python Share
-QUEUES = "threads" if find_spec("tidewire._dataplane") is not None else "python"
+# own (they run the packets), or the native Share on the Python plane; else the Python one
+if find_spec("tidewire._dataplane") is None:
+    QUEUES = "python"
+else:
+    QUEUES = "native" if LAB_DATAPLANE == "python" else "threads"
 # the ping's added RTT under load, ms: median and 95th percentile
 ADDED_MEDIAN, ADDED_P95 = 5.0, 15.0
 
