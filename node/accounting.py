@@ -221,9 +221,10 @@ class Accountant(AccountantStore):
         row[0 if up else 1] += n
         self.unverified_total[kind] = self.unverified_total.get(kind, 0) + n
 
-    def held_back(self, n: int) -> None:
-        """n packets the native threads held back at a client's credit gate."""
-        self._drop(HELD, n)
+    def held_back(self, n: int, reason: str = HELD) -> None:
+        """n packets the native threads held back at a client's credit gate, under
+        `reason` (HELD, or NO_SESSION before the client's hello)."""
+        self._drop(reason, n)
 
     def _drop(self, reason: str, n: int = 1) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + n

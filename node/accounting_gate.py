@@ -2,7 +2,7 @@
 packets the threads carry has a native `Credit` (dataplane/src/credit.rs), one signed
 counter both threads take each packet's length from, passing packets while it is not
 negative and holding the rest back as `ClientCredit.count` does (counted as the
-accountant's `credit_exhausted`, HELD).
+accountant counts it: `credit_exhausted`, HELD, or `credit_no_session` before a hello).
 
 The counter must say what `ClientCredit` would: `window - owed`, less what the threads
 passed that accounting has not charged yet. So each gate remembers the target it was
@@ -26,7 +26,10 @@ from typing import Any
 from tidewire.node.core.accounting import ClientCredit
 from tidewire.node.core.roles import Role
 
-HELD = "credit_exhausted"  # what the threads count a packet held back at a gate as
+# what the threads count a packet held back at a gate as: a client with a session, and
+# one before its hello (the gate is told which at each sync, `set_session`)
+HELD = "credit_exhausted"
+NO_SESSION = "credit_no_session"
 
 
 def credit_gate(acct: Any, peer_key: bytes) -> Any:
@@ -60,6 +63,7 @@ class CreditGates:
             now = target(credit)
             gate = self.gates[peer_key] = self.make(now)
             self.synced[peer_key] = now
+            gate.set_session(credit.current is not None)
             gate.wake_below(now - credit.config.invoice_bytes)
         return gate
 
@@ -87,6 +91,7 @@ class CreditGates:
                 del self.gates[key], self.synced[key]
                 self.charged.discard(key)
                 continue
+            gate.set_session(credit.current is not None)
             now = target(credit)
             delta = now - self.synced[key]
             if delta:

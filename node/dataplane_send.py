@@ -22,7 +22,7 @@ receive thread, from the same eligibility and the same peer ids and prefix table
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from tidewire.node.accounting_gate import HELD, credit_gate
+from tidewire.node.accounting_gate import HELD, NO_SESSION, credit_gate
 from tidewire.node.quota_gate import QUOTA
 from tidewire.protocol.link.constants import (
     REJECT_AFTER_TIME,
@@ -83,8 +83,8 @@ def count_drops(dp: "DataPath", counts: list[tuple[str, int]]) -> None:
     the data path and the quota's refusals, the rest to the data path."""
     acct = dp.accountant
     for reason, n in counts:
-        if reason == HELD and acct is not None:
-            acct.held_back(n)
+        if reason in (HELD, NO_SESSION) and acct is not None:
+            acct.held_back(n, reason)
         elif reason == QUOTA:
             dp.drops[reason] += n
             if dp.quota is not None:

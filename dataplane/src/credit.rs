@@ -12,13 +12,15 @@
 //! a receipt reopens the gate at once (Python syncs it when the receipt is committed), so
 //! nothing needs Python per packet, and an unpaid flood costs the node no Python work.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-/// The drop reason of a packet held back: the accountant's own.
+/// The drop reasons of a packet held back: the accountant's own, for a client with a
+/// session and for one before its hello.
 pub const HELD: &str = "credit_exhausted";
+pub const NO_SESSION: &str = "credit_no_session";
 /// The drop reason of a packet past a provider's `[share]` quota, whose one gate all the
 /// node's packets take from (node/quota_gate.py keeps it at the quota's bytes left): the
 /// Python path's own.
@@ -30,6 +32,7 @@ pub const QUOTA: &str = "quota_exhausted";
 pub struct Gate {
     pub left: AtomicI64,
     pub wake: AtomicI64,
+    pub session: AtomicBool, // the client has a session: which reason a held packet counts
 }
 
 #[pyclass(module = "tidewire._dataplane")]
@@ -41,7 +44,14 @@ pub struct Credit {
 impl Credit {
     #[new]
     fn new(left: i64) -> Self {
-        Credit { gate: Arc::new(Gate { left: AtomicI64::new(left), wake: AtomicI64::new(i64::MIN) }) }
+        let gate = Gate { left: AtomicI64::new(left), wake: AtomicI64::new(i64::MIN), session: AtomicBool::new(true) };
+        Credit { gate: Arc::new(gate) }
+    }
+
+    /// Whether the client has a session now (a held packet is `credit_exhausted`) or
+    /// not yet (`credit_no_session`), as the accountant counts it.
+    fn set_session(&self, session: bool) {
+        self.gate.session.store(session, Ordering::Relaxed);
     }
 
     /// Write the eventfd once a thread takes the counter below `mark` (none: i64::MIN).
@@ -65,6 +75,14 @@ impl Credit {
 /// May a packet pass? Only reads: the length is taken (`take`) once it is sure to go.
 pub fn open(gate: &Option<Arc<Gate>>) -> bool {
     gate.as_ref().map_or(true, |g| g.left.load(Ordering::Relaxed) >= 0)
+}
+
+/// The reason a packet held back at a closed gate is counted under.
+pub fn held(gate: &Option<Arc<Gate>>) -> &'static str {
+    match gate {
+        Some(g) if !g.session.load(Ordering::Relaxed) => NO_SESSION,
+        _ => HELD,
+    }
 }
 
 /// Take `n` bytes; true if that crossed the wake mark (the thread writes its eventfd).

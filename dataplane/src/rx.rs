@@ -305,7 +305,7 @@ impl Shared {
         }
         if !credit::open(&entry.credit) {
             batch.arena.truncate(start); // over its window: held back, as the Python path
-            return batch.drop(credit::HELD);
+            return batch.drop(credit::held(&entry.credit));
         }
         if ecn & ecn::ECT_1 != 0 {
             // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet

@@ -249,7 +249,7 @@ impl TxShared {
             return batch.drop(credit::QUOTA, 1); // first, as DataPath._send_packet
         }
         if !credit::open(&sender.credit) {
-            return batch.drop(credit::HELD, 1); // over its window: held back
+            return batch.drop(credit::held(&sender.credit), 1); // over its window: held back
         }
         let counter = sender.keys.take_counters(1);
         if counter >= self.limit {

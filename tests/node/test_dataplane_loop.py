@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tidewire.node.accounting_gate import CreditGates
-from tidewire.node.core.accounting import AccountingConfig, ClientCredit
+from tidewire.node.core.accounting import AccountingConfig, ClientCredit, ServedSession
 from tidewire.node.core.exit_policy import ExitPolicy, parse_rule
 from tidewire.node.core.roles import Role
 from tidewire.node.datapath import DataPath
@@ -49,10 +49,10 @@ class Counting:
     used: dict[bytes, Used] = field(default_factory=dict)
     seen: list[int] = field(default_factory=list)
     gates: CreditGates | None = None
-    held: int = 0
+    held: Counter[str] = field(default_factory=Counter)
 
-    def held_back(self, n: int) -> None:
-        self.held += n
+    def held_back(self, n: int, reason: str) -> None:
+        self.held[reason] += n
 
     def inbound(self, peer_key: bytes, n: int) -> bool:
         self.seen.append(n)
@@ -212,12 +212,13 @@ def test_a_providers_client_is_served_natively_within_its_credit_window(loop: Lo
     assert loop.loop.thread.take(10) == []  # nothing for Python to do per packet
     loop.loop.poll(now=2.0)  # the three are charged to the client, whatever the window
     assert credit.pre_hello == 3 * n and loop.acct.seen == []
-    assert loop.acct.held == 1  # the accountant's drop, not the data path's
+    # the accountant's drop, not the data path's, under its reason before a hello
+    assert loop.acct.held == {"credit_no_session": 1} and credit.current is None
     assert loop.acct.gates.gates[key].left == 300 - 3 * n < 0
     out = loop.loop.send.thread.handle(udp4("10.0.0.2", "10.0.0.1", 53), False, False)
     assert out == [] and loop.loop.send.thread.take(10) == []  # over it: held back
     loop.loop.send.poll(loop.loop.peers_by_id, now=2.0)
-    assert loop.acct.held == 2
+    assert loop.acct.held == {"credit_no_session": 2}
     credit.window = 1000  # (a receipt or good standing: more credit)
     loop.loop.poll(now=2.0)
     reply = udp4("10.0.0.2", "10.0.0.1", 53)
@@ -225,6 +226,15 @@ def test_a_providers_client_is_served_natively_within_its_credit_window(loop: Lo
     loop.loop.send.poll(loop.loop.peers_by_id, now=2.0)
     assert credit.pre_hello == 3 * n + len(reply)  # sent bytes are served bytes too
     assert loop.acct.gates.gates[key].left == 1000 - credit.pre_hello
+    # after its hello, a packet over the window is `credit_exhausted`, as the accountant
+    # counts it for a client with a session
+    config = credit.config
+    credit.adopt(ServedSession(b"s" * 8, key, b"c" * 32, b"p" * 32, 0, config))
+    credit.window = 0
+    loop.loop.poll(now=2.0)
+    assert loop.loop.send.thread.handle(reply, False, False) == []
+    loop.loop.send.poll(loop.loop.peers_by_id, now=2.0)
+    assert loop.acct.held == {"credit_no_session": 2, "credit_exhausted": 1}
 
 
 @pytest.mark.parametrize("role", [Role.CLIENT, Role.PROVIDER])
