@@ -110,7 +110,7 @@ def readers(
         dp.native_threads = True
         inbound = NativeInbound(dp, udp, masked)
         if sharing is not None and hasattr(dp.native_module, "ThreadShare"):
-            sharing.to_threads(dp.native_module.ThreadShare, inbound.set_share)
+            sharing.to_threads(dp.native_module.ThreadShare, inbound.set_share, inbound._id)
         return [inbound.serve]
     if dp.dataplane == "native":
         dp.dataplane_why += f"; TUN and UDP are read in Python: {why}"
@@ -174,12 +174,15 @@ class NativeInbound:
         )
         send = self.send.make()
         self.set_share(*self.queues)
+        self._sync_quota()  # before a packet passes: none goes ungated or uncounted
         acct = dp.accountant
         if acct is not None:
             acct.refresh = self.refresh
             if hasattr(dp.native_module, "Credit"):
                 acct.gates = CreditGates(acct.credits, dp.native_module.Credit)
         self.reconcile(now=trio.current_time())
+        if self.masked is not None:  # a listener registered gets its key in at once
+            self.masked.changed = self._install_masks
         thread.start()
         send.start()
         log.info(
@@ -203,6 +206,8 @@ class NativeInbound:
                     self.reconcile(now=now)
                     dp.after_batch(data=moved)
         finally:
+            if self.masked is not None:
+                self.masked.changed = None
             send.stop()
             thread.stop()
             self.refresh()  # what the threads counted last
@@ -218,7 +223,7 @@ class NativeInbound:
             with contextlib.suppress(BlockingIOError):
                 os.read(efd, 8)
             now = trio.current_time()
-            moved = self.send.take(now=now)
+            moved = self.send.take(self.peers_by_id, now=now)
             # a client's gate may have crossed its wake mark: charge and invoice now
             self.poll(now=now)
             self.send.poll(self.peers_by_id, now=now)

@@ -138,13 +138,22 @@ class NativeOutbound:
         )
         return self.thread
 
-    def take(self, *, now: float) -> bool:
-        """The handed-back packets through the Python path; True if any."""
+    def take(self, peers_by_id: dict[int, Peer], *, now: float) -> bool:
+        """The handed-back packets through the Python path, and the Python path's own
+        that the [share] queue let go (node/thread_slots.py) sent as they are; True if
+        any."""
         packets = self.thread.take(TAKE)
-        outbound = self.dp.outbound
+        dp = self.dp
         for packet in packets:
-            outbound(packet, now=now)
-        return bool(packets)
+            dp.outbound(packet, now=now)
+        shaped = self.thread.take_shaped(TAKE)
+        for peer_id, packet in shaped:
+            peer = peers_by_id.get(peer_id)
+            if peer is not None and dp.device.peers.get(peer.public_key) is peer:
+                dp._send_packet(peer, packet, now)
+            else:
+                dp.drops["tun_no_route"] += 1  # the peer went while it waited
+        return bool(packets) or bool(shaped)
 
     def poll(self, peers_by_id: dict[int, Peer], *, now: float) -> bool:
         dp, thread = self.dp, self.thread

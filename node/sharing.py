@@ -16,8 +16,8 @@ A reload hands other settings to `reconfigure`, which changes all of this in pla
 While the native send and receive threads run (node/dataplane_loop.py), the queues are
 theirs: `to_threads` puts the native module's `ThreadShare` (dataplane/src/queue/held.rs,
 the same queue on the threads' packets and clock) in them instead, and the data path's
-slots keep the pass-through queue for what the threads hand back. Turning shaping off
-then lifts the rates and caps and leaves the queues in place.
+slots queue into the same queues what takes the Python path (node/thread_slots.py).
+Turning shaping off then lifts the rates and caps and leaves the queues in place.
 """
 
 import json
@@ -37,6 +37,7 @@ from tidewire.node.state import atomic_write
 from tidewire.protocol.keys import encode_key
 
 if TYPE_CHECKING:
+    from tidewire.node.core.queues.base import Queue
     from tidewire.node.core.queues.share import Share
     from tidewire.node.datapath import DataPath
     from tidewire.protocol.link.peer import Peer
@@ -59,6 +60,10 @@ def _replace(_item: bytes, packet: bytes) -> bytes:
     return packet
 
 
+def _none(_item: bytes) -> int:
+    return 0  # the receive thread writes what it lets go to the TUN, whoever sent it
+
+
 class Sharing:
     def __init__(
         self, dp: "DataPath", share: ShareConfig, *, provider: bool, state_dir: Path
@@ -76,6 +81,7 @@ class Sharing:
         # queues (download or a client's upload, a provider's upload) in them
         self._thread_share: Any = None
         self._install: Callable[[Any, Any], None] | None = None
+        self._peer_id: Callable[[Peer], int] | None = None
         self._nursery: trio.Nursery | None = None
         self._tasks: dict[str, trio.CancelScope] = {}  # "schedule", "quota": while running
         self._shape(share)
@@ -101,6 +107,18 @@ class Sharing:
                 self._threaded(up, seed=seed ^ 0x5A5A, cap=cap) if self.provider else None
             )
             self._install(self.out_queue, self.in_queue)
+            # what takes the Python path queues in the same queues (node/thread_slots.py)
+            from tidewire.node.thread_slots import ThreadSlot
+
+            peer_id = self._peer_id
+            assert peer_id is not None
+            out_slot: ThreadSlot[tuple[Peer, bytes]] = ThreadSlot(
+                self.out_queue, dp._seal, packet_of=itemgetter(1), peer_id=lambda i: peer_id(i[0])
+            )
+            in_slot: Queue[bytes] = dp.in_queue
+            if self.in_queue is not None:
+                in_slot = ThreadSlot(self.in_queue, dp._to_tun, packet_of=_same, peer_id=_none)
+            dp.set_queues(out_slot, in_slot)
         elif self.provider:
             self.out_queue = _outbound(dp, down, seed=seed, cap=cap)
             self.in_queue = _inbound(dp, up, seed=seed ^ 0x5A5A, cap=cap)
@@ -117,11 +135,17 @@ class Sharing:
         """Are the queues the native threads' (`to_threads`)?"""
         return self._install is not None
 
-    def to_threads(self, thread_share: Any, install: Callable[[Any, Any], None]) -> None:
+    def to_threads(
+        self,
+        thread_share: Any,
+        install: Callable[[Any, Any], None],
+        peer_id: Callable[["Peer"], int],
+    ) -> None:
         """The native threads run the packets from now on (before any has moved):
         `thread_share` is their queue class, `install` puts the (outbound, inbound)
-        queues in them. Queues made for the Python path give their slots back."""
-        self._thread_share, self._install = thread_share, install
+        queues in them, `peer_id` is a peer's id in the threads. Queues made for the
+        Python path give their slots back; the slots queue into the threads' queues."""
+        self._thread_share, self._install, self._peer_id = thread_share, install, peer_id
         if self.out_queue is not None:
             from tidewire.node.core.queues.passthrough import PassThrough
 
@@ -154,7 +178,7 @@ class Sharing:
         """Apply other [share] settings to the running node (a reload): rates, caps, the
         schedule, max_clients and the quota change in place, and the queues keep what
         they hold; shaping turned off lets the queued packets out before the slots go
-        back to the pass-through queue."""
+        back to the pass-through queue (on the native threads the queues stay, unpaced)."""
         now = trio.current_time()
         dp, old = self.dp, self.share
         self.share = share

@@ -22,8 +22,8 @@ use pyo3::prelude::*;
 pub const HELD: &str = "credit_exhausted";
 pub const NO_SESSION: &str = "credit_no_session";
 /// The drop reason of a packet past a provider's `[share]` quota, whose one gate all the
-/// node's packets take from (node/quota_gate.py keeps it at the quota's bytes left): the
-/// Python path's own.
+/// node's packets take from (node/quota_gate.py keeps it at `limit - used - 1`, so it is
+/// open while `used < limit`): the Python path's own.
 pub const QUOTA: &str = "quota_exhausted";
 
 /// The counter and its wake mark: a thread that takes it below the mark writes its

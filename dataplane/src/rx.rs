@@ -299,16 +299,9 @@ impl Shared {
             batch.arena.truncate(start);
             return batch.drop(reason);
         }
-        if !credit::open(&tables.quota) {
-            batch.arena.truncate(start); // first, as DataPath.inbound
-            return batch.drop(credit::QUOTA);
-        }
-        if !credit::open(&entry.credit) {
-            batch.arena.truncate(start); // over its window: held back, as the Python path
-            return batch.drop(credit::held(&entry.credit));
-        }
         if ecn & ecn::ECT_1 != 0 {
-            // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet
+            // ECT(1) or CE outside: RFC 6040 section 4.2 may change the packet (before the
+            // gates, as DataPath.inbound)
             match ecn::decapsulate(ecn, &mut batch.arena[text.start..text.start + length]) {
                 Decap::Unchanged => {}
                 Decap::Changed => batch.ecn_applied += 1,
@@ -317,6 +310,14 @@ impl Shared {
                     return batch.drop("ecn_ce_not_ect");
                 }
             }
+        }
+        if !credit::open(&tables.quota) {
+            batch.arena.truncate(start); // before the credit gate, as DataPath.inbound
+            return batch.drop(credit::QUOTA);
+        }
+        if !credit::open(&entry.credit) {
+            batch.arena.truncate(start); // over its window: held back, as the Python path
+            return batch.drop(credit::held(&entry.credit));
         }
         batch.wake |= credit::take(&entry.credit, length);
         credit::take(&tables.quota, length);
@@ -332,7 +333,7 @@ impl Shared {
         };
         let packet = batch.arena[text.start..text.start + length].to_vec();
         batch.arena.truncate(start);
-        let held = Held { peer: entry.peer, packet };
+        let held = Held { peer: entry.peer, packet, python: false };
         if !queue.enqueue(held, &entry.key, length as i64, |h| batch.push_tun(&h.packet)) {
             batch.drop("share_refused");
         }

@@ -57,8 +57,20 @@ impl ThreadShare {
     /// packets it let go at once.
     fn enqueue_at<'py>(&self, py: Python<'py>, packet: Vec<u8>, key: &[u8], size: i64, at: f64) -> Bound<'py, PyList> {
         let mut out = Vec::new();
-        self.queue.enqueue_at(Held { peer: 0, packet }, key, size, at, |h| out.push(h));
+        self.queue.enqueue_at(Held { peer: 0, packet, python: false }, key, size, at, |h| out.push(h));
         packets(py, &out)
+    }
+
+    /// Queue an inner packet of the Python path (a stream skin's peer, a hand-back) for
+    /// client `key`, its peer `peer` by the threads' id, so it shares the threads'
+    /// pacer, caps and fairness: True if it may go at once (the caller delivers it),
+    /// False if it waits (the receive thread writes it to the TUN when it leaves; the
+    /// send thread hands it back, `Outbound.take_shaped`) or the queue refused it.
+    fn enqueue_packet(&self, py: Python<'_>, packet: Vec<u8>, key: &[u8], size: i64, peer: u32) -> bool {
+        let mut now = false;
+        let queue = &self.queue;
+        py.allow_threads(|| queue.enqueue(Held { peer, packet, python: true }, key, size, |_| now = true));
+        now
     }
 
     /// What the queue lets go at `at` (tests).

@@ -17,7 +17,9 @@
 //! is queued under its client's key and sealed when the queue lets it go (the order of
 //! DataPath.outbound and `_send_packet`: the credit gate and the send counter after the
 //! queue, so a provider charges only what left); one whose sender went meanwhile goes
-//! back to Python as `no_session`.
+//! back to Python as `no_session`. Packets the Python path queued (ThreadShare's
+//! `enqueue_packet`: a stream skin's peer, a hand-back) are handed back when they leave,
+//! by peer id, for Python to send (`shaped`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -74,6 +76,7 @@ pub struct TxShared {
     pub events: Counts, // not drops: TUN super-packets cut
     pub handed_back: Counts,
     pub queue: Mutex<VecDeque<(Vec<u8>, &'static str)>>,
+    pub shaped: Mutex<VecDeque<(u32, Vec<u8>)>>, // what the queue let go for Python to send
     pub stop: Arc<AtomicBool>,
 }
 
@@ -89,6 +92,7 @@ pub struct TxBatch {
     pub drops: HashMap<&'static str, u64>,
     pub super_packets: u64,
     pub wake: bool, // a client's gate crossed its wake mark: Python charges and invoices
+    pub shaped: Vec<(u32, Vec<u8>)>, // the Python path's packets the queue let go, by peer id
 }
 
 pub struct Out {
@@ -171,6 +175,7 @@ impl TxShared {
             events: Mutex::new(HashMap::new()),
             handed_back: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
+            shaped: Mutex::new(VecDeque::new()),
             stop,
         }
     }
@@ -210,7 +215,7 @@ impl TxShared {
         match &tables.share {
             None => self.seal(tables, peer, sender, p, now, batch),
             Some(queue) => {
-                let held = Held { peer, packet: p.to_vec() };
+                let held = Held { peer, packet: p.to_vec(), python: false };
                 let deliver = |h: Held| self.seal_held(tables, h, now, batch);
                 if !queue.enqueue(held, &sender.key, p.len() as i64, deliver) {
                     batch.drop("share_refused", 1);
@@ -221,6 +226,9 @@ impl TxShared {
 
     /// A packet the queue let go: sealed for its peer's sender, if it still has one.
     fn seal_held(&self, tables: &TxTables, held: Held, now: Instant, batch: &mut TxBatch) {
+        if held.python {
+            return batch.shaped.push((held.peer, held.packet)); // the Python path's to send
+        }
         match tables.senders.get(&held.peer) {
             Some(sender) => self.seal(tables, held.peer, sender, &held.packet, now, batch),
             None => batch.handback.push((held.packet, "no_session")),
@@ -284,6 +292,7 @@ impl TxShared {
             let n = std::mem::take(&mut batch.super_packets);
             worker::merge(&self.events, &mut HashMap::from([("tun_super_packets", n)]));
         }
-        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, |h| h.1, HANDBACK_LIMIT) | wake
+        let shaped = worker::enqueue(&self.shaped, &self.handed_back, &mut batch.shaped, |_| "shaped", HANDBACK_LIMIT);
+        worker::enqueue(&self.queue, &self.handed_back, &mut batch.handback, |h| h.1, HANDBACK_LIMIT) | wake | shaped
     }
 }

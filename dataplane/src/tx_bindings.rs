@@ -161,6 +161,17 @@ impl Outbound {
         PyList::new_bound(py, items.iter().map(|p| PyBytes::new_bound(py, p)))
     }
 
+    /// Up to `limit` packets of the Python path that the `[share]` queue let go, oldest
+    /// first, as (peer id, inner packet): Python sends them without queueing again.
+    fn take_shaped<'py>(&self, py: Python<'py>, limit: usize) -> Bound<'py, PyList> {
+        let items: Vec<(u32, Vec<u8>)> = {
+            let mut queue = self.shared.shaped.lock().unwrap_or_else(|e| e.into_inner());
+            let n = limit.min(queue.len());
+            queue.drain(..n).collect()
+        };
+        PyList::new_bound(py, items.iter().map(|(peer, p)| (*peer, PyBytes::new_bound(py, p))))
+    }
+
     /// Per peer id, what was sent since the last call: (peer, datagrams, wire bytes,
     /// inner bytes); peers with nothing new are left out.
     fn stats(&self) -> Vec<(u32, u64, u64, u64)> {

@@ -66,12 +66,15 @@ class MaskedTransport(UdpTransport):
         self.rng = rng
         self.decoys = decoys
         self.generation = 0  # counts changes of the keys (the native threads install them)
+        # the native receive thread's installer, called at each change: a listener's
+        # first answer must find its key there (the thread drops what no key opens)
+        self.changed: Callable[[], None] | None = None
 
     def listen(self, port: int, *, mark: int) -> int:
         """Bind the configured masked:// port: datagrams from unregistered addresses are
         clients of ours, keyed by our own public key."""
         self.listening = True
-        self.generation += 1
+        self._changed()
         return self.bind(port, mark=mark)
 
     def register(self, address: Endpoint, listener_public: bytes) -> None:
@@ -81,12 +84,17 @@ class MaskedTransport(UdpTransport):
             skin = self._skins[listener_public] = MaskedSkin(listener_public)
         if self.listeners.get(address) is not skin:
             self.listeners[address] = skin
-            self.generation += 1
+            self._changed()
 
     def forget(self, address: Endpoint) -> None:
         if self.listeners.pop(address, None) is not None:
-            self.generation += 1
+            self._changed()
         self._greeted.discard(address)
+
+    def _changed(self) -> None:
+        self.generation += 1
+        if self.changed is not None:
+            self.changed()
 
     def skin_for(self, address: Endpoint) -> MaskedSkin | None:
         """The skin that wraps what we send to `address`, or None (no key for it)."""

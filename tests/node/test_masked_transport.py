@@ -134,3 +134,18 @@ async def test_what_does_not_unwrap_is_counted_and_never_delivered() -> None:
     for t in (server, dialler, wrong):
         t.close()
     probe.close()
+
+
+def test_each_change_of_the_keys_calls_the_native_installer_at_once() -> None:
+    """The native receive thread drops what no key it holds opens, so a listener's key
+    must be there before its first answer: `changed` runs at each change, not a poll
+    later, and not when nothing changed."""
+    transport = MaskedTransport(Counter(), own_public=CLIENT_KEY)
+    calls: list[int] = []
+    transport.changed = lambda: calls.append(transport.generation)
+    address: Endpoint = ("192.0.2.1", 8443)
+    transport.register(address, LISTENER_KEY)
+    transport.register(address, LISTENER_KEY)  # the same key again: no change
+    transport.forget(address)
+    transport.forget(address)
+    assert calls == [1, 2]

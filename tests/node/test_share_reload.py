@@ -17,6 +17,7 @@ from tidewire.node.core.queues.passthrough import PassThrough
 from tidewire.node.datapath import DataPath
 from tidewire.node.dataplane import load
 from tidewire.node.sharing import Sharing
+from tidewire.node.thread_slots import ThreadSlot
 from tidewire.protocol.link.device import Device
 
 from ..unit.helpers import keypair
@@ -88,19 +89,20 @@ async def test_on_the_native_threads_the_queues_are_theirs_and_change_in_place(
 ) -> None:
     s = sharing(dp, tmp_path, download=8 * MBIT, upload=2 * MBIT)
     installed: list[tuple[Any, Any]] = []
-    s.to_threads(thread_share, lambda o, i: installed.append((o, i)))
+    s.to_threads(thread_share, lambda o, i: installed.append((o, i)), lambda peer: 7)
     out, inq = s.out_queue, s.in_queue
     assert s.threaded and installed == [(out, inq)]
     assert isinstance(out, thread_share) and isinstance(inq, thread_share)
-    # the Python path's slots pass through: the threads queue their own packets
-    assert isinstance(dp.out_queue, PassThrough) and isinstance(dp.in_queue, PassThrough)
+    # the Python path's slots queue into the threads' queues (node/thread_slots.py)
+    assert isinstance(dp.out_queue, ThreadSlot) and dp.out_queue.share is out
+    assert isinstance(dp.in_queue, ThreadSlot) and dp.in_queue.share is inq
     assert (out.rate, inq.rate) == (8 * MBIT, 2 * MBIT) and out.seed != inq.seed
     s.reconfigure(ShareConfig(download=16 * MBIT, per_client=MBIT))
     assert (s.out_queue, s.in_queue) == (out, inq) and len(installed) == 1
     assert (out.rate, inq.rate, out.cap, inq.cap) == (16 * MBIT, None, MBIT, MBIT)
     s.reconfigure(ShareConfig())  # shaping off: unpaced, the same queues in place
     assert (s.out_queue, s.in_queue) == (out, inq) and (out.rate, out.cap) == (None, None)
-    assert isinstance(dp.out_queue, PassThrough)
+    assert isinstance(dp.out_queue, ThreadSlot)
     s.reconfigure(ShareConfig(download=MBIT))
     assert out.rate == MBIT and len(installed) == 1
 
@@ -111,11 +113,12 @@ async def test_a_client_that_starts_shaping_on_the_threads_gets_a_thread_queue(
 ) -> None:
     c = Sharing(dp, ShareConfig(), provider=False, state_dir=tmp_path)
     installed: list[tuple[Any, Any]] = []
-    c.to_threads(thread_share, lambda o, i: installed.append((o, i)))
+    c.to_threads(thread_share, lambda o, i: installed.append((o, i)), lambda peer: 7)
     assert c.out_queue is None and installed == []
     c.reconfigure(ShareConfig(upload=MBIT))
     assert installed == [(c.out_queue, None)] and isinstance(c.out_queue, thread_share)
-    assert c.out_queue.rate == MBIT and isinstance(dp.out_queue, PassThrough)
+    assert c.out_queue.rate == MBIT and isinstance(dp.out_queue, ThreadSlot)
+    assert isinstance(dp.in_queue, PassThrough)  # a client does not shape what it gets
 
 
 async def test_max_clients_and_the_quota_keep_their_counts(dp: DataPath, tmp_path: Path) -> None:

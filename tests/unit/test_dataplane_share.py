@@ -10,6 +10,9 @@ thread's code without the I/O) and `release` (what the thread does after each wa
   to the Python path's sealing, each packet charged to its client's key.
 - A packet whose sender went while it waited goes back to Python (`no_session`).
 - `set_share(None)` takes the queue out again.
+- The Python path's packets (ThreadShare's `enqueue_packet`, node/thread_slots.py) go
+  at once into an idle queue and wait their turn behind others: the send thread hands
+  them back by peer id when they leave, the receive thread writes them to the TUN.
 - A quota's gate (node/quota_gate.py, `set_quota`) passes exactly the packets the
   Python path's QuotaMeter passes and counts the rest as `quota_exhausted`; its sync
   charges the meter and follows what moved it (the Python path, a reload).
@@ -195,3 +198,41 @@ def test_the_quota_gate_follows_the_python_path_a_new_limit_and_its_removal() ->
     assert len(tx.handle(ipv4("10.1.2.3", 17, bytes(980)), False, False)) == 1
     gate.sync(None)  # the quota is gone: what passed is charged, the gate closed
     assert meter.used == 6000 and gate.gate.left == -1 and gate.meter is None
+
+
+def test_the_python_paths_packets_share_the_send_queue_and_come_back_by_peer() -> None:
+    """A packet of the Python path (a stream skin's peer, a hand-back) goes at once into
+    an idle queue; behind waiting packets it waits its turn, and the thread hands it back
+    by peer id when it leaves (node/thread_slots.py), unsealed."""
+    queue = share(RATE)
+    tx, _ = keyed_outbound(queue)
+    mine = ipv4("10.1.2.3", 17, bytes(8) + bytes(900))
+    assert queue.enqueue_packet(mine, KEY, len(mine), 42) is True  # nothing waits: go now
+    out: list[Any] = []
+    for p in flow(6):
+        out += tx.handle(p, False, False)
+    waiting = len(queue)
+    assert waiting > 0
+    assert queue.enqueue_packet(mine, KEY, len(mine), 42) is False  # behind them
+    shaped: list[Any] = []
+    deadline = time.monotonic() + 3.0
+    while not shaped and time.monotonic() < deadline:
+        time.sleep(0.002)
+        out += tx.release()
+        shaped += tx.take_shaped(64)
+    assert shaped == [(42, mine)] and len(out) == 6  # the thread's sealed, in their turn
+    assert dict(tx.handed_back()) == {"shaped": 1} and len(queue) == 0
+
+
+def test_the_python_paths_packets_wait_in_the_receive_queue_for_the_tun() -> None:
+    packets = [ipv4("10.9.1.2", 17, bytes(8) + bytes(970) + bytes([i])) for i in range(8)]
+    datagrams = [python_seal(RECV, LOCAL, i, p, 1420) for i, p in enumerate(packets)]
+    queue = share(RATE)
+    rx = keyed_inbound(queue)
+    tun = rx.handle(datagrams, RX_HOST, RX_PORT, 0)
+    mine = ipv4("10.9.1.3", 17, bytes(8) + bytes(500))  # e.g. a TLS client's upload
+    assert queue.enqueue_packet(mine, KEY, len(mine), 0) is False
+    drain(rx.release, tun, len(packets) + 1)
+    # the thread writes it to the TUN in its turn (a new flow's: FQ-CoDel serves it
+    # before the old flow's backlog), the old flow in its order
+    assert mine in tun and [p for p in tun if p != mine] == packets and len(tun) == 9

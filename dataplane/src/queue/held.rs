@@ -16,10 +16,13 @@ use super::shaper::RateError;
 use super::Host;
 use crate::ecn;
 
-/// An inner packet in the queue, with the thread's id of the peer it goes to or came from.
+/// An inner packet in the queue, with the thread's id of the peer it goes to or came from;
+/// `python`: queued by the Python path (a stream skin's peer, a hand-back), which sends it
+/// itself when the send thread lets it go (the receive thread writes either to the TUN).
 pub struct Held {
     pub peer: u32,
     pub packet: Vec<u8>,
+    pub python: bool,
 }
 
 /// CE marks by ecn.rs, deliveries to `F` (the thread's sealing or its TUN batch).
@@ -29,7 +32,7 @@ impl<F: FnMut(Held)> Host<Held> for Deliver<F> {
     type Error = RateError;
 
     fn mark(&mut self, item: &Held) -> Result<Option<Held>, RateError> {
-        Ok(ecn::mark_ce(&item.packet).map(|packet| Held { peer: item.peer, packet }))
+        Ok(ecn::mark_ce(&item.packet).map(|packet| Held { peer: item.peer, packet, python: item.python }))
     }
 
     fn deliver(&mut self, item: Held, _now: f64) -> Result<(), RateError> {
@@ -126,7 +129,7 @@ mod tests {
         p[9] = 17;
         p[12..20].copy_from_slice(&[10, 0, 0, 2, 10, 0, 0, 1]);
         p[21] = port;
-        Held { peer: 3, packet: p }
+        Held { peer: 3, packet: p, python: false }
     }
 
     #[test]
