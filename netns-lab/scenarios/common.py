@@ -9,10 +9,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import Host, Lab, Node
+from lab import LAB_DATAPLANE, Host, Lab, Node
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 PY = sys.executable
+
+
+def shaping_queues() -> str:
+    """What a shaping node's status says its [share] queues are: the native threads'
+    own ("threads") when this checkout's module is built and they run, the native Share
+    on the Python plane, else the Python one."""
+    from importlib.util import find_spec
+
+    if find_spec("tidewire._dataplane") is None:
+        return "python"
+    return "native" if LAB_DATAPLANE == "python" else "threads"
 
 
 def random_file(lab: Lab, size: int) -> tuple[Path, str]:

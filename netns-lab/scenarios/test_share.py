@@ -4,20 +4,13 @@ half, holds the rate, and keeps a ping's added latency low (netns-lab/share_lab.
 `per_client` caps each client, `max_clients` refuses a client too many at the handshake
 and a `quota` stops service once used, each refusal counted where status shows it."""
 
-from importlib.util import find_spec
-
-from common import ping
-from lab import LAB_DATAPLANE, Lab
+from common import ping, shaping_queues
+from lab import Lab
 from share_lab import build, measure
 
 from tidewire.node.sharing import OVERHEAD
 
-# the queue the provider runs: with this checkout's module built, the native threads'
-# own (they run the packets), or the native Share on the Python plane; else the Python one
-if find_spec("tidewire._dataplane") is None:
-    QUEUES = "python"
-else:
-    QUEUES = "native" if LAB_DATAPLANE == "python" else "threads"
+QUEUES = shaping_queues()  # the provider's
 # the ping's added RTT under load, ms: median and 95th percentile
 ADDED_MEDIAN, ADDED_P95 = 5.0, 15.0
 

@@ -8,16 +8,20 @@ Over each skin: a ping and a checksummed transfer both ways through the tunnel; 
 provider shows the client's path on that skin. Then probes from a's namespace (outside
 the tunnel): a TLS prober gets TLS 1.3, a certificate and an HTTP 200 page from the tls
 port; an HTTP GET on the tcp port is closed without a byte; the tunnel still works
-after them, and the provider counted each refusal.
+after them, and the provider counted each refusal. And a stream peer's traffic keeps
+to a `[share]` rate like any other.
 """
 
 import json
 
 import pytest
-from common import PY, TOOLS, ping, transfer
+from common import PY, TOOLS, ping, shaping_queues, transfer
 from lab import Host, Lab
 
+from tidewire.node.sharing import OVERHEAD
+
 PROVIDER = "192.168.241.2"
+QUEUES = shaping_queues()  # b's, when it shapes
 LISTEN = [
     "udp://0.0.0.0:51821",
     "masked://0.0.0.0:8443",
@@ -82,3 +86,34 @@ def test_a_client_with_only_a_stream_endpoint_gets_through_blocked_udp(skin: str
         assert drops.get("tls_fallback", 0) >= 1, drops
         assert drops.get("tcp_stream_http", 0) + drops.get("tcp_stream_frame_size", 0) >= 1
         ping(a, "10.77.0.2", count=3)  # the tunnel's own connection was not disturbed
+
+
+def test_a_stream_peers_traffic_is_shaped_like_any_other() -> None:
+    """[share] `upload` on b (its own sending): what it sends to a tls-only peer takes
+    the Python path (the stream skin), and on the native threads queues in their queue
+    all the same (node/thread_slots.py), so a TCP transfer b to a gets the rate, not the
+    skin's speed."""
+    with Lab("stshare") as lab:
+        a, b = lab.host("a"), lab.host("b")
+        lab.link(a, b, "192.168.241.1/24", f"{PROVIDER}/24")
+        _, nb = lab.tidewire_pair(
+            a,
+            b,
+            endpoint=f"tls://{PROVIDER}:443",
+            tunnel_a=["10.77.0.1/24"],
+            tunnel_b=["10.77.0.2/24"],
+            b_listen=LISTEN,
+            share={"upload": "20 Mbit/s"},
+        )
+        ping(a, "10.77.0.2", count=3)
+        server = a.spawn(["iperf3", "-s", "--forceflush"], name="iperf3")
+        lab.wait_for(lambda: "listening" in server.log(), timeout=10, what="iperf3 -s")
+        out = b.run(["iperf3", "-c", "10.77.0.1", "-t", "6", "-O", "2", "-J"], timeout=60)
+        mbps = json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+        st = nb.status()
+        print(f"tls under upload = 20 Mbit/s: {mbps:.1f} Mbit/s, queues {st['queues']}")
+        # the rate counts each packet's inner size and 68 bytes: goodput is a little less
+        goodput = 20.0 * (1420 - 20 - 20 - 12) / (1420 + OVERHEAD)
+        assert 0.7 * goodput <= mbps <= 1.05 * goodput, mbps
+        assert st["peers"][0]["endpoint"].startswith("tls://"), st["peers"]
+        assert st["queues"] == QUEUES, st["dataplane_why"]
