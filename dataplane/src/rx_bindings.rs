@@ -143,15 +143,13 @@ impl Inbound {
         });
     }
 
-    /// Gate every packet the thread writes to the TUN by `quota` (a Credit holding a provider's
-    /// `[share]` quota's bytes left, node/quota_gate.py), or by nothing (None).
+    /// Gate every packet the thread writes to the TUN by `quota` (the Credit that
+    /// node/quota_gate.py keeps at a provider's `[share]` quota's `limit - used - 1`),
+    /// or by nothing (None).
     #[pyo3(signature = (quota))]
     fn set_quota(&self, py: Python<'_>, quota: Option<PyRef<'_, Credit>>) {
         let gate = quota.map(|q| Arc::clone(&q.gate));
-        let shared = &self.shared;
-        py.allow_threads(|| {
-            shared.tables.write().unwrap_or_else(|e| e.into_inner()).quota = gate;
-        });
+        worker::write(py, &self.shared.tables, |t| t.quota = gate);
     }
 
     /// Queue what opened in `share` (a ThreadShare: `[share]` shaping) before the TUN,
@@ -159,10 +157,7 @@ impl Inbound {
     #[pyo3(signature = (share))]
     fn set_share(&self, py: Python<'_>, share: Option<PyRef<'_, ThreadShare>>) {
         let queue = share.map(|s| Arc::clone(&s.queue));
-        let shared = &self.shared;
-        py.allow_threads(|| {
-            shared.tables.write().unwrap_or_else(|e| e.into_inner()).share = queue;
-        });
+        worker::write(py, &self.shared.tables, |t| t.share = queue);
     }
 
     /// The inner packets the queue lets go now (tests: the thread does it after each
@@ -195,10 +190,7 @@ impl Inbound {
     /// length, peer id) per allowed IP.
     fn set_routes(&self, py: Python<'_>, routes: Vec<(u8, Vec<u8>, u32, u32)>) -> PyResult<()> {
         let table = crate::tx_bindings::prefixes(routes)?;
-        let shared = &self.shared;
-        py.allow_threads(|| {
-            shared.tables.write().unwrap_or_else(|e| e.into_inner()).routes = table;
-        });
+        worker::write(py, &self.shared.tables, |t| t.routes = table);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -60,6 +60,11 @@ impl Drop for Worker {
         }
         sys::close(self.event_fd);
     }
+}
+
+/// Change a thread's tables under their write lock, without the GIL (Python's setters).
+pub fn write<T: Send + Sync>(py: Python<'_>, tables: &RwLock<T>, change: impl FnOnce(&mut T) + Send) {
+    py.allow_threads(|| change(&mut tables.write().unwrap_or_else(|e| e.into_inner())));
 }
 
 /// Add `from` into `into` (emptying `from`).

@@ -71,6 +71,11 @@ def drain(release: Any, got: list[Any], want: int) -> None:
         got += release()
 
 
+def read(tx: Any, packets: list[bytes]) -> list[Any]:
+    """The send thread's work on each packet as a TUN read: what it sealed at once."""
+    return [d for p in packets for d in tx.handle(p, False, False)]
+
+
 def flow(n: int, size: int = 1000) -> list[bytes]:
     """`n` UDP packets of one flow (the same addresses and ports), numbered at the end."""
     return [ipv4("10.1.2.3", 17, bytes(8) + bytes(size - 29) + bytes([i])) for i in range(n)]
@@ -88,9 +93,7 @@ def test_a_paced_send_queue_lets_the_rest_go_on_its_timer_sealed_in_order() -> N
     queue = share(RATE)
     tx, session = keyed_outbound(queue)
     packets = flow(12)
-    out: list[Any] = []
-    for p in packets:
-        out += tx.handle(p, False, False)
+    out = read(tx, packets)
     first = len(out)
     assert 1 <= first < len(packets), first  # the burst, the rest waits
     assert len(queue) == len(packets) - first and queue.clients == [KEY]
@@ -114,9 +117,7 @@ def test_a_packet_whose_sender_went_while_it_waited_goes_back_to_python() -> Non
     queue = share(RATE)
     tx, _ = keyed_outbound(queue)
     packets = flow(8)
-    out: list[Any] = []
-    for p in packets:
-        out += tx.handle(p, False, False)
+    out = read(tx, packets)
     waiting = len(queue)
     assert waiting > 0
     tx.remove(PEER)
@@ -208,9 +209,7 @@ def test_the_python_paths_packets_share_the_send_queue_and_come_back_by_peer() -
     tx, _ = keyed_outbound(queue)
     mine = ipv4("10.1.2.3", 17, bytes(8) + bytes(900))
     assert queue.enqueue_packet(mine, KEY, len(mine), 42) is True  # nothing waits: go now
-    out: list[Any] = []
-    for p in flow(6):
-        out += tx.handle(p, False, False)
+    out = read(tx, flow(6))
     waiting = len(queue)
     assert waiting > 0
     assert queue.enqueue_packet(mine, KEY, len(mine), 42) is False  # behind them
