@@ -108,7 +108,7 @@ class DataPath(TunIO, LinkEvents):
             counters=self.counters,
         )
         self.ticker = Ticker()
-        self.timers = TimerTask(after=self.flush)
+        self.timers = TimerTask(after=self.after_timers)
         self.log = PacketPathLog(log)
         for component in (device, self.ticker, self.out_queue, self.in_queue, self.paths):
             self.timers.add(component)
@@ -330,6 +330,12 @@ class DataPath(TunIO, LinkEvents):
         return True
 
     # -- after a batch: the queues, the core's outputs, the timer -----------------
+
+    def after_timers(self) -> None:
+        """After the timer task's wake-up: what its components let go (a queue's paced
+        packets, a relay's frames) is sealed and sent now, as after a batch of reads,
+        not left in the transports' batches until the next read."""
+        self.after_batch(data=False)
 
     def after_batch(self, *, data: bool = True) -> None:
         """After a batch of reads; `data` if inner packets moved (not only handshakes,

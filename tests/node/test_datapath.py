@@ -229,6 +229,48 @@ async def test_the_outbound_queue_slot_sees_every_routed_packet(pair: Pair) -> N
     assert got is not None and got[1][: len(packet)] == packet
 
 
+async def test_what_a_timer_lets_go_leaves_at_that_wake_up_not_at_the_next_read(
+    pair: Pair,
+) -> None:
+    """The timer task's wake-up ends as a batch of reads ends (DataPath.after_timers): a
+    packet a queue's pacer (or a relay's, node/relay.py) lets go in `handle_timer` is
+    sealed and its transport flushed then. It used to wait in the transport's batch
+    until the next read: a relay's paced frames stalled a download at half its rate."""
+    held: list[Any] = []
+    flushed: list[int] = []
+
+    class Timed:  # lets go on its timer only, as a pacer does
+        drops = 0
+
+        def enqueue(self, item: Any, key: bytes, size: int, now: float, /) -> None:
+            held.append(item)
+
+        def release(self, *, now: float) -> None:
+            pass
+
+        def get_timer(self) -> float | None:
+            return 0.0 if held else None
+
+        def handle_timer(self, *, now: float) -> None:
+            for item in held:
+                pair.dp._seal(item, 1.0)
+            held.clear()
+
+        def __len__(self) -> int:
+            return len(held)
+
+        def forget(self, key: bytes) -> None:
+            pass
+
+    pair.wire.flush = lambda: flushed.append(len(pair.wire.added))  # type: ignore[method-assign]
+    pair.dp.set_queues(Timed(), pair.dp.in_queue)
+    pair.pb.path = Path(UDP, A_ADDR)
+    pair.dp.outbound(udp4("203.0.113.9", "10.0.0.1", 5353), now=1.0)
+    pair.dp.out_queue.handle_timer(now=1.0)  # the timer task's wake-up...
+    pair.dp.timers.after()  # ...and what it does after its components
+    assert flushed and flushed[-1] == 1  # the transport was flushed with the packet in it
+
+
 def test_status_counters_come_from_the_registry() -> None:
     from collections import Counter
 
