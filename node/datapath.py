@@ -20,10 +20,11 @@ path carries, and an outbound packet larger than that gets an ICMP "too big" int
 TUN instead of a silent drop (`too_big`).
 
 Each reader waits for readiness once, drains a batch without blocking and calls the
-synchronous core per packet: no `await` per packet. After each batch, the queues
-release what may leave, the transports and the TUN are flushed, the core's events are
-handled and its datagrams sent, and the one timer task is re-armed if a deadline
-moved earlier. Every refusal is counted by reason in `drops`.
+synchronous core per packet: no `await` per packet. After each batch, and after each
+wake-up of the timer task (what a pacer lets go must not wait for the next read), the
+queues release what may leave, the transports and the TUN are flushed, the core's
+events are handled and its datagrams sent, and the one timer task is re-armed if a
+deadline moved earlier. Every refusal is counted by reason in `drops`.
 """
 
 import logging
